@@ -1,0 +1,54 @@
+"""The `calico-dcos` command.
+
+Sub-commands live in their own modules and are imported only when used, so that
+`calico-dcos installer` or `calico-dcos config` start fast and a broken optional
+dependency of one command never breaks the others.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from calico_dcos import __version__
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("calico_dcos.commands.run", "Run the scheduler against a Mesos cluster."),
+    "local": ("calico_dcos.commands.local", "Try the framework on this machine (embedded Mesos)."),
+    "devcluster": ("calico_dcos.devcluster.cli", "Run the embedded Mesos cluster alone."),
+    "config": ("calico_dcos.commands.config", "Validate, show and describe options."),
+    "status": ("calico_dcos.commands.operator", "Show the rollout of a running scheduler."),
+    "plan": ("calico_dcos.commands.operator", "Show or steer the deploy plan."),
+    "uninstall": ("calico_dcos.commands.uninstall", "Remove Calico and the framework."),
+    "installer": ("calico_dcos.commands.installer", "Agent-side installer commands."),
+    "bench": ("calico_dcos.commands.bench", "Measure convergence at cluster scale."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose sub-commands are `click.Command` objects named like the command."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module(COMMANDS[cmd_name][0])
+        return getattr(module, cmd_name.replace("-", "_"))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_) for name, (_, help_) in sorted(COMMANDS.items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(__version__, prog_name="calico-dcos")
+def main() -> None:
+    """Install Calico networking on every agent of a DC/OS (Mesos) cluster."""
+
+
+if __name__ == "__main__":
+    main()
