@@ -1,0 +1,179 @@
+"""The simulated host that the stand-ins act on: units, faults, Docker and the call log.
+
+Standard library only: the stand-in executables import this file by path, outside the
+package, because no systemd or Docker engine can run on a test machine. The layout is the
+"Simulated host root" of docs/CONTRACTS.md; unit names are stored without `.service`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+AGENT_UNITS = ("dcos-mesos-slave", "dcos-mesos-slave-public")
+DEFAULT_START_LIMIT_BURST = 5
+DEFAULT_START_LIMIT_INTERVAL = 10.0
+
+
+class HostError(Exception):
+    """The stand-in cannot act: no host root given (never fall back to the real `/`)."""
+
+
+def unit_name(name: str) -> str:
+    """`docker.service` and `docker` are the same unit, as for systemctl."""
+    return name.removesuffix(".service")
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """`24.0.7` -> (24, 0, 7); non-numeric parts count as 0 (`20.10.0-ce`)."""
+    parts = []
+    for part in version.split("."):
+        digits = "".join(ch for ch in part if ch.isdigit()) if part else ""
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temporary file and rename, so a concurrent reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class Host:
+    """One simulated host root (the directory that stands for an agent's `/`)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.meta_dir = self.root / ".devcluster"
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str] | None = None) -> Host:
+        """The host of the calling task; refuses to guess, so a stand-in never touches `/`."""
+        root = (environ if environ is not None else os.environ).get("DEVCLUSTER_HOST_ROOT")
+        if not root:
+            raise HostError(
+                "DEVCLUSTER_HOST_ROOT is not set: this stand-in only acts on a simulated host root"
+            )
+        return cls(Path(root))
+
+    @property
+    def info(self) -> dict:
+        """host.json: agent_id, hostname, ip, public, docker_version, control_url, agent_unit."""
+        path = self.meta_dir / "host.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    @property
+    def docker_version(self) -> str:
+        return str(self.info.get("docker_version", "19.03.15"))
+
+    @property
+    def agent_unit(self) -> str:
+        info = self.info
+        return info.get("agent_unit") or AGENT_UNITS[bool(info.get("public"))]
+
+    def record_call(self, tool: str, argv: list[str]) -> None:
+        """Append one JSON line; `t` is CLOCK_MONOTONIC, shared by all processes on Linux."""
+        line = json.dumps(
+            {"t": time.monotonic(), "wall": time.time(), "tool": tool, "argv": list(argv)}
+        )
+        self.meta_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.meta_dir / "calls.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
+
+    def calls(self) -> list[dict]:
+        path = self.meta_dir / "calls.log"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def unit_path(self, unit: str) -> Path:
+        return self.meta_dir / "units" / unit_name(unit)
+
+    def unit_exists(self, unit: str) -> bool:
+        unit = unit_name(unit)
+        return unit == "docker" or unit == self.agent_unit or self.unit_path(unit).exists()
+
+    def unit_state(self, unit: str) -> str:
+        """active | inactive | failed | activating; a unit without a state file is inactive."""
+        path = self.unit_path(unit)
+        if not path.exists():
+            return "inactive"
+        return path.read_text().strip() or "inactive"
+
+    def set_unit_state(self, unit: str, state: str, message: str = "") -> None:
+        write_atomic(self.unit_path(unit), state + "\n")
+        if message:
+            self.update_history(unit, message=message)
+
+    def history(self, unit: str) -> dict:
+        """Start times and the last message of a unit (systemd's journal, in short)."""
+        path = self.meta_dir / "unit-history" / f"{unit_name(unit)}.json"
+        return json.loads(path.read_text()) if path.exists() else {"starts": [], "message": ""}
+
+    def update_history(self, unit: str, **changes: object) -> None:
+        record = self.history(unit) | changes
+        write_atomic(self.meta_dir / "unit-history" / f"{unit_name(unit)}.json", json.dumps(record))
+
+    def start_limit(self) -> tuple[int, float]:
+        """systemd's StartLimitBurst and StartLimitIntervalSec (overridable in host.json)."""
+        info = self.info
+        return (
+            int(info.get("start_limit_burst", DEFAULT_START_LIMIT_BURST)),
+            float(info.get("start_limit_interval", DEFAULT_START_LIMIT_INTERVAL)),
+        )
+
+    def note_start(self, unit: str) -> bool:
+        """Count a start request; False when it exceeds the start limit, like systemd."""
+        burst, interval = self.start_limit()
+        now = time.time()
+        starts = [t for t in self.history(unit)["starts"] if now - t < interval]
+        if len(starts) >= burst:
+            self.update_history(unit, starts=starts)
+            return False
+        self.update_history(unit, starts=starts + [now])
+        return True
+
+    def reset_failed(self, unit: str) -> None:
+        """Clear the start-limit counter, and a failed unit becomes inactive."""
+        self.update_history(unit, starts=[])
+        if self.unit_state(unit) == "failed":
+            self.set_unit_state(unit, "inactive")
+
+    def fault(self, name: str) -> bool:
+        return (self.meta_dir / "faults" / name).exists()
+
+    def daemon_json(self) -> Path:
+        return self.root / "etc" / "docker" / "daemon.json"
+
+    def docker_config_problem(self) -> str | None:
+        """Why dockerd would refuse to start with this host's daemon.json, or None."""
+        path = self.daemon_json()
+        if not path.exists():
+            return None
+        try:
+            config = json.loads(path.read_text())
+        except ValueError as exc:
+            return f"unable to configure the Docker daemon with file {path}: {exc}"
+        if not isinstance(config, dict):
+            return f"unable to configure the Docker daemon with file {path}: not a JSON object"
+        if "cluster-store" in config and version_tuple(self.docker_version) >= (23,):
+            return (
+                "unable to configure the Docker daemon with file "
+                f"{path}: the following directives don't match any configuration "
+                "option: cluster-store"
+            )
+        return None
+
+    def containers(self) -> list[dict]:
+        """Containers the process executor recorded for DOCKER/MESOS image tasks."""
+        directory = self.meta_dir / "containers"
+        if not directory.is_dir():
+            return []
+        return [json.loads(p.read_text()) for p in sorted(directory.glob("*.json"))]
