@@ -1,0 +1,96 @@
+"""Durable state of the framework: its framework ID, each agent's progress, small documents.
+
+A scheduler that is restarted, loses its master or loses ZooKeeper resumes from here, so the
+store never guesses: data it cannot read or parse raises `StateCorrupt` naming the znode or
+file, and is never replaced silently. Two implementations share one interface:
+
+- `ZooKeeperStore` for `zk://host:port[,host:port]/path` (production, with a leader lock);
+- `FileStore` for a local directory (the embedded default of `calico-dcos local`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Protocol
+
+# Mesos agent IDs ("<uuid>-S3") and our meta keys; nothing that could escape a directory
+# or a znode path.
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+class StoreError(Exception):
+    """The store cannot do what was asked (unreachable, bad URL, bad name)."""
+
+
+class StateCorrupt(StoreError):
+    """Stored data exists but cannot be read or parsed; `where` is the znode or file."""
+
+    def __init__(self, where: str, why: str) -> None:
+        super().__init__(f"state at {where} is unreadable or corrupt: {why}")
+        self.where = where
+        self.why = why
+
+
+class StateStore(Protocol):
+    """What the scheduler needs from durable state; see docs/CONTRACTS.md."""
+
+    writes: int
+    bytes_written: int
+
+    def get_framework_id(self) -> str | None: ...
+
+    def set_framework_id(self, framework_id: str | None) -> None: ...
+
+    def load_agents(self) -> dict[str, dict]: ...
+
+    def put_agent(self, agent_id: str, record: dict) -> None: ...
+
+    def delete_agent(self, agent_id: str) -> None: ...
+
+    def get_meta(self, key: str) -> dict | None: ...
+
+    def put_meta(self, key: str, value: dict) -> None: ...
+
+    def wipe(self) -> None: ...
+
+    def acquire_leadership(self, on_lost: Callable[[], None]) -> None: ...
+
+    def release_leadership(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def check_name(kind: str, name: str) -> str:
+    """Refuse agent IDs and meta keys that are not a single safe path component."""
+    if not NAME_PATTERN.match(name):
+        raise StoreError(f"invalid {kind} {name!r}: expected letters, digits, '.', '_', '-'")
+    return name
+
+
+def encode_document(document: dict) -> bytes:
+    """Compact JSON: records are read by programs, and small values keep writes cheap."""
+    return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
+
+
+def parse_document(where: str, data: bytes) -> dict:
+    """The JSON object in `data`, or StateCorrupt naming `where`."""
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise StateCorrupt(where, f"not valid JSON ({exc})") from exc
+    if not isinstance(document, dict):
+        raise StateCorrupt(where, f"expected a JSON object, found {type(document).__name__}")
+    return document
+
+
+def open_store(url: str, credentials_file: str = "") -> StateStore:
+    """The store for the `service.state` option: ZooKeeper for zk://…, else a directory."""
+    if url.startswith("zk://"):
+        from calico_dcos.store.zk import ZooKeeperStore
+
+        return ZooKeeperStore.from_url(url, credentials_file)
+    from calico_dcos.store.file import FileStore
+
+    return FileStore(url)

@@ -1,0 +1,158 @@
+"""The embedded store: one directory on local disk, for a single scheduler machine.
+
+    <dir>/framework.json         {"framework_id": "…"}
+    <dir>/agents/<agent_id>.json one agent's record
+    <dir>/meta/<key>.json        small documents (plan flags, uninstall)
+    <dir>/leader.lock            held with flock(2) by the scheduler that acts
+
+Every write goes to a temporary file that is fsynced, renamed over the old file, and then the
+directory is fsynced, so that a crash at any point leaves either the old or the new record,
+never half of one. The leader lock is an flock: the kernel releases it when its holder dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from calico_dcos.store import (
+    StateCorrupt,
+    StoreError,
+    check_name,
+    encode_document,
+    parse_document,
+)
+
+TEMP_PREFIX = ".tmp-"
+LOCK_NAME = "leader.lock"
+
+
+class FileStore:
+    """StateStore on a local directory (see the module docstring for the layout)."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.root = Path(path)
+        self.writes = 0
+        self.bytes_written = 0
+        self._lock_fd: int | None = None
+        try:
+            for sub in ("agents", "meta"):
+                (self.root / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the state directory {self.root}: {exc}") from exc
+
+    def get_framework_id(self) -> str | None:
+        document = self._read(self.root / "framework.json")
+        return None if document is None else document.get("framework_id")
+
+    def set_framework_id(self, framework_id: str | None) -> None:
+        self._write(self.root / "framework.json", {"framework_id": framework_id})
+
+    def load_agents(self) -> dict[str, dict]:
+        agents = {}
+        for path in sorted((self.root / "agents").glob("*.json")):
+            record = self._read(path)
+            if record is not None:
+                agents[path.stem] = record
+        return agents
+
+    def put_agent(self, agent_id: str, record: dict) -> None:
+        self._write(self._agent_path(agent_id), record)
+
+    def delete_agent(self, agent_id: str) -> None:
+        self._agent_path(agent_id).unlink(missing_ok=True)
+        self._fsync_directory(self.root / "agents")
+
+    def get_meta(self, key: str) -> dict | None:
+        return self._read(self._meta_path(key))
+
+    def put_meta(self, key: str, value: dict) -> None:
+        self._write(self._meta_path(key), value)
+
+    def wipe(self) -> None:
+        """Remove all state under the directory; a held leader lock stays held."""
+        for entry in self.root.iterdir():
+            if entry.name == LOCK_NAME and self._lock_fd is not None:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        self._fsync_directory(self.root)
+        for sub in ("agents", "meta"):
+            (self.root / sub).mkdir(exist_ok=True)
+
+    def acquire_leadership(self, on_lost: Callable[[], None]) -> None:
+        """Block until this process holds `leader.lock`.
+
+        An flock is held until released or until the process dies, so `on_lost` is never
+        called: a local lock cannot be lost while its holder lives.
+        """
+        if self._lock_fd is not None:
+            return
+        fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def release_leadership(self) -> None:
+        if self._lock_fd is None:
+            return
+        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        os.close(self._lock_fd)
+        self._lock_fd = None
+
+    def close(self) -> None:
+        self.release_leadership()
+
+    def _agent_path(self, agent_id: str) -> Path:
+        return self.root / "agents" / f"{check_name('agent ID', agent_id)}.json"
+
+    def _meta_path(self, key: str) -> Path:
+        return self.root / "meta" / f"{check_name('meta key', key)}.json"
+
+    def _read(self, path: Path) -> dict | None:
+        """The JSON object in `path`, None if there is no such file."""
+        try:
+            text = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StateCorrupt(str(path), exc.strerror or str(exc)) from exc
+        return parse_document(str(path), text)
+
+    def _write(self, path: Path, document: dict) -> None:
+        data = encode_document(document)
+        fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
+        self._fsync_directory(path.parent)
+        self.writes += 1
+        self.bytes_written += len(data)
+
+    @staticmethod
+    def _fsync_directory(directory: Path) -> None:
+        """Make a rename or unlink in `directory` survive a power loss."""
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -1,0 +1,323 @@
+"""The production store: ZooKeeper through kazoo, with a leader lock.
+
+    zk://host:port[,host:port]/path[?session_timeout=SECONDS]
+
+    <root>/framework_id        the framework ID as UTF-8 text
+    <root>/agents/<agent_id>   one agent's record (compact JSON, a few hundred bytes)
+    <root>/meta/<key>          small documents (plan flags, uninstall)
+    <root>/leader              kazoo Lock: the scheduler holding it is the one that acts
+
+One node per agent keeps every value far below ZooKeeper's 1 MiB limit at any cluster size,
+and each transition rewrites one small node. With credentials (`user:password` in a file),
+the client authenticates with the digest scheme and every node it creates carries an ACL
+granting that user everything and nobody else anything.
+
+Leadership is tied to the ZooKeeper session. When the connection is SUSPENDED the session
+may still be alive; once it stays suspended past `lost_grace` (well inside the session
+timeout, so before another scheduler can take the lock) or the session is LOST, `on_lost`
+is called and the scheduler must stop acting until `acquire_leadership` returns again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from kazoo.client import KazooClient, KazooState
+from kazoo.exceptions import (
+    KazooException,
+    NoAuthError,
+    NodeExistsError,
+    NoNodeError,
+)
+from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.recipe.lock import Lock
+from kazoo.retry import KazooRetry
+from kazoo.security import make_digest_acl
+
+from calico_dcos.store import (
+    StateCorrupt,
+    StoreError,
+    check_name,
+    encode_document,
+    parse_document,
+)
+
+# ZooKeeper's default jute.maxbuffer is 1 MiB; a larger request makes the server drop the
+# connection, which a client would retry forever. Refuse it here, with the agent's name.
+MAX_NODE_BYTES = 1_000_000
+LEADER = "leader"
+
+
+def read_credentials(credentials_file: str) -> tuple[str, str] | None:
+    """(user, password) from a file holding `user:password`, None without a file."""
+    if not credentials_file:
+        return None
+    try:
+        text = Path(credentials_file).read_text().strip()
+    except OSError as exc:
+        raise StoreError(f"cannot read ZooKeeper credentials {credentials_file}: {exc}") from exc
+    user, colon, password = text.partition(":")
+    if not (user and colon and password):
+        raise StoreError(f"ZooKeeper credentials {credentials_file}: expected user:password")
+    return user, password
+
+
+def parse_url(url: str) -> tuple[str, str, dict[str, float]]:
+    """(hosts, root, options) of zk://host:port[,host:port]/path[?session_timeout=S]."""
+    parts = urlsplit(url)
+    root = parts.path.rstrip("/")
+    if parts.scheme != "zk" or not parts.netloc or not root:
+        raise StoreError(f"invalid ZooKeeper URL {url!r}: expected zk://host:port[,…]/path")
+    options = {}
+    for name, values in parse_qs(parts.query).items():
+        if name != "session_timeout":
+            raise StoreError(f"invalid ZooKeeper URL {url!r}: unknown option {name!r}")
+        try:
+            options[name] = float(values[-1])
+        except ValueError as exc:
+            raise StoreError(f"invalid ZooKeeper URL {url!r}: {name} is not a number") from exc
+    return parts.netloc, root, options
+
+
+class ZooKeeperStore:
+    """StateStore in ZooKeeper under `root` (see the module docstring for the layout)."""
+
+    def __init__(
+        self,
+        hosts: str,
+        root: str,
+        credentials: tuple[str, str] | None = None,
+        session_timeout: float = 10.0,
+        lost_grace: float | None = None,
+        command_deadline: float = 30.0,
+        connect_timeout: float = 15.0,
+    ) -> None:
+        self.hosts = hosts
+        self.root = root
+        self.writes = 0
+        self.bytes_written = 0
+        self.lost_grace = session_timeout / 4 if lost_grace is None else lost_grace
+        self._lock: Lock | None = None
+        self._on_lost: Callable[[], None] | None = None
+        self._leadership_mutex = threading.Lock()
+        self._suspended_timer: threading.Timer | None = None
+        self._client = self._make_client(hosts, credentials, session_timeout, command_deadline)
+        self._client.add_listener(self._on_session_state)
+        self._connect(connect_timeout)
+
+    @classmethod
+    def from_url(cls, url: str, credentials_file: str = "") -> ZooKeeperStore:
+        hosts, root, options = parse_url(url)
+        return cls(hosts, root, read_credentials(credentials_file), **options)
+
+    @staticmethod
+    def _make_client(
+        hosts: str,
+        credentials: tuple[str, str] | None,
+        session_timeout: float,
+        command_deadline: float,
+    ) -> KazooClient:
+        auth = acl = None
+        if credentials:
+            user, password = credentials
+            auth = [("digest", f"{user}:{password}")]
+            acl = [make_digest_acl(user, password, all=True)]
+        return KazooClient(
+            hosts=hosts,
+            timeout=session_timeout,
+            connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
+            command_retry=KazooRetry(
+                max_tries=-1, delay=0.1, max_delay=1.0, deadline=command_deadline
+            ),
+            auth_data=auth,
+            default_acl=acl,
+        )
+
+    def _connect(self, timeout: float) -> None:
+        try:
+            self._client.start(timeout=timeout)
+        except KazooTimeoutError as exc:
+            self._client.close()
+            raise StoreError(f"cannot reach ZooKeeper at {self.hosts} within {timeout}s") from exc
+        for path in (self.root, self._path("agents"), self._path("meta")):
+            with self._errors(path):
+                self._client.retry(self._client.ensure_path, path)
+
+    def get_framework_id(self) -> str | None:
+        path = self._path("framework_id")
+        data = self._get(path)
+        if data is None:
+            return None
+        try:
+            return data.decode() or None
+        except UnicodeDecodeError as exc:
+            raise StateCorrupt(path, f"not UTF-8 text ({exc})") from exc
+
+    def set_framework_id(self, framework_id: str | None) -> None:
+        path = self._path("framework_id")
+        if framework_id is None:
+            self._delete(path)
+        else:
+            self._put(path, framework_id.encode())
+
+    def load_agents(self) -> dict[str, dict]:
+        with self._errors(self._path("agents")):
+            raw = self._client.retry(self._fetch_agents)
+        return {agent_id: parse_document(path, data) for agent_id, (path, data) in raw.items()}
+
+    def put_agent(self, agent_id: str, record: dict) -> None:
+        self._put(self._agent_path(agent_id), encode_document(record))
+
+    def delete_agent(self, agent_id: str) -> None:
+        self._delete(self._agent_path(agent_id))
+
+    def get_meta(self, key: str) -> dict | None:
+        path = self._path("meta", check_name("meta key", key))
+        data = self._get(path)
+        return None if data is None else parse_document(path, data)
+
+    def put_meta(self, key: str, value: dict) -> None:
+        self._put(self._path("meta", check_name("meta key", key)), encode_document(value))
+
+    def wipe(self) -> None:
+        """Remove every node under the root; a held leader lock stays held."""
+        with self._errors(self.root):
+            for child in self._client.retry(self._client.get_children, self.root):
+                if child == LEADER and self._lock is not None:
+                    continue
+                self._client.retry(self._client.delete, self._path(child), recursive=True)
+            for sub in ("agents", "meta"):
+                self._client.retry(self._client.ensure_path, self._path(sub))
+
+    def acquire_leadership(self, on_lost: Callable[[], None]) -> None:
+        """Block until this scheduler holds `<root>/leader`; `on_lost` when it may not."""
+        self._drop_lock()
+        identifier = f"{socket.gethostname()}:{os.getpid()}"
+        lock = Lock(self._client, self._path(LEADER), identifier)
+        with self._errors(self._path(LEADER)):
+            lock.acquire()
+        with self._leadership_mutex:
+            self._lock = lock
+            self._on_lost = on_lost
+
+    def release_leadership(self) -> None:
+        with self._leadership_mutex:
+            self._on_lost = None
+        self._drop_lock()
+
+    def close(self) -> None:
+        self.release_leadership()
+        self._cancel_suspended_timer()
+        self._client.stop()
+        self._client.close()
+
+    def _drop_lock(self) -> None:
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            with contextlib.suppress(KazooException):
+                lock.release()
+
+    def _on_session_state(self, state: str) -> None:
+        """kazoo's listener: runs on kazoo's thread, so it only starts timers."""
+        if state == KazooState.CONNECTED:
+            self._cancel_suspended_timer()
+        elif state == KazooState.SUSPENDED:
+            self._start_suspended_timer()
+        else:
+            self._cancel_suspended_timer()
+            threading.Thread(target=self._leadership_lost, daemon=True).start()
+
+    def _start_suspended_timer(self) -> None:
+        self._cancel_suspended_timer()
+        timer = threading.Timer(self.lost_grace, self._still_suspended)
+        timer.daemon = True
+        self._suspended_timer = timer
+        timer.start()
+
+    def _cancel_suspended_timer(self) -> None:
+        timer, self._suspended_timer = self._suspended_timer, None
+        if timer is not None:
+            timer.cancel()
+
+    def _still_suspended(self) -> None:
+        """The grace has passed: unless the connection is back, leadership is in doubt."""
+        if self._client.state != KazooState.CONNECTED:
+            self._leadership_lost()
+
+    def _leadership_lost(self) -> None:
+        """Tell the scheduler, once per acquisition, that it must stop acting."""
+        with self._leadership_mutex:
+            on_lost, self._on_lost = self._on_lost, None
+        if on_lost is not None:
+            on_lost()
+
+    def _fetch_agents(self) -> dict[str, tuple[str, bytes]]:
+        """Every agent node, fetched concurrently: one round trip per node would be slow."""
+        children = self._client.get_children(self._path("agents"))
+        pending = {c: self._client.get_async(self._path("agents", c)) for c in children}
+        found = {}
+        for agent_id, result in pending.items():
+            path = self._path("agents", agent_id)
+            try:
+                data, _ = result.get()
+            except NoNodeError:
+                continue
+            except NoAuthError as exc:
+                raise StateCorrupt(path, "not authorised to read it (credentials?)") from exc
+            found[agent_id] = (path, data)
+        return found
+
+    def _get(self, path: str) -> bytes | None:
+        with self._errors(path):
+            try:
+                data, _ = self._client.retry(self._client.get, path)
+            except NoNodeError:
+                return None
+            except NoAuthError as exc:
+                raise StateCorrupt(path, "not authorised to read it (credentials?)") from exc
+        return data
+
+    def _put(self, path: str, data: bytes) -> None:
+        if len(data) > MAX_NODE_BYTES:
+            raise StoreError(f"{path}: {len(data)} bytes exceeds ZooKeeper's node limit")
+        with self._errors(path):
+            self._client.retry(self._set_or_create, path, data)
+        self.writes += 1
+        self.bytes_written += len(data)
+
+    def _set_or_create(self, path: str, data: bytes) -> None:
+        try:
+            self._client.set(path, data)
+        except NoNodeError:
+            try:
+                self._client.create(path, data)
+            except NodeExistsError:
+                self._client.set(path, data)
+
+    def _delete(self, path: str) -> None:
+        with self._errors(path), contextlib.suppress(NoNodeError):
+            self._client.retry(self._client.delete, path)
+
+    @contextlib.contextmanager
+    def _errors(self, path: str) -> Iterator[None]:
+        """Turn kazoo's exceptions into StoreError naming the znode."""
+        try:
+            yield
+        except StoreError:
+            raise
+        except NoAuthError as exc:
+            raise StoreError(f"{path}: not authorised (ZooKeeper credentials?)") from exc
+        except KazooException as exc:
+            raise StoreError(f"{path}: ZooKeeper error {type(exc).__name__} {exc}") from exc
+
+    def _agent_path(self, agent_id: str) -> str:
+        return self._path("agents", check_name("agent ID", agent_id))
+
+    def _path(self, *names: str) -> str:
+        return "/".join((self.root, *names))
