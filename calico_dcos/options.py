@@ -1,0 +1,322 @@
+"""The framework's options: loaded from a file and the environment, checked against one schema.
+
+`config/options.schema.json` is the single source of truth (it is also Universe's
+`config.json`). Options come from a JSON or YAML file, then `CALICO_<SECTION>_<KEY>`
+environment variables (the Marathon app passes every option this way), then the schema's
+defaults. Every problem is reported at once, each with the option's dotted path, so that an
+operator fixes a bad options file in one go, before the scheduler registers with Mesos.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import pathlib
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = pathlib.Path(__file__).with_name("options.schema.json")
+ENV_PREFIX = "CALICO_"
+_INTEGER = re.compile(r"-?[0-9]+")
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+
+
+class OptionsError(Exception):
+    """Invalid options: a list of `(dotted path, message)` pairs, sorted by path."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = sorted(errors)
+        super().__init__(
+            "\n".join(f"{path or '(options)'}: {message}" for path, message in self.errors)
+        )
+
+
+@functools.cache
+def schema() -> dict:
+    """The options schema (draft-04), read once."""
+    return json.loads(SCHEMA_PATH.read_text())
+
+
+class Options(Mapping):
+    """A read-only view of complete, valid options: `options["etcd"]["proxy_mode"]`."""
+
+    def __init__(self, raw: Mapping[str, Mapping[str, Any]]) -> None:
+        self._raw = copy.deepcopy(dict(raw))
+
+    def __getitem__(self, section: str) -> Mapping[str, Any]:
+        return MappingProxyType(self._raw[section])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    @property
+    def raw(self) -> dict[str, dict[str, Any]]:
+        """A plain copy with every option present, for JSON output and fingerprints."""
+        return copy.deepcopy(self._raw)
+
+    def __repr__(self) -> str:
+        return f"Options({redacted(self)!r})"
+
+
+def option_names() -> list[str]:
+    """Every option as `section.key`, in schema order."""
+    return [
+        f"{section}.{key}"
+        for section, spec in schema()["properties"].items()
+        for key in spec["properties"]
+    ]
+
+
+def env_name(option: str) -> str:
+    """`rollout.max_concurrent_restarts` -> `CALICO_ROLLOUT_MAX_CONCURRENT_RESTARTS`."""
+    return ENV_PREFIX + option.replace(".", "_").upper()
+
+
+def option_spec(option: str) -> dict:
+    section, key = option.split(".", 1)
+    return schema()["properties"][section]["properties"][key]
+
+
+def load_options(path: str | None, environ: Mapping[str, str]) -> Options:
+    """File, then environment overrides, then schema defaults, then validation."""
+    errors: list[tuple[str, str]] = []
+    given = _read_file(path) if path else {}
+    errors += _unknown_keys(given)
+    errors += _apply_environment(given, environ)
+    doc = _with_defaults(given)
+    errors += _schema_errors(doc)
+    errors += _semantic_errors(doc, {path for path, _ in errors})
+    if errors:
+        raise OptionsError(errors)
+    return Options(doc)
+
+
+def _read_file(path: str) -> dict:
+    try:
+        text = pathlib.Path(path).read_text()
+        doc = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise OptionsError([("", f"cannot read options file {path}: {exc}")]) from exc
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise OptionsError([("", f"options file {path} must hold an object of sections")])
+    return doc
+
+
+def _unknown_keys(given: dict) -> list[tuple[str, str]]:
+    sections = schema()["properties"]
+    errors = []
+    for section, values in given.items():
+        if section not in sections:
+            errors.append((section, "unknown option section"))
+        elif not isinstance(values, dict):
+            errors.append((section, "must be an object of options"))
+        else:
+            known = sections[section]["properties"]
+            errors += [(f"{section}.{key}", "unknown option") for key in values if key not in known]
+    return errors
+
+
+def _apply_environment(given: dict, environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    errors = []
+    for option in option_names():
+        name = env_name(option)
+        if name not in environ:
+            continue
+        try:
+            value = parse_env_value(option_spec(option), environ[name])
+        except ValueError as exc:
+            errors.append((option, f"environment variable {name}={environ[name]!r}: {exc}"))
+            continue
+        section, key = option.split(".", 1)
+        target = given.setdefault(section, {})
+        if isinstance(target, dict):
+            target[key] = value
+    return errors
+
+
+def parse_env_value(spec: Mapping[str, Any], text: str) -> Any:
+    """Environment text to the option's JSON type (CONTRACTS.md "Options")."""
+    types = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
+    if "boolean" in types:
+        if text not in ("true", "false"):
+            raise ValueError("expected true or false")
+        return text == "true"
+    if "integer" in types and _INTEGER.fullmatch(text):
+        return int(text)
+    if "string" in types:
+        return text
+    if "integer" in types:
+        raise ValueError("expected an integer")
+    if not _NUMBER.fullmatch(text):
+        raise ValueError("expected a decimal number")
+    return float(text) if any(c in text for c in ".eE") else int(text)
+
+
+def format_env_value(value: Any) -> str:
+    """The inverse of `parse_env_value`: how an option is written into an environment."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _with_defaults(given: dict) -> dict:
+    doc = {}
+    for section, spec in schema()["properties"].items():
+        values = given.get(section)
+        values = values if isinstance(values, dict) else {}
+        doc[section] = {
+            key: copy.deepcopy(values[key]) if key in values else copy.deepcopy(prop["default"])
+            for key, prop in spec["properties"].items()
+        }
+    return doc
+
+
+def _schema_errors(doc: dict) -> list[tuple[str, str]]:
+    validator = jsonschema.Draft4Validator(schema())
+    return [
+        (".".join(str(part) for part in error.absolute_path), _message(error))
+        for error in validator.iter_errors(doc)
+    ]
+
+
+_UNRENDERABLE = re.compile(r'["\\\x00-\x1f]')
+
+
+def _message(error: jsonschema.ValidationError) -> str:
+    """jsonschema's message, except that a failed pattern says what the option expects."""
+    if error.validator != "pattern":
+        return error.message
+    if _UNRENDERABLE.search(error.instance):
+        return f"{error.instance!r} holds a double quote, backslash or control character"
+    return f"{error.instance!r} is not of the expected form: {error.schema['description']}"
+
+
+def _semantic_errors(doc: dict, failed: set[str]) -> list[tuple[str, str]]:
+    """Checks a schema cannot express, on the options the schema found well-formed."""
+    options = Options(doc)
+    checks = (("agents.constraints", agent_constraints), ("node.extra_env", node_extra_env))
+    errors = []
+    for option, check in checks:
+        if option in failed:
+            continue
+        try:
+            check(options)
+        except OptionsError as exc:
+            errors += exc.errors
+    return errors
+
+
+# Derived values: small pure functions of complete options.
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def etcd_endpoint_list(options: Mapping) -> list[str]:
+    """The etcd endpoints Calico uses, as a list."""
+    return _split(options["etcd"]["endpoints"])
+
+
+def etcd_cluster_list(options: Mapping) -> list[str]:
+    """The static etcd cluster endpoints the proxy forwards to (empty: SRV discovery)."""
+    return _split(options["etcd"]["cluster_endpoints"])
+
+
+def derived_cluster_store(options: Mapping) -> str:
+    """Docker's cluster-store: the override, else `etcd://a:2379,b:2379` from the endpoints."""
+    override = options["docker"]["cluster_store"]
+    if override:
+        return override
+    hosts = [urlsplit(e).netloc if "://" in e else e for e in etcd_endpoint_list(options)]
+    return "etcd://" + ",".join(hosts)
+
+
+def roles(options: Mapping) -> list[str]:
+    """The Mesos roles the framework subscribes with (MULTI_ROLE)."""
+    return _split(options["service"]["roles"])
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """One Marathon-style agent constraint: `field` LIKE or UNLIKE a full-match regex."""
+
+    field: str
+    operator: str
+    regex: re.Pattern
+
+    def matches(self, hostname: str, attributes: Mapping[str, str]) -> bool:
+        value = hostname if self.field == "hostname" else attributes.get(self.field)
+        if value is None:
+            return self.operator == "UNLIKE"
+        return bool(self.regex.fullmatch(value)) == (self.operator == "LIKE")
+
+
+def agent_constraints(options: Mapping) -> list[Constraint]:
+    """`agents.constraints` parsed, regexes compiled; a bad regex names the option."""
+    constraints = []
+    for item in _split(options["agents"]["constraints"]):
+        field, operator, pattern = item.split(":", 2)
+        try:
+            constraints.append(Constraint(field, operator, re.compile(pattern)))
+        except re.error as exc:
+            raise OptionsError([("agents.constraints", f"bad regex {pattern!r}: {exc}")]) from exc
+    return constraints
+
+
+def constraints_match(options: Mapping, hostname: str, attributes: Mapping[str, str]) -> bool:
+    """Whether an agent passes every constraint (Marathon semantics: all must hold)."""
+    return all(c.matches(hostname, attributes) for c in agent_constraints(options))
+
+
+def restart_budget(options: Mapping, n_agents: int) -> int:
+    """How many agents may restart at once: a count, or a percentage rounded down, at least 1."""
+    value = options["rollout"]["max_concurrent_restarts"]
+    if isinstance(value, str) and value.endswith("%"):
+        return max(1, n_agents * int(value[:-1]) // 100)
+    return max(1, int(value))
+
+
+def node_extra_env(options: Mapping) -> dict[str, str]:
+    """`node.extra_env` (`KEY=VALUE,…`) as a dict, in the order given."""
+    env = {}
+    for item in _split(options["node"]["extra_env"]):
+        key, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+            raise OptionsError([("node.extra_env", f"expected KEY=VALUE, got {item!r}")])
+        env[key] = value
+    return env
+
+
+_URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/\s]+):[^@/\s]+@", re.I)
+
+
+def redacted(options: Mapping) -> dict:
+    """Options safe to show: passwords inside URLs replaced; secret options are paths only."""
+    raw = options.raw if isinstance(options, Options) else copy.deepcopy(dict(options))
+    for values in raw.values():
+        for key, value in values.items():
+            if isinstance(value, str):
+                values[key] = _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", value)
+    return raw
+
+
+def read_secret(path: str, option: str = "") -> str:
+    """Read a secret file (trailing newline stripped). Its content is never logged."""
+    try:
+        return pathlib.Path(path).read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise OptionsError([(option, f"cannot read secret file {path}: {exc.strerror}")]) from None
