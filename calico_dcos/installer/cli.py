@@ -1,0 +1,192 @@
+"""`installer.pyz <command> [options]`: the agent-side commands and their exit codes.
+
+Exit codes: 0 done (including "nothing to do" and "Calico already present"), 1 failed with
+the reason on stderr, 2 bad usage. Logs go to stderr and say what was found, what was
+changed and why; stdout carries only answers (`ip`, `detect`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import cni, detect, docker, ip, systemd
+from .hostfs import HostRoot, InstallerError
+from .restarts import Waits
+
+LOG = logging.getLogger("calico-installer")
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value
+
+
+def add_common(parser: argparse.ArgumentParser, restarts: bool) -> None:
+    parser.add_argument(
+        "--host-root", default="/", help="the directory that stands for / (default /)"
+    )
+    if restarts:
+        parser.add_argument(
+            "--stability-seconds",
+            type=seconds,
+            default=systemd.DEFAULT_STABILITY_SECONDS,
+            help="how long a restarted unit must stay active to count as back",
+        )
+        parser.add_argument(
+            "--timeout-seconds",
+            type=seconds,
+            default=systemd.DEFAULT_TIMEOUT_SECONDS,
+            help="how long to wait at most for a restarted unit to be stable",
+        )
+
+
+def add_docker(commands) -> None:
+    parser = commands.add_parser("docker", help="set Docker's cluster-store and restart Docker")
+    add_common(parser, restarts=True)
+    parser.add_argument("--cluster-store", required=True, help="e.g. etcd://10.0.0.1:2379")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace another cluster-store; install even if Calico is present",
+    )
+
+
+def add_cni(commands) -> None:
+    parser = commands.add_parser("cni", help="install Calico's CNI plugins and restart the agent")
+    add_common(parser, restarts=True)
+    parser.add_argument("--plugins-dir", default="/opt/mesosphere/active/cni/")
+    parser.add_argument("--config-dir", default=detect.DEFAULT_CNI_CONFIG_DIR)
+    parser.add_argument("--etcd-endpoints", required=True, help="http://a:2379,http://b:2379")
+    parser.add_argument(
+        "--public",
+        action="store_true",
+        help="restart dcos-mesos-slave-public instead of dcos-mesos-slave",
+    )
+    parser.add_argument("--log-level", default="info", help="the CNI plugin's log level")
+    parser.add_argument("--config-name", default="calico.cni")
+    parser.add_argument("--network-name", default="calico")
+    parser.add_argument("--calico-bin", required=True, help="the fetched calico plugin")
+    parser.add_argument("--calico-ipam-bin", required=True, help="the fetched calico-ipam")
+    parser.add_argument("--force", action="store_true", help="install even if Calico is present")
+
+
+def add_ip(commands) -> None:
+    parser = commands.add_parser("ip", help="print the address this host uses to reach a peer")
+    add_common(parser, restarts=False)
+    parser.add_argument("--can-reach", required=True, help="HOST:PORT[,HOST:PORT…]")
+    parser.add_argument("--timeout-seconds", type=seconds, default=ip.DEFAULT_TIMEOUT_SECONDS)
+
+
+def add_uninstall(commands) -> None:
+    parser = commands.add_parser("uninstall", help="put back what this installer changed")
+    add_common(parser, restarts=True)
+    parser.add_argument("--docker", action="store_true", help="only Docker's daemon.json")
+    parser.add_argument("--cni", action="store_true", help="only the CNI plugins and config")
+    parser.add_argument(
+        "--public",
+        action="store_true",
+        help="restart dcos-mesos-slave-public instead of dcos-mesos-slave",
+    )
+
+
+def add_detect(commands) -> None:
+    parser = commands.add_parser("detect", help="say whether Calico already runs here")
+    add_common(parser, restarts=False)
+    parser.add_argument("--config-dir", default=detect.DEFAULT_CNI_CONFIG_DIR)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="installer.pyz", description="calico-dcos agent-side installer"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    for add in (add_docker, add_cni, add_ip, add_uninstall, add_detect):
+        add(commands)
+    return parser
+
+
+def run_docker(host: HostRoot, args: argparse.Namespace) -> int:
+    waits = Waits(args.stability_seconds, args.timeout_seconds)
+    return docker.install(host, args.cluster_store, waits, args.force)
+
+
+def run_cni(host: HostRoot, args: argparse.Namespace) -> int:
+    network = cni.Network(args.network_name, args.etcd_endpoints, args.log_level)
+    binaries = {"calico": args.calico_bin, "calico-ipam": args.calico_ipam_bin}
+    files = cni.wanted_files(
+        host, args.plugins_dir, args.config_dir, args.config_name, binaries, network
+    )
+    waits = Waits(args.stability_seconds, args.timeout_seconds)
+    return cni.install(
+        host, files, cni.AGENT_UNITS[args.public], waits, args.force, args.config_dir
+    )
+
+
+def run_ip(host: HostRoot, args: argparse.Namespace) -> int:
+    try:
+        targets = [ip.parse_target(t) for t in args.can_reach.split(",") if t.strip()]
+    except ValueError as exc:
+        raise cni.UsageError(f"--can-reach: {exc}") from exc
+    print(ip.source_address(targets, args.timeout_seconds))
+    return 0
+
+
+def run_uninstall(host: HostRoot, args: argparse.Namespace) -> int:
+    waits = Waits(args.stability_seconds, args.timeout_seconds)
+    both = not (args.docker or args.cni)
+    if args.docker or both:
+        docker.uninstall(host, waits)
+    if args.cni or both:
+        cni.uninstall(host, cni.AGENT_UNITS[args.public], waits)
+    return 0
+
+
+def run_detect(host: HostRoot, args: argparse.Namespace) -> int:
+    found = detect.find_calico(host, args.config_dir)
+    print("\n".join(found) if found else "Calico not found")
+    return 0
+
+
+RUNNERS = {
+    "docker": run_docker,
+    "cni": run_cni,
+    "ip": run_ip,
+    "uninstall": run_uninstall,
+    "detect": run_detect,
+}
+
+
+def main(argv: list | None = None) -> int:
+    """Run one command; returns the exit code instead of exiting, for `calico-dcos installer`."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format=f"calico-installer {args.command}: %(levelname)s %(message)s",
+    )
+    host = HostRoot(args.host_root)
+    if not host.root.is_dir():
+        print(
+            f"calico-installer: error: --host-root {host.root} is not a directory",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        return RUNNERS[args.command](host, args)
+    except cni.UsageError as exc:
+        print(f"calico-installer: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except InstallerError as exc:
+        print(f"calico-installer: failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED

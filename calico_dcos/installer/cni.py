@@ -1,0 +1,185 @@
+"""The cni step: install Calico's CNI plugins and network config, then restart the agent once.
+
+Calico's own installer (cni-plugin/pkg/install/install.go) read top to bottom: copy the
+binaries (skip if identical, verify after), render the config, check it parses, write it.
+A Mesos agent sees a new CNI network only after a restart (MESOS-6567), and that restart may
+cut this very process off, so the `cni-agent-restart` marker records the way: `pending`
+before the first file changes, `restarted` just before the restart. A run that finds
+`restarted` and nothing left to change only waits until the agent is stable and clears it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import NamedTuple
+
+from . import crashpoints, detect, systemd
+from .hostfs import MARKER_CNI_RESTART, HostRoot, InstallerError, Snapshot, sha256, write_atomic
+from .restarts import Waits
+
+LOG = logging.getLogger("calico-installer")
+OWNER = "cni"
+AGENT_UNITS = {False: "dcos-mesos-slave", True: "dcos-mesos-slave-public"}
+PENDING = "pending"
+RESTARTED = "restarted"
+BINARY_MODE = 0o755
+CONFIG_MODE = 0o644
+CNI_VERSION = "0.3.1"
+CRASH_POINTS = (
+    "cni:marker-written",
+    "cni:calico-written",
+    "cni:calico-ipam-written",
+    "cni:config-written",
+    "cni:agent-restarted",
+)
+
+
+class UsageError(Exception):
+    """An option value that cannot work; the command exits 2 without touching the host."""
+
+
+class Wanted(NamedTuple):
+    """One file as this step wants it on the host."""
+
+    path: Path
+    data: bytes
+    mode: int
+    crash_point: str
+
+
+class Network(NamedTuple):
+    """The options the CNI network config is rendered from."""
+
+    name: str
+    etcd_endpoints: str
+    log_level: str
+
+
+def render_config(network: Network) -> bytes:
+    """The Calico CNI network config, checked to parse back before anyone writes it."""
+    config = {
+        "name": network.name,
+        "cniVersion": CNI_VERSION,
+        "type": "calico",
+        "etcd_endpoints": network.etcd_endpoints,
+        "log_level": network.log_level,
+        "ipam": {"type": "calico-ipam"},
+    }
+    data = (json.dumps(config, indent=2) + "\n").encode()
+    validate_config(json.loads(data.decode()))
+    return data
+
+
+def validate_config(config: dict) -> None:
+    if not config.get("name"):
+        raise UsageError("--network-name must not be empty")
+    endpoints = [e for e in config.get("etcd_endpoints", "").split(",") if e]
+    if not endpoints:
+        raise UsageError("--etcd-endpoints must name at least one endpoint")
+    for endpoint in endpoints:
+        if not endpoint.startswith(("http://", "https://")):
+            raise UsageError(f"etcd endpoint {endpoint!r} must start with http:// or https://")
+
+
+def read_binary(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise InstallerError(f"cannot read the fetched plugin {path}: {exc}") from exc
+
+
+def wanted_files(
+    host: HostRoot,
+    plugins_dir: str,
+    config_dir: str,
+    config_name: str,
+    binaries: dict,
+    network: Network,
+) -> list[Wanted]:
+    plugins, configs = host.path(plugins_dir), host.path(config_dir)
+    files = [
+        Wanted(plugins / name, read_binary(source), BINARY_MODE, f"cni:{name}-written")
+        for name, source in binaries.items()
+    ]
+    config = render_config(network)
+    return files + [Wanted(configs / config_name, config, CONFIG_MODE, "cni:config-written")]
+
+
+def differs(wanted: Wanted) -> bool:
+    """Skip a file whose size, mode and content already match, as Calico's installer does."""
+    return not Snapshot(wanted.data, wanted.mode).same_as(Snapshot.of(wanted.path))
+
+
+def install_file(host: HostRoot, wanted: Wanted) -> None:
+    host.save_original(OWNER, wanted.path)
+    write_atomic(wanted.path, wanted.data, wanted.mode)
+    if differs(wanted):
+        raise InstallerError(f"{wanted.path} does not match what was written")
+    LOG.info(
+        "installed %s (sha256 %s, mode %o)", wanted.path, sha256(wanted.data)[:12], wanted.mode
+    )
+    crashpoints.reached(wanted.crash_point)
+
+
+def install(
+    host: HostRoot, files: list[Wanted], unit: str, waits: Waits, force: bool, config_dir: str
+) -> int:
+    """Install what differs, then restart the agent once; a rerun after the restart waits."""
+    if detect.stop_if_present(host, "cni", config_dir, force):
+        return 0
+    changes = [wanted for wanted in files if differs(wanted)]
+    for wanted in files:
+        if wanted not in changes:
+            LOG.info("%s is already as wanted: skipped", wanted.path)
+    return apply_and_restart(host, changes, lambda w: install_file(host, w), unit, waits)
+
+
+def apply_and_restart(host: HostRoot, changes: list, apply, unit: str, waits: Waits) -> int:
+    """Record `pending`, apply each change, restart the agent once, wait until it holds."""
+    marker = host.read_marker(MARKER_CNI_RESTART)
+    if not changes and marker is None:
+        LOG.info("nothing changed: the agent is not restarted")
+        return 0
+    if not changes and marker["state"] == RESTARTED:
+        LOG.info("a previous run restarted %s: waiting until it is stable", unit)
+        return finish(host, waits.wait(unit), unit)
+    if changes and (marker is None or marker["state"] != PENDING):
+        host.write_marker(MARKER_CNI_RESTART, {"state": PENDING, "unit": unit})
+        crashpoints.reached("cni:marker-written")
+    for change in changes:
+        apply(change)
+    host.write_marker(MARKER_CNI_RESTART, {"state": RESTARTED, "unit": unit})
+    LOG.info("the agent sees a CNI change only after a restart (MESOS-6567)")
+    if not systemd.restart(unit):
+        host.write_marker(MARKER_CNI_RESTART, {"state": PENDING, "unit": unit})
+        raise InstallerError(f"systemctl restart {unit} failed; the next run tries again")
+    crashpoints.reached("cni:agent-restarted")
+    return finish(host, waits.wait(unit), unit)
+
+
+def finish(host: HostRoot, why: str | None, unit: str) -> int:
+    if why is not None:
+        raise InstallerError(f"the agent did not come back: {why}")
+    host.clear_marker(MARKER_CNI_RESTART)
+    LOG.info("%s is back and stable", unit)
+    return 0
+
+
+def uninstall(host: HostRoot, unit: str, waits: Waits) -> int:
+    """Put back every file this step changed, as it found it, and restart the agent once."""
+    paths = host.originals(OWNER)
+    changes = [p for p in paths if not host.original(OWNER, p).same_as(Snapshot.of(p))]
+    for path in paths:
+        if path not in changes:
+            host.drop_original(OWNER, path)
+    if not paths and host.read_marker(MARKER_CNI_RESTART) is None:
+        LOG.info("this installer never changed a CNI file: nothing to put back")
+    return apply_and_restart(host, changes, lambda p: put_back(host, p), unit, waits)
+
+
+def put_back(host: HostRoot, path: Path) -> None:
+    host.original(OWNER, path).put_back(path)
+    host.drop_original(OWNER, path)
+    LOG.info("put back %s as this installer found it", path)

@@ -1,0 +1,66 @@
+"""Restarting a systemd unit the way DC/OS does, and waiting until it holds.
+
+`reset-failed` comes first: a unit that hit systemd's start limit ("start request repeated
+too quickly") otherwise refuses to start at all (dcos/dcos PR #7668). A unit counts as back
+only when `is-active` has said `active` for a whole stability period, because a daemon that
+dies a second after starting is not back.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import time
+
+LOG = logging.getLogger("calico-installer")
+DEFAULT_STABILITY_SECONDS = 30.0
+DEFAULT_TIMEOUT_SECONDS = 300.0
+
+
+def systemctl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["systemctl", *args], capture_output=True, text=True)
+
+
+def unit_state(unit: str) -> str:
+    """What `systemctl is-active` says: active, activating, failed, inactive, …"""
+    result = systemctl("is-active", unit)
+    return (result.stdout.strip().splitlines() or ["unknown"])[-1]
+
+
+def restart(unit: str) -> bool:
+    """reset-failed, then restart; False (with systemd's words logged) if the job failed."""
+    reset = systemctl("reset-failed", unit)
+    if reset.returncode != 0:
+        LOG.info("systemctl reset-failed %s: %s", unit, reset.stderr.strip() or reset.returncode)
+    LOG.info("restarting %s", unit)
+    result = systemctl("restart", unit)
+    if result.returncode != 0:
+        LOG.error("systemctl restart %s failed: %s", unit, result.stderr.strip())
+        return False
+    return True
+
+
+def wait_stable(unit: str, stability: float, timeout: float) -> str | None:
+    """Wait until `unit` has been active for `stability` seconds; None then, else why not.
+
+    A `failed` unit stops the wait at once: systemd reports `activating` while it retries on
+    its own, so `failed` means it has given up.
+    """
+    deadline = time.monotonic() + timeout
+    poll = max(0.05, min(1.0, stability / 5))
+    active_since = None
+    while True:
+        state = unit_state(unit)
+        now = time.monotonic()
+        if state == "failed":
+            return f"{unit} failed to start"
+        if state != "active":
+            active_since = None
+        elif active_since is None:
+            active_since = now
+        elif now - active_since >= stability:
+            LOG.info("%s has been active for %.1f s", unit, now - active_since)
+            return None
+        if now >= deadline:
+            return f"{unit} not stable within {timeout:.0f} s (last state: {state})"
+        time.sleep(poll)
