@@ -277,11 +277,6 @@ def agent_constraints(options: Mapping) -> list[Constraint]:
     return constraints
 
 
-def constraints_match(options: Mapping, hostname: str, attributes: Mapping[str, str]) -> bool:
-    """Whether an agent passes every constraint (Marathon semantics: all must hold)."""
-    return all(c.matches(hostname, attributes) for c in agent_constraints(options))
-
-
 def restart_budget(options: Mapping, n_agents: int) -> int:
     """How many agents may restart at once: a count, or a percentage rounded down, at least 1."""
     value = options["rollout"]["max_concurrent_restarts"]

@@ -197,10 +197,14 @@ def test_agent_constraints_like_and_unlike():
         ("hostname", "LIKE", "agent-[0-9]+"),
         ("rack", "UNLIKE", "r[12]"),
     ]
-    assert opts.constraints_match(options, "agent-3", {"rack": "r3"})
-    assert opts.constraints_match(options, "agent-3", {})
-    assert not opts.constraints_match(options, "agent-3", {"rack": "r1"})
-    assert not opts.constraints_match(options, "agent-3x", {"rack": "r3"})
+
+    def matches(hostname, attributes):
+        return all(c.matches(hostname, attributes) for c in constraints)
+
+    assert matches("agent-3", {"rack": "r3"})
+    assert matches("agent-3", {})
+    assert not matches("agent-3", {"rack": "r1"})
+    assert not matches("agent-3x", {"rack": "r3"})
 
 
 def test_constraint_with_a_bad_regex_names_the_option():
