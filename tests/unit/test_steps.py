@@ -331,3 +331,15 @@ def test_node_without_bird_checks_felix_only_and_strict_rpf_omits_the_override()
     assert info["health_check"]["command"]["value"] == "calico-node -felix-ready"
     assert "FELIX_IGNORELOOSERPF" not in env_of(info)
     assert env_of(info)["CALICO_NETWORKING_BACKEND"] == "vxlan"
+
+
+@pytest.mark.parametrize("step", ["docker", "cni"])
+def test_the_installer_accepts_the_arguments_a_step_builds(tmp_path, step):
+    from calico_dcos.installer.cli import build_parser
+
+    sandbox, python = installer_sandbox(tmp_path)
+    options = defaults(service__agent_python=python, agents__override_existing_calico=True)
+    argv = run_in_sandbox(task(step, options, PUBLIC), sandbox)
+    args = build_parser().parse_args(argv[1:])
+    assert args.stability_seconds == 30.0
+    assert args.force is True
