@@ -13,9 +13,12 @@ human views walk every agent.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+
+from calico_dcos import steps as catalog
+from calico_dcos.options import agent_constraints
+from calico_dcos.steps import AgentView
 
 TERMINAL = frozenset(
     {
@@ -47,7 +50,6 @@ AGENT_RESTART_REASONS = frozenset(
     }
 )
 DEGRADED_FAILURES = 3
-TASK_ID = re.compile(r"^calico-(?P<step>[a-z-]+)__(?P<agent>.+)__(?P<fp>[0-9a-f]+)__(?P<n>\d+)$")
 
 
 # ---------------------------------------------------------------------------------------
@@ -68,16 +70,6 @@ class StepSpec:
     mem: float = 64.0
 
 
-@dataclass(frozen=True)
-class AgentView:
-    """What a TaskInfo builder may know about an agent."""
-
-    agent_id: str
-    hostname: str
-    public: bool
-    attributes: Mapping[str, str]
-
-
 TaskBuilder = Callable[[StepSpec, AgentView, str, str], dict]
 
 
@@ -90,8 +82,7 @@ class PlanConfig:
     restart_budget: int | str = 1
     retry_backoff_seconds: float = 5.0
     max_backoff_seconds: float = 300.0
-    include_public: bool = True
-    constraints: str = ""
+    wants_agent: Callable[[AgentView], bool] = lambda agent: True
     long_refuse_seconds: float = 3600.0
     wait_refuse_seconds: float = 5.0
     revive_interval_seconds: float = 5.0
@@ -103,6 +94,53 @@ class PlanConfig:
     @property
     def enabled_steps(self) -> tuple[StepSpec, ...]:
         return tuple(s for s in self.steps if s.enabled)
+
+
+def config_from_options(options: Mapping, artifacts_url: str, **timings: float) -> PlanConfig:
+    """The plan's view of the options: the catalog's steps, fingerprints, budget, filters."""
+    specs = tuple(_spec(step, options) for step in catalog.STEPS)
+
+    def build_task(spec: StepSpec, agent: AgentView, task_id: str, role: str) -> dict:
+        step = catalog.BY_NAME[spec.name]
+        return catalog.build_task_info(step, options, agent, task_id, role, artifacts_url)
+
+    rollout = options["rollout"]
+    return PlanConfig(
+        steps=specs,
+        build_task=build_task,
+        restart_budget=rollout["max_concurrent_restarts"],
+        retry_backoff_seconds=rollout["retry_backoff_seconds"],
+        max_backoff_seconds=rollout["max_backoff_seconds"],
+        wants_agent=agent_filter(options),
+        **timings,
+    )
+
+
+def agent_filter(options: Mapping) -> Callable[[AgentView], bool]:
+    """Public agents only if included, and every `agents.constraints` entry must hold."""
+    include_public = options["agents"]["include_public"]
+    constraints = agent_constraints(options)
+
+    def wanted(agent: AgentView) -> bool:
+        if agent.public and not include_public:
+            return False
+        return all(c.matches(agent.hostname, agent.attributes) for c in constraints)
+
+    return wanted
+
+
+def _spec(step: catalog.Step, options: Mapping) -> StepSpec:
+    resources = step.resources(options)
+    return StepSpec(
+        name=step.name,
+        kind=step.kind,
+        restarts=step.restarts,
+        health_checked=step.health_checked,
+        enabled=step.enabled(options),
+        fingerprint=step.fingerprint(options),
+        cpus=resources["cpus"],
+        mem=resources["mem"],
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -187,7 +225,12 @@ class AgentState:
     calico_present: dict | None = None
     interrupted: bool = False
     lost: bool = False
+    wanted: bool = True  # passes agents.include_public and agents.constraints
     filtered_until: float = 0.0  # refuse_seconds of our last decline ends here
+
+    @property
+    def view(self) -> AgentView:
+        return AgentView(self.agent_id, self.hostname, self.public, dict(self.attributes))
 
     def step(self, name: str) -> StepState:
         return self.steps.setdefault(name, StepState())
@@ -218,14 +261,20 @@ def step_done(spec: StepSpec, st: StepState) -> bool:
 
 
 def task_id_for(step: str, agent_id: str, fingerprint: str, attempt: int) -> str:
+    """`calico-<step>__<agent_id>__<fingerprint[:8]>__<attempt>` (docs/CONTRACTS.md)."""
     return f"calico-{step}__{agent_id}__{fingerprint[:8]}__{attempt}"
 
 
 def parse_task_id(task_id: str) -> tuple[str, str, str, int] | None:
-    m = TASK_ID.match(task_id)
-    if not m:
+    """(step, agent_id, fingerprint prefix, attempt); None for a task that is not ours.
+
+    Reconciliation answers carry no labels, so the task ID is what says which options
+    a task was launched with.
+    """
+    parts = task_id.split("__")
+    if len(parts) != 4 or not parts[0].startswith("calico-") or not parts[3].isdigit():
         return None
-    return m["step"], m["agent"], m["fp"], int(m["n"])
+    return parts[0].removeprefix("calico-"), parts[1], parts[2], int(parts[3])
 
 
 def backoff(failures: int, base: float, cap: float) -> float:
@@ -233,30 +282,6 @@ def backoff(failures: int, base: float, cap: float) -> float:
     if failures <= 0:
         return 0.0
     return min(cap, base * 2 ** (failures - 1))
-
-
-# ---------------------------------------------------------------------------------------
-# Agent filters (agents.include_public, agents.constraints)
-
-
-def parse_constraints(text: str) -> tuple[tuple[str, bool, re.Pattern], ...]:
-    """Marathon's flat form `field:LIKE|UNLIKE:regex,…` → (field, like, pattern)."""
-    out = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, op, regex = item.split(":", 2)
-        out.append((name, op == "LIKE", re.compile(regex)))
-    return tuple(out)
-
-
-def agent_matches(agent: AgentState, config: PlanConfig) -> bool:
-    if agent.public and not config.include_public:
-        return False
-    for name, like, pattern in parse_constraints(config.constraints):
-        value = agent.hostname if name == "hostname" else agent.attributes.get(name)
-        matched = value is not None and pattern.fullmatch(value) is not None
-        if matched != like:
-            return False
-    return True
 
 
 # ---------------------------------------------------------------------------------------
@@ -382,6 +407,7 @@ class Plan:
         self._steps = {s.name: s for s in config.steps}
         for agent_id, record in dict(records).items():
             agent = agent_from_record({"agent_id": agent_id, **record})
+            agent.wanted = config.wants_agent(agent.view)
             self.agents[agent_id] = agent
             self._index(agent, 0.0)
 
@@ -389,10 +415,10 @@ class Plan:
 
     @property
     def budget(self) -> int:
-        """Agents that may be restarting at once: a count, or a percentage (at least one)."""
+        """Agents that may restart at once: a count, or a percentage rounded down, at least 1."""
         value = self.config.restart_budget
         if isinstance(value, str) and value.endswith("%"):
-            return max(1, math.ceil(int(value[:-1]) * len(self._eligible) / 100))
+            return max(1, int(value[:-1]) * len(self._eligible) // 100)
         return max(1, int(value))
 
     @property
@@ -400,7 +426,7 @@ class Plan:
         return frozenset(self._holders)
 
     def eligible(self, agent: AgentState) -> bool:
-        return not agent.lost and agent.calico_present is None and agent_matches(agent, self.config)
+        return not agent.lost and agent.calico_present is None and agent.wanted
 
     def next_action(self, agent: AgentState, now: float) -> Action:
         """The first step of the chain that is not done, and what it needs."""
@@ -600,12 +626,14 @@ class Plan:
         if agent is not None and not agent.lost and agent.hostname == hostname:
             if public and not agent.public:
                 agent.public = True
+                agent.wanted = self.config.wants_agent(agent.view)
                 self._index(agent, now)
             return agent
         if agent is None:
             agent = self.agents[aid] = AgentState(aid)
         agent.hostname, agent.attributes, agent.lost = hostname, attrs, False
         agent.public = agent.public or public
+        agent.wanted = self.config.wants_agent(agent.view)
         self._index(agent, now)
         out.append(SaveAgent(aid, agent_record(agent)))
         return agent
@@ -619,8 +647,7 @@ class Plan:
         st.state, st.fingerprint, st.healthy = "TASK_STAGING", spec.fingerprint, None
         st.killing, st.message, st.updated, st.retry_at = False, "", now, 0.0
         self._index(agent, now)
-        view = AgentView(agent.agent_id, agent.hostname, agent.public, dict(agent.attributes))
-        task = self.config.build_task(spec, view, st.task_id, offer_role(offer))
+        task = self.config.build_task(spec, agent.view, st.task_id, offer_role(offer))
         out.append(SaveAgent(agent.agent_id, agent_record(agent)))
         out.append(Launch(offer["id"]["value"], agent.agent_id, task))
 
@@ -736,6 +763,7 @@ class Plan:
         self.config = config
         self._steps = {s.name: s for s in config.steps}
         for agent in self.agents.values():
+            agent.wanted = config.wants_agent(agent.view)
             self._index(agent, now)
             if agent.agent_id not in self._done and agent.filtered_until > now + 1.0:
                 self._revive_wanted = True
@@ -854,7 +882,7 @@ class Plan:
         }
 
     def _agents_sorted(self) -> list[AgentState]:
-        shown = [a for a in self.agents.values() if not a.lost and agent_matches(a, self.config)]
+        shown = [a for a in self.agents.values() if not a.lost and a.wanted]
         return sorted(shown, key=lambda a: (a.hostname, a.agent_id))
 
     def _phase(self, agent: AgentState, now: float) -> dict:
@@ -923,7 +951,7 @@ def _combine(statuses: list[str], interrupted: bool) -> str:
         return "ERROR"
     if interrupted:
         return "WAITING"
-    if any(s in ("STARTING", "STARTED", "COMPLETE", "DELAYED") for s in statuses):
+    if any(s in ("STARTING", "STARTED", "COMPLETE", "DELAYED", "IN_PROGRESS") for s in statuses):
         return "IN_PROGRESS"
     if "WAITING" in statuses:
         return "WAITING"
