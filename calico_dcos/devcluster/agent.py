@@ -1,0 +1,191 @@
+"""A simulated Mesos agent: identity, resources, its host root, and reliable status updates.
+
+The real agent's task status update manager keeps one ordered stream of updates per task,
+sends only the head, and retries it with backoff until the scheduler acknowledges it; the
+master forwards each attempt. This class does the same on the master's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from calico_dcos.devcluster import hostroot, protocol
+from calico_dcos.devcluster.resources import Resources
+
+if TYPE_CHECKING:
+    from calico_dcos.devcluster.master import Master
+
+AGENT_PORT = 5051
+MAX_RETRY_INTERVAL = 600.0
+
+
+@dataclass(frozen=True)
+class AgentInfo:
+    """A thread-safe snapshot of an agent, for tests and tools."""
+
+    agent_id: str
+    hostname: str
+    ip: str
+    public: bool
+    host_root: Path
+    connected: bool
+
+
+def agent_ip(number: int) -> str:
+    """127.0.1.N for the first 254 agents, then the next /24s of loopback."""
+    return f"127.0.{1 + (number - 1) // 254}.{1 + (number - 1) % 254}"
+
+
+class Agent:
+    """One agent. Executors call `send_status`; the master calls `acknowledge`."""
+
+    def __init__(
+        self,
+        master: Master,
+        agent_id: str,
+        hostname: str,
+        ip: str,
+        public: bool,
+        host_root: Path,
+        pools: dict[str, Resources],
+        attributes: list[dict],
+        docker_version: str,
+        retry_interval: float,
+    ) -> None:
+        self.master = master
+        self.agent_id = agent_id
+        self.hostname = hostname
+        self.ip = ip
+        self.port = AGENT_PORT
+        self.public = public
+        self.host_root = host_root
+        self.total = pools
+        self.available = {role: pool.copy() for role, pool in pools.items()}
+        self.attributes = attributes
+        self.docker_version = docker_version
+        self.retry_interval = retry_interval
+        self.connected = True
+        self.removed = False
+        self.registered_time = time.time()
+        self.unit = "dcos-mesos-slave-public" if public else "dcos-mesos-slave"
+        self.task_frameworks: dict[str, str] = {}
+        self._streams: dict[str, deque[dict]] = {}
+        self._retries: dict[str, asyncio.TimerHandle] = {}
+
+    @property
+    def control_url(self) -> str:
+        return self.master.base_url
+
+    def info(self) -> AgentInfo:
+        return AgentInfo(
+            self.agent_id, self.hostname, self.ip, self.public, self.host_root, self.connected
+        )
+
+    def framework_id_of(self, task_id: str) -> str | None:
+        return self.task_frameworks.get(task_id)
+
+    def send_status(
+        self,
+        task_id: str,
+        state: str,
+        *,
+        message: str | None = None,
+        reason: str | None = None,
+        healthy: bool | None = None,
+        source: str = "SOURCE_EXECUTOR",
+    ) -> None:
+        """Queue a reliable update for `task_id`; the head of each task's stream is sent."""
+        if self.removed or task_id not in self.task_frameworks:
+            return
+        status = self._status(task_id, state, message, reason, healthy, source)
+        self.master.on_latest_state(self, status)
+        stream = self._streams.setdefault(task_id, deque())
+        stream.append(status)
+        if len(stream) == 1 and self.connected:
+            self._deliver(task_id, self.retry_interval)
+
+    def _status(self, task_id, state, message, reason, healthy, source) -> dict:
+        status = {
+            "task_id": {"value": task_id},
+            "state": state,
+            "source": source,
+            "agent_id": {"value": self.agent_id},
+            "executor_id": {"value": task_id},
+            "timestamp": time.time(),
+            "uuid": protocol.new_uuid_b64(),
+        }
+        for key, value in (("message", message), ("reason", reason), ("healthy", healthy)):
+            if value is not None:
+                status[key] = value
+        return status
+
+    def _deliver(self, task_id: str, interval: float) -> None:
+        stream = self._streams.get(task_id)
+        if not stream or not self.connected:
+            return
+        self.master.forward_update(self, stream[0])
+        loop = asyncio.get_running_loop()
+        next_interval = min(interval * 2, MAX_RETRY_INTERVAL)
+        self._retries[task_id] = loop.call_later(interval, self._deliver, task_id, next_interval)
+
+    def acknowledge(self, task_id: str, uuid_b64: str) -> dict | None:
+        """Drop the head update if `uuid_b64` is its uuid; returns the acknowledged status."""
+        stream = self._streams.get(task_id)
+        if not stream or stream[0]["uuid"] != uuid_b64:
+            return None
+        status = stream.popleft()
+        self._cancel_retry(task_id)
+        if stream:
+            self._deliver(task_id, self.retry_interval)
+        else:
+            del self._streams[task_id]
+        if status["state"] in protocol.TERMINAL_STATES and not stream:
+            self.task_frameworks.pop(task_id, None)
+        return status
+
+    def _cancel_retry(self, task_id: str) -> None:
+        handle = self._retries.pop(task_id, None)
+        if handle:
+            handle.cancel()
+
+    def pending_updates(self) -> int:
+        return sum(len(stream) for stream in self._streams.values())
+
+    def disconnect(self) -> None:
+        """Stop talking to the master; updates wait in their streams."""
+        self.connected = False
+        for task_id in list(self._retries):
+            self._cancel_retry(task_id)
+
+    def reconnect(self) -> None:
+        """Re-register: resend the head of every stream, as a recovered agent does."""
+        self.connected = True
+        for task_id in list(self._streams):
+            self._deliver(task_id, self.retry_interval)
+
+    def forget_task(self, task_id: str) -> None:
+        """The task is gone from this agent (framework removed, agent restarted without it)."""
+        self.task_frameworks.pop(task_id, None)
+        self._streams.pop(task_id, None)
+        self._cancel_retry(task_id)
+
+    def set_unit(self, unit: str, state: str) -> None:
+        hostroot.set_unit(self.host_root, unit, state)
+
+
+def prepare_host_root(agent: Agent) -> None:
+    """Lay out the simulated host root as CONTRACTS.md fixes it."""
+    hostroot.create_host_root(
+        agent.host_root,
+        agent_id=agent.agent_id,
+        hostname=agent.hostname,
+        ip=agent.ip,
+        public=agent.public,
+        docker_version=agent.docker_version,
+        control_url=agent.control_url,
+    )

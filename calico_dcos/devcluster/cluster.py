@@ -1,0 +1,227 @@
+"""DevCluster: the embedded Mesos master, its agents and an executor, on a background thread.
+
+Its public methods are thread-safe: each one runs on the master's asyncio loop and waits for
+the result. Tests, `calico-dcos local`, `calico-dcos devcluster` and the benchmark use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from calico_dcos.devcluster.agent import AgentInfo
+from calico_dcos.devcluster.app import make_app
+from calico_dcos.devcluster.master import Executor, Master
+from calico_dcos.devcluster.state import master_state
+from calico_dcos.devcluster.synthetic import SyntheticExecutor
+from calico_dcos.devcluster.zk import LeaderRecord
+
+T = TypeVar("T")
+
+
+class DevCluster:
+    def __init__(
+        self,
+        agents: int = 3,
+        public_agents: int = 1,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        executor: str = "process",
+        workdir: str | Path | None = None,
+        allocation_interval: float = 1.0,
+        heartbeat_interval: float = 15.0,
+        agent_restart_delay: float = 1.0,
+        docker_version: str = "19.03.15",
+        offer_timeout: float | None = None,
+        credentials: dict[str, str] | None = None,
+        zk: str | None = None,
+        synthetic_durations: dict[str, float] | None = None,
+        status_retry_interval: float = 10.0,
+    ) -> None:
+        if executor not in ("process", "synthetic"):
+            raise ValueError(f"executor must be 'process' or 'synthetic', not {executor!r}")
+        self.initial_agents = (agents, public_agents)
+        self.port = port
+        self.executor_kind = executor
+        self.synthetic_durations = synthetic_durations
+        self.zk = zk
+        self._own_workdir = workdir is None
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="devcluster-"))
+        self.master = Master(
+            self.workdir, host, allocation_interval, heartbeat_interval, agent_restart_delay,
+            docker_version, offer_timeout, credentials, status_retry_interval,
+        )  # fmt: skip
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="devcluster", daemon=True
+        )
+        self._runners: list[web.AppRunner] = []
+        self._allocation: asyncio.Task | None = None
+        self._leader: LeaderRecord | None = None
+
+    # Life cycle -----------------------------------------------------------------------------
+
+    def start(self) -> DevCluster:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._thread.start()
+        if self.zk:
+            self._leader = LeaderRecord(self.zk)
+            self._leader.start()
+        self._run(self._start())
+        if self._leader:
+            self._leader.publish(self.call(self.master.master_info))
+        return self
+
+    async def _start(self) -> None:
+        self.master.executor = self._make_executor()
+        self.master.port = await self._serve(self.port)
+        self._allocation = asyncio.get_running_loop().create_task(self.master.allocator.run())
+        agents, public_agents = self.initial_agents
+        for public in [False] * agents + [True] * public_agents:
+            self.master.add_agent(public=public)
+
+    def _make_executor(self) -> Executor:
+        if self.executor_kind == "synthetic":
+            return SyntheticExecutor(self.synthetic_durations)
+        from calico_dcos.devcluster.process_executor import ProcessExecutor
+        from calico_dcos.devcluster.standins import STANDINS_DIR
+
+        return ProcessExecutor(self.workdir, STANDINS_DIR)
+
+    async def _serve(self, port: int) -> int:
+        port_cell = [0]
+        app = make_app(self.master, port_cell, self._failover)
+        runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.master.host, port, shutdown_timeout=0.5)
+        await site.start()
+        port_cell[0] = runner.addresses[0][1]
+        self._runners.append(runner)
+        return port_cell[0]
+
+    def stop(self) -> None:
+        """Stop everything; a workdir the caller gave is left in place."""
+        if not self._thread.is_alive():
+            return
+        if self._leader:
+            self._leader.stop()
+        self._run(self._stop())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        if self._own_workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    async def _stop(self) -> None:
+        if self._allocation:
+            self._allocation.cancel()
+        for framework in list(self.master.frameworks.values()):
+            if framework.subscription:
+                framework.subscription.close()
+        shutdown = getattr(self.master.executor, "shutdown", None)
+        if shutdown:
+            await shutdown()
+        for runner in self._runners:
+            await runner.cleanup()
+
+    def __enter__(self) -> DevCluster:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # Thread-safe access ---------------------------------------------------------------------
+
+    def _run(self, coro: Any, timeout: float = 30.0) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run `fn` on the master's loop and return its result."""
+
+        async def run() -> T:
+            return fn(*args, **kwargs)
+
+        return self._run(run())
+
+    @property
+    def master_url(self) -> str:
+        return f"{self.master.host}:{self.master.port}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.master_url}"
+
+    @property
+    def agents(self) -> list[AgentInfo]:
+        return self.call(lambda: [a.info() for a in self.master.agents.values() if not a.removed])
+
+    def add_agent(self, public: bool = False, **kw: Any) -> AgentInfo:
+        return self.call(lambda: self.master.add_agent(public=public, **kw).info())
+
+    def restart_agent(self, agent_id: str) -> None:
+        self.call(self.master.restart_agent, agent_id)
+
+    def remove_agent(self, agent_id: str) -> None:
+        self.call(self.master.remove_agent, agent_id)
+
+    def fail_next_task(self, name_regex: str, message: str = "") -> None:
+        self.call(self.master.fail_next_task, name_regex, message)
+
+    def disconnect_framework(self, framework_id: str) -> None:
+        self.call(self.master.disconnect_framework, framework_id)
+
+    def silence_framework(self, framework_id: str) -> None:
+        self.call(self.master.silence_framework, framework_id)
+
+    def failover_master(self) -> str:
+        """A new leading master on a new port; the old port redirects (307) to it."""
+        return self._run(self._failover())
+
+    async def _failover(self) -> str:
+        master = self.master
+        for framework in list(master.frameworks.values()):
+            if framework.subscription:
+                master.stream_closed(framework.subscription)
+            if framework.failover_timer:
+                framework.failover_timer.cancel()
+            framework.filters.clear()
+        master.id = str(uuid.uuid4())
+        master.elected_time = time.time()
+        master.port = await self._serve(0)
+        master.record("master_failover", message=f"new leader at {self.master_url}")
+        if self._leader:
+            await asyncio.get_running_loop().run_in_executor(
+                None, self._leader.publish, master.master_info()
+            )
+        return self.master_url
+
+    def timeline(self) -> list[dict]:
+        return self.call(self.master.timeline)
+
+    def state(self) -> dict:
+        """`/master/state`, without going through HTTP."""
+        return self.call(master_state, self.master)
+
+    def allocator_stats(self) -> dict:
+        return self.call(self.master.allocator.stats)
+
+    def wait_for(
+        self, predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05
+    ) -> T:
+        """Poll `predicate` until it returns something truthy; TimeoutError after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            result = predicate()
+            if result:
+                return result
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"condition not met within {timeout} s")
+            time.sleep(interval)

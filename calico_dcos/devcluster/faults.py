@@ -1,0 +1,105 @@
+"""Control endpoints under `/devcluster/`: look at the timeline and inject faults over HTTP.
+
+The host stand-ins use `agents/<id>/restart` (a `systemctl restart dcos-mesos-slave`), and
+tests or people in a terminal use the rest. Each one does what the DevCluster method does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from calico_dcos.devcluster.master import Master
+
+FailoverHook = Callable[[], Awaitable[str]]
+MASTER = web.AppKey("devcluster_master", Master)
+FAILOVER = web.AppKey("devcluster_failover", list)
+
+routes = web.RouteTableDef()
+
+
+def _agent_json(agent) -> dict:
+    info = dataclasses.asdict(agent.info())
+    info["host_root"] = str(info["host_root"])
+    return info
+
+
+async def _body(request: web.Request) -> dict:
+    if not request.can_read_body:
+        return {}
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=f"Body is not JSON: {exc}") from exc
+    return body if isinstance(body, dict) else {}
+
+
+def _known_agent(master: Master, agent_id: str):
+    agent = master.agents.get(agent_id)
+    if agent is None:
+        raise web.HTTPNotFound(text=f"Unknown agent {agent_id}")
+    return agent
+
+
+@routes.get("/devcluster/timeline")
+async def timeline(request: web.Request) -> web.Response:
+    entries = request.app[MASTER].timeline()
+    kind = request.query.get("event")
+    if kind:
+        entries = [e for e in entries if e["event"] == kind]
+    return web.json_response(entries)
+
+
+@routes.get("/devcluster/agents")
+async def list_agents(request: web.Request) -> web.Response:
+    return web.json_response([_agent_json(a) for a in request.app[MASTER].agents.values()])
+
+
+@routes.post("/devcluster/agents")
+async def add_agent(request: web.Request) -> web.Response:
+    body = await _body(request)
+    allowed = {"public", "cpus", "mem", "disk", "attributes", "docker_version"}
+    agent = request.app[MASTER].add_agent(**{k: v for k, v in body.items() if k in allowed})
+    return web.json_response(_agent_json(agent), status=201)
+
+
+@routes.post("/devcluster/agents/{agent_id}/restart")
+async def restart_agent(request: web.Request) -> web.Response:
+    master = request.app[MASTER]
+    _known_agent(master, request.match_info["agent_id"])
+    master.restart_agent(request.match_info["agent_id"])
+    return web.Response(status=202)
+
+
+@routes.post("/devcluster/agents/{agent_id}/remove")
+async def remove_agent(request: web.Request) -> web.Response:
+    master = request.app[MASTER]
+    _known_agent(master, request.match_info["agent_id"])
+    master.remove_agent(request.match_info["agent_id"])
+    return web.Response(status=202)
+
+
+@routes.post("/devcluster/faults/fail-next-task")
+async def fail_next_task(request: web.Request) -> web.Response:
+    body = await _body(request)
+    if not isinstance(body.get("name_regex"), str):
+        raise web.HTTPBadRequest(text="Expecting 'name_regex'")
+    request.app[MASTER].fail_next_task(body["name_regex"], body.get("message", ""))
+    return web.Response(status=202)
+
+
+@routes.post("/devcluster/frameworks/{framework_id}/disconnect")
+async def disconnect_framework(request: web.Request) -> web.Response:
+    master = request.app[MASTER]
+    if request.match_info["framework_id"] not in master.frameworks:
+        raise web.HTTPNotFound(text="Unknown framework")
+    master.disconnect_framework(request.match_info["framework_id"])
+    return web.Response(status=202)
+
+
+@routes.post("/devcluster/failover")
+async def failover(request: web.Request) -> web.Response:
+    new_url = await request.app[FAILOVER][0]()
+    return web.json_response({"master_url": new_url})

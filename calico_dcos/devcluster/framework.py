@@ -1,0 +1,146 @@
+"""Frameworks known to the embedded master, and their event streams (subscriptions)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+
+from calico_dcos.devcluster.resources import Resources
+
+
+class Subscription:
+    """One SUBSCRIBE stream: events queue here and the HTTP handler writes them out."""
+
+    def __init__(self, framework_id: str, heartbeat_interval: float, first: dict | None) -> None:
+        self.framework_id = framework_id
+        self.stream_id = str(uuid.uuid4())
+        self.queue: asyncio.Queue[dict | None] = asyncio.Queue()
+        self.closed = False
+        self.silenced = False
+        if first is not None:
+            self.queue.put_nowait(first)
+        self._heartbeat = asyncio.get_running_loop().create_task(self._beat(heartbeat_interval))
+
+    async def _beat(self, interval: float) -> None:
+        """HEARTBEAT right after SUBSCRIBED, then every `interval` seconds."""
+        while not self.closed:
+            self.send({"type": "HEARTBEAT"})
+            await asyncio.sleep(interval)
+
+    def send(self, event: dict) -> None:
+        if not self.closed and not self.silenced:
+            self.queue.put_nowait(event)
+
+    def close(self, error: str | None = None) -> None:
+        """End the stream, after an ERROR event when `error` is given."""
+        if self.closed:
+            return
+        if error is not None:
+            self.queue.put_nowait({"type": "ERROR", "error": {"message": error}})
+        self.closed = True
+        self._heartbeat.cancel()
+        self.queue.put_nowait(None)
+
+
+@dataclass
+class Task:
+    """The master's view of a task."""
+
+    info: dict
+    framework_id: str
+    agent_id: str
+    role: str
+    pools: dict[str, Resources]
+    state: str = "TASK_STAGING"
+    status_update_state: str | None = None
+    latest: dict | None = None
+    statuses: list[dict] = field(default_factory=list)
+
+    @property
+    def task_id(self) -> str:
+        return self.info["task_id"]["value"]
+
+
+@dataclass
+class Offer:
+    offer_id: str
+    framework_id: str
+    agent_id: str
+    role: str
+    pools: dict[str, Resources]
+    json: dict
+    created: float = field(default_factory=time.monotonic)
+
+
+class Framework:
+    """A framework: its FrameworkInfo, live subscription, tasks, offers and filters."""
+
+    def __init__(self, framework_id: str, info: dict, principal: str | None) -> None:
+        self.id = framework_id
+        self.principal = principal
+        self.info: dict = {}
+        self.update_info(info)
+        self.subscription: Subscription | None = None
+        self.tasks: dict[str, Task] = {}
+        self.completed_tasks: deque[Task] = deque(maxlen=1000)
+        self.offers: dict[str, Offer] = {}
+        self.filters: dict[tuple[str, str], float] = {}
+        self.suppressed: set[str] = set()
+        self.registered_time = time.time()
+        self.unregistered_time = 0.0
+        self.failover_timer: asyncio.TimerHandle | None = None
+
+    def update_info(self, info: dict) -> None:
+        """Take a (re-)subscribe's FrameworkInfo; `user` and `checkpoint` never change."""
+        keep = {k: self.info[k] for k in ("user", "checkpoint") if k in self.info}
+        self.info = {**info, **keep, "id": {"value": self.id}}
+        if self.principal:
+            self.info["principal"] = self.principal
+
+    @property
+    def roles(self) -> list[str]:
+        if "MULTI_ROLE" in self.capabilities:
+            return list(self.info.get("roles", []))
+        return [self.info.get("role", "*")]
+
+    @property
+    def capabilities(self) -> set[str]:
+        return {c.get("type", "") for c in self.info.get("capabilities", [])}
+
+    @property
+    def checkpoint(self) -> bool:
+        return bool(self.info.get("checkpoint", False))
+
+    @property
+    def partition_aware(self) -> bool:
+        return "PARTITION_AWARE" in self.capabilities
+
+    @property
+    def connected(self) -> bool:
+        return self.subscription is not None
+
+    @property
+    def failover_timeout(self) -> float:
+        return float(self.info.get("failover_timeout", 0.0))
+
+    def send(self, event: dict) -> None:
+        if self.subscription:
+            self.subscription.send(event)
+
+    def filtered(self, role: str, agent_id: str, now: float) -> bool:
+        expiry = self.filters.get((role, agent_id))
+        if expiry is None:
+            return False
+        if expiry <= now:
+            del self.filters[(role, agent_id)]
+            return False
+        return True
+
+    def revive(self, roles: list[str]) -> None:
+        """Unsuppress `roles` and clear their filters."""
+        self.suppressed.difference_update(roles)
+        for key in [k for k in self.filters if k[0] in roles]:
+            del self.filters[key]

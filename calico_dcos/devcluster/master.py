@@ -1,0 +1,434 @@
+"""The embedded Mesos master: frameworks, agents, tasks, and the aiohttp app that serves them.
+
+Everything here runs on one asyncio loop (the DevCluster thread), so no locks are needed.
+Scheduler calls are in `calls.py`, the HTTP front door with the real master's check order in
+`scheduler_api.py`, `/master/state` in `state.py`, and the `/devcluster/` control endpoints in
+`faults.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, Protocol
+
+from calico_dcos.devcluster import protocol
+from calico_dcos.devcluster.agent import Agent, agent_ip, prepare_host_root
+from calico_dcos.devcluster.allocator import Allocator
+from calico_dcos.devcluster.framework import Framework, Subscription, Task
+from calico_dcos.devcluster.resources import Resources
+
+DEFAULT_RESOURCES = {"cpus": 4.0, "mem": 16384.0, "disk": 100000.0}
+DEFAULT_PORTS = (31000, 32000)
+TIMELINE_LENGTH = 200_000
+
+
+class Executor(Protocol):
+    async def launch(self, agent: Agent, task: dict) -> None: ...
+    async def kill(self, agent: Agent, task_id: str, grace_seconds: float) -> None: ...
+    async def agent_stopping(self, agent: Agent, keep_tasks: bool) -> None: ...
+
+
+class Master:
+    """State and behaviour of the master; see CONTRACTS.md for the parts others rely on."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        host: str = "127.0.0.1",
+        allocation_interval: float = 1.0,
+        heartbeat_interval: float = 15.0,
+        agent_restart_delay: float = 1.0,
+        docker_version: str = "19.03.15",
+        offer_timeout: float | None = None,
+        credentials: dict[str, str] | None = None,
+        status_retry_interval: float = 10.0,
+    ) -> None:
+        self.id = str(uuid.uuid4())
+        self.workdir = workdir
+        self.host = host
+        self.port = 0
+        self.heartbeat_interval = heartbeat_interval
+        self.agent_restart_delay = agent_restart_delay
+        self.docker_version = docker_version
+        self.credentials = credentials
+        self.status_retry_interval = status_retry_interval
+        self.executor: Executor | None = None
+        self.frameworks: dict[str, Framework] = {}
+        self.removed_frameworks: dict[str, Framework] = {}
+        self.agents: dict[str, Agent] = {}
+        self.offers: dict = {}
+        self.allocator = Allocator(self, allocation_interval, offer_timeout)
+        self.timeline_entries: deque[dict] = deque(maxlen=TIMELINE_LENGTH)
+        self.faults: list[tuple[re.Pattern, str]] = []
+        self.start_time = time.time()
+        self.elected_time = time.time()
+        self._counters = {"offer": 0, "framework": 0, "agent": 0, "private": 0, "public": 0}
+        self._background: set[asyncio.Task] = set()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def record(self, event: str, **fields: Any) -> None:
+        self.timeline_entries.append({"t": time.monotonic(), "event": event, **fields})
+
+    def spawn(self, coro: Coroutine) -> None:
+        """Run `coro` in the background, keeping a reference so it is not collected."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def later(self, delay: float, callback: Callable[..., None], *args: Any) -> None:
+        asyncio.get_running_loop().call_later(delay, callback, *args)
+
+    def new_offer_id(self) -> str:
+        self._counters["offer"] += 1
+        return f"{self.id}-O{self._counters['offer']}"
+
+    def new_framework_id(self) -> str:
+        n = self._counters["framework"]
+        self._counters["framework"] += 1
+        return f"{self.id}-{n:04d}"
+
+    def master_info(self) -> dict:
+        packed = sum(int(part) << (8 * i) for i, part in enumerate(self.host.split(".")))
+        return {
+            "id": self.id,
+            "ip": packed,
+            "port": self.port,
+            "pid": f"master@{self.host}:{self.port}",
+            "hostname": self.host,
+            "version": protocol.MESOS_VERSION,
+            "address": {"hostname": self.host, "ip": self.host, "port": self.port},
+            "capabilities": [{"type": "AGENT_UPDATE"}, {"type": "QUOTA_V2"}],
+        }
+
+    # Agents ---------------------------------------------------------------------------------
+
+    def add_agent(
+        self,
+        public: bool = False,
+        cpus: float | None = None,
+        mem: float | None = None,
+        disk: float | None = None,
+        ports: tuple[int, int] = DEFAULT_PORTS,
+        attributes: list[dict] | None = None,
+        docker_version: str | None = None,
+    ) -> Agent:
+        kind = "public" if public else "private"
+        self._counters["agent"] += 1
+        self._counters[kind] += 1
+        number = self._counters["agent"]
+        hostname = f"{'public-' if public else ''}agent-{self._counters[kind]}"
+        scalars = dict(DEFAULT_RESOURCES)
+        for name, value in (("cpus", cpus), ("mem", mem), ("disk", disk)):
+            if value is not None:
+                scalars[name] = float(value)
+        pool = Resources(scalars, {"ports": [ports]})
+        role = "slave_public" if public else "*"
+        if attributes is None:
+            attributes = [public_ip_attribute()] if public else []
+        agent = Agent(
+            self,
+            f"{self.id}-S{number - 1}",
+            hostname,
+            agent_ip(number),
+            public,
+            self.workdir / "hosts" / hostname,
+            {role: pool},
+            attributes,
+            docker_version or self.docker_version,
+            self.status_retry_interval,
+        )
+        prepare_host_root(agent)
+        self.agents[agent.agent_id] = agent
+        self.record("agent_registered", agent_id=agent.agent_id, hostname=hostname)
+        return agent
+
+    def restart_agent(self, agent_id: str) -> None:
+        """Restart the agent process: tasks of checkpointing frameworks survive."""
+        agent = self.agents[agent_id]
+        if agent.removed or not agent.connected:
+            return
+        agent.disconnect()
+        self.record("agent_disconnected", agent_id=agent_id, hostname=agent.hostname)
+        self.allocator.rescind_agent(agent_id)
+        lost = [tid for tid, fid in agent.task_frameworks.items() if not self._checkpoints(fid)]
+        if self.executor:
+            self.spawn(self.executor.agent_stopping(agent, keep_tasks=not lost))
+        self.later(self.agent_restart_delay, self._reregister, agent_id, lost)
+
+    def _checkpoints(self, framework_id: str) -> bool:
+        framework = self.frameworks.get(framework_id)
+        return bool(framework and framework.checkpoint)
+
+    def _reregister(self, agent_id: str, lost: list[str]) -> None:
+        agent = self.agents[agent_id]
+        if agent.removed:
+            return
+        for task_id in lost:
+            self._master_terminal(
+                agent, task_id, "TASK_LOST", "REASON_AGENT_RESTARTED", "Agent restarted"
+            )
+        agent.reconnect()
+        agent.registered_time = time.time()
+        agent.set_unit(agent.unit, "active")
+        self.record("agent_reregistered", agent_id=agent_id, hostname=agent.hostname)
+
+    def remove_agent(self, agent_id: str) -> None:
+        """The agent is lost for good: FAILURE and TASK_LOST go to the frameworks."""
+        agent = self.agents[agent_id]
+        if agent.removed:
+            return
+        self.allocator.rescind_agent(agent_id)
+        agent.removed = True
+        agent.disconnect()
+        if self.executor:
+            self.spawn(self.executor.agent_stopping(agent, keep_tasks=False))
+        for task_id in list(agent.task_frameworks):
+            message = f"Agent {agent.hostname} removed"
+            self._master_terminal(agent, task_id, "TASK_LOST", "REASON_AGENT_REMOVED", message)
+        agent.available = {}
+        failure = {"type": "FAILURE", "failure": {"agent_id": {"value": agent_id}}}
+        for framework in self.frameworks.values():
+            framework.send(failure)
+        self.record("agent_removed", agent_id=agent_id, hostname=agent.hostname)
+
+    def _master_terminal(
+        self, agent: Agent, task_id: str, state: str, reason: str, message: str
+    ) -> None:
+        """End a task from the master's side: one update without uuid, task forgotten."""
+        framework = self.frameworks.get(agent.task_frameworks.get(task_id, ""))
+        agent.forget_task(task_id)
+        if framework is None or task_id not in framework.tasks:
+            return
+        if state == "TASK_LOST" and framework.partition_aware:
+            state = "TASK_GONE" if reason == "REASON_AGENT_RESTARTED" else "TASK_UNREACHABLE"
+        status = protocol.master_status(task_id, state, reason, message, agent.agent_id)
+        task = framework.tasks[task_id]
+        self._set_state(agent, task, status)
+        self._finish_task(framework, task_id)
+        framework.send(protocol.update_event(status))
+
+    # Frameworks -----------------------------------------------------------------------------
+
+    def subscribe(self, info: dict, principal: str | None, suppressed: list[str]) -> Subscription:
+        """SUBSCRIBE: a new framework, or a failover of a known one (§5)."""
+        framework_id = info.get("id", {}).get("value")
+        error = self._refusal(info, framework_id, principal)
+        if error:
+            return self._refused_subscription(framework_id or "", error)
+        framework = self.frameworks.get(framework_id or "")
+        if framework is None:
+            framework_id = framework_id or self.new_framework_id()
+            framework = Framework(framework_id, info, principal or info.get("principal"))
+            self.frameworks[framework_id] = framework
+        else:
+            self._fail_over(framework, info)
+        framework.suppressed = set(suppressed)
+        subscribed = {
+            "type": "SUBSCRIBED",
+            "subscribed": {
+                "framework_id": {"value": framework.id},
+                "heartbeat_interval_seconds": self.heartbeat_interval,
+                "master_info": self.master_info(),
+            },
+        }
+        framework.subscription = Subscription(framework.id, self.heartbeat_interval, subscribed)
+        framework.registered_time = time.time()
+        self.record("framework_subscribed", framework_id=framework.id, name=info.get("name"))
+        return framework.subscription
+
+    def _refusal(self, info: dict, framework_id: str | None, principal: str | None) -> str | None:
+        if framework_id in self.removed_frameworks:
+            return "Framework has been removed"
+        error = framework_info_error(info)
+        if error:
+            return error
+        known = self.frameworks.get(framework_id or "")
+        wanted = principal or info.get("principal")
+        if known and known.principal != wanted:
+            return "Changing framework's principal is not allowed."
+        return None
+
+    def _refused_subscription(self, framework_id: str, error: str) -> Subscription:
+        refused = Subscription(framework_id, self.heartbeat_interval, None)
+        refused.close(error)
+        return refused
+
+    def _fail_over(self, framework: Framework, info: dict) -> None:
+        old = framework.subscription
+        framework.subscription = None
+        if old:
+            old.close("Framework failed over")
+        if framework.failover_timer:
+            framework.failover_timer.cancel()
+            framework.failover_timer = None
+        self.allocator.drop_framework_offers(framework)
+        framework.update_info(info)
+
+    def stream_closed(self, subscription: Subscription) -> None:
+        """The SUBSCRIBE connection ended: disconnect and start the failover timeout."""
+        subscription.close()
+        framework = self.frameworks.get(subscription.framework_id)
+        if framework is None or framework.subscription is not subscription:
+            return
+        framework.subscription = None
+        framework.unregistered_time = time.time()
+        self.allocator.drop_framework_offers(framework)
+        self.record("framework_disconnected", framework_id=framework.id)
+        loop = asyncio.get_running_loop()
+        framework.failover_timer = loop.call_later(
+            framework.failover_timeout, self._failover_expired, framework.id
+        )
+
+    def _failover_expired(self, framework_id: str) -> None:
+        framework = self.frameworks.get(framework_id)
+        if framework and not framework.connected:
+            self.remove_framework(framework, "failover timeout expired")
+
+    def remove_framework(self, framework: Framework, why: str) -> None:
+        """TEARDOWN or failover timeout: kill its tasks, close its stream, remember it."""
+        for task_id, task in list(framework.tasks.items()):
+            agent = self.agents.get(task.agent_id)
+            if agent and self.executor and not agent.removed:
+                self.spawn(self.executor.kill(agent, task_id, 0.0))
+            if agent:
+                self._recover_task(agent, task)
+                agent.forget_task(task_id)
+            self._finish_task(framework, task_id)
+        self.allocator.drop_framework_offers(framework)
+        if framework.subscription:
+            framework.subscription.close()
+            framework.subscription = None
+        del self.frameworks[framework.id]
+        self.removed_frameworks[framework.id] = framework
+        self.record("framework_removed", framework_id=framework.id, message=why)
+
+    def disconnect_framework(self, framework_id: str) -> None:
+        """Fault: drop the framework's stream as a network failure would."""
+        framework = self.frameworks[framework_id]
+        if framework.subscription:
+            self.stream_closed(framework.subscription)
+
+    def silence_framework(self, framework_id: str) -> None:
+        """Fault: the stream stays open but no event (not even HEARTBEAT) reaches it."""
+        subscription = self.frameworks[framework_id].subscription
+        if subscription:
+            subscription.silenced = True
+
+    # Tasks ----------------------------------------------------------------------------------
+
+    def launch(self, framework: Framework, agent: Agent, task: Task) -> None:
+        """The task is STAGING on the agent; the executor reports from here on."""
+        framework.tasks[task.task_id] = task
+        agent.task_frameworks[task.task_id] = framework.id
+        name = task.info.get("name", "")
+        self.record(
+            "launch", agent_id=agent.agent_id, hostname=agent.hostname,
+            task_id=task.task_id, task_name=name, state="TASK_STAGING",
+        )  # fmt: skip
+        failure = self._take_fault(name)
+        if failure is not None:
+            agent.send_status(task.task_id, "TASK_STARTING")
+            agent.send_status(task.task_id, "TASK_FAILED", message=failure)
+        elif self.executor:
+            self.spawn(self.executor.launch(agent, task.info))
+
+    def fail_next_task(self, name_regex: str, message: str = "") -> None:
+        self.faults.append((re.compile(name_regex), message or "Injected failure (devcluster)"))
+
+    def _take_fault(self, name: str) -> str | None:
+        for index, (pattern, message) in enumerate(self.faults):
+            if pattern.search(name):
+                del self.faults[index]
+                return message
+        return None
+
+    def kill(self, agent: Agent, task_id: str, grace_seconds: float) -> None:
+        self.record("kill", agent_id=agent.agent_id, hostname=agent.hostname, task_id=task_id)
+        if self.executor and agent.connected:
+            self.spawn(self.executor.kill(agent, task_id, grace_seconds))
+
+    def on_latest_state(self, agent: Agent, status: dict) -> None:
+        """The agent tells the master each task's latest state as soon as it knows it."""
+        framework = self.frameworks.get(agent.task_frameworks.get(status["task_id"]["value"], ""))
+        task = framework and framework.tasks.get(status["task_id"]["value"])
+        if task:
+            self._set_state(agent, task, status)
+
+    def _set_state(self, agent: Agent, task: Task, status: dict) -> None:
+        if (
+            task.state not in protocol.TERMINAL_STATES
+            and status["state"] in protocol.TERMINAL_STATES
+        ):
+            self._recover_task(agent, task)
+        task.state = status["state"]
+        task.latest = status
+        task.statuses.append({"state": status["state"], "timestamp": status["timestamp"]})
+        self.record(
+            "status", agent_id=agent.agent_id, hostname=agent.hostname, task_id=task.task_id,
+            task_name=task.info.get("name", ""), state=status["state"],
+            message=status.get("message", ""), healthy=status.get("healthy"),
+        )  # fmt: skip
+
+    def _recover_task(self, agent: Agent, task: Task) -> None:
+        if agent.removed:
+            return
+        for reserved, pool in task.pools.items():
+            agent.available.setdefault(reserved, Resources()).add(pool)
+        task.pools = {}
+
+    def forward_update(self, agent: Agent, status: dict) -> None:
+        """One delivery attempt of an agent's update; dropped if the framework is away."""
+        framework = self.frameworks.get(agent.task_frameworks.get(status["task_id"]["value"], ""))
+        if framework is None:
+            return
+        task = framework.tasks.get(status["task_id"]["value"])
+        if task:
+            task.status_update_state = status["state"]
+        framework.send(protocol.update_event(status))
+
+    def acknowledged(self, framework: Framework, agent: Agent, task_id: str, uuid: str) -> None:
+        status = agent.acknowledge(task_id, uuid)
+        if status and status["state"] in protocol.TERMINAL_STATES:
+            self._finish_task(framework, task_id)
+
+    def _finish_task(self, framework: Framework, task_id: str) -> None:
+        task = framework.tasks.pop(task_id, None)
+        if task:
+            framework.completed_tasks.append(task)
+
+    def timeline(self) -> list[dict]:
+        return list(self.timeline_entries)
+
+
+def public_ip_attribute() -> dict:
+    """DC/OS marks public agents with the attribute `public_ip:true`."""
+    return {"name": "public_ip", "type": "TEXT", "text": {"value": "true"}}
+
+
+def framework_info_error(info: dict) -> str | None:
+    """FrameworkInfo validation (§4): the error text delivered as an ERROR event."""
+    multi_role = any(c.get("type") == "MULTI_ROLE" for c in info.get("capabilities", []))
+    if multi_role and "role" in info:
+        return "'FrameworkInfo.role' must not be set when the framework is MULTI_ROLE capable"
+    if not multi_role and "roles" in info:
+        return "'FrameworkInfo.roles' must not be set when the framework is not MULTI_ROLE capable"
+    roles = info.get("roles", [])
+    if len(set(roles)) != len(roles):
+        return "'FrameworkInfo.roles' contains duplicate items"
+    for role in roles or [info.get("role", "*")]:
+        if role != "*" and (not role or role.startswith(("-", ".")) or "/" in role or " " in role):
+            return f"Role '{role}' is invalid"
+    if "id" in info:
+        error = protocol.valid_id(info["id"].get("value"))
+        if error:
+            return f"'FrameworkInfo.id' is invalid: {error}"
+    return None

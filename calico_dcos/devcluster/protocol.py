@@ -1,0 +1,137 @@
+"""Wire details of the Mesos v1 Scheduler API that several modules of the master share."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+
+MESOS_VERSION = "1.11.0"
+
+TERMINAL_STATES = frozenset(
+    {
+        "TASK_FINISHED",
+        "TASK_FAILED",
+        "TASK_KILLED",
+        "TASK_ERROR",
+        "TASK_LOST",
+        "TASK_DROPPED",
+        "TASK_GONE",
+        "TASK_GONE_BY_OPERATOR",
+    }
+)
+
+CALL_TYPES = frozenset(
+    {
+        "SUBSCRIBE",
+        "TEARDOWN",
+        "ACCEPT",
+        "DECLINE",
+        "ACCEPT_INVERSE_OFFERS",
+        "DECLINE_INVERSE_OFFERS",
+        "REVIVE",
+        "KILL",
+        "SHUTDOWN",
+        "ACKNOWLEDGE",
+        "ACKNOWLEDGE_OPERATION_STATUS",
+        "RECONCILE",
+        "RECONCILE_OPERATIONS",
+        "MESSAGE",
+        "REQUEST",
+        "SUPPRESS",
+        "UPDATE_FRAMEWORK",
+        "UNKNOWN",
+    }
+)
+
+# Calls whose body object must be present ("Expecting '<x>' to be present").
+BODY_REQUIRED = frozenset(
+    {
+        "SUBSCRIBE",
+        "ACCEPT",
+        "DECLINE",
+        "ACCEPT_INVERSE_OFFERS",
+        "DECLINE_INVERSE_OFFERS",
+        "KILL",
+        "SHUTDOWN",
+        "ACKNOWLEDGE",
+        "ACKNOWLEDGE_OPERATION_STATUS",
+        "RECONCILE",
+        "RECONCILE_OPERATIONS",
+        "MESSAGE",
+        "REQUEST",
+        "UPDATE_FRAMEWORK",
+    }
+)
+
+DEFAULT_REFUSE_SECONDS = 5.0
+MAX_REFUSE_SECONDS = 365 * 24 * 3600.0
+
+
+def recordio(event: dict) -> bytes:
+    """One RecordIO record: decimal length, newline, that many bytes of JSON."""
+    data = json.dumps(event, separators=(",", ":")).encode()
+    return str(len(data)).encode() + b"\n" + data
+
+
+def new_uuid_b64() -> str:
+    """A random RFC-4122 UUID as the base64 bytes field `TaskStatus.uuid` expects."""
+    return base64.b64encode(uuid.uuid4().bytes).decode()
+
+
+def valid_uuid_b64(text: object) -> bool:
+    """True when `text` decodes to 16 bytes with a known RFC-4122 version (UUID::fromBytes)."""
+    if not isinstance(text, str):
+        return False
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError:
+        return False
+    return len(raw) == 16 and 1 <= uuid.UUID(bytes=raw).version <= 5
+
+
+def refuse_seconds(filters: dict | None) -> float:
+    """`Filters.refuse_seconds` as the master applies it: default 5 s, capped at 365 days."""
+    value = (filters or {}).get("refuse_seconds", DEFAULT_REFUSE_SECONDS)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return DEFAULT_REFUSE_SECONDS
+    if seconds < 0:
+        return DEFAULT_REFUSE_SECONDS
+    return min(seconds, MAX_REFUSE_SECONDS)
+
+
+def master_status(
+    task_id: str, state: str, reason: str, message: str, agent_id: str | None = None
+) -> dict:
+    """A master-made `TaskStatus`: source SOURCE_MASTER, a timestamp, and never a uuid."""
+    status = {
+        "task_id": {"value": task_id},
+        "state": state,
+        "source": "SOURCE_MASTER",
+        "reason": reason,
+        "message": message,
+        "timestamp": time.time(),
+    }
+    if agent_id:
+        status["agent_id"] = {"value": agent_id}
+    return status
+
+
+def update_event(status: dict) -> dict:
+    return {"type": "UPDATE", "update": {"status": status}}
+
+
+def valid_id(value: object) -> str | None:
+    """Mesos' ID validation: the error text, or None when `value` is a valid ID."""
+    if not isinstance(value, str) or not value:
+        return "ID must not be empty"
+    if value in (".", ".."):
+        return "'.' and '..' are disallowed for ID"
+    if "/" in value or "\\" in value:
+        return "'/' and '\\' are not allowed in ID"
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        return "ID must not contain control characters"
+    return None

@@ -1,0 +1,211 @@
+"""`POST /api/v1/scheduler`: the real master's checks, in its order (§1.2), then the call.
+
+The first failing check decides the response, so a client sees exactly the status codes a
+real master would give it. SUBSCRIBE answers with a chunked RecordIO stream of JSON events.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from aiohttp import web
+
+from calico_dcos.devcluster import calls, protocol
+from calico_dcos.devcluster.master import Master
+
+JSON = "application/json"
+MASTER_KEY = web.AppKey("master", Master)
+PORT_KEY = web.AppKey("port", list)
+
+
+class Refusal(Exception):
+    """A check failed: the response to give."""
+
+    def __init__(self, status: int, text: str = "", headers: dict | None = None) -> None:
+        super().__init__(text)
+        self.response = web.Response(status=status, text=text, headers=headers)
+
+
+async def scheduler(request: web.Request) -> web.StreamResponse:
+    master = request.app[MASTER_KEY]
+    try:
+        principal = _authenticate(master, request)
+        _check_leader(master, request)
+        call = await _parse(request)
+        if call["type"] == "SUBSCRIBE":
+            return await _subscribe(master, request, call, principal)
+        return _dispatch(master, request, call, principal)
+    except Refusal as refusal:
+        return refusal.response
+
+
+def _authenticate(master: Master, request: web.Request) -> str | None:
+    """Check 0: Basic auth when credentials are configured; the principal, or None."""
+    if master.credentials is None:
+        return None
+    challenge = {"WWW-Authenticate": 'Basic realm="mesos-master-scheduler"'}
+    header = request.headers.get("Authorization", "")
+    scheme, _, encoded = header.partition(" ")
+    try:
+        decoded = base64.b64decode(encoded, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        decoded = ""
+    principal, _, secret = decoded.partition(":")
+    ok = scheme == "Basic" and decoded.count(":") == 1
+    if not ok or master.credentials.get(principal) != secret:
+        raise Refusal(401, "", challenge)
+    return principal
+
+
+def _check_leader(master: Master, request: web.Request) -> None:
+    """Check 1: a master that no longer leads redirects to the one that does."""
+    if request.app[PORT_KEY][0] != master.port:
+        location = f"//{master.host}:{master.port}{request.path}"
+        raise Refusal(307, "", {"Location": location})
+
+
+async def _parse(request: web.Request) -> dict:
+    """Checks 3 to 6: method, content type, body, and call-level validation."""
+    if request.method != "POST":
+        raise Refusal(405, f"Expecting 'POST', received '{request.method}'")
+    content_type = request.headers.get("Content-Type")
+    if content_type is None:
+        raise Refusal(400, "Expecting 'Content-Type' to be present")
+    if content_type != JSON:
+        raise Refusal(415, f"Expecting 'Content-Type' of {JSON} (devcluster speaks only JSON)")
+    try:
+        call = json.loads(await request.read())
+    except ValueError as exc:
+        raise Refusal(400, f"Failed to parse body into JSON: {exc}") from exc
+    missing = missing_fields(call)
+    if missing:
+        raise Refusal(400, f"Failed to convert JSON into Call protobuf: {missing}")
+    error = call_error(call)
+    if error:
+        raise Refusal(400, f"Failed to validate scheduler::Call: {error}")
+    if call["type"] == "UNKNOWN":
+        raise Refusal(501, "Received an unexpected 'UNKNOWN' call")
+    return call
+
+
+def _require(value: object, path: str, keys: tuple[str, ...]) -> list[str]:
+    if not isinstance(value, dict):
+        return [f"{path} is not an object"]
+    return [f"{path}.{key}" for key in keys if key not in value]
+
+
+def missing_fields(call: object) -> str | None:
+    """Required proto fields absent from the JSON, as the stout protobuf parser checks."""
+    if not isinstance(call, dict) or "type" not in call:
+        return "Missing required fields: type"
+    if call["type"] not in protocol.CALL_TYPES:
+        return f"Failed to find enum for '{call['type']}'"
+    body = call.get(call["type"].lower())
+    if body is None:
+        return None
+    required = {
+        "SUBSCRIBE": ("framework_info",),
+        "KILL": ("task_id",),
+        "SHUTDOWN": ("executor_id", "agent_id"),
+        "ACKNOWLEDGE": ("agent_id", "task_id", "uuid"),
+        "MESSAGE": ("agent_id", "executor_id", "data"),
+    }
+    missing = _require(body, call["type"].lower(), required.get(call["type"], ()))
+    if call["type"] == "SUBSCRIBE" and not missing:
+        missing = _require(body["framework_info"], "framework_info", ("user", "name"))
+    if call["type"] == "RECONCILE" and not missing:
+        for task in body.get("tasks", []):
+            missing += _require(task, "tasks", ("task_id",))
+    if call["type"] == "ACCEPT" and not missing:
+        missing = _missing_in_operations(body.get("operations", []))
+    return f"Missing required fields: {', '.join(missing)}" if missing else None
+
+
+def _missing_in_operations(operations: list) -> list[str]:
+    missing: list[str] = []
+    for op in operations:
+        missing += _require(op, "operations", ("type",))
+        for task in op.get("launch", {}).get("task_infos", []) if not missing else []:
+            missing += _require(task, "task_infos", ("name", "task_id", "agent_id"))
+            for item in task.get("resources", []) if isinstance(task, dict) else []:
+                missing += _require(item, "resources", ("name", "type"))
+    return missing
+
+
+def call_error(call: dict) -> str | None:
+    """`validation::scheduler::call::validate`."""
+    kind = call["type"]
+    key = kind.lower()
+    if kind != "SUBSCRIBE" and "framework_id" not in call:
+        return "Expecting 'framework_id' to be present"
+    if kind in protocol.BODY_REQUIRED and key not in call:
+        return f"Expecting '{key}' to be present"
+    if kind == "SUBSCRIBE":
+        info_id = call[key]["framework_info"].get("id")
+        if call.get("framework_id") != info_id:
+            return "'framework_id' differs from 'subscribe.framework_info.id'"
+    return None
+
+
+def _accepts_json(request: web.Request) -> bool:
+    header = request.headers.get("Accept")
+    if header is None:
+        return True
+    ranges = {part.split(";")[0].strip() for part in header.split(",")}
+    return bool(ranges & {JSON, "application/*", "*/*"})
+
+
+async def _subscribe(
+    master: Master, request: web.Request, call: dict, principal: str | None
+) -> web.StreamResponse:
+    """Checks 7, 8 and the principal rule, then the stream until it ends."""
+    if not _accepts_json(request):
+        raise Refusal(406, f"Expecting 'Accept' to allow {JSON}")
+    if "Mesos-Stream-Id" in request.headers:
+        raise Refusal(400, "Subscribe calls should not include the 'Mesos-Stream-Id' header")
+    body = call["subscribe"]
+    info = body["framework_info"]
+    if principal is not None and info.get("principal", principal) != principal:
+        raise Refusal(400, "Authenticated principal does not match 'FrameworkInfo.principal'")
+    master.record("call", type="SUBSCRIBE")
+    subscription = master.subscribe(info, principal, body.get("suppressed_roles", []))
+    response = web.StreamResponse(
+        status=200, headers={"Content-Type": JSON, "Mesos-Stream-Id": subscription.stream_id}
+    )
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    try:
+        while (event := await subscription.queue.get()) is not None:
+            await response.write(protocol.recordio(event))
+        await response.write_eof()
+    except ConnectionError:
+        pass
+    finally:
+        master.stream_closed(subscription)
+    return response
+
+
+def _dispatch(
+    master: Master, request: web.Request, call: dict, principal: str | None
+) -> web.Response:
+    """Checks 9 to 13, then the call itself."""
+    framework_id = call["framework_id"].get("value", "")
+    framework = master.frameworks.get(framework_id)
+    if framework is None:
+        raise Refusal(400, "Framework cannot be found")
+    if principal is not None and framework.principal != principal:
+        raise Refusal(400, "Authenticated principal does not match the framework's principal")
+    if framework.subscription is None:
+        raise Refusal(403, "Framework is not subscribed")
+    stream_id = request.headers.get("Mesos-Stream-Id")
+    if stream_id is None:
+        raise Refusal(400, "All non-subscribe calls should include the 'Mesos-Stream-Id' header")
+    if stream_id != framework.subscription.stream_id:
+        raise Refusal(400, f"The stream ID '{stream_id}' included in this request didn't match")
+    master.record("call", type=call["type"], framework_id=framework_id)
+    reply = calls.HANDLERS[call["type"]](master, framework, call.get(call["type"].lower()))
+    if reply is None:
+        return web.Response(status=202)
+    return web.Response(status=reply[0], text=reply[1])

@@ -1,0 +1,190 @@
+"""Run a DevCluster and a real pymesos driver against it, for tests of any part.
+
+    with running_cluster(agents=2) as cluster, Framework(cluster) as fw:
+        fw.wait_for(lambda: len(fw.offers) >= 2)
+
+`Framework` records every callback of pymesos' real `MesosSchedulerDriver` (implicit
+acknowledgements on) so that tests can wait on what the scheduler saw, never on a clock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pymesos import MesosSchedulerDriver, Scheduler
+
+from calico_dcos.devcluster import DevCluster
+
+# Short intervals so that a test sees allocations, restarts and retries within a second.
+FAST = {
+    "allocation_interval": 0.1,
+    "heartbeat_interval": 1.0,
+    "agent_restart_delay": 0.3,
+    "status_retry_interval": 0.5,
+}
+
+
+@contextlib.contextmanager
+def running_cluster(**kwargs: Any) -> Iterator[DevCluster]:
+    """A started DevCluster (synthetic executor and fast intervals unless overridden)."""
+    options = {"agents": 2, "public_agents": 1, "executor": "synthetic", **FAST, **kwargs}
+    cluster = DevCluster(**options).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+    """Poll `predicate` until truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        time.sleep(0.02)
+
+
+def framework_info(**kwargs: Any) -> dict:
+    """A MULTI_ROLE, checkpointing FrameworkInfo for roles `*` and `slave_public`."""
+    return {
+        "user": "nobody",
+        "name": "devcluster-test",
+        "roles": ["*", "slave_public"],
+        "checkpoint": True,
+        "failover_timeout": 60.0,
+        "capabilities": [{"type": "MULTI_ROLE"}],
+        **kwargs,
+    }
+
+
+class Framework(Scheduler):
+    """A pymesos scheduler that records what it is told. By default it keeps every offer;
+    set `on_offers` to act on them (called on the driver's thread, must not raise)."""
+
+    def __init__(
+        self,
+        cluster: DevCluster,
+        info: dict | None = None,
+        on_offers: Callable[[Framework, list[dict]], None] | None = None,
+        **driver_kwargs: Any,
+    ) -> None:
+        self.cluster = cluster
+        self.info = info or framework_info()
+        self.on_offers = on_offers
+        self.driver_kwargs = driver_kwargs
+        self.lock = threading.Lock()
+        self.framework_id: str | None = None
+        self.offers: list[dict] = []
+        self.rescinded: list[str] = []
+        self.updates: list[dict] = []
+        self.errors: list[str] = []
+        self.lost_agents: list[str] = []
+        self.registrations = 0
+        self.driver: MesosSchedulerDriver | None = None
+
+    def __enter__(self) -> Framework:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self, master: str | None = None) -> Framework:
+        self.driver = MesosSchedulerDriver(
+            self, self.info, master or self.cluster.master_url, **self.driver_kwargs
+        )
+        self.driver.start()
+        wait_until(lambda: self.framework_id, what="SUBSCRIBED")
+        return self
+
+    def stop(self, failover: bool = False) -> None:
+        if self.driver:
+            self.driver.stop(failover)
+            self.driver.join()
+            self.driver = None
+
+    # pymesos callbacks ----------------------------------------------------------------------
+
+    def registered(self, driver, framework_id, master_info) -> None:
+        with self.lock:
+            self.framework_id = framework_id["value"]
+            self.registrations += 1
+
+    def reregistered(self, driver, master_info) -> None:
+        with self.lock:
+            self.registrations += 1
+
+    def resourceOffers(self, driver, offers) -> None:  # noqa: N802 (pymesos' name)
+        with self.lock:
+            self.offers.extend(offers)
+        if self.on_offers:
+            self.on_offers(self, offers)
+
+    def offerRescinded(self, driver, offer_id) -> None:  # noqa: N802
+        with self.lock:
+            self.rescinded.append(offer_id["value"])
+
+    def statusUpdate(self, driver, update) -> None:  # noqa: N802
+        with self.lock:
+            self.updates.append(update)
+
+    def slaveLost(self, driver, agent_id) -> None:  # noqa: N802
+        with self.lock:
+            self.lost_agents.append(agent_id["value"])
+
+    def error(self, driver, message) -> None:
+        with self.lock:
+            self.errors.append(message)
+
+    # queries --------------------------------------------------------------------------------
+
+    def states(self, task_id: str) -> list[str]:
+        with self.lock:
+            return [u["state"] for u in self.updates if u["task_id"]["value"] == task_id]
+
+    def wait_for_state(self, task_id: str, state: str, timeout: float = 10.0) -> dict:
+        def find() -> dict | None:
+            with self.lock:
+                matches = [
+                    u for u in self.updates
+                    if u["task_id"]["value"] == task_id and u["state"] == state
+                ]  # fmt: skip
+            return matches[-1] if matches else None
+
+        return wait_until(find, timeout, f"{task_id} {state}")
+
+    def offer_from(self, agent_id: str, timeout: float = 10.0) -> dict:
+        """The newest offer from `agent_id` that was not rescinded."""
+
+        def find() -> dict | None:
+            with self.lock:
+                live = [
+                    o for o in self.offers
+                    if o["agent_id"]["value"] == agent_id and o["id"]["value"] not in self.rescinded
+                ]  # fmt: skip
+            return live[-1] if live else None
+
+        return wait_until(find, timeout, f"an offer from {agent_id}")
+
+
+def command_task(offer: dict, task_id: str, command: str = "true", **extra: Any) -> dict:
+    """A TaskInfo running `command` with a little of the offer's role's resources."""
+    role = offer["allocation_info"]["role"]
+    reserved = {"role": role} if role != "*" else {}
+    return {
+        "name": extra.pop("name", task_id),
+        "task_id": {"value": task_id},
+        "agent_id": offer["agent_id"],
+        "resources": [
+            {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}, **reserved},
+            {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}, **reserved},
+        ],
+        "command": {"value": command},
+        **extra,
+    }
