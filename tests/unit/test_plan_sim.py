@@ -67,6 +67,7 @@ class Sim:
         self.records: dict[str, dict] = {}
         self.framework_ids: list = []
         self.max_restarting = 0
+        self.answers_reconciliation = True
         self._ids = itertools.count()
 
     @staticmethod
@@ -89,6 +90,8 @@ class Sim:
                 self.launches.append((self.now, d.agent_id, step))
             elif isinstance(d, p.Kill):
                 self.kills.append(d.task_id)
+            elif isinstance(d, p.Reconcile) and self.answers_reconciliation:
+                self.reconcile(d)
         self.max_restarting = max(self.max_restarting, self.restarting_now())
         return decisions
 
@@ -109,6 +112,16 @@ class Sim:
             task["state"] = state
         agent = task["agent"] if task else ""
         return self.apply(self.plan.on_status(status(task_id, state, agent, **extra), self.now))
+
+    def reconcile(self, call: p.Reconcile) -> None:
+        """Answer as the master does: latest state, TASK_LOST for a task it does not know."""
+        asked = [t for t, _ in call.tasks] or [
+            t for t, task in self.tasks.items() if task["state"] not in p.TERMINAL
+        ]
+        for task_id in asked:
+            task = self.tasks.get(task_id, {"state": "TASK_LOST", "agent": ""})
+            answer = status(task_id, task["state"], task["agent"], reason="REASON_RECONCILIATION")
+            self.apply(self.plan.on_status(answer, self.now))
 
     def change_options(self, **env: str) -> list:
         """The operator changes some options; the others stay as they were."""

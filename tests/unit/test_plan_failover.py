@@ -1,0 +1,180 @@
+"""The decision core after a restart: records, reconciliation, adoption, framework removal."""
+
+from test_plan_sim import CHAIN, Sim, status
+
+from calico_dcos import plan as p
+
+
+def crashed_mid_install(**env) -> Sim:
+    """A scheduler that ran until S0's cni was restarting the agent, and its records."""
+    before = Sim(agents=3, public=0, **env)
+    before.subscribe()
+    for _ in range(4):
+        before.offer()
+        before.advance()
+    assert before.plan.restarting, "the scenario needs a restart in flight"
+    return before
+
+
+def restarted_from(before: Sim, **env) -> Sim:
+    after = Sim(agents=3, public=0, records=before.records, framework_id="fw-1", **env)
+    after.tasks = before.tasks
+    return after
+
+
+def test_restart_budget_is_rebuilt_from_records():
+    before = crashed_mid_install()
+
+    after = restarted_from(before)
+
+    assert after.plan.restarting == before.plan.restarting
+    after.subscribe()
+    after.converge()
+    assert after.max_restarting == 1
+
+
+def test_tasks_the_records_think_alive_are_reconciled_explicitly_before_any_launch():
+    before = crashed_mid_install()
+    alive = {
+        st["task_id"]
+        for r in before.records.values()
+        for st in r["steps"].values()
+        if st["state"] not in p.TERMINAL
+    }
+    after = restarted_from(before)
+    after.answers_reconciliation = False
+
+    decisions = after.subscribe()
+    after.offer()
+
+    reconcile = [d for d in decisions if isinstance(d, p.Reconcile)]
+    assert {task_id for task_id, _ in reconcile[0].tasks} == alive
+    assert not after.of(p.Launch)
+    assert all(d.refuse_seconds <= 1.0 for d in after.of(p.Decline))
+
+
+def test_after_every_answer_comes_implicit_reconciliation_and_a_revive():
+    before = crashed_mid_install()
+    ran_before = {(t["agent"], t["step"]) for t in before.tasks.values()}
+    after = restarted_from(before)
+    after.answers_reconciliation = False
+    after.subscribe()
+
+    for task_id, task in list(before.tasks.items()):
+        if task["state"] not in p.TERMINAL:
+            after.update(task_id, task["state"])
+
+    assert p.Reconcile(()) in after.decisions
+    assert p.Revive() in after.decisions
+    after.converge()
+    relaunched = [(a, step) for _, a, step in after.launches]
+    assert not set(relaunched) & ran_before
+
+
+def test_unanswered_reconciliation_is_retried_with_backoff_then_given_up():
+    before = crashed_mid_install()
+    after = restarted_from(before)
+    after.answers_reconciliation = False
+    after.subscribe()
+
+    rounds_at = []
+    for _ in range(400):
+        if any(isinstance(d, p.Reconcile) and d.tasks for d in after.tick(0.5)):
+            rounds_at.append(after.now)
+    gaps = [b - a for a, b in zip(rounds_at, rounds_at[1:], strict=False)]
+
+    assert gaps == sorted(gaps) and gaps[0] < gaps[-1]
+    assert not after.plan.reconciling
+    assert p.Reconcile(()) in after.decisions
+
+
+def test_implicit_reconciliation_runs_periodically():
+    sim = Sim(agents=1, public=0)
+    sim.subscribe()
+    sim.decisions.clear()
+
+    sim.tick(sim.plan.config.implicit_reconcile_seconds + 1)
+
+    assert sim.of(p.Reconcile) == [p.Reconcile(())]
+
+
+def test_a_task_unknown_to_the_records_is_adopted_when_its_fingerprint_is_current():
+    sim = Sim(agents=1, public=0)
+    sim.subscribe()
+    sim.offer()  # S0 known; etcd-proxy launched and recorded
+    proxy = sim.live_task("S0", "etcd-proxy")
+    sim.update(proxy, "TASK_RUNNING")
+    fingerprint = sim.plan.config.steps[1].fingerprint
+    stray = p.task_id_for("docker", "S0", fingerprint, 7)
+
+    sim.apply(sim.plan.on_status(status(stray, "TASK_RUNNING", "S0"), sim.now))
+
+    assert sim.live_task("S0", "docker") == stray
+    assert sim.records["S0"]["steps"]["docker"]["attempts"] == 7
+    assert sim.kills == []
+
+
+def test_a_task_unknown_to_the_records_with_old_options_is_killed():
+    sim = Sim(agents=1, public=0)
+    sim.subscribe()
+    sim.offer()
+    stray = p.task_id_for("docker", "S0", "0ld0ptions", 1)
+
+    sim.apply(sim.plan.on_status(status(stray, "TASK_RUNNING", "S0"), sim.now))
+
+    assert sim.kills == [stray]
+
+
+def test_a_second_copy_of_a_live_step_is_killed():
+    sim = Sim(agents=1, public=0)
+    sim.subscribe()
+    sim.offer()
+    fingerprint = sim.plan.config.steps[0].fingerprint
+    copy = p.task_id_for("etcd-proxy", "S0", fingerprint, 9)
+
+    sim.apply(sim.plan.on_status(status(copy, "TASK_RUNNING", "S0"), sim.now))
+
+    assert sim.kills == [copy]
+
+
+def test_a_record_launched_but_never_accepted_is_relaunched_without_a_failure():
+    sim = Sim(agents=1, public=0)
+    sim.subscribe()
+    sim.offer()
+    proxy = sim.live_task("S0", "etcd-proxy")
+    after = Sim(agents=1, public=0, records=sim.records, framework_id="fw-1")
+    after.subscribe()
+
+    after.update(proxy, "TASK_LOST", reason="REASON_RECONCILIATION")
+    after.converge()
+
+    assert after.plan.agents["S0"].steps["etcd-proxy"].failures == 0
+    assert after.steps_launched("S0") == list(CHAIN)
+
+
+def test_framework_removed_forgets_the_id_and_keeps_the_progress():
+    sim = Sim(agents=2, public=0)
+    sim.subscribe()
+    sim.converge()
+
+    decisions = sim.apply(sim.plan.on_framework_removed())
+
+    assert decisions == [p.SaveFrameworkId(None)]
+    sim.subscribe("fw-2")
+    for task_id, task in sim.tasks.items():
+        if task["state"] == "TASK_RUNNING":
+            sim.update(task_id, "TASK_LOST", reason="REASON_RECONCILIATION")
+    sim.converge()
+    assert sim.framework_ids == ["fw-1", None, "fw-2"]
+    relaunched = [step for _, _, step in sim.launches[10:]]
+    assert sorted(relaunched) == sorted(["etcd-proxy", "libnetwork", "node"] * 2)
+
+
+def test_a_lost_agent_frees_its_restart_slot():
+    before = crashed_mid_install()
+    (holder,) = before.plan.restarting
+
+    before.apply(before.plan.on_agent_lost(holder, before.now))
+
+    assert before.plan.restarting == frozenset()
+    assert before.records[holder]["lost"] is True
