@@ -100,9 +100,11 @@ class DevCluster:
     async def _serve(self, port: int) -> int:
         port_cell = [0]
         app = make_app(self.master, port_cell, self._failover)
-        runner = web.AppRunner(app, handler_cancellation=True, access_log=None)
+        runner = web.AppRunner(
+            app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5
+        )
         await runner.setup()
-        site = web.TCPSite(runner, self.master.host, port, shutdown_timeout=0.5)
+        site = web.TCPSite(runner, self.master.host, port)
         await site.start()
         port_cell[0] = runner.addresses[0][1]
         self._runners.append(runner)

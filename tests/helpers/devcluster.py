@@ -80,7 +80,7 @@ class Framework(Scheduler):
         self.on_offers = on_offers
         self.driver_kwargs = driver_kwargs
         self.lock = threading.Lock()
-        self.framework_id: str | None = None
+        self.framework_id: str | None = self.info.get("id", {}).get("value")
         self.offers: list[dict] = []
         self.rescinded: list[str] = []
         self.updates: list[dict] = []
@@ -99,8 +99,9 @@ class Framework(Scheduler):
         self.driver = MesosSchedulerDriver(
             self, self.info, master or self.cluster.master_url, **self.driver_kwargs
         )
+        before = self.registrations
         self.driver.start()
-        wait_until(lambda: self.framework_id, what="SUBSCRIBED")
+        wait_until(lambda: self.registrations > before, what="SUBSCRIBED")
         return self
 
     def stop(self, failover: bool = False) -> None:
