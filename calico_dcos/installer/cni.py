@@ -98,12 +98,12 @@ def wanted_files(
     binaries: dict,
     network: Network,
 ) -> list[Wanted]:
+    config = render_config(network)
     plugins, configs = host.path(plugins_dir), host.path(config_dir)
     files = [
         Wanted(plugins / name, read_binary(source), BINARY_MODE, f"cni:{name}-written")
         for name, source in binaries.items()
     ]
-    config = render_config(network)
     return files + [Wanted(configs / config_name, config, CONFIG_MODE, "cni:config-written")]
 
 

@@ -32,9 +32,9 @@ def find_calico(host: HostRoot, cni_config_dir: str) -> list[str]:
 
 
 def active_units() -> list[str]:
-    return [
-        f"unit {unit} is active" for unit in CALICO_UNITS if systemd.unit_state(unit) == "active"
-    ]
+    states = systemd.unit_states(*CALICO_UNITS)
+    active = [unit for i, unit in enumerate(CALICO_UNITS) if states[i] == "active"]
+    return [f"unit {unit} is active" for unit in active]
 
 
 def unit_files(host: HostRoot) -> list[str]:

@@ -21,10 +21,14 @@ def systemctl(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["systemctl", *args], capture_output=True, text=True)
 
 
+def unit_states(*units: str) -> list[str]:
+    """What `systemctl is-active` says of each unit: active, activating, failed, inactive, …"""
+    lines = systemctl("is-active", *units).stdout.split()
+    return lines if len(lines) == len(units) else ["unknown"] * len(units)
+
+
 def unit_state(unit: str) -> str:
-    """What `systemctl is-active` says: active, activating, failed, inactive, …"""
-    result = systemctl("is-active", unit)
-    return (result.stdout.strip().splitlines() or ["unknown"])[-1]
+    return unit_states(unit)[0]
 
 
 def restart(unit: str) -> bool:

@@ -1,0 +1,80 @@
+"""A simulated agent host and a way to run the built installer zipapp on it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from calico_dcos.devcluster.hostroot import STANDINS_DIR, read_calls
+from calico_dcos.installer.crashpoints import CRASH_ENV
+
+FAST = ("--stability-seconds", "0.1", "--timeout-seconds", "20")
+PLUGINS_DIR = "/opt/mesosphere/active/cni/"
+CONFIG_DIR = "/opt/mesosphere/etc/dcos/network/cni/"
+
+
+class Agent:
+    """One simulated host and a way to run installer commands on it."""
+
+    def __init__(self, root: Path, zipapp: Path, sandbox: Path) -> None:
+        self.root, self.zipapp, self.sandbox = root, zipapp, sandbox
+
+    def environ(self, crash_at: str | None, extra: dict | None) -> dict:
+        environ = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
+        environ["PATH"] = f"{STANDINS_DIR}{os.pathsep}{environ.get('PATH', '')}"
+        environ["DEVCLUSTER_HOST_ROOT"] = str(self.root)
+        if crash_at:
+            environ[CRASH_ENV] = crash_at
+        return environ | (extra or {})
+
+    def run(self, command: str, *args: str, crash_at: str | None = None, env: dict | None = None):
+        argv = [sys.executable, str(self.zipapp), command, "--host-root", str(self.root), *args]
+        return subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            cwd=self.sandbox,
+            timeout=120,
+            env=self.environ(crash_at, env),
+        )
+
+    def docker(self, store: str = "etcd://10.0.0.1:2379", *extra: str, **kw):
+        return self.run("docker", "--cluster-store", store, *FAST, *extra, **kw)
+
+    def cni(self, *extra: str, **kw):
+        return self.run(
+            "cni",
+            "--etcd-endpoints",
+            "http://10.0.0.1:2379",
+            "--calico-bin",
+            str(self.sandbox / "calico"),
+            "--calico-ipam-bin",
+            str(self.sandbox / "calico-ipam"),
+            *FAST,
+            *extra,
+            **kw,
+        )
+
+    def path(self, host_path: str) -> Path:
+        return self.root / host_path.lstrip("/")
+
+    def calls(self) -> list[list[str]]:
+        """Each stand-in call as `[tool, *argv]`, oldest first."""
+        return [[call["tool"], *call["argv"]] for call in read_calls(self.root)]
+
+    def restarts(self, unit: str) -> int:
+        return self.calls().count(["systemctl", "restart", unit])
+
+    def files(self) -> dict[str, tuple[bytes, int]]:
+        """Every file of the host (bytes and mode), outside the stand-ins' own records."""
+        found = {}
+        for path in sorted(self.root.rglob("*")):
+            relative = str(path.relative_to(self.root))
+            if path.is_file() and not relative.startswith(".devcluster"):
+                found[relative] = (path.read_bytes(), path.stat().st_mode & 0o7777)
+        return found
+
+    def unit(self, unit: str) -> str:
+        return (self.root / ".devcluster" / "units" / unit).read_text().strip()
