@@ -1,0 +1,38 @@
+"""Command tasks as real processes (the process executor) through pymesos and the master."""
+
+from __future__ import annotations
+
+from tests.helpers.devcluster import Framework, command_task, wait_until
+
+
+def test_command_task_runs_and_finishes_with_acknowledged_updates(process_cluster):
+    agent = process_cluster.agents[0]
+    with Framework(process_cluster) as fw:
+        offer = fw.offer_from(agent.agent_id)
+        command = 'test "$MESOS_TASK_ID" = ok-1 && test "$LIBPROCESS_IP" = 127.0.1.1'
+        fw.driver.launchTasks([offer["id"]], [command_task(offer, "ok-1", command)])
+        fw.wait_for_state("ok-1", "TASK_FINISHED")
+        assert fw.states("ok-1") == ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"]
+        wait_until(lambda: not process_cluster.state()["frameworks"][0]["tasks"])
+
+
+def test_failing_command_gives_failed_with_the_exit_code(process_cluster):
+    agent = process_cluster.agents[0]
+    with Framework(process_cluster) as fw:
+        offer = fw.offer_from(agent.agent_id)
+        fw.driver.launchTasks([offer["id"]], [command_task(offer, "bad-1", "exit 3")])
+        failed = fw.wait_for_state("bad-1", "TASK_FAILED")
+        assert "3" in failed["message"]
+
+
+def test_systemctl_restart_of_the_agent_unit_restarts_the_agent(process_cluster):
+    agent = process_cluster.agents[0]
+    with Framework(process_cluster) as fw:
+        offer = fw.offer_from(agent.agent_id)
+        task = command_task(offer, "cni-1", "systemctl restart dcos-mesos-slave; exit 1")
+        fw.driver.launchTasks([offer["id"]], [task])
+        fw.wait_for_state("cni-1", "TASK_FAILED")
+        kinds = [e["event"] for e in process_cluster.timeline()]
+        assert kinds.index("agent_disconnected") < kinds.index("agent_reregistered")
+        unit = agent.host_root / ".devcluster/units/dcos-mesos-slave"
+        wait_until(lambda: unit.read_text().strip() == "active")
