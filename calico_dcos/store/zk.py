@@ -107,6 +107,7 @@ class ZooKeeperStore:
         self._on_lost: Callable[[], None] | None = None
         self._leadership_mutex = threading.Lock()
         self._suspended_timer: threading.Timer | None = None
+        self._existing: set[str] = set()
         self._client = self._make_client(hosts, credentials, session_timeout, command_deadline)
         self._client.add_listener(self._on_session_state)
         self._connect(connect_timeout)
@@ -187,6 +188,7 @@ class ZooKeeperStore:
 
     def wipe(self) -> None:
         """Remove every node under the root; a held leader lock stays held."""
+        self._existing.clear()
         with self._errors(self.root):
             for child in self._client.retry(self._client.get_children, self.root):
                 if child == LEADER and self._lock is not None:
@@ -271,6 +273,7 @@ class ZooKeeperStore:
             except NoAuthError as exc:
                 raise StateCorrupt(path, "not authorised to read it (credentials?)") from exc
             found[agent_id] = (path, data)
+            self._existing.add(path)
         return found
 
     def _get(self, path: str) -> bytes | None:
@@ -292,15 +295,21 @@ class ZooKeeperStore:
         self.bytes_written += len(data)
 
     def _set_or_create(self, path: str, data: bytes) -> None:
-        try:
-            self._client.set(path, data)
-        except NoNodeError:
+        """One round trip when we know whether the node exists, two when we guessed wrong."""
+        if path in self._existing:
+            try:
+                self._client.set(path, data)
+            except NoNodeError:
+                self._client.create(path, data)
+        else:
             try:
                 self._client.create(path, data)
             except NodeExistsError:
                 self._client.set(path, data)
+        self._existing.add(path)
 
     def _delete(self, path: str) -> None:
+        self._existing.discard(path)
         with self._errors(path), contextlib.suppress(NoNodeError):
             self._client.retry(self._client.delete, path)
 

@@ -1,0 +1,186 @@
+"""What only the ZooKeeper store does: ACLs, sessions, restarts, and scale."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+import pytest
+from kazoo.client import KazooClient
+from kazoo.exceptions import NoAuthError
+
+from calico_dcos.store import StateCorrupt, StoreError, open_store
+from calico_dcos.store.zk import ZooKeeperStore
+from tests.helpers.zookeeper import free_port
+from tests.store.test_store_contract import agent_record
+
+
+@pytest.fixture
+def root() -> str:
+    return f"/test-{uuid.uuid4().hex[:8]}/calico"
+
+
+@pytest.fixture
+def credentials_file(tmp_path) -> str:
+    path = tmp_path / "zk-credentials"
+    path.write_text("calico:s3cret\n")
+    return str(path)
+
+
+def expire_session(hosts: str, store: ZooKeeperStore) -> None:
+    """Close the store's session from a second client with the same session ID and password:
+    the server expires it, as it would after a network partition longer than the timeout."""
+    twin = KazooClient(hosts=hosts, client_id=store._client.client_id)
+    twin.start(timeout=10)
+    twin.stop()
+    twin.close()
+
+
+def test_digest_acls_keep_an_unauthenticated_client_out(
+    zookeeper, zk_client, root, credentials_file
+):
+    store = open_store(f"zk://{zookeeper.hosts}{root}", credentials_file)
+    store.put_agent("a1b2-S0", agent_record("a1b2-S0"))
+    node = f"{root}/agents/a1b2-S0"
+
+    with pytest.raises(NoAuthError):
+        zk_client.get(node)
+    with pytest.raises(NoAuthError):
+        zk_client.set(node, b"{}")
+    with pytest.raises(NoAuthError):
+        zk_client.create(f"{root}/agents/intruder", b"{}")
+    with pytest.raises(NoAuthError):
+        zk_client.get(f"{root}/agents")
+    insider = open_store(f"zk://{zookeeper.hosts}{root}", credentials_file)
+    assert insider.load_agents() == {"a1b2-S0": agent_record("a1b2-S0")}
+    insider.close()
+    store.close()
+
+
+def test_a_store_without_the_credentials_gets_a_clear_error(zookeeper, root, credentials_file):
+    owner = open_store(f"zk://{zookeeper.hosts}{root}", credentials_file)
+    owner.set_framework_id("f0c2-0001")
+    outsider = open_store(f"zk://{zookeeper.hosts}{root}")
+
+    with pytest.raises(StateCorrupt, match=f"{root}/framework_id.*not authorised"):
+        outsider.get_framework_id()
+    with pytest.raises(StoreError, match=f"{root}/agents: not authorised"):
+        outsider.load_agents()
+    owner.close()
+    outsider.close()
+
+
+def test_bad_credentials_file_and_url_are_refused(zookeeper, tmp_path):
+    bad = tmp_path / "creds"
+    bad.write_text("no-colon")
+
+    with pytest.raises(StoreError, match="expected user:password"):
+        open_store(f"zk://{zookeeper.hosts}/x", str(bad))
+    with pytest.raises(StoreError, match="cannot read ZooKeeper credentials"):
+        open_store(f"zk://{zookeeper.hosts}/x", str(tmp_path / "missing"))
+    with pytest.raises(StoreError, match="expected zk://host:port"):
+        open_store(f"zk://{zookeeper.hosts}")
+    with pytest.raises(StoreError, match="unknown option"):
+        open_store(f"zk://{zookeeper.hosts}/x?chroot=1")
+
+
+def test_unreachable_zookeeper_is_a_clear_error():
+    hosts = f"127.0.0.1:{free_port()}"
+
+    with pytest.raises(StoreError, match=f"cannot reach ZooKeeper at {hosts}"):
+        ZooKeeperStore(hosts, "/x", connect_timeout=0.5)
+
+
+def test_a_record_too_big_for_a_znode_is_refused(zookeeper, root):
+    store = open_store(f"zk://{zookeeper.hosts}{root}")
+
+    with pytest.raises(StoreError, match="a1b2-S0: .* exceeds ZooKeeper's node limit"):
+        store.put_agent("a1b2-S0", {"message": "x" * 1_100_000})
+    store.close()
+
+
+def test_session_expiry_calls_on_lost_and_leadership_can_be_taken_again(zookeeper, root):
+    store = ZooKeeperStore(zookeeper.hosts, root, session_timeout=2, lost_grace=30)
+    store.put_agent("a1b2-S0", agent_record("a1b2-S0"))
+    lost = threading.Event()
+    store.acquire_leadership(on_lost=lost.set)
+
+    expire_session(zookeeper.hosts, store)
+
+    assert lost.wait(10), "on_lost was not called when the session expired"
+    store.acquire_leadership(on_lost=lambda: None)
+    assert store.load_agents() == {"a1b2-S0": agent_record("a1b2-S0")}
+    store.close()
+
+
+def test_released_leadership_never_calls_on_lost(zookeeper, root):
+    store = ZooKeeperStore(zookeeper.hosts, root, session_timeout=2, lost_grace=30)
+    lost = threading.Event()
+    store.acquire_leadership(on_lost=lost.set)
+    store.release_leadership()
+
+    expire_session(zookeeper.hosts, store)
+    store.put_meta("probe", {"after": "expiry"})
+
+    assert not lost.is_set()
+    store.close()
+
+
+def test_connection_suspended_past_the_grace_calls_on_lost(private_zookeeper, root):
+    store = ZooKeeperStore(private_zookeeper.hosts, root, session_timeout=4, lost_grace=0.3)
+    lost = threading.Event()
+    store.acquire_leadership(on_lost=lost.set)
+
+    private_zookeeper.stop()
+
+    assert lost.wait(10), "on_lost was not called while ZooKeeper was unreachable"
+    private_zookeeper.start()
+    store.acquire_leadership(on_lost=lambda: None)
+    store.close()
+
+
+def test_zookeeper_restarted_mid_use_keeps_the_session_and_the_data(private_zookeeper, root):
+    store = ZooKeeperStore(private_zookeeper.hosts, root, session_timeout=20, lost_grace=15)
+    lost = threading.Event()
+    store.acquire_leadership(on_lost=lost.set)
+    for i in range(3):
+        store.put_agent(f"a1b2-S{i}", agent_record(f"a1b2-S{i}"))
+
+    private_zookeeper.restart()
+    store.put_agent("a1b2-S3", agent_record("a1b2-S3"))
+
+    assert sorted(store.load_agents()) == [f"a1b2-S{i}" for i in range(4)]
+    assert not lost.is_set()
+    contender = ZooKeeperStore(private_zookeeper.hosts, root)
+    assert len(contender._client.get_children(f"{root}/leader")) == 1
+    contender.close()
+    store.close()
+
+
+def test_five_thousand_agents_stay_one_small_node_each(zookeeper, root, capsys):
+    store = open_store(f"zk://{zookeeper.hosts}{root}")
+    records = {f"5e1f0c2a-0b7d-4c1e-9f3a-2d5c8e7b6a10-S{i}": None for i in range(5000)}
+    for agent_id in records:
+        records[agent_id] = agent_record(agent_id)
+
+    started = time.monotonic()
+    for agent_id, record in records.items():
+        store.put_agent(agent_id, record)
+    put_seconds = time.monotonic() - started
+    started = time.monotonic()
+    reader = open_store(f"zk://{zookeeper.hosts}{root}")
+    loaded = reader.load_agents()
+    load_seconds = time.monotonic() - started
+    reader.close()
+
+    assert loaded == records
+    assert store.writes == 5000
+    bytes_per_agent = store.bytes_written / store.writes
+    assert bytes_per_agent < 1024
+    with capsys.disabled():
+        print(
+            f"\n5000 agents in ZooKeeper: {bytes_per_agent:.0f} bytes/agent, "
+            f"puts {put_seconds:.2f}s ({put_seconds / 5:.2f} ms/put), load {load_seconds:.2f}s"
+        )
+    store.close()
