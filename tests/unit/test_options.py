@@ -270,3 +270,11 @@ def test_cli_show_never_reads_a_secret_file(tmp_path):
     )
     assert result.exit_code == 0
     assert "hunter2" not in result.output
+
+
+@pytest.mark.parametrize(
+    "example",
+    sorted(p.name for p in (ROOT / "config").iterdir() if p.name != "options.schema.json"),
+)
+def test_every_example_options_file_is_valid(example):
+    load_options(str(ROOT / "config" / example), {})
