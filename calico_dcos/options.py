@@ -84,6 +84,7 @@ def env_name(option: str) -> str:
 
 
 def option_spec(option: str) -> dict:
+    """The schema of one option (`type`, `default`, `description`, …)."""
     section, key = option.split(".", 1)
     return schema()["properties"][section]["properties"][key]
 
@@ -96,7 +97,7 @@ def load_options(path: str | None, environ: Mapping[str, str]) -> Options:
     errors += _apply_environment(given, environ)
     doc = _with_defaults(given)
     errors += _schema_errors(doc)
-    errors += _semantic_errors(doc, {path for path, _ in errors})
+    errors += _semantic_errors(doc, {option for option, _ in errors})
     if errors:
         raise OptionsError(errors)
     return Options(doc)
