@@ -109,7 +109,7 @@ class Health(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def health_server():
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     yield server
     server.shutdown()
     server.server_close()
