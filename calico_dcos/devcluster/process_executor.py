@@ -6,7 +6,8 @@ environment, the host stand-ins first on PATH (no systemd or Docker can run on a
 machine), stdout/stderr in the sandbox, STARTING → RUNNING → FINISHED | FAILED | KILLED, and
 health checks. A DOCKER or MESOS container with an image cannot really run here: it is
 recorded in the host root and replaced by a stand-in process (its command, if it has one,
-else a sleeper) that stays RUNNING until killed.
+else a sleeper) that stays RUNNING until killed. `CommandInfo.user` is ignored: every task
+runs as the devcluster's own user, who owns the simulated host roots.
 """
 
 from __future__ import annotations
