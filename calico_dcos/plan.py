@@ -32,6 +32,9 @@ TERMINAL = frozenset(
         "TASK_GONE_BY_OPERATOR",
     }
 )
+# Ended for our purposes: a PARTITION_AWARE framework hears TASK_UNKNOWN for a task the
+# master never heard of (a launch recorded just before a crash, never accepted).
+ENDED = TERMINAL | {"TASK_UNKNOWN"}
 # Mesos lost track of the task (agent gone, unknown to the master): relaunch, not a failure.
 VANISHED = frozenset(
     {"TASK_LOST", "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR", "TASK_UNKNOWN"}
@@ -212,7 +215,7 @@ class StepState:
 
     @property
     def live(self) -> bool:
-        return self.task_id is not None and self.state not in TERMINAL
+        return self.task_id is not None and self.state not in ENDED
 
 
 @dataclass
@@ -662,7 +665,7 @@ class Plan:
         parsed = parse_task_id(task_id)
         agent = self.agents.get(parsed[1]) if parsed else None
         if parsed is None or agent is None or parsed[0] not in self._steps:
-            if status["state"] not in TERMINAL:
+            if status["state"] not in ENDED:
                 out.append(Kill(task_id, status.get("agent_id", {}).get("value", "")))
         elif agent.step(parsed[0]).task_id == task_id:
             self._transition(agent, self._steps[parsed[0]], status, now, out)
@@ -682,7 +685,7 @@ class Plan:
             return
         st.state, st.healthy, st.updated = state, healthy, now
         st.message = status.get("message", "") or st.message
-        if state in TERMINAL and state != "TASK_FINISHED":
+        if state in ENDED and state != "TASK_FINISHED":
             self._ended(spec, st, status, now)
         if step_done(spec, st):
             st.failures = 0
@@ -715,7 +718,7 @@ class Plan:
     ) -> None:
         """A task the records do not know: adopt it if it is what we would launch now."""
         state = status["state"]
-        if state in TERMINAL:
+        if state in ENDED:
             return
         st = agent.step(spec.name)
         current = spec.enabled and spec.fingerprint.startswith(parsed[2])

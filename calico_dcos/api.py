@@ -1,0 +1,92 @@
+"""The scheduler's HTTP API (aiohttp): artifacts for agents, installer reports, health.
+
+`build_app(view)` is the one place the routes are made; `view` is the scheduler's small read
+and command interface (`SchedulerView`), so the API never reaches into the plan itself.
+`ApiServer` runs the app on its own thread and event loop, next to pymesos' threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Protocol
+
+from aiohttp import web
+
+
+class SchedulerView(Protocol):
+    def health(self) -> tuple[bool, list[str]]: ...
+    def artifact(self, name: str) -> Path | None: ...
+    def report(self, agent_id: str, report: dict) -> None: ...
+    def plan_view(self) -> dict: ...
+    def summary(self) -> dict: ...
+    def agent_records(self) -> dict[str, dict]: ...
+    def command(self, name: str, agent_id: str | None = None, step: str | None = None) -> None: ...
+
+
+VIEW = web.AppKey("view", SchedulerView)
+
+
+def build_app(view: SchedulerView) -> web.Application:
+    app = web.Application()
+    app[VIEW] = view
+    app.router.add_get("/v1/health", health)
+    app.router.add_get("/v1/artifacts/{name}", artifact)
+    app.router.add_post("/v1/agents/{agent_id}/report", report)
+    return app
+
+
+async def health(request: web.Request) -> web.Response:
+    """Marathon's health check: 200 when registered with Mesos, 503 with the reasons."""
+    healthy, reasons = request.app[VIEW].health()
+    return web.json_response(
+        {"healthy": healthy, "reasons": reasons}, status=200 if healthy else 503
+    )
+
+
+async def artifact(request: web.Request) -> web.StreamResponse:
+    """Files agents fetch (the installer zipapp, and in `local` the stand-ins)."""
+    path = request.app[VIEW].artifact(request.match_info["name"])
+    if path is None:
+        raise web.HTTPNotFound(text=f"no artifact {request.match_info['name']}\n")
+    return web.FileResponse(path)
+
+
+async def report(request: web.Request) -> web.Response:
+    """The installer says an agent already runs Calico by other means."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise web.HTTPBadRequest(text="expected a JSON object\n") from None
+    if not isinstance(body, dict) or body.get("calico_present") is not True:
+        raise web.HTTPBadRequest(text='expected {"calico_present": true, …}\n')
+    agent_id = request.match_info["agent_id"]
+    await asyncio.to_thread(request.app[VIEW].report, agent_id, body)
+    return web.json_response({"agent_id": agent_id, "accepted": True}, status=202)
+
+
+class ApiServer:
+    """The app on a background thread; `port` is the bound one (0 picks a free port)."""
+
+    def __init__(self, app: web.Application, host: str = "0.0.0.0", port: int = 0) -> None:
+        self.app, self.host, self.port = app, host, port
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="api", daemon=True)
+        self._runner = web.AppRunner(app, access_log=None)
+
+    def start(self) -> ApiServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=30)
+        return self
+
+    async def _start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()

@@ -1,0 +1,149 @@
+"""`calico-dcos run`: the scheduler against a real Mesos cluster (what Marathon starts).
+
+Order matters: options are checked before anything registers; the leader lock is held
+before the records are read; the installer is built and served before the first launch
+can point an agent at it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+
+from calico_dcos.api import ApiServer, build_app
+from calico_dcos.artifacts import build_installer_zipapp
+from calico_dcos.options import Options, OptionsError, load_options
+from calico_dcos.scheduler import CalicoScheduler
+from calico_dcos.store import open_store
+
+LOG = logging.getLogger("calico_dcos.run")
+EXIT_INVALID_OPTIONS = 2
+
+
+def api_port(options: Mapping, environ: Mapping[str, str]) -> int:
+    """`service.api_port`, else Marathon's $PORT_API or $PORT0, else 8080."""
+    port = options["service"]["api_port"]
+    return port or int(environ.get("PORT_API") or environ.get("PORT0") or 8080)
+
+
+def artifacts_url(options: Mapping, host: str, port: int) -> str:
+    return options["service"]["artifacts_url"] or f"http://{host}:{port}"
+
+
+@dataclass
+class Service:
+    """A running scheduler with its store and API; `stop()` leaves the framework to Mesos."""
+
+    store: object
+    api: ApiServer
+    scheduler: CalicoScheduler
+
+    def stop(self) -> None:
+        self.scheduler.stop()
+        self.api.stop()
+        self.store.release_leadership()
+        self.store.close()
+
+
+def start_service(
+    options: Options,
+    master: str | None = None,
+    host: str = "",
+    port: int | None = None,
+    artifacts_dir: Path | None = None,
+    artifacts: Mapping[str, Path] | None = None,
+    **scheduler_kwargs,
+) -> Service:
+    """Store and leadership, installer, API, then the scheduler subscribes."""
+    host = host or os.environ.get("HOST") or socket.getfqdn()
+    store = open_store(options["service"]["state"], options["service"]["zk_credentials_file"])
+    failed = threading.Event()
+    LOG.info("waiting to be the leader of %s", options["service"]["state"])
+    store.acquire_leadership(failed.set)
+    out_dir = Path(artifacts_dir or tempfile.mkdtemp(prefix="calico-dcos-artifacts-"))
+    installer = build_installer_zipapp(out_dir)
+    LOG.info("built the installer %s (sha256 %s)", installer.path.name, installer.sha256)
+    holder: list[CalicoScheduler] = []
+    port = api_port(options, os.environ) if port is None else port
+    api = ApiServer(build_app(_Late(holder)), "0.0.0.0", port).start()
+    url = artifacts_url(options, host, api.port)
+    webui = f"http://{host}:{api.port}/"
+    scheduler = CalicoScheduler(
+        options, store, url, webui_url=webui, master=master, **scheduler_kwargs
+    )
+    scheduler.artifacts = {"installer.pyz": installer.path, **(artifacts or {})}
+    holder.append(scheduler)
+    threading.Thread(target=_fail_on, args=(failed, scheduler), daemon=True).start()
+    LOG.info("API on port %d; agents fetch from %s", api.port, url)
+    return Service(store, api, scheduler.start())
+
+
+class _Late:
+    """The API starts before the scheduler exists (its port is in the FrameworkInfo)."""
+
+    def __init__(self, holder: list[CalicoScheduler]) -> None:
+        self._holder = holder
+
+    def __getattr__(self, name: str):
+        if not self._holder:
+            raise RuntimeError("the scheduler is starting")
+        return getattr(self._holder[0], name)
+
+    def health(self) -> tuple[bool, list[str]]:
+        if not self._holder:
+            return False, ["the scheduler is starting"]
+        return self._holder[0].health()
+
+
+def _fail_on(lost: threading.Event, scheduler: CalicoScheduler) -> None:
+    lost.wait()
+    scheduler.fail("lost the leader lock: another scheduler may act now")
+
+
+def load_or_exit(path: str | None) -> Options:
+    """Invalid options stop the program before it registers, naming each option's path."""
+    try:
+        return load_options(path, os.environ)
+    except OptionsError as exc:
+        for option, message in exc.errors:
+            click.echo(f"invalid option {option or '(options)'}: {message}", err=True)
+        raise SystemExit(EXIT_INVALID_OPTIONS) from None
+
+
+def wait_for_signal(service: Service) -> int:
+    """Until SIGTERM/SIGINT (exit 0) or a failure Marathon should restart us for (exit 1)."""
+    signal.signal(signal.SIGTERM, lambda *_: service.scheduler.request_stop())
+    try:
+        while not service.scheduler.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        LOG.info("interrupted")
+    except Exception:
+        LOG.exception("the pymesos driver failed")
+        service.scheduler.fail("the pymesos driver failed")
+    service.stop()
+    return 1 if service.scheduler.failure else 0
+
+
+@click.command()
+@click.option("--options", "options_file", type=click.Path(dir_okay=False), help="JSON or YAML.")
+@click.option("--master", default=None, help="Override service.master (zk://… or host:port).")
+def run(options_file: str | None, master: str | None) -> None:
+    """Run the scheduler against a Mesos cluster."""
+    options = load_or_exit(options_file)
+    logging.basicConfig(
+        level=options["service"]["log_level"].upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    service = start_service(options, master=master)
+    sys.exit(wait_for_signal(service))

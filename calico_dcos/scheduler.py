@@ -1,0 +1,370 @@
+"""The only code that touches pymesos: callbacks become plan events, decisions become calls.
+
+Decisions are applied in two passes: store writes first, then driver calls, so that a launch
+is on record before its ACCEPT leaves (a crash in between is answered by reconciliation).
+A pymesos callback that raises aborts the driver, so every callback logs and carries on.
+
+FrameworkInfo choices:
+- MULTI_ROLE: offers from `*` and `slave_public` (public agents) in one framework.
+- PARTITION_AWARE: a partitioned agent's daemons are reported TASK_UNREACHABLE (not
+  terminal: the plan waits instead of launching a second copy) and TASK_GONE when they are
+  really gone; the agent-restarting CNI step is cut off with TASK_GONE, not a failure.
+- TASK_KILLING_STATE: a daemon being replaced shows TASK_KILLING during its grace period.
+- `failover=True` in the driver as well as `stop(failover=True)`: no path of ours (not even
+  pymesos' abort) sends TEARDOWN; only `uninstall` may remove the framework.
+- Explicit acknowledgements: an update is acknowledged after its effect is stored, so a
+  crash in between makes the agent send it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from pymesos import MesosSchedulerDriver, Scheduler
+
+from calico_dcos import plan as p
+from calico_dcos.options import read_secret, roles
+
+LOG = logging.getLogger("calico_dcos.scheduler")
+FRAMEWORK_REMOVED = "Framework has been removed"
+
+
+def framework_info(options: Mapping, framework_id: str | None, webui_url: str) -> dict:
+    service = options["service"]
+    info = {
+        "name": service["name"],
+        "user": service["user"],
+        "roles": roles(options),
+        "capabilities": [
+            {"type": "MULTI_ROLE"},
+            {"type": "PARTITION_AWARE"},
+            {"type": "TASK_KILLING_STATE"},
+        ],
+        "checkpoint": True,
+        "failover_timeout": float(service["failover_timeout_seconds"]),
+        "webui_url": webui_url,
+    }
+    if service["principal"]:
+        info["principal"] = service["principal"]
+    if framework_id:
+        info["id"] = {"value": framework_id}
+    return info
+
+
+class CalicoScheduler(Scheduler):
+    """Feeds the plan from pymesos and applies its decisions. Thread-safe: one lock."""
+
+    def __init__(
+        self,
+        options: Mapping,
+        store: Any,
+        artifacts_url: str,
+        webui_url: str = "",
+        master: str | None = None,
+        timings: Mapping[str, float] | None = None,
+        tick_seconds: float = 0.5,
+        heartbeat_timeout: float = 75.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.options = options
+        self.store = store
+        self.artifacts_url = artifacts_url
+        self.webui_url = webui_url or artifacts_url
+        self.master = master or options["service"]["master"]
+        self.timings = dict(timings or {})
+        self.tick_seconds = tick_seconds
+        self.heartbeat_timeout = heartbeat_timeout
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.counters: Counter[str] = Counter()
+        self.artifacts: dict[str, Path] = {}  # served at /v1/artifacts/<name>
+        self.failure: str | None = None  # why the scheduler must exit non-zero
+        self.plan = p.Plan(self._config(options), store.load_agents(), store.get_framework_id())
+        self.driver: MesosSchedulerDriver | None = None
+        self._last_heartbeat = time.monotonic()
+        self._stopping = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def _config(self, options: Mapping) -> p.PlanConfig:
+        return p.config_from_options(options, self.artifacts_url, **self.timings)
+
+    # -- life cycle ----------------------------------------------------------------------
+
+    def start(self) -> CalicoScheduler:
+        self._start_driver()
+        self._ticker = threading.Thread(target=self._tick_loop, name="plan-ticker", daemon=True)
+        self._ticker.start()
+        return self
+
+    def _start_driver(self) -> None:
+        service = self.options["service"]
+        principal = service["principal"] or None
+        secret = None
+        if principal and service["secret_file"]:
+            secret = read_secret(service["secret_file"], "service.secret_file")
+        info = framework_info(self.options, self.plan.framework_id, self.webui_url)
+        self._last_heartbeat = time.monotonic()
+        self.driver = MesosSchedulerDriver(
+            self,
+            info,
+            self.master,
+            use_addict=False,
+            implicit_acknowledgements=False,
+            principal=principal,
+            secret=secret,
+            failover=True,
+        )
+        LOG.info(
+            "subscribing to %s as %r (framework ID %s)", self.master, info["name"], info.get("id")
+        )
+        self.driver.start()
+
+    def stop(self) -> None:
+        """Leave the framework to Mesos (failover): tasks keep running, a restart resumes."""
+        self._stopping.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        self._stop_driver()
+
+    def _stop_driver(self) -> None:
+        driver, self.driver = self.driver, None
+        if driver is not None:
+            driver.stop(failover=True)
+            driver.join()
+
+    def request_stop(self) -> None:
+        """From a signal handler: `wait` returns and the caller stops the service."""
+        self._stopping.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once a stop was requested or the scheduler failed (see `failure`)."""
+        return self._stopping.wait(timeout)
+
+    def fail(self, why: str) -> None:
+        """Something the process cannot recover from in place: let Marathon restart it."""
+        LOG.error("scheduler failing: %s", why)
+        self.failure = why
+        self._stopping.set()
+
+    def _tick_loop(self) -> None:
+        while not self._stopping.wait(self.tick_seconds):
+            try:
+                self._watch_driver()
+                self._event("tick", lambda now: self.plan.on_tick(now))
+            except Exception:
+                LOG.exception("tick failed")
+
+    def _watch_driver(self) -> None:
+        driver = self.driver
+        if driver is not None and driver.aborted:
+            self.fail("the pymesos driver stopped (its IO thread died)")
+            return
+        silent = time.monotonic() - self._last_heartbeat
+        if self.plan.subscribed and silent > self.heartbeat_timeout:
+            LOG.warning("no heartbeat for %.0f s: reconnecting to Mesos", silent)
+            self._reconnect()
+
+    def _reconnect(self) -> None:
+        """pymesos has no heartbeat watchdog: a fresh driver subscribes anew (failover)."""
+        with self.lock:
+            self.plan.on_disconnected()
+        self._stop_driver()
+        self._start_driver()
+
+    # -- applying decisions --------------------------------------------------------------
+
+    def _event(self, name: str, handler: Callable[[float], list[p.Decision]]) -> None:
+        with self.lock:
+            decisions = handler(self.clock())
+            self._apply(decisions)
+
+    def _apply(self, decisions: list[p.Decision]) -> None:
+        unsaved = self._save(decisions)
+        for decision in decisions:
+            try:
+                self._call(decision, unsaved)
+            except Exception:
+                LOG.exception("Mesos call failed: %s", type(decision).__name__)
+
+    def _save(self, decisions: list[p.Decision]) -> set[str]:
+        """Store writes first; the agents whose write failed get no launch."""
+        unsaved: set[str] = set()
+        for decision in decisions:
+            try:
+                if isinstance(decision, p.SaveAgent):
+                    self.store.put_agent(decision.agent_id, decision.record)
+                elif isinstance(decision, p.SaveFrameworkId):
+                    self.store.set_framework_id(decision.framework_id)
+            except Exception:
+                LOG.exception("state store write failed")
+                if isinstance(decision, p.SaveAgent):
+                    unsaved.add(decision.agent_id)
+        return unsaved
+
+    def _call(self, decision: p.Decision, unsaved: set[str]) -> None:
+        driver = self.driver
+        if driver is None:
+            return
+        if isinstance(decision, p.Launch):
+            self._launch(driver, decision, unsaved)
+        elif isinstance(decision, p.Decline):
+            self.counters["DECLINE"] += 1
+            offer_ids = [{"value": offer_id} for offer_id in decision.offer_ids]
+            driver.declineOffer(offer_ids, {"refuse_seconds": decision.refuse_seconds})
+        elif isinstance(decision, p.Kill):
+            self.counters["KILL"] += 1
+            LOG.info("killing %s", decision.task_id)
+            driver.killTask({"value": decision.task_id})
+        elif isinstance(decision, p.Reconcile):
+            self.counters["RECONCILE"] += 1
+            tasks = [{"task_id": {"value": t}, "agent_id": {"value": a}} for t, a in decision.tasks]
+            LOG.info("reconciling %s", f"{len(tasks)} tasks" if tasks else "implicitly")
+            driver.reconcileTasks(tasks)
+        elif isinstance(decision, p.Revive):
+            self.counters["REVIVE"] += 1
+            driver.reviveOffers()
+
+    def _launch(self, driver: MesosSchedulerDriver, launch: p.Launch, unsaved: set[str]) -> None:
+        task_id = launch.task_info["task_id"]["value"]
+        if launch.agent_id in unsaved:
+            LOG.error("not launching %s: its record could not be stored", task_id)
+            driver.declineOffer([{"value": launch.offer_id}], {"refuse_seconds": 5.0})
+            dropped = {"task_id": {"value": task_id}, "state": "TASK_DROPPED"}
+            self._apply(
+                self.plan.on_status(dropped | {"message": "state store unavailable"}, self.clock())
+            )
+            return
+        self.counters["ACCEPT"] += 1
+        LOG.info("launching %s on %s", task_id, launch.agent_id)
+        refuse = {"refuse_seconds": self.plan.config.wait_refuse_seconds}
+        driver.launchTasks([{"value": launch.offer_id}], [launch.task_info], refuse)
+
+    # -- pymesos callbacks (never raise into the driver) ---------------------------------
+
+    def registered(self, driver, framework_id, master_info) -> None:
+        self._safely("registered", self._subscribed, framework_id["value"], master_info)
+
+    def reregistered(self, driver, master_info) -> None:
+        self._safely("reregistered", self._subscribed, driver.framework_id, master_info)
+
+    def _subscribed(self, framework_id: str, master_info: Mapping) -> None:
+        LOG.info("subscribed as framework %s to master %s", framework_id, master_info)
+        self._last_heartbeat = time.monotonic()
+        self._event("subscribed", lambda now: self.plan.on_subscribed(framework_id, now))
+
+    def disconnected(self, driver) -> None:
+        self._safely("disconnected", self._disconnected)
+
+    def _disconnected(self) -> None:
+        LOG.warning("disconnected from the Mesos master; pymesos reconnects")
+        with self.lock:
+            self.plan.on_disconnected()
+
+    def processHeartBeat(self, driver) -> None:  # noqa: N802 (pymesos' name)
+        self._last_heartbeat = time.monotonic()
+
+    def resourceOffers(self, driver, offers) -> None:  # noqa: N802
+        self.counters["offers"] += len(offers)
+        self._safely("offers", self._event, "offers", lambda now: self.plan.on_offers(offers, now))
+
+    def offerRescinded(self, driver, offer_id) -> None:  # noqa: N802
+        self._safely("rescind", self._event, "rescind", lambda now: self.plan.on_rescind(offer_id))
+
+    def statusUpdate(self, driver, status) -> None:  # noqa: N802
+        self._safely("update", self._status, driver, status)
+
+    def _status(self, driver, status: Mapping) -> None:
+        LOG.info(
+            "%s %s%s",
+            status["task_id"]["value"],
+            status["state"],
+            f": {status['message']}" if status.get("message") else "",
+        )
+        self._event("update", lambda now: self.plan.on_status(status, now))
+        if "uuid" in status:
+            self.counters["ACKNOWLEDGE"] += 1
+            driver.acknowledgeStatusUpdate(status)
+
+    def slaveLost(self, driver, agent_id) -> None:  # noqa: N802
+        aid = agent_id["value"]
+        LOG.warning("agent %s is gone", aid)
+        self._safely(
+            "agent lost", self._event, "lost", lambda now: self.plan.on_agent_lost(aid, now)
+        )
+
+    def executorLost(self, driver, executor_id, agent_id, status) -> None:  # noqa: N802
+        LOG.info("executor %s on %s ended (%s)", executor_id, agent_id, status)
+
+    def error(self, driver, message) -> None:
+        self._safely("error", self._error, driver, message)
+
+    def _error(self, driver, message: str) -> None:
+        if FRAMEWORK_REMOVED not in message:
+            LOG.error("Mesos says: %s", message)
+            return
+        LOG.error(
+            "Mesos says %r: its tasks are gone. Registering as a new framework; "
+            "the agents' progress is kept and reconciled.",
+            message,
+        )
+        self._event("removed", lambda now: self.plan.on_framework_removed())
+        driver._framework.pop("id", None)  # pymesos has no public way to forget the ID
+
+    def _safely(self, what: str, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            LOG.exception("handling %s failed; carrying on", what)
+
+    # -- the API's read and command interface --------------------------------------------
+
+    def plan_view(self) -> dict:
+        with self.lock:
+            return self.plan.plan_view(self.clock())
+
+    def summary(self) -> dict:
+        with self.lock:
+            return self.plan.summary(self.clock())
+
+    def agent_records(self) -> dict[str, dict]:
+        with self.lock:
+            return {aid: p.agent_record(agent) for aid, agent in self.plan.agents.items()}
+
+    def health(self) -> tuple[bool, list[str]]:
+        """Healthy when registered with Mesos and not failing; reasons otherwise."""
+        reasons = []
+        if self.failure:
+            reasons.append(self.failure)
+        if not self.plan.subscribed:
+            reasons.append("not subscribed to a Mesos master")
+        return not reasons, reasons
+
+    def artifact(self, name: str) -> Path | None:
+        return self.artifacts.get(name)
+
+    def report(self, agent_id: str, report: Mapping) -> None:
+        """The installer on an agent found Calico already there."""
+        LOG.warning("agent %s already runs Calico: %s", agent_id, report.get("found"))
+        self._event("report", lambda now: self.plan.on_report(agent_id, report, now))
+
+    def command(self, name: str, agent_id: str | None = None, step: str | None = None) -> None:
+        """Operator commands: interrupt, continue, restart, force-complete (KeyError if unknown)."""
+        actions = {
+            "interrupt": lambda now: self.plan.interrupt(agent_id, now),
+            "continue": lambda now: self.plan.proceed(agent_id, now),
+            "restart": lambda now: self.plan.restart(agent_id, step, now),
+            "force-complete": lambda now: self.plan.force_complete(agent_id, step, now),
+        }
+        self._event(name, actions[name])
+
+    def change_options(self, options: Mapping) -> None:
+        """New options: the steps whose fingerprint changed re-run, within the budget."""
+        with self.lock:
+            self.options = options
+            self._apply(self.plan.on_options(self._config(options), self.clock()))

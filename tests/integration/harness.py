@@ -1,0 +1,100 @@
+"""The real scheduler (pymesos over loopback sockets) against a DevCluster.
+
+Assertions read the devcluster's timeline (what Mesos really saw), not the scheduler's view.
+Intervals are short so that every test finishes in seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from calico_dcos.artifacts import build_cni_standins
+from calico_dcos.commands.run import Service, start_service
+from calico_dcos.options import load_options
+from tests.helpers.devcluster import running_cluster, wait_until
+
+TIMINGS = {
+    "wait_refuse_seconds": 0.5,
+    "revive_interval_seconds": 0.2,
+    "reconcile_backoff_seconds": 0.5,
+}
+RESTARTING = ("calico-docker", "calico-cni")
+
+
+def test_env(state_dir: Path, master_url: str, **options: str) -> dict[str, str]:
+    """CALICO_* variables for fast runs on this machine, plus the test's own options."""
+    env = {
+        "CALICO_SERVICE_MASTER": master_url,
+        "CALICO_SERVICE_STATE": str(state_dir),
+        "CALICO_SERVICE_AGENT_PYTHON": sys.executable,
+        "CALICO_SERVICE_USER": getpass.getuser(),
+        "CALICO_SERVICE_FAILOVER_TIMEOUT_SECONDS": "60",
+        "CALICO_ROLLOUT_STABILITY_SECONDS": "0.3",
+        "CALICO_ROLLOUT_RETRY_BACKOFF_SECONDS": "0.5",
+        "CALICO_ETCD_RUN_PROXY": "false",
+    }
+    env.update({f"CALICO_{k.upper()}": str(v) for k, v in options.items()})
+    return env
+
+
+@contextlib.contextmanager
+def scheduler_on(cluster, workdir: Path, artifacts=None, **options: str) -> Iterator[Service]:
+    env = test_env(workdir / "state", cluster.master_url, **options)
+    service = start_service(
+        load_options(None, env),
+        host="127.0.0.1",
+        port=0,
+        artifacts_dir=workdir / "artifacts",
+        artifacts=artifacts,
+        timings=TIMINGS,
+        tick_seconds=0.1,
+    )
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def cni_standins(out_dir: Path) -> dict[str, str]:
+    """file:// URIs of the CNI plugin stand-ins (no Calico release download in tests)."""
+    paths = build_cni_standins(out_dir)
+    return {
+        "cni_calico_uri": paths["calico"].as_uri(),
+        "cni_calico_ipam_uri": paths["calico-ipam"].as_uri(),
+    }
+
+
+def launches(timeline: list[dict], agent_id: str | None = None) -> list[dict]:
+    return [
+        e
+        for e in timeline
+        if e["event"] == "launch" and (agent_id is None or e.get("agent_id") == agent_id)
+    ]
+
+
+def steps_launched(timeline: list[dict], agent_id: str) -> list[str]:
+    return [e["task_name"].removeprefix("calico-") for e in launches(timeline, agent_id)]
+
+
+def most_restarting_at_once(timeline: list[dict]) -> int:
+    """From the timeline: agents with a restarting step launched and not yet ended."""
+    running: dict[str, str] = {}  # task_id -> agent_id
+    most = 0
+    for e in timeline:
+        if e["event"] == "launch" and e.get("task_name") in RESTARTING:
+            running[e["task_id"]] = e["agent_id"]
+        elif e["event"] == "status" and e.get("state") == "TASK_FINISHED":
+            running.pop(e.get("task_id"), None)
+        most = max(most, len(set(running.values())))
+    return most
+
+
+def converged(service: Service):
+    return lambda: service.scheduler.plan.complete
+
+
+__all__ = ["running_cluster", "wait_until"]
