@@ -234,3 +234,12 @@ def test_standins_refuse_to_act_without_a_host_root():
     )
     assert result.returncode == 2
     assert "DEVCLUSTER_HOST_ROOT" in result.stderr
+
+
+def test_concurrent_restarts_count_every_start_against_the_limit(tmp_path):
+    host = make_host(tmp_path, start_limit=(4, 60.0))
+    env = {"PATH": f"{STANDINS_DIR}:{os.environ['PATH']}", "DEVCLUSTER_HOST_ROOT": str(host.root)}
+    restarts = [subprocess.Popen(["systemctl", "restart", "docker"], env=env) for _ in range(6)]
+    codes = sorted(p.wait(timeout=30) for p in restarts)
+    assert codes == [0, 0, 0, 0, 1, 1]
+    assert len(host.history("docker")["starts"]) == 4

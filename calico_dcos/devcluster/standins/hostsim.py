@@ -7,9 +7,12 @@ package, because no systemd or Docker engine can run on a test machine. The layo
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 AGENT_UNITS = ("dcos-mesos-slave", "dcos-mesos-slave-public")
@@ -74,6 +77,14 @@ class Host:
     def agent_unit(self) -> str:
         info = self.info
         return info.get("agent_unit") or AGENT_UNITS[bool(info.get("public"))]
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """One job at a time on this host, as systemd queues them; released if we die."""
+        self.meta_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.meta_dir / "systemd.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
 
     def record_call(self, tool: str, argv: list[str]) -> None:
         """Append one JSON line; `t` is CLOCK_MONOTONIC, shared by all processes on Linux."""
