@@ -1,0 +1,86 @@
+"""Fault injection and the agent's reliable status updates."""
+
+from __future__ import annotations
+
+import requests
+
+from tests.helpers.devcluster import Framework, command_task, framework_info, wait_until
+
+
+def launch_daemon(cluster, fw: Framework, task_id: str, agent_index: int = 0) -> dict:
+    offer = fw.offer_from(cluster.agents[agent_index].agent_id)
+    fw.driver.launchTasks([offer["id"]], [command_task(offer, task_id, name="daemon")])
+    return fw.wait_for_state(task_id, "TASK_RUNNING")
+
+
+def test_unacknowledged_update_is_retried_with_the_same_uuid_until_acknowledged(cluster):
+    with Framework(cluster, implicit_acknowledgements=False) as fw:
+        offer = fw.offer_from(cluster.agents[0].agent_id)
+        fw.driver.launchTasks([offer["id"]], [command_task(offer, "r-1", name="daemon")])
+        wait_until(lambda: fw.states("r-1").count("TASK_STARTING") >= 2, what="a retry")
+        starting = [u for u in fw.updates if u["state"] == "TASK_STARTING"]
+        assert len({u["uuid"] for u in starting}) == 1
+        assert "TASK_RUNNING" not in fw.states("r-1")
+        fw.driver.acknowledgeStatusUpdate(starting[0])
+        fw.wait_for_state("r-1", "TASK_RUNNING")
+
+
+def test_removed_agent_rescinds_its_outstanding_offer(cluster, framework):
+    offer = framework.offer_from(cluster.agents[1].agent_id)
+    requests.post(f"{cluster.base_url}/devcluster/agents/{offer['agent_id']['value']}/remove")
+    wait_until(lambda: offer["id"]["value"] in framework.rescinded)
+
+
+def test_added_agent_is_offered(cluster, framework):
+    response = requests.post(f"{cluster.base_url}/devcluster/agents", json={"public": True})
+    assert response.status_code == 201
+    added = response.json()
+    assert added["hostname"] == "public-agent-2" and added["ip"] == "127.0.1.4"
+    offer = framework.offer_from(added["agent_id"])
+    assert offer["allocation_info"]["role"] == "slave_public"
+
+
+def test_restart_of_a_non_checkpointing_framework_loses_its_tasks(cluster):
+    with Framework(cluster, framework_info(checkpoint=False)) as fw:
+        launch_daemon(cluster, fw, "nc-1")
+        cluster.restart_agent(cluster.agents[0].agent_id)
+        lost = fw.wait_for_state("nc-1", "TASK_LOST")
+        assert lost["reason"] == "REASON_AGENT_RESTARTED"
+
+
+def test_fail_next_task_over_http(cluster, framework):
+    url = f"{cluster.base_url}/devcluster/faults/fail-next-task"
+    assert requests.post(url, json={"name_regex": "daemon", "message": "boom"}).ok
+    offer = framework.offer_from(cluster.agents[0].agent_id)
+    framework.driver.launchTasks([offer["id"]], [command_task(offer, "f-1", name="daemon")])
+    assert framework.wait_for_state("f-1", "TASK_FAILED")["message"] == "boom"
+
+
+def test_dropped_stream_resubscribes_and_keeps_tasks(cluster, framework):
+    launch_daemon(cluster, framework, "s-1")
+    url = f"{cluster.base_url}/devcluster/frameworks/{framework.framework_id}/disconnect"
+    assert requests.post(url).status_code == 202
+    wait_until(lambda: framework.registrations >= 2, what="re-subscription")
+    framework.driver.reconcileTasks([{"task_id": {"value": "s-1"}}])
+    wait_until(lambda: framework.states("s-1").count("TASK_RUNNING") >= 2)
+
+
+def test_failover_timeout_removes_the_framework_and_kills_its_tasks(cluster):
+    with Framework(cluster, framework_info(failover_timeout=0.2)) as fw:
+        launch_daemon(cluster, fw, "t-1")
+        cluster.silence_framework(fw.framework_id)
+        fw.driver.stop(True)
+        fw.driver.join()
+        fw.driver = None
+        cluster.wait_for(lambda: cluster.state()["completed_frameworks"])
+        assert cluster.state()["frameworks"] == []
+        removed = [e for e in cluster.timeline() if e["event"] == "framework_removed"]
+        assert removed[0]["message"] == "failover timeout expired"
+
+
+def test_timeline_endpoint_filters_by_event(cluster, framework):
+    entries = requests.get(f"{cluster.base_url}/devcluster/timeline?event=agent_registered")
+    assert [e["hostname"] for e in entries.json()] == ["agent-1", "agent-2", "public-agent-1"]
+    state = requests.get(f"{cluster.base_url}/master/state").json()
+    assert {a["hostname"] for a in state["slaves"]} == {"agent-1", "agent-2", "public-agent-1"}
+    assert state["frameworks"][0]["id"] == framework.framework_id
