@@ -9,10 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from installer_host import Agent
+from installer_host import Agent, create_agent
 
 from calico_dcos.artifacts import build_installer_zipapp
-from calico_dcos.devcluster.hostroot import create_host_root
 
 
 @pytest.fixture(scope="session")
@@ -22,21 +21,9 @@ def zipapp(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def make_agent(tmp_path, zipapp):
-    """A fresh host (its root has a space in its name) with fetched plugins in a sandbox."""
+    """Factory of fresh simulated hosts, each with fetched plugins in its own sandbox."""
     count = iter(range(100))
-
-    def make(**host_options) -> Agent:
-        index = next(count)
-        root = tmp_path / f"host root {index}"
-        sandbox = tmp_path / f"sandbox {index}"
-        sandbox.mkdir()
-        (sandbox / "calico").write_bytes(b"\x7fELF calico plugin v3")
-        (sandbox / "calico-ipam").write_bytes(b"\x7fELF calico-ipam plugin v3")
-        host_options.setdefault("agent_id", f"5f1c-S{index}")
-        create_host_root(root, hostname=f"agent-{index}", ip=f"127.0.1.{index + 1}", **host_options)
-        return Agent(root, zipapp, sandbox)
-
-    return make
+    return lambda **host_options: create_agent(tmp_path, zipapp, next(count), **host_options)
 
 
 @pytest.fixture

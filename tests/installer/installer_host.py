@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from calico_dcos.devcluster.hostroot import STANDINS_DIR, read_calls
+from calico_dcos.devcluster.hostroot import STANDINS_DIR, create_host_root, read_calls
 from calico_dcos.installer.crashpoints import CRASH_ENV
 
 FAST = ("--stability-seconds", "0.1", "--timeout-seconds", "20")
@@ -78,3 +78,15 @@ class Agent:
 
     def unit(self, unit: str) -> str:
         return (self.root / ".devcluster" / "units" / unit).read_text().strip()
+
+
+def create_agent(directory: Path, zipapp: Path, index: int, **host_options) -> Agent:
+    """A fresh host (its root has a space in its name) with fetched plugins in a sandbox."""
+    root = directory / f"host root {index}"
+    sandbox = directory / f"sandbox {index}"
+    sandbox.mkdir(parents=True)
+    (sandbox / "calico").write_bytes(b"\x7fELF calico plugin v3")
+    (sandbox / "calico-ipam").write_bytes(b"\x7fELF calico-ipam plugin v3")
+    host_options.setdefault("agent_id", f"5f1c-S{index}")
+    create_host_root(root, hostname=f"agent-{index}", ip=f"127.0.1.{index + 1}", **host_options)
+    return Agent(root, zipapp, sandbox)
