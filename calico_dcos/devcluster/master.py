@@ -9,6 +9,7 @@ Scheduler calls are in `calls.py`, the HTTP front door with the real master's ch
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 import uuid
@@ -70,6 +71,8 @@ class Master:
         self.elected_time = time.time()
         self._counters = {"offer": 0, "framework": 0, "agent": 0, "private": 0, "public": 0}
         self._background: set[asyncio.Task] = set()
+        self.hostcalls: list[dict] = []
+        self._hostcall_offsets: dict[str, int] = {}
 
     @property
     def base_url(self) -> str:
@@ -406,7 +409,29 @@ class Master:
             framework.completed_tasks.append(task)
 
     def timeline(self) -> list[dict]:
-        return list(self.timeline_entries)
+        """What happened, oldest first, with the stand-ins' calls.log lines as `hostcall`."""
+        self._collect_hostcalls()
+        return sorted([*self.timeline_entries, *self.hostcalls], key=lambda e: e["t"])
+
+    def _collect_hostcalls(self) -> None:
+        """Read what the stand-ins appended since last time (their `t` is CLOCK_MONOTONIC,
+        the same clock as ours)."""
+        for agent in self.agents.values():
+            log = agent.host_root / ".devcluster" / "calls.log"
+            offset = self._hostcall_offsets.get(agent.agent_id, 0)
+            if not log.exists() or log.stat().st_size <= offset:
+                continue
+            with log.open("rb") as handle:
+                handle.seek(offset)
+                data = handle.read()
+            complete = data[: data.rfind(b"\n") + 1]
+            self._hostcall_offsets[agent.agent_id] = offset + len(complete)
+            for line in complete.decode().splitlines():
+                call = json.loads(line)
+                self.hostcalls.append(
+                    {"t": call["t"], "event": "hostcall", "agent_id": agent.agent_id,
+                     "hostname": agent.hostname, "tool": call["tool"], "argv": call["argv"]}
+                )  # fmt: skip
 
 
 def public_ip_attribute() -> dict:

@@ -32,7 +32,10 @@ def test_systemctl_restart_of_the_agent_unit_restarts_the_agent(process_cluster)
         task = command_task(offer, "cni-1", "systemctl restart dcos-mesos-slave; exit 1")
         fw.driver.launchTasks([offer["id"]], [task])
         fw.wait_for_state("cni-1", "TASK_FAILED")
-        kinds = [e["event"] for e in process_cluster.timeline()]
-        assert kinds.index("agent_disconnected") < kinds.index("agent_reregistered")
+        timeline = process_cluster.timeline()
+        kinds = [e["event"] for e in timeline]
+        hostcall = kinds.index("hostcall")
+        assert hostcall < kinds.index("agent_disconnected") < kinds.index("agent_reregistered")
+        assert timeline[hostcall]["argv"][-2:] == ["restart", "dcos-mesos-slave"]
         unit = agent.host_root / ".devcluster/units/dcos-mesos-slave"
         wait_until(lambda: unit.read_text().strip() == "active")
