@@ -262,7 +262,8 @@ class CalicoScheduler(Scheduler):
         self._safely("disconnected", self._disconnected)
 
     def _disconnected(self) -> None:
-        LOG.warning("disconnected from the Mesos master; pymesos reconnects")
+        if not self._stopping.is_set():
+            LOG.warning("disconnected from the Mesos master; pymesos reconnects")
         with self.lock:
             self.plan.on_disconnected()
 

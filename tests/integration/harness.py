@@ -25,7 +25,7 @@ TIMINGS = {
 RESTARTING = ("calico-docker", "calico-cni")
 
 
-def test_env(state_dir: Path, master_url: str, **options: str) -> dict[str, str]:
+def options_env(state_dir: Path, master_url: str, **options: str) -> dict[str, str]:
     """CALICO_* variables for fast runs on this machine, plus the test's own options."""
     env = {
         "CALICO_SERVICE_MASTER": master_url,
@@ -43,7 +43,7 @@ def test_env(state_dir: Path, master_url: str, **options: str) -> dict[str, str]
 
 @contextlib.contextmanager
 def scheduler_on(cluster, workdir: Path, artifacts=None, **options: str) -> Iterator[Service]:
-    env = test_env(workdir / "state", cluster.master_url, **options)
+    env = options_env(workdir / "state", cluster.master_url, **options)
     service = start_service(
         load_options(None, env),
         host="127.0.0.1",
