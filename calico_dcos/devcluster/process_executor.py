@@ -32,6 +32,7 @@ from calico_dcos.devcluster.health import (
     make_probe,
     run_health_checks,
 )
+from calico_dcos.devcluster.hostroot import install_standins
 from calico_dcos.devcluster.standins import STANDINS_DIR
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class ProcessExecutor:
     def __init__(self, workdir: Path, standins_dir: Path = STANDINS_DIR) -> None:
         self.workdir = Path(workdir)
         self.standins_dir = Path(standins_dir)
+        self.bin_dir = install_standins(self.workdir / "standins-bin", self.standins_dir)
         self._running: dict[tuple[str, str], Running] = {}
         self._failures: list[tuple[re.Pattern, str]] = []
         self._failures_lock = threading.Lock()
@@ -224,7 +226,7 @@ class ProcessExecutor:
             "DEVCLUSTER_HOST_ROOT": str(agent.host_root),
             "DEVCLUSTER_AGENT_ID": agent.agent_id,
             **command_environment(command),
-            "PATH": f"{self.standins_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
+            "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
         }
 
     def _start_health_checks(self, running: Running, env: dict[str, str]) -> None:

@@ -147,7 +147,7 @@ def test_environment_has_mesos_variables_task_variables_and_standins_first(tmp_p
         assert env["DEVCLUSTER_HOST_ROOT"] == str(agent.host_root)
         assert env["DEVCLUSTER_AGENT_ID"] == "0f1e-S1"
         assert env["ETCD_ENDPOINTS"] == "http://127.0.1.1:2379"
-        assert env["PATH"].split(os.pathsep)[0] == str(executor.standins_dir)
+        assert env["PATH"].split(os.pathsep)[0] == str(executor.bin_dir)
 
     asyncio.run(scenario())
 

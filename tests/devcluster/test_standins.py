@@ -15,6 +15,7 @@ from calico_dcos.devcluster.hostroot import (
     STANDINS_DIR,
     Host,
     create_host_root,
+    install_standins,
     read_calls,
     set_fault,
     set_unit,
@@ -29,10 +30,9 @@ def make_host(tmp_path: Path, **kw) -> Host:
 
 
 def run(host: Host, *argv: str) -> subprocess.CompletedProcess:
-    env = {
-        "PATH": f"{STANDINS_DIR}:{os.environ['PATH']}",
-        "DEVCLUSTER_HOST_ROOT": str(host.root),
-    }
+    """Run a stand-in through the fast wrappers the process executor puts on PATH."""
+    bin_dir = install_standins(host.root.parent / "bin")
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "DEVCLUSTER_HOST_ROOT": str(host.root)}
     return subprocess.run(list(argv), env=env, capture_output=True, text=True, timeout=30)
 
 
@@ -225,6 +225,19 @@ def test_dcos_2_host_already_runs_calico(tmp_path):
     assert json.loads((host.meta_dir / "host.json").read_text())["agent_unit"] == (
         "dcos-mesos-slave"
     )
+
+
+def test_scripts_run_directly_from_path_with_their_own_shebang(tmp_path):
+    host = make_host(tmp_path, docker_version="20.10.24")
+    env = {"PATH": f"{STANDINS_DIR}:{os.environ['PATH']}", "DEVCLUSTER_HOST_ROOT": str(host.root)}
+    result = subprocess.run(
+        ["docker", "--version"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.stdout == "Docker version 20.10.24, build 0000000\n"
+    for name in ("systemctl", "docker", "calico-node"):
+        script = STANDINS_DIR / name
+        assert script.read_text().startswith("#!/usr/bin/env python3\n")
+        assert os.access(script, os.X_OK)
 
 
 def test_standins_refuse_to_act_without_a_host_root():
