@@ -22,13 +22,14 @@ class Subscription:
         self.silenced = False
         if first is not None:
             self.queue.put_nowait(first)
+            self.queue.put_nowait({"type": "HEARTBEAT"})
         self._heartbeat = asyncio.get_running_loop().create_task(self._beat(heartbeat_interval))
 
     async def _beat(self, interval: float) -> None:
-        """HEARTBEAT right after SUBSCRIBED, then every `interval` seconds."""
+        """A HEARTBEAT every `interval` seconds after the immediate one."""
         while not self.closed:
-            self.send({"type": "HEARTBEAT"})
             await asyncio.sleep(interval)
+            self.send({"type": "HEARTBEAT"})
 
     def send(self, event: dict) -> None:
         if not self.closed and not self.silenced:

@@ -224,7 +224,7 @@ class Master:
     def subscribe(self, info: dict, principal: str | None, suppressed: list[str]) -> Subscription:
         """SUBSCRIBE: a new framework, or a failover of a known one (§5)."""
         framework_id = info.get("id", {}).get("value")
-        error = self._refusal(info, framework_id, principal)
+        error = self._refusal(info, framework_id, principal) or suppressed_error(info, suppressed)
         if error:
             return self._refused_subscription(framework_id or "", error)
         framework = self.frameworks.get(framework_id or "")
@@ -437,6 +437,14 @@ class Master:
 def public_ip_attribute() -> dict:
     """DC/OS marks public agents with the attribute `public_ip:true`."""
     return {"name": "public_ip", "type": "TEXT", "text": {"value": "true"}}
+
+
+def suppressed_error(info: dict, suppressed: list[str]) -> str | None:
+    roles = set(info.get("roles", [])) | {info.get("role", "*")}
+    unknown = sorted(set(suppressed) - roles)
+    if unknown:
+        return f"Suppressed roles {unknown} are not a subset of the framework's roles"
+    return None
 
 
 def framework_info_error(info: dict) -> str | None:

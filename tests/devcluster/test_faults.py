@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import requests
 
-from tests.helpers.devcluster import Framework, command_task, framework_info, wait_until
+from tests.helpers.devcluster import (
+    Framework,
+    command_task,
+    framework_info,
+    running_cluster,
+    wait_until,
+)
 
 
 def launch_daemon(cluster, fw: Framework, task_id: str, agent_index: int = 0) -> dict:
@@ -84,3 +90,10 @@ def test_timeline_endpoint_filters_by_event(cluster, framework):
     state = requests.get(f"{cluster.base_url}/master/state").json()
     assert {a["hostname"] for a in state["slaves"]} == {"agent-1", "agent-2", "public-agent-1"}
     assert state["frameworks"][0]["id"] == framework.framework_id
+
+
+def test_offer_timeout_rescinds_unanswered_offers():
+    with running_cluster(offer_timeout=0.2) as cluster, Framework(cluster) as fw:
+        first = fw.offer_from(cluster.agents[0].agent_id)
+        wait_until(lambda: first["id"]["value"] in fw.rescinded, what="RESCIND")
+        wait_until(lambda: fw.offer_from(cluster.agents[0].agent_id)["id"] != first["id"])
