@@ -607,7 +607,9 @@ class Plan:
         if action.kind in ("done", "skip"):
             return self._refuse(agent, self.config.long_refuse_seconds, now)
         if action.kind == "delay":
-            return self._refuse(agent, max(1.0, min(action.until - now, 3600.0)), now)
+            return self._refuse(
+                agent, min(action.until - now, self.config.long_refuse_seconds), now
+            )
         if action.kind != "launch" or not fits(offer, action.step):
             return self._refuse(agent, short, now)
         if action.step.restarts and not self._slot_free(agent):

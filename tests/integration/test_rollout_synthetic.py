@@ -83,14 +83,14 @@ def test_a_failing_oneshot_is_retried_with_growing_delay(tmp_path):
     with running_cluster(agents=1, public_agents=0) as cluster:
         for _ in range(3):
             cluster.fail_next_task("calico-docker", "docker did not come back")
-        with scheduler_on(cluster, tmp_path, rollout_retry_backoff_seconds="0.25") as service:
+        with scheduler_on(cluster, tmp_path, rollout_retry_backoff_seconds="0.4") as service:
             wait_until(converged(service), 30, "convergence")
             timeline = cluster.timeline()
 
     starts = [e["t"] for e in launches(timeline) if e["task_name"] == "calico-docker"]
     gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
     assert len(starts) == 4
-    assert gaps[0] >= 0.25 and gaps[1] >= 0.5 and gaps[2] >= 1.0
+    assert gaps[0] >= 0.4 and gaps[1] >= 0.8 and gaps[2] >= 1.6
     assert gaps[0] < gaps[1] < gaps[2]
 
 
