@@ -19,8 +19,7 @@ STATE_DIR = "etc/calico/installer"
 BACKUPS_DIR = STATE_DIR + "/backups"
 MARKER_DOCKER_RESTART = "docker-restart"
 MARKER_CNI_RESTART = "cni-agent-restart"
-MARKER_CNI_CONFIG = "cni-config"
-MARKERS = (MARKER_DOCKER_RESTART, MARKER_CNI_RESTART, MARKER_CNI_CONFIG)
+MARKERS = (MARKER_DOCKER_RESTART, MARKER_CNI_RESTART)
 
 
 class InstallerError(Exception):

@@ -1,0 +1,104 @@
+"""A host that already runs Calico (DC/OS 2.x units, or a hand-written CNI config) is left alone."""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from installer_host import CONFIG_DIR
+
+FOREIGN_CONFIG = {"name": "calico", "type": "calico", "ipam": {"type": "calico-ipam"}}
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """Stands in for the scheduler's report endpoint: keeps every JSON body it is sent."""
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        length = int(self.headers["Content-Length"])
+        self.server.bodies.append(json.loads(self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        """Quiet: the test asserts on what arrived."""
+
+
+@pytest.fixture
+def report_url():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    server.bodies = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/v1/reports", server.bodies
+    server.shutdown()
+    server.server_close()
+
+
+def test_dcos_calico_host_changes_nothing_and_is_reported(make_agent, report_url):
+    url, bodies = report_url
+    agent = make_agent(dcos_calico=True, agent_id="5f1c-S7")
+    before = agent.files()
+    env = {"CALICO_DCOS_REPORT_URL": url, "MESOS_TASK_ID": "calico-docker__5f1c-S7__4f2a9c01__1"}
+
+    docker_result = agent.docker(env=env)
+    cni_result = agent.cni()
+
+    for result in (docker_result, cni_result):
+        assert result.returncode == 0, result.stderr
+        assert "Calico is already present" in result.stderr
+    assert agent.files() == before
+    assert agent.restarts("docker") == 0 and agent.restarts("dcos-mesos-slave") == 0
+    assert bodies == [
+        {
+            "agent_id": "5f1c-S7",
+            "step": "docker",
+            "calico_present": True,
+            "found": [
+                "unit dcos-calico-felix is active",
+                "unit dcos-calico-bird is active",
+                "unit file /etc/systemd/system/dcos-calico-felix.service",
+            ],
+        }
+    ]
+
+
+def test_force_installs_on_a_host_with_calico(make_agent):
+    agent = make_agent(dcos_calico=True)
+
+    result = agent.docker("etcd://10.0.0.1:2379", "--force")
+
+    assert result.returncode == 0, result.stderr
+    assert agent.restarts("docker") == 1
+
+
+def test_hand_written_calico_cni_config_stops_the_cni_step(agent):
+    agent.path(CONFIG_DIR + "calico.conf").write_text(json.dumps(FOREIGN_CONFIG))
+    before = agent.files()
+
+    result = agent.cni()
+    detect = agent.run("detect")
+
+    assert result.returncode == 0, result.stderr
+    assert agent.files() == before
+    assert agent.restarts("dcos-mesos-slave") == 0
+    assert detect.stdout.strip() == (
+        "CNI config /opt/mesosphere/etc/dcos/network/cni/calico.conf "
+        "(type calico, not written by this installer)"
+    )
+
+
+def test_unreachable_report_url_is_only_logged(make_agent):
+    agent = make_agent(dcos_calico=True)
+
+    result = agent.docker(env={"CALICO_DCOS_REPORT_URL": "http://127.0.0.1:1/v1/reports"})
+
+    assert result.returncode == 0, result.stderr
+    assert "could not report" in result.stderr
+
+
+def test_detect_on_a_clean_host_finds_nothing(agent):
+    result = agent.run("detect")
+
+    assert (result.returncode, result.stdout) == (0, "Calico not found\n")
