@@ -1,0 +1,166 @@
+"""`calico-dcos status` and `calico-dcos plan …`: the operator's terminal view of a scheduler.
+
+Both talk to the scheduler's HTTP API (`--url`, or $CALICO_DCOS_URL). The plan's mutating
+commands send the API token (`--token-file`, or the token itself in $CALICO_DCOS_API_TOKEN)
+when the scheduler is configured with one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+
+import click
+import requests
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+TIMEOUT_SECONDS = 10.0
+
+url_option = click.option(
+    "--url",
+    envvar="CALICO_DCOS_URL",
+    default=DEFAULT_URL,
+    show_default=True,
+    help="The scheduler's API ($CALICO_DCOS_URL).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")
+
+
+def fetch(url: str, path: str) -> dict:
+    """GET a JSON document; any failure ends the command with the reason (exit 1)."""
+    try:
+        response = requests.get(url.rstrip("/") + path, timeout=TIMEOUT_SECONDS)
+    except requests.RequestException as exc:
+        raise click.ClickException(f"cannot reach the scheduler at {url}: {exc}") from None
+    if response.status_code not in (200, 202, 417):
+        raise click.ClickException(f"{path}: HTTP {response.status_code}: {response.text.strip()}")
+    return response.json()
+
+
+def read_token(token_file: str | None) -> str | None:
+    if token_file:
+        with open(token_file) as handle:
+            return handle.read().strip()
+    return os.environ.get("CALICO_DCOS_API_TOKEN") or None
+
+
+def post(url: str, path: str, params: Mapping[str, str], token: str | None) -> dict:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = requests.post(
+            url.rstrip("/") + path, params=params, headers=headers, timeout=TIMEOUT_SECONDS
+        )
+    except requests.RequestException as exc:
+        raise click.ClickException(f"cannot reach the scheduler at {url}: {exc}") from None
+    if response.status_code == 401:
+        raise click.ClickException(
+            "the scheduler wants an API token: --token-file FILE or $CALICO_DCOS_API_TOKEN"
+        )
+    if response.status_code != 200:
+        raise click.ClickException(f"HTTP {response.status_code}: {response.text.strip()}")
+    return response.json()
+
+
+def yes_no(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def summary_lines(doc: Mapping) -> list[str]:
+    """The rollout in words: conditions, progress, restart slots, problems, warnings."""
+    summary = doc["summary"]
+    lines = [
+        f"{doc['service']}: {summary['message']}",
+        f"Available: {yes_no(summary['available'])}   "
+        f"Progressing: {yes_no(summary['progressing'])}   "
+        f"Degraded: {yes_no(summary['degraded'])}",
+        f"Restart slots: {len(summary['restarting'])} of {summary['budget']} in use"
+        + (f" ({', '.join(summary['restarting'])})" if summary["restarting"] else ""),
+    ]
+    if summary.get("interrupted"):
+        lines.append("Interrupted by an operator: `calico-dcos plan continue` resumes it.")
+    lines += [f"Problem: {problem}" for problem in summary["problems"]]
+    lines += [f"Warning: {warning}" for warning in doc.get("warnings", [])]
+    return lines
+
+
+def plan_table(plan: Mapping) -> list[str]:
+    """One row per phase (agent), one column per step, then the phase's status."""
+    phases = plan["phases"]
+    if not phases:
+        return ["(no agents in the plan yet)"]
+    steps = [step["name"] for step in phases[0]["steps"]]
+    rows = [["AGENT", *(name.upper() for name in steps), "STATUS"]]
+    for phase in phases:
+        rows.append([phase["name"], *(s["status"] for s in phase["steps"]), phase["status"]])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows]  # fmt: skip
+
+
+def messages(plan: Mapping) -> list[str]:
+    """What each unfinished step is saying, for a person to act on."""
+    return [
+        f"{phase['name']} {step['name']}: {step['message']}"
+        for phase in plan["phases"]
+        for step in phase["steps"]
+        if step["status"] != "COMPLETE" and step["message"]
+    ]
+
+
+@click.command()
+@url_option
+@json_option
+def status(url: str, as_json: bool) -> None:
+    """Show the rollout: conditions, progress, and each agent's steps."""
+    doc = fetch(url, "/v1/status")
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+        return
+    lines = summary_lines(doc) + [""] + plan_table(doc["plan"]) + messages(doc["plan"])
+    click.echo("\n".join(lines))
+
+
+@click.group()
+def plan() -> None:
+    """Show or steer the deploy plan (one phase per agent, one step per chain step)."""
+
+
+@plan.command()
+@url_option
+@json_option
+def show(url: str, as_json: bool) -> None:
+    """Print the plan; exit 0 complete, 2 in progress, 1 with errors."""
+    doc = fetch(url, "/v1/plan")
+    if as_json:
+        click.echo(json.dumps(doc, indent=2))
+    else:
+        click.echo(f"deploy ({doc['strategy']}): {doc['status']}")
+        click.echo("\n".join(plan_table(doc) + messages(doc) + doc["errors"]))
+    raise SystemExit(0 if doc["status"] == "COMPLETE" else 1 if doc["errors"] else 2)
+
+
+def mutating(name: str, help_text: str, needs_step: bool) -> click.Command:
+    """One plan command: POST /v1/plan/<name> with its phase and step."""
+
+    @click.command(name=name, help=help_text)
+    @url_option
+    @click.option("--token-file", type=click.Path(dir_okay=False, exists=True), default=None)
+    @click.option("--phase", required=needs_step, help="Agent hostname or ID.")
+    @click.option("--step", required=needs_step, help="Step name (etcd-proxy, docker, …).")
+    def command(url: str, token_file: str | None, phase: str | None, step: str | None) -> None:
+        params = {k: v for k, v in (("phase", phase), ("step", step)) if v}
+        answer = post(url, f"/v1/plan/{name}", params, read_token(token_file))
+        click.echo(answer.get("message", json.dumps(answer)))
+
+    if not needs_step:
+        command.params = [p for p in command.params if p.name != "step"]
+    return command
+
+
+plan.add_command(mutating("interrupt", "Stop new launches (everywhere, or on --phase).", False))
+plan.add_command(mutating("continue", "Resume after interrupt (everywhere, or --phase).", False))
+plan.add_command(mutating("restart", "Run --step again on the agent --phase.", True))
+plan.add_command(
+    mutating("force-complete", "Count --step on --phase as done with the current options.", True)
+)

@@ -1,0 +1,141 @@
+"""Prometheus metrics, read from the scheduler's view at scrape time.
+
+A custom Collector rather than metric objects updated in place: the scheduler keeps only
+plain counters (`view.counters`) and its agent records, and everything else (task states,
+agents per status, restarts in flight) is derived here when Prometheus asks. So the hot
+paths (offers, updates) pay nothing for metrics, and the numbers can never drift from the
+plan they describe.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+PREFIX = "calico_dcos"
+# The scheduler's own counter names (scheduler.py) for the Mesos calls it makes.
+CALLS = ("ACCEPT", "DECLINE", "KILL", "RECONCILE", "REVIVE", "ACKNOWLEDGE")
+
+
+class ViewCollector(Collector):
+    """Every metric from one read of the view, so that one scrape is one consistent picture."""
+
+    def __init__(self, view: Any) -> None:
+        self.view = view
+
+    def collect(self) -> Iterator[Metric]:
+        counters: Mapping[str, int] = getattr(self.view, "counters", None) or {}
+        records = self.view.agent_records()
+        yield from offer_metrics(counters)
+        yield calls_metric(counters)
+        yield launches_metric(records)
+        yield task_states_metric(records)
+        yield from rollout_metrics(self.view.summary())
+        yield agents_metric(self.view.plan_view())
+        convergence = getattr(self.view, "convergence_seconds", None)
+        if callable(convergence) and convergence() is not None:
+            yield GaugeMetricFamily(
+                f"{PREFIX}_convergence_seconds",
+                "Seconds from the first subscription until every agent was done.",
+                value=convergence(),
+            )
+
+
+def offer_metrics(counters: Mapping[str, int]) -> Iterator[Metric]:
+    """Offers are never held (plan.py): each one is accepted by one launch or declined."""
+    received = counters.get("offers", 0)
+    accepted = counters.get("ACCEPT", 0)
+    yield CounterMetricFamily(
+        f"{PREFIX}_offers_received", "Resource offers received from Mesos.", value=received
+    )
+    yield CounterMetricFamily(
+        f"{PREFIX}_offers_accepted", "Offers used to launch a step.", value=accepted
+    )
+    yield CounterMetricFamily(
+        f"{PREFIX}_offers_declined",
+        "Offers declined (nothing to launch there now).",
+        value=max(0, received - accepted),
+    )
+
+
+def calls_metric(counters: Mapping[str, int]) -> Metric:
+    family = CounterMetricFamily(
+        f"{PREFIX}_mesos_calls",
+        "Calls made to the Mesos master, by type; RECONCILE counts reconciliation rounds.",
+        labels=["type"],
+    )
+    for call in CALLS:
+        family.add_metric([call], counters.get(call, 0))
+    return family
+
+
+def launches_metric(records: Mapping[str, Mapping]) -> Metric:
+    """Each step record counts its launches ever (`attempts`, part of every task ID)."""
+    totals: Counter[str] = Counter()
+    for record in records.values():
+        for step, doc in record.get("steps", {}).items():
+            totals[step] += int(doc.get("attempts", 0))
+    family = CounterMetricFamily(f"{PREFIX}_launches", "Tasks launched, by step.", labels=["step"])
+    for step, count in sorted(totals.items()):
+        family.add_metric([step], count)
+    return family
+
+
+def task_states_metric(records: Mapping[str, Mapping]) -> Metric:
+    states: Counter[tuple[str, str]] = Counter()
+    for record in records.values():
+        if record.get("lost"):
+            continue
+        for step, doc in record.get("steps", {}).items():
+            states[(step, doc.get("state") or "NONE")] += 1
+    family = GaugeMetricFamily(
+        f"{PREFIX}_tasks",
+        "The latest task of each step on each agent, by its last known Mesos state.",
+        labels=["step", "state"],
+    )
+    for (step, state), count in sorted(states.items()):
+        family.add_metric([step, state], count)
+    return family
+
+
+def rollout_metrics(summary: Mapping) -> Iterator[Metric]:
+    yield GaugeMetricFamily(
+        f"{PREFIX}_restarts_in_flight",
+        "Agents restarting Docker or the Mesos agent now.",
+        value=len(summary.get("restarting", ())),
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_restart_budget",
+        "Agents that may restart at the same time.",
+        value=summary.get("budget", 0),
+    )
+    conditions = GaugeMetricFamily(
+        f"{PREFIX}_condition",
+        "The rollout's conditions (1 true, 0 false), as the Calico operator reports them.",
+        labels=["condition"],
+    )
+    for name in ("available", "progressing", "degraded"):
+        conditions.add_metric([name.capitalize()], 1 if summary.get(name) else 0)
+    yield conditions
+
+
+def agents_metric(plan: Mapping) -> Metric:
+    family = GaugeMetricFamily(
+        f"{PREFIX}_agents", "Agents by the status of their plan phase.", labels=["status"]
+    )
+    statuses = Counter(phase["status"] for phase in plan.get("phases", ()))
+    for status, count in sorted(statuses.items()):
+        family.add_metric([status], count)
+    return family
+
+
+def registry_for(view: Any) -> CollectorRegistry:
+    """A registry of its own per API app, so tests and several schedulers never collide."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ViewCollector(view))
+    return registry

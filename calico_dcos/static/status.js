@@ -1,0 +1,113 @@
+// The status page: polls /v1/status and redraws. No framework, no build step, no CDN.
+"use strict";
+
+const STATUSES = {
+  COMPLETE: "done",
+  STARTED: "running",
+  STARTING: "starting",
+  PREPARED: "waiting for an offer",
+  PENDING: "not started",
+  WAITING: "waiting (slot or operator)",
+  DELAYED: "failed, retrying later",
+  ERROR: "error",
+};
+const REFRESH_MS = 1000 * Number(new URLSearchParams(location.search).get("refresh") || 2);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  Object.entries(attrs).forEach(([key, value]) => node.setAttribute(key, value));
+  children.forEach((child) => node.append(child));
+  return node;
+}
+
+function renderConditions(summary) {
+  const conditions = [
+    ["Available", summary.available],
+    ["Progressing", summary.progressing],
+    ["Degraded", summary.degraded],
+  ];
+  document.getElementById("conditions").replaceChildren(
+    ...conditions.map(([name, on]) =>
+      el("span", { class: `condition ${name}${on ? " on" : ""}`, title: `${name}: ${on}` },
+        name))
+  );
+}
+
+function renderOverview(doc) {
+  const summary = doc.summary;
+  const phases = doc.plan.phases;
+  const done = phases.filter((p) => p.status === "COMPLETE").length;
+  let message = summary.message;
+  if (summary.interrupted) message += " — interrupted by an operator (calico-dcos plan continue)";
+  document.getElementById("message").textContent = message;
+  const bar = document.getElementById("progress");
+  bar.setAttribute("aria-valuemax", String(phases.length));
+  bar.setAttribute("aria-valuenow", String(done));
+  document.getElementById("progress-bar").style.width =
+    phases.length ? `${(100 * done) / phases.length}%` : "0";
+  const restarting = summary.restarting.length;
+  document.getElementById("counts").textContent =
+    `${done} of ${phases.length} agents complete · ${restarting} of ${summary.budget} ` +
+    `restart slots in use · plan ${doc.plan.status} (${doc.plan.strategy})`;
+  const list = (id, items) => document.getElementById(id)
+    .replaceChildren(...items.map((text) => el("li", {}, text)));
+  list("problems", summary.problems.concat(doc.plan.errors.filter(
+    (e) => !summary.problems.includes(e))));
+  list("warnings", doc.warnings);
+}
+
+function renderLegend() {
+  document.getElementById("legend").replaceChildren(
+    ...Object.entries(STATUSES).map(([status, words]) =>
+      el("li", {}, el("span", { class: `swatch ${status}` }), `${status} — ${words}`))
+  );
+}
+
+function currentMessage(phase) {
+  const step = phase.steps.find((s) => s.status !== "COMPLETE" && s.message);
+  return step ? `${step.name}: ${step.message}` : "";
+}
+
+function renderTable(plan) {
+  const names = plan.phases.length ? plan.phases[0].steps.map((s) => s.name) : [];
+  document.getElementById("head").replaceChildren(
+    el("th", {}, "Agent"), ...names.map((n) => el("th", {}, n)),
+    el("th", {}, "Agent status"), el("th", {}, "Now")
+  );
+  document.getElementById("rows").replaceChildren(
+    ...plan.phases.map((phase) =>
+      el("tr", { "data-agent": phase.id },
+        el("td", { class: "agent" }, phase.name, el("small", {}, phase.id)),
+        ...phase.steps.map((step) =>
+          el("td", {
+            class: `step ${step.status}`,
+            title: `${step.name}: ${step.status}${step.message ? " — " + step.message : ""}`,
+            "data-step": step.name,
+          }, step.status)),
+        el("td", { class: "phase" }, phase.status),
+        el("td", { class: "now" }, currentMessage(phase))))
+  );
+}
+
+async function refresh() {
+  try {
+    const response = await fetch("/v1/status", { cache: "no-store" });
+    if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
+    const doc = await response.json();
+    document.getElementById("service").textContent = doc.service;
+    document.title = `${doc.service}: ${doc.summary.message}`;
+    renderConditions(doc.summary);
+    renderOverview(doc);
+    renderTable(doc.plan);
+    document.getElementById("updated").textContent =
+      `updated ${new Date().toLocaleTimeString()}`;
+  } catch (error) {
+    document.getElementById("updated").textContent =
+      `cannot reach the scheduler (${error.message}); retrying`;
+  } finally {
+    setTimeout(refresh, REFRESH_MS);
+  }
+}
+
+renderLegend();
+refresh();

@@ -1,0 +1,220 @@
+"""The operator API over the real scheduler (pymesos) on a DevCluster with synthetic tasks.
+
+One cluster and scheduler for the module: it converges once, and each test leaves the
+plan as it found it (the restart test is last because it adds launches).
+"""
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from calico_dcos.operator_api import plan_http_status
+from tests.api.operator_harness import operator_api
+from tests.integration.harness import converged, running_cluster, scheduler_on, wait_until
+
+TOKEN = "s3cret-token"
+SECRET_URL = "http://root:hunter2@127.0.0.1:2379"
+COMMANDS = ["interrupt", "continue", "restart", "force-complete"]
+PREFIXES = ["/v1/plan", "/v1/plans/deploy"]
+
+
+@pytest.fixture(scope="module")
+def rollout(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("operator-api")
+    options = {"etcd_run_proxy": "true", "etcd_cluster_endpoints": SECRET_URL}
+    with (
+        running_cluster(agents=3, public_agents=1) as cluster,
+        scheduler_on(cluster, workdir, **options) as service,
+        operator_api(service.scheduler, TOKEN) as url,
+    ):
+        wait_until(converged(service), 20, "convergence")
+        yield cluster, service.scheduler, url
+
+
+def authorized() -> dict:
+    return {"Authorization": f"Bearer {TOKEN}"}
+
+
+def a_hostname(url: str) -> str:
+    return requests.get(f"{url}/v1/agents", timeout=5).json()["agents"][0]["hostname"]
+
+
+def test_plan_has_the_dcos_commons_shape_and_answers_200_when_complete(rollout):
+    cluster, _, url = rollout
+    for path in PREFIXES:
+        response = requests.get(url + path, timeout=5)
+        plan = response.json()
+        assert response.status_code == 200
+        assert plan["status"] == "COMPLETE" and plan["errors"] == []
+        assert set(plan) >= {"phases", "strategy", "errors", "status"}
+        assert {phase["id"] for phase in plan["phases"]} == {a.agent_id for a in cluster.agents}
+        for phase in plan["phases"]:
+            assert set(phase) >= {"id", "name", "strategy", "status", "steps"}
+            names = [step["name"] for step in phase["steps"]]
+            assert names == ["etcd-proxy", "docker", "cni", "libnetwork", "node"]
+            assert all(set(s) >= {"id", "name", "status", "message"} for s in phase["steps"])
+
+
+def test_plan_status_codes_follow_dcos_commons():
+    assert plan_http_status({"status": "COMPLETE", "errors": []}) == 200
+    assert plan_http_status({"status": "IN_PROGRESS", "errors": []}) == 202
+    assert plan_http_status({"status": "WAITING", "errors": []}) == 202
+    assert plan_http_status({"status": "ERROR", "errors": ["agent-1: cni: bad"]}) == 417
+
+
+@pytest.mark.parametrize("prefix", PREFIXES)
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("header", [None, "Bearer wrong-token", f"Basic {TOKEN}", TOKEN])
+def test_every_mutating_endpoint_refuses_without_the_token(rollout, prefix, command, header):
+    _, scheduler, url = rollout
+    params = {"phase": a_hostname(url), "step": "docker"}
+    headers = {"Authorization": header} if header else {}
+    before = scheduler.agent_records()
+
+    response = requests.post(f"{url}{prefix}/{command}", params=params, headers=headers, timeout=5)
+
+    assert response.status_code == 401
+    assert "Bearer" in response.headers["WWW-Authenticate"]
+    assert scheduler.agent_records() == before
+    assert not scheduler.plan.interrupted
+
+
+def test_interrupt_and_continue_the_whole_rollout(rollout):
+    _, scheduler, url = rollout
+    response = requests.post(f"{url}/v1/plan/interrupt", headers=authorized(), timeout=5)
+    assert response.status_code == 200
+    assert response.json()["message"] == "Received cmd: interrupt"
+    assert scheduler.summary()["interrupted"]
+
+    requests.post(f"{url}/v1/plans/deploy/continue", headers=authorized(), timeout=5)
+    assert not scheduler.summary()["interrupted"]
+
+
+def test_interrupt_and_continue_one_phase_by_hostname(rollout):
+    _, scheduler, url = rollout
+    hostname = a_hostname(url)
+    requests.post(
+        f"{url}/v1/plan/interrupt", params={"phase": hostname}, headers=authorized(), timeout=5
+    ).raise_for_status()
+    interrupted = [r["hostname"] for r in scheduler.agent_records().values() if r["interrupted"]]
+    assert interrupted == [hostname]
+
+    requests.post(
+        f"{url}/v1/plan/continue", params={"phase": hostname}, headers=authorized(), timeout=5
+    ).raise_for_status()
+    assert not any(r["interrupted"] for r in scheduler.agent_records().values())
+
+
+@pytest.mark.parametrize(
+    ("command", "params", "status", "words"),
+    [
+        ("restart", {"phase": "agent-1"}, 400, "needs ?phase"),
+        ("force-complete", {"step": "docker"}, 400, "needs ?phase"),
+        ("restart", {"phase": "no-such-agent", "step": "docker"}, 404, "no agent"),
+        ("force-complete", {"phase": "PHASE", "step": "no-such-step"}, 404, "unknown step"),
+    ],
+)
+def test_bad_commands_say_what_is_wrong(rollout, command, params, status, words):
+    _, _, url = rollout
+    params = {k: a_hostname(url) if v == "PHASE" else v for k, v in params.items()}
+    response = requests.post(
+        f"{url}/v1/plan/{command}", params=params, headers=authorized(), timeout=5
+    )
+    assert response.status_code == status
+    assert words in response.text
+
+
+def test_agents_show_each_step_task_state_attempts_and_time(rollout):
+    cluster, _, url = rollout
+    agents = requests.get(f"{url}/v1/agents", timeout=5).json()["agents"]
+    assert sorted(a["agent_id"] for a in agents) == sorted(a.agent_id for a in cluster.agents)
+    for agent in agents:
+        node = agent["steps"]["node"]
+        assert node["task_id"].startswith(f"calico-node__{agent['agent_id']}__")
+        assert node["state"] == "TASK_RUNNING" and node["attempts"] == 1 and node["updated"] > 0
+
+    one = agents[0]
+    by_id = requests.get(f"{url}/v1/agents/{one['agent_id']}", timeout=5).json()
+    by_hostname = requests.get(f"{url}/v1/agents/{one['hostname']}", timeout=5).json()
+    assert by_id == by_hostname == one
+    assert requests.get(f"{url}/v1/agents/nobody", timeout=5).status_code == 404
+
+
+def test_options_are_the_effective_ones_with_passwords_masked(rollout):
+    _, _, url = rollout
+    response = requests.get(f"{url}/v1/options", timeout=5)
+    options = response.json()
+    assert options["etcd"]["cluster_endpoints"] == "http://root:***@127.0.0.1:2379"
+    assert options["etcd"]["run_proxy"] is True
+    assert "hunter2" not in response.text
+
+
+def test_metrics_count_offers_launches_states_and_agents(rollout):
+    _, _, url = rollout
+    response = requests.get(f"{url}/metrics", timeout=5)
+    assert response.headers["Content-Type"].startswith("text/plain; version=")
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
+    received = samples[("calico_dcos_offers_received_total", ())]
+    accepted = samples[("calico_dcos_offers_accepted_total", ())]
+    assert received >= accepted >= 20  # 4 agents x 5 steps
+    assert samples[("calico_dcos_offers_declined_total", ())] == received - accepted
+    assert samples[("calico_dcos_launches_total", (("step", "cni"),))] >= 4
+    assert samples[("calico_dcos_tasks", (("state", "TASK_RUNNING"), ("step", "node")))] == 4
+    assert samples[("calico_dcos_tasks", (("state", "TASK_FINISHED"), ("step", "docker")))] == 4
+    assert samples[("calico_dcos_agents", (("status", "COMPLETE"),))] == 4
+    assert samples[("calico_dcos_condition", (("condition", "Available"),))] == 1
+    assert samples[("calico_dcos_restarts_in_flight", ())] == 0
+    assert samples[("calico_dcos_mesos_calls_total", (("type", "RECONCILE"),))] >= 1
+
+
+def test_status_document_carries_the_rp_filter_warning(rollout):
+    _, _, url = rollout
+    doc = requests.get(f"{url}/v1/status", timeout=5).json()
+    assert doc["service"] == "calico"
+    assert doc["summary"]["available"] is True
+    assert any("rp_filter" in warning for warning in doc["warnings"])
+
+
+def test_status_page_and_its_assets_are_served(rollout):
+    _, _, url = rollout
+    page = requests.get(url + "/", timeout=5)
+    assert page.status_code == 200 and "/static/status.js" in page.text
+    for asset in ("status.js", "status.css"):
+        assert requests.get(f"{url}/static/{asset}", timeout=5).status_code == 200
+
+
+def test_restart_replaces_the_daemon_on_that_agent_only(rollout):
+    cluster, service_scheduler, url = rollout
+    agent = cluster.agents[0]
+    before = {a.agent_id: _launches(cluster, a.agent_id, "calico-node") for a in cluster.agents}
+
+    response = requests.post(
+        f"{url}/v1/plan/restart",
+        params={"phase": agent.hostname, "step": "node"},
+        headers=authorized(),
+        timeout=5,
+    )
+
+    assert response.status_code == 200
+    wait_until(
+        lambda: _launches(cluster, agent.agent_id, "calico-node") == before[agent.agent_id] + 1,
+        10,
+        "a second node launch",
+    )
+    wait_until(lambda: service_scheduler.plan.complete, 10, "convergence again")
+    after = {a.agent_id: _launches(cluster, a.agent_id, "calico-node") for a in cluster.agents}
+    assert {k: v - before[k] for k, v in after.items()} == {
+        a.agent_id: int(a.agent_id == agent.agent_id) for a in cluster.agents
+    }
+
+
+def _launches(cluster, agent_id: str, name: str) -> int:
+    return sum(
+        1
+        for e in cluster.timeline()
+        if e["event"] == "launch" and e["agent_id"] == agent_id and e["task_name"] == name
+    )
