@@ -148,7 +148,9 @@ def mutating(name: str, help_text: str, needs_step: bool) -> click.Command:
     @click.option("--token-file", type=click.Path(dir_okay=False, exists=True), default=None)
     @click.option("--phase", required=needs_step, help="Agent hostname or ID.")
     @click.option("--step", required=needs_step, help="Step name (etcd-proxy, docker, …).")
-    def command(url: str, token_file: str | None, phase: str | None, step: str | None) -> None:
+    def command(
+        url: str, token_file: str | None, phase: str | None, step: str | None = None
+    ) -> None:
         params = {k: v for k, v in (("phase", phase), ("step", step)) if v}
         answer = post(url, f"/v1/plan/{name}", params, read_token(token_file))
         click.echo(answer.get("message", json.dumps(answer)))

@@ -1,0 +1,99 @@
+"""`calico-dcos status` and `calico-dcos plan …` as a person runs them, against a real scheduler."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from calico_dcos.cli import main
+from tests.api.operator_harness import operator_api
+from tests.integration.harness import converged, running_cluster, scheduler_on, wait_until
+
+TOKEN = "cli-token"
+
+
+@pytest.fixture(scope="module")
+def rollout(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("operator-cli")
+    with (
+        running_cluster(agents=1, public_agents=1) as cluster,
+        scheduler_on(cluster, workdir) as service,
+        operator_api(service.scheduler, TOKEN) as url,
+    ):
+        wait_until(converged(service), 20, "convergence")
+        yield cluster, service.scheduler, url
+
+
+def calico_dcos(*args: str) -> subprocess.CompletedProcess:
+    """The command in its own process, as a person runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CALICO_DCOS_")}
+    return subprocess.run(
+        [sys.executable, "-m", "calico_dcos.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+
+
+def in_process(*args: str, token: str | None = None):
+    """The same command in this process (faster), with $CALICO_DCOS_API_TOKEN if given."""
+    env = {"CALICO_DCOS_API_TOKEN": token, "CALICO_DCOS_URL": None}
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def test_status_prints_conditions_progress_and_a_row_per_agent(rollout):
+    cluster, _, url = rollout
+    result = calico_dcos("status", "--url", url)
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "calico: 2 of 2 agents done"
+    assert lines[1].split() == ["Available:", "yes", "Progressing:", "no", "Degraded:", "no"]
+    assert "Restart slots: 0 of 1 in use" in lines
+    assert any(line.startswith("Warning: node.ignore_loose_rpf is on") for line in lines)
+    header = next(line for line in lines if line.startswith("AGENT"))
+    assert header.split() == ["AGENT", "DOCKER", "CNI", "LIBNETWORK", "NODE", "STATUS"]
+    for agent in cluster.agents:
+        row = next(line for line in lines if line.startswith(agent.hostname + " "))
+        assert row.split()[1:] == ["COMPLETE"] * 5
+
+
+def test_status_names_the_url_it_cannot_reach():
+    result = in_process("status", "--url", "http://127.0.0.1:9")
+    assert result.exit_code == 1
+    assert "cannot reach the scheduler at http://127.0.0.1:9" in result.output
+
+
+def test_plan_show_exits_0_when_complete(rollout):
+    _, _, url = rollout
+    result = in_process("plan", "show", "--url", url)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == "deploy (serial): COMPLETE"
+
+
+def test_plan_interrupt_needs_the_token_and_continue_takes_it_from_the_environment(
+    rollout, tmp_path
+):
+    _, scheduler, url = rollout
+    refused = in_process("plan", "interrupt", "--url", url)
+    assert refused.exit_code == 1 and "wants an API token" in refused.output
+    assert not scheduler.plan.interrupted
+
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    done = in_process("plan", "interrupt", "--url", url, "--token-file", str(token_file))
+    assert done.output.strip() == "Received cmd: interrupt"
+    assert scheduler.plan.interrupted
+
+    resumed = in_process("plan", "continue", "--url", url, token=TOKEN)
+    assert resumed.exit_code == 0, resumed.output
+    assert not scheduler.plan.interrupted
+
+
+def test_plan_restart_needs_a_phase_and_a_step():
+    result = in_process("plan", "restart", "--phase", "agent-1")
+    assert result.exit_code == 2
+    assert "--step" in result.output
