@@ -6,7 +6,7 @@ Tests of the ZooKeeper store, leader lock and failover need the real server's be
 port with its own data directory.
 
     server = ZooKeeperServer()
-    server.start()          # returns once the server answers `ruok` with `imok`
+    server.start()          # returns once the server accepts sessions
     server.hosts            # "127.0.0.1:PORT"
     server.restart()        # same data directory, same port: sessions and data survive
     server.stop()
@@ -36,14 +36,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
-def answers_ruok(host: str, port: int) -> bool:
-    """True when the server answers ZooKeeper's `ruok` four-letter word with `imok`."""
+def is_serving(host: str, port: int) -> bool:
+    """True when the server reports a mode through `srvr`.
+
+    `ruok` is answered as soon as the port listens, before the server accepts sessions;
+    `srvr` says "not currently serving requests" until it does.
+    """
     try:
-        with socket.create_connection((host, port), timeout=0.5) as sock:
-            sock.sendall(b"ruok")
-            return sock.recv(4) == b"imok"
+        with socket.create_connection((host, port), timeout=1.0) as sock:
+            sock.sendall(b"srvr")
+            reply = b""
+            while chunk := sock.recv(4096):
+                reply += chunk
     except OSError:
         return False
+    return b"Mode:" in reply
 
 
 class ZooKeeperServer:
@@ -143,7 +150,7 @@ class ZooKeeperServer:
                     f"maxSessionTimeout={self.max_session_ms}",
                     f"forceSync={'yes' if self.force_sync else 'no'}",
                     "admin.enableServer=false",
-                    "4lw.commands.whitelist=ruok,srvr",
+                    "4lw.commands.whitelist=srvr",
                     "",
                 ]
             )
@@ -157,7 +164,7 @@ class ZooKeeperServer:
                 raise RuntimeError(
                     f"ZooKeeper exited with {self._process.returncode}; see {self.log_path}"
                 )
-            if answers_ruok(self.host, self.port):
+            if is_serving(self.host, self.port):
                 return
             time.sleep(0.05)
         self.kill()
