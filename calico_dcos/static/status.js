@@ -45,10 +45,12 @@ function renderOverview(doc) {
   bar.setAttribute("aria-valuenow", String(done));
   document.getElementById("progress-bar").style.width =
     phases.length ? `${(100 * done) / phases.length}%` : "0";
-  const restarting = summary.restarting.length;
+  const names = Object.fromEntries(phases.map((p) => [p.id, p.name]));
+  const restarting = summary.restarting.map((id) => names[id] || id);
   document.getElementById("counts").textContent =
-    `${done} of ${phases.length} agents complete · ${restarting} of ${summary.budget} ` +
-    `restart slots in use · plan ${doc.plan.status} (${doc.plan.strategy})`;
+    `Restart slots: ${restarting.length} of ${summary.budget} in use` +
+    (restarting.length ? ` (${restarting.join(", ")})` : "") +
+    ` · plan ${doc.plan.status}, ${doc.plan.strategy}`;
   const list = (id, items) => document.getElementById(id)
     .replaceChildren(...items.map((text) => el("li", {}, text)));
   list("problems", summary.problems.concat(doc.plan.errors.filter(
@@ -64,8 +66,8 @@ function renderLegend() {
 }
 
 function currentMessage(phase) {
-  const step = phase.steps.find((s) => s.status !== "COMPLETE" && s.message);
-  return step ? `${step.name}: ${step.message}` : "";
+  const step = phase.steps.find((s) => s.status !== "COMPLETE");
+  return step ? `${step.name}: ${step.message || STATUSES[step.status] || step.status}` : "";
 }
 
 function renderTable(plan) {

@@ -1,0 +1,122 @@
+"""The status page in headless Chromium while the real scheduler installs on a DevCluster.
+
+The synthetic Docker and CNI steps are slowed and the restart budget is 1, so the rollout
+goes agent by agent for a few seconds: long enough to load the page, see it change on its
+own, and save a screenshot of a half-done rollout to build/screenshots/status-page.png.
+"""
+
+import contextlib
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+from tests.api.operator_harness import operator_api
+from tests.integration.harness import running_cluster, scheduler_on
+
+SCREENSHOT = Path(__file__).resolve().parents[2] / "build" / "screenshots" / "status-page.png"
+SLOW_STEPS = {"calico-docker": 0.8, "calico-cni": 0.8}
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,820",
+)
+
+
+@contextlib.contextmanager
+def chromium():
+    """Debian's chromium and chromedriver, with a fresh profile and no network of its own."""
+    with tempfile.TemporaryDirectory(prefix="chromium-profile-") as profile:
+        options = webdriver.ChromeOptions()
+        options.binary_location = "/usr/bin/chromium"
+        for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
+            options.add_argument(flag)
+        browser = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+        try:
+            yield browser
+        finally:
+            browser.quit()
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """Poll the page (each probe is a round trip to the browser) until `predicate` holds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+# The page redraws itself every refresh, so elements go stale: read it in one script call.
+READ_TABLE = """
+return Array.from(document.querySelectorAll('#rows tr')).map((row) => ({
+  agent: row.dataset.agent,
+  phase: row.querySelector('td.phase').textContent,
+  steps: Array.from(row.querySelectorAll('td.step')).map((td) => td.textContent),
+}));
+"""
+
+
+READ_PAGE = """
+const texts = (selector) => Array.from(document.querySelectorAll(selector), (e) => e.textContent);
+return {
+  headers: texts('#head th'),
+  conditions: texts('.condition.on'),
+  message: document.getElementById('message').textContent,
+  warnings: document.getElementById('warnings').textContent,
+  legend: document.querySelectorAll('#legend li').length,
+};
+"""
+
+
+def table(browser) -> list[dict]:
+    return browser.execute_script(READ_TABLE)
+
+
+def phase_statuses(browser) -> list[str]:
+    return [row["phase"] for row in table(browser)]
+
+
+@pytest.fixture
+def half_done_rollout(tmp_path):
+    with (
+        running_cluster(agents=3, public_agents=1, synthetic_durations=SLOW_STEPS) as cluster,
+        scheduler_on(cluster, tmp_path, etcd_run_proxy="true") as service,
+        operator_api(service.scheduler) as url,
+    ):
+        yield cluster, url
+
+
+def test_page_follows_a_rollout_and_shows_it_half_done(half_done_rollout):
+    cluster, url = half_done_rollout
+    with chromium() as browser:
+        browser.get(f"{url}/?refresh=0.2")
+
+        wait_for(lambda: len(phase_statuses(browser)) == 4, 10, "a row per agent")
+        first = table(browser)
+        wait_for(lambda: table(browser) != first, 10, "the page to change on its own")
+        wait_for(
+            lambda: 1 <= phase_statuses(browser).count("COMPLETE") < 4, 10, "a half-done rollout"
+        )
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(SCREENSHOT))
+
+        assert {row["agent"] for row in table(browser)} == {a.agent_id for a in cluster.agents}
+        page = browser.execute_script(READ_PAGE)
+        assert page["headers"][1:6] == ["etcd-proxy", "docker", "cni", "libnetwork", "node"]
+        assert page["conditions"] == ["Progressing"]
+        assert "agents done" in page["message"]
+        assert "rp_filter" in page["warnings"]
+        assert page["legend"] == 8
+    assert SCREENSHOT.stat().st_size > 10_000
