@@ -85,6 +85,8 @@ def test_is_active_prints_state_and_exits_like_systemd(tmp_path):
     assert (unknown.returncode, unknown.stdout.strip()) == (3, "inactive")
     quiet = run(host, "systemctl", "is-active", "--quiet", "docker")
     assert (quiet.returncode, quiet.stdout) == (0, "")
+    several = run(host, "systemctl", "is-active", "dcos-calico-felix", "docker")
+    assert (several.returncode, several.stdout) == (0, "inactive\nactive\n")
 
 
 def test_restart_docker_succeeds_with_valid_daemon_json(tmp_path):
