@@ -1,0 +1,522 @@
+"""The benchmark: convergence at cluster scale, against its lower bound (issue 7).
+
+Each size runs in two child processes so that their costs are not mixed:
+
+- the devcluster (`python -m calico_dcos.bench devcluster …`): the embedded master with N
+  synthetic agents. It watches what Mesos really saw — every scheduler call by type, every
+  offer, each agent's latest task per step — and prints JSON lines: `ready`, `subscribed`,
+  `progress`, `converged`, and the final `counts` when its stdin closes;
+- the scheduler (`python -m calico_dcos.bench scheduler …`): started exactly as
+  `calico-dcos run` starts it; on SIGTERM it stops (failover) and writes its state store's
+  `writes` and `bytes_written` to a file, because nothing else exposes them.
+
+The parent samples the scheduler's CPU and RSS with psutil and turns the lines into figures.
+Wall time runs from the framework's SUBSCRIBE to the status update that completes the last
+agent, both on the devcluster's clock (what Mesos saw, not the scheduler's own view).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import psutil
+
+from calico_dcos import steps as catalog
+
+CALL_TYPES = ("ACCEPT", "DECLINE", "REVIVE", "KILL", "RECONCILE", "ACKNOWLEDGE")
+DONE_STATE = {
+    f"calico-{s.name}": "TASK_FINISHED" if s.kind == "oneshot" else "TASK_RUNNING"
+    for s in catalog.STEPS
+}
+RESTARTING = tuple(f"calico-{s.name}" for s in catalog.STEPS if s.restarts)
+
+
+# ---------------------------------------------------------------------------------------
+# Settings and the lower bound
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What one benchmark run is made of; the same for every size."""
+
+    restart_budget: int | str = "10%"
+    step_seconds: float = 0.1  # launch to RUNNING, every task (the synthetic executor's pace)
+    restart_seconds: dict[str, float] = field(
+        default_factory=lambda: {name: 0.2 for name in RESTARTING}
+    )  # RUNNING to FINISHED of each restarting (one-shot) step
+    allocation_interval: float = 1.0
+    store: str = ""  # zk://host:port/path, or "" for a file store in a temporary directory
+    timeout: float = 600.0
+    profile_dir: Path | None = None  # py-spy's samples of the scheduler, from SUBSCRIBE on
+    # The plan's timings (`PlanConfig`: wait_refuse_seconds, revive_interval_seconds, …) for
+    # experiments and the fast smoke test; `calico-dcos run` has none, so figures to quote
+    # leave this empty.
+    scheduler_timings: dict[str, float] = field(default_factory=dict)
+
+    def budget_for(self, agents: int) -> int:
+        """The plan's rule: a count, or a percentage of the agents rounded down, at least 1."""
+        value = str(self.restart_budget)
+        if value.endswith("%"):
+            return max(1, int(value[:-1]) * agents // 100)
+        return max(1, int(value))
+
+
+def lower_bound(settings: Settings, agents: int) -> float:
+    """No scheduler can converge faster than this on the devcluster.
+
+    The slowest agent's chain: one offer round per step (one launch per agent per round) and
+    every step's duration; plus the restart budget's serialisation: each restarting step
+    holds a slot from launch to FINISHED, so the other agents' holds take
+    (agents × hold ÷ budget − hold) seconds before the slowest agent's own.
+    """
+    rounds = len(DONE_STATE)
+    restarts = sum(settings.restart_seconds.values())
+    chain = rounds * settings.allocation_interval + rounds * settings.step_seconds + restarts
+    hold = len(RESTARTING) * settings.step_seconds + restarts
+    serial = agents * hold / settings.budget_for(agents) - hold
+    return chain + max(0.0, serial)
+
+
+def growth_exponent(small: tuple[int, float], large: tuple[int, float]) -> float | None:
+    """The log-log slope from the smallest to the largest size: 1.0 is linear."""
+    (n1, y1), (n2, y2) = small, large
+    if n1 == n2 or y1 <= 0 or y2 <= 0:
+        return None
+    return math.log(y2 / y1) / math.log(n2 / n1)
+
+
+# ---------------------------------------------------------------------------------------
+# The devcluster child: what Mesos saw
+
+
+class Watch:
+    """Counts calls and offers and finds converged agents from the master's timeline entries.
+
+    An agent is done when the latest task of every step is in its done state (daemons
+    RUNNING and not unhealthy, one-shots FINISHED). Each entry costs O(1).
+    """
+
+    def __init__(self, agents: int) -> None:
+        self.agents = agents
+        self.calls: Counter[str] = Counter()
+        self.offers = 0
+        self.subscribed_at: float | None = None
+        self.converged_at: float | None = None
+        self._latest: dict[tuple[str, str], str] = {}  # (agent, task name) -> task ID
+        self._done_steps: dict[str, set[str]] = {}
+        self.done = 0
+
+    def see(self, entry: dict) -> None:
+        kind = entry["event"]
+        if kind == "call":
+            self.calls[entry["type"]] += 1
+        elif kind == "offer":
+            self.offers += 1
+        elif kind == "framework_subscribed" and self.subscribed_at is None:
+            self.subscribed_at = entry["t"]
+        elif kind == "launch" and entry.get("task_name") in DONE_STATE:
+            self._latest[(entry["agent_id"], entry["task_name"])] = entry["task_id"]
+            self._mark(entry, False)
+        elif kind == "status" and self._is_latest(entry):
+            done = entry["state"] == DONE_STATE[entry["task_name"]]
+            self._mark(entry, done and entry.get("healthy") is not False)
+
+    def _is_latest(self, entry: dict) -> bool:
+        return self._latest.get((entry["agent_id"], entry.get("task_name"))) == entry["task_id"]
+
+    def _mark(self, entry: dict, done: bool) -> None:
+        steps = self._done_steps.setdefault(entry["agent_id"], set())
+        before = len(steps) == len(DONE_STATE)
+        (steps.add if done else steps.discard)(entry["task_name"])
+        after = len(steps) == len(DONE_STATE)
+        self.done += after - before
+        if self.done == self.agents and self.converged_at is None:
+            self.converged_at = entry["t"]
+
+
+def observe(master: Any, watch: Watch) -> None:
+    """Let `watch` see every timeline entry as it is recorded (the timeline itself is capped)."""
+    record = master.record
+
+    def record_and_watch(event: str, **fields: Any) -> None:
+        record(event, **fields)
+        watch.see(master.timeline_entries[-1])
+
+    master.record = record_and_watch
+
+
+class Lines:
+    """JSON lines to the parent; two threads write them."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out, self.lock = out, threading.Lock()
+
+    def emit(self, **fields: Any) -> None:
+        with self.lock:
+            self.out.write(json.dumps(fields) + "\n")
+            self.out.flush()
+
+
+def report_progress(watch: Watch, lines: Lines, stop: threading.Event) -> None:
+    """`subscribed`, then `progress` when the done count moves, then `converged` once."""
+    subscribed = converged = False
+    done = -1
+    while not stop.wait(0.05):
+        if not subscribed and watch.subscribed_at is not None:
+            subscribed = True
+            lines.emit(event="subscribed", t=watch.subscribed_at)
+        if watch.done != done:
+            done = watch.done
+            lines.emit(event="progress", done=done)
+        if not converged and watch.converged_at is not None:
+            converged = True
+            lines.emit(event="converged", t=watch.converged_at)
+
+
+def serve_devcluster(agents: int, interval: float, step: float, durations: dict) -> None:
+    """The devcluster child: runs until its stdin closes, then prints the counts."""
+    from calico_dcos.devcluster import DevCluster
+
+    lines, watch, started = Lines(sys.stdout), Watch(agents), time.monotonic()
+    cluster = DevCluster(
+        agents=agents, public_agents=0, port=0, executor="synthetic",
+        allocation_interval=interval, synthetic_durations=durations,
+    )  # fmt: skip
+    observe(cluster.master, watch)
+    cluster.start()
+    # The synthetic executor takes `step` from launch to STARTING and again to RUNNING.
+    cluster.call(setattr, cluster.master.executor, "step", step / 2)
+    lines.emit(event="ready", master=cluster.master_url, seconds=time.monotonic() - started)
+    stop = threading.Event()
+    reporter = threading.Thread(target=report_progress, args=(watch, lines, stop), daemon=True)
+    reporter.start()
+    sys.stdin.read()
+    stop.set()
+    reporter.join()
+    counts = cluster.call(lambda: (dict(watch.calls), watch.offers))
+    lines.emit(event="counts", calls=counts[0], offers=counts[1])
+    cluster.stop()
+
+
+# ---------------------------------------------------------------------------------------
+# The scheduler child: `calico-dcos run`, plus the store's counters at exit
+
+
+def serve_scheduler(options_file: str, stats_file: str, timings: dict[str, float]) -> None:
+    """As `calico-dcos run`; the store's counters go to `stats_file` after the stop."""
+    from calico_dcos.commands.run import load_or_exit, start_service, wait_for_signal
+
+    options = load_or_exit(options_file)
+    logging.basicConfig(
+        level=options["service"]["log_level"].upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    service = start_service(options, host="127.0.0.1", timings=timings)
+    code = wait_for_signal(service)
+    stats = {
+        "store_writes": service.store.writes,
+        "store_bytes": service.store.bytes_written,
+        "counters": dict(service.scheduler.counters),
+    }
+    Path(stats_file).write_text(json.dumps(stats))
+    sys.exit(code)
+
+
+def scheduler_options(settings: Settings, master: str, state: str) -> dict:
+    """Every step on (the defaults), the devcluster as master, the bench's budget."""
+    budget = settings.restart_budget
+    return {
+        "service": {
+            "master": master,
+            "state": state,
+            "failover_timeout_seconds": 60,
+            "user": "nobody",
+        },
+        "rollout": {"max_concurrent_restarts": int(budget) if str(budget).isdigit() else budget},
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# The parent: one run per size
+
+
+class Sampler(threading.Thread):
+    """The scheduler's RSS every 0.1 s (peak kept) and its CPU seconds on demand."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(name="rss-sampler", daemon=True)
+        self.process = psutil.Process(pid)
+        self.peak_rss = 0
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(0.1):
+            try:
+                self.peak_rss = max(self.peak_rss, self.process.memory_info().rss)
+            except psutil.Error:
+                return
+
+    def cpu_seconds(self) -> float:
+        times = self.process.cpu_times()
+        return times.user + times.system
+
+
+class Child:
+    """A child process whose stdout JSON lines arrive on a queue (read with a deadline)."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.process = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self.lines: queue.Queue[dict | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.put(json.loads(line))
+        self.lines.put(None)
+
+    def next(self, deadline: float) -> dict:
+        remaining = deadline - time.monotonic()
+        try:
+            line = self.lines.get(timeout=max(0.0, remaining))
+        except queue.Empty:
+            raise TimeoutError("no word from the devcluster before the deadline") from None
+        if line is None:
+            raise RuntimeError(f"the devcluster exited ({self.process.wait()})")
+        return line
+
+    def until(self, event: str, deadline: float) -> dict:
+        while (line := self.next(deadline))["event"] != event:
+            pass
+        return line
+
+
+def child_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "calico_dcos.bench", *args]
+
+
+@contextmanager
+def devcluster_child(settings: Settings, agents: int) -> Iterator[Child]:
+    child = Child(
+        child_argv(
+            "devcluster", "--agents", str(agents),
+            "--allocation-interval", str(settings.allocation_interval),
+            "--step-seconds", str(settings.step_seconds),
+            "--durations", json.dumps(settings.restart_seconds),
+        )
+    )  # fmt: skip
+    try:
+        yield child
+    finally:
+        _stop(child.process, lambda: child.process.stdin.close())
+
+
+@contextmanager
+def scheduler_child(
+    options: dict, timings: dict[str, float], workdir: Path
+) -> Iterator[tuple[subprocess.Popen, Path]]:
+    options_file, stats_file = workdir / "options.json", workdir / "stats.json"
+    options_file.write_text(json.dumps(options))
+    env = {**_environ(), "PORT0": "0", "HOST": "127.0.0.1"}
+    argv = child_argv(
+        "scheduler", "--options", str(options_file), "--stats", str(stats_file),
+        "--timings", json.dumps(timings),
+    )  # fmt: skip
+    with open(workdir / "scheduler.log", "wb") as log:
+        process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+    try:
+        yield process, stats_file
+    finally:
+        _stop(process, lambda: process.send_signal(signal.SIGTERM))
+
+
+def _environ() -> dict[str, str]:
+    """Our environment without CALICO_* variables: the options file alone decides."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("CALICO_")}
+
+
+def _stop(process: subprocess.Popen, ask: Callable[[], None]) -> None:
+    """Ask politely, give it time, then kill: a bench never leaves a process behind."""
+    if process.poll() is None:
+        ask()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def state_store(settings: Settings, agents: int) -> Iterator[str]:
+    """A fresh file store, or a fresh path under the given ZooKeeper URL (wiped after)."""
+    if not settings.store:
+        with tempfile.TemporaryDirectory(prefix="calico-bench-state-") as path:
+            yield path
+        return
+    url = f"{settings.store.rstrip('/')}/bench-{agents}-{uuid.uuid4().hex[:8]}"
+    try:
+        yield url
+    finally:
+        from calico_dcos.store import open_store
+
+        store = open_store(url)
+        store.wipe()
+        store.close()
+
+
+@contextmanager
+def profiling(directory: Path | None, pid: int, agents: int) -> Iterator[None]:
+    """py-spy samples the scheduler (every thread, without pausing it) while the body runs."""
+    if directory is None:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / f"scheduler-{agents}.txt"
+    spy = subprocess.Popen(
+        [_py_spy(), "record", "--pid", str(pid), "--nonblocking", "--threads",
+         "--format", "raw", "--rate", "50", "--output", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        yield
+    finally:
+        _stop(spy, lambda: spy.send_signal(signal.SIGINT))
+
+
+def _py_spy() -> str:
+    """py-spy next to our interpreter (pip installs it into the virtualenv), else on PATH."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else "py-spy"
+
+
+Progress = Callable[[int], None]  # called with the number of agents done so far
+
+
+def run_size(settings: Settings, agents: int, progress: Progress) -> dict:
+    """One size: both children, the scheduler sampled, the figures of the run."""
+    deadline = time.monotonic() + settings.timeout
+    with (
+        tempfile.TemporaryDirectory(prefix="calico-bench-") as tmp,
+        state_store(settings, agents) as state,
+        devcluster_child(settings, agents) as devcluster,
+    ):
+        master = devcluster.until("ready", deadline)["master"]
+        options = scheduler_options(settings, master, state)
+        timings = settings.scheduler_timings
+        with scheduler_child(options, timings, Path(tmp)) as (scheduler, stats_file):
+            sampler = Sampler(scheduler.pid)
+            sampler.start()
+            with profiling(settings.profile_dir, scheduler.pid, agents):
+                measured = _follow(devcluster, sampler, agents, progress, deadline)
+            scheduler.send_signal(signal.SIGTERM)
+            scheduler.wait(timeout=60)
+            sampler.stopping.set()
+        devcluster.process.stdin.close()
+        counts = devcluster.until("counts", time.monotonic() + 60)
+        stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+    return _figures(settings, agents, measured, counts, stats, sampler.peak_rss)
+
+
+def _follow(
+    devcluster: Child, sampler: Sampler, agents: int, progress: Progress, deadline: float
+) -> dict:
+    """Until converged (or the deadline): the CPU at SUBSCRIBE and at convergence."""
+    subscribed = devcluster.until("subscribed", deadline)
+    startup_cpu = sampler.cpu_seconds()
+    done = 0
+    try:
+        while (line := devcluster.next(deadline))["event"] != "converged":
+            if line["event"] == "progress":
+                done = line["done"]
+                progress(done)
+    except TimeoutError:
+        return {"startup_cpu": startup_cpu, "cpu": sampler.cpu_seconds(), "done": done}
+    cpu = sampler.cpu_seconds()
+    progress(agents)
+    return {"startup_cpu": startup_cpu, "cpu": cpu, "wall": line["t"] - subscribed["t"]}
+
+
+def _figures(
+    settings: Settings, agents: int, measured: dict, counts: dict, stats: dict, peak_rss: int
+) -> dict:
+    """Totals per run (per-agent figures are these divided by `agents`)."""
+    bound = lower_bound(settings, agents)
+    wall = measured.get("wall")
+    return {
+        "agents": agents,
+        "converged": wall is not None,
+        "agents_done": agents if wall is not None else measured["done"],
+        "wall_seconds": wall,
+        "lower_bound_seconds": bound,
+        "ratio": wall / bound if wall is not None else None,
+        "scheduler_cpu_seconds": measured["cpu"] - measured["startup_cpu"],
+        "scheduler_startup_cpu_seconds": measured["startup_cpu"],
+        "offers_received": counts["offers"],
+        "calls": {t: counts["calls"].get(t, 0) for t in CALL_TYPES},
+        "store_writes": stats.get("store_writes"),
+        "store_bytes": stats.get("store_bytes"),
+        "scheduler_peak_rss_bytes": peak_rss,
+    }
+
+
+def summarise(runs: list[dict]) -> dict:
+    """The JSON document: the runs, CPU growth exponent and RSS growth per agent."""
+    small, large = runs[0], runs[-1]
+    exponent = growth_exponent(
+        (small["agents"], small["scheduler_cpu_seconds"]),
+        (large["agents"], large["scheduler_cpu_seconds"]),
+    )
+    span = large["agents"] - small["agents"]
+    rss = large["scheduler_peak_rss_bytes"] - small["scheduler_peak_rss_bytes"]
+    return {
+        "runs": runs,
+        "cpu_growth_exponent": exponent,
+        "rss_growth_bytes_per_agent": rss / span if span else None,
+    }
+
+
+# ---------------------------------------------------------------------------------------
+# Child entry points: `python -m calico_dcos.bench devcluster|scheduler …`
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m calico_dcos.bench")
+    sub = parser.add_subparsers(dest="role", required=True)
+    dev = sub.add_parser("devcluster")
+    dev.add_argument("--agents", type=int, required=True)
+    dev.add_argument("--allocation-interval", type=float, required=True)
+    dev.add_argument("--step-seconds", type=float, required=True)
+    dev.add_argument("--durations", type=json.loads, required=True)
+    sched = sub.add_parser("scheduler")
+    sched.add_argument("--options", required=True)
+    sched.add_argument("--stats", required=True)
+    sched.add_argument("--timings", type=json.loads, default={})
+    args = parser.parse_args(argv)
+    if args.role == "devcluster":
+        logging.basicConfig(level=logging.WARNING)
+        serve_devcluster(args.agents, args.allocation_interval, args.step_seconds, args.durations)
+    else:
+        serve_scheduler(args.options, args.stats, args.timings)
+
+
+if __name__ == "__main__":
+    main()

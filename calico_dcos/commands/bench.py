@@ -1,0 +1,177 @@
+"""`calico-dcos bench`: convergence at cluster scale, one row per size (see `calico_dcos.bench`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from calico_dcos.bench import CALL_TYPES, RESTARTING, Settings, run_size, summarise
+from calico_dcos.plan import PlanConfig
+
+COLUMNS = (
+    ("agents", "{:>6}"),
+    ("wall s", "{:>8}"),
+    ("bound s", "{:>8}"),
+    ("ratio", "{:>6}"),
+    ("cpu ms/ag", "{:>9}"),
+    *((f"{t[:7].lower()}/ag", "{:>9}") for t in CALL_TYPES),
+    ("offers/ag", "{:>9}"),
+    ("writes/ag", "{:>9}"),
+    ("bytes/ag", "{:>8}"),
+    ("rss MB", "{:>7}"),
+)
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise click.BadParameter(f"expected sizes like 100,1000,5000, not {text!r}") from None
+    if not sizes or sizes[0] < 1:
+        raise click.BadParameter("every size must be at least 1 agent")
+    return sizes
+
+
+def parse_restart_seconds(text: str) -> dict[str, float]:
+    """`0.2` for every restarting step, or per step: `docker=0.2,cni=1.5`."""
+    try:
+        if "=" not in text:
+            return {name: float(text) for name in RESTARTING}
+        pairs = (part.split("=", 1) for part in text.split(","))
+        given = {f"calico-{step.strip()}": float(value) for step, value in pairs}
+    except ValueError:
+        raise click.BadParameter(f"expected seconds or step=seconds,…, not {text!r}") from None
+    unknown = set(given) - set(RESTARTING)
+    if unknown:
+        names = ", ".join(n.removeprefix("calico-") for n in RESTARTING)
+        raise click.BadParameter(f"restarting steps are {names}; not {sorted(unknown)}")
+    return {name: given.get(name, 0.2) for name in RESTARTING}
+
+
+def parse_budget(text: str) -> int | str:
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    if text.endswith("%") and text[:-1].isdigit() and 0 < int(text[:-1]) <= 100:
+        return text
+    raise click.BadParameter(f"expected a count (1) or a percentage (10%), not {text!r}")
+
+
+def parse_timings(given: tuple[str, ...]) -> dict[str, float]:
+    fields = {f.name for f in dataclasses.fields(PlanConfig)}
+    timings = {}
+    for text in given:
+        name, _, value = text.partition("=")
+        if name not in fields or not name.endswith("_seconds"):
+            raise click.BadParameter(f"no plan timing {name!r}", param_hint="--scheduler-timing")
+        try:
+            timings[name] = float(value)
+        except ValueError:
+            raise click.BadParameter(f"{text!r}: expected NAME=SECONDS") from None
+    return timings
+
+
+def row(run: dict) -> list[str]:
+    n = run["agents"]
+
+    def per(value: float | None, scale: float = 1.0, digits: int = 2) -> str:
+        return "-" if value is None else f"{value * scale / n:.{digits}f}"
+
+    wall, ratio = run["wall_seconds"], run["ratio"]
+    return [
+        str(n),
+        f"{wall:.1f}" if wall is not None else f"({run['agents_done']} done)",
+        f"{run['lower_bound_seconds']:.1f}",
+        f"{ratio:.2f}" if ratio is not None else "-",
+        per(run["scheduler_cpu_seconds"], 1000.0, 1),
+        *(per(run["calls"][t]) for t in CALL_TYPES),
+        per(run["offers_received"]),
+        per(run["store_writes"], digits=1),
+        per(run["store_bytes"], digits=0),
+        f"{run['scheduler_peak_rss_bytes'] / 2**20:.0f}",
+    ]
+
+
+def table(document: dict) -> str:
+    lines = [" ".join(fmt.format(name) for name, fmt in COLUMNS)]
+    for run in document["runs"]:
+        cells = zip(row(run), COLUMNS, strict=True)
+        lines.append(" ".join(fmt.format(cell) for cell, (_, fmt) in cells))
+    exponent = document["cpu_growth_exponent"]
+    rss = document["rss_growth_bytes_per_agent"]
+    if exponent is not None:
+        lines.append(f"scheduler CPU growth exponent: {exponent:.2f} (1.0 = linear)")
+    if rss is not None:
+        lines.append(f"scheduler peak RSS growth: {rss / 1024:.1f} KiB per agent")
+    return "\n".join(lines)
+
+
+def run_with_bar(settings: Settings, agents: int) -> dict:
+    """One size with a progress bar of agents converged (on stderr)."""
+    with click.progressbar(
+        length=agents, label=f"{agents:>6} agents", file=sys.stderr, show_pos=True
+    ) as bar:
+        shown = [0]
+
+        def progress(done: int) -> None:
+            bar.update(done - shown[0])
+            shown[0] = done
+
+        return run_size(settings, agents, progress)
+
+
+@click.command()
+@click.option("--agents", "sizes", default="100,1000,5000", show_default=True,
+              help="Cluster sizes, comma-separated.")  # fmt: skip
+@click.option("--restart-budget", default="10%", show_default=True,
+              help="rollout.max_concurrent_restarts: a count or a percentage.")  # fmt: skip
+@click.option("--step-seconds", default=0.1, show_default=True, type=float,
+              help="Synthetic tasks: launch to RUNNING.")  # fmt: skip
+@click.option("--restart-seconds", default="0.2", show_default=True,
+              help="Restarting steps RUNNING to FINISHED: seconds, or docker=S,cni=S.")  # fmt: skip
+@click.option("--allocation-interval", default=1.0, show_default=True, type=float)
+@click.option("--store", default="", help="zk://host:port/path (default: a file store).")
+@click.option("--timeout", default=600.0, show_default=True, type=float,
+              help="Seconds per size before the run is reported as not converged.")  # fmt: skip
+@click.option("--profile", "profile_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Profile the scheduler with py-spy into this directory.")  # fmt: skip
+@click.option("--scheduler-timing", "timings", multiple=True, metavar="NAME=SECONDS",
+              help="Experiment: a plan timing (wait_refuse_seconds, revive_interval_seconds, "
+              "…) that `calico-dcos run` does not set. Repeatable.")  # fmt: skip
+@click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the figures here.")  # fmt: skip
+def bench(
+    sizes: str,
+    restart_budget: str,
+    step_seconds: float,
+    restart_seconds: str,
+    allocation_interval: float,
+    store: str,
+    timeout: float,
+    profile_dir: Path | None,
+    timings: tuple[str, ...],
+    json_file: Path | None,
+) -> None:
+    """Measure convergence at cluster scale: the real scheduler against N synthetic agents."""
+    if store and not store.startswith("zk://"):
+        raise click.BadParameter("expected zk://host:port/path", param_hint="--store")
+    settings = Settings(
+        restart_budget=parse_budget(restart_budget),
+        step_seconds=step_seconds,
+        restart_seconds=parse_restart_seconds(restart_seconds),
+        allocation_interval=allocation_interval,
+        store=store,
+        timeout=timeout,
+        profile_dir=profile_dir,
+        scheduler_timings=parse_timings(timings),
+    )
+    runs = [run_with_bar(settings, agents) for agents in parse_sizes(sizes)]
+    document = summarise(runs)
+    click.echo(table(document))
+    if json_file:
+        json_file.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    if not all(run["converged"] for run in runs):
+        raise SystemExit(1)

@@ -1,0 +1,64 @@
+"""`calico-dcos bench` end to end at 5 agents: the real scheduler and devcluster processes.
+
+Short intervals and plan timings keep it to a few seconds; the figures quoted in the README
+come from the command's defaults.
+"""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from calico_dcos.bench import Settings, growth_exponent, lower_bound
+from calico_dcos.commands.bench import bench
+
+AGENTS = 5
+STEPS = 5
+FAST = [
+    "--allocation-interval", "0.1",
+    "--restart-budget", "100%",
+    "--scheduler-timing", "wait_refuse_seconds=0.2",
+    "--scheduler-timing", "revive_interval_seconds=0.1",
+]  # fmt: skip
+
+
+def test_bench_of_five_agents_converges_and_writes_every_figure(tmp_path):
+    out = tmp_path / "bench.json"
+
+    result = CliRunner().invoke(bench, ["--agents", str(AGENTS), *FAST, "--json", str(out)])
+
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    [run] = document["runs"]
+    assert run["agents"] == AGENTS and run["converged"]
+    assert 0 < run["lower_bound_seconds"] <= run["wall_seconds"] < 30
+    assert 0 < run["scheduler_cpu_seconds"] < 10
+    assert run["calls"]["ACCEPT"] == AGENTS * STEPS
+    assert run["calls"]["ACKNOWLEDGE"] >= AGENTS * STEPS * 2
+    assert run["calls"]["DECLINE"] < run["offers_received"]
+    assert run["store_writes"] >= AGENTS * STEPS
+    assert run["store_bytes"] > run["store_writes"] * 100
+    assert 10 * 2**20 < run["scheduler_peak_rss_bytes"] < 2**30
+    assert document["cpu_growth_exponent"] is None
+    assert "bound s" in result.output and str(AGENTS) in result.output
+
+
+def test_bench_refuses_an_unknown_restarting_step():
+    result = CliRunner().invoke(bench, ["--agents", "1", "--restart-seconds", "node=1"])
+
+    assert result.exit_code != 0
+    assert "restarting steps are docker, cni" in result.output
+
+
+def test_lower_bound_is_one_chain_plus_the_other_agents_restarts_through_the_budget():
+    settings = Settings(restart_budget="10%", step_seconds=0.1, allocation_interval=1.0)
+    chain = 5 * 1.0 + 5 * 0.1 + 2 * 0.2
+    hold = 2 * (0.1 + 0.2)
+
+    assert lower_bound(settings, 1000) == pytest.approx(chain + 1000 * hold / 100 - hold)
+    assert lower_bound(Settings(restart_budget=1000), 10) == pytest.approx(chain)
+
+
+def test_growth_exponent_is_one_when_cpu_grows_as_the_agents():
+    assert growth_exponent((100, 2.0), (5000, 100.0)) == pytest.approx(1.0)
+    assert growth_exponent((100, 1.0), (1000, 100.0)) == pytest.approx(2.0)
