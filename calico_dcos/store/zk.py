@@ -203,6 +203,7 @@ class ZooKeeperStore:
         identifier = f"{socket.gethostname()}:{os.getpid()}"
         lock = Lock(self._client, self._path(LEADER), identifier)
         with self._errors(self._path(LEADER)):
+            self._client.retry(self._delete_own_lock_nodes)
             lock.acquire()
         with self._leadership_mutex:
             self._lock = lock
@@ -224,6 +225,19 @@ class ZooKeeperStore:
         if lock is not None:
             with contextlib.suppress(KazooException):
                 lock.release()
+
+    def _delete_own_lock_nodes(self) -> None:
+        """Remove lock nodes of this session that a failed release left behind: a new
+        contender would otherwise wait behind its own old node for as long as the session
+        lives."""
+        session_id = self._client.client_id[0]
+        leader = self._path(LEADER)
+        with contextlib.suppress(NoNodeError):
+            for child in self._client.get_children(leader):
+                with contextlib.suppress(NoNodeError):
+                    _, stat = self._client.get(f"{leader}/{child}")
+                    if stat.ephemeralOwner == session_id:
+                        self._client.delete(f"{leader}/{child}")
 
     def _on_session_state(self, state: str) -> None:
         """kazoo's listener: runs on kazoo's thread, so it only starts timers."""

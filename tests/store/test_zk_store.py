@@ -128,7 +128,7 @@ def test_released_leadership_never_calls_on_lost(zookeeper, root):
 
 
 def test_connection_suspended_past_the_grace_calls_on_lost(private_zookeeper, root):
-    store = ZooKeeperStore(private_zookeeper.hosts, root, session_timeout=4, lost_grace=0.3)
+    store = ZooKeeperStore(private_zookeeper.hosts, root, session_timeout=2, lost_grace=0.3)
     lost = threading.Event()
     store.acquire_leadership(on_lost=lost.set)
 
@@ -178,4 +178,18 @@ def test_five_thousand_agents_stay_one_small_node_each(zookeeper, root, capsys):
             f"\n5000 agents in ZooKeeper: {bytes_per_agent:.0f} bytes/agent, "
             f"puts {put_seconds:.2f}s ({put_seconds / 5:.2f} ms/put), load {load_seconds:.2f}s"
         )
+    store.close()
+
+
+def test_leadership_taken_again_does_not_wait_behind_its_own_old_lock_node(zookeeper, root):
+    store = ZooKeeperStore(zookeeper.hosts, root, session_timeout=2)
+    store.acquire_leadership(on_lost=lambda: None)
+    store._lock = None  # as after a release that failed while ZooKeeper was unreachable
+
+    acquired = threading.Event()
+    threading.Thread(
+        target=lambda: (store.acquire_leadership(lambda: None), acquired.set()), daemon=True
+    ).start()
+
+    assert acquired.wait(5), "the scheduler waits behind its own lock node"
     store.close()
