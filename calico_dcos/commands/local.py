@@ -1,0 +1,259 @@
+"""`calico-dcos local`: the whole framework on this machine, on the embedded Mesos cluster.
+
+The devcluster runs each step as a real process against a simulated host root per agent.
+What a laptop cannot have is replaced by stand-ins, and the screen says so: the `calico` and
+`calico-ipam` CNI plugins (small scripts, served as file:// URIs) and the Docker images
+(container stand-ins of the devcluster). etcd is real whenever `/usr/bin/etcd` exists: one
+member on loopback, and the etcd-proxy step runs the same binary on every agent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import logging
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import click
+import requests
+
+from calico_dcos.artifacts import build_cni_standins, build_etcd_tarball, etcd_version
+from calico_dcos.commands.run import load_or_exit, start_service
+from calico_dcos.options import load_options
+
+LOG = logging.getLogger("calico_dcos.local")
+ETCD_BINARY = Path("/usr/bin/etcd")
+TIMINGS = {"wait_refuse_seconds": 1.0, "revive_interval_seconds": 0.5}
+AGENT_PYTHON = """#!/bin/sh
+# STAND-IN for the agents' Python, written by `calico-dcos local`: it runs the installer
+# against the agent's simulated host root ($DEVCLUSTER_HOST_ROOT), never against this
+# machine's /. Outside the devcluster it refuses to run.
+app="$1"; command="$2"; shift 2
+exec {python} "$app" "$command" --host-root "${{DEVCLUSTER_HOST_ROOT:?not a devcluster task}}" "$@"
+"""
+
+
+def write_agent_python(out_dir: Path) -> Path:
+    """The `service.agent_python` for devcluster agents (see AGENT_PYTHON)."""
+    path = Path(out_dir) / "agent-python"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(AGENT_PYTHON.format(python=shlex.quote(sys.executable)))
+    path.chmod(0o755)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def real_etcd(data_dir: Path) -> Iterator[str]:
+    """One etcd member on loopback for the agents' proxies to reach; its client URL."""
+    client, peer = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+    argv = [
+        str(ETCD_BINARY), "--name", "local", "--data-dir", str(data_dir),
+        "--listen-client-urls", client, "--advertise-client-urls", client,
+        "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+        "--initial-cluster", f"local={peer}",
+    ]  # fmt: skip
+    log = open(data_dir.parent / "etcd.log", "ab")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_etcd(client, process)
+        yield client
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+def wait_for_etcd(client: str, process: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise click.ClickException(f"etcd exited with {process.returncode}")
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"{client}/health", timeout=1).ok:
+                return
+        time.sleep(0.1)
+    raise click.ClickException(f"etcd did not answer on {client} within {timeout:.0f} s")
+
+
+def local_environment(
+    workdir: Path, master_url: str, artifacts: Path, etcd_client: str | None
+) -> dict[str, str]:
+    """What `local` sets; the caller's own CALICO_* variables still win."""
+    standins = build_cni_standins(artifacts / "cni")
+    env = {
+        "CALICO_SERVICE_MASTER": master_url,
+        "CALICO_SERVICE_STATE": str(workdir / "state"),
+        "CALICO_SERVICE_AGENT_PYTHON": str(write_agent_python(artifacts)),
+        "CALICO_SERVICE_USER": getpass.getuser(),
+        "CALICO_ROLLOUT_STABILITY_SECONDS": "1",
+        "CALICO_ROLLOUT_RETRY_BACKOFF_SECONDS": "1",
+        "CALICO_CNI_CALICO_URI": standins["calico"].as_uri(),
+        "CALICO_CNI_CALICO_IPAM_URI": standins["calico-ipam"].as_uri(),
+        "CALICO_ETCD_RUN_PROXY": "false",
+    }
+    if etcd_client:
+        tarball = build_etcd_tarball(ETCD_BINARY, artifacts, etcd_version(ETCD_BINARY))
+        env |= {
+            "CALICO_ETCD_RUN_PROXY": "true",
+            "CALICO_ETCD_CLUSTER_ENDPOINTS": etcd_client,
+            "CALICO_ETCD_BINARY_URI": tarball.as_uri(),
+            "CALICO_ETCD_LISTEN_ADDRESS": "agent-ip",
+        }
+    return env
+
+
+def say_what_is_real(env: Mapping[str, str], etcd_client: str | None) -> None:
+    click.echo("calico-dcos local: the embedded Mesos cluster runs every step as a real process.")
+    click.echo("  stand-ins (a laptop cannot have them):")
+    click.echo(f"    calico CNI plugin      {env['CALICO_CNI_CALICO_URI']}")
+    click.echo(f"    calico-ipam CNI plugin {env['CALICO_CNI_CALICO_IPAM_URI']}")
+    click.echo("    Docker images          container stand-ins (calico/node, libnetwork-plugin)")
+    click.echo("    systemctl, docker      host stand-ins acting on each agent's host root")
+    if etcd_client:
+        click.echo(f"  real etcd: {etcd_client}, proxied on every agent by the etcd-proxy step")
+    else:
+        click.echo(f"  no {ETCD_BINARY}: the etcd-proxy step is disabled")
+
+
+@click.command()
+@click.option("--agents", default=3, show_default=True, help="Private agents.")
+@click.option("--public-agents", default=1, show_default=True, help="Public agents.")
+@click.option("--options", "options_file", type=click.Path(dir_okay=False), help="JSON or YAML.")
+@click.option("--serve", is_flag=True, help="Keep serving after every agent is done.")
+@click.option("--workdir", type=click.Path(file_okay=False), help="Default: a new temp dir.")
+def local(
+    agents: int, public_agents: int, options_file: str | None, serve: bool, workdir: str | None
+) -> None:
+    """Try the framework on this machine (embedded Mesos)."""
+    load_or_exit(options_file)  # invalid options stop here, before anything starts
+    root = Path(workdir or tempfile.mkdtemp(prefix="calico-dcos-local-")).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        filename=str(root / "scheduler.log"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    sys.exit(run_local(root, agents, public_agents, options_file, serve))
+
+
+def run_local(
+    root: Path, agents: int, public_agents: int, options_file: str | None, serve: bool
+) -> int:
+    from calico_dcos.devcluster import DevCluster
+
+    (root / "etcd").mkdir(parents=True, exist_ok=True)
+    cluster = DevCluster(
+        agents=agents, public_agents=public_agents, executor="process",
+        workdir=root / "devcluster", allocation_interval=0.2, agent_restart_delay=0.5,
+    )  # fmt: skip
+    with contextlib.ExitStack() as stack:
+        etcd_client = None
+        if ETCD_BINARY.exists():
+            etcd_client = stack.enter_context(real_etcd(root / "etcd"))
+        cluster.start()
+        stack.callback(cluster.stop)
+        env = local_environment(root, cluster.master_url, root / "artifacts", etcd_client)
+        say_what_is_real(env, etcd_client)
+        options = load_options(options_file, {**env, **os.environ})
+        service = start_service(
+            options, host="127.0.0.1", port=0, artifacts_dir=root / "artifacts", timings=TIMINGS
+        )
+        stack.callback(service.stop)
+        click.echo(f"  status: http://127.0.0.1:{service.api.port}/   work dir: {root}\n")
+        return Progress(service.scheduler, sys.stdout).follow(until_done=not serve)
+
+
+GLYPHS = {
+    "COMPLETE": ("done", "32"),
+    "STARTED": ("running", "36"),
+    "STARTING": ("starting", "36"),
+    "PREPARED": ("next", "0"),
+    "PENDING": ("pending", "2"),
+    "WAITING": ("waiting", "33"),
+    "DELAYED": ("retrying", "33"),
+    "ERROR": ("error", "31"),
+}
+
+
+class Progress:
+    """Each agent's steps on the terminal: one table redrawn in place on a TTY, and one
+    line per change otherwise (logs, CI), never a flood."""
+
+    def __init__(self, scheduler, out) -> None:
+        self.scheduler = scheduler
+        self.out = out
+        self.tty = out.isatty()
+        self._drawn = 0
+        self._seen: dict[tuple[str, str], str] = {}
+        self._started = time.monotonic()
+
+    def follow(self, until_done: bool) -> int:
+        """0 when every agent is done (or on Ctrl-C with --serve), 1 if the scheduler failed."""
+        try:
+            while not self.scheduler.wait(0.3):
+                self.show()
+                if until_done and self.scheduler.plan.complete:
+                    return self.finish()
+        except KeyboardInterrupt:
+            return 0 if not until_done else 130
+        self.show()
+        self.out.write(f"scheduler stopped: {self.scheduler.failure or 'interrupted'}\n")
+        return 1 if self.scheduler.failure else 0
+
+    def finish(self) -> int:
+        self.show()
+        elapsed = time.monotonic() - self._started
+        self.out.write(f"{self.scheduler.summary()['message']} in {elapsed:.1f} s\n")
+        self.out.flush()
+        return 0
+
+    def show(self) -> None:
+        plan, summary = self.scheduler.plan_view(), self.scheduler.summary()
+        if self.tty:
+            self.redraw(self.table(plan, summary))
+        else:
+            self.changes(plan)
+        self.out.flush()
+
+    def table(self, plan: dict, summary: dict) -> list[str]:
+        lines = [f"{summary['message']}" + (" (degraded)" if summary["degraded"] else "")]
+        for phase in plan["phases"]:
+            cells = [self.cell(step) for step in phase["steps"]]
+            lines.append(f"  {phase['name']:<16} " + "  ".join(cells))
+        lines.extend(f"  ! {problem}" for problem in summary["problems"])
+        return lines
+
+    @staticmethod
+    def cell(step: dict) -> str:
+        word, colour = GLYPHS.get(step["status"], (step["status"].lower(), "0"))
+        return f"{step['name']} \x1b[{colour}m{word:<8}\x1b[0m"
+
+    def redraw(self, lines: list[str]) -> None:
+        if self._drawn:
+            self.out.write(f"\x1b[{self._drawn}F\x1b[J")
+        self.out.write("\n".join(lines) + "\n")
+        self._drawn = len(lines)
+
+    def changes(self, plan: dict) -> None:
+        for phase in plan["phases"]:
+            for step in phase["steps"]:
+                key = (phase["name"], step["name"])
+                if self._seen.get(key) != step["status"]:
+                    self._seen[key] = step["status"]
+                    word = GLYPHS.get(step["status"], (step["status"].lower(),))[0]
+                    message = f"  {step['message']}" if step["message"] else ""
+                    self.out.write(f"{phase['name']:<16} {step['name']:<11} {word}{message}\n")
