@@ -109,7 +109,7 @@ def build_etcd_tarball(etcd_binary: Path, out_dir: Path, version: str) -> Path:
         tar.addfile(tar_entry(top, 0o755, directory=True))
         tar.addfile(tar_entry(f"{top}/etcd", 0o755, len(binary)), io.BytesIO(binary))
     path = Path(out_dir) / f"{top}.tar.gz"
-    write_file(path, gzip.compress(raw.getvalue(), mtime=0), 0o644)
+    write_file(path, gzip.compress(raw.getvalue(), compresslevel=1, mtime=0), 0o644)
     return path
 
 

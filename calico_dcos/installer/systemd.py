@@ -60,11 +60,11 @@ def wait_stable(unit: str, stability: float, timeout: float) -> str | None:
             return f"{unit} failed to start"
         if state != "active":
             active_since = None
-        elif active_since is None:
-            active_since = now
-        elif now - active_since >= stability:
-            LOG.info("%s has been active for %.1f s", unit, now - active_since)
-            return None
+        else:
+            active_since = now if active_since is None else active_since
+            if now - active_since >= stability:
+                LOG.info("%s has been active for %.1f s", unit, now - active_since)
+                return None
         if now >= deadline:
             return f"{unit} not stable within {timeout:.0f} s (last state: {state})"
         time.sleep(poll)

@@ -10,7 +10,7 @@ from pathlib import Path
 from calico_dcos.devcluster.hostroot import STANDINS_DIR, create_host_root, read_calls
 from calico_dcos.installer.crashpoints import CRASH_ENV
 
-FAST = ("--stability-seconds", "0.1", "--timeout-seconds", "20")
+FAST = ("--stability-seconds", "0", "--timeout-seconds", "20")
 PLUGINS_DIR = "/opt/mesosphere/active/cni/"
 CONFIG_DIR = "/opt/mesosphere/etc/dcos/network/cni/"
 

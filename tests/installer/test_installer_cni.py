@@ -33,9 +33,10 @@ def test_first_run_installs_plugins_and_config_and_restarts_the_agent_once(agent
         "ipam": {"type": "calico-ipam"},
     }
     assert mode(agent, CONFIG_DIR + "calico.cni") == 0o644
-    assert agent.calls()[-4:-2] == [
+    assert agent.calls()[-3:] == [
         ["systemctl", "reset-failed", "dcos-mesos-slave"],
         ["systemctl", "restart", "dcos-mesos-slave"],
+        ["systemctl", "is-active", "dcos-mesos-slave"],
     ]
     assert agent.restarts("dcos-mesos-slave") == 1
     assert not agent.path(MARKER).exists()
@@ -106,7 +107,7 @@ def test_changed_endpoints_rewrite_only_the_config_and_restart_again(agent):
         "--calico-ipam-bin",
         str(agent.sandbox / "calico-ipam"),
         "--stability-seconds",
-        "0.1",
+        "0",
     )
 
     assert result.returncode == 0, result.stderr

@@ -62,7 +62,7 @@ def test_uninstall_crash_then_rerun_puts_back_the_original_host(make_agent, step
     agent = make_agent(daemon_json=ORIGINAL_DAEMON_JSON)
     original = agent.files()
     assert (agent.docker() if step == "docker" else agent.cni()).returncode == 0
-    uninstall = ("uninstall", f"--{step}", "--stability-seconds", "0.1")
+    uninstall = ("uninstall", f"--{step}", "--stability-seconds", "0")
 
     assert agent.run(*uninstall, crash_at=point).returncode == 137
     rerun = agent.run(*uninstall)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from calico_dcos.devcluster.hostroot import STANDINS_DIR, set_fault
+from calico_dcos.devcluster.hostroot import STANDINS_DIR, read_calls, set_fault
 from calico_dcos.installer.hostfs import MARKER_DOCKER_RESTART, STATE_DIR
 
 STORE = "etcd://10.0.0.1:2379,10.0.0.2:2379"
@@ -25,9 +25,10 @@ def test_docker_below_23_gets_the_cluster_store_and_a_restart(make_agent, versio
 
     assert result.returncode == 0, result.stderr
     assert daemon_json(agent) == {"cluster-store": STORE}
-    assert agent.calls()[-4:-2] == [
+    assert agent.calls()[-3:] == [
         ["systemctl", "reset-failed", "docker"],
         ["systemctl", "restart", "docker"],
+        ["systemctl", "is-active", "docker"],
     ]
     assert agent.unit("docker") == "active"
     assert not agent.path(f"{STATE_DIR}/{MARKER_DOCKER_RESTART}").exists()
@@ -158,3 +159,13 @@ def test_invalid_daemon_json_is_left_alone_and_fails(agent):
     assert "not valid JSON" in result.stderr
     assert agent.files() == before
     assert agent.restarts("docker") == 0
+
+
+def test_docker_counts_as_back_only_once_active_for_the_stability_period(agent):
+    result = agent.run("docker", "--cluster-store", STORE, "--stability-seconds", "0.6")
+
+    assert result.returncode == 0, result.stderr
+    checks = [
+        call["t"] for call in read_calls(agent.root) if call["argv"] == ["is-active", "docker"]
+    ]
+    assert len(checks) >= 2 and checks[-1] - checks[0] >= 0.6

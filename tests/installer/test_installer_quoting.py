@@ -38,7 +38,7 @@ def test_nasty_values_arrive_intact_through_the_zipapp(agent, tmp_path):
         "--calico-ipam-bin",
         str(fetched / "calico-ipam"),
         "--stability-seconds",
-        "0.1",
+        "0",
     )
 
     assert docker.returncode == 0, docker.stderr
@@ -64,7 +64,7 @@ def test_nasty_values_arrive_intact_through_calico_dcos_installer(agent, tmp_pat
         "--cluster-store",
         store,
         "--stability-seconds",
-        "0.1",
+        "0",
     ]
 
     result = subprocess.run(

@@ -25,7 +25,7 @@ def test_uninstall_puts_back_the_original_files_byte_for_byte(agent):
     assert agent.path(backups + "cni/present" + PLUGINS_DIR + "calico").read_bytes() == OLD_PLUGIN
     assert agent.path(backups + "cni/absent" + CONFIG_DIR + "calico.cni").exists()
 
-    result = agent.run("uninstall", "--stability-seconds", "0.1")
+    result = agent.run("uninstall", "--stability-seconds", "0")
 
     assert result.returncode == 0, result.stderr
     assert agent.files() == original
@@ -36,7 +36,7 @@ def test_uninstall_puts_back_the_original_files_byte_for_byte(agent):
 def test_uninstall_of_an_untouched_host_changes_and_restarts_nothing(agent):
     before = agent.files()
 
-    result = agent.run("uninstall", "--stability-seconds", "0.1")
+    result = agent.run("uninstall", "--stability-seconds", "0")
 
     assert result.returncode == 0, result.stderr
     assert "nothing to put back" in result.stderr
@@ -48,7 +48,7 @@ def test_uninstall_docker_only_leaves_the_cni_files(agent):
     assert agent.docker().returncode == 0 and agent.cni().returncode == 0
     cni_files = {k: v for k, v in agent.files().items() if "cni" in k}
 
-    result = agent.run("uninstall", "--docker", "--stability-seconds", "0.1")
+    result = agent.run("uninstall", "--docker", "--stability-seconds", "0")
 
     assert result.returncode == 0, result.stderr
     assert not agent.path("/etc/docker/daemon.json").exists()
