@@ -1,0 +1,51 @@
+"""`calico-dcos run` and `calico-dcos local` as a user runs them: separate processes."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+CLI = [str(Path(sys.executable).with_name("calico-dcos"))]
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*CLI, *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def test_invalid_options_stop_run_before_it_registers_naming_the_option(tmp_path):
+    options = tmp_path / "options.yaml"
+    options.write_text("rollout:\n  max_concurrent_restarts: 0\n")
+
+    result = cli("run", "--options", str(options), "--master", "127.0.0.1:1", timeout=30)
+
+    assert result.returncode == 2
+    assert "rollout.max_concurrent_restarts" in result.stderr
+
+
+def test_an_invalid_environment_override_stops_run_too(tmp_path):
+    env = {"CALICO_ETCD_PROXY_MODE": "v4", "CALICO_SERVICE_STATE": str(tmp_path / "state")}
+
+    result = cli("run", "--master", "127.0.0.1:1", env=env, timeout=30)
+
+    assert result.returncode == 2
+    assert "etcd.proxy_mode" in result.stderr
+
+
+def test_local_converges_three_agents_end_to_end(tmp_path):
+    env = {"CALICO_ROLLOUT_MAX_CONCURRENT_RESTARTS": "100%"}
+
+    result = cli(
+        "local", "--agents", "2", "--public-agents", "1", "--workdir", str(tmp_path), env=env
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "stand-ins" in result.stdout
+    assert result.stdout.strip().splitlines()[-1].startswith("3 of 3 agents done in ")
+    for host in ("agent-1", "agent-2", "public-agent-1"):
+        assert f"{host:<16} node        done" in result.stdout
