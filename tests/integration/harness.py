@@ -42,18 +42,23 @@ def options_env(state_dir: Path, master_url: str, **options: str) -> dict[str, s
     return env
 
 
-@contextlib.contextmanager
-def scheduler_on(cluster, workdir: Path, artifacts=None, **options: str) -> Iterator[Service]:
+def start_scheduler(cluster, workdir: Path, heartbeat_timeout=75.0, **options: str) -> Service:
+    """A scheduler on `workdir/state`: a second one on the same workdir shares its state."""
     env = options_env(workdir / "state", cluster.master_url, **options)
-    service = start_service(
+    return start_service(
         load_options(None, env),
         host="127.0.0.1",
         port=0,
         artifacts_dir=workdir / "artifacts",
-        artifacts=artifacts,
         timings=TIMINGS,
         tick_seconds=0.1,
+        heartbeat_timeout=heartbeat_timeout,
     )
+
+
+@contextlib.contextmanager
+def scheduler_on(cluster, workdir: Path, **kwargs) -> Iterator[Service]:
+    service = start_scheduler(cluster, workdir, **kwargs)
     try:
         yield service
     finally:
@@ -96,6 +101,19 @@ def most_restarting_at_once(timeline: list[dict]) -> int:
 
 def converged(service: Service):
     return lambda: service.scheduler.plan.complete
+
+
+def events(timeline: list[dict], kind: str) -> list[dict]:
+    return [e for e in timeline if e["event"] == kind]
+
+
+def launch_counts(timeline: list[dict]) -> dict[tuple[str, str], int]:
+    """(agent_id, task name) -> launches: more than one means a step ran twice."""
+    counts: dict[tuple[str, str], int] = {}
+    for e in launches(timeline):
+        key = (e["agent_id"], e["task_name"])
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 __all__ = ["running_cluster", "wait_until"]
