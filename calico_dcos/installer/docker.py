@@ -76,9 +76,9 @@ def install(host: HostRoot, cluster_store: str, waits: Waits, force: bool) -> in
         return 0
     path = host.path(DAEMON_JSON)
     current = Snapshot.of(path)
-    config = read_config(current, path)
-    if not version_allows_cluster_store(docker_version(), config):
+    if not version_allows_cluster_store(docker_version(), current):
         return 0
+    config = read_config(current, path)
     existing = config.get(KEY)
     pending = host.read_marker(MARKER_DOCKER_RESTART)
     if existing == cluster_store and pending is None:
@@ -87,11 +87,8 @@ def install(host: HostRoot, cluster_store: str, waits: Waits, force: bool) -> in
     if existing not in (None, cluster_store) and not force:
         LOG.warning(
             "%s has %s %s, not %s: leaving it as it is (--force replaces it)",
-            path,
-            KEY,
-            existing,
-            cluster_store,
-        )
+            path, KEY, existing, cluster_store,
+        )  # fmt: skip
         return 0
     if existing == cluster_store:
         LOG.info("a previous run set %s but was cut off before Docker was back", KEY)
@@ -102,7 +99,7 @@ def install(host: HostRoot, cluster_store: str, waits: Waits, force: bool) -> in
     return restart_or_roll_back(host, path, waits)
 
 
-def version_allows_cluster_store(version: tuple, config: dict) -> bool:
+def version_allows_cluster_store(version: tuple, daemon_json: Snapshot) -> bool:
     """Below 20.10 yes; 20.10 to 22.x yes, with the deprecation warning; 23.0 and later no."""
     shown = f"{version[0]}.{version[1]}"
     if version >= REMOVED_IN:
@@ -111,9 +108,9 @@ def version_allows_cluster_store(version: tuple, config: dict) -> bool:
             "calico-libnetwork's global networks need Docker < 23.0",
             shown,
         )
-        if KEY in config:
+        if daemon_json.data and KEY.encode() in daemon_json.data:
             LOG.warning(
-                "daemon.json still has %s, with which this Docker refuses to start; "
+                "daemon.json mentions %s, with which this Docker refuses to start; "
                 "`uninstall --docker` puts back the file this installer found",
                 KEY,
             )

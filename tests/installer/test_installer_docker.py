@@ -43,7 +43,19 @@ def test_docker_24_is_left_alone_with_a_clear_message(make_agent):
 
     assert result.returncode == 0, result.stderr
     assert "has no cluster-store" in result.stderr
+    assert "refuses to start" not in result.stderr
     assert agent.files() == before
+    assert agent.restarts("docker") == 0
+
+
+def test_docker_24_with_a_leftover_cluster_store_is_told_how_to_undo_it(make_agent):
+    agent = make_agent(docker_version="24.0.7")
+    agent.path(DAEMON_JSON).write_text('{"cluster-store": "etcd://old:2379", "oops": }')
+
+    result = agent.docker(STORE)
+
+    assert result.returncode == 0, result.stderr
+    assert "refuses to start" in result.stderr and "uninstall --docker" in result.stderr
     assert agent.restarts("docker") == 0
 
 
