@@ -1,0 +1,32 @@
+"""Run as a child process: `calico-dcos run` with the test timings, so a test can SIGKILL it.
+
+The options come from CALICO_* variables as for `calico-dcos run`; only the plan's timings
+(refuse and revive intervals, reconciliation backoff) are shortened, because the command
+line has no flag for them. The API port is printed first so the test can ask for the plan.
+"""
+
+import logging
+import os
+import sys
+
+from calico_dcos.commands.run import load_or_exit, start_service, wait_for_signal
+
+TIMINGS = {
+    "wait_refuse_seconds": 0.5,
+    "revive_interval_seconds": 0.2,
+    "reconcile_backoff_seconds": 0.5,
+}
+
+logging.basicConfig(
+    level=logging.INFO, format=f"%(asctime)s [{os.getpid()}] %(levelname)s %(name)s: %(message)s"
+)
+service = start_service(
+    load_or_exit(None),
+    host="127.0.0.1",
+    port=0,
+    timings=TIMINGS,
+    tick_seconds=0.1,
+    heartbeat_timeout=float(os.environ.get("TEST_HEARTBEAT_TIMEOUT", "75")),
+)
+print(service.api.port, flush=True)
+sys.exit(wait_for_signal(service))
