@@ -125,7 +125,6 @@ class UninstallConfig:
     revert_hosts: bool
     build_revert: RevertBuilder
     fingerprint: str = ""
-    settle_seconds: float = 2.0  # time for the implicit reconciliation's answers
     cpus: float = 0.1
     mem: float = 64.0
 
@@ -238,7 +237,7 @@ class Uninstall:
             self.framework_id = framework_id
             out.append(p.SaveFrameworkId(framework_id))
         out.append(p.Reconcile(()))
-        self._settle_at = now + self.uconfig.settle_seconds
+        self._settle_at = now + self.config.reconcile_backoff_seconds  # time for answers
         self._kill_all(now, out)
         self._advance(now, out)
         return out

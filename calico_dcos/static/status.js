@@ -70,8 +70,23 @@ function currentMessage(phase) {
   return step ? `${step.name}: ${step.message || STATUSES[step.status] || step.status}` : "";
 }
 
+// Columns: every step name in the order first seen (the uninstall's phases differ).
+function stepNames(plan) {
+  return [...new Set(plan.phases.flatMap((phase) => phase.steps.map((s) => s.name)))];
+}
+
+function stepCell(phase, name) {
+  const step = phase.steps.find((s) => s.name === name);
+  if (!step) return el("td", {});
+  return el("td", {
+    class: `step ${step.status}`,
+    title: `${step.name}: ${step.status}${step.message ? " — " + step.message : ""}`,
+    "data-step": step.name,
+  }, step.status);
+}
+
 function renderTable(plan) {
-  const names = plan.phases.length ? plan.phases[0].steps.map((s) => s.name) : [];
+  const names = stepNames(plan);
   document.getElementById("head").replaceChildren(
     el("th", {}, "Agent"), ...names.map((n) => el("th", {}, n)),
     el("th", {}, "Agent status"), el("th", {}, "Now")
@@ -80,12 +95,7 @@ function renderTable(plan) {
     ...plan.phases.map((phase) =>
       el("tr", { "data-agent": phase.id },
         el("td", { class: "agent" }, phase.name, el("small", {}, phase.id)),
-        ...phase.steps.map((step) =>
-          el("td", {
-            class: `step ${step.status}`,
-            title: `${step.name}: ${step.status}${step.message ? " — " + step.message : ""}`,
-            "data-step": step.name,
-          }, step.status)),
+        ...names.map((name) => stepCell(phase, name)),
         el("td", { class: "phase" }, phase.status),
         el("td", { class: "now" }, currentMessage(phase))))
   );
