@@ -28,8 +28,8 @@ COMMANDS = ("interrupt", "continue", "restart", "force-complete")
 NEEDS_STEP = ("restart", "force-complete")
 RP_FILTER_WARNING = (
     "node.ignore_loose_rpf is on: Felix runs although DC/OS sets rp_filter to loose, so a "
-    "container with CAP_NET_RAW can spoof its source IP. Set net.ipv4.conf.all.rp_filter=1 on "
-    "the agents and turn the option off to close this."
+    "container with CAP_NET_RAW can spoof its source IP. To close this, set rp_filter to "
+    "strict (1) on the agents where DC/OS networking allows it, then turn the option off."
 )
 
 
