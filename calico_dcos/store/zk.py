@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from kazoo.client import KazooClient, KazooState
 from kazoo.exceptions import (
+    ConnectionLoss,
     KazooException,
     NoAuthError,
     NodeExistsError,
@@ -230,6 +231,8 @@ class ZooKeeperStore:
         """Remove lock nodes of this session that a failed release left behind: a new
         contender would otherwise wait behind its own old node for as long as the session
         lives."""
+        if self._client.client_id is None:
+            raise ConnectionLoss("no session yet")  # KazooRetry waits for one
         session_id = self._client.client_id[0]
         leader = self._path(LEADER)
         with contextlib.suppress(NoNodeError):
@@ -267,9 +270,15 @@ class ZooKeeperStore:
             self._leadership_lost()
 
     def _leadership_lost(self) -> None:
-        """Tell the scheduler, once per acquisition, that it must stop acting."""
+        """Tell the scheduler, once per acquisition, that it must stop acting.
+
+        The lock is forgotten rather than released: releasing would wait for ZooKeeper,
+        and the session's end (or the next acquisition) removes its node anyway.
+        """
         with self._leadership_mutex:
             on_lost, self._on_lost = self._on_lost, None
+            if on_lost is not None:
+                self._lock = None
         if on_lost is not None:
             on_lost()
 
