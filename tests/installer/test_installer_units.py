@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import socket
 
 import pytest
 from click.testing import CliRunner
 
+from calico_dcos import artifacts
 from calico_dcos.commands.installer import installer
 from calico_dcos.installer import cni, detect, docker, ip
 from calico_dcos.installer.cli import main as installer_main
@@ -108,3 +110,12 @@ def test_ip_command_prints_only_the_address_on_stdout(tmp_path, capfd):
         code = installer_main(["ip", "--host-root", str(tmp_path), "--can-reach", f"{host}:{port}"])
 
     assert (code, capfd.readouterr().out) == (0, "127.0.0.1\n")
+
+
+@pytest.mark.parametrize("source", artifacts.installer_sources(), ids=lambda p: p.name)
+def test_installer_parses_as_python_3_8_for_older_agents(source):
+    """Agents run the zipapp on their own Python; annotations stay strings there."""
+    text = source.read_text()
+
+    ast.parse(text, filename=str(source), feature_version=(3, 8))
+    assert "def " not in text or "from __future__ import annotations" in text
