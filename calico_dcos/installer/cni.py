@@ -160,8 +160,10 @@ def apply_and_restart(host: HostRoot, changes: list, apply, unit: str, waits: Wa
 
 
 def finish(host: HostRoot, why: str | None, unit: str) -> int:
+    """Clear the marker once the agent holds; if it does not, the next run restarts it again."""
     if why is not None:
-        raise InstallerError(f"the agent did not come back: {why}")
+        host.write_marker(MARKER_CNI_RESTART, {"state": PENDING, "unit": unit})
+        raise InstallerError(f"the agent did not come back: {why}; the next run restarts it")
     host.clear_marker(MARKER_CNI_RESTART)
     LOG.info("%s is back and stable", unit)
     return 0

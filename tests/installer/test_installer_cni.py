@@ -6,6 +6,7 @@ import json
 
 from installer_host import CONFIG_DIR, PLUGINS_DIR
 
+from calico_dcos.devcluster.hostroot import set_unit
 from calico_dcos.installer.hostfs import MARKER_CNI_RESTART, STATE_DIR
 
 MARKER = f"{STATE_DIR}/{MARKER_CNI_RESTART}"
@@ -139,3 +140,16 @@ def test_bad_endpoint_is_bad_usage_and_touches_nothing(agent):
     assert result.returncode == 2
     assert "must start with http://" in result.stderr
     assert agent.files() == before
+
+
+def test_agent_that_stays_failed_fails_the_step_and_is_restarted_by_the_next_run(agent):
+    assert agent.cni(crash_at="cni:agent-restarted").returncode == 137
+    set_unit(agent.root, "dcos-mesos-slave", "failed")
+
+    failed = agent.cni()
+    again = agent.cni()
+
+    assert failed.returncode == 1 and "did not come back" in failed.stderr
+    assert again.returncode == 0, again.stderr
+    assert agent.restarts("dcos-mesos-slave") == 2
+    assert not agent.path(MARKER).exists()
