@@ -838,7 +838,10 @@ class Plan:
 
     @property
     def complete(self) -> bool:
-        return bool(self._eligible) and self._done >= self._eligible
+        """Every agent done, as Mesos confirmed: subscribed and reconciled."""
+        if not self.subscribed or self._explicit or not self._eligible:
+            return False
+        return self._done >= self._eligible
 
     def progress(self) -> tuple[int, int]:
         """(agents done, agents that should get Calico)."""
