@@ -8,6 +8,7 @@ changed and why; stdout carries only answers (`ip`, `detect`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 
@@ -163,6 +164,22 @@ RUNNERS = {
 }
 
 
+@contextlib.contextmanager
+def logging_to_stderr(command: str):
+    """Our log lines on stderr while a command runs; the root logger is left alone, so that
+    `calico-dcos installer` run inside another program changes nothing of its logging."""
+    handler = logging.StreamHandler(sys.stderr)
+    prefix = f"calico-installer {command}: "
+    handler.setFormatter(logging.Formatter(prefix + "%(levelname)s %(message)s"))
+    LOG.addHandler(handler)
+    LOG.setLevel(logging.INFO)
+    LOG.propagate = False
+    try:
+        yield
+    finally:
+        LOG.removeHandler(handler)
+
+
 def main(argv: list | None = None) -> int:
     """Run one command; returns the exit code instead of exiting, for `calico-dcos installer`."""
     parser = build_parser()
@@ -170,18 +187,15 @@ def main(argv: list | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format=f"calico-installer {args.command}: %(levelname)s %(message)s",
-    )
     host = HostRoot(args.host_root)
     if not host.root.is_dir():
-        print(
-            f"calico-installer: error: --host-root {host.root} is not a directory",
-            file=sys.stderr,
-        )
+        print(f"calico-installer: error: no directory {host.root} (--host-root)", file=sys.stderr)
         return EXIT_USAGE
+    with logging_to_stderr(args.command):
+        return run(host, args)
+
+
+def run(host: HostRoot, args: argparse.Namespace) -> int:
     try:
         return RUNNERS[args.command](host, args)
     except cni.UsageError as exc:

@@ -119,3 +119,9 @@ def test_installer_parses_as_python_3_8_for_older_agents(source):
 
     ast.parse(text, filename=str(source), feature_version=(3, 8))
     assert "def " not in text or "from __future__ import annotations" in text
+
+
+def test_missing_host_root_is_bad_usage(tmp_path, capsys):
+    code = installer_main(["detect", "--host-root", str(tmp_path / "nowhere")])
+
+    assert code == 2 and "--host-root" in capsys.readouterr().err
