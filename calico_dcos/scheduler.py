@@ -57,6 +57,16 @@ def framework_info(options: Mapping, framework_id: str | None, webui_url: str) -
     return info
 
 
+def within(timeout: float, fn: Callable[[], None], what: str) -> bool:
+    """Run `fn` on a daemon thread; give up waiting after `timeout` seconds."""
+    thread = threading.Thread(target=fn, name=what, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        LOG.warning("%s took longer than %.0f s; going on without it", what, timeout)
+    return not thread.is_alive()
+
+
 class CalicoScheduler(Scheduler):
     """Feeds the plan from pymesos and applies its decisions. Thread-safe: one lock."""
 
@@ -125,12 +135,16 @@ class CalicoScheduler(Scheduler):
         )
         self.driver.start()
 
-    def stop(self) -> None:
-        """Leave the framework to Mesos (failover): tasks keep running, a restart resumes."""
+    def stop(self, timeout: float = 10.0) -> None:
+        """Leave the framework to Mesos (failover): tasks keep running, a restart resumes.
+
+        Bounded: a callback stuck on an unreachable store must not keep the process from
+        exiting (the threads are daemons; Mesos and the store keep what was done).
+        """
         self._stopping.set()
         if self._ticker is not None:
-            self._ticker.join()
-        self._stop_driver()
+            self._ticker.join(timeout)
+        within(timeout, self._stop_driver, "stopping the pymesos driver")
 
     def _stop_driver(self) -> None:
         driver, self.driver = self.driver, None
@@ -147,7 +161,8 @@ class CalicoScheduler(Scheduler):
         return self._stopping.wait(timeout)
 
     def fail(self, why: str) -> None:
-        """Something the process cannot recover from in place: let Marathon restart it."""
+        """Something the process cannot recover from in place: stop acting at once, and
+        let the caller exit non-zero so that Marathon restarts the process."""
         LOG.error("scheduler failing: %s", why)
         self.failure = why
         self._stopping.set()
@@ -181,6 +196,9 @@ class CalicoScheduler(Scheduler):
 
     def _event(self, name: str, handler: Callable[[float], list[p.Decision]]) -> None:
         with self.lock:
+            if self.failure:
+                LOG.info("not acting on %s: %s", name, self.failure)
+                return
             decisions = handler(self.clock())
             self._apply(decisions)
 

@@ -23,7 +23,7 @@ import click
 from calico_dcos.api import ApiServer, build_app
 from calico_dcos.artifacts import build_installer_zipapp
 from calico_dcos.options import Options, OptionsError, load_options
-from calico_dcos.scheduler import CalicoScheduler
+from calico_dcos.scheduler import CalicoScheduler, within
 from calico_dcos.store import open_store
 
 LOG = logging.getLogger("calico_dcos.run")
@@ -49,8 +49,13 @@ class Service:
     scheduler: CalicoScheduler
 
     def stop(self) -> None:
-        self.scheduler.stop()
+        """A failed scheduler exits promptly: its store or driver may be what hangs."""
+        patience = 1.0 if self.scheduler.failure else 10.0
+        self.scheduler.stop(patience)
         self.api.stop()
+        within(patience, self._close_store, "closing the state store")
+
+    def _close_store(self) -> None:
         self.store.release_leadership()
         self.store.close()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from calico_dcos.commands.run import wait_for_signal  # noqa: E402
 from tests.integration.harness import start_scheduler  # noqa: E402
 
 
@@ -22,7 +23,7 @@ def main(master_url: str, workdir: str, *options: str) -> None:
     overrides = dict(option.split("=", 1) for option in options)
     service = start_scheduler(Cluster(master_url), Path(workdir), **overrides)
     print("started", flush=True)
-    service.scheduler.wait()
+    sys.exit(wait_for_signal(service))
 
 
 if __name__ == "__main__":

@@ -18,9 +18,11 @@ HELPER = Path(__file__).with_name("scheduler_process.py")
 SLOW_RESTARTS = {"calico-docker": 0.3, "calico-cni": 0.3}
 
 
-def start(cluster, workdir: Path) -> subprocess.Popen:
+def start(cluster, workdir: Path, **options: str) -> subprocess.Popen:
+    """The scheduler in its own process, once it serves its API and has subscribed."""
     argv = [sys.executable, str(HELPER), cluster.master_url, str(workdir)]
-    argv.append("rollout_max_concurrent_restarts=2")
+    options = {"rollout_max_concurrent_restarts": "2", **options}
+    argv.extend(f"{name}={value}" for name, value in options.items())
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     assert process.stdout.readline().strip() == "started"
     return process
