@@ -11,8 +11,9 @@ Each size runs in two child processes so that their costs are not mixed:
   `writes` and `bytes_written` to a file, because nothing else exposes them.
 
 The parent samples the scheduler's CPU and RSS with psutil and turns the lines into figures.
-Wall time runs from the framework's SUBSCRIBE to the status update that completes the last
-agent, both on the devcluster's clock (what Mesos saw, not the scheduler's own view).
+Wall time runs from the framework's SUBSCRIBE until every agent's steps are done and every
+status update is acknowledged, both on the devcluster's clock (what Mesos saw, not the
+scheduler's own view); `mesos_wall_seconds` stops at the update that completes the last agent.
 """
 
 from __future__ import annotations
@@ -175,9 +176,14 @@ class Lines:
             self.out.flush()
 
 
-def report_progress(watch: Watch, lines: Lines, stop: threading.Event) -> None:
-    """`subscribed`, then `progress` when the done count moves, then `converged` once."""
-    subscribed = converged = False
+def report_progress(cluster: Any, watch: Watch, lines: Lines, stop: threading.Event) -> None:
+    """`subscribed`, `progress` when the done count moves, then `converged` once.
+
+    Converged: every agent done as Mesos saw it (`mesos_t`), and then every status update
+    acknowledged (`t`): the scheduler acknowledges an update only after storing its effect,
+    so from then on its own view and its store agree with Mesos.
+    """
+    subscribed = False
     done = -1
     while not stop.wait(0.05):
         if not subscribed and watch.subscribed_at is not None:
@@ -186,9 +192,14 @@ def report_progress(watch: Watch, lines: Lines, stop: threading.Event) -> None:
         if watch.done != done:
             done = watch.done
             lines.emit(event="progress", done=done)
-        if not converged and watch.converged_at is not None:
-            converged = True
-            lines.emit(event="converged", t=watch.converged_at)
+        if watch.converged_at is not None and cluster.call(unacknowledged, cluster.master) == 0:
+            lines.emit(event="converged", t=time.monotonic(), mesos_t=watch.converged_at)
+            return
+
+
+def unacknowledged(master: Any) -> int:
+    """Status updates the agents still wait to have acknowledged."""
+    return sum(agent.pending_updates() for agent in master.agents.values())
 
 
 def serve_devcluster(agents: int, interval: float, step: float, durations: dict) -> None:
@@ -206,7 +217,9 @@ def serve_devcluster(agents: int, interval: float, step: float, durations: dict)
     cluster.call(setattr, cluster.master.executor, "step", step / 2)
     lines.emit(event="ready", master=cluster.master_url, seconds=time.monotonic() - started)
     stop = threading.Event()
-    reporter = threading.Thread(target=report_progress, args=(watch, lines, stop), daemon=True)
+    reporter = threading.Thread(
+        target=report_progress, args=(cluster, watch, lines, stop), daemon=True
+    )
     reporter.start()
     sys.stdin.read()
     stop.set()
@@ -385,14 +398,15 @@ def state_store(settings: Settings, agents: int) -> Iterator[str]:
 
 @contextmanager
 def profiling(directory: Path | None, pid: int, agents: int) -> Iterator[None]:
-    """py-spy samples the scheduler (every thread, without pausing it) while the body runs."""
+    """py-spy samples the scheduler while the body runs: every thread, waits included (wall
+    time: where a slow rollout waits is as telling as where it computes), without pausing it."""
     if directory is None:
         yield
         return
     directory.mkdir(parents=True, exist_ok=True)
     out = directory / f"scheduler-{agents}.txt"
     spy = subprocess.Popen(
-        [_py_spy(), "record", "--pid", str(pid), "--nonblocking", "--threads",
+        [_py_spy(), "record", "--pid", str(pid), "--nonblocking", "--threads", "--idle",
          "--format", "raw", "--rate", "50", "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -452,7 +466,12 @@ def _follow(
         return {"startup_cpu": startup_cpu, "cpu": sampler.cpu_seconds(), "done": done}
     cpu = sampler.cpu_seconds()
     progress(agents)
-    return {"startup_cpu": startup_cpu, "cpu": cpu, "wall": line["t"] - subscribed["t"]}
+    return {
+        "startup_cpu": startup_cpu,
+        "cpu": cpu,
+        "wall": line["t"] - subscribed["t"],
+        "mesos_wall": line["mesos_t"] - subscribed["t"],
+    }
 
 
 def _figures(
@@ -466,6 +485,7 @@ def _figures(
         "converged": wall is not None,
         "agents_done": agents if wall is not None else measured["done"],
         "wall_seconds": wall,
+        "mesos_wall_seconds": measured.get("mesos_wall"),
         "lower_bound_seconds": bound,
         "ratio": wall / bound if wall is not None else None,
         "scheduler_cpu_seconds": measured["cpu"] - measured["startup_cpu"],

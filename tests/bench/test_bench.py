@@ -32,6 +32,7 @@ def test_bench_of_five_agents_converges_and_writes_every_figure(tmp_path):
     [run] = document["runs"]
     assert run["agents"] == AGENTS and run["converged"]
     assert 0 < run["lower_bound_seconds"] <= run["wall_seconds"] < 30
+    assert 0 < run["mesos_wall_seconds"] <= run["wall_seconds"]
     assert 0 < run["scheduler_cpu_seconds"] < 10
     assert run["calls"]["ACCEPT"] == AGENTS * STEPS
     assert run["calls"]["ACKNOWLEDGE"] >= AGENTS * STEPS * 2
