@@ -1,6 +1,8 @@
 """`calico-dcos run` and `calico-dcos local` as a user runs them: separate processes."""
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -49,3 +51,28 @@ def test_local_converges_three_agents_end_to_end(tmp_path):
     assert result.stdout.strip().splitlines()[-1].startswith("3 of 3 agents done in ")
     for host in ("agent-1", "agent-2", "public-agent-1"):
         assert f"{host:<16} node        done" in result.stdout
+
+
+def test_sigterm_stops_run_with_zero_and_leaves_the_framework_to_mesos(tmp_path):
+    from tests.integration.harness import events, options_env, running_cluster, wait_until
+
+    with running_cluster(agents=1, public_agents=0) as cluster:
+        env = options_env(tmp_path / "state", cluster.master_url) | {"PORT0": "0"}
+        env["CALICO_SERVICE_API_PORT"] = str(free_port())
+        run = subprocess.Popen([*CLI, "run"], env={**os.environ, **env}, text=True)
+        try:
+            wait_until(lambda: events(cluster.timeline(), "launch"), 30, "a launch")
+        finally:
+            run.send_signal(signal.SIGTERM)
+            code = run.wait(30)
+        timeline = cluster.timeline()
+
+    assert code == 0
+    assert not events(timeline, "framework_removed")
+    assert "TEARDOWN" not in {e.get("type") for e in events(timeline, "call")}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

@@ -74,3 +74,24 @@ def test_full_chain_restarts_the_right_agent_unit_and_relaunches_a_killed_node(t
     assert ["systemctl", "restart", "dcos-mesos-slave-public"] in public_calls
     assert ["systemctl", "restart", "dcos-mesos-slave"] in private_calls
     assert ["systemctl", "restart", "dcos-mesos-slave"] not in public_calls
+
+
+def test_an_agent_that_already_runs_calico_is_reported_and_gets_no_calico_steps(tmp_path):
+    with running_cluster(agents=2, public_agents=0, executor="process") as cluster:
+        dcos_calico = cluster.agents[0]
+        units = dcos_calico.host_root / ".devcluster" / "units"
+        units.mkdir(parents=True, exist_ok=True)
+        (units / "dcos-calico-felix").write_text("active\n")
+        only_oneshots = {"node_enable": "false", "libnetwork_enable": "false"}
+        standins = cni_standins(tmp_path / "cni")
+        with scheduler_on(cluster, tmp_path, **only_oneshots, **standins) as s:
+            wait_until(converged(s), 30, "convergence")
+            plan = s.scheduler.plan_view()
+            timeline = cluster.timeline()
+            daemon_json = dcos_calico.host_root / "etc" / "docker" / "daemon.json"
+
+    assert steps_launched(timeline, dcos_calico.agent_id) == ["docker"]
+    assert not daemon_json.exists() or "cluster-store" not in daemon_json.read_text()
+    phase = next(ph for ph in plan["phases"] if ph["id"] == dcos_calico.agent_id)
+    assert phase["status"] == "COMPLETE"
+    assert all("already present" in step["message"] for step in phase["steps"])
