@@ -12,9 +12,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from test_process_executor import make, run_to_end, task
 
 from calico_dcos.devcluster.fetcher import FetchError, fetch, fetch_all
+from tests.devcluster.test_process_executor import make, run_to_end, task
 
 
 @pytest.fixture

@@ -6,9 +6,8 @@ import asyncio
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from test_process_executor import make, task, wait_until
-
 from calico_dcos.devcluster.health import HealthJudge, HealthPolicy, Verdict, make_probe
+from tests.devcluster.test_process_executor import make, task, wait_until
 
 
 def judge(**policy) -> HealthJudge:

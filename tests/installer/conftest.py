@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from installer_host import Agent, create_agent
 
 from calico_dcos.artifacts import build_installer_zipapp
+from tests.installer.installer_host import Agent, create_agent
 
 
 @pytest.fixture(scope="session")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 
-from installer_host import CONFIG_DIR, PLUGINS_DIR
-
 from calico_dcos.devcluster.hostroot import set_unit
 from calico_dcos.installer.hostfs import MARKER_CNI_RESTART, STATE_DIR
+from tests.installer.installer_host import CONFIG_DIR, PLUGINS_DIR
 
 MARKER = f"{STATE_DIR}/{MARKER_CNI_RESTART}"
 

@@ -7,10 +7,10 @@ point, runs it again, and compares every file of the host with a host that had o
 from __future__ import annotations
 
 import pytest
-from installer_host import create_agent
 
 from calico_dcos.devcluster.hostroot import set_fault
 from calico_dcos.installer import cni, docker
+from tests.installer.installer_host import create_agent
 
 ORIGINAL_DAEMON_JSON = {"debug": True, "log-driver": "journald"}
 

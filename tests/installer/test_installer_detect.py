@@ -7,7 +7,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from installer_host import CONFIG_DIR
+
+from tests.installer.installer_host import CONFIG_DIR
 
 FOREIGN_CONFIG = {"name": "calico", "type": "calico", "ipam": {"type": "calico-ipam"}}
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from installer_host import CONFIG_DIR, PLUGINS_DIR
-
 from calico_dcos.installer.hostfs import BACKUPS_DIR
+from tests.installer.installer_host import CONFIG_DIR, PLUGINS_DIR
 
 ODD_DAEMON_JSON = b'{ "debug" : true,\n\t"log-driver":"journald" }\n\n'
 OLD_PLUGIN = b"\x7fELF an older calico plugin"

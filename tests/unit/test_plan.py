@@ -1,9 +1,9 @@
 """The decision core, without any server: chains, budget, retries, offers, option changes."""
 
 import pytest
-from test_plan_sim import CHAIN, Sim, offer, status
 
 from calico_dcos import plan as p
+from tests.unit.test_plan_sim import CHAIN, Sim, offer, status
 
 
 def test_each_agent_runs_the_enabled_steps_in_chain_order():

@@ -1,8 +1,7 @@
 """The decision core after a restart: records, reconciliation, adoption, framework removal."""
 
-from test_plan_sim import CHAIN, Sim, status
-
 from calico_dcos import plan as p
+from tests.unit.test_plan_sim import CHAIN, Sim, status
 
 
 def crashed_mid_install(**env) -> Sim:
