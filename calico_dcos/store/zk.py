@@ -35,8 +35,10 @@ from kazoo.exceptions import (
     NoAuthError,
     NodeExistsError,
     NoNodeError,
+    RolledBackError,
 )
 from kazoo.handlers.threading import KazooTimeoutError
+from kazoo.interfaces import IAsyncResult
 from kazoo.recipe.lock import Lock
 from kazoo.retry import KazooRetry
 from kazoo.security import make_digest_acl
@@ -109,7 +111,11 @@ class ZooKeeperStore:
         self._leadership_mutex = threading.Lock()
         self._suspended_timer: threading.Timer | None = None
         self._existing: set[str] = set()
-        self._client = self._make_client(hosts, credentials, session_timeout, command_deadline)
+        self._fenced = False  # leadership was lost: refuse writes until it is taken again
+        self._client_retry = KazooRetry(
+            max_tries=-1, delay=0.1, max_delay=1.0, deadline=command_deadline
+        )
+        self._client = self._make_client(hosts, credentials, session_timeout, self._client_retry)
         self._client.add_listener(self._on_session_state)
         self._connect(connect_timeout)
 
@@ -123,7 +129,7 @@ class ZooKeeperStore:
         hosts: str,
         credentials: tuple[str, str] | None,
         session_timeout: float,
-        command_deadline: float,
+        command_retry: KazooRetry,
     ) -> KazooClient:
         auth = acl = None
         if credentials:
@@ -134,9 +140,7 @@ class ZooKeeperStore:
             hosts=hosts,
             timeout=session_timeout,
             connection_retry=KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0),
-            command_retry=KazooRetry(
-                max_tries=-1, delay=0.1, max_delay=1.0, deadline=command_deadline
-            ),
+            command_retry=command_retry,
             auth_data=auth,
             default_acl=acl,
         )
@@ -194,9 +198,9 @@ class ZooKeeperStore:
             for child in self._client.retry(self._client.get_children, self.root):
                 if child == LEADER and self._lock is not None:
                     continue
-                self._client.retry(self._client.delete, self._path(child), recursive=True)
+                self._write_retry(self._client.delete, self._path(child), recursive=True)
             for sub in ("agents", "meta"):
-                self._client.retry(self._client.ensure_path, self._path(sub))
+                self._write_retry(self._client.ensure_path, self._path(sub))
 
     def acquire_leadership(self, on_lost: Callable[[], None]) -> None:
         """Block until this scheduler holds `<root>/leader`; `on_lost` when it may not."""
@@ -209,6 +213,7 @@ class ZooKeeperStore:
         with self._leadership_mutex:
             self._lock = lock
             self._on_lost = on_lost
+            self._fenced = False
 
     def release_leadership(self) -> None:
         with self._leadership_mutex:
@@ -279,6 +284,7 @@ class ZooKeeperStore:
             on_lost, self._on_lost = self._on_lost, None
             if on_lost is not None:
                 self._lock = None
+                self._fenced = True
         if on_lost is not None:
             on_lost()
 
@@ -313,7 +319,7 @@ class ZooKeeperStore:
         if len(data) > MAX_NODE_BYTES:
             raise StoreError(f"{path}: {len(data)} bytes exceeds ZooKeeper's node limit")
         with self._errors(path):
-            self._client.retry(self._set_or_create, path, data)
+            self._write_retry(self._set_or_create, path, data)
         self.writes += 1
         self.bytes_written += len(data)
 
@@ -321,20 +327,67 @@ class ZooKeeperStore:
         """One round trip when we know whether the node exists, two when we guessed wrong."""
         if path in self._existing:
             try:
-                self._client.set(path, data)
+                self._write_once("set", path, data)
             except NoNodeError:
-                self._client.create(path, data)
+                self._write_once("create", path, data)
         else:
             try:
-                self._client.create(path, data)
+                self._write_once("create", path, data)
             except NodeExistsError:
-                self._client.set(path, data)
+                self._write_once("set", path, data)
         self._existing.add(path)
+
+    def _write_once(self, kind: str, path: str, data: bytes = b"") -> None:
+        """One write; while leading, in a transaction that first checks our lock node, so
+        that a write delayed past the loss of the session can never land (fencing)."""
+        fence = self._fence
+        if fence is None:
+            operations = {"set": self._client.set_async, "create": self._client.create_async}
+            if kind == "delete":
+                self._wait(self._client.delete_async(path))
+            else:
+                self._wait(operations[kind](path, data))
+            return
+        transaction = self._client.transaction()
+        transaction.check(fence, -1)
+        if kind == "delete":
+            transaction.delete(path)
+        else:
+            getattr(transaction, "set_data" if kind == "set" else "create")(path, data)
+        check, result = self._wait(transaction.commit_async())
+        if isinstance(check, Exception) and not isinstance(check, RolledBackError):
+            with self._leadership_mutex:
+                self._fenced = True
+            raise StoreError(f"{path}: not written, {fence} is gone: leadership was lost")
+        if isinstance(result, Exception):
+            raise result
+
+    def _wait(self, result: IAsyncResult) -> object:
+        """kazoo waits for a disconnected client forever; give up after the grace (a second
+        at least) so that KazooRetry can check its deadline and whether leadership was lost."""
+        try:
+            return result.get(timeout=max(self.lost_grace, 1.0))
+        except KazooTimeoutError as exc:
+            raise ConnectionLoss("no answer from ZooKeeper") from exc
+
+    @property
+    def _fence(self) -> str | None:
+        lock = self._lock
+        return f"{lock.path}/{lock.node}" if lock is not None and lock.node else None
+
+    def _write_retry(self, func: Callable, *args: object, **kwargs: object) -> object:
+        """kazoo's command retry, but a store that lost leadership writes nothing more: the
+        new leader may be writing already, and a write waiting for ZooKeeper gives up."""
+        if self._fenced:
+            raise StoreError(f"{self.root}: leadership was lost; no writes until it is regained")
+        retry = self._client_retry.copy()
+        retry.interrupt = lambda: self._fenced
+        return retry(func, *args, **kwargs)
 
     def _delete(self, path: str) -> None:
         self._existing.discard(path)
         with self._errors(path), contextlib.suppress(NoNodeError):
-            self._client.retry(self._client.delete, path)
+            self._write_retry(self._write_once, "delete", path)
 
     @contextlib.contextmanager
     def _errors(self, path: str) -> Iterator[None]:

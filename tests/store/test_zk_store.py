@@ -100,7 +100,7 @@ def test_a_record_too_big_for_a_znode_is_refused(zookeeper, root):
     store.close()
 
 
-def test_session_expiry_calls_on_lost_and_leadership_can_be_taken_again(zookeeper, root):
+def test_session_expiry_calls_on_lost_and_fences_writes_until_leader_again(zookeeper, root):
     store = ZooKeeperStore(zookeeper.hosts, root, session_timeout=2, lost_grace=30)
     store.put_agent("a1b2-S0", agent_record("a1b2-S0"))
     lost = threading.Event()
@@ -109,8 +109,24 @@ def test_session_expiry_calls_on_lost_and_leadership_can_be_taken_again(zookeepe
     expire_session(zookeeper.hosts, store)
 
     assert lost.wait(10), "on_lost was not called when the session expired"
+    with pytest.raises(StoreError, match="leadership was lost"):
+        store.put_agent("a1b2-S1", agent_record("a1b2-S1"))
     store.acquire_leadership(on_lost=lambda: None)
-    assert store.load_agents() == {"a1b2-S0": agent_record("a1b2-S0")}
+    store.put_agent("a1b2-S1", agent_record("a1b2-S1"))
+    assert sorted(store.load_agents()) == ["a1b2-S0", "a1b2-S1"]
+    store.close()
+
+
+def test_a_write_waiting_for_zookeeper_gives_up_when_leadership_is_lost(private_zookeeper, root):
+    store = ZooKeeperStore(private_zookeeper.hosts, root, session_timeout=10, lost_grace=0.5)
+    store.acquire_leadership(on_lost=lambda: None)
+    private_zookeeper.stop()
+    started = time.monotonic()
+
+    with pytest.raises(StoreError):
+        store.put_agent("a1b2-S0", agent_record("a1b2-S0"))
+
+    assert time.monotonic() - started < 5, "the write outlived the leadership"
     store.close()
 
 
@@ -192,4 +208,17 @@ def test_leadership_taken_again_does_not_wait_behind_its_own_old_lock_node(zooke
     ).start()
 
     assert acquired.wait(5), "the scheduler waits behind its own lock node"
+    store.close()
+
+
+def test_a_leader_whose_lock_node_is_gone_cannot_write(zookeeper, zk_client, root):
+    store = ZooKeeperStore(zookeeper.hosts, root, session_timeout=2)
+    store.acquire_leadership(on_lost=lambda: None)
+    (lock_node,) = zk_client.get_children(f"{root}/leader")
+    zk_client.delete(f"{root}/leader/{lock_node}")  # as when the session expired unnoticed
+
+    with pytest.raises(StoreError, match="leadership was lost"):
+        store.put_agent("a1b2-S0", agent_record("a1b2-S0"))
+
+    assert zk_client.exists(f"{root}/agents/a1b2-S0") is None
     store.close()
