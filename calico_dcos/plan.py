@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from calico_dcos import steps as catalog
 from calico_dcos.options import agent_constraints
@@ -94,7 +95,7 @@ class PlanConfig:
     reconcile_max_rounds: int = 8
     implicit_reconcile_seconds: float = 600.0
 
-    @property
+    @cached_property
     def enabled_steps(self) -> tuple[StepSpec, ...]:
         return tuple(s for s in self.steps if s.enabled)
 
