@@ -1,0 +1,51 @@
+"""A task Mesos runs but the store does not know (launched just before a crash whose record
+was lost) is adopted when it matches the step's current options, and killed otherwise."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.failover.harness import SchedulerProcess, launches_by_step, scheduler_env
+from tests.helpers.devcluster import running_cluster
+
+
+def forget_step(state_dir, agent_id: str, step: str) -> None:
+    """Drop one step from an agent's record, as if its launch was never stored."""
+    path = state_dir / "agents" / f"{agent_id}.json"
+    record = json.loads(path.read_text())
+    del record["steps"][step]
+    path.write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize(
+    ("new_options", "adopted"),
+    [({}, True), ({"node_image": "calico/node:v3.99.0"}, False)],
+    ids=["same options: adopted", "changed options: killed"],
+)
+def test_a_running_task_unknown_to_the_store_is_adopted_or_killed(tmp_path, new_options, adopted):
+    with running_cluster(agents=1, public_agents=0) as cluster:
+        (agent_id,) = [a.agent_id for a in cluster.agents]
+        env = scheduler_env(tmp_path, cluster.master_url)
+        before = SchedulerProcess(env, tmp_path / "before.log")
+        before.wait_installed([agent_id], 30)
+        before.kill()
+        (stray,) = launches_by_step(cluster.timeline())[(agent_id, "node")]
+        forget_step(tmp_path / "state", agent_id, "node")
+
+        after = SchedulerProcess(
+            scheduler_env(tmp_path, cluster.master_url, **new_options), tmp_path / "after.log"
+        )
+        try:
+            after.wait_installed([agent_id], 30)
+        finally:
+            after.stop()
+        timeline = cluster.timeline()
+
+    killed = [e["task_id"] for e in timeline if e["event"] == "kill"]
+    node_launches = launches_by_step(timeline)[(agent_id, "node")]
+    if adopted:
+        assert killed == [] and node_launches == [stray]
+    else:
+        assert killed == [stray] and len(node_launches) == 2
