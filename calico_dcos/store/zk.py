@@ -227,10 +227,12 @@ class ZooKeeperStore:
         self._client.close()
 
     def _drop_lock(self) -> None:
+        """Delete our lock node, waiting no longer than the grace: kazoo's own release would
+        wait for an unreachable ZooKeeper forever, and the session's end removes it anyway."""
         lock, self._lock = self._lock, None
-        if lock is not None:
+        if lock is not None and lock.node:
             with contextlib.suppress(KazooException):
-                lock.release()
+                self._wait(self._client.delete_async(f"{lock.path}/{lock.node}"))
 
     def _delete_own_lock_nodes(self) -> None:
         """Remove lock nodes of this session that a failed release left behind: a new
