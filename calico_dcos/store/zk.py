@@ -16,6 +16,9 @@ Leadership is tied to the ZooKeeper session. When the connection is SUSPENDED th
 may still be alive; once it stays suspended past `lost_grace` (well inside the session
 timeout, so before another scheduler can take the lock) or the session is LOST, `on_lost`
 is called and the scheduler must stop acting until `acquire_leadership` returns again.
+From then on the store refuses writes, and every write of a leader is a transaction that
+first checks the leader's lock node, so a write delayed past the session's end cannot
+overwrite what the next leader stored (fencing).
 """
 
 from __future__ import annotations
