@@ -194,43 +194,44 @@ class CalicoScheduler(Scheduler):
 
     # -- applying decisions --------------------------------------------------------------
 
-    def _event(self, name: str, handler: Callable[[float], list[p.Decision]]) -> None:
+    def _event(self, name: str, handler: Callable[[float], list[p.Decision]]) -> bool:
+        """Feed one event to the plan and apply its decisions; False if nothing was stored."""
         with self.lock:
             if self.failure:
                 LOG.info("not acting on %s: %s", name, self.failure)
-                return
-            decisions = handler(self.clock())
-            self._apply(decisions)
+                return False
+            return self._apply(handler(self.clock()))
 
-    def _apply(self, decisions: list[p.Decision]) -> None:
-        unsaved = self._save(decisions)
+    def _apply(self, decisions: list[p.Decision]) -> bool:
+        """Store writes, then driver calls. A write that fails stops the scheduler before
+        any call: the store is the truth a restart resumes from, and an update that is not
+        acknowledged comes again."""
+        try:
+            self._save(decisions)
+        except Exception as exc:
+            LOG.exception("state store write failed")
+            self.fail(f"state store write failed: {exc}")
+            return False
         for decision in decisions:
             try:
-                self._call(decision, unsaved)
+                self._call(decision)
             except Exception:
                 LOG.exception("Mesos call failed: %s", type(decision).__name__)
+        return True
 
-    def _save(self, decisions: list[p.Decision]) -> set[str]:
-        """Store writes first; the agents whose write failed get no launch."""
-        unsaved: set[str] = set()
+    def _save(self, decisions: list[p.Decision]) -> None:
         for decision in decisions:
-            try:
-                if isinstance(decision, p.SaveAgent):
-                    self.store.put_agent(decision.agent_id, decision.record)
-                elif isinstance(decision, p.SaveFrameworkId):
-                    self.store.set_framework_id(decision.framework_id)
-            except Exception:
-                LOG.exception("state store write failed")
-                if isinstance(decision, p.SaveAgent):
-                    unsaved.add(decision.agent_id)
-        return unsaved
+            if isinstance(decision, p.SaveAgent):
+                self.store.put_agent(decision.agent_id, decision.record)
+            elif isinstance(decision, p.SaveFrameworkId):
+                self.store.set_framework_id(decision.framework_id)
 
-    def _call(self, decision: p.Decision, unsaved: set[str]) -> None:
+    def _call(self, decision: p.Decision) -> None:
         driver = self.driver
         if driver is None:
             return
         if isinstance(decision, p.Launch):
-            self._launch(driver, decision, unsaved)
+            self._launch(driver, decision)
         elif isinstance(decision, p.Decline):
             self.counters["DECLINE"] += 1
             offer_ids = [{"value": offer_id} for offer_id in decision.offer_ids]
@@ -248,18 +249,9 @@ class CalicoScheduler(Scheduler):
             self.counters["REVIVE"] += 1
             driver.reviveOffers()
 
-    def _launch(self, driver: MesosSchedulerDriver, launch: p.Launch, unsaved: set[str]) -> None:
-        task_id = launch.task_info["task_id"]["value"]
-        if launch.agent_id in unsaved:
-            LOG.error("not launching %s: its record could not be stored", task_id)
-            driver.declineOffer([{"value": launch.offer_id}], {"refuse_seconds": 5.0})
-            dropped = {"task_id": {"value": task_id}, "state": "TASK_DROPPED"}
-            self._apply(
-                self.plan.on_status(dropped | {"message": "state store unavailable"}, self.clock())
-            )
-            return
+    def _launch(self, driver: MesosSchedulerDriver, launch: p.Launch) -> None:
         self.counters["ACCEPT"] += 1
-        LOG.info("launching %s on %s", task_id, launch.agent_id)
+        LOG.info("launching %s on %s", launch.task_info["task_id"]["value"], launch.agent_id)
         refuse = {"refuse_seconds": self.plan.config.wait_refuse_seconds}
         driver.launchTasks([{"value": launch.offer_id}], [launch.task_info], refuse)
 
@@ -305,8 +297,8 @@ class CalicoScheduler(Scheduler):
             status["state"],
             f": {status['message']}" if status.get("message") else "",
         )
-        self._event("update", lambda now: self.plan.on_status(status, now))
-        if "uuid" in status:
+        stored = self._event("update", lambda now: self.plan.on_status(status, now))
+        if stored and "uuid" in status:
             self.counters["ACKNOWLEDGE"] += 1
             driver.acknowledgeStatusUpdate(status)
 
