@@ -169,31 +169,28 @@ def test_zookeeper_restarted_mid_use_reconnects_with_the_data_intact(private_zoo
     store.close()
 
 
-def test_five_thousand_agents_stay_one_small_node_each(zookeeper, root, capsys):
+def test_many_agents_stay_one_small_node_each_whatever_the_cluster_size(zookeeper, root):
+    """Scale figures (5,000 agents, put and load times) are the benchmark's job; this checks
+    the shape: one node per agent, and bytes per agent that do not grow with the cluster."""
     store = open_store(f"zk://{zookeeper.hosts}{root}")
-    records = {f"5e1f0c2a-0b7d-4c1e-9f3a-2d5c8e7b6a10-S{i}": None for i in range(5000)}
+    records = {f"5e1f0c2a-0b7d-4c1e-9f3a-2d5c8e7b6a10-S{i}": None for i in range(1000)}
     for agent_id in records:
         records[agent_id] = agent_record(agent_id)
 
-    started = time.monotonic()
-    for agent_id, record in records.items():
+    sizes = []
+    for count, (agent_id, record) in enumerate(records.items(), start=1):
+        before = store.bytes_written
         store.put_agent(agent_id, record)
-    put_seconds = time.monotonic() - started
-    started = time.monotonic()
+        if count in (10, 1000):
+            sizes.append(store.bytes_written - before)
     reader = open_store(f"zk://{zookeeper.hosts}{root}")
     loaded = reader.load_agents()
-    load_seconds = time.monotonic() - started
     reader.close()
 
     assert loaded == records
-    assert store.writes == 5000
-    bytes_per_agent = store.bytes_written / store.writes
-    assert bytes_per_agent < 1024
-    with capsys.disabled():
-        print(
-            f"\n5000 agents in ZooKeeper: {bytes_per_agent:.0f} bytes/agent, "
-            f"puts {put_seconds:.2f}s ({put_seconds / 5:.2f} ms/put), load {load_seconds:.2f}s"
-        )
+    assert store.writes == 1000
+    assert len(store._client.get_children(f"{root}/agents")) == 1000
+    assert sizes[0] < 1024 and sizes[1] <= sizes[0] + 4
     store.close()
 
 
