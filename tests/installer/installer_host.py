@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from calico_dcos.devcluster.hostroot import STANDINS_DIR, create_host_root, read_calls
+from calico_dcos.devcluster.hostroot import create_host_root, install_standins, read_calls
 from calico_dcos.installer.crashpoints import CRASH_ENV
 
 FAST = ("--stability-seconds", "0", "--timeout-seconds", "20")
@@ -23,7 +23,8 @@ class Agent:
 
     def environ(self, crash_at: str | None, extra: dict | None) -> dict:
         environ = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
-        environ["PATH"] = f"{STANDINS_DIR}{os.pathsep}{environ.get('PATH', '')}"
+        standins = install_standins(self.sandbox.parent / "standins-bin")
+        environ["PATH"] = f"{standins}{os.pathsep}{environ.get('PATH', '')}"
         environ["DEVCLUSTER_HOST_ROOT"] = str(self.root)
         if crash_at:
             environ[CRASH_ENV] = crash_at
