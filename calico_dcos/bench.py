@@ -499,19 +499,20 @@ def _figures(
 
 
 def summarise(runs: list[dict]) -> dict:
-    """The JSON document: the runs, CPU growth exponent and RSS growth per agent."""
-    small, large = runs[0], runs[-1]
-    exponent = growth_exponent(
+    """The JSON document: the runs, and growth from the smallest to the largest converged
+    size (a run cut off by the timeout would understate its cost)."""
+    converged = [run for run in runs if run["converged"]]
+    document = {"runs": runs, "cpu_growth_exponent": None, "rss_growth_bytes_per_agent": None}
+    if len(converged) < 2:
+        return document
+    small, large = converged[0], converged[-1]
+    document["cpu_growth_exponent"] = growth_exponent(
         (small["agents"], small["scheduler_cpu_seconds"]),
         (large["agents"], large["scheduler_cpu_seconds"]),
     )
-    span = large["agents"] - small["agents"]
     rss = large["scheduler_peak_rss_bytes"] - small["scheduler_peak_rss_bytes"]
-    return {
-        "runs": runs,
-        "cpu_growth_exponent": exponent,
-        "rss_growth_bytes_per_agent": rss / span if span else None,
-    }
+    document["rss_growth_bytes_per_agent"] = rss / (large["agents"] - small["agents"])
+    return document
 
 
 # ---------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from calico_dcos.bench import Settings, growth_exponent, lower_bound
+from calico_dcos.bench import Settings, growth_exponent, lower_bound, summarise
 from calico_dcos.commands.bench import bench
 
 AGENTS = 5
@@ -63,3 +63,18 @@ def test_lower_bound_is_one_chain_plus_the_other_agents_restarts_through_the_bud
 def test_growth_exponent_is_one_when_cpu_grows_as_the_agents():
     assert growth_exponent((100, 2.0), (5000, 100.0)) == pytest.approx(1.0)
     assert growth_exponent((100, 1.0), (1000, 100.0)) == pytest.approx(2.0)
+
+
+def test_growth_leaves_out_a_size_cut_off_by_the_timeout():
+    def run(agents, cpu, converged=True):
+        return {
+            "agents": agents,
+            "converged": converged,
+            "scheduler_cpu_seconds": cpu,
+            "scheduler_peak_rss_bytes": agents * 1024,
+        }
+
+    document = summarise([run(100, 1.0), run(1000, 10.0), run(5000, 20.0, converged=False)])
+
+    assert document["cpu_growth_exponent"] == pytest.approx(1.0)
+    assert document["rss_growth_bytes_per_agent"] == pytest.approx(1024)
