@@ -194,15 +194,15 @@ class CalicoScheduler(Scheduler):
 
     # -- applying decisions --------------------------------------------------------------
 
-    def _event(self, name: str, handler: Callable[[float], list[p.Decision]]) -> bool:
-        """Feed one event to the plan and apply its decisions; False if nothing was stored."""
+    def _event(self, name: str, handler: Callable[[float], list[p.Decision]]) -> None:
+        """Feed one event to the plan and apply its decisions (not once failed)."""
         with self.lock:
             if self.failure:
                 LOG.info("not acting on %s: %s", name, self.failure)
-                return False
-            return self._apply(handler(self.clock()))
+                return
+            self._apply(handler(self.clock()))
 
-    def _apply(self, decisions: list[p.Decision]) -> bool:
+    def _apply(self, decisions: list[p.Decision]) -> None:
         """Store writes, then driver calls. A write that fails stops the scheduler before
         any call: the store is the truth a restart resumes from, and an update that is not
         acknowledged comes again."""
@@ -211,13 +211,12 @@ class CalicoScheduler(Scheduler):
         except Exception as exc:
             LOG.exception("state store write failed")
             self.fail(f"state store write failed: {exc}")
-            return False
+            return
         for decision in decisions:
             try:
                 self._call(decision)
             except Exception:
                 LOG.exception("Mesos call failed: %s", type(decision).__name__)
-        return True
 
     def _save(self, decisions: list[p.Decision]) -> None:
         for decision in decisions:
@@ -297,8 +296,8 @@ class CalicoScheduler(Scheduler):
             status["state"],
             f": {status['message']}" if status.get("message") else "",
         )
-        stored = self._event("update", lambda now: self.plan.on_status(status, now))
-        if stored and "uuid" in status:
+        self._event("update", lambda now: self.plan.on_status(status, now))
+        if "uuid" in status and not self.failure:  # acknowledged only once stored
             self.counters["ACKNOWLEDGE"] += 1
             driver.acknowledgeStatusUpdate(status)
 
