@@ -1,5 +1,6 @@
 """`calico-dcos run` and `calico-dcos local` as a user runs them: separate processes."""
 
+import io
 import os
 import signal
 import socket
@@ -76,3 +77,39 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+class _Scheduler:
+    """Just the read interface `Progress` uses, with a step that moves on."""
+
+    def __init__(self) -> None:
+        self.status = "STARTED"
+
+    def plan_view(self) -> dict:
+        steps = [{"name": "cni", "status": self.status, "message": ""}]
+        return {"phases": [{"name": "agent-1", "steps": steps}]}
+
+    def summary(self) -> dict:
+        return {"message": "0 of 1 agents done", "degraded": False, "problems": []}
+
+
+def test_progress_redraws_in_place_on_a_terminal_and_prints_only_changes_otherwise():
+    from calico_dcos.commands.local import Progress
+
+    scheduler, terminal, log = _Scheduler(), _Terminal(), io.StringIO()
+    on_tty, in_log = Progress(scheduler, terminal), Progress(scheduler, log)
+    for status in ("STARTED", "STARTED", "COMPLETE"):
+        scheduler.status = status
+        on_tty.show()
+        in_log.show()
+
+    assert terminal.getvalue().count("\x1b[2F\x1b[J") == 2
+    assert log.getvalue().splitlines() == [
+        "agent-1          cni         running",
+        "agent-1          cni         done",
+    ]
