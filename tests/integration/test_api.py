@@ -32,3 +32,19 @@ def test_health_artifacts_and_reports(tmp_path):
     assert "1 already run Calico by other means" in summary["message"]
     assert unhealthy.status_code == 503
     assert "test: pretend the driver died" in unhealthy.json()["reasons"]
+
+
+def test_the_scheduler_authenticates_as_its_principal_with_the_secret_file(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    auth = {"service_principal": "calico", "service_secret_file": str(secret)}
+    with (
+        running_cluster(agents=1, public_agents=0, credentials={"calico": "s3cret"}) as cluster,
+        scheduler_on(cluster, tmp_path, rollout_max_concurrent_restarts="100%", **auth) as svc,
+    ):
+        wait_until(converged(svc), 20, "convergence as an authenticated framework")
+        info = svc.scheduler.driver.framework
+
+    assert info["principal"] == "calico"
+    assert {"type": "MULTI_ROLE"} in info["capabilities"]
+    assert info["checkpoint"] is True and info["failover_timeout"] == 60.0
