@@ -4,7 +4,8 @@ The devcluster runs each step as a real process against a simulated host root pe
 What a laptop cannot have is replaced by stand-ins, and the screen says so: the `calico` and
 `calico-ipam` CNI plugins (small scripts, served as file:// URIs) and the Docker images
 (container stand-ins of the devcluster). etcd is real whenever `/usr/bin/etcd` exists: one
-member on loopback, and the etcd-proxy step runs the same binary on every agent.
+member on loopback, and the etcd-proxy step runs the same binary on every agent. The agents'
+Python is this one; the devcluster points the installer at each agent's host root.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import contextlib
 import getpass
 import logging
 import os
-import shlex
 import socket
 import subprocess
 import sys
@@ -32,22 +32,6 @@ from calico_dcos.options import load_options
 LOG = logging.getLogger("calico_dcos.local")
 ETCD_BINARY = Path("/usr/bin/etcd")
 TIMINGS = {"wait_refuse_seconds": 1.0, "revive_interval_seconds": 0.5}
-AGENT_PYTHON = """#!/bin/sh
-# STAND-IN for the agents' Python, written by `calico-dcos local`: it runs the installer
-# against the agent's simulated host root ($DEVCLUSTER_HOST_ROOT), never against this
-# machine's /. Outside the devcluster it refuses to run.
-app="$1"; command="$2"; shift 2
-exec {python} "$app" "$command" --host-root "${{DEVCLUSTER_HOST_ROOT:?not a devcluster task}}" "$@"
-"""
-
-
-def write_agent_python(out_dir: Path) -> Path:
-    """The `service.agent_python` for devcluster agents (see AGENT_PYTHON)."""
-    path = Path(out_dir) / "agent-python"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(AGENT_PYTHON.format(python=shlex.quote(sys.executable)))
-    path.chmod(0o755)
-    return path
 
 
 def free_port() -> int:
@@ -97,7 +81,7 @@ def local_environment(
     env = {
         "CALICO_SERVICE_MASTER": master_url,
         "CALICO_SERVICE_STATE": str(workdir / "state"),
-        "CALICO_SERVICE_AGENT_PYTHON": str(write_agent_python(artifacts)),
+        "CALICO_SERVICE_AGENT_PYTHON": sys.executable,
         "CALICO_SERVICE_USER": getpass.getuser(),
         "CALICO_ROLLOUT_STABILITY_SECONDS": "1",
         "CALICO_ROLLOUT_RETRY_BACKOFF_SECONDS": "1",

@@ -34,6 +34,7 @@ from calico_dcos.devcluster.health import (
 )
 from calico_dcos.devcluster.hostroot import install_standins
 from calico_dcos.devcluster.standins import STANDINS_DIR
+from calico_dcos.installer.cli import HOST_ROOT_ENV
 
 if TYPE_CHECKING:
     from calico_dcos.devcluster.agent import Agent
@@ -209,7 +210,8 @@ class ProcessExecutor:
         running.send(state, **details)
 
     def environment(self, running: Running) -> dict[str, str]:
-        """The agent's environment, Mesos' variables, the task's own, stand-ins first on PATH."""
+        """The agent's environment, Mesos' variables, the task's own, stand-ins first on PATH,
+        and the installer's host root set to the agent's (this machine's `/` is not a host)."""
         agent, sandbox, task_id = running.agent, running.sandbox, running.task_id
         command = running.task.get("command", {})
         return {
@@ -226,6 +228,8 @@ class ProcessExecutor:
             "DEVCLUSTER_HOST_ROOT": str(agent.host_root),
             "DEVCLUSTER_AGENT_ID": agent.agent_id,
             **command_environment(command),
+            # After the task's own variables, so no task can point the installer at our `/`.
+            HOST_ROOT_ENV: str(agent.host_root),
             "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', os.defpath)}",
         }
 

@@ -3,6 +3,9 @@
 Exit codes: 0 done (including "nothing to do" and "Calico already present"), 1 failed with
 the reason on stderr, 2 bad usage. Logs go to stderr and say what was found, what was
 changed and why; stdout carries only answers (`ip`, `detect`).
+
+`--host-root` defaults to $CALICO_INSTALLER_HOST_ROOT, else `/`: the devcluster sets the
+variable for every task, so an installer run there can never touch this machine's own `/`.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 
 from . import cni, detect, docker, ip, systemd
@@ -19,6 +23,7 @@ from .restarts import Waits
 LOG = logging.getLogger("calico-installer")
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+HOST_ROOT_ENV = "CALICO_INSTALLER_HOST_ROOT"
 
 
 def seconds(text: str) -> float:
@@ -30,7 +35,9 @@ def seconds(text: str) -> float:
 
 def add_common(parser: argparse.ArgumentParser, restarts: bool) -> None:
     parser.add_argument(
-        "--host-root", default="/", help="the directory that stands for / (default /)"
+        "--host-root",
+        default=os.environ.get(HOST_ROOT_ENV, "/"),
+        help=f"the directory that stands for / (default: ${HOST_ROOT_ENV}, else /)",
     )
     if restarts:
         parser.add_argument(
@@ -104,7 +111,9 @@ def add_detect(commands) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="installer.pyz", description="calico-dcos agent-side installer"
+        prog="installer.pyz",
+        description="calico-dcos agent-side installer",
+        epilog=f"Every command acts on --host-root, which defaults to ${HOST_ROOT_ENV} else /.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True

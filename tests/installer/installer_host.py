@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from calico_dcos.devcluster.hostroot import create_host_root, install_standins, read_calls
+from calico_dcos.installer.cli import HOST_ROOT_ENV
 from calico_dcos.installer.crashpoints import CRASH_ENV
 
 FAST = ("--stability-seconds", "0", "--timeout-seconds", "20")
@@ -26,6 +27,7 @@ class Agent:
         standins = install_standins(self.sandbox.parent / "standins-bin")
         environ["PATH"] = f"{standins}{os.pathsep}{environ.get('PATH', '')}"
         environ["DEVCLUSTER_HOST_ROOT"] = str(self.root)
+        environ[HOST_ROOT_ENV] = str(self.root)  # as the devcluster's process executor does
         if crash_at:
             environ[CRASH_ENV] = crash_at
         return environ | (extra or {})

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from calico_dcos import artifacts
 from calico_dcos.commands.installer import installer
 from calico_dcos.installer import cni, detect, docker, ip
+from calico_dcos.installer.cli import HOST_ROOT_ENV
 from calico_dcos.installer.cli import main as installer_main
 from calico_dcos.installer.hostfs import HostRoot, InstallerError
 
@@ -125,3 +126,25 @@ def test_missing_host_root_is_bad_usage(tmp_path, capsys):
     code = installer_main(["detect", "--host-root", str(tmp_path / "nowhere")])
 
     assert code == 2 and "--host-root" in capsys.readouterr().err
+
+
+def test_host_root_defaults_to_the_environment_variable(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(HOST_ROOT_ENV, str(tmp_path / "agent-host"))
+
+    code = installer_main(["detect"])
+
+    assert code == 2 and str(tmp_path / "agent-host") in capsys.readouterr().err
+
+
+def test_explicit_host_root_wins_over_the_environment_variable(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(HOST_ROOT_ENV, str(tmp_path / "agent-host"))
+
+    code = installer_main(["detect", "--host-root", str(tmp_path)])
+
+    assert code == 0 and capsys.readouterr().out.strip() == "Calico not found"
+
+
+def test_help_names_the_host_root_variable(capsys):
+    installer_main(["detect", "--help"])
+
+    assert HOST_ROOT_ENV in capsys.readouterr().out

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from urllib.parse import unquote, urlsplit
 
-from calico_dcos.commands.local import write_agent_python
 from calico_dcos.options import load_options
 from calico_dcos.steps import BY_NAME, AgentView, build_task_info
 
@@ -22,7 +22,7 @@ HOSTILE = "a b 'single' $(touch PWNED) `touch PWNED` ; touch PWNED"
 
 def hostile_options(agent, tmp_path):
     return load_options(None, {
-        "CALICO_SERVICE_AGENT_PYTHON": str(write_agent_python(tmp_path / "bin")),
+        "CALICO_SERVICE_AGENT_PYTHON": sys.executable,
         "CALICO_ROLLOUT_STABILITY_SECONDS": "0",
         "CALICO_DOCKER_CLUSTER_STORE": f"etcd://10.0.0.1:2379/{HOSTILE}",
         "CALICO_CNI_PLUGINS_DIR": f"/opt/cni {HOSTILE}/",

