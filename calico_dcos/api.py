@@ -1,7 +1,9 @@
-"""The scheduler's HTTP API (aiohttp): artifacts for agents, installer reports, health.
+"""The scheduler's HTTP API (aiohttp): artifacts for agents, installer reports, health, and
+the operator's routes (`operator_api.py`: plan, agents, options, metrics, status page).
 
-`build_app(view)` is the one place the routes are made; `view` is the scheduler's small read
-and command interface (`SchedulerView`), so the API never reaches into the plan itself.
+`build_app(view, token)` is the one place the routes are made; `view` is the scheduler's
+small read and command interface (`SchedulerView`), so the API never reaches into the plan
+itself. `token` guards the plan's mutating endpoints (`service.api_token_file`).
 `ApiServer` runs the app on its own thread and event loop, next to pymesos' threads.
 """
 
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Protocol
 
 from aiohttp import web
+
+from calico_dcos.operator_api import add_operator_routes
 
 
 class SchedulerView(Protocol):
@@ -28,12 +32,13 @@ class SchedulerView(Protocol):
 VIEW = web.AppKey("view", SchedulerView)
 
 
-def build_app(view: SchedulerView) -> web.Application:
+def build_app(view: SchedulerView, token: str | None = None) -> web.Application:
     app = web.Application()
     app[VIEW] = view
     app.router.add_get("/v1/health", health)
     app.router.add_get("/v1/artifacts/{name}", artifact)
     app.router.add_post("/v1/agents/{agent_id}/report", report)
+    add_operator_routes(app, view, token)
     return app
 
 

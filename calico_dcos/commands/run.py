@@ -22,7 +22,7 @@ import click
 
 from calico_dcos.api import ApiServer, build_app
 from calico_dcos.artifacts import build_installer_zipapp
-from calico_dcos.options import Options, OptionsError, load_options
+from calico_dcos.options import Options, OptionsError, load_options, read_secret
 from calico_dcos.scheduler import CalicoScheduler, within
 from calico_dcos.store import open_store
 
@@ -38,6 +38,12 @@ def api_port(options: Mapping, environ: Mapping[str, str]) -> int:
 
 def artifacts_url(options: Mapping, host: str, port: int) -> str:
     return options["service"]["artifacts_url"] or f"http://{host}:{port}"
+
+
+def api_token(options: Mapping) -> str | None:
+    """The bearer token of the plan's mutating endpoints, if `service.api_token_file` is set."""
+    path = options["service"]["api_token_file"]
+    return read_secret(path, "service.api_token_file") if path else None
 
 
 @dataclass
@@ -71,6 +77,7 @@ def start_service(
 ) -> Service:
     """Store and leadership, installer, API, then the scheduler subscribes."""
     host = host or os.environ.get("HOST") or socket.getfqdn()
+    token = api_token(options)
     store = open_store(options["service"]["state"], options["service"]["zk_credentials_file"])
     failed = threading.Event()
     LOG.info("waiting to be the leader of %s", options["service"]["state"])
@@ -80,7 +87,7 @@ def start_service(
     LOG.info("built the installer %s (sha256 %s)", installer.path.name, installer.sha256)
     holder: list[CalicoScheduler] = []
     port = api_port(options, os.environ) if port is None else port
-    api = ApiServer(build_app(_Late(holder)), "0.0.0.0", port).start()
+    api = ApiServer(build_app(_Late(holder), token), "0.0.0.0", port).start()
     url = artifacts_url(options, host, api.port)
     webui = f"http://{host}:{api.port}/"
     scheduler = CalicoScheduler(

@@ -1,27 +1,24 @@
-"""The operator routes over a real scheduler, for the API, CLI and browser tests.
-
-`start_service` (commands/run.py) serves only `api.build_app`'s routes until the operator
-routes are wired there, so these tests serve the same app plus `add_operator_routes` on a
-port of their own, over the very scheduler the service runs.
-"""
+"""The operator routes as the real service serves them (`start_service`, `api.build_app`),
+for the API, CLI and browser tests: a converging scheduler and its API's base URL."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
 
-from calico_dcos.api import ApiServer, build_app
-from calico_dcos.operator_api import add_operator_routes
+from calico_dcos.commands.run import Service
+from tests.integration.harness import scheduler_on
 
 
 @contextlib.contextmanager
-def operator_api(view: Any, token: str | None = None) -> Iterator[str]:
-    """The API with the operator routes on a free loopback port; yields its base URL."""
-    app = build_app(view)
-    add_operator_routes(app, view, token)
-    server = ApiServer(app, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{server.port}"
-    finally:
-        server.stop()
+def operator_service(
+    cluster, workdir: Path, token: str | None = None, **options: str
+) -> Iterator[tuple[Service, str]]:
+    """A scheduler on `cluster` whose API needs `token` (`service.api_token_file`)."""
+    if token is not None:
+        token_file = workdir / "api-token"
+        token_file.write_text(token + "\n")
+        options["service_api_token_file"] = str(token_file)
+    with scheduler_on(cluster, workdir, **options) as service:
+        yield service, f"http://127.0.0.1:{service.api.port}"

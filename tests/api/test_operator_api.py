@@ -9,8 +9,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from calico_dcos.operator_api import plan_http_status
-from tests.api.operator_harness import operator_api
-from tests.integration.harness import converged, running_cluster, scheduler_on, wait_until
+from tests.api.operator_harness import operator_service
+from tests.integration.harness import converged, running_cluster, wait_until
 
 TOKEN = "s3cret-token"
 SECRET_URL = "http://root:hunter2@127.0.0.1:2379"
@@ -24,8 +24,7 @@ def rollout(tmp_path_factory):
     options = {"etcd_run_proxy": "true", "etcd_cluster_endpoints": SECRET_URL}
     with (
         running_cluster(agents=3, public_agents=1) as cluster,
-        scheduler_on(cluster, workdir, **options) as service,
-        operator_api(service.scheduler, TOKEN) as url,
+        operator_service(cluster, workdir, TOKEN, **options) as (service, url),
     ):
         wait_until(converged(service), 20, "convergence")
         yield cluster, service.scheduler, url

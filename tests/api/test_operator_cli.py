@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from calico_dcos.cli import main
-from tests.api.operator_harness import operator_api
-from tests.integration.harness import converged, running_cluster, scheduler_on, wait_until
+from tests.api.operator_harness import operator_service
+from tests.integration.harness import converged, running_cluster, wait_until
 
 TOKEN = "cli-token"
 
@@ -19,8 +19,7 @@ def rollout(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("operator-cli")
     with (
         running_cluster(agents=1, public_agents=1) as cluster,
-        scheduler_on(cluster, workdir) as service,
-        operator_api(service.scheduler, TOKEN) as url,
+        operator_service(cluster, workdir, TOKEN) as (service, url),
     ):
         wait_until(converged(service), 20, "convergence")
         yield cluster, service.scheduler, url

@@ -14,8 +14,8 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from tests.api.operator_harness import operator_api
-from tests.integration.harness import running_cluster, scheduler_on
+from tests.api.operator_harness import operator_service
+from tests.integration.harness import running_cluster
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "build" / "screenshots" / "status-page.png"
 SLOW_STEPS = {"calico-docker": 0.8, "calico-cni": 0.8}
@@ -92,8 +92,7 @@ def phase_statuses(browser) -> list[str]:
 def half_done_rollout(tmp_path):
     with (
         running_cluster(agents=3, public_agents=1, synthetic_durations=SLOW_STEPS) as cluster,
-        scheduler_on(cluster, tmp_path, etcd_run_proxy="true") as service,
-        operator_api(service.scheduler) as url,
+        operator_service(cluster, tmp_path, etcd_run_proxy="true") as (_, url),
     ):
         yield cluster, url
 
