@@ -345,6 +345,8 @@ class Master:
             self.spawn(self.executor.launch(agent, task.info))
 
     def fail_next_task(self, name_regex: str, message: str = "") -> None:
+        """Fault: the next launched task whose name matches goes STARTING → FAILED instead of
+        reaching the executor; the one mechanism for every executor."""
         self.faults.append((re.compile(name_regex), message or "Injected failure (devcluster)"))
 
     def _take_fault(self, name: str) -> str | None:

@@ -16,10 +16,8 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import signal
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -68,23 +66,14 @@ class Running:
 
 
 class ProcessExecutor:
-    """Executor protocol of docs/CONTRACTS.md, plus `fail_next_task` for fault injection."""
+    """Executor protocol of docs/CONTRACTS.md. Injected failures are the master's
+    (`Master.fail_next_task`), the same for every executor."""
 
     def __init__(self, workdir: Path, standins_dir: Path = STANDINS_DIR) -> None:
         self.workdir = Path(workdir)
         self.standins_dir = Path(standins_dir)
         self.bin_dir = install_standins(self.workdir / "standins-bin", self.standins_dir)
         self._running: dict[tuple[str, str], Running] = {}
-        self._failures: list[tuple[re.Pattern, str]] = []
-        self._failures_lock = threading.Lock()
-
-    def fail_next_task(self, name_regex: str, message: str = "") -> None:
-        """Make the next task whose name matches fail (TASK_FAILED) instead of running.
-
-        Thread-safe, so that the devcluster's fault endpoint can call it from any thread.
-        """
-        with self._failures_lock:
-            self._failures.append((re.compile(name_regex), message))
 
     def sandbox_of(self, agent_id: str, task_id: str) -> Path:
         return self.workdir / "agents" / agent_id / "sandboxes" / task_id
@@ -155,19 +144,7 @@ class ProcessExecutor:
             running.send("TASK_KILLED", reason="REASON_TASK_KILLED_DURING_LAUNCH")
             return
         running.send("TASK_STARTING")
-        injected = self._take_failure(running.task.get("name", ""))
-        if injected is not None:
-            running.send("TASK_FAILED", message=injected)
-            return
         await self._run_process(running, command)
-
-    def _take_failure(self, name: str) -> str | None:
-        with self._failures_lock:
-            for i, (pattern, message) in enumerate(self._failures):
-                if pattern.search(name):
-                    del self._failures[i]
-                    return message or f"Injected failure for task {name!r}"
-        return None
 
     async def _run_process(self, running: Running, command: dict) -> None:
         env = self.environment(running)

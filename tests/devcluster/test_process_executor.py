@@ -316,23 +316,6 @@ def test_mesos_container_with_docker_image_and_a_command_runs_the_command(tmp_pa
     asyncio.run(scenario())
 
 
-def test_fail_next_task_fails_only_the_next_matching_task(tmp_path):
-    async def scenario():
-        executor, agent = make(tmp_path)
-        executor.fail_next_task("^calico-docker$", "Injected: docker step fails")
-        other = await run_to_end(executor, agent, task("calico-cni__a", "true"))
-        assert other["state"] == "TASK_FINISHED"
-        failed = await run_to_end(executor, agent, task("calico-docker__b", "true"))
-        assert (failed["state"], failed["message"]) == (
-            "TASK_FAILED",
-            "Injected: docker step fails",
-        )
-        again = await run_to_end(executor, agent, task("calico-docker__c", "true"))
-        assert again["state"] == "TASK_FINISHED"
-
-    asyncio.run(scenario())
-
-
 def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

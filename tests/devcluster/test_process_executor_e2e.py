@@ -61,6 +61,20 @@ def test_failing_command_and_kill_reach_the_scheduler(process_cluster):
         assert killed["message"] == "Command terminated with signal Terminated"
 
 
+def test_fail_next_task_fails_only_the_next_matching_process_task(process_cluster):
+    agent_id = process_cluster.agents[0].agent_id
+    process_cluster.fail_next_task("^doomed", "Injected: docker step fails")
+    with Framework(process_cluster) as framework:
+        launcher = Launcher(framework)
+        for task_id in ("other-1", "doomed-1", "doomed-2"):
+            launcher.launch(agent_id, task_id, "true")
+        framework.wait_for_state("other-1", "TASK_FINISHED")
+        failed = framework.wait_for_state("doomed-1", "TASK_FAILED")
+        framework.wait_for_state("doomed-2", "TASK_FINISHED")
+    assert failed["message"] == "Injected: docker step fails"
+    assert framework.states("doomed-1") == ["TASK_STARTING", "TASK_FAILED"]
+
+
 def test_systemctl_restart_of_the_agent_restarts_it_and_checkpointed_tasks_survive(
     process_cluster,
 ):
