@@ -276,21 +276,26 @@ def node_environment(options: Mapping, agent: AgentView) -> dict[str, str]:
     return env
 
 
+HEALTH_GRACE_INTERVALS = 6
+
+
 def _node_health_check(options: Mapping) -> dict:
-    """Felix (and BIRD, when it routes) readiness; generous grace for the first BGP sessions."""
-    flags = (
-        "-felix-ready -bird-ready"
-        if options["node"]["networking_backend"] == "bird"
-        else "-felix-ready"
-    )
+    """Felix (and BIRD, when it routes) readiness, every `node.health_check_interval_seconds`.
+
+    The first probe waits one interval; failures count only after six intervals (60 s at the
+    default 10 s), generous for the first BGP sessions.
+    """
+    node = options["node"]
+    interval = node["health_check_interval_seconds"]
+    flags = "-felix-ready -bird-ready" if node["networking_backend"] == "bird" else "-felix-ready"
     return {
         "type": "COMMAND",
         "command": {"shell": True, "value": f"calico-node {flags}"},
-        "delay_seconds": 10,
-        "interval_seconds": 10,
-        "timeout_seconds": 10,
+        "delay_seconds": interval,
+        "interval_seconds": interval,
+        "timeout_seconds": interval,
         "consecutive_failures": 3,
-        "grace_period_seconds": 60,
+        "grace_period_seconds": HEALTH_GRACE_INTERVALS * interval,
     }
 
 
@@ -335,7 +340,8 @@ STEPS: tuple[Step, ...] = (
     Step(
         "node", "daemon", None, "node", "node.enable",
         ("node.image", "node.ip_autodetection_method", "node.networking_backend",
-         "node.ignore_loose_rpf", "node.extra_env", "node.cpus", "node.mem", *_ENDPOINTS),
+         "node.ignore_loose_rpf", "node.extra_env", "node.health_check_interval_seconds",
+         "node.cpus", "node.mem", *_ENDPOINTS),
         True,
         _node,
     ),

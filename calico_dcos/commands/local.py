@@ -88,6 +88,7 @@ def local_environment(
         "CALICO_CNI_CALICO_URI": standins["calico"].as_uri(),
         "CALICO_CNI_CALICO_IPAM_URI": standins["calico-ipam"].as_uri(),
         "CALICO_ETCD_RUN_PROXY": "false",
+        "CALICO_NODE_HEALTH_CHECK_INTERVAL_SECONDS": "1",
     }
     if etcd_client:
         tarball = build_etcd_tarball(ETCD_BINARY, artifacts, etcd_version(ETCD_BINARY))

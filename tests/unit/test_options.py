@@ -278,3 +278,11 @@ def test_cli_show_never_reads_a_secret_file(tmp_path):
 )
 def test_every_example_options_file_is_valid(example):
     load_options(str(ROOT / "config" / example), {})
+
+
+def test_health_check_interval_is_at_least_one_second():
+    fast = load_options(None, {"CALICO_NODE_HEALTH_CHECK_INTERVAL_SECONDS": "1"})
+    errors = errors_of(None, {"CALICO_NODE_HEALTH_CHECK_INTERVAL_SECONDS": "0.5"})
+
+    assert fast["node"]["health_check_interval_seconds"] == 1
+    assert [path for path, _ in errors] == ["node.health_check_interval_seconds"]

@@ -326,6 +326,20 @@ def test_node_container_environment_and_felix_bird_health_check():
     assert check["grace_period_seconds"] >= check["interval_seconds"] > 0
 
 
+def test_node_health_check_timing_derives_from_its_interval_option():
+    default = task("node", defaults())["health_check"]
+    fast = task("node", load_options(None, {"CALICO_NODE_HEALTH_CHECK_INTERVAL_SECONDS": "1"}))
+
+    assert (default["delay_seconds"], default["interval_seconds"]) == (10, 10)
+    assert default["grace_period_seconds"] == 60
+    timing = ("delay_seconds", "interval_seconds", "timeout_seconds", "grace_period_seconds")
+    assert [fast["health_check"][key] for key in timing] == [1, 1, 1, 6]
+
+
+def test_health_check_interval_changes_only_the_node_fingerprint():
+    assert changed_fingerprints(node__health_check_interval_seconds=1) == {"node"}
+
+
 def test_node_without_bird_checks_felix_only_and_strict_rpf_omits_the_override():
     info = task("node", defaults(node__networking_backend="vxlan", node__ignore_loose_rpf=False))
     assert info["health_check"]["command"]["value"] == "calico-node -felix-ready"
