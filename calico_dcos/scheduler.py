@@ -4,6 +4,10 @@ Decisions are applied in two passes: store writes first, then driver calls, so t
 is on record before its ACCEPT leaves (a crash in between is answered by reconciliation).
 A pymesos callback that raises aborts the driver, so every callback logs and carries on.
 
+The core is chosen at construction: the deploy `Plan` (`deploy`), or the `Uninstall`
+(`uninstalling(revert_hosts)`), whose last two decisions are `Teardown` (the only path that
+stops the driver without failover, so that pymesos sends TEARDOWN) and `WipeState`.
+
 FrameworkInfo choices:
 - MULTI_ROLE: offers from `*` and `slave_public` (public agents) in one framework.
 - PARTITION_AWARE: a partitioned agent's daemons are reported TASK_UNREACHABLE (not
@@ -11,7 +15,7 @@ FrameworkInfo choices:
   really gone; the agent-restarting CNI step is cut off with TASK_GONE, not a failure.
 - TASK_KILLING_STATE: a daemon being replaced shows TASK_KILLING during its grace period.
 - `failover=True` in the driver as well as `stop(failover=True)`: no path of ours (not even
-  pymesos' abort) sends TEARDOWN; only `uninstall` may remove the framework.
+  pymesos' abort) sends TEARDOWN; only the uninstall's `Teardown` removes the framework.
 - Explicit acknowledgements: an update is acknowledged after its effect is stored, so a
   crash in between makes the agent send it again.
 """
@@ -29,10 +33,38 @@ from typing import Any
 from pymesos import MesosSchedulerDriver, Scheduler
 
 from calico_dcos import plan as p
+from calico_dcos import uninstall as u
 from calico_dcos.options import read_secret, roles
 
 LOG = logging.getLogger("calico_dcos.scheduler")
 FRAMEWORK_REMOVED = "Framework has been removed"
+
+Core = p.Plan | u.Uninstall
+# options, artifacts URL, store, timings -> the core, built from the stored records
+CoreFactory = Callable[[Mapping, str, Any, Mapping[str, float]], Core]
+
+
+def deploy(options: Mapping, artifacts_url: str, store: Any, timings: Mapping) -> p.Plan:
+    """The deploy plan: Calico on every agent, resumed from the stored records."""
+    config = p.config_from_options(options, artifacts_url, **timings)
+    return p.Plan(config, store.load_agents(), store.get_framework_id())
+
+
+def uninstalling(revert_hosts: bool) -> CoreFactory:
+    """The uninstall, resumed from its stored progress (which keeps its `revert_hosts`)."""
+
+    def core(options: Mapping, artifacts_url: str, store: Any, timings: Mapping) -> u.Uninstall:
+        return u.uninstall_from_options(
+            options,
+            artifacts_url,
+            revert_hosts,
+            store.load_agents(),
+            store.get_framework_id(),
+            store.get_meta(u.META_KEY),
+            **timings,
+        )
+
+    return core
 
 
 def framework_info(options: Mapping, framework_id: str | None, webui_url: str) -> dict:
@@ -81,6 +113,7 @@ class CalicoScheduler(Scheduler):
         tick_seconds: float = 0.5,
         heartbeat_timeout: float = 75.0,
         clock: Callable[[], float] = time.time,
+        core: CoreFactory = deploy,
     ) -> None:
         self.options = options
         self.store = store
@@ -95,8 +128,10 @@ class CalicoScheduler(Scheduler):
         self.counters: Counter[str] = Counter()
         self.artifacts: dict[str, Path] = {}  # served at /v1/artifacts/<name>
         self.failure: str | None = None  # why the scheduler must exit non-zero
-        self.plan = p.Plan(self._config(options), store.load_agents(), store.get_framework_id())
+        self.plan: Core = core(options, artifacts_url, store, self.timings)
+        self.uninstalled = threading.Event()  # set once torn down and wiped
         self.driver: MesosSchedulerDriver | None = None
+        self._torn_down: MesosSchedulerDriver | None = None
         self._last_heartbeat = time.monotonic()
         self._stopping = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -218,18 +253,25 @@ class CalicoScheduler(Scheduler):
             except Exception:
                 LOG.exception("Mesos call failed: %s", type(decision).__name__)
 
-    def _save(self, decisions: list[p.Decision]) -> None:
+    def _save(self, decisions: list[u.Decision]) -> None:
         for decision in decisions:
             if isinstance(decision, p.SaveAgent):
                 self.store.put_agent(decision.agent_id, decision.record)
             elif isinstance(decision, p.SaveFrameworkId):
                 self.store.set_framework_id(decision.framework_id)
+            elif isinstance(decision, u.SaveMeta):
+                self.store.put_meta(decision.key, decision.value)
 
-    def _call(self, decision: p.Decision) -> None:
+    def _call(self, decision: u.Decision) -> None:
+        if isinstance(decision, u.WipeState):
+            threading.Thread(target=self._wipe, name="wipe-state", daemon=True).start()
+            return
         driver = self.driver
         if driver is None:
             return
-        if isinstance(decision, p.Launch):
+        if isinstance(decision, u.Teardown):
+            self._teardown(driver)
+        elif isinstance(decision, p.Launch):
             self._launch(driver, decision)
         elif isinstance(decision, p.Decline):
             self.counters["DECLINE"] += 1
@@ -247,6 +289,27 @@ class CalicoScheduler(Scheduler):
         elif isinstance(decision, p.Revive):
             self.counters["REVIVE"] += 1
             driver.reviveOffers()
+
+    def _teardown(self, driver: MesosSchedulerDriver) -> None:
+        """pymesos sends TEARDOWN from its IO thread once stopped without failover; Mesos
+        then kills whatever of the framework still runs and forgets it."""
+        LOG.info("tearing the framework down")
+        self.driver, self._torn_down = None, driver
+        driver.stop(failover=False)
+
+    def _wipe(self) -> None:
+        """On a thread of its own: a callback runs on the driver's thread, which it would
+        wait for. The state goes only after the TEARDOWN has left."""
+        if self._torn_down is not None:
+            self._torn_down.join()
+        try:
+            self.store.wipe()
+        except Exception as exc:
+            LOG.exception("wiping the state failed")
+            self.fail(f"wiping the state failed: {exc}")
+            return
+        LOG.info("uninstalled: the framework is torn down and its state deleted")
+        self.uninstalled.set()
 
     def _launch(self, driver: MesosSchedulerDriver, launch: p.Launch) -> None:
         self.counters["ACCEPT"] += 1
@@ -347,7 +410,10 @@ class CalicoScheduler(Scheduler):
             return {aid: p.agent_record(agent) for aid, agent in self.plan.agents.items()}
 
     def health(self) -> tuple[bool, list[str]]:
-        """Healthy when registered with Mesos and not failing; reasons otherwise."""
+        """Healthy when registered with Mesos and not failing; reasons otherwise. Healthy
+        once uninstalled, too, so that Marathon leaves the finished scheduler alone."""
+        if self.uninstalled.is_set():
+            return True, []
         reasons = []
         if self.failure:
             reasons.append(self.failure)

@@ -1,5 +1,9 @@
 """`calico-dcos run`: the scheduler against a real Mesos cluster (what Marathon starts).
 
+With `SDK_UNINSTALL` set (DC/OS' package manager uninstalling the package) the scheduler runs
+the uninstall instead, and stays up after the end: the package manager reads a COMPLETE plan,
+and a healthy scheduler is one Marathon does not restart.
+
 Order matters: options are checked before anything registers; the leader lock is held
 before the records are read; the installer is built and served before the first launch
 can point an agent at it.
@@ -23,8 +27,10 @@ import click
 from calico_dcos.api import ApiServer, build_app
 from calico_dcos.artifacts import build_installer_zipapp
 from calico_dcos.options import Options, OptionsError, load_options, read_secret
-from calico_dcos.scheduler import CalicoScheduler, within
+from calico_dcos.scheduler import CalicoScheduler, CoreFactory, deploy, uninstalling, within
 from calico_dcos.store import open_store
+
+REVERT_HOSTS_ENV = "CALICO_DCOS_REVERT_HOSTS"
 
 LOG = logging.getLogger("calico_dcos.run")
 EXIT_INVALID_OPTIONS = 2
@@ -44,6 +50,14 @@ def api_token(options: Mapping) -> str | None:
     """The bearer token of the plan's mutating endpoints, if `service.api_token_file` is set."""
     path = options["service"]["api_token_file"]
     return read_secret(path, "service.api_token_file") if path else None
+
+
+def core_for(environ: Mapping[str, str]) -> CoreFactory:
+    """DC/OS' package manager asks for the uninstall by starting us with SDK_UNINSTALL set;
+    there is no command line then, so `--revert-hosts` is $CALICO_DCOS_REVERT_HOSTS=true."""
+    if not environ.get("SDK_UNINSTALL"):
+        return deploy
+    return uninstalling(environ.get(REVERT_HOSTS_ENV, "").lower() == "true")
 
 
 @dataclass
@@ -75,7 +89,8 @@ def start_service(
     artifacts: Mapping[str, Path] | None = None,
     **scheduler_kwargs,
 ) -> Service:
-    """Store and leadership, installer, API, then the scheduler subscribes."""
+    """Store and leadership, installer, API, then the scheduler subscribes (the deploy plan,
+    or the uninstall with `core=uninstalling(…)`)."""
     host = host or os.environ.get("HOST") or socket.getfqdn()
     token = api_token(options)
     store = open_store(options["service"]["state"], options["service"]["zk_credentials_file"])
@@ -157,5 +172,5 @@ def run(options_file: str | None, master: str | None) -> None:
         level=options["service"]["log_level"].upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    service = start_service(options, master=master)
+    service = start_service(options, master=master, core=core_for(os.environ))
     sys.exit(wait_for_signal(service))

@@ -1,14 +1,15 @@
 """`calico-dcos uninstall --revert-hosts` end to end: a converged rollout on the devcluster,
 then the real scheduler in uninstall mode kills, reverts within the budget, tears down, wipes.
 
-Runs the uninstall through `commands.uninstall.UninstallingScheduler`, the adapter that
-applies the uninstall core's decisions until `scheduler.py` does.
+The uninstall runs as `calico-dcos uninstall` runs it: `start_service` with the uninstall as
+the scheduler's core.
 """
 
 import requests
 
-from calico_dcos.commands.uninstall import start_uninstall
+from calico_dcos.commands.run import start_service
 from calico_dcos.options import load_options
+from calico_dcos.scheduler import uninstalling
 from calico_dcos.store import open_store
 from tests.integration.harness import (
     TIMINGS,
@@ -25,18 +26,18 @@ DURATIONS = {"calico-uninstall": 0.3}
 
 def test_uninstall_kills_reverts_one_agent_at_a_time_tears_down_and_wipes(tmp_path):
     with running_cluster(agents=2, public_agents=1, synthetic_durations=DURATIONS) as cluster:
-        with scheduler_on(cluster, tmp_path) as service:
-            wait_until(converged(service), 20, "convergence")
-            framework_id = service.scheduler.plan.framework_id
+        with scheduler_on(cluster, tmp_path) as deployed:
+            wait_until(converged(deployed), 20, "convergence")
+            framework_id = deployed.scheduler.plan.framework_id
         daemons = {
             e["task_id"] for e in cluster.timeline()
             if e["event"] == "launch" and e["task_name"] in ("calico-libnetwork", "calico-node")
         }  # fmt: skip
 
         options = load_options(None, options_env(tmp_path / "state", cluster.master_url))
-        uninstalling = start_uninstall(
+        service = start_service(
             options,
-            revert_hosts=True,
+            core=uninstalling(revert_hosts=True),
             host="127.0.0.1",
             port=0,
             artifacts_dir=tmp_path / "artifacts",
@@ -44,16 +45,18 @@ def test_uninstall_kills_reverts_one_agent_at_a_time_tears_down_and_wipes(tmp_pa
             tick_seconds=0.1,
         )
         try:
-            url = f"http://127.0.0.1:{uninstalling.api.port}"
+            url = f"http://127.0.0.1:{service.api.port}"
             plan = requests.get(f"{url}/v1/plan", timeout=5).json()
-            wait_until(uninstalling.scheduler.uninstalled.is_set, 30, "the uninstall")
+            wait_until(service.scheduler.uninstalled.is_set, 30, "the uninstall")
             done = requests.get(f"{url}/v1/plan", timeout=5)
+            health = requests.get(f"{url}/v1/health", timeout=5)
         finally:
-            uninstalling.stop()
+            service.stop()
         timeline, agent_ids = cluster.timeline(), sorted(a.agent_id for a in cluster.agents)
 
     assert plan["phases"][-1]["name"] == "deregister-service"
     assert done.status_code == 200 and done.json()["status"] == "COMPLETE"
+    assert health.status_code == 200
     killed = {e["task_id"] for e in _events(timeline, "status") if e["state"] == "TASK_KILLED"}
     assert daemons <= killed
     reverts = [e for e in _events(timeline, "launch") if e["task_name"] == "calico-uninstall"]

@@ -73,6 +73,39 @@ def test_sigterm_stops_run_with_zero_and_leaves_the_framework_to_mesos(tmp_path)
     assert "TEARDOWN" not in {e.get("type") for e in events(timeline, "call")}
 
 
+def test_run_with_sdk_uninstall_tears_down_wipes_and_stays_up_healthy(tmp_path):
+    from calico_dcos.store import open_store
+    from tests.integration.harness import events, options_env, running_cluster, wait_until
+
+    with running_cluster(agents=1, public_agents=0) as cluster:
+        port = free_port()
+        env = options_env(tmp_path / "state", cluster.master_url) | {"SDK_UNINSTALL": "true"}
+        env["CALICO_SERVICE_API_PORT"] = str(port)
+        run = subprocess.Popen([*CLI, "run"], env={**os.environ, **env}, text=True)
+        try:
+            wait_until(lambda: events(cluster.timeline(), "framework_removed"), 30, "teardown")
+            wait_until(lambda: _get(port, "/v1/plan").status_code == 200, 10, "a COMPLETE plan")
+            wait_until(lambda: _get(port, "/v1/health").status_code == 200, 10, "healthy")
+            plan = _get(port, "/v1/plan").json()
+            still_up = run.poll() is None
+        finally:
+            run.send_signal(signal.SIGTERM)
+            code = run.wait(30)
+
+    assert plan["status"] == "COMPLETE" and still_up and code == 0
+    store = open_store(str(tmp_path / "state"))
+    assert store.get_framework_id() is None and store.load_agents() == {}
+
+
+def _get(port: int, path: str):
+    import requests
+
+    try:
+        return requests.get(f"http://127.0.0.1:{port}{path}", timeout=5)
+    except requests.ConnectionError:
+        return requests.Response()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
