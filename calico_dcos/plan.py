@@ -18,24 +18,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from calico_dcos import steps as catalog
+from calico_dcos.mesos import TERMINAL_STATES
 from calico_dcos.options import agent_constraints
 from calico_dcos.steps import AgentView
 
-TERMINAL = frozenset(
-    {
-        "TASK_FINISHED",
-        "TASK_FAILED",
-        "TASK_KILLED",
-        "TASK_ERROR",
-        "TASK_LOST",
-        "TASK_DROPPED",
-        "TASK_GONE",
-        "TASK_GONE_BY_OPERATOR",
-    }
-)
 # Ended for our purposes: a PARTITION_AWARE framework hears TASK_UNKNOWN for a task the
 # master never heard of (a launch recorded just before a crash, never accepted).
-ENDED = TERMINAL | {"TASK_UNKNOWN"}
+ENDED = TERMINAL_STATES | {"TASK_UNKNOWN"}
 # Mesos lost track of the task (agent gone, unknown to the master): relaunch, not a failure.
 VANISHED = frozenset(
     {"TASK_LOST", "TASK_DROPPED", "TASK_GONE", "TASK_GONE_BY_OPERATOR", "TASK_UNKNOWN"}
@@ -180,6 +169,20 @@ class Revive:
     pass
 
 
+@dataclass
+class Reviver:
+    """REVIVE, rate-limited: wanted when work appears on an agent our declines filter."""
+
+    wanted: bool = False
+    last: float = -math.inf
+
+    def due(self, now: float, interval: float) -> list[Revive]:
+        if not self.wanted or now - self.last < interval:
+            return []
+        self.wanted, self.last = False, now
+        return [Revive()]
+
+
 @dataclass(frozen=True)
 class SaveAgent:
     agent_id: str
@@ -281,6 +284,14 @@ def parse_task_id(task_id: str) -> tuple[str, str, str, int] | None:
     return parts[0].removeprefix("calico-"), parts[1], parts[2], int(parts[3])
 
 
+def restart_budget(value: int | str, agents: int) -> int:
+    """`rollout.max_concurrent_restarts`: a count, or a percentage of `agents` rounded down;
+    at least 1."""
+    if isinstance(value, str) and value.endswith("%"):
+        return max(1, int(value[:-1]) * agents // 100)
+    return max(1, int(value))
+
+
 def backoff(failures: int, base: float, cap: float) -> float:
     """Exponential: base, 2·base, 4·base … up to cap."""
     if failures <= 0:
@@ -325,6 +336,23 @@ def offer_attributes(offer: Mapping) -> dict[str, str]:
 def offer_is_public(offer: Mapping, attrs: Mapping[str, str]) -> bool:
     """DC/OS public agents offer role `slave_public` and carry `public_ip:true`."""
     return offer_role(offer) == "slave_public" or attrs.get("public_ip") == "true"
+
+
+OfferUse = Callable[[Mapping, set[str], list], float | None]
+
+
+def answer_offers(offers: Iterable[Mapping], use: OfferUse) -> list:
+    """Offers are never held: `use(offer, launched, out)` launches on each (None) or says
+    for how long to refuse its agent; the declines go in one call per refuse time."""
+    out: list = []
+    declines: dict[float, list[str]] = {}
+    launched: set[str] = set()
+    for offer in offers:
+        refuse = use(offer, launched, out)
+        if refuse is not None:
+            declines.setdefault(refuse, []).append(offer["id"]["value"])
+    out.extend(Decline(tuple(ids), refuse) for refuse, ids in declines.items())
+    return out
 
 
 def fits(offer: Mapping, spec: StepSpec) -> bool:
@@ -402,8 +430,7 @@ class Plan:
         self._reconcile_round = 0
         self._reconcile_at = 0.0
         self._implicit_at = math.inf
-        self._last_revive = -math.inf
-        self._revive_wanted = False
+        self._revive = Reviver()
         self._eligible: set[str] = set()
         self._done: set[str] = set()
         self._holders: set[str] = set()  # agents holding a restart slot
@@ -420,10 +447,7 @@ class Plan:
     @property
     def budget(self) -> int:
         """Agents that may restart at once: a count, or a percentage rounded down, at least 1."""
-        value = self.config.restart_budget
-        if isinstance(value, str) and value.endswith("%"):
-            return max(1, int(value[:-1]) * len(self._eligible) // 100)
-        return max(1, int(value))
+        return restart_budget(self.config.restart_budget, len(self._eligible))
 
     @property
     def restarting(self) -> frozenset[str]:
@@ -489,7 +513,7 @@ class Plan:
         """After a change: reindex, ask for offers if the agent is filtered and has work."""
         action = self._index(agent, now)
         if action.kind in ("launch", "delay") and agent.filtered_until > now + 1.0:
-            self._revive_wanted = True
+            self._revive.wanted = True
         self._pump(now, out)
 
     def _pump(self, now: float, out: list[Decision]) -> None:
@@ -510,10 +534,7 @@ class Plan:
         self._revive_if_due(now, out)
 
     def _revive_if_due(self, now: float, out: list[Decision]) -> None:
-        if self._revive_wanted and now - self._last_revive >= self.config.revive_interval_seconds:
-            self._revive_wanted = False
-            self._last_revive = now
-            out.append(Revive())
+        out.extend(self._revive.due(now, self.config.revive_interval_seconds))
 
     # -- events ----------------------------------------------------------------------
 
@@ -557,7 +578,7 @@ class Plan:
         self.reconciling = {}
         out.append(Reconcile(()))
         self._implicit_at = now + self.config.implicit_reconcile_seconds
-        self._revive_wanted = True
+        self._revive.wanted = True
         self._revive_if_due(now, out)
 
     def on_tick(self, now: float) -> list[Decision]:
@@ -584,15 +605,9 @@ class Plan:
 
     def on_offers(self, offers: Iterable[Mapping], now: float) -> list[Decision]:
         """At most one launch per agent per batch; everything else declined, batched."""
-        out: list[Decision] = []
-        declines: dict[float, list[str]] = {}
-        launched: set[str] = set()
-        for offer in offers:
-            refuse = self._use_offer(offer, now, launched, out)
-            if refuse is not None:
-                declines.setdefault(refuse, []).append(offer["id"]["value"])
-        for refuse, ids in declines.items():
-            out.append(Decline(tuple(ids), refuse))
+        out = answer_offers(
+            offers, lambda offer, launched, out: self._use_offer(offer, now, launched, out)
+        )
         self._revive_if_due(now, out)
         return out
 
@@ -772,7 +787,7 @@ class Plan:
             agent.wanted = config.wants_agent(agent.view)
             self._index(agent, now)
             if agent.agent_id not in self._done and agent.filtered_until > now + 1.0:
-                self._revive_wanted = True
+                self._revive.wanted = True
         self._pump(now, out)
         return out
 
@@ -790,7 +805,7 @@ class Plan:
         out: list[Decision] = []
         if agent_id is None:
             self.interrupted = value
-            self._revive_wanted = self._revive_wanted or not value
+            self._revive.wanted = self._revive.wanted or not value
             self._pump(now, out)
             return out
         agent = self._known(agent_id)
@@ -810,7 +825,7 @@ class Plan:
         else:
             st.state = None
         self._touch(agent, now, out)
-        self._revive_wanted = True
+        self._revive.wanted = True
         self._revive_if_due(now, out)
         out.append(SaveAgent(agent_id, agent_record(agent)))
         return out
@@ -887,7 +902,7 @@ class Plan:
             "phases": phases,
             "strategy": "serial" if self.budget == 1 else "parallel",
             "errors": errors,
-            "status": _combine([p["status"] for p in phases], self.interrupted),
+            "status": combine([p["status"] for p in phases], self.interrupted),
         }
 
     def _agents_sorted(self) -> list[AgentState]:
@@ -907,7 +922,7 @@ class Plan:
             "id": agent.agent_id,
             "name": agent.hostname or agent.agent_id,
             "strategy": "serial",
-            "status": _combine([s["status"] for s in steps], agent.interrupted),
+            "status": combine([s["status"] for s in steps], agent.interrupted),
             "steps": steps,
         }
 
@@ -952,8 +967,9 @@ def _cut_off_by_restart(status: Mapping) -> bool:
     return status["state"] in VANISHED or status["state"] == "TASK_KILLED"
 
 
-def _combine(statuses: list[str], interrupted: bool) -> str:
-    """A phase's or plan's status from its children, as dcos-commons reports it."""
+def combine(statuses: list[str], interrupted: bool) -> str:
+    """A phase's or plan's status from its children, as dcos-commons reports it (the
+    deploy plan's and the uninstall's)."""
     if statuses and all(s == "COMPLETE" for s in statuses):
         return "COMPLETE"
     if "ERROR" in statuses:

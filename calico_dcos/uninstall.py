@@ -198,8 +198,7 @@ class Uninstall:
                 aid: p.StepState() for aid, a in self.agents.items() if touched_host(a)
             }
         self._settle_at = float("inf")
-        self._last_revive = -float("inf")
-        self._revive_wanted = False
+        self._revive = p.Reviver()
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -209,10 +208,7 @@ class Uninstall:
 
     @property
     def budget(self) -> int:
-        value = self.config.restart_budget
-        if isinstance(value, str) and value.endswith("%"):
-            return max(1, int(value[:-1]) * len(self.progress.reverts) // 100)
-        return max(1, int(value))
+        return p.restart_budget(self.config.restart_budget, len(self.progress.reverts))
 
     def reverting(self) -> list[str]:
         """Agents whose revert task is launched and not finished: they hold restart slots."""
@@ -305,16 +301,9 @@ class Uninstall:
         return out
 
     def on_offers(self, offers: Iterable[Mapping], now: float) -> list[Decision]:
-        out: list[Decision] = []
-        declines: dict[float, list[str]] = {}
-        launched: set[str] = set()
-        for offer in offers:
-            refuse = self._use_offer(offer, now, launched, out)
-            if refuse is not None:
-                declines.setdefault(refuse, []).append(offer["id"]["value"])
-        for refuse, ids in declines.items():
-            out.append(p.Decline(tuple(ids), refuse))
-        return out
+        return p.answer_offers(
+            offers, lambda offer, launched, out: self._use_offer(offer, now, launched, out)
+        )
 
     # -- operator commands ---------------------------------------------------------------
 
@@ -330,7 +319,7 @@ class Uninstall:
         st = self._revert(agent_id, step)
         if not st.live:
             st.state, st.forced, st.failures, st.retry_at = None, None, 0, 0.0
-        self._revive_wanted = True
+        self._revive.wanted = True
         out: list[Decision] = []
         self._save(out)
         self._revive_if_due(now, out)
@@ -350,7 +339,7 @@ class Uninstall:
             self.interrupted = value
         else:
             self._known(agent_id).interrupted = value
-        self._revive_wanted = self._revive_wanted or not value
+        self._revive.wanted = self._revive.wanted or not value
         out: list[Decision] = []
         self._revive_if_due(now, out)
         return out
@@ -460,7 +449,7 @@ class Uninstall:
         """KILL -> REVERT -> TEARDOWN (Teardown, then WipeState) -> DONE."""
         if self.progress.stage == KILL and self._all_killed(now):
             self.progress.stage = REVERT if self.progress.reverts else TEARDOWN
-            self._revive_wanted = bool(self.progress.reverts)
+            self._revive.wanted = bool(self.progress.reverts)
             self._save(out)
         if self.progress.stage == REVERT and all(
             self.revert_done(st) for st in self.progress.reverts.values()
@@ -484,10 +473,7 @@ class Uninstall:
         out.append(SaveMeta(META_KEY, self.progress.to_record(self.uconfig.revert_hosts)))
 
     def _revive_if_due(self, now: float, out: list[Decision]) -> None:
-        if self._revive_wanted and now - self._last_revive >= self.config.revive_interval_seconds:
-            self._revive_wanted = False
-            self._last_revive = now
-            out.append(p.Revive())
+        out.extend(self._revive.due(now, self.config.revive_interval_seconds))
 
     # -- views for people ----------------------------------------------------------------
 
@@ -510,7 +496,7 @@ class Uninstall:
             "phases": phases,
             "strategy": "serial",
             "errors": errors,
-            "status": combine(statuses, self.interrupted),
+            "status": p.combine(statuses, self.interrupted),
         }
 
     def _hostname(self, aid: str) -> str:
@@ -525,7 +511,7 @@ class Uninstall:
             "id": aid,
             "name": self._hostname(aid),
             "strategy": "serial",
-            "status": combine([s["status"] for s in steps], False),
+            "status": p.combine([s["status"] for s in steps], False),
             "steps": steps,
         }
 
@@ -605,19 +591,6 @@ class Uninstall:
             "budget": self.budget,
             "interrupted": self.interrupted,
         }
-
-
-def combine(statuses: list[str], interrupted: bool) -> str:
-    """A phase's or the plan's status from its children (dcos-commons' rules, as plan.py)."""
-    if statuses and all(s == "COMPLETE" for s in statuses):
-        return "COMPLETE"
-    if "ERROR" in statuses:
-        return "ERROR"
-    if interrupted:
-        return "WAITING"
-    if any(s not in ("PENDING", "WAITING", "PREPARED") for s in statuses):
-        return "IN_PROGRESS"
-    return "WAITING" if "WAITING" in statuses else "PENDING"
 
 
 def uninstall_from_options(

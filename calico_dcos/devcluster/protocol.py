@@ -7,20 +7,9 @@ import json
 import time
 import uuid
 
-MESOS_VERSION = "1.11.0"
+from calico_dcos.mesos import TERMINAL_STATES as TERMINAL_STATES
 
-TERMINAL_STATES = frozenset(
-    {
-        "TASK_FINISHED",
-        "TASK_FAILED",
-        "TASK_KILLED",
-        "TASK_ERROR",
-        "TASK_LOST",
-        "TASK_DROPPED",
-        "TASK_GONE",
-        "TASK_GONE_BY_OPERATOR",
-    }
-)
+MESOS_VERSION = "1.11.0"
 
 CALL_TYPES = frozenset(
     {

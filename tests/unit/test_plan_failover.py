@@ -1,6 +1,7 @@
 """The decision core after a restart: records, reconciliation, adoption, framework removal."""
 
 from calico_dcos import plan as p
+from calico_dcos.mesos import TERMINAL_STATES
 from tests.unit.test_plan_sim import CHAIN, Sim, status
 
 
@@ -38,7 +39,7 @@ def test_tasks_the_records_think_alive_are_reconciled_explicitly_before_any_laun
         st["task_id"]
         for r in before.records.values()
         for st in r["steps"].values()
-        if st["state"] not in p.TERMINAL
+        if st["state"] not in TERMINAL_STATES
     }
     after = restarted_from(before)
     after.answers_reconciliation = False
@@ -60,7 +61,7 @@ def test_after_every_answer_comes_implicit_reconciliation_and_a_revive():
     after.subscribe()
 
     for task_id, task in list(before.tasks.items()):
-        if task["state"] not in p.TERMINAL:
+        if task["state"] not in TERMINAL_STATES:
             after.update(task_id, task["state"])
 
     assert p.Reconcile(()) in after.decisions

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 
 from calico_dcos import plan as p
+from calico_dcos.mesos import TERMINAL_STATES
 from calico_dcos.options import load_options
 
 FAST = {
@@ -116,7 +117,7 @@ class Sim:
     def reconcile(self, call: p.Reconcile) -> None:
         """Answer as the master does: latest state, TASK_LOST for a task it does not know."""
         asked = [t for t, _ in call.tasks] or [
-            t for t, task in self.tasks.items() if task["state"] not in p.TERMINAL
+            t for t, task in self.tasks.items() if task["state"] not in TERMINAL_STATES
         ]
         for task_id in asked:
             task = self.tasks.get(task_id, {"state": "TASK_LOST", "agent": ""})
