@@ -815,15 +815,14 @@ class Plan:
         return out
 
     def restart(self, agent_id: str, step: str, now: float) -> list[Decision]:
-        """Run a step again on an agent (a live daemon is replaced within the budget)."""
+        """Run a step again on an agent, as if its options had changed: forgetting the
+        fingerprint makes it not done, and keeps its task's real state, so an ended task is
+        relaunched (within the budget if it restarts Docker or the agent), a live daemon is
+        replaced within the budget, and a live one-shot runs again once it has ended."""
         out: list[Decision] = []
         agent, spec = self._known(agent_id), self._spec(step)
         st = agent.step(spec.name)
-        st.forced, st.failures, st.retry_at = None, 0, 0.0
-        if st.live:
-            st.fingerprint = None
-        else:
-            st.state = None
+        st.forced, st.failures, st.retry_at, st.fingerprint = None, 0, 0.0, None
         self._touch(agent, now, out)
         self._revive.wanted = True
         self._revive_if_due(now, out)

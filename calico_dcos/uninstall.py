@@ -315,10 +315,11 @@ class Uninstall:
         return self._set_interrupted(agent_id, False, now)
 
     def restart(self, agent_id: str, step: str, now: float) -> list[Decision]:
-        """Revert the host again (a failed or force-completed revert)."""
+        """Revert the host again (a failed or force-completed revert). Its ended task is
+        forgotten, so that the step is neither live nor done; a live one is left to end."""
         st = self._revert(agent_id, step)
         if not st.live:
-            st.state, st.forced, st.failures, st.retry_at = None, None, 0, 0.0
+            st.task_id, st.state, st.forced, st.failures, st.retry_at = None, None, None, 0, 0.0
         self._revive.wanted = True
         out: list[Decision] = []
         self._save(out)

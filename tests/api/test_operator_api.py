@@ -1,7 +1,7 @@
 """The operator API over the real scheduler (pymesos) on a DevCluster with synthetic tasks.
 
 One cluster and scheduler for the module: it converges once, and each test leaves the
-plan as it found it (the restart test is last because it adds launches).
+plan as it found it (the restart tests are last because they add launches).
 """
 
 import pytest
@@ -206,6 +206,31 @@ def test_restart_replaces_the_daemon_on_that_agent_only(rollout):
     )
     wait_until(lambda: service_scheduler.plan.complete, 10, "convergence again")
     after = {a.agent_id: _launches(cluster, a.agent_id, "calico-node") for a in cluster.agents}
+    assert {k: v - before[k] for k, v in after.items()} == {
+        a.agent_id: int(a.agent_id == agent.agent_id) for a in cluster.agents
+    }
+
+
+def test_restart_of_a_finished_oneshot_runs_it_again_on_that_agent_only(rollout):
+    cluster, service_scheduler, url = rollout
+    agent = cluster.agents[1]
+    before = {a.agent_id: _launches(cluster, a.agent_id, "calico-cni") for a in cluster.agents}
+
+    response = requests.post(
+        f"{url}/v1/plan/restart",
+        params={"phase": agent.agent_id, "step": "cni"},
+        headers=authorized(),
+        timeout=5,
+    )
+
+    assert response.status_code == 200
+    wait_until(
+        lambda: _launches(cluster, agent.agent_id, "calico-cni") == before[agent.agent_id] + 1,
+        10,
+        "a second cni launch",
+    )
+    wait_until(lambda: service_scheduler.plan.complete, 10, "convergence again")
+    after = {a.agent_id: _launches(cluster, a.agent_id, "calico-cni") for a in cluster.agents}
     assert {k: v - before[k] for k, v in after.items()} == {
         a.agent_id: int(a.agent_id == agent.agent_id) for a in cluster.agents
     }

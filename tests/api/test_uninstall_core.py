@@ -223,6 +223,23 @@ def test_a_failing_revert_backs_off_and_reads_degraded_after_three_failures():
     assert summary["problems"] == ["agent-0: revert-host failed 3 times: docker would not start"]
 
 
+def test_restart_of_a_failed_revert_relaunches_it_at_once():
+    sim = Sim(revert_hosts=True, records=converged_records(1, 0))
+    sim.subscribe()
+    sim.kill_everything()
+    sim.offer("S0")
+    first = sim.launches()[0].task_info["task_id"]["value"]
+    sim.update(first, "TASK_FAILED", "S0", message="docker would not start")
+
+    sim.feed(sim.core.restart("S0", u.REVERT, sim.now))
+    sim.offer("S0")
+
+    assert [launch.task_info["task_id"]["value"][-3:] for launch in sim.launches()] == [
+        "__1",
+        "__2",
+    ]
+
+
 def test_force_complete_counts_a_host_as_reverted_and_the_uninstall_ends():
     sim = Sim(revert_hosts=True, records=converged_records(1, 0))
     sim.subscribe()

@@ -3,7 +3,7 @@
 import pytest
 
 from calico_dcos import plan as p
-from tests.unit.test_plan_sim import CHAIN, Sim, offer, status
+from tests.unit.test_plan_sim import CHAIN, RESTARTING, Sim, offer, status
 
 
 def test_each_agent_runs_the_enabled_steps_in_chain_order():
@@ -288,6 +288,23 @@ def test_operator_restart_reruns_a_step_and_force_complete_skips_it():
     sim.update(sim.live_task("S0", "node"), "TASK_FAILED")
     sim.apply(sim.plan.force_complete("S0", "node", sim.now))
     assert sim.plan.complete
+
+
+@pytest.mark.parametrize("step", RESTARTING)
+def test_operator_restart_of_a_finished_oneshot_relaunches_it_within_the_budget(step):
+    sim = Sim(agents=2, public=0)
+    sim.subscribe()
+    sim.converge()
+
+    sim.apply(sim.plan.restart("S0", step, sim.now))
+    assert not sim.plan.complete
+    sim.max_restarting = 0
+    sim.converge()
+
+    assert sim.steps_launched("S0").count(step) == 2
+    assert sim.steps_launched("S1").count(step) == 1
+    assert sim.max_restarting == 1
+    assert sim.plan.agents["S0"].steps[step].state == "TASK_FINISHED"
 
 
 def test_interrupt_stops_new_launches_until_continued():
