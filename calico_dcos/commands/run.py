@@ -21,6 +21,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -28,7 +29,7 @@ from calico_dcos.api import ApiServer, build_app
 from calico_dcos.artifacts import build_installer_zipapp
 from calico_dcos.options import Options, OptionsError, load_options, read_secret
 from calico_dcos.scheduler import CalicoScheduler, CoreFactory, deploy, uninstalling, within
-from calico_dcos.store import open_store
+from calico_dcos.store import StoreError, open_store
 
 REVERT_HOSTS_ENV = "CALICO_DCOS_REVERT_HOSTS"
 
@@ -76,8 +77,12 @@ class Service:
         within(patience, self._close_store, "closing the state store")
 
     def _close_store(self) -> None:
-        self.store.release_leadership()
-        self.store.close()
+        _release(self.store)
+
+
+def _release(store) -> None:
+    store.release_leadership()
+    store.close()
 
 
 def start_service(
@@ -105,9 +110,14 @@ def start_service(
     api = ApiServer(build_app(_Late(holder), token), "0.0.0.0", port).start()
     url = artifacts_url(options, host, api.port)
     webui = f"http://{host}:{api.port}/"
-    scheduler = CalicoScheduler(
-        options, store, url, webui_url=webui, master=master, **scheduler_kwargs
-    )
+    try:
+        scheduler = CalicoScheduler(
+            options, store, url, webui_url=webui, master=master, **scheduler_kwargs
+        )
+    except Exception:  # the stored state cannot be read: give the lock and port back
+        api.stop()
+        _release(store)
+        raise
     scheduler.artifacts = {"installer.pyz": installer.path, **(artifacts or {})}
     holder.append(scheduler)
     threading.Thread(target=_fail_on, args=(failed, scheduler), daemon=True).start()
@@ -142,9 +152,26 @@ def load_or_exit(path: str | None) -> Options:
     try:
         return load_options(path, os.environ)
     except OptionsError as exc:
-        for option, message in exc.errors:
-            click.echo(f"invalid option {option or '(options)'}: {message}", err=True)
-        raise SystemExit(EXIT_INVALID_OPTIONS) from None
+        _exit_invalid(exc)
+
+
+def _exit_invalid(exc: OptionsError) -> NoReturn:
+    for option, message in exc.errors:
+        click.echo(f"invalid option {option or '(options)'}: {message}", err=True)
+    raise SystemExit(EXIT_INVALID_OPTIONS) from None
+
+
+def start_or_exit(options: Options, **kwargs) -> Service:
+    """`start_service`, or exit with the reason on one line: 2 for a secret file that cannot
+    be read (an option), 1 for state that cannot be read (Marathon retries; a corrupt state
+    is named, never replaced)."""
+    try:
+        return start_service(options, **kwargs)
+    except OptionsError as exc:
+        _exit_invalid(exc)
+    except StoreError as exc:
+        click.echo(f"calico-dcos: {exc}", err=True)
+        raise SystemExit(1) from None
 
 
 def wait_for_signal(service: Service) -> int:
@@ -172,5 +199,5 @@ def run(options_file: str | None, master: str | None) -> None:
         level=options["service"]["log_level"].upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    service = start_service(options, master=master, core=core_for(os.environ))
+    service = start_or_exit(options, master=master, core=core_for(os.environ))
     sys.exit(wait_for_signal(service))

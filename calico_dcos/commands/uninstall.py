@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from calico_dcos.commands.run import Service, load_or_exit, start_service
+from calico_dcos.commands.run import Service, load_or_exit, start_or_exit
 from calico_dcos.scheduler import uninstalling
 
 LOG = logging.getLogger("calico_dcos.uninstall")
@@ -49,5 +49,5 @@ def uninstall(revert_hosts: bool, options_file: str | None, master: str | None) 
         level=options["service"]["log_level"].upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    service = start_service(options, master=master, core=uninstalling(revert_hosts))
+    service = start_or_exit(options, master=master, core=uninstalling(revert_hosts))
     sys.exit(wait_until_uninstalled(service))

@@ -40,6 +40,21 @@ def test_an_invalid_environment_override_stops_run_too(tmp_path):
     assert "etcd.proxy_mode" in result.stderr
 
 
+def test_a_corrupt_state_stops_run_with_one_line_naming_the_file(tmp_path):
+    record = tmp_path / "state" / "agents" / "S1.json"
+    record.parent.mkdir(parents=True)
+    record.write_text('{"agent_id": "S1", "steps": ')
+    env = {"CALICO_SERVICE_STATE": str(tmp_path / "state"), "CALICO_SERVICE_API_PORT": "0"}
+
+    result = cli("run", "--master", "127.0.0.1:1", env=env, timeout=30)
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    reason = [line for line in result.stderr.splitlines() if line.startswith("calico-dcos: ")]
+    assert len(reason) == 1 and str(record) in reason[0] and "corrupt" in reason[0]
+    assert record.read_text() == '{"agent_id": "S1", "steps": '
+
+
 def test_local_converges_three_agents_end_to_end(tmp_path):
     env = {"CALICO_ROLLOUT_MAX_CONCURRENT_RESTARTS": "100%"}
 
