@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
@@ -20,6 +21,9 @@ from calico_dcos.operator_api import add_operator_routes
 
 
 class SchedulerView(Protocol):
+    counters: Mapping[str, int]  # offers received, and Mesos calls by type
+
+    def convergence_seconds(self) -> float | None: ...
     def health(self) -> tuple[bool, list[str]]: ...
     def artifact(self, name: str) -> Path | None: ...
     def report(self, agent_id: str, report: dict) -> None: ...

@@ -29,20 +29,25 @@ class ViewCollector(Collector):
         self.view = view
 
     def collect(self) -> Iterator[Metric]:
-        counters: Mapping[str, int] = getattr(self.view, "counters", None) or {}
+        counters = dict(self.view.counters)
         records = self.view.agent_records()
         yield from offer_metrics(counters)
         yield calls_metric(counters)
+        yield CounterMetricFamily(
+            f"{PREFIX}_reconciliation_rounds",
+            "Reconciliation requests sent to Mesos: explicit rounds and periodic implicit ones.",
+            value=counters.get("RECONCILE", 0),
+        )
         yield launches_metric(records)
         yield task_states_metric(records)
         yield from rollout_metrics(self.view.summary())
         yield agents_metric(self.view.plan_view())
-        convergence = getattr(self.view, "convergence_seconds", None)
-        if callable(convergence) and convergence() is not None:
+        convergence = self.view.convergence_seconds()
+        if convergence is not None:
             yield GaugeMetricFamily(
                 f"{PREFIX}_convergence_seconds",
-                "Seconds from the first subscription until every agent was done.",
-                value=convergence(),
+                "Seconds from the first subscription until every agent was first done.",
+                value=convergence,
             )
 
 

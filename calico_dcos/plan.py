@@ -856,7 +856,7 @@ class Plan:
         """Every agent done, as Mesos confirmed: subscribed and reconciled."""
         if not self.subscribed or self._explicit or not self._eligible:
             return False
-        return self._done >= self._eligible
+        return len(self._done) >= len(self._eligible) and self._done >= self._eligible
 
     def progress(self) -> tuple[int, int]:
         """(agents done, agents that should get Calico)."""

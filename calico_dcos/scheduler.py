@@ -133,6 +133,8 @@ class CalicoScheduler(Scheduler):
         self.driver: MesosSchedulerDriver | None = None
         self._torn_down: MesosSchedulerDriver | None = None
         self._last_heartbeat = time.monotonic()
+        self._subscribed_at: float | None = None  # monotonic, first SUBSCRIBED
+        self._converged_at: float | None = None  # monotonic, plan first complete
         self._stopping = threading.Event()
         self._ticker: threading.Thread | None = None
 
@@ -236,6 +238,12 @@ class CalicoScheduler(Scheduler):
                 LOG.info("not acting on %s: %s", name, self.failure)
                 return
             self._apply(handler(self.clock()))
+            self._note_convergence()
+
+    def _note_convergence(self) -> None:
+        if self._converged_at is None and self._subscribed_at is not None and self.plan.complete:
+            self._converged_at = time.monotonic()
+            LOG.info("every agent done %.1f s after subscribing", self.convergence_seconds())
 
     def _apply(self, decisions: list[p.Decision]) -> None:
         """Store writes, then driver calls. A write that fails stops the scheduler before
@@ -328,6 +336,8 @@ class CalicoScheduler(Scheduler):
     def _subscribed(self, framework_id: str, master_info: Mapping) -> None:
         LOG.info("subscribed as framework %s to master %s", framework_id, master_info)
         self._last_heartbeat = time.monotonic()
+        if self._subscribed_at is None:
+            self._subscribed_at = self._last_heartbeat
         self._event("subscribed", lambda now: self.plan.on_subscribed(framework_id, now))
 
     def disconnected(self, driver) -> None:
@@ -408,6 +418,12 @@ class CalicoScheduler(Scheduler):
     def agent_records(self) -> dict[str, dict]:
         with self.lock:
             return {aid: p.agent_record(agent) for aid, agent in self.plan.agents.items()}
+
+    def convergence_seconds(self) -> float | None:
+        """Time to converge: from the first SUBSCRIBED until the plan was first complete."""
+        if self._converged_at is None or self._subscribed_at is None:
+            return None
+        return self._converged_at - self._subscribed_at
 
     def health(self) -> tuple[bool, list[str]]:
         """Healthy when registered with Mesos and not failing; reasons otherwise. Healthy

@@ -148,8 +148,8 @@ def test_options_are_the_effective_ones_with_passwords_masked(rollout):
     assert "hunter2" not in response.text
 
 
-def test_metrics_count_offers_launches_states_and_agents(rollout):
-    _, _, url = rollout
+def test_metrics_of_a_converged_rollout_carry_every_figure_operators_asked_for(rollout):
+    _, scheduler, url = rollout
     response = requests.get(f"{url}/metrics", timeout=5)
     assert response.headers["Content-Type"].startswith("text/plain; version=")
     samples = {
@@ -168,6 +168,9 @@ def test_metrics_count_offers_launches_states_and_agents(rollout):
     assert samples[("calico_dcos_condition", (("condition", "Available"),))] == 1
     assert samples[("calico_dcos_restarts_in_flight", ())] == 0
     assert samples[("calico_dcos_mesos_calls_total", (("type", "RECONCILE"),))] >= 1
+    assert samples[("calico_dcos_reconciliation_rounds_total", ())] >= 1
+    converge = samples[("calico_dcos_convergence_seconds", ())]
+    assert 0 < converge < 20 and converge == scheduler.convergence_seconds()
 
 
 def test_status_document_carries_the_rp_filter_warning(rollout):
