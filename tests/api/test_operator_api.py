@@ -189,51 +189,31 @@ def test_status_page_and_its_assets_are_served(rollout):
         assert requests.get(f"{url}/static/{asset}", timeout=5).status_code == 200
 
 
-def test_restart_replaces_the_daemon_on_that_agent_only(rollout):
+@pytest.mark.parametrize(
+    ("step", "index"),
+    [("node", 0), ("cni", 1)],
+    ids=["a running daemon is replaced", "a finished one-shot runs again"],
+)
+def test_restart_runs_the_step_again_on_that_agent_only(rollout, step, index):
     cluster, service_scheduler, url = rollout
-    agent = cluster.agents[0]
-    before = {a.agent_id: _launches(cluster, a.agent_id, "calico-node") for a in cluster.agents}
+    agent, task_name = cluster.agents[index], f"calico-{step}"
+    before = {a.agent_id: _launches(cluster, a.agent_id, task_name) for a in cluster.agents}
 
     response = requests.post(
         f"{url}/v1/plan/restart",
-        params={"phase": agent.hostname, "step": "node"},
+        params={"phase": agent.hostname, "step": step},
         headers=authorized(),
         timeout=5,
     )
 
     assert response.status_code == 200
     wait_until(
-        lambda: _launches(cluster, agent.agent_id, "calico-node") == before[agent.agent_id] + 1,
+        lambda: _launches(cluster, agent.agent_id, task_name) == before[agent.agent_id] + 1,
         10,
-        "a second node launch",
+        f"a second {step} launch",
     )
     wait_until(lambda: service_scheduler.plan.complete, 10, "convergence again")
-    after = {a.agent_id: _launches(cluster, a.agent_id, "calico-node") for a in cluster.agents}
-    assert {k: v - before[k] for k, v in after.items()} == {
-        a.agent_id: int(a.agent_id == agent.agent_id) for a in cluster.agents
-    }
-
-
-def test_restart_of_a_finished_oneshot_runs_it_again_on_that_agent_only(rollout):
-    cluster, service_scheduler, url = rollout
-    agent = cluster.agents[1]
-    before = {a.agent_id: _launches(cluster, a.agent_id, "calico-cni") for a in cluster.agents}
-
-    response = requests.post(
-        f"{url}/v1/plan/restart",
-        params={"phase": agent.agent_id, "step": "cni"},
-        headers=authorized(),
-        timeout=5,
-    )
-
-    assert response.status_code == 200
-    wait_until(
-        lambda: _launches(cluster, agent.agent_id, "calico-cni") == before[agent.agent_id] + 1,
-        10,
-        "a second cni launch",
-    )
-    wait_until(lambda: service_scheduler.plan.complete, 10, "convergence again")
-    after = {a.agent_id: _launches(cluster, a.agent_id, "calico-cni") for a in cluster.agents}
+    after = {a.agent_id: _launches(cluster, a.agent_id, task_name) for a in cluster.agents}
     assert {k: v - before[k] for k, v in after.items()} == {
         a.agent_id: int(a.agent_id == agent.agent_id) for a in cluster.agents
     }
