@@ -54,17 +54,20 @@ def wait_stable(unit: str, stability: float, timeout: float) -> str | None:
     poll = max(0.05, min(1.0, stability / 5))
     active_since = None
     while True:
+        asked = time.monotonic()
         state = unit_state(unit)
         now = time.monotonic()
         if state == "failed":
             return f"{unit} failed to start"
         if state != "active":
             active_since = None
-        else:
-            active_since = now if active_since is None else active_since
-            if now - active_since >= stability:
-                LOG.info("%s has been active for %.1f s", unit, now - active_since)
-                return None
+        elif active_since is None and stability > 0:
+            active_since = now
+        elif active_since is None or asked - active_since >= stability:
+            # Counted from the end of the first `active` answer to the start of this one, so
+            # the unit was surely active for the whole period, however long `is-active` took.
+            LOG.info("%s has been active for %.1f s", unit, asked - (active_since or asked))
+            return None
         if now >= deadline:
             return f"{unit} not stable within {timeout:.0f} s (last state: {state})"
         time.sleep(poll)
