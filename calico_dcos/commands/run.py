@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -68,6 +69,7 @@ class Service:
     store: object
     api: ApiServer
     scheduler: CalicoScheduler
+    scratch: Path | None = None  # the artifacts dir it made itself, removed on stop
 
     def stop(self) -> None:
         """A failed scheduler exits promptly: its store or driver may be what hangs."""
@@ -75,6 +77,8 @@ class Service:
         self.scheduler.stop(patience)
         self.api.stop()
         within(patience, self._close_store, "closing the state store")
+        if self.scratch:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     def _close_store(self) -> None:
         _release(self.store)
@@ -102,7 +106,8 @@ def start_service(
     failed = threading.Event()
     LOG.info("waiting to be the leader of %s", options["service"]["state"])
     store.acquire_leadership(failed.set)
-    out_dir = Path(artifacts_dir or tempfile.mkdtemp(prefix="calico-dcos-artifacts-"))
+    scratch = None if artifacts_dir else Path(tempfile.mkdtemp(prefix="calico-dcos-artifacts-"))
+    out_dir = Path(artifacts_dir or scratch)
     installer = build_installer_zipapp(out_dir)
     LOG.info("built the installer %s (sha256 %s)", installer.path.name, installer.sha256)
     holder: list[CalicoScheduler] = []
@@ -117,12 +122,14 @@ def start_service(
     except Exception:  # the stored state cannot be read: give the lock and port back
         api.stop()
         _release(store)
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
         raise
     scheduler.artifacts = {"installer.pyz": installer.path, **(artifacts or {})}
     holder.append(scheduler)
     threading.Thread(target=_fail_on, args=(failed, scheduler), daemon=True).start()
     LOG.info("API on port %d; agents fetch from %s", api.port, url)
-    return Service(store, api, scheduler.start())
+    return Service(store, api, scheduler.start(), scratch)
 
 
 class _Late:
