@@ -178,7 +178,7 @@ class Agent:
         hostroot.set_unit(self.host_root, unit, state)
 
 
-def prepare_host_root(agent: Agent) -> None:
+def prepare_host_root(agent: Agent, dcos_calico: bool = False) -> None:
     """Lay out the simulated host root as CONTRACTS.md fixes it."""
     hostroot.create_host_root(
         agent.host_root,
@@ -188,4 +188,5 @@ def prepare_host_root(agent: Agent) -> None:
         public=agent.public,
         docker_version=agent.docker_version,
         control_url=agent.control_url,
+        dcos_calico=dcos_calico,
     )

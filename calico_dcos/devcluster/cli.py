@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import signal
 import threading
 from pathlib import Path
 
 import click
 
 from calico_dcos.devcluster.cluster import DevCluster
+from calico_dcos.devcluster.hostroot import has_dcos_calico
 
 
 @click.command("devcluster")
 @click.option("--agents", default=3, show_default=True, help="Private agents.")
 @click.option("--public-agents", default=1, show_default=True, help="Public agents.")
+@click.option(
+    "--dcos-calico-agents",
+    default=0,
+    show_default=True,
+    help="More private agents, looking like DC/OS 2.x with Calico already shipped.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5050, show_default=True, help="Master port (0: any free one).")
 @click.option(
@@ -32,6 +40,7 @@ from calico_dcos.devcluster.cluster import DevCluster
 def devcluster(
     agents: int,
     public_agents: int,
+    dcos_calico_agents: int,
     host: str,
     port: int,
     executor: str,
@@ -39,10 +48,12 @@ def devcluster(
     allocation_interval: float,
     zk: str | None,
 ) -> None:
-    """Run the embedded Mesos master and agents until Ctrl-C."""
+    """Run the embedded Mesos master and agents until Ctrl-C (or SIGTERM)."""
+    stopping = stop_on_signals()
     cluster = DevCluster(
         agents=agents,
         public_agents=public_agents,
+        dcos_calico_agents=dcos_calico_agents,
         host=host,
         port=port,
         executor=executor,
@@ -53,10 +64,19 @@ def devcluster(
     click.echo(f"Mesos master: {cluster.master_url}  (state: {cluster.base_url}/master/state)")
     click.echo(f"Work directory: {cluster.workdir}")
     for agent in cluster.agents:
-        click.echo(f"  {agent.hostname:<16} {agent.ip:<12} {agent.agent_id}")
+        shipped = "  (DC/OS Calico)" if has_dcos_calico(agent.host_root) else ""
+        click.echo(f"  {agent.hostname:<16} {agent.ip:<12} {agent.agent_id}{shipped}")
     try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
+        stopping.wait()
         click.echo("Stopping.")
     finally:
         cluster.stop()
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM, installed before anything starts, so that a signal
+    at any moment stops the cluster cleanly (and removes a temporary workdir)."""
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopping.set())
+    return stopping

@@ -46,10 +46,13 @@ class DevCluster:
         zk: str | None = None,
         synthetic_durations: dict[str, float] | None = None,
         status_retry_interval: float = 10.0,
+        dcos_calico_agents: int = 0,
     ) -> None:
+        """`dcos_calico_agents`: private agents beyond `agents` whose hosts look like DC/OS
+        2.x, with Calico already shipped (the framework must leave them alone)."""
         if executor not in ("process", "synthetic"):
             raise ValueError(f"executor must be 'process' or 'synthetic', not {executor!r}")
-        self.initial_agents = (agents, public_agents)
+        self.initial_agents = (agents, public_agents, dcos_calico_agents)
         self.port = port
         self.executor_kind = executor
         self.synthetic_durations = synthetic_durations
@@ -85,9 +88,11 @@ class DevCluster:
         self.master.executor = self._make_executor()
         self.master.port = await self._serve(self.port)
         self._allocation = asyncio.get_running_loop().create_task(self.master.allocator.run())
-        agents, public_agents = self.initial_agents
+        agents, public_agents, dcos_calico_agents = self.initial_agents
         for public in [False] * agents + [True] * public_agents:
             self.master.add_agent(public=public)
+        for _ in range(dcos_calico_agents):
+            self.master.add_agent(dcos_calico=True)
 
     def _make_executor(self) -> Executor:
         if self.executor_kind == "synthetic":
@@ -166,6 +171,7 @@ class DevCluster:
         return self.call(lambda: [a.info() for a in self.master.agents.values() if not a.removed])
 
     def add_agent(self, public: bool = False, **kw: Any) -> AgentInfo:
+        """A new agent; keywords of `Master.add_agent` (`dcos_calico=True`, `cpus`, …)."""
         return self.call(lambda: self.master.add_agent(public=public, **kw).info())
 
     def restart_agent(self, agent_id: str) -> None:

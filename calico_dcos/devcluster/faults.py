@@ -60,7 +60,7 @@ async def list_agents(request: web.Request) -> web.Response:
 @routes.post("/devcluster/agents")
 async def add_agent(request: web.Request) -> web.Response:
     body = await _body(request)
-    allowed = {"public", "cpus", "mem", "disk", "attributes", "docker_version"}
+    allowed = {"public", "cpus", "mem", "disk", "attributes", "docker_version", "dcos_calico"}
     agent = request.app[MASTER].add_agent(**{k: v for k, v in body.items() if k in allowed})
     return web.json_response(_agent_json(agent), status=201)
 

@@ -19,6 +19,7 @@ __all__ = [
     "STANDINS_DIR",
     "Host",
     "create_host_root",
+    "has_dcos_calico",
     "install_standins",
     "set_fault",
     "set_unit",
@@ -86,6 +87,12 @@ def install_dcos_calico(host: Host) -> None:
     for unit in DCOS_CALICO_UNITS:
         host.set_unit_state(unit, "active")
     write_atomic(host.root / "etc/systemd/system/dcos-calico-felix.service", FELIX_UNIT_FILE)
+
+
+def has_dcos_calico(root: Path) -> bool:
+    """Whether the host runs DC/OS 2.x's own Calico (see `install_dcos_calico`)."""
+    host = Host(root)
+    return all(host.unit_state(unit) == "active" for unit in DCOS_CALICO_UNITS)
 
 
 def set_fault(root: Path, name: str, on: bool = True) -> None:

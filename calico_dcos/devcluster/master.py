@@ -123,7 +123,10 @@ class Master:
         ports: tuple[int, int] = DEFAULT_PORTS,
         attributes: list[dict] | None = None,
         docker_version: str | None = None,
+        dcos_calico: bool = False,
     ) -> Agent:
+        """A new agent, registered at once. `dcos_calico`: its host looks like DC/OS 2.x,
+        which ships Calico as its own systemd units."""
         kind = "public" if public else "private"
         self._counters["agent"] += 1
         self._counters[kind] += 1
@@ -149,7 +152,7 @@ class Master:
             docker_version or self.docker_version,
             self.status_retry_interval,
         )
-        prepare_host_root(agent)
+        prepare_host_root(agent, dcos_calico)
         self.agents[agent.agent_id] = agent
         self.record("agent_registered", agent_id=agent.agent_id, hostname=hostname)
         return agent

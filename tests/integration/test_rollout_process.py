@@ -10,6 +10,7 @@ import signal
 
 import psutil
 
+from calico_dcos.devcluster.hostroot import has_dcos_calico
 from tests.integration.harness import (
     cni_standins,
     converged,
@@ -77,11 +78,10 @@ def test_full_chain_restarts_the_right_agent_unit_and_relaunches_a_killed_node(t
 
 
 def test_an_agent_that_already_runs_calico_is_reported_and_gets_no_calico_steps(tmp_path):
-    with running_cluster(agents=2, public_agents=0, executor="process") as cluster:
-        dcos_calico = cluster.agents[0]
-        units = dcos_calico.host_root / ".devcluster" / "units"
-        units.mkdir(parents=True, exist_ok=True)
-        (units / "dcos-calico-felix").write_text("active\n")
+    with running_cluster(
+        agents=1, public_agents=0, dcos_calico_agents=1, executor="process"
+    ) as cluster:
+        dcos_calico = next(a for a in cluster.agents if has_dcos_calico(a.host_root))
         only_oneshots = {"node_enable": "false", "libnetwork_enable": "false"}
         standins = cni_standins(tmp_path / "cni")
         with scheduler_on(cluster, tmp_path, **only_oneshots, **standins) as s:
