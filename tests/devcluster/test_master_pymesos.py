@@ -29,8 +29,11 @@ def test_launched_task_goes_starting_running_finished_and_every_update_is_acknow
     assert framework.states("once-1") == ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"]
     assert all("uuid" in u for u in framework.updates)
     wait_until(lambda: not cluster.state()["frameworks"][0]["tasks"], what="task forgotten")
-    acks = [e for e in cluster.timeline() if e.get("type") == "ACKNOWLEDGE"]
-    assert len(acks) == 3
+    assert len(acknowledgements(cluster)) == 3
+
+
+def acknowledgements(cluster) -> list[dict]:
+    return [e for e in cluster.timeline() if e.get("type") == "ACKNOWLEDGE"]
 
 
 def test_injected_failure_gives_failed(cluster, framework):
@@ -143,6 +146,8 @@ def test_restarted_agent_keeps_tasks_of_a_checkpointing_framework(cluster, frame
     offer = framework.offer_from(agent.agent_id)
     framework.driver.launchTasks([offer["id"]], [command_task(offer, "d-1", name="daemon")])
     framework.wait_for_state("d-1", "TASK_RUNNING")
+    # Both updates acknowledged first: an agent resends unacknowledged ones on re-registering.
+    wait_until(lambda: len(acknowledgements(cluster)) == 2, what="STARTING, RUNNING acked")
     cluster.restart_agent(agent.agent_id)
     wait_until(lambda: any(e["event"] == "agent_reregistered" for e in cluster.timeline()))
     unit = (agent.host_root / ".devcluster/units/dcos-mesos-slave").read_text().strip()
