@@ -220,16 +220,3 @@ class DevCluster:
 
     def allocator_stats(self) -> dict:
         return self.call(self.master.allocator.stats)
-
-    def wait_for(
-        self, predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05
-    ) -> T:
-        """Poll `predicate` until it returns something truthy; TimeoutError after `timeout`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = predicate()
-            if result:
-                return result
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"condition not met within {timeout} s")
-            time.sleep(interval)

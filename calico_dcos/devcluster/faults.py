@@ -65,19 +65,15 @@ async def add_agent(request: web.Request) -> web.Response:
     return web.json_response(_agent_json(agent), status=201)
 
 
-@routes.post("/devcluster/agents/{agent_id}/restart")
-async def restart_agent(request: web.Request) -> web.Response:
-    master = request.app[MASTER]
-    _known_agent(master, request.match_info["agent_id"])
-    master.restart_agent(request.match_info["agent_id"])
-    return web.Response(status=202)
+AGENT_FAULTS = {"restart": Master.restart_agent, "remove": Master.remove_agent}
 
 
-@routes.post("/devcluster/agents/{agent_id}/remove")
-async def remove_agent(request: web.Request) -> web.Response:
-    master = request.app[MASTER]
-    _known_agent(master, request.match_info["agent_id"])
-    master.remove_agent(request.match_info["agent_id"])
+@routes.post("/devcluster/agents/{agent_id}/{fault:restart|remove}")
+async def agent_fault(request: web.Request) -> web.Response:
+    """`restart` (what `systemctl restart dcos-mesos-slave` asks for) or `remove` an agent."""
+    master, agent_id = request.app[MASTER], request.match_info["agent_id"]
+    _known_agent(master, agent_id)
+    AGENT_FAULTS[request.match_info["fault"]](master, agent_id)
     return web.Response(status=202)
 
 

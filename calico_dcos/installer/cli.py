@@ -54,59 +54,42 @@ def add_common(parser: argparse.ArgumentParser, restarts: bool) -> None:
         )
 
 
-def add_docker(commands) -> None:
-    parser = commands.add_parser("docker", help="set Docker's cluster-store and restart Docker")
-    add_common(parser, restarts=True)
-    parser.add_argument("--cluster-store", required=True, help="e.g. etcd://10.0.0.1:2379")
-    parser.add_argument(
-        "--force",
-        action="store_true",
-        help="replace another cluster-store; install even if Calico is present",
-    )
+def flag(help_text: str) -> dict:
+    return {"action": "store_true", "help": help_text}
 
 
-def add_cni(commands) -> None:
-    parser = commands.add_parser("cni", help="install Calico's CNI plugins and restart the agent")
-    add_common(parser, restarts=True)
-    parser.add_argument("--plugins-dir", default="/opt/mesosphere/active/cni/")
-    parser.add_argument("--config-dir", default=detect.DEFAULT_CNI_CONFIG_DIR)
-    parser.add_argument("--etcd-endpoints", required=True, help="http://a:2379,http://b:2379")
-    parser.add_argument(
-        "--public",
-        action="store_true",
-        help="restart dcos-mesos-slave-public instead of dcos-mesos-slave",
-    )
-    parser.add_argument("--log-level", default="info", help="the CNI plugin's log level")
-    parser.add_argument("--config-name", default="calico.cni")
-    parser.add_argument("--network-name", default="calico")
-    parser.add_argument("--calico-bin", required=True, help="the fetched calico plugin")
-    parser.add_argument("--calico-ipam-bin", required=True, help="the fetched calico-ipam")
-    parser.add_argument("--force", action="store_true", help="install even if Calico is present")
+PUBLIC = ("--public", flag("restart dcos-mesos-slave-public instead of dcos-mesos-slave"))
+CONFIG_DIR = ("--config-dir", {"default": detect.DEFAULT_CNI_CONFIG_DIR})
 
-
-def add_ip(commands) -> None:
-    parser = commands.add_parser("ip", help="print the address this host uses to reach a peer")
-    add_common(parser, restarts=False)
-    parser.add_argument("--can-reach", required=True, help="HOST:PORT[,HOST:PORT…]")
-    parser.add_argument("--timeout-seconds", type=seconds, default=ip.DEFAULT_TIMEOUT_SECONDS)
-
-
-def add_uninstall(commands) -> None:
-    parser = commands.add_parser("uninstall", help="put back what this installer changed")
-    add_common(parser, restarts=True)
-    parser.add_argument("--docker", action="store_true", help="only Docker's daemon.json")
-    parser.add_argument("--cni", action="store_true", help="only the CNI plugins and config")
-    parser.add_argument(
-        "--public",
-        action="store_true",
-        help="restart dcos-mesos-slave-public instead of dcos-mesos-slave",
-    )
-
-
-def add_detect(commands) -> None:
-    parser = commands.add_parser("detect", help="say whether Calico already runs here")
-    add_common(parser, restarts=False)
-    parser.add_argument("--config-dir", default=detect.DEFAULT_CNI_CONFIG_DIR)
+# command: (help, whether it restarts units, its own options)
+COMMANDS = {
+    "docker": ("set Docker's cluster-store and restart Docker", True, [
+        ("--cluster-store", {"required": True, "help": "e.g. etcd://10.0.0.1:2379"}),
+        ("--force", flag("replace another cluster-store; install even if Calico is present")),
+    ]),
+    "cni": ("install Calico's CNI plugins and restart the agent", True, [
+        ("--plugins-dir", {"default": "/opt/mesosphere/active/cni/"}),
+        CONFIG_DIR,
+        ("--etcd-endpoints", {"required": True, "help": "http://a:2379,http://b:2379"}),
+        PUBLIC,
+        ("--log-level", {"default": "info", "help": "the CNI plugin's log level"}),
+        ("--config-name", {"default": "calico.cni"}),
+        ("--network-name", {"default": "calico"}),
+        ("--calico-bin", {"required": True, "help": "the fetched calico plugin"}),
+        ("--calico-ipam-bin", {"required": True, "help": "the fetched calico-ipam"}),
+        ("--force", flag("install even if Calico is present")),
+    ]),
+    "ip": ("print the address this host uses to reach a peer", False, [
+        ("--can-reach", {"required": True, "help": "HOST:PORT[,HOST:PORT…]"}),
+        ("--timeout-seconds", {"type": seconds, "default": ip.DEFAULT_TIMEOUT_SECONDS}),
+    ]),
+    "uninstall": ("put back what this installer changed", True, [
+        ("--docker", flag("only Docker's daemon.json")),
+        ("--cni", flag("only the CNI plugins and config")),
+        PUBLIC,
+    ]),
+    "detect": ("say whether Calico already runs here", False, [CONFIG_DIR]),
+}  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,8 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
-    for add in (add_docker, add_cni, add_ip, add_uninstall, add_detect):
-        add(commands)
+    for name, (help_text, restarts, options) in COMMANDS.items():
+        command = commands.add_parser(name, help=help_text)
+        add_common(command, restarts)
+        for option, settings in options:
+            command.add_argument(option, **settings)
     return parser
 
 

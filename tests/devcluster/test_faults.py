@@ -78,7 +78,7 @@ def test_failover_timeout_removes_the_framework_and_kills_its_tasks(cluster):
         fw.driver.stop(True)
         fw.driver.join()
         fw.driver = None
-        cluster.wait_for(lambda: cluster.state()["completed_frameworks"])
+        wait_until(lambda: cluster.state()["completed_frameworks"])
         assert cluster.state()["frameworks"] == []
         removed = [e for e in cluster.timeline() if e["event"] == "framework_removed"]
         assert removed[0]["message"] == "failover timeout expired"

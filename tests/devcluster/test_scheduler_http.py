@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from calico_dcos.devcluster import DevCluster
-from tests.helpers.devcluster import running_cluster
+from tests.helpers.devcluster import running_cluster, wait_until
 
 JSON = {"Content-Type": "application/json"}
 INFO = {"user": "nobody", "name": "raw", "failover_timeout": 3600}
@@ -157,7 +157,7 @@ def test_stream_id_missing_or_wrong_is_400_and_right_one_is_202(cluster, subscri
 def test_framework_without_a_live_stream_is_403(cluster, subscribed):
     stream, framework_id, stream_id = subscribed
     stream.close()
-    cluster.wait_for(lambda: not cluster.state()["frameworks"][0]["connected"])
+    wait_until(lambda: not cluster.state()["frameworks"][0]["connected"])
     headers = {**JSON, "Mesos-Stream-Id": stream_id}
     response, text = post(cluster, call(framework_id, "REVIVE"), headers)
     assert response.status == 403 and "not subscribed" in text
