@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-# `tests` is not a package, so put the repository on sys.path for `tests.helpers`.
-REPO = str(Path(__file__).resolve().parents[2])
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-
-from calico_dcos.devcluster import DevCluster  # noqa: E402
-from tests.helpers.devcluster import Framework, running_cluster  # noqa: E402
+from calico_dcos.devcluster import DevCluster
+from tests.helpers.devcluster import Framework, running_cluster
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from calico_dcos.devcluster.health import HealthJudge, HealthPolicy, Verdict, make_probe
-from tests.devcluster.test_process_executor import make, task, wait_until
+from tests.devcluster.test_process_executor import scenario, task, wait_until
 
 
 def judge(**policy) -> HealthJudge:
@@ -78,21 +78,18 @@ def test_command_check_uses_the_given_environment(tmp_path):
     assert not asyncio.run(make_probe(spec, {"PATH": "/bin"}, tmp_path, "127.0.0.1")())
 
 
-def test_a_check_that_times_out_counts_as_a_failure_and_kills_the_task(tmp_path):
-    async def scenario():
-        executor, agent = make(tmp_path)
-        hung = task("hung", "exec sleep 30")
-        hung["health_check"] = {
-            "type": "COMMAND",
-            "command": {"value": "exec sleep 30"},
-            "delay_seconds": 0,
-            "timeout_seconds": 0.2,
-            "consecutive_failures": 1,
-            "grace_period_seconds": 0,
-        }
-        hung["kill_policy"] = {"grace_period": {"nanoseconds": 100_000_000}}
-        await executor.launch(agent, hung)
-        await wait_until(lambda: "TASK_KILLED" in agent.states("hung"))
-        assert [u["healthy"] for u in agent.updates] == [None, None, False, False]
-
-    asyncio.run(scenario())
+@scenario
+async def test_a_check_that_times_out_counts_as_a_failure_and_kills_the_task(executor, agent):
+    hung = task("hung", "exec sleep 30")
+    hung["health_check"] = {
+        "type": "COMMAND",
+        "command": {"value": "exec sleep 30"},
+        "delay_seconds": 0,
+        "timeout_seconds": 0.2,
+        "consecutive_failures": 1,
+        "grace_period_seconds": 0,
+    }
+    hung["kill_policy"] = {"grace_period": {"nanoseconds": 100_000_000}}
+    await executor.launch(agent, hung)
+    await wait_until(lambda: "TASK_KILLED" in agent.states("hung"))
+    assert [u["healthy"] for u in agent.updates] == [None, None, False, False]

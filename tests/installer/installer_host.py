@@ -46,11 +46,11 @@ class Agent:
     def docker(self, store: str = "etcd://10.0.0.1:2379", *extra: str, **kw):
         return self.run("docker", "--cluster-store", store, *FAST, *extra, **kw)
 
-    def cni(self, *extra: str, **kw):
+    def cni(self, *extra: str, endpoints: str = "http://10.0.0.1:2379", **kw):
         return self.run(
             "cni",
             "--etcd-endpoints",
-            "http://10.0.0.1:2379",
+            endpoints,
             "--calico-bin",
             str(self.sandbox / "calico"),
             "--calico-ipam-bin",

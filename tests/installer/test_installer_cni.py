@@ -98,17 +98,7 @@ def test_changed_endpoints_rewrite_only_the_config_and_restart_again(agent):
     assert agent.cni().returncode == 0
     binaries = {n: agent.path(PLUGINS_DIR + n).stat().st_ino for n in ("calico", "calico-ipam")}
 
-    result = agent.run(
-        "cni",
-        "--etcd-endpoints",
-        "http://10.0.0.9:2379",
-        "--calico-bin",
-        str(agent.sandbox / "calico"),
-        "--calico-ipam-bin",
-        str(agent.sandbox / "calico-ipam"),
-        "--stability-seconds",
-        "0",
-    )
+    result = agent.cni(endpoints="http://10.0.0.9:2379")
 
     assert result.returncode == 0, result.stderr
     config = json.loads(agent.path(CONFIG_DIR + "calico.cni").read_text())
