@@ -21,7 +21,8 @@ from calico_dcos.options import env_name, format_env_value, load_options, option
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 UNIVERSE = ROOT / "universe"
-SCHEMAS = pathlib.Path("/work/shared/schemas/universe")
+# The Universe's own schemas, in the workplace's shared/ folder beside the repository.
+SCHEMAS = ROOT.parent / "shared" / "schemas" / "universe"
 
 # The fields of a Marathon app this package uses, with Marathon's own rules for them
 # (app id path segments, ports, health check protocols, upgrade strategy ranges).

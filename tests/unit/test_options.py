@@ -12,7 +12,7 @@ from calico_dcos.cli import main
 from calico_dcos.options import OptionsError, load_options
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-UNIVERSE_CONFIG_SCHEMA = pathlib.Path("/work/shared/schemas/universe/config-schema.json")
+UNIVERSE_CONFIG_SCHEMA = ROOT.parent / "shared" / "schemas" / "universe" / "config-schema.json"
 
 
 def write(tmp_path, name, text):
