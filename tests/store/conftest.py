@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -14,15 +13,7 @@ import pytest
 from kazoo.client import KazooClient
 
 from calico_dcos.store import StateStore, open_store
-
-# `tests` is not a package and pytest's script does not put the repository on sys.path, so
-# `tests.helpers` would not import; `pythonpath = ["."]` in pyproject's pytest section would
-# make this unnecessary.
-REPO = str(Path(__file__).resolve().parents[2])
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-
-from tests.helpers.zookeeper import ZooKeeperServer  # noqa: E402
+from tests.helpers.zookeeper import ZooKeeperServer
 
 
 @pytest.fixture(scope="session")
