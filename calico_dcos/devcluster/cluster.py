@@ -189,27 +189,42 @@ class DevCluster:
     def silence_framework(self, framework_id: str) -> None:
         self.call(self.master.silence_framework, framework_id)
 
-    def failover_master(self) -> str:
-        """A new leading master on a new port; the old port redirects (307) to it."""
-        return self._run(self._failover())
+    def failover_master(self, old_master: str = "redirect") -> str:
+        """A new leading master on a new port. `old_master="redirect"`: the old port answers
+        307 to the new one (a master that lost the election). `"gone"`: the old port closes
+        (the old master died), so only the ZooKeeper record leads schedulers to the new one."""
+        if old_master not in ("redirect", "gone"):
+            raise ValueError(f"old_master must be 'redirect' or 'gone', not {old_master!r}")
+        return self._run(self._failover(old_master == "gone"))
 
-    async def _failover(self) -> str:
+    async def _failover(self, old_gone: bool) -> str:
         master = self.master
-        for framework in list(master.frameworks.values()):
-            if framework.subscription:
-                master.stream_closed(framework.subscription)
-            if framework.failover_timer:
-                framework.failover_timer.cancel()
-            framework.filters.clear()
+        if not old_gone:
+            self._forget_subscriptions()
         master.id = str(uuid.uuid4())
         master.elected_time = time.time()
+        old_runners = list(self._runners)
         master.port = await self._serve(0)
         master.record("master_failover", message=f"new leader at {self.master_url}")
         if self._leader:
             await asyncio.get_running_loop().run_in_executor(
                 None, self._leader.publish, master.master_info()
             )
+        if old_gone:
+            for runner in old_runners:
+                self._runners.remove(runner)
+                await runner.cleanup()
+            self._forget_subscriptions()
         return self.master_url
+
+    def _forget_subscriptions(self) -> None:
+        """A new master knows no live stream: every framework must subscribe again."""
+        for framework in list(self.master.frameworks.values()):
+            if framework.subscription:
+                self.master.stream_closed(framework.subscription)
+            if framework.failover_timer:
+                framework.failover_timer.cancel()
+            framework.filters.clear()
 
     def timeline(self) -> list[dict]:
         return self.call(self.master.timeline)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 
 import pytest
 from kazoo.client import KazooClient
@@ -54,8 +55,11 @@ def test_pymesos_zk_detection_finds_the_new_master(zookeeper):
     with running_cluster(zk=f"{zookeeper.hosts}/mesos-b") as cluster:
         fw = Framework(cluster)
         fw.start(master=f"zk://{zookeeper.hosts}/mesos-b")
+        old_port = cluster.master.port
         try:
-            cluster.failover_master()
+            cluster.failover_master(old_master="gone")
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", old_port), timeout=2)
             wait_until(lambda: fw.registrations >= 2, timeout=20, what="re-subscription")
             wait_until(lambda: offers_from_current_master(fw, cluster.master.id))
         finally:
