@@ -32,8 +32,6 @@ from calico_dcos.options import Options, OptionsError, load_options, read_secret
 from calico_dcos.scheduler import CalicoScheduler, CoreFactory, deploy, uninstalling, within
 from calico_dcos.store import StoreError, open_store
 
-REVERT_HOSTS_ENV = "CALICO_DCOS_REVERT_HOSTS"
-
 LOG = logging.getLogger("calico_dcos.run")
 EXIT_INVALID_OPTIONS = 2
 
@@ -54,12 +52,12 @@ def api_token(options: Mapping) -> str | None:
     return read_secret(path, "service.api_token_file") if path else None
 
 
-def core_for(environ: Mapping[str, str]) -> CoreFactory:
+def core_for(options: Mapping, environ: Mapping[str, str]) -> CoreFactory:
     """DC/OS' package manager asks for the uninstall by starting us with SDK_UNINSTALL set;
-    there is no command line then, so `--revert-hosts` is $CALICO_DCOS_REVERT_HOSTS=true."""
+    there is no command line then, so `--revert-hosts` is `service.uninstall_revert_hosts`."""
     if not environ.get("SDK_UNINSTALL"):
         return deploy
-    return uninstalling(environ.get(REVERT_HOSTS_ENV, "").lower() == "true")
+    return uninstalling(bool(options["service"]["uninstall_revert_hosts"]))
 
 
 @dataclass
@@ -206,5 +204,5 @@ def run(options_file: str | None, master: str | None) -> None:
         level=options["service"]["log_level"].upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    service = start_or_exit(options, master=master, core=core_for(os.environ))
+    service = start_or_exit(options, master=master, core=core_for(options, os.environ))
     sys.exit(wait_for_signal(service))
