@@ -145,6 +145,7 @@ class Launch:
     offer_id: str
     agent_id: str
     task_info: dict
+    refuse_seconds: float  # the ACCEPT's filter on the offer's unused resources
 
 
 @dataclass(frozen=True)
@@ -169,17 +170,35 @@ class Revive:
     pass
 
 
+# A REVIVE makes Mesos offer every agent again, done ones included: not worth it for a
+# filter that runs out within about one allocation interval (Mesos' default is 1 s).
+REVIVE_WORTH_SECONDS = 1.0
+
+
 @dataclass
 class Reviver:
-    """REVIVE, rate-limited: wanted when work appears on an agent our declines filter."""
+    """REVIVE, rate-limited: wanted when work appears on an agent our filters still hide.
 
-    wanted: bool = False
+    It keeps only the latest end of such a filter, so that wanting costs O(1) and a REVIVE
+    that would come after every filter ran out by itself is never sent. A REVIVE lifts every
+    filter set before it, so a filter older than the last REVIVE needs none.
+    """
+
+    until: float = -math.inf  # the latest filter end of an agent that has work
     last: float = -math.inf
 
+    def want(self, until: float, since: float = math.inf) -> None:
+        """Work for an agent filtered from `since` to `until` (always, by default)."""
+        if since > self.last:
+            self.until = max(self.until, until)
+
     def due(self, now: float, interval: float) -> list[Revive]:
-        if not self.wanted or now - self.last < interval:
+        if self.until <= now + REVIVE_WORTH_SECONDS:
+            self.until = -math.inf
             return []
-        self.wanted, self.last = False, now
+        if now - self.last < interval:
+            return []
+        self.until, self.last = -math.inf, now
         return [Revive()]
 
 
@@ -233,7 +252,8 @@ class AgentState:
     interrupted: bool = False
     lost: bool = False
     wanted: bool = True  # passes agents.include_public and agents.constraints
-    filtered_until: float = 0.0  # refuse_seconds of our last decline ends here
+    filtered_since: float = 0.0  # the filter of our last decline or ACCEPT, from
+    filtered_until: float = 0.0  # … to
 
     @property
     def view(self) -> AgentView:
@@ -434,6 +454,8 @@ class Plan:
         self._eligible: set[str] = set()
         self._done: set[str] = set()
         self._holders: set[str] = set()  # agents holding a restart slot
+        self._slot_waiters: set[str] = set()  # declined for want of a restart slot
+        self._slot_wait = (0.0, -math.inf)  # the latest such decline's filter: since, until
         self._replace_queue: dict[str, None] = {}  # agents waiting for a slot to replace
         self._steps = {s.name: s for s in config.steps}
         for agent_id, record in dict(records).items():
@@ -500,20 +522,34 @@ class Plan:
             if st is not None and st.replacing and step_done(spec, st):
                 st.replacing = False
         _toggle(self._eligible, aid, self.eligible(agent))
+        held = aid in self._holders
         _toggle(self._holders, aid, self._holds_slot(agent))
+        if held and aid not in self._holders:
+            self._slot_freed()
         action = self.next_action(agent, now)
         _toggle(self._done, aid, action.kind == "done")
+        if action.kind != "launch":
+            self._slot_waiters.discard(aid)
         if action.kind == "replace" and aid not in self._holders:
             self._replace_queue[aid] = None
         else:
             self._replace_queue.pop(aid, None)
         return action
 
+    def _slot_freed(self) -> None:
+        """Agents declined while they waited for a slot get offers again at once."""
+        if self._slot_waiters:
+            since, until = self._slot_wait
+            self._revive.want(until, since)
+
     def _touch(self, agent: AgentState, now: float, out: list[Decision]) -> None:
-        """After a change: reindex, ask for offers if the agent is filtered and has work."""
+        """After a change: reindex, ask for offers if the agent is filtered and has work
+        (to launch now, or when its retry is due)."""
         action = self._index(agent, now)
-        if action.kind in ("launch", "delay") and agent.filtered_until > now + 1.0:
-            self._revive.wanted = True
+        if action.kind in ("launch", "delay"):
+            start = max(now, action.until)
+            if agent.filtered_until > start + REVIVE_WORTH_SECONDS:
+                self._revive.want(agent.filtered_until, agent.filtered_since)
         self._pump(now, out)
 
     def _pump(self, now: float, out: list[Decision]) -> None:
@@ -578,7 +614,7 @@ class Plan:
         self.reconciling = {}
         out.append(Reconcile(()))
         self._implicit_at = now + self.config.implicit_reconcile_seconds
-        self._revive.wanted = True
+        self._revive.want(math.inf)
         self._revive_if_due(now, out)
 
     def on_tick(self, now: float) -> list[Decision]:
@@ -629,13 +665,15 @@ class Plan:
         if action.kind != "launch" or not fits(offer, action.step):
             return self._refuse(agent, short, now)
         if action.step.restarts and not self._slot_free(agent):
+            self._slot_waiters.add(agent.agent_id)
+            self._slot_wait = (now, now + short)
             return self._refuse(agent, short, now)
         launched.add(agent.agent_id)
         self._launch(agent, action.step, offer, now, out)
         return None
 
     def _refuse(self, agent: AgentState, seconds: float, now: float) -> float:
-        agent.filtered_until = now + seconds
+        agent.filtered_since, agent.filtered_until = now, now + seconds
         return float(seconds)
 
     def _agent_from_offer(self, offer: Mapping, now: float, out: list[Decision]) -> AgentState:
@@ -669,8 +707,9 @@ class Plan:
         st.killing, st.message, st.updated, st.retry_at = False, "", now, 0.0
         self._index(agent, now)
         task = self.config.build_task(spec, agent.view, st.task_id, offer_role(offer))
+        refuse = self._refuse(agent, self.config.wait_refuse_seconds, now)
         out.append(SaveAgent(agent.agent_id, agent_record(agent)))
-        out.append(Launch(offer["id"]["value"], agent.agent_id, task))
+        out.append(Launch(offer["id"]["value"], agent.agent_id, task, refuse))
 
     def on_rescind(self, offer_id: str) -> list[Decision]:
         """Offers are never held, so a rescinded one needs nothing."""
@@ -786,8 +825,8 @@ class Plan:
         for agent in self.agents.values():
             agent.wanted = config.wants_agent(agent.view)
             self._index(agent, now)
-            if agent.agent_id not in self._done and agent.filtered_until > now + 1.0:
-                self._revive.wanted = True
+            if agent.agent_id not in self._done:
+                self._revive.want(agent.filtered_until, agent.filtered_since)
         self._pump(now, out)
         return out
 
@@ -805,7 +844,8 @@ class Plan:
         out: list[Decision] = []
         if agent_id is None:
             self.interrupted = value
-            self._revive.wanted = self._revive.wanted or not value
+            if not value:
+                self._revive.want(math.inf)
             self._pump(now, out)
             return out
         agent = self._known(agent_id)
@@ -824,8 +864,6 @@ class Plan:
         st = agent.step(spec.name)
         st.forced, st.failures, st.retry_at, st.fingerprint = None, 0, 0.0, None
         self._touch(agent, now, out)
-        self._revive.wanted = True
-        self._revive_if_due(now, out)
         out.append(SaveAgent(agent_id, agent_record(agent)))
         return out
 

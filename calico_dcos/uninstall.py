@@ -24,6 +24,7 @@ the scheduler can hold one in place of its `Plan`.
 from __future__ import annotations
 
 import hashlib
+import math
 import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -199,6 +200,7 @@ class Uninstall:
             }
         self._settle_at = float("inf")
         self._revive = p.Reviver()
+        self._wait = (0.0, -math.inf)  # the latest short decline's filter: since, until
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -320,7 +322,8 @@ class Uninstall:
         st = self._revert(agent_id, step)
         if not st.live:
             st.task_id, st.state, st.forced, st.failures, st.retry_at = None, None, None, 0, 0.0
-        self._revive.wanted = True
+        agent = self.agents[agent_id]
+        self._revive.want(agent.filtered_until, agent.filtered_since)
         out: list[Decision] = []
         self._save(out)
         self._revive_if_due(now, out)
@@ -340,7 +343,8 @@ class Uninstall:
             self.interrupted = value
         else:
             self._known(agent_id).interrupted = value
-        self._revive.wanted = self._revive.wanted or not value
+        if not value:
+            self._revive.want(math.inf)
         out: list[Decision] = []
         self._revive_if_due(now, out)
         return out
@@ -396,7 +400,19 @@ class Uninstall:
         st.message = status.get("message", "") or st.message
         if state in p.ENDED and state != "TASK_FINISHED":
             self._revert_ended(st, status, now)
+        if state in p.ENDED:
+            self._slot_freed(agent_id, st, now)
         self._save(out)
+
+    def _slot_freed(self, agent_id: str, st: p.StepState, now: float) -> None:
+        """A revert ended: agents declined while they waited get offers again, and so
+        does this one if it must run again before its filter ends."""
+        since, until = self._wait
+        self._revive.want(until, since)
+        agent = self.agents[agent_id]
+        due = max(now, st.retry_at) + p.REVIVE_WORTH_SECONDS
+        if not self.revert_done(st) and agent.filtered_until > due:
+            self._revive.want(agent.filtered_until, agent.filtered_since)
 
     def _revert_ended(self, st: p.StepState, status: Mapping, now: float) -> None:
         """Cut off by the agent restart it caused: relaunch at once; otherwise back off."""
@@ -417,12 +433,19 @@ class Uninstall:
         if st is None or self.revert_done(st):
             return self.config.long_refuse_seconds
         if self.progress.stage != REVERT or aid in launched or not self._may_launch(aid, st, now):
-            return self.config.wait_refuse_seconds
+            return self._refuse_briefly(aid, now)
         if not self._fits(offer):
-            return self.config.wait_refuse_seconds
+            return self._refuse_briefly(aid, now)
         launched.add(aid)
         self._launch(aid, st, offer, now, out)
         return None
+
+    def _refuse_briefly(self, aid: str, now: float) -> float:
+        """An agent with a revert to come: remember its filter, to REVIVE when a slot frees."""
+        seconds = self.config.wait_refuse_seconds
+        agent = self.agents[aid]
+        agent.filtered_since, agent.filtered_until = self._wait = (now, now + seconds)
+        return seconds
 
     def _fits(self, offer: Mapping) -> bool:
         have = p.offer_scalars(offer)
@@ -440,9 +463,12 @@ class Uninstall:
         st.attempts += 1
         st.task_id = p.task_id_for("uninstall", aid, self.uconfig.fingerprint, st.attempts)
         st.state, st.message, st.updated, st.retry_at = "TASK_STAGING", "", now, 0.0
-        task = self.uconfig.build_revert(self.agents[aid].view, st.task_id, p.offer_role(offer))
+        agent = self.agents[aid]
+        task = self.uconfig.build_revert(agent.view, st.task_id, p.offer_role(offer))
+        refuse = self.config.wait_refuse_seconds
+        agent.filtered_since, agent.filtered_until = now, now + refuse
         self._save(out)
-        out.append(p.Launch(offer["id"]["value"], aid, task))
+        out.append(p.Launch(offer["id"]["value"], aid, task, refuse))
 
     # -- stages --------------------------------------------------------------------------
 
@@ -450,7 +476,8 @@ class Uninstall:
         """KILL -> REVERT -> TEARDOWN (Teardown, then WipeState) -> DONE."""
         if self.progress.stage == KILL and self._all_killed(now):
             self.progress.stage = REVERT if self.progress.reverts else TEARDOWN
-            self._revive.wanted = bool(self.progress.reverts)
+            if self.progress.reverts:
+                self._revive.want(math.inf)
             self._save(out)
         if self.progress.stage == REVERT and all(
             self.revert_done(st) for st in self.progress.reverts.values()

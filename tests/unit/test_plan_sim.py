@@ -55,8 +55,9 @@ def status(task_id: str, state: str, agent_id: str = "", **extra) -> dict:
 class Sim:
     """Agents `S0…`, the last `public` of them public; tasks advance one state per round."""
 
-    def __init__(self, agents=3, public=1, records=None, framework_id=None, **env):
+    def __init__(self, agents=3, public=1, records=None, framework_id=None, timings=None, **env):
         self.env = env
+        self.timings = FAST | (timings or {})
         self.options = options(**env)
         self.plan = p.Plan(self.config(self.options), records or {}, framework_id)
         self.now = 1000.0
@@ -64,6 +65,7 @@ class Sim:
         self.tasks: dict[str, dict] = {}
         self.launches: list[tuple[float, str, str]] = []  # (now, agent_id, step)
         self.kills: list[str] = []
+        self.revives: list[float] = []  # when each REVIVE was sent
         self.decisions: list = []
         self.records: dict[str, dict] = {}
         self.framework_ids: list = []
@@ -71,9 +73,8 @@ class Sim:
         self.answers_reconciliation = True
         self._ids = itertools.count()
 
-    @staticmethod
-    def config(options):
-        return p.config_from_options(options, "http://scheduler:8080", **FAST)
+    def config(self, options):
+        return p.config_from_options(options, "http://scheduler:8080", **self.timings)
 
     # -- feeding events ----------------------------------------------------------------
 
@@ -91,6 +92,8 @@ class Sim:
                 self.launches.append((self.now, d.agent_id, step))
             elif isinstance(d, p.Kill):
                 self.kills.append(d.task_id)
+            elif isinstance(d, p.Revive):
+                self.revives.append(self.now)
             elif isinstance(d, p.Reconcile) and self.answers_reconciliation:
                 self.reconcile(d)
         self.max_restarting = max(self.max_restarting, self.restarting_now())

@@ -1,0 +1,109 @@
+"""Offers keep pace with the rollout: filters are recorded, and REVIVE (rate-limited) brings
+back an agent that has work while our filter still hides it from the allocator."""
+
+from calico_dcos import plan as p
+from tests.unit.test_plan_sim import Sim
+
+SLOW_FILTERS = {"wait_refuse_seconds": 5.0, "revive_interval_seconds": 2.0}
+ONLY_PROXY_AND_DOCKER = {
+    "cni_enable": "false",
+    "libnetwork_enable": "false",
+    "node_enable": "false",
+}
+
+
+def subscribed(agents: int, **env) -> Sim:
+    """Subscribed and reconciled, the subscription's own REVIVE long past."""
+    sim = Sim(agents=agents, public=0, timings=SLOW_FILTERS, **env)
+    sim.subscribe()
+    sim.tick(3)
+    sim.decisions.clear()
+    return sim
+
+
+def test_the_accept_filter_is_recorded_like_a_decline():
+    sim = subscribed(1)
+
+    sim.offer()
+
+    launch = sim.of(p.Launch)[0]
+    assert launch.refuse_seconds == 5.0
+    assert sim.plan.agents["S0"].filtered_until == sim.now + 5.0
+
+
+def test_a_finished_step_on_a_filtered_agent_leads_to_a_revive():
+    sim = subscribed(1)
+    sim.offer()  # etcd-proxy launched; the agent's other resources filtered for 5 s
+
+    sim.update(sim.live_task("S0", "etcd-proxy"), "TASK_RUNNING")  # docker is next
+
+    assert len(sim.of(p.Revive)) == 1
+
+
+def test_a_freed_restart_slot_leads_to_a_revive_when_an_agent_waits_for_it():
+    sim = subscribed(2, rollout_max_concurrent_restarts="1", **ONLY_PROXY_AND_DOCKER)
+    sim.offer()
+    sim.advance()  # both proxies RUNNING
+    sim.tick(3)
+    sim.offer()  # S0 launches docker; S1 is declined while S0 holds the only slot
+    assert [s for _, a, s in sim.launches if s == "docker"] == ["docker"]
+    sim.advance()  # docker RUNNING: still holding the slot
+    sim.tick(1)
+    sim.decisions.clear()
+
+    sim.update(sim.live_task("S0", "docker"), "TASK_FINISHED")  # S0 is done; S1's turn
+
+    assert len(sim.of(p.Revive)) == 1
+
+
+def test_a_freed_restart_slot_does_not_revive_when_no_agent_waits():
+    sim = subscribed(1, **ONLY_PROXY_AND_DOCKER)
+    sim.offer()
+    sim.advance()
+    sim.tick(3)
+    sim.offer()  # docker
+    sim.advance()
+    sim.tick(6)  # its ACCEPT filter has run out
+    sim.decisions.clear()
+
+    sim.update(sim.live_task("S0", "docker"), "TASK_FINISHED")
+    sim.tick(3)
+
+    assert sim.plan.progress() == (1, 1)
+    assert sim.of(p.Revive) == []
+
+
+def test_a_retry_due_before_the_filter_ends_leads_to_a_revive():
+    sim = subscribed(1, rollout_retry_backoff_seconds="1")
+    sim.offer()
+
+    sim.update(sim.live_task("S0", "etcd-proxy"), "TASK_FAILED")  # retry in 1 s, filter 5 s
+
+    assert len(sim.of(p.Revive)) == 1
+
+
+def test_no_revive_when_the_filter_ends_before_the_retry_is_due():
+    sim = subscribed(1, rollout_retry_backoff_seconds="10")
+    sim.offer()
+
+    sim.update(sim.live_task("S0", "etcd-proxy"), "TASK_FAILED")
+    sim.tick(1)
+
+    assert sim.of(p.Revive) == []
+
+
+def test_revives_never_exceed_the_rate_limit_over_a_whole_rollout():
+    sim = Sim(agents=12, public=0, timings=SLOW_FILTERS, rollout_max_concurrent_restarts="2")
+    sim.subscribe()
+
+    for _ in range(200):
+        sim.offer()
+        if sim.plan.complete:
+            break
+        sim.advance()
+        sim.tick(0.25)
+
+    assert sim.plan.complete
+    gaps = [b - a for a, b in zip(sim.revives, sim.revives[1:], strict=False)]
+    assert len(gaps) >= 2
+    assert min(gaps) >= 2.0
