@@ -501,7 +501,8 @@ class Uninstall:
         out.append(SaveMeta(META_KEY, self.progress.to_record(self.uconfig.revert_hosts)))
 
     def _revive_if_due(self, now: float, out: list[Decision]) -> None:
-        out.extend(self._revive.due(now, self.config.revive_interval_seconds))
+        interval = self.config.revive_interval(len(self.agents))
+        out.extend(self._revive.due(now, interval))
 
     # -- views for people ----------------------------------------------------------------
 

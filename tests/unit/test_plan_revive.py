@@ -107,3 +107,10 @@ def test_revives_never_exceed_the_rate_limit_over_a_whole_rollout():
     gaps = [b - a for a, b in zip(sim.revives, sim.revives[1:], strict=False)]
     assert len(gaps) >= 2
     assert min(gaps) >= 2.0
+
+
+def test_revives_are_spaced_further_apart_in_a_big_cluster():
+    config = Sim(agents=1, public=0).plan.config
+
+    assert config.revive_interval(100) == config.revive_interval_seconds == 1.0
+    assert config.revive_interval(5000) == 2.0
