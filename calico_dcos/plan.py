@@ -43,6 +43,9 @@ AGENT_RESTART_REASONS = frozenset(
     }
 )
 DEGRADED_FAILURES = 3
+# Transitions not worth a store write (each is an fsync on the scheduler's one thread): a
+# task that STARTS is as live as a STAGING one, for every decision and after a restart.
+UNSAVED_STATES = frozenset({"TASK_STARTING"})
 
 
 # ---------------------------------------------------------------------------------------
@@ -756,7 +759,8 @@ class Plan:
         if step_done(spec, st):
             st.failures = 0
         self._touch(agent, now, out)
-        out.append(SaveAgent(agent.agent_id, agent_record(agent)))
+        if state not in UNSAVED_STATES:
+            out.append(SaveAgent(agent.agent_id, agent_record(agent)))
 
     def _ended(self, spec: StepSpec, st: StepState, status: Mapping, now: float) -> None:
         """Classify an unsuccessful end: our kill, an agent restart, vanished, or a failure."""

@@ -357,3 +357,17 @@ def test_a_status_of_a_task_that_is_not_ours_kills_it():
     sim.apply(sim.plan.on_status(status("stranger", "TASK_RUNNING", "S0"), sim.now))
 
     assert sim.kills == ["stranger"]
+
+
+def test_starting_is_not_worth_a_store_write_but_running_is():
+    sim = Sim(agents=1, public=0)
+    sim.subscribe()
+    sim.offer()
+    proxy = sim.live_task("S0", "etcd-proxy")
+
+    starting = sim.update(proxy, "TASK_STARTING")
+    running = sim.update(proxy, "TASK_RUNNING")
+
+    assert not [d for d in starting if isinstance(d, p.SaveAgent)]
+    assert sim.records["S0"]["steps"]["etcd-proxy"]["state"] == "TASK_RUNNING"
+    assert [d for d in running if isinstance(d, p.SaveAgent)]
