@@ -322,7 +322,7 @@ class CalicoScheduler(Scheduler):
     def _launch(self, driver: MesosSchedulerDriver, launch: p.Launch) -> None:
         self.counters["ACCEPT"] += 1
         LOG.info("launching %s on %s", launch.task_info["task_id"]["value"], launch.agent_id)
-        refuse = {"refuse_seconds": self.plan.config.wait_refuse_seconds}
+        refuse = {"refuse_seconds": launch.refuse_seconds}
         driver.launchTasks([{"value": launch.offer_id}], [launch.task_info], refuse)
 
     # -- pymesos callbacks (never raise into the driver) ---------------------------------
