@@ -13,7 +13,7 @@ import asyncio
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -22,6 +22,7 @@ from calico_dcos.operator_api import add_operator_routes
 
 class SchedulerView(Protocol):
     counters: Mapping[str, int]  # offers received, and Mesos calls by type
+    store: Any  # the StateStore: its `writes` and `bytes_written` feed /metrics
 
     def convergence_seconds(self) -> float | None: ...
     def health(self) -> tuple[bool, list[str]]: ...

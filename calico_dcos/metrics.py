@@ -42,6 +42,7 @@ class ViewCollector(Collector):
         yield task_states_metric(records)
         yield from rollout_metrics(self.view.summary())
         yield agents_metric(self.view.plan_view())
+        yield from store_metrics(self.view.store)
         convergence = self.view.convergence_seconds()
         if convergence is not None:
             yield GaugeMetricFamily(
@@ -49,6 +50,14 @@ class ViewCollector(Collector):
                 "Seconds from the first subscription until every agent was first done.",
                 value=convergence,
             )
+
+
+def store_metrics(store: Any) -> Iterator[Metric]:
+    """Writes to the state store: bounded by task transitions, constant bytes per agent."""
+    writes = "Writes to the state store (one per agent transition)."
+    yield CounterMetricFamily(f"{PREFIX}_state_writes", writes, value=store.writes)
+    written = "Bytes written to the state store."
+    yield CounterMetricFamily(f"{PREFIX}_state_written_bytes", written, value=store.bytes_written)
 
 
 def offer_metrics(counters: Mapping[str, int]) -> Iterator[Metric]:

@@ -169,6 +169,9 @@ def test_metrics_of_a_converged_rollout_carry_every_figure_operators_asked_for(r
     assert samples[("calico_dcos_restarts_in_flight", ())] == 0
     assert samples[("calico_dcos_mesos_calls_total", (("type", "RECONCILE"),))] >= 1
     assert samples[("calico_dcos_reconciliation_rounds_total", ())] >= 1
+    writes = samples[("calico_dcos_state_writes_total", ())]
+    assert writes == scheduler.store.writes > 0
+    assert samples[("calico_dcos_state_written_bytes_total", ())] == scheduler.store.bytes_written
     converge = samples[("calico_dcos_convergence_seconds", ())]
     assert 0 < converge < 20 and converge == scheduler.convergence_seconds()
 
