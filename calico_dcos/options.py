@@ -10,6 +10,7 @@ operator fixes a bad options file in one go, before the scheduler registers with
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import json
 import pathlib
@@ -22,6 +23,8 @@ from urllib.parse import urlsplit
 
 import jsonschema
 import yaml
+
+from calico_dcos import option_rules
 
 SCHEMA_PATH = pathlib.Path(__file__).with_name("options.schema.json")
 ENV_PREFIX = "CALICO_"
@@ -130,8 +133,29 @@ def _unknown_keys(given: dict) -> list[tuple[str, str]]:
     return errors
 
 
-def _apply_environment(given: dict, environ: Mapping[str, str]) -> list[tuple[str, str]]:
+def _unknown_environment(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """`CALICO_<SECTION>_<KEY>` variables of a known section that name no option.
+
+    A misspelled variable would otherwise be ignored silently and its default used. Other
+    `CALICO_…` variables (Calico's own, the installer's) are not options and are left alone.
+    """
+    known = {env_name(option): option for option in option_names()}
+    prefixes = tuple(f"{ENV_PREFIX}{section.upper()}_" for section in schema()["properties"])
     errors = []
+    for name in sorted(environ):
+        prefix = next((p for p in prefixes if name.startswith(p)), None)
+        if prefix is None or name in known:
+            continue
+        keys = {v[len(prefix) :]: v for v in known if v.startswith(prefix)}
+        close = difflib.get_close_matches(name[len(prefix) :], keys, n=1, cutoff=0.75)
+        hint = f"; did you mean {keys[close[0]]} ({known[keys[close[0]]]})?" if close else ""
+        section = prefix[len(ENV_PREFIX) : -1].lower()
+        errors.append((section, f"environment variable {name} names no option{hint}"))
+    return errors
+
+
+def _apply_environment(given: dict, environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    errors = _unknown_environment(environ)
     for option in option_names():
         name = env_name(option)
         if name not in environ:
@@ -209,7 +233,7 @@ def _semantic_errors(doc: dict, failed: set[str]) -> list[tuple[str, str]]:
     """Checks a schema cannot express, on the options the schema found well-formed."""
     options = Options(doc)
     checks = (("agents.constraints", agent_constraints), ("node.extra_env", node_extra_env))
-    errors = []
+    errors = option_rules.rule_errors(options, failed)
     for option, check in checks:
         if option in failed:
             continue

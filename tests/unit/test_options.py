@@ -161,7 +161,7 @@ def test_double_quotes_and_backslashes_are_refused_so_the_package_renders_json()
     [
         ("http://a:2379,http://b:2379", "", "etcd://a:2379,b:2379"),
         ("http://localhost:2379", "", "etcd://localhost:2379"),
-        (" https://a:2379 , b:2379 ", "", "etcd://a:2379,b:2379"),
+        (" https://a:2379 , http://b:2379 ", "", "etcd://a:2379,b:2379"),
         ("http://a:2379", "consul://c:8500", "consul://c:8500"),
     ],
 )

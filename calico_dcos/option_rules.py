@@ -1,0 +1,298 @@
+"""Each option checked against the rule of the component that reads it.
+
+The schema says what JSON an option is; these rules say what the program that finally reads
+the value accepts, so that an options file that passes `config validate` never fails on an
+agent. Each rule is a pure function of one value (or of complete options, where the rule
+depends on another option) that returns `None` or a message saying what is wrong and what
+is expected. `options._semantic_errors` runs them on the options the schema found
+well-formed.
+
+Sources, per rule, are in each function's docstring.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from urllib.parse import urlsplit
+
+Rule = Callable[[Mapping, str], "str | None"]
+
+
+def _items(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+_HOSTNAME_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def _is_hostname(host: str) -> bool:
+    """An RFC 1123 host name or an IPv4 address (IPv6 in brackets is checked by urlsplit)."""
+    if not host or len(host) > 253:
+        return False
+    return all(_HOSTNAME_LABEL.fullmatch(label) for label in host.rstrip(".").split("."))
+
+
+def _host_port_error(netloc: str, *, port_required: bool) -> str | None:
+    """`host[:port]`, the port in 1–65535 (`urlsplit` parses it)."""
+    try:
+        parts = urlsplit("//" + netloc)
+        port = parts.port
+    except ValueError as exc:
+        return f"{netloc!r}: {exc}"
+    host = parts.hostname or ""
+    if not (_is_hostname(host) or _is_ip(host)):
+        return f"{netloc!r} has no valid host name"
+    if port_required and port is None:
+        return f"{netloc!r} has no port"
+    if port == 0:
+        return f"{netloc!r}: port 0 is not a port"
+    return None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _http_url_error(url: str, what: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return f"{url!r}: {what} must start with http:// or https://"
+    if parts.query or parts.fragment or parts.path not in ("", "/"):
+        return f"{url!r}: {what} is scheme://host:port with no path"
+    return _host_port_error(parts.netloc.rpartition("@")[2], port_required=False)
+
+
+def etcd_endpoints(options: Mapping, value: str) -> str | None:
+    """etcd client URLs, `http(s)://host[:port]`, comma-separated, at least one.
+
+    Read by calico-node and the libnetwork plugin as `ETCD_ENDPOINTS` (Calico's
+    `libcalico-go/lib/apiconfig`: a list of URLs), and by the installer's `cni` command
+    (`installer/cni.py`), which refuses any other scheme.
+    """
+    endpoints = _items(value)
+    if not endpoints:
+        return "give at least one etcd client URL, e.g. http://192.0.2.10:2379"
+    for endpoint in endpoints:
+        error = _http_url_error(endpoint, "an etcd endpoint")
+        if error:
+            return error + " (e.g. http://192.0.2.10:2379)"
+    return None
+
+
+def etcd_cluster_endpoints(options: Mapping, value: str) -> str | None:
+    """The members the agent's etcd proxy forwards to (empty: DNS SRV discovery).
+
+    v2 proxy: `--initial-cluster=name=URL,…` needs URLs with a scheme (etcd 2.x/3.x
+    `etcdmain/config.go`, `types.NewURLsMap`). grpc-proxy: `--endpoints` takes `host:port`
+    or a URL (etcd `etcdmain/grpc_proxy.go`, clientv3 endpoints).
+    """
+    for endpoint in _items(value):
+        if "://" in endpoint:
+            error = _http_url_error(endpoint, "an etcd cluster endpoint")
+        elif options["etcd"]["proxy_mode"] == "v2":
+            error = f"{endpoint!r}: the v2 proxy needs URLs, e.g. http://{endpoint}"
+        else:
+            error = _host_port_error(endpoint, port_required=True)
+        if error:
+            return error
+    return None
+
+
+def discovery_srv(options: Mapping, value: str) -> str | None:
+    """The DNS domain etcd looks up SRV records in (`--discovery-srv`, RFC 1123 names).
+
+    Needed only when the proxy runs and no cluster endpoints are given.
+    """
+    etcd = options["etcd"]
+    if not etcd["run_proxy"] or _items(etcd["cluster_endpoints"]):
+        return None
+    if not _is_hostname(value):
+        return (
+            f"{value!r} is not a DNS domain; give one (e.g. etcd.mesos) or etcd.cluster_endpoints"
+        )
+    return None
+
+
+# Mesos' fetcher: src/launcher/fetcher.cpp (`fetchWithHadoopClient` for hdfs/s3 schemes,
+# `fetchWithNet` for http, https, ftp, ftps; a path or file:// is copied locally).
+_FETCHER_SCHEMES = ("http", "https", "ftp", "ftps", "hdfs", "hftp", "s3", "s3n", "file")
+
+
+def fetcher_uri(options: Mapping, value: str) -> str | None:
+    """A URI the Mesos fetcher can download: a known scheme or an absolute path, with a file name.
+
+    Source: apache/mesos `src/launcher/fetcher.cpp` and `docs/fetcher.md`. The file name
+    (the last path segment) is how the task finds the download in its sandbox.
+    """
+    parts = urlsplit(value)
+    if not parts.scheme and not value.startswith("/"):
+        return f"{value!r}: give a URL (https://…) or an absolute path for Mesos' fetcher"
+    if parts.scheme and parts.scheme not in _FETCHER_SCHEMES:
+        return f"{value!r}: Mesos' fetcher does not fetch {parts.scheme}:// URIs"
+    if parts.scheme in ("http", "https", "ftp", "ftps") and not parts.hostname:
+        return f"{value!r} has no host"
+    if not parts.path.rstrip("/").rsplit("/", 1)[-1]:
+        return f"{value!r} names no file"
+    return None
+
+
+def docker_cluster_store(options: Mapping, value: str) -> str | None:
+    """Docker's `cluster-store`: `etcd|consul|zk://host:port[,host:port][/path]`, or empty.
+
+    Source: docker/libkv `store.go` (the backends) and dockerd's `--cluster-store` flag.
+    Empty derives `etcd://…` from `etcd.endpoints`.
+    """
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("etcd", "consul", "zk"):
+        return f"{value!r}: expected etcd://host:port (or consul://, zk://)"
+    for netloc in parts.netloc.split(","):
+        error = _host_port_error(netloc, port_required=False)
+        if error:
+            return error
+    return None
+
+
+def absolute_path(options: Mapping, value: str) -> str | None:
+    """A directory on the agent: an absolute path (the installer runs from the sandbox)."""
+    if not value.startswith("/"):
+        return f"{value!r} must be an absolute path"
+    return None
+
+
+def agent_python(options: Mapping, value: str) -> str | None:
+    """An interpreter on the agent: an absolute path or a command name on the agent's PATH."""
+    if value.startswith("/") or re.fullmatch(r"[A-Za-z0-9._+-]+", value):
+        return None
+    return f"{value!r}: give an absolute path (e.g. /opt/mesosphere/bin/python3) or a command"
+
+
+def posix_user(options: Mapping, value: str) -> str | None:
+    """The user tasks run as: a POSIX user name (shadow-utils' rule, as on DC/OS agents)."""
+    if re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value):
+        return None
+    return f"{value!r} is not a user name (lower case letters, digits, _ and -)"
+
+
+def mesos_master(options: Mapping, value: str) -> str | None:
+    """pymesos' master: `zk://host:port[,…]/path` or `host[:port]` (pymesos `scheduler.py`).
+
+    pymesos' `MesosSchedulerDriver.start` takes `zk://` (leader detection) or a host and
+    port; any other URL scheme would be taken for a host name.
+    """
+    if value.startswith("zk://"):
+        return zookeeper_url(options, value)
+    if "://" in value:
+        return f"{value!r}: give zk://host:2181/mesos or host:5050 (no other scheme)"
+    return _host_port_error(value, port_required=False)
+
+
+def zookeeper_url(options: Mapping, value: str) -> str | None:
+    """`zk://host:port[,host:port]/path`, a path other than `/` (kazoo's hosts and chroot)."""
+    parts = urlsplit(value)
+    if parts.scheme != "zk":
+        return None
+    for netloc in parts.netloc.split(","):
+        error = _host_port_error(netloc, port_required=False)
+        if error:
+            return error
+    if parts.path.rstrip("/") == "":
+        return f"{value!r} needs a path, e.g. zk://master.mesos:2181/calico"
+    return None
+
+
+def artifacts_url(options: Mapping, value: str) -> str | None:
+    """Where agents fetch the installer and report to: empty (the scheduler's own) or http(s)."""
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"{value!r}: give http(s)://host:port of the scheduler, or leave it empty"
+    return None
+
+
+# Docker's image reference grammar: docker/distribution `reference/regexp.go`.
+_NAME_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*"
+_DOMAIN_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
+_DOMAIN = rf"{_DOMAIN_LABEL}(?:\.{_DOMAIN_LABEL})*(?::[0-9]+)?"
+_IMAGE = re.compile(
+    rf"(?:{_DOMAIN}/)?{_NAME_COMPONENT}(?:/{_NAME_COMPONENT})*"
+    r"(?::[\w][\w.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?"
+)
+
+
+def docker_image(options: Mapping, value: str) -> str | None:
+    """A Docker image reference, `[registry/]name[:tag][@digest]` (docker/distribution)."""
+    if _IMAGE.fullmatch(value):
+        return None
+    return f"{value!r} is not a Docker image reference (e.g. calico/node:v3.26.4)"
+
+
+def ip_autodetection_method(options: Mapping, value: str) -> str | None:
+    """calico/node's `IP_AUTODETECTION_METHOD` (Calico docs, "IP autodetection methods").
+
+    `can-reach=<host or IP>`, `interface=<regex>[,…]`, `skip-interface=<regex>[,…]`,
+    `cidr=<CIDR>[,…]` (calico `node/pkg/lifecycle/startup/autodetection`).
+    """
+    method, _, argument = value.partition("=")
+    if method in ("interface", "skip-interface"):
+        for pattern in argument.split(","):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                return f"{value!r}: bad regex {pattern!r}: {exc}"
+    elif method == "cidr":
+        for cidr in argument.split(","):
+            try:
+                ipaddress.ip_network(cidr.strip(), strict=False)
+            except ValueError as exc:
+                return f"{value!r}: {exc}"
+    elif method == "can-reach" and not (_is_ip(argument) or _is_hostname(argument)):
+        return f"{value!r}: can-reach needs an IP address or a host name"
+    return None
+
+
+RULES: dict[str, Rule] = {
+    "service.master": mesos_master,
+    "service.state": zookeeper_url,
+    "service.user": posix_user,
+    "service.agent_python": agent_python,
+    "service.artifacts_url": artifacts_url,
+    "etcd.endpoints": etcd_endpoints,
+    "etcd.cluster_endpoints": etcd_cluster_endpoints,
+    "etcd.discovery_srv": discovery_srv,
+    "etcd.binary_uri": fetcher_uri,
+    "docker.cluster_store": docker_cluster_store,
+    "cni.plugins_dir": absolute_path,
+    "cni.config_dir": absolute_path,
+    "cni.calico_uri": fetcher_uri,
+    "cni.calico_ipam_uri": fetcher_uri,
+    "libnetwork.image": docker_image,
+    "node.image": docker_image,
+    "node.ip_autodetection_method": ip_autodetection_method,
+}
+"""Option path → the rule of the component that reads it."""
+
+
+def rule_errors(options: Mapping, failed: set[str]) -> list[tuple[str, str]]:
+    """`(path, message)` for every option that breaks its reader's rule.
+
+    Options the schema already refused (`failed`) and options this schema does not have are
+    skipped, so that each problem is reported once.
+    """
+    errors = []
+    for path, rule in RULES.items():
+        section, key = path.split(".", 1)
+        if path in failed or key not in options.get(section, {}):
+            continue
+        message = rule(options, options[section][key])
+        if message:
+            errors.append((path, message))
+    return errors
