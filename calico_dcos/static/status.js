@@ -1,4 +1,5 @@
-// The status page: polls /v1/status and redraws. No framework, no build step, no CDN.
+// The status page: polls v1/status and redraws. No framework, no build step, no CDN.
+// Every URL is relative to the page, which DC/OS serves under /service/<name>/.
 "use strict";
 
 const STATUSES = {
@@ -103,7 +104,7 @@ function renderTable(plan) {
 
 async function refresh() {
   try {
-    const response = await fetch("/v1/status", { cache: "no-store" });
+    const response = await fetch("v1/status", { cache: "no-store" });
     if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
     const doc = await response.json();
     document.getElementById("service").textContent = doc.service;

@@ -119,3 +119,41 @@ def test_page_follows_a_rollout_and_shows_it_half_done(half_done_rollout):
         assert "rp_filter" in page["warnings"]
         assert page["legend"] == 8
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+# Where the page's own requests went, and how its stylesheet and footer links resolved.
+READ_RESOURCES = """
+return {
+  fetched: performance.getEntriesByType('resource').map((e) => new URL(e.name).pathname),
+  links: Array.from(document.querySelectorAll('footer a'), (a) => a.href),
+  styled: getComputedStyle(document.querySelector('header')).display,
+};
+"""
+
+
+def test_page_works_under_admin_routers_service_prefix(half_done_rollout):
+    """DC/OS serves the page at /service/<name>/ (Admin Router, tests/web/adminrouter.py):
+    the stylesheet, the script, the status fetch and the footer links must all stay there."""
+    import requests
+
+    from tests.web.adminrouter import admin_router
+
+    _, url = half_done_rollout
+    with admin_router({"calico-net": url}) as router, chromium() as browser:
+        browser.get(f"{router.url}/service/calico-net?refresh=0.2")  # redirected to …/ first
+
+        wait_for(lambda: len(phase_statuses(browser)) == 4, 10, "a row per agent")
+        page = browser.execute_script(READ_RESOURCES)
+        prefix = "/service/calico-net/"
+        assert browser.current_url.startswith(router.service_url("calico-net"))
+        assert {f"{prefix}static/status.css", f"{prefix}static/status.js"} <= set(page["fetched"])
+        assert f"{prefix}v1/status" in page["fetched"]
+        assert page["styled"] == "flex", "status.css did not apply"
+        assert [link.removeprefix(router.url) for link in page["links"]] == [
+            f"{prefix}{path}"
+            for path in ("v1/plan", "v1/agents", "v1/options", "metrics", "v1/health")
+        ]
+        for link in page["links"]:
+            assert requests.get(link, timeout=10).status_code in (200, 202), link
+        outside = [p for p in router.paths if not p.startswith("/service/calico-net")]
+        assert outside == [] or outside == ["/favicon.ico"], outside
