@@ -25,7 +25,8 @@ class SchedulerView(Protocol):
     store: Any  # the StateStore: its `writes` and `bytes_written` feed /metrics
 
     def convergence_seconds(self) -> float | None: ...
-    def health(self) -> tuple[bool, list[str]]: ...
+    def health(self) -> tuple[str, list[str]]: ...  # ("healthy"|"waiting"|"broken", reasons)
+    def framework_id(self) -> str | None: ...
     def artifact(self, name: str) -> Path | None: ...
     def report(self, agent_id: str, report: dict) -> None: ...
     def plan_view(self) -> dict: ...
@@ -35,12 +36,17 @@ class SchedulerView(Protocol):
 
 
 VIEW = web.AppKey("view", SchedulerView)
+# Marathon counts 200-399 as a passing health check (mesosphere/marathon
+# docs/docs/health-checks.md), so "waiting" passes: restarting a scheduler that waits on a
+# master failover or a leader lock cures nothing. "broken" fails (the scheduler exits too).
+HEALTH_CODES = {"healthy": 200, "waiting": 202, "broken": 503}
 
 
 def build_app(view: SchedulerView, token: str | None = None) -> web.Application:
     app = web.Application()
     app[VIEW] = view
     app.router.add_get("/v1/health", health)
+    app.router.add_get("/v1/state/frameworkId", framework_id)
     app.router.add_get("/v1/artifacts/{name}", artifact)
     app.router.add_post("/v1/agents/{agent_id}/report", report)
     add_operator_routes(app, view, token)
@@ -48,11 +54,25 @@ def build_app(view: SchedulerView, token: str | None = None) -> web.Application:
 
 
 async def health(request: web.Request) -> web.Response:
-    """Marathon's health check: 200 when registered with Mesos, 503 with the reasons."""
-    healthy, reasons = request.app[VIEW].health()
-    return web.json_response(
-        {"healthy": healthy, "reasons": reasons}, status=200 if healthy else 503
-    )
+    """Marathon's health check: 200 healthy (subscribed), 202 waiting (for the leader lock or
+    a Mesos master), 503 broken; `{"status", "healthy", "reasons"}`."""
+    status, reasons = request.app[VIEW].health()
+    body = {"status": status, "healthy": status == "healthy", "reasons": reasons}
+    return web.json_response(body, status=HEALTH_CODES[status])
+
+
+async def framework_id(request: web.Request) -> web.Response:
+    """dcos-commons' `GET /v1/state/frameworkId`: `["<id>"]`, or 404 when there is none
+    (mesosphere/dcos-commons `sdk/scheduler/.../http/queries/StateQueries.java`). DC/OS'
+    package manager reads it before an uninstall and again until the plan is complete, and
+    takes a 404 (the state wiped) as done (dcos/cosmos `ServiceUninstaller.scala`)."""
+    try:
+        value = await asyncio.to_thread(request.app[VIEW].framework_id)
+    except RuntimeError as exc:  # still starting
+        raise web.HTTPServiceUnavailable(text=f"{exc}\n") from None
+    if value is None:
+        raise web.HTTPNotFound(text="no framework ID\n")
+    return web.json_response([value])
 
 
 async def artifact(request: web.Request) -> web.StreamResponse:

@@ -38,6 +38,7 @@ from calico_dcos.options import read_secret, roles
 
 LOG = logging.getLogger("calico_dcos.scheduler")
 FRAMEWORK_REMOVED = "Framework has been removed"
+HEALTHY, WAITING, BROKEN = "healthy", "waiting", "broken"  # what /v1/health answers
 
 Core = p.Plan | u.Uninstall
 # options, artifacts URL, store, timings -> the core, built from the stored records
@@ -425,17 +426,22 @@ class CalicoScheduler(Scheduler):
             return None
         return self._converged_at - self._subscribed_at
 
-    def health(self) -> tuple[bool, list[str]]:
-        """Healthy when registered with Mesos and not failing; reasons otherwise. Healthy
-        once uninstalled, too, so that Marathon leaves the finished scheduler alone."""
+    def health(self) -> tuple[str, list[str]]:
+        """`"healthy"` when subscribed to Mesos and not failing (and once uninstalled, so
+        that Marathon leaves the finished scheduler alone); `"broken"` once it fails, which a
+        restart may cure; `"waiting"` while it is not subscribed (a master failover, the
+        master unreachable), which a restart would not cure. With the reasons."""
         if self.uninstalled.is_set():
-            return True, []
-        reasons = []
+            return HEALTHY, []
         if self.failure:
-            reasons.append(self.failure)
+            return BROKEN, [self.failure]
         if not self.plan.subscribed:
-            reasons.append("not subscribed to a Mesos master")
-        return not reasons, reasons
+            return WAITING, ["not subscribed to a Mesos master"]
+        return HEALTHY, []
+
+    def framework_id(self) -> str | None:
+        """The stored framework ID: None before the first SUBSCRIBED and after the wipe."""
+        return self.store.get_framework_id()
 
     def artifact(self, name: str) -> Path | None:
         return self.artifacts.get(name)

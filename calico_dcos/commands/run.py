@@ -141,9 +141,9 @@ class _Late:
             raise RuntimeError("the scheduler is starting")
         return getattr(self._holder[0], name)
 
-    def health(self) -> tuple[bool, list[str]]:
+    def health(self) -> tuple[str, list[str]]:
         if not self._holder:
-            return False, ["the scheduler is starting"]
+            return "waiting", ["the scheduler is starting"]
         return self._holder[0].health()
 
 

@@ -25,12 +25,13 @@ def test_health_artifacts_and_reports(tmp_path):
         unhealthy = requests.get(f"{base}/v1/health", timeout=5)
 
     assert health.status_code == 200 and health.json()["healthy"] is True
+    assert health.json()["status"] == "healthy"
     assert installer.status_code == 200 and installer.content.startswith(b"#!/usr/bin/env python3")
     assert missing.status_code == 404
     assert bad.status_code == 400
     assert good.status_code == 202
     assert "1 already run Calico by other means" in summary["message"]
-    assert unhealthy.status_code == 503
+    assert unhealthy.status_code == 503 and unhealthy.json()["status"] == "broken"
     assert "test: pretend the driver died" in unhealthy.json()["reasons"]
 
 
@@ -48,3 +49,41 @@ def test_the_scheduler_authenticates_as_its_principal_with_the_secret_file(tmp_p
     assert info["principal"] == "calico"
     assert {"type": "MULTI_ROLE"} in info["capabilities"]
     assert info["checkpoint"] is True and info["failover_timeout"] == 60.0
+
+
+def test_health_says_waiting_while_no_master_answers_and_framework_id_follows_the_store(
+    tmp_path,
+):
+    """Waiting is not broken: Marathon counts 202 as passing, so a scheduler that waits on a
+    master is not killed; `/v1/state/frameworkId` answers 404 until there is an ID."""
+    from calico_dcos.commands.run import start_service
+    from calico_dcos.options import load_options
+    from tests.integration.harness import options_env
+
+    env = options_env(tmp_path / "state", "127.0.0.1:1")  # no master listens there
+    service = start_service(
+        load_options(None, env), host="127.0.0.1", port=0, artifacts_dir=tmp_path / "a"
+    )
+    try:
+        base = f"http://127.0.0.1:{service.api.port}"
+        waiting = requests.get(f"{base}/v1/health", timeout=5)
+        no_id = requests.get(f"{base}/v1/state/frameworkId", timeout=5)
+    finally:
+        service.stop()
+    with (
+        running_cluster(agents=1, public_agents=0) as cluster,
+        scheduler_on(cluster, tmp_path / "run") as service,
+    ):
+        base = f"http://127.0.0.1:{service.api.port}"
+        wait_until(lambda: service.scheduler.framework_id(), 20, "a framework ID")
+        framework_id = requests.get(f"{base}/v1/state/frameworkId", timeout=5)
+        stored = service.scheduler.framework_id()
+
+    assert waiting.status_code == 202
+    assert waiting.json() == {
+        "status": "waiting",
+        "healthy": False,
+        "reasons": ["not subscribed to a Mesos master"],
+    }
+    assert no_id.status_code == 404
+    assert framework_id.status_code == 200 and framework_id.json() == [stored]
