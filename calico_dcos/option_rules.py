@@ -59,12 +59,19 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return repr(url)
+    return repr(url.replace(":" + parts.password + "@", ":***@", 1))
+
+
 def _http_url_error(url: str, what: str) -> str | None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        return f"{url!r}: {what} must start with http:// or https://"
+        return f"{_redact(url)}: {what} must start with http:// or https://"
     if parts.query or parts.fragment or parts.path not in ("", "/"):
-        return f"{url!r}: {what} is scheme://host:port with no path"
+        return f"{_redact(url)}: {what} is scheme://host:port with no path"
     return _host_port_error(parts.netloc.rpartition("@")[2], port_required=False)
 
 
@@ -93,6 +100,11 @@ def etcd_cluster_endpoints(options: Mapping, value: str) -> str | None:
     or a URL (etcd `etcdmain/grpc_proxy.go`, clientv3 endpoints).
     """
     for endpoint in _items(value):
+        if "@" in endpoint:
+            return (
+                f"{_redact(endpoint)}: the etcd proxy takes no credentials in URLs (they would "
+                "show in every agent's process list); use TLS client certificates instead"
+            )
         if "://" in endpoint:
             error = _http_url_error(endpoint, "an etcd cluster endpoint")
         elif options["etcd"]["proxy_mode"] == "v2":

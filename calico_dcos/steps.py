@@ -167,8 +167,18 @@ def _etcd_arguments(etcd: Mapping, options: Mapping) -> str:
 
 
 def _installer_command(
-    options: Mapping, agent: AgentView, artifacts_url: str, argv: list[str], uris: list[dict]
+    options: Mapping,
+    agent: AgentView,
+    artifacts_url: str,
+    argv: list[str],
+    uris: list[dict],
+    environment: Mapping[str, str] | None = None,
 ) -> dict:
+    """The installer's command line, and its environment.
+
+    Values that may hold credentials (etcd URLs, the cluster store) travel in the
+    environment, never in argv, which every user of the agent sees in `ps`.
+    """
     python = options["service"]["agent_python"]
     force = ["--force"] if options["agents"]["override_existing_calico"] else []
     stability = ["--stability-seconds", str(options["rollout"]["stability_seconds"])]
@@ -181,6 +191,7 @@ def _installer_command(
                 {
                     "ETCD_ENDPOINTS": _etcd_endpoints(options),
                     "CALICO_DCOS_REPORT_URL": f"{artifacts_url}/v1/agents/{agent.agent_id}/report",
+                    **(environment or {}),
                 }
             ),
         }
@@ -188,8 +199,8 @@ def _installer_command(
 
 
 def _docker(step: Step, options: Mapping, agent: AgentView, artifacts_url: str) -> dict:
-    argv = ["docker", "--cluster-store", opts.derived_cluster_store(options)]
-    return _installer_command(options, agent, artifacts_url, argv, [])
+    store = {"CALICO_DCOS_CLUSTER_STORE": opts.derived_cluster_store(options)}
+    return _installer_command(options, agent, artifacts_url, ["docker"], [], store)
 
 
 def _cni(step: Step, options: Mapping, agent: AgentView, artifacts_url: str) -> dict:
@@ -198,7 +209,6 @@ def _cni(step: Step, options: Mapping, agent: AgentView, artifacts_url: str) -> 
         "cni",
         "--plugins-dir", cni["plugins_dir"],
         "--config-dir", cni["config_dir"],
-        "--etcd-endpoints", _etcd_endpoints(options),
         "--config-name", cni["config_name"],
         "--network-name", cni["network_name"],
         "--log-level", cni["log_level"],

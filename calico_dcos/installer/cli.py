@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import sys
 
 from . import cni, detect, docker, ip, systemd
@@ -24,6 +25,31 @@ LOG = logging.getLogger("calico-installer")
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 HOST_ROOT_ENV = "CALICO_INSTALLER_HOST_ROOT"
+# Values that may carry credentials (`https://user:password@host`) come from the task's
+# environment, never from argv, which every user of the agent sees in `ps` (issue 13).
+CLUSTER_STORE_ENV = "CALICO_DCOS_CLUSTER_STORE"
+ETCD_ENDPOINTS_ENV = "ETCD_ENDPOINTS"
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:@/\s]+):[^@/\s]+@", re.I)
+
+
+def redact(text: str) -> str:
+    """`scheme://user:password@host` -> `scheme://user:***@host`."""
+    return _URL_PASSWORD.sub(r"\g<head>:***@", text)
+
+
+class RedactingFormatter(logging.Formatter):
+    """Log lines with passwords inside URLs replaced."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def from_environment(value, variable: str, option: str) -> str:
+    """`value` if given on the command line, else the environment variable; one is needed."""
+    found = value or os.environ.get(variable, "")
+    if not found:
+        raise cni.UsageError(f"give {option} or set ${variable}")
+    return found
 
 
 def seconds(text: str) -> float:
@@ -64,13 +90,15 @@ CONFIG_DIR = ("--config-dir", {"default": detect.DEFAULT_CNI_CONFIG_DIR})
 # command: (help, whether it restarts units, its own options)
 COMMANDS = {
     "docker": ("set Docker's cluster-store and restart Docker", True, [
-        ("--cluster-store", {"required": True, "help": "e.g. etcd://10.0.0.1:2379"}),
+        ("--cluster-store", {"help": "e.g. etcd://10.0.0.1:2379 (default: $" + CLUSTER_STORE_ENV
+                             + ", which keeps credentials out of argv)"}),
         ("--force", flag("replace another cluster-store; install even if Calico is present")),
     ]),
     "cni": ("install Calico's CNI plugins and restart the agent", True, [
         ("--plugins-dir", {"default": "/opt/mesosphere/active/cni/"}),
         CONFIG_DIR,
-        ("--etcd-endpoints", {"required": True, "help": "http://a:2379,http://b:2379"}),
+        ("--etcd-endpoints", {"help": "http://a:2379,http://b:2379 (default: $"
+                              + ETCD_ENDPOINTS_ENV + ")"}),
         PUBLIC,
         ("--log-level", {"default": "info", "help": "the CNI plugin's log level"}),
         ("--config-name", {"default": "calico.cni"}),
@@ -110,11 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_docker(host: HostRoot, args: argparse.Namespace) -> int:
     waits = Waits(args.stability_seconds, args.timeout_seconds)
-    return docker.install(host, args.cluster_store, waits, args.force)
+    store = from_environment(args.cluster_store, CLUSTER_STORE_ENV, "--cluster-store")
+    return docker.install(host, store, waits, args.force)
 
 
 def run_cni(host: HostRoot, args: argparse.Namespace) -> int:
-    network = cni.Network(args.network_name, args.etcd_endpoints, args.log_level)
+    endpoints = from_environment(args.etcd_endpoints, ETCD_ENDPOINTS_ENV, "--etcd-endpoints")
+    network = cni.Network(args.network_name, endpoints, args.log_level)
     binaries = {"calico": args.calico_bin, "calico-ipam": args.calico_ipam_bin}
     files = cni.wanted_files(
         host, args.plugins_dir, args.config_dir, args.config_name, binaries, network
@@ -165,7 +195,7 @@ def logging_to_stderr(command: str):
     `calico-dcos installer` run inside another program changes nothing of its logging."""
     handler = logging.StreamHandler(sys.stderr)
     prefix = f"calico-installer {command}: "
-    handler.setFormatter(logging.Formatter(prefix + "%(levelname)s %(message)s"))
+    handler.setFormatter(RedactingFormatter(prefix + "%(levelname)s %(message)s"))
     LOG.addHandler(handler)
     LOG.setLevel(logging.INFO)
     LOG.propagate = False
@@ -194,8 +224,8 @@ def run(host: HostRoot, args: argparse.Namespace) -> int:
     try:
         return RUNNERS[args.command](host, args)
     except cni.UsageError as exc:
-        print(f"calico-installer: error: {exc}", file=sys.stderr)
+        print(redact(f"calico-installer: error: {exc}"), file=sys.stderr)
         return EXIT_USAGE
     except InstallerError as exc:
-        print(f"calico-installer: failed: {exc}", file=sys.stderr)
+        print(redact(f"calico-installer: failed: {exc}"), file=sys.stderr)
         return EXIT_FAILED

@@ -127,3 +127,14 @@ def test_the_same_rule_applies_to_a_file(tmp_path):
     with pytest.raises(OptionsError) as caught:
         load_options(str(path), {})
     assert [option for option, _ in caught.value.errors] == ["etcd.endpoints"]
+
+
+def test_credentials_in_the_proxys_upstream_are_refused_without_showing_them():
+    errors = errors_for({"CALICO_ETCD_CLUSTER_ENDPOINTS": "https://user:s3cret@192.0.2.1:2379"})
+    assert "no credentials in URLs" in errors["etcd.cluster_endpoints"]
+    assert "s3cret" not in errors["etcd.cluster_endpoints"]
+
+
+def test_an_error_about_an_endpoint_never_shows_its_password():
+    errors = errors_for({"CALICO_ETCD_ENDPOINTS": "etcd://user:s3cret@192.0.2.1:2379"})
+    assert "user:***@" in errors["etcd.endpoints"] and "s3cret" not in errors["etcd.endpoints"]

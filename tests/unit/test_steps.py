@@ -213,8 +213,6 @@ def test_docker_step_runs_the_installer_with_every_value_intact(tmp_path):
     assert run_in_sandbox(info, sandbox) == [
         "./installer.pyz",
         "docker",
-        "--cluster-store",
-        HOSTILE,
         "--stability-seconds",
         "0.5",
         "--force",
@@ -225,13 +223,22 @@ def test_docker_step_runs_the_installer_with_every_value_intact(tmp_path):
     assert env_of(info) == {
         "ETCD_ENDPOINTS": "http://localhost:2379",
         "CALICO_DCOS_REPORT_URL": f"{ARTIFACTS}/v1/agents/M1-S3/report",
+        "CALICO_DCOS_CLUSTER_STORE": HOSTILE,
     }
 
 
-def test_docker_cluster_store_derived_from_the_endpoints(tmp_path):
-    sandbox, python = installer_sandbox(tmp_path)
-    options = defaults(service__agent_python=python, etcd__endpoints="http://a:2379,http://b:2379")
-    assert run_in_sandbox(task("docker", options), sandbox)[3] == "etcd://a:2379,b:2379"
+def test_docker_cluster_store_derived_from_the_endpoints():
+    options = defaults(etcd__endpoints="http://a:2379,http://b:2379")
+    assert env_of(task("docker", options))["CALICO_DCOS_CLUSTER_STORE"] == "etcd://a:2379,b:2379"
+
+
+@pytest.mark.parametrize("step", ["docker", "cni"])
+def test_etcd_credentials_never_reach_the_installers_command_line(step):
+    """Issue 13 case 5: argv is world-readable on the agent (`ps`) and in Mesos' state."""
+    endpoint = "https://user:pw@192.0.2.2:2379"
+    info = task(step, defaults(etcd__endpoints=endpoint))
+    assert "pw" not in info["command"]["value"]
+    assert env_of(info)["ETCD_ENDPOINTS"] == endpoint
 
 
 def test_cni_step_on_a_public_agent_with_hostile_values(tmp_path):
@@ -250,7 +257,6 @@ def test_cni_step_on_a_public_agent_with_hostile_values(tmp_path):
         "cni",
         "--plugins-dir", HOSTILE + "/plugins",
         "--config-dir", HOSTILE + "/conf",
-        "--etcd-endpoints", HOSTILE,
         "--config-name", "calico.cni",
         "--network-name", "calico",
         "--log-level", "debug",
