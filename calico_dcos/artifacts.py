@@ -17,14 +17,27 @@ import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
+from calico_dcos.installer import MIN_PYTHON
+
 INSTALLER_DIR = Path(__file__).resolve().parent / "installer"
 ZIPAPP_PACKAGE = "calico_installer"
-ZIPAPP_MAIN = (
-    '"""Run the calico-dcos agent-side installer: python3 installer.pyz <command> …"""\n'
-    "import sys\n\n"
-    f"from {ZIPAPP_PACKAGE}.cli import main\n\n"
-    "sys.exit(main())\n"
-)
+# Plain enough to parse on any Python, so that an agent's too old Python says so by name
+# instead of dying with a SyntaxError deep in the package.
+_SHOWN_MIN = "{}.{}".format(*MIN_PYTHON)
+ZIPAPP_MAIN = f"""\"\"\"Run the calico-dcos agent-side installer: installer.pyz <command> ...\"\"\"
+import sys
+
+if sys.version_info < {MIN_PYTHON!r}:
+    sys.stderr.write(
+        "calico-installer: failed: needs Python >= {_SHOWN_MIN} (DC/OS >= 1.11), this is "
+        "%s: set service.agent_python\\n" % sys.version.split()[0]
+    )
+    sys.exit(1)
+
+from {ZIPAPP_PACKAGE}.cli import main  # noqa: E402
+
+sys.exit(main())
+"""
 SHEBANG = b"#!/usr/bin/env python3\n"
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 CNI_STANDIN = """#!/bin/sh

@@ -8,14 +8,13 @@ changed and why; stdout carries only answers (`ip`, `detect`).
 variable for every task, so an installer run there can never touch this machine's own `/`.
 """
 
-from __future__ import annotations
-
 import argparse
 import contextlib
 import logging
 import os
 import re
 import sys
+from typing import List, Optional
 
 from . import cni, detect, docker, ip, systemd
 from .hostfs import HostRoot, InstallerError
@@ -205,7 +204,7 @@ def logging_to_stderr(command: str):
         LOG.removeHandler(handler)
 
 
-def main(argv: list | None = None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
     """Run one command; returns the exit code instead of exiting, for `calico-dcos installer`."""
     parser = build_parser()
     try:

@@ -8,12 +8,10 @@ before the first file changes, `restarted` just before the restart. A run that f
 `restarted` and nothing left to change only waits until the agent is stable and clears it.
 """
 
-from __future__ import annotations
-
 import json
 import logging
 from pathlib import Path
-from typing import NamedTuple
+from typing import List, NamedTuple, Optional
 
 from . import crashpoints, detect, systemd
 from .hostfs import MARKER_CNI_RESTART, HostRoot, InstallerError, Snapshot, sha256, write_atomic
@@ -97,7 +95,7 @@ def wanted_files(
     config_name: str,
     binaries: dict,
     network: Network,
-) -> list[Wanted]:
+) -> List[Wanted]:
     config = render_config(network)
     plugins, configs = host.path(plugins_dir), host.path(config_dir)
     files = [
@@ -124,7 +122,7 @@ def install_file(host: HostRoot, wanted: Wanted) -> None:
 
 
 def install(
-    host: HostRoot, files: list[Wanted], unit: str, waits: Waits, force: bool, config_dir: str
+    host: HostRoot, files: List[Wanted], unit: str, waits: Waits, force: bool, config_dir: str
 ) -> int:
     """Install what differs, then restart the agent once; a rerun after the restart waits."""
     if detect.stop_if_present(host, "cni", config_dir, force):
@@ -159,7 +157,7 @@ def apply_and_restart(host: HostRoot, changes: list, apply, unit: str, waits: Wa
     return finish(host, waits.wait(unit), unit)
 
 
-def finish(host: HostRoot, why: str | None, unit: str) -> int:
+def finish(host: HostRoot, why: Optional[str], unit: str) -> int:
     """Clear the marker once the agent holds; if it does not, the next run restarts it again."""
     if why is not None:
         host.write_marker(MARKER_CNI_RESTART, {"state": PENDING, "unit": unit})

@@ -6,8 +6,6 @@ after a crash between any two steps ends in the same state as one clean run. Uns
 production, where it does nothing.
 """
 
-from __future__ import annotations
-
 import os
 
 CRASH_ENV = "CALICO_INSTALLER_CRASH_AT"

@@ -6,12 +6,11 @@ nothing, say what was found, and tell the scheduler so that it shows the agent a
 already present" rather than as installed by us.
 """
 
-from __future__ import annotations
-
 import json
 import logging
 import os
 from pathlib import Path
+from typing import List
 
 from . import systemd
 from .hostfs import HostRoot
@@ -25,18 +24,18 @@ REPORT_URL_ENV = "CALICO_DCOS_REPORT_URL"
 REPORT_TIMEOUT_SECONDS = 5.0
 
 
-def find_calico(host: HostRoot, cni_config_dir: str) -> list[str]:
+def find_calico(host: HostRoot, cni_config_dir: str) -> List[str]:
     """What shows that Calico runs here without us; empty when nothing does."""
     return active_units() + unit_files(host) + foreign_cni_configs(host, cni_config_dir)
 
 
-def active_units() -> list[str]:
+def active_units() -> List[str]:
     states = systemd.unit_states(*CALICO_UNITS)
     active = [unit for i, unit in enumerate(CALICO_UNITS) if states[i] == "active"]
     return [f"unit {unit} is active" for unit in active]
 
 
-def unit_files(host: HostRoot) -> list[str]:
+def unit_files(host: HostRoot) -> List[str]:
     found = []
     for directory in UNIT_FILE_DIRS:
         for unit in CALICO_UNITS:
@@ -46,7 +45,7 @@ def unit_files(host: HostRoot) -> list[str]:
     return found
 
 
-def foreign_cni_configs(host: HostRoot, cni_config_dir: str) -> list[str]:
+def foreign_cni_configs(host: HostRoot, cni_config_dir: str) -> List[str]:
     """`calico` CNI configs in the config dir that this installer did not write."""
     directory = host.path(cni_config_dir)
     if not directory.is_dir():
@@ -82,7 +81,7 @@ def agent_id(environ: dict) -> str:
     return parts[1] if len(parts) >= 2 else ""
 
 
-def report_present(step: str, found: list[str], environ: dict = os.environ) -> None:
+def report_present(step: str, found: List[str], environ: dict = os.environ) -> None:
     """Best effort: tell the scheduler; a failure is only logged, the verdict stands."""
     url = environ.get(REPORT_URL_ENV)
     if not url:

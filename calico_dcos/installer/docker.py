@@ -7,13 +7,12 @@ put daemon.json back byte for byte, restart again and fail. A `docker-restart` m
 before daemon.json changes makes a run cut off before Docker was back finish the job.
 """
 
-from __future__ import annotations
-
 import json
 import logging
 import re
 import subprocess
 from pathlib import Path
+from typing import Optional
 
 from . import crashpoints, detect
 from .hostfs import MARKER_DOCKER_RESTART, HostRoot, InstallerError, Snapshot, write_atomic
@@ -45,7 +44,12 @@ def parse_version(text: str) -> tuple:
 
 def docker_version() -> tuple:
     try:
-        result = subprocess.run(["docker", "--version"], capture_output=True, text=True)
+        result = subprocess.run(
+            ["docker", "--version"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            universal_newlines=True,
+        )
     except OSError as exc:
         raise InstallerError(f"cannot run `docker --version`: {exc}") from exc
     if result.returncode != 0:
@@ -121,7 +125,7 @@ def version_allows_cluster_store(version: tuple, daemon_json: Snapshot) -> bool:
 
 
 def change(
-    host: HostRoot, path: Path, current: Snapshot, data: bytes, pending: dict | None
+    host: HostRoot, path: Path, current: Snapshot, data: bytes, pending: Optional[dict]
 ) -> None:
     """Back up, record what to roll back to, then write: each step survives a crash."""
     host.save_original(OWNER, path)

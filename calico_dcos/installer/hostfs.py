@@ -7,13 +7,12 @@ reads them (the original installer's guards never tripped because the two spelt 
 differently).
 """
 
-from __future__ import annotations
-
 import base64
 import hashlib
 import json
 import os
 from pathlib import Path
+from typing import List, Optional, Union
 
 STATE_DIR = "etc/calico/installer"
 BACKUPS_DIR = STATE_DIR + "/backups"
@@ -29,7 +28,7 @@ class InstallerError(Exception):
 class HostRoot:
     """The directory that stands for the host's `/`; nothing outside it is touched."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: Union[str, Path]) -> None:
         self.root = Path(os.path.abspath(str(root)))
 
     def path(self, host_path: str) -> Path:
@@ -46,7 +45,7 @@ class HostRoot:
     def marker_path(self, name: str) -> Path:
         return self.path(STATE_DIR) / name
 
-    def read_marker(self, name: str) -> dict | None:
+    def read_marker(self, name: str) -> Optional[dict]:
         """A marker's record, or None when it is absent."""
         data = read_bytes(self.marker_path(name))
         return None if data is None else json.loads(data.decode())
@@ -76,7 +75,7 @@ class HostRoot:
             write_atomic(self.backup_path(owner, path, present=True), data, file_mode(path))
         return True
 
-    def original(self, owner: str, path: Path) -> Snapshot | None:
+    def original(self, owner: str, path: Path) -> "Optional[Snapshot]":
         """The saved original of `path`, or None if this installer never changed it."""
         present = self.backup_path(owner, path, present=True)
         if present.exists():
@@ -85,7 +84,7 @@ class HostRoot:
             return Snapshot(None, 0)
         return None
 
-    def originals(self, owner: str) -> list[Path]:
+    def originals(self, owner: str) -> List[Path]:
         """Every host file that `owner` saved an original of, in a stable order."""
         found = set()
         for kind in ("present", "absent"):
@@ -104,11 +103,11 @@ class HostRoot:
 class Snapshot:
     """A file's bytes and mode at one moment; `data is None` means the file did not exist."""
 
-    def __init__(self, data: bytes | None, mode: int) -> None:
+    def __init__(self, data: Optional[bytes], mode: int) -> None:
         self.data = data
         self.mode = mode
 
-    def same_as(self, other: Snapshot) -> bool:
+    def same_as(self, other: "Snapshot") -> bool:
         return (self.data, self.mode) == (other.data, other.mode)
 
     def to_record(self) -> dict:
@@ -116,12 +115,12 @@ class Snapshot:
         return {"data_b64": encoded, "mode": self.mode}
 
     @classmethod
-    def from_record(cls, record: dict) -> Snapshot:
+    def from_record(cls, record: dict) -> "Snapshot":
         encoded = record.get("data_b64")
         return cls(None if encoded is None else base64.b64decode(encoded), record.get("mode", 0))
 
     @classmethod
-    def of(cls, path: Path) -> Snapshot:
+    def of(cls, path: Path) -> "Snapshot":
         data = read_bytes(path)
         return cls(data, file_mode(path) if data is not None else 0)
 
@@ -133,7 +132,7 @@ class Snapshot:
             write_atomic(path, self.data, self.mode or 0o644)
 
 
-def read_bytes(path: Path) -> bytes | None:
+def read_bytes(path: Path) -> Optional[bytes]:
     try:
         return path.read_bytes()
     except FileNotFoundError:

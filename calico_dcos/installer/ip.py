@@ -4,8 +4,6 @@ calico-node needs the host's IP (`IP`), and on a multi-homed agent the right one
 address of the interface that routes to the cluster, as Calico's `can-reach=` method finds it.
 """
 
-from __future__ import annotations
-
 import logging
 import socket
 

@@ -1,8 +1,6 @@
 """The stability settings every restarting command shares."""
 
-from __future__ import annotations
-
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from . import systemd
 
@@ -13,11 +11,11 @@ class Waits(NamedTuple):
     stability: float = systemd.DEFAULT_STABILITY_SECONDS
     timeout: float = systemd.DEFAULT_TIMEOUT_SECONDS
 
-    def restart(self, unit: str) -> str | None:
+    def restart(self, unit: str) -> Optional[str]:
         """reset-failed, restart, wait until stable: None when back, else why not."""
         if not systemd.restart(unit):
             return f"systemctl restart {unit} failed"
         return self.wait(unit)
 
-    def wait(self, unit: str) -> str | None:
+    def wait(self, unit: str) -> Optional[str]:
         return systemd.wait_stable(unit, self.stability, self.timeout)

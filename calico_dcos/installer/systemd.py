@@ -6,11 +6,10 @@ only when `is-active` has said `active` for a whole stability period, because a 
 dies a second after starting is not back.
 """
 
-from __future__ import annotations
-
 import logging
 import subprocess
 import time
+from typing import List, Optional
 
 LOG = logging.getLogger("calico-installer")
 DEFAULT_STABILITY_SECONDS = 30.0
@@ -18,10 +17,15 @@ DEFAULT_TIMEOUT_SECONDS = 300.0
 
 
 def systemctl(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["systemctl", *args], capture_output=True, text=True)
+    return subprocess.run(
+        ["systemctl", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        universal_newlines=True,
+    )
 
 
-def unit_states(*units: str) -> list[str]:
+def unit_states(*units: str) -> List[str]:
     """What `systemctl is-active` says of each unit: active, activating, failed, inactive, …"""
     lines = systemctl("is-active", *units).stdout.split()
     return lines if len(lines) == len(units) else ["unknown"] * len(units)
@@ -44,7 +48,7 @@ def restart(unit: str) -> bool:
     return True
 
 
-def wait_stable(unit: str, stability: float, timeout: float) -> str | None:
+def wait_stable(unit: str, stability: float, timeout: float) -> Optional[str]:
     """Wait until `unit` has been active for `stability` seconds; None then, else why not.
 
     A `failed` unit stops the wait at once: systemd reports `activating` while it retries on

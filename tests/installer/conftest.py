@@ -1,5 +1,8 @@
 """Run the built installer zipapp as a real subprocess against temporary host roots.
 
+The zipapp runs under `agent_python`: the oldest Python the installer claims (3.6, what DC/OS
+agents have), not the Python running the tests (see tests/helpers/agent_python.py).
+
 The devcluster's `systemctl` and `docker` stand-ins come first on PATH (no systemd or Docker
 engine can run on a test machine); they act on the host root and log every call.
 """
@@ -11,7 +14,17 @@ from pathlib import Path
 import pytest
 
 from calico_dcos.artifacts import build_installer_zipapp
+from tests.helpers.agent_python import find_oldest_agent_python
 from tests.installer.installer_host import Agent, create_agent
+
+
+@pytest.fixture(scope="session")
+def agent_python() -> str:
+    """The agents' Python to run the zipapp under; a machine without one fails, never skips."""
+    try:
+        return find_oldest_agent_python()
+    except LookupError as exc:
+        pytest.fail(str(exc))
 
 
 @pytest.fixture(scope="session")
@@ -20,10 +33,12 @@ def zipapp(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def make_agent(tmp_path, zipapp):
+def make_agent(tmp_path, zipapp, agent_python):
     """Factory of fresh simulated hosts, each with fetched plugins in its own sandbox."""
     count = iter(range(100))
-    return lambda **host_options: create_agent(tmp_path, zipapp, next(count), **host_options)
+    return lambda **host_options: create_agent(
+        tmp_path, zipapp, next(count), agent_python, **host_options
+    )
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from calico_dcos.devcluster.hostroot import create_host_root, install_standins, read_calls
@@ -19,8 +18,9 @@ CONFIG_DIR = "/opt/mesosphere/etc/dcos/network/cni/"
 class Agent:
     """One simulated host and a way to run installer commands on it."""
 
-    def __init__(self, root: Path, zipapp: Path, sandbox: Path) -> None:
+    def __init__(self, root: Path, zipapp: Path, sandbox: Path, python: str) -> None:
         self.root, self.zipapp, self.sandbox = root, zipapp, sandbox
+        self.python = python  # the agents' Python the zipapp runs under
 
     def environ(self, crash_at: str | None, extra: dict | None) -> dict:
         environ = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
@@ -33,7 +33,7 @@ class Agent:
         return environ | (extra or {})
 
     def run(self, command: str, *args: str, crash_at: str | None = None, env: dict | None = None):
-        argv = [sys.executable, str(self.zipapp), command, "--host-root", str(self.root), *args]
+        argv = [self.python, str(self.zipapp), command, "--host-root", str(self.root), *args]
         return subprocess.run(
             argv,
             capture_output=True,
@@ -83,7 +83,7 @@ class Agent:
         return (self.root / ".devcluster" / "units" / unit).read_text().strip()
 
 
-def create_agent(directory: Path, zipapp: Path, index: int, **host_options) -> Agent:
+def create_agent(directory: Path, zipapp: Path, index: int, python: str, **host_options) -> Agent:
     """A fresh host (its root has a space in its name) with fetched plugins in a sandbox."""
     root = directory / f"host root {index}"
     sandbox = directory / f"sandbox {index}"
@@ -92,4 +92,4 @@ def create_agent(directory: Path, zipapp: Path, index: int, **host_options) -> A
     (sandbox / "calico-ipam").write_bytes(b"\x7fELF calico-ipam plugin v3")
     host_options.setdefault("agent_id", f"5f1c-S{index}")
     create_host_root(root, hostname=f"agent-{index}", ip=f"127.0.1.{index + 1}", **host_options)
-    return Agent(root, zipapp, sandbox)
+    return Agent(root, zipapp, sandbox, python)

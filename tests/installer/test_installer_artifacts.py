@@ -11,6 +11,8 @@ import tarfile
 import zipfile
 
 from calico_dcos import artifacts
+from calico_dcos.installer import MIN_PYTHON
+from tests.helpers.agent_python import find_python, version_of
 
 
 def test_zipapp_builds_to_the_same_bytes_and_name_twice(tmp_path):
@@ -26,9 +28,10 @@ def test_zipapp_builds_to_the_same_bytes_and_name_twice(tmp_path):
     assert names[0] == "__main__.py" and "calico_installer/cli.py" in names
 
 
-def test_zipapp_runs_on_the_agents_python(tmp_path):
+def test_zipapp_runs_on_the_agents_python_and_newer_ones(tmp_path, agent_python):
     built = artifacts.build_installer_zipapp(tmp_path)
-    for python in {sys.executable, shutil.which("python3")}:
+    assert version_of(agent_python) == MIN_PYTHON
+    for python in {agent_python, sys.executable, shutil.which("python3")}:
         result = subprocess.run(
             [python, str(built.path), "--help"],
             capture_output=True,
@@ -40,6 +43,32 @@ def test_zipapp_runs_on_the_agents_python(tmp_path):
         assert result.returncode == 0, result.stderr
         for command in ("docker", "cni", "ip", "uninstall", "detect"):
             assert command in result.stdout
+
+
+def test_every_installer_source_compiles_under_the_agents_python(agent_python):
+    """A syntax error would otherwise show only on the path a test happens to import."""
+    sources = [str(path) for path in artifacts.installer_sources()]
+    code = "import sys; [compile(open(p).read(), p, 'exec') for p in sys.argv[1:]]"
+    result = subprocess.run([agent_python, "-c", code, *sources], capture_output=True, text=True)
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_zipapp_refuses_a_python_older_than_it_claims_by_name(tmp_path):
+    """DC/OS 1.10's Python 3.5 (or any older) gets a reason, not a SyntaxError traceback."""
+    built = artifacts.build_installer_zipapp(tmp_path)
+    old = find_python("2.7")  # the oldest Python on the build machines, older than 3.5
+
+    result = subprocess.run(
+        [old, str(built.path), "ip", "--can-reach", "127.0.0.1:1"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+
+    assert result.returncode == 1
+    assert "needs Python >= 3.6 (DC/OS >= 1.11)" in result.stderr
+    assert "SyntaxError" not in result.stderr
 
 
 def test_etcd_tarball_is_deterministic_and_holds_a_working_etcd(tmp_path):

@@ -16,11 +16,11 @@ ORIGINAL_DAEMON_JSON = {"debug": True, "log-driver": "journald"}
 
 
 @pytest.fixture(scope="module")
-def clean(tmp_path_factory, zipapp):
+def clean(tmp_path_factory, zipapp, agent_python):
     """Files of a host after one clean docker run, and of another after one clean cni run."""
     directory = tmp_path_factory.mktemp("clean")
-    docker_host = create_agent(directory, zipapp, 0, daemon_json=ORIGINAL_DAEMON_JSON)
-    cni_host = create_agent(directory, zipapp, 1)
+    docker_host = create_agent(directory, zipapp, 0, agent_python, daemon_json=ORIGINAL_DAEMON_JSON)
+    cni_host = create_agent(directory, zipapp, 1, agent_python)
     assert docker_host.docker().returncode == 0
     assert cni_host.cni().returncode == 0
     return {"docker": docker_host.files(), "cni": cni_host.files()}

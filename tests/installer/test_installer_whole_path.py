@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from urllib.parse import unquote, urlsplit
 
 from calico_dcos.options import load_options
@@ -22,7 +21,7 @@ HOSTILE = "a b 'single' $(touch PWNED) `touch PWNED` ; touch PWNED"
 
 def hostile_options(agent, tmp_path):
     return load_options(None, {
-        "CALICO_SERVICE_AGENT_PYTHON": sys.executable,
+        "CALICO_SERVICE_AGENT_PYTHON": agent.python,
         "CALICO_ROLLOUT_STABILITY_SECONDS": "0",
         "CALICO_DOCKER_CLUSTER_STORE": f"etcd://10.0.0.1:2379/{HOSTILE}",
         "CALICO_CNI_PLUGINS_DIR": f"/opt/cni {HOSTILE}/",

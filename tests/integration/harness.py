@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from calico_dcos.artifacts import build_cni_standins
 from calico_dcos.commands.run import Service, start_service
 from calico_dcos.options import load_options
+from tests.helpers.agent_python import find_oldest_agent_python
 from tests.helpers.devcluster import running_cluster, wait_until
 
 TIMINGS = {
@@ -30,7 +30,7 @@ def options_env(state_dir: Path, master_url: str, **options: str) -> dict[str, s
     env = {
         "CALICO_SERVICE_MASTER": master_url,
         "CALICO_SERVICE_STATE": str(state_dir),
-        "CALICO_SERVICE_AGENT_PYTHON": sys.executable,
+        "CALICO_SERVICE_AGENT_PYTHON": find_oldest_agent_python(),  # as on DC/OS agents
         "CALICO_SERVICE_USER": getpass.getuser(),
         "CALICO_SERVICE_FAILOVER_TIMEOUT_SECONDS": "60",
         "CALICO_ROLLOUT_STABILITY_SECONDS": "0.3",
