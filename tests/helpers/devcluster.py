@@ -3,8 +3,8 @@
     with running_cluster(agents=2) as cluster, Framework(cluster) as fw:
         fw.wait_for(lambda: len(fw.offers) >= 2)
 
-`Framework` records every callback of pymesos' real `MesosSchedulerDriver` (implicit
-acknowledgements on) so that tests can wait on what the scheduler saw, never on a clock.
+`Framework` records every callback of pymesos' real `MesosSchedulerDriver` (and
+acknowledges each update itself) so that tests can wait on what the scheduler saw, never on a clock.
 """
 
 from __future__ import annotations
@@ -78,7 +78,13 @@ class Framework(Scheduler):
         self.cluster = cluster
         self.info = info or framework_info()
         self.on_offers = on_offers
-        self.driver_kwargs = driver_kwargs
+        # Acknowledged here, not by pymesos: its implicit acknowledgement raises inside the
+        # driver's thread when the master refuses it (403 once the stream has dropped, as the
+        # real master answers), which aborts the driver. Like the real scheduler, a refused
+        # acknowledgement is recorded and the agent sends the update again.
+        self.acknowledge = driver_kwargs.pop("implicit_acknowledgements", True)
+        self.ack_failures: list[str] = []
+        self.driver_kwargs = {**driver_kwargs, "implicit_acknowledgements": False}
         self.lock = threading.Lock()
         self.framework_id: str | None = self.info.get("id", {}).get("value")
         self.offers: list[dict] = []
@@ -134,6 +140,12 @@ class Framework(Scheduler):
     def statusUpdate(self, driver, update) -> None:  # noqa: N802
         with self.lock:
             self.updates.append(update)
+        if self.acknowledge and "uuid" in update:
+            try:
+                driver.acknowledgeStatusUpdate(update)
+            except Exception as exc:  # refused or not connected: the agent resends it
+                with self.lock:
+                    self.ack_failures.append(str(exc))
 
     def slaveLost(self, driver, agent_id) -> None:  # noqa: N802
         with self.lock:
