@@ -21,7 +21,7 @@ PREFIXES = ["/v1/plan", "/v1/plans/deploy"]
 @pytest.fixture(scope="module")
 def rollout(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("operator-api")
-    options = {"etcd_run_proxy": "true", "etcd_cluster_endpoints": SECRET_URL}
+    options = {"etcd_run_proxy": "true", "etcd_endpoints": SECRET_URL}
     with (
         running_cluster(agents=3, public_agents=1) as cluster,
         operator_service(cluster, workdir, TOKEN, **options) as (service, url),
@@ -143,7 +143,7 @@ def test_options_are_the_effective_ones_with_passwords_masked(rollout):
     _, _, url = rollout
     response = requests.get(f"{url}/v1/options", timeout=5)
     options = response.json()
-    assert options["etcd"]["cluster_endpoints"] == "http://root:***@127.0.0.1:2379"
+    assert options["etcd"]["endpoints"] == "http://root:***@127.0.0.1:2379"
     assert options["etcd"]["run_proxy"] is True
     assert "hunter2" not in response.text
 
@@ -187,7 +187,7 @@ def test_status_document_carries_the_rp_filter_warning(rollout):
 def test_status_page_and_its_assets_are_served(rollout):
     _, _, url = rollout
     page = requests.get(url + "/", timeout=5)
-    assert page.status_code == 200 and "/static/status.js" in page.text
+    assert page.status_code == 200 and 'src="static/status.js"' in page.text
     for asset in ("status.js", "status.css"):
         assert requests.get(f"{url}/static/{asset}", timeout=5).status_code == 200
 
