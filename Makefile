@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 WHEELHOUSE := build/wheelhouse
 PYTEST_ARGS ?=
 
-.PHONY: deps system-deps local devcluster test lint bench clean
+.PHONY: deps system-deps local devcluster test lint bench clean dist universe
 
 $(VENV)/.installed: pyproject.toml scripts/build_http_parser_wheel.py
 	python3 -m venv $(VENV)
@@ -36,5 +36,16 @@ test: deps system-deps lint
 bench: deps
 	$(VENV)/bin/calico-dcos bench --agents 100,1000,5000
 
+## The release: dist/calico-dcos-<version>-sha256-<hex>.pyz and the icons, with
+## universe/resource.json pointing at them under RELEASE_URL (README: "Making a release").
+VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+RELEASE_URL ?= $(shell sed -n 's/^Source = "\(.*\)"/\1/p' pyproject.toml)/releases/download/v$(VERSION)
+dist: deps
+	$(PY) -m scripts.dist --out dist --release-url $(RELEASE_URL)
+
+## Regenerate universe/config.json and marathon.json from the options schema and the template.
+universe: deps
+	$(PY) -m scripts.universe
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,110 +1,42 @@
-"""The Universe package and the plain Marathon app: valid, and faithful to the options.
+"""The DC/OS Universe package, rendered as DC/OS's package manager (Cosmos) renders it.
 
-Universe renders `marathon.json.mustache` with the options and `resource`; here chevron
-stands in for Cosmos' renderer. Options use triple mustaches (no HTML escaping, so `&`, `<`,
-`=` and `'` arrive unchanged) and booleans are rendered as sections (`true`/`false`, never
-Python's `True`); the schema refuses double quotes, backslashes and control characters, the
-only characters that would need JSON escaping.
+`scripts/universe.py` renders `marathon.json.mustache` as Cosmos does (defaults merged,
+strings JSON-encoded, no HTML escaping; see its docstring for the sources). The result is
+checked against Marathon's app schema (`marathon_schema.py`) and the package against the
+Universe's own schemas (shared/schemas/universe), and read back by the scheduler's own options
+loader, which must find exactly the options given. `test_cosmos_uninstall.py` runs it.
 
-Regenerate `marathon.json` after changing the template: `python tests/packaging/test_universe.py`.
+Regenerate `universe/config.json` and `marathon.json` after changing the options schema or the
+template: `make universe`.
 """
 
 import json
 import pathlib
 import re
+import tomllib
+import urllib.parse
 
-import chevron
 import jsonschema
 import pytest
 
-from calico_dcos.options import env_name, format_env_value, load_options, option_names, schema
+from calico_dcos.options import env_name, load_options, option_names, schema
+from scripts import universe as u
+from tests.packaging.marathon_schema import MARATHON_APP
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 UNIVERSE = ROOT / "universe"
 # The Universe's own schemas, in the workplace's shared/ folder beside the repository.
 SCHEMAS = ROOT.parent / "shared" / "schemas" / "universe"
+# mesosphere/universe `repo/packages/C/calico/{0..3}/package.json`: the 2016 framework.
+OLD_CALICO = {("calico", v) for v in ("0.1.0", "0.2.0", "0.3.1", "0.4.0")}
 
-# The fields of a Marathon app this package uses, with Marathon's own rules for them
-# (app id path segments, ports, health check protocols, upgrade strategy ranges).
-MARATHON_APP = {
-    "type": "object",
-    "required": ["id", "instances", "cpus", "mem", "container", "healthChecks"],
-    "additionalProperties": False,
-    "properties": {
-        "id": {"type": "string", "pattern": "^/([a-z0-9]|[a-z0-9][a-z0-9-]*[a-z0-9])$"},
-        "instances": {"type": "integer", "enum": [1]},
-        "cpus": {"type": "number", "minimum": 0.01},
-        "mem": {"type": "number", "minimum": 32},
-        "disk": {"type": "number", "minimum": 0},
-        "requirePorts": {"type": "boolean"},
-        "container": {
-            "type": "object",
-            "required": ["type", "docker"],
-            "additionalProperties": False,
-            "properties": {
-                "type": {"enum": ["DOCKER", "MESOS"]},
-                "docker": {
-                    "type": "object",
-                    "required": ["image"],
-                    "properties": {
-                        "image": {"type": "string", "minLength": 1},
-                        "forcePullImage": {"type": "boolean"},
-                    },
-                    "additionalProperties": False,
-                },
-            },
-        },
-        "portDefinitions": {
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "type": "object",
-                "required": ["port"],
-                "additionalProperties": False,
-                "properties": {
-                    "port": {"type": "integer", "minimum": 0, "maximum": 65535},
-                    "protocol": {"enum": ["tcp", "udp", "udp,tcp"]},
-                    "name": {"type": "string", "pattern": "^[a-z0-9-]+$"},
-                },
-            },
-        },
-        "env": {"type": "object", "additionalProperties": {"type": "string"}},
-        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-        "healthChecks": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["protocol", "path", "portIndex"],
-                "properties": {
-                    "protocol": {"enum": ["HTTP", "HTTPS", "MESOS_HTTP", "MESOS_HTTPS"]},
-                    "path": {"type": "string", "pattern": "^/"},
-                    "portIndex": {"type": "integer", "minimum": 0},
-                    "gracePeriodSeconds": {"type": "integer", "minimum": 0},
-                    "intervalSeconds": {"type": "integer", "minimum": 0},
-                    "timeoutSeconds": {"type": "integer", "minimum": 0},
-                    "maxConsecutiveFailures": {"type": "integer", "minimum": 0},
-                },
-            },
-        },
-        "upgradeStrategy": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "minimumHealthCapacity": {"type": "number", "minimum": 0, "maximum": 1},
-                "maximumOverCapacity": {"type": "number", "minimum": 0, "maximum": 1},
-            },
-        },
-    },
-}
-
-# Every value a shell, JSON or HTML escaper could trip on that the schema still allows.
+# Every value a shell, JSON or HTML escaper could trip on that the options schema allows.
 AWKWARD = "it's $(not) <a> & b=c `x` ; é"
 CUSTOM = {
     "service": {
         "name": "calico-net",
         "master": "zk://zk-1:2181,zk-2:2181/mesos",
-        "state": "/var/lib/calico dcos/state",
+        "state": "zk://zk-1:2181,zk-2:2181/calico-net-state",
         "principal": AWKWARD,
         "secret_file": "/run/secrets/it's mine",
         "failover_timeout_seconds": 1209600.5,
@@ -112,6 +44,7 @@ CUSTOM = {
         "artifacts_url": "http://10.0.0.5:10055/?a=1&b=2",
         "agent_python": "/opt/py 3/bin/python3",
         "log_level": "debug",
+        "uninstall_revert_hosts": True,
     },
     "etcd": {
         "run_proxy": False,
@@ -119,6 +52,7 @@ CUSTOM = {
         "cluster_endpoints": "http://e1:2380,http://e2:2380",
         "listen_address": "agent-ip",
         "listen_port": 12379,
+        "binary_uri": "http://mirror.local/etcd-v3.4.23-linux-amd64.tar.gz",
         "cpus": 0.25,
     },
     "docker": {"enable": False, "cluster_store": "etcd://e1:2379", "mem": 96},
@@ -126,6 +60,7 @@ CUSTOM = {
         "plugins_dir": "/opt/cni bin/",
         "config_name": "10-calico.conf",
         "log_level": "warning",
+        "calico_uri": "http://mirror.local/calico-amd64?a=1&b=2",
     },
     "libnetwork": {"enable": False, "image": "registry.local:5000/calico/libnetwork:v1"},
     "node": {
@@ -152,24 +87,25 @@ def read_json(path):
     return json.loads(pathlib.Path(path).read_text())
 
 
-def resource():
-    return read_json(UNIVERSE / "resource.json")
+def project():
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
-def render_app(options_raw):
-    """What Cosmos does at install time: options plus `resource` into the template."""
-    template = (UNIVERSE / "marathon.json.mustache").read_text()
-    return json.loads(chevron.render(template, {**options_raw, "resource": resource()}))
+def expected_options(user: dict) -> dict:
+    """What the scheduler must end up with: the user's options over the schema's defaults,
+    with the package's own assets where the user left them, and the state under the name."""
+    res = u.resource()
+    options = load_options(None, {}).raw
+    for (section, key), name in u.asset_options(schema(), res).items():
+        options[section][key] = dict(u.assets(res))[name]
+    name = user.get("service", {}).get("name", options["service"]["name"])
+    options["service"]["state"] = f"zk://master.mesos:2181/dcos-service-{name}"
+    return u.merge(options, user)
 
 
-def defaults():
-    return load_options(None, {}).raw
-
-
-def custom_options(tmp_path):
-    path = tmp_path / "custom.json"
-    path.write_text(json.dumps(CUSTOM))
-    return load_options(str(path), {}).raw
+@pytest.fixture(params=["defaults", "custom"])
+def user_options(request):
+    return {} if request.param == "defaults" else CUSTOM
 
 
 def test_package_json_is_a_valid_packaging_4_framework():
@@ -184,92 +120,202 @@ def test_package_json_is_a_valid_packaging_4_framework():
     assert "RESTARTS DOCKER" in notes and "RESTARTS THE MESOS AGENT" in notes
 
 
-def test_resource_json_is_valid_and_matches_the_option_defaults():
-    res = resource()
+def test_package_cannot_be_confused_with_the_2016_calico_package():
+    """Cosmos keeps the first repository's copy of a (name, version); Mesosphere's Universe
+    serves `calico` 0.1.0–0.4.0 to every DC/OS, whose config.json would drop our options."""
+    package = read_json(UNIVERSE / "package.json")
+    assert (package["name"], package["version"]) not in OLD_CALICO
+    assert package["name"] == "calico-dcos" and package["version"] == project()["version"]
+    for field in ("scm", "website"):
+        assert "projectcalico/calico-dcos" not in package[field]
+        assert "calico-containers" not in package[field]
+    notes = package["postInstallNotes"]
+    assert f"calico-dcos {package['version']}" in notes and "not the 2016 'calico'" in notes
+    tag = u.resource()["assets"]["container"]["docker"]["node"].rsplit(":", 1)[1]
+    assert f"calico/node {tag}" in notes, "the notes say which Calico was installed"
+    assert "calico-dcos status" not in notes, "the package ships no DC/OS CLI"
+    assert "/service/<service.name>/" in notes
+
+
+def test_package_metadata_is_the_projects():
+    """`make dist` stamps the version, maintainer and URLs from pyproject.toml."""
+    from scripts.dist import package_metadata
+
+    package = read_json(UNIVERSE / "package.json")
+    assert {k: package[k] for k in package_metadata()} == package_metadata()
+    # DC/OS 1.10's /opt/mesosphere/bin/python3 is 3.5; the installer needs 3.6 (1.11 and up).
+    assert package["minDcosReleaseVersion"] == "1.11"
+
+
+def test_resource_json_is_valid_with_the_dist_artifact_and_icons():
+    res = u.resource()
     jsonschema.Draft4Validator(read_json(SCHEMAS / "v3-resource-schema.json")).validate(res)
-    options = defaults()
-    assert res["assets"]["uris"] == {
-        "etcd": options["etcd"]["binary_uri"],
-        "calico": options["cni"]["calico_uri"],
-        "calico_ipam": options["cni"]["calico_ipam_uri"],
+    pyz = urllib.parse.urlsplit(res["assets"]["uris"]["calico-dcos-pyz"]).path.rsplit("/", 1)[1]
+    assert re.fullmatch(
+        rf"calico-dcos-{re.escape(project()['version'])}-sha256-[0-9a-f]{{64}}\.pyz", pyz
+    )
+    assert set(res["images"]) == {"icon-small", "icon-medium", "icon-large"}
+    assert res["assets"]["container"]["docker"]["scheduler"].startswith("python:3.11-")
+
+
+def test_every_asset_is_used_and_every_option_default_asset_comes_from_resource_json():
+    template = (UNIVERSE / "marathon.json.mustache").read_text()
+    res = u.resource()
+    for name, _ in u.assets(res):
+        assert "{{" + name + "}}" in template, f"{name} is in resource.json but not used"
+    used = set(re.findall(r"\{\{(resource\.[^}]+)\}\}", template))
+    assert used <= {name for name, _ in u.assets(res)}, "the template names a missing asset"
+    filled = u.asset_options(schema(), res)
+    assert set(filled) == {
+        ("etcd", "binary_uri"),
+        ("cni", "calico_uri"),
+        ("cni", "calico_ipam_uri"),
+        ("libnetwork", "image"),
+        ("node", "image"),
     }
-    images = res["assets"]["container"]["docker"]
-    assert images["node"] == options["node"]["image"]
-    assert images["libnetwork"] == options["libnetwork"]["image"]
-    assert images["scheduler"].endswith(":" + read_json(UNIVERSE / "package.json")["version"])
+    for (section, key), name in filled.items():
+        option = f"{section}.{key}"
+        fallback = (
+            f"{{{{#{option}}}}}{{{{{option}}}}}{{{{/{option}}}}}{{{{^{option}}}}}{{{{{name}}}}}"
+        )
+        assert f'"{env_name(option)}": "{fallback}{{{{/{option}}}}}"' in template, option
 
 
-def test_config_json_is_the_options_schema_and_universe_valid():
+def test_config_json_is_the_options_schema_with_package_filled_defaults_and_universe_valid():
     config = read_json(UNIVERSE / "config.json")
-    assert config == read_json(ROOT / "config/options.schema.json") == schema()
+    assert read_json(ROOT / "config/options.schema.json") == schema()
+    assert config == u.package_config(schema(), u.resource()), "regenerate: make universe"
     jsonschema.Draft4Validator(read_json(SCHEMAS / "config-schema.json")).validate(config)
 
 
 def test_every_option_is_passed_to_the_scheduler_by_the_template():
-    env = render_app(defaults())["env"]
+    env = u.cosmos_render()["env"]
     assert set(env) == {env_name(name) for name in option_names()}
 
 
-@pytest.mark.parametrize("options", ["defaults", "custom"])
-def test_rendered_app_is_a_valid_single_instance_marathon_app(tmp_path, options):
-    raw = defaults() if options == "defaults" else custom_options(tmp_path)
-    app = render_app(raw)
+def test_rendered_app_is_a_valid_marathon_app(user_options):
+    app = u.cosmos_render(user_options)
     jsonschema.Draft4Validator(MARATHON_APP).validate(app)
-    assert app["id"] == "/" + raw["service"]["name"]
-    assert (
-        app["container"]["docker"]["image"]
-        == resource()["assets"]["container"]["docker"]["scheduler"]
-    )
-    assert app["healthChecks"][0]["path"] == "/v1/health"
-    assert app["upgradeStrategy"] == {"minimumHealthCapacity": 0, "maximumOverCapacity": 0}
-    assert app["labels"] == {
-        "DCOS_PACKAGE_FRAMEWORK_NAME": raw["service"]["name"],
-        "DCOS_SERVICE_NAME": raw["service"]["name"],
+    name = user_options.get("service", {}).get("name", "calico")
+    assert app["id"] == "/" + name and app["instances"] == 1
+
+
+def test_rendered_app_runs_the_dist_artifact_under_the_mesos_containerizer():
+    """UCR (`"type": "MESOS"`) on a public Python image: the Docker step restarts dockerd on
+    every agent, which would stop a scheduler run by the Docker containerizer."""
+    app, res = u.cosmos_render(), u.resource()
+    assert app["container"] == {
+        "type": "MESOS",
+        "docker": {"image": res["assets"]["container"]["docker"]["scheduler"]},
+    }
+    pyz = res["assets"]["uris"]["calico-dcos-pyz"]
+    assert app["fetch"] == [{"uri": pyz, "executable": False, "extract": False, "cache": True}]
+    assert app["cmd"].endswith('exec python3 "$pyz" run')
+    assert app["taskKillGracePeriodSeconds"] >= 10  # the scheduler stops within 10 s
+
+
+def test_rendered_app_is_uninstalled_the_sdk_way_and_served_by_admin_router():
+    """Cosmos sets SDK_UNINSTALL only on apps labelled DCOS_COMMONS_UNINSTALL (dcos/cosmos
+    `UninstallHandler.scala`); Admin Router routes /service/<name>/ by the DCOS_SERVICE_*
+    labels (dcos/dcos `packages/adminrouter/extra/src/README.md`). As dcos-commons' packages
+    (`frameworks/helloworld/universe/marathon.json.mustache`)."""
+    app = u.cosmos_render(CUSTOM)
+    assert {k: v for k, v in app["labels"].items() if not k.startswith("DCOS_PACKAGE_")} | {
+        "DCOS_PACKAGE_FRAMEWORK_NAME": app["labels"]["DCOS_PACKAGE_FRAMEWORK_NAME"]
+    } == {
+        "DCOS_COMMONS_API_VERSION": "v1",
+        "DCOS_COMMONS_UNINSTALL": "true",
+        "DCOS_PACKAGE_FRAMEWORK_NAME": "calico-net",
+        "MARATHON_SINGLE_INSTANCE_APP": "true",
+        "DCOS_SERVICE_NAME": "calico-net",
         "DCOS_SERVICE_PORT_INDEX": "0",
         "DCOS_SERVICE_SCHEME": "http",
-        "MARATHON_SINGLE_INSTANCE_APP": "true",
+    }
+    assert app["labels"]["DCOS_PACKAGE_NAME"] == "calico-dcos"
+
+
+def test_health_check_as_the_sdk_packages_set_it():
+    """dcos-commons' packages: MESOS_HTTP /v1/health, 900 s grace, every 30 s, 30 s timeout,
+    maxConsecutiveFailures 0 (Mesos kills on the first failure after the grace: so only
+    "broken" fails; "waiting" answers 202, which Marathon counts as passing)."""
+    (check,) = u.cosmos_render()["healthChecks"]
+    assert check == {
+        "protocol": "MESOS_HTTP",
+        "path": "/v1/health",
+        "portIndex": 0,
+        "gracePeriodSeconds": 900,
+        "intervalSeconds": 30,
+        "timeoutSeconds": 30,
+        "maxConsecutiveFailures": 0,
     }
 
 
-@pytest.mark.parametrize("options", ["defaults", "custom"])
-def test_rendered_environment_gives_back_exactly_the_options(tmp_path, options):
-    raw = defaults() if options == "defaults" else custom_options(tmp_path)
-    env = render_app(raw)["env"]
-    assert load_options(None, env).raw == raw
+def test_rendered_environment_gives_back_exactly_the_options(user_options):
+    env = u.cosmos_render(user_options)["env"]
+    assert load_options(None, env).raw == expected_options(user_options)
 
 
-def test_config_show_of_the_rendered_environment_gives_back_the_options(tmp_path):
-    from click.testing import CliRunner
+def test_each_instance_keeps_its_state_under_its_own_name():
+    states = {
+        name: u.cosmos_render({"service": {"name": name}})["env"]["CALICO_SERVICE_STATE"]
+        for name in ("calico", "calico-2")
+    }
+    assert states == {
+        "calico": "zk://master.mesos:2181/dcos-service-calico",
+        "calico-2": "zk://master.mesos:2181/dcos-service-calico-2",
+    }
 
-    from calico_dcos.cli import main
 
-    raw = custom_options(tmp_path)
-    result = CliRunner().invoke(main, ["config", "show"], env=render_app(raw)["env"])
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == raw
+def test_the_package_refuses_a_state_inside_the_container():
+    with pytest.raises(jsonschema.ValidationError, match="does not match"):
+        u.cosmos_render({"service": {"state": "/var/lib/calico"}})
+
+
+def test_strings_are_json_encoded_not_html_escaped_and_numbers_rendered_as_java_does():
+    env = u.cosmos_render(CUSTOM)["env"]
+    assert env["CALICO_SERVICE_PRINCIPAL"] == AWKWARD
+    assert env["CALICO_SERVICE_ARTIFACTS_URL"] == "http://10.0.0.5:10055/?a=1&b=2"
+    assert env["CALICO_SERVICE_FAILOVER_TIMEOUT_SECONDS"] == "1209600.5"
+    assert env["CALICO_ETCD_CPUS"] == "0.25" and env["CALICO_ETCD_LISTEN_PORT"] == "12379"
+    assert env["CALICO_SERVICE_UNINSTALL_REVERT_HOSTS"] == "true"
+    assert env["CALICO_DOCKER_ENABLE"] == "false"
+    assert u.to_mustache({"x": 'a"b\\c\n'})["x"] == 'a\\"b\\\\c\\n'  # valid inside "…"
+    assert u.java_double(1.5e7) == "1.5E7" and u.java_double(0.0001) == "1.0E-4"
+
+
+def local_universe(res: dict, http_root: str, registry: str) -> dict:
+    """What mesosphere/universe `scripts/local-universe.py` (`prepare_repository`) does to
+    resource.json: every asset URI to `http_root/<package>/<version>/uris/<file name>`, every
+    image to `<registry>/<image>`."""
+    out = json.loads(json.dumps(res))
+    files = {name: urllib.parse.urlsplit(uri).path for name, uri in res["assets"]["uris"].items()}
+    out["assets"]["uris"] = {
+        name: f"{http_root}/calico-dcos/0/uris/{pathlib.PurePath(path).name}"
+        for name, path in files.items()
+    }
+    out["assets"]["container"]["docker"] = {
+        name: f"{registry}/{image}" for name, image in res["assets"]["container"]["docker"].items()
+    }
+    return out
+
+
+def test_an_air_gapped_install_fetches_and_pulls_only_from_the_local_universe():
+    mirrored = local_universe(u.resource(), "http://master.mesos:8082/repo", "master.mesos:5000")
+    app = u.cosmos_render(res=mirrored)
+    text = json.dumps({k: v for k, v in app.items() if k != "labels"})
+    assert "github.com" not in text
+    env = app["env"]
+    assert app["fetch"][0]["uri"].startswith("http://master.mesos:8082/repo/calico-dcos/0/uris/")
+    assert app["container"]["docker"]["image"] == "master.mesos:5000/python:3.11-slim-bookworm"
+    for name in ("CALICO_ETCD_BINARY_URI", "CALICO_CNI_CALICO_URI", "CALICO_CNI_CALICO_IPAM_URI"):
+        assert env[name].startswith("http://master.mesos:8082/repo/"), name
+    for name in ("CALICO_NODE_IMAGE", "CALICO_LIBNETWORK_IMAGE"):
+        assert env[name].startswith("master.mesos:5000/"), name
+    assert load_options(None, env)["node"]["image"] == "master.mesos:5000/calico/node:v3.26.4"
 
 
 def test_marathon_json_is_the_template_rendered_with_the_defaults():
-    app = read_json(ROOT / "marathon.json")
-    assert app == render_app(defaults()), "regenerate: python tests/packaging/test_universe.py"
-    options = load_options(None, app["env"])
-    for name in option_names():
-        section, key = name.split(".")
-        assert app["env"][env_name(name)] == format_env_value(options[section][key])
-
-
-def test_no_string_option_can_hold_what_the_template_would_have_to_escape():
-    validator = jsonschema.Draft4Validator(schema())
-    for name in option_names():
-        section, key = name.split(".")
-        for bad in ('a"b', "a\\b", "a\nb"):
-            assert not validator.is_valid({section: {key: bad}}), (name, bad)
-
-
-def test_template_never_html_escapes_an_option():
-    template = (UNIVERSE / "marathon.json.mustache").read_text()
-    assert re.findall(r"(?<!\{)\{\{(?![{#^/])[^}]*\}\}", template) == []
-
-
-if __name__ == "__main__":
-    (ROOT / "marathon.json").write_text(json.dumps(render_app(defaults()), indent=2) + "\n")
+    assert read_json(ROOT / "marathon.json") == u.plain_marathon_app(), "regenerate: make universe"
+    assert not any(
+        k.startswith("DCOS_PACKAGE_N") for k in read_json(ROOT / "marathon.json")["labels"]
+    )
