@@ -1,10 +1,11 @@
 """The framework's options: loaded from a file and the environment, checked against one schema.
 
 `config/options.schema.json` is the single source of truth (Universe's `config.json` is
-derived from it: `scripts/universe.py`). Options come from a JSON or YAML file, then `CALICO_<SECTION>_<KEY>`
-environment variables (the Marathon app passes every option this way), then the schema's
-defaults. Every problem is reported at once, each with the option's dotted path, so that an
-operator fixes a bad options file in one go, before the scheduler registers with Mesos.
+derived from it: `scripts/universe.py`). Options come from a JSON or YAML file, then
+`CALICO_<SECTION>_<KEY>` environment variables (the Marathon app passes every option this
+way), then the schema's defaults. Every problem is reported at once, each with the option's
+dotted path, so that an operator fixes a bad options file in one go, before the scheduler
+registers with Mesos.
 """
 
 from __future__ import annotations

@@ -155,9 +155,29 @@ def _fail_on(lost: threading.Event, scheduler: CalicoScheduler) -> None:
 def load_or_exit(path: str | None) -> Options:
     """Invalid options stop the program before it registers, naming each option's path."""
     try:
-        return load_options(path, os.environ)
+        options = load_options(path, os.environ)
+        refuse_local_state_under_marathon(options, os.environ)
+        return options
     except OptionsError as exc:
         _exit_invalid(exc)
+
+
+def refuse_local_state_under_marathon(options: Mapping, environ: Mapping[str, str]) -> None:
+    """Under Marathon (`MARATHON_APP_ID` is set in every task it starts: mesosphere/marathon
+    `docs/docs/task-environment-vars.md`) each restart runs in a fresh sandbox, so a state
+    directory there would be lost and the framework's tasks orphaned: take ZooKeeper only."""
+    state, app = options["service"]["state"], environ.get("MARATHON_APP_ID")
+    if app and not state.startswith("zk://"):
+        raise OptionsError(
+            [
+                (
+                    "service.state",
+                    f"{state!r} is a directory inside the container of Marathon app {app}, "
+                    "lost at every restart; use zk://host:port/path (the package's default is "
+                    "zk://master.mesos:2181/dcos-service-<service.name>)",
+                )
+            ]
+        )
 
 
 def _exit_invalid(exc: OptionsError) -> NoReturn:

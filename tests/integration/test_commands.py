@@ -161,3 +161,14 @@ def test_progress_redraws_in_place_on_a_terminal_and_prints_only_changes_otherwi
         "agent-1          cni         running",
         "agent-1          cni         done",
     ]
+
+
+def test_run_under_marathon_refuses_a_state_directory_inside_the_container(tmp_path):
+    env = {"CALICO_SERVICE_STATE": str(tmp_path / "state"), "MARATHON_APP_ID": "/calico"}
+
+    result = cli("run", "--master", "127.0.0.1:1", env=env, timeout=30)
+
+    assert result.returncode == 2
+    assert "invalid option service.state:" in result.stderr
+    assert "Marathon app /calico" in result.stderr and "zk://" in result.stderr
+    assert not (tmp_path / "state").exists()

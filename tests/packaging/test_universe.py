@@ -143,7 +143,7 @@ def test_package_metadata_is_the_projects():
 
     package = read_json(UNIVERSE / "package.json")
     assert {k: package[k] for k in package_metadata()} == package_metadata()
-    # DC/OS 1.10's /opt/mesosphere/bin/python3 is 3.5; the installer needs 3.6 (1.11 and up).
+    # DC/OS 1.10 ships Python 3.5; the installer needs 3.6 (dcos/dcos packages/python).
     assert package["minDcosReleaseVersion"] == "1.11"
 
 
