@@ -258,3 +258,44 @@ def test_concurrent_restarts_count_every_start_against_the_limit(tmp_path):
     codes = sorted(p.wait(timeout=30) for p in restarts)
     assert codes == [0, 0, 0, 0, 1, 1]
     assert len(host.history("docker")["starts"]) == 4
+
+
+UNIT_FILE = """[Unit]
+Description=a unit an administrator installed
+
+[Service]
+ExecStart=/bin/true
+
+[Install]
+WantedBy=multi-user.target other.target
+"""
+
+
+def test_systemctl_knows_a_unit_file_after_daemon_reload_and_enables_it_like_systemd(tmp_path):
+    """systemd loads /etc/systemd/system on `daemon-reload`, and `enable` makes one symlink
+    per `WantedBy=` target (systemctl(1), systemd.unit(5) [Install]); `disable` removes them."""
+    host = make_host(tmp_path)
+    unit_dir = host.root / "etc/systemd/system"
+    unit_dir.mkdir(parents=True)
+    (unit_dir / "calico-x.service").write_text(UNIT_FILE)
+
+    assert run(host, "systemctl", "start", "calico-x").returncode == 5  # not loaded yet
+    assert run(host, "systemctl", "daemon-reload").returncode == 0
+    assert run(host, "systemctl", "start", "calico-x.service").returncode == 0
+    assert host.unit_state("calico-x") == "active"
+
+    assert run(host, "systemctl", "is-enabled", "calico-x").stdout.strip() == "disabled"
+    assert run(host, "systemctl", "enable", "calico-x.service").returncode == 0
+    for target in ("multi-user.target", "other.target"):
+        link = unit_dir / f"{target}.wants" / "calico-x.service"
+        assert os.readlink(link) == "/etc/systemd/system/calico-x.service"
+    assert run(host, "systemctl", "enable", "calico-x").returncode == 0  # twice: no change
+    enabled = run(host, "systemctl", "is-enabled", "calico-x")
+    assert (enabled.returncode, enabled.stdout.strip()) == (0, "enabled")
+
+    assert run(host, "systemctl", "disable", "calico-x").returncode == 0
+    assert not [p for p in unit_dir.glob("*.wants/*") if p.name == "calico-x.service"]
+    assert run(host, "systemctl", "is-enabled", "calico-x").returncode == 1
+    (unit_dir / "calico-x.service").unlink()
+    gone = run(host, "systemctl", "disable", "calico-x")
+    assert gone.returncode == 1 and "does not exist" in gone.stderr

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 AGENT_UNITS = ("dcos-mesos-slave", "dcos-mesos-slave-public")
+UNIT_FILE_DIR = "etc/systemd/system"
 DEFAULT_START_LIMIT_BURST = 5
 DEFAULT_START_LIMIT_INTERVAL = 10.0
 
@@ -109,7 +110,30 @@ class Host:
 
     def unit_exists(self, unit: str) -> bool:
         unit = unit_name(unit)
-        return unit == "docker" or unit == self.agent_unit or self.unit_path(unit).exists()
+        return (
+            unit in ("docker", self.agent_unit)
+            or self.unit_path(unit).exists()
+            or unit in self.loaded_units()
+        )
+
+    def unit_file(self, unit: str) -> Path:
+        """Where an administrator's unit file lives: /etc/systemd/system/<unit>.service."""
+        return self.root / UNIT_FILE_DIR / f"{unit_name(unit)}.service"
+
+    def relative(self, path: Path) -> str:
+        """The host path of `path` without the leading slash: `etc/systemd/system/x.service`."""
+        return str(path.relative_to(self.root))
+
+    def loaded_units(self) -> list[str]:
+        """The unit files systemd knew at the last `daemon-reload` (names without .service)."""
+        path = self.meta_dir / "loaded-units.json"
+        return json.loads(path.read_text()) if path.exists() else []
+
+    def reload_units(self) -> None:
+        """`daemon-reload`: systemd now knows exactly the unit files in /etc/systemd/system."""
+        directory = self.root / UNIT_FILE_DIR
+        names = sorted(p.stem for p in directory.glob("*.service")) if directory.is_dir() else []
+        write_atomic(self.meta_dir / "loaded-units.json", json.dumps(names))
 
     def unit_state(self, unit: str) -> str:
         """active | inactive | failed | activating; a unit without a state file is inactive."""
