@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("calico_dcos.commands.operator", "Show or steer the deploy plan."),
     "uninstall": ("calico_dcos.commands.uninstall", "Remove Calico and the framework."),
     "installer": ("calico_dcos.commands.installer", "Agent-side installer commands."),
+    "units": ("calico_dcos.commands.units", "Write systemd units: Calico without the framework."),
     "bench": ("calico_dcos.commands.bench", "Measure convergence at cluster scale."),
 }
 

@@ -1,0 +1,129 @@
+"""A simulated agent host for the manual path, and the bundle `calico-dcos units` writes.
+
+The devcluster's `systemctl` and `docker` stand-ins come first on PATH: no systemd or Docker
+engine can run on a test machine. They act on the host root and log every call. Every run
+sets CALICO_INSTALLER_HOST_ROOT, so no script here can ever touch this machine's own `/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from calico_dcos.artifacts import build_cni_standins, build_etcd_tarball
+from calico_dcos.commands.units import build
+from calico_dcos.devcluster.hostroot import create_host_root, install_standins, read_calls
+from calico_dcos.units import HOST_ROOT_ENV
+
+# What a shell, systemd or Docker's env-file reader could trip on, and the schema allows (it
+# refuses double quotes, backslashes and control characters; see README "Options").
+HOSTILE = "a b 'c' $(touch pwned) `touch pwned2`; $HOME %n %% & ${X} | #x"
+HOST_IP = "10.0.7.9"
+
+
+def artifacts(directory: Path, etcd: bool = False) -> dict:
+    """file:// URIs of the CNI plugin stand-ins and (if asked) an etcd tarball of this
+    machine's etcd: no Calico or etcd release download in tests."""
+    paths = build_cni_standins(directory / "cni")
+    uris = {
+        "cni": {
+            "calico_uri": paths["calico"].as_uri(),
+            "calico_ipam_uri": paths["calico-ipam"].as_uri(),
+        }
+    }
+    if etcd:
+        tarball = build_etcd_tarball(Path(shutil.which("etcd")), directory / "etcd", "3.4.23")
+        uris["etcd"] = {"binary_uri": tarball.as_uri()}
+    return uris
+
+
+def options_file(directory: Path, options: dict, etcd: bool = False) -> Path:
+    """Options for fast runs here (this Python as the agent's, short stability periods)."""
+    doc = {
+        "service": {"agent_python": sys.executable},
+        "rollout": {"stability_seconds": 0.2},
+        "etcd": {"run_proxy": etcd},
+    }
+    for section, values in (artifacts(directory, etcd) | {}).items():
+        doc.setdefault(section, {}).update(values)
+    for section, values in options.items():
+        doc.setdefault(section, {}).update(values)
+    path = directory / "options.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def make_bundle(directory: Path, options: dict | None = None, public=False, etcd=False):
+    """`calico-dcos units` into directory/bundle; returns (bundle dir, Bundle)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = options_file(directory, options or {}, etcd)
+    out = directory / "bundle"
+    return out, build(str(path), out, public, environ={})
+
+
+class Host:
+    """A simulated DC/OS agent: host root, stand-ins on PATH, and `detect_ip`."""
+
+    def __init__(self, root: Path, public: bool = False, **kw) -> None:
+        self.root = root
+        create_host_root(root, agent_id="m1", hostname=HOST_IP, ip=HOST_IP, public=public, **kw)
+        detect_ip = root / "opt/mesosphere/bin/detect_ip"
+        detect_ip.parent.mkdir(parents=True)
+        detect_ip.write_text(f"#!/bin/sh\necho {HOST_IP}\n")
+        detect_ip.chmod(0o755)
+        (root / "etc/systemd/system/multi-user.target.wants").mkdir(parents=True)
+        self.bin = install_standins(root.parent / f"{root.name}-bin")
+
+    def environ(self) -> dict[str, str]:
+        return {
+            "PATH": f"{self.bin}{os.pathsep}{os.environ['PATH']}",
+            "DEVCLUSTER_HOST_ROOT": str(self.root),
+            HOST_ROOT_ENV: str(self.root),
+            "HOME": str(self.root.parent),
+        }
+
+    def run(self, script: Path, *args: str, cwd: Path | None = None):
+        result = subprocess.run(
+            ["/bin/sh", str(script), *args],
+            env=self.environ(),
+            cwd=cwd or self.root.parent,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert not (self.root.parent / "pwned").exists(), "a hostile value ran as a command"
+        return result
+
+    def calls(self) -> list[list[str]]:
+        return [[c["tool"], *c["argv"]] for c in read_calls(self.root)]
+
+    def snapshot(self) -> dict[str, tuple]:
+        return self.snapshot_of(self.root)
+
+    @staticmethod
+    def snapshot_of(root: Path) -> dict[str, tuple]:
+        """Every directory, file and symlink but the stand-ins' bookkeeping (.devcluster):
+        (kind, mode, bytes or link target)."""
+        found = {}
+        for path in sorted(root.rglob("*")):
+            relative = str(path.relative_to(root))
+            if relative == ".devcluster" or relative.startswith(".devcluster/"):
+                continue
+            info = path.lstat()
+            mode = stat.S_IMODE(info.st_mode)
+            if stat.S_ISLNK(info.st_mode):
+                found[relative] = ("link", mode, os.readlink(path))
+            elif stat.S_ISDIR(info.st_mode):
+                found[relative] = ("dir", mode, None)
+            else:
+                found[relative] = ("file", mode, path.read_bytes())
+        return found
+
+    def unit_state(self, unit: str) -> str:
+        path = self.root / ".devcluster/units" / unit
+        return path.read_text().strip() if path.exists() else "inactive"

@@ -1,0 +1,135 @@
+"""install.sh and uninstall.sh on a simulated host: same result as the framework's installer
+steps, idempotent, and a byte-for-byte revert.
+
+The host's `systemctl` and `docker` are the devcluster's stand-ins (no systemd or Docker
+engine can run on a test machine): `daemon-reload` loads the unit files, `enable` makes the
+`WantedBy=` symlinks, `restart docker` checks daemon.json, and every call is logged.
+"""
+
+import json
+
+from tests.units.manual_host import HOSTILE, Host, make_bundle
+
+CALICO_DOCS_UNIT = b"""[Unit]
+Description=calico-node, as Calico's docs once had it
+[Service]
+ExecStart=/usr/bin/docker run --net=host --privileged --name=calico-node calico/node
+"""
+
+
+def restarts(calls: list[list[str]]) -> list[str]:
+    return [c[2] for c in calls if c[:2] == ["systemctl", "restart"]]
+
+
+def test_install_twice_changes_nothing_and_uninstall_puts_the_host_back_byte_for_byte(tmp_path):
+    bundle, _ = make_bundle(tmp_path, etcd=True)
+    host = Host(tmp_path / "host", daemon_json={"log-driver": "journald"})
+    unit_file = host.root / "etc/systemd/system/calico-node.service"
+    unit_file.write_bytes(CALICO_DOCS_UNIT)  # an older manual install, to be put back
+    unit_file.chmod(0o640)
+    before = host.snapshot()
+
+    first = host.run(bundle / "install.sh")
+    assert first.returncode == 0, first.stderr
+    installed = host.snapshot()
+    assert json.loads((host.root / "etc/docker/daemon.json").read_text()) == {
+        "log-driver": "journald",
+        "cluster-store": "etcd://localhost:2379",
+    }
+    units = ("calico-etcd-proxy", "calico-libnetwork", "calico-node")
+    for unit in units:
+        assert host.unit_state(unit) == "active"
+        link = host.root / f"etc/systemd/system/multi-user.target.wants/{unit}.service"
+        assert link.is_symlink()
+    assert (host.root / "etc/calico-dcos").stat().st_mode & 0o777 == 0o700
+    assert (host.root / "etc/calico-dcos/calico-node.env").stat().st_mode & 0o777 == 0o600
+    assert restarts(host.calls()) == ["docker", "dcos-mesos-slave"]
+    assert ["systemctl", "start", "calico-node.service"] in host.calls()
+
+    calls_before = len(host.calls())
+    second = host.run(bundle / "install.sh")
+    assert second.returncode == 0, second.stderr
+    assert host.snapshot() == installed
+    assert restarts(host.calls()[calls_before:]) == []
+
+    removed = host.run(bundle / "uninstall.sh")
+    assert removed.returncode == 0, removed.stderr
+    assert host.snapshot() == before
+    for unit in units:
+        assert host.unit_state(unit) == "inactive"
+    again = host.run(bundle / "uninstall.sh")
+    assert again.returncode == 0, again.stderr
+    assert "nothing to do" in again.stderr
+    assert host.snapshot() == before
+
+
+def test_a_changed_option_rewrites_and_restarts_only_what_it_affects(tmp_path):
+    bundle, _ = make_bundle(tmp_path / "v1")
+    host = Host(tmp_path / "host")
+    before = host.snapshot()
+    assert host.run(bundle / "install.sh").returncode == 0
+    bundle2, _ = make_bundle(tmp_path / "v2", {"node": {"image": "calico/node:v3.27.0"}})
+
+    calls_before = len(host.calls())
+    result = host.run(bundle2 / "install.sh")
+    assert result.returncode == 0, result.stderr
+    later = host.calls()[calls_before:]
+    assert ["systemctl", "restart", "calico-node.service"] in later
+    assert ["systemctl", "start", "calico-libnetwork.service"] in later
+    assert restarts(later) == ["calico-node.service"]
+    assert b"calico/node:v3.27.0" in (host.root / "etc/calico-dcos/calico-node.sh").read_bytes()
+
+    # The second bundle's uninstall.sh puts back what the first install found.
+    assert host.run(bundle2 / "uninstall.sh").returncode == 0
+    assert host.snapshot() == before
+
+
+def test_a_public_agent_restarts_dcos_mesos_slave_public(tmp_path):
+    bundle, rendered = make_bundle(tmp_path, public=True)
+    host = Host(tmp_path / "host", public=True)
+    result = host.run(bundle / "install.sh")
+    assert result.returncode == 0, result.stderr
+    assert restarts(host.calls()) == ["docker", "dcos-mesos-slave-public"]
+    for daemon in rendered.daemons:
+        text = (bundle / "root/etc/systemd/system" / daemon.unit).read_text()
+        assert "Before=dcos-mesos-slave-public.service" in text.splitlines()
+    assert host.run(bundle / "uninstall.sh").returncode == 0
+    assert restarts(host.calls())[-2:] == ["docker", "dcos-mesos-slave-public"]
+
+
+def test_hostile_option_values_arrive_as_text_and_never_run(tmp_path):
+    endpoints = f"http://127.0.0.1:2379/{HOSTILE}"
+    options = {
+        "node": {
+            "extra_env": f"FELIX_X={HOSTILE}",
+            "ip_autodetection_method": f"can-reach={HOSTILE}",
+            "image": f"calico/node:{HOSTILE}",
+        },
+        "libnetwork": {"image": f"calico/libnetwork:{HOSTILE}"},
+        "etcd": {"endpoints": endpoints},
+        "docker": {"cluster_store": f"etcd://{HOSTILE}"},
+    }
+    bundle, rendered = make_bundle(tmp_path, options)
+    host = Host(tmp_path / "host")
+    result = host.run(bundle / "install.sh")
+    assert result.returncode == 0, result.stderr
+
+    for daemon in rendered.daemons:
+        unit = (bundle / "root/etc/systemd/system" / daemon.unit).read_text()
+        assert "touch" not in unit and "127.0.0.1" not in unit
+    daemon_json = json.loads((host.root / "etc/docker/daemon.json").read_text())
+    assert daemon_json["cluster-store"] == f"etcd://{HOSTILE}"
+    config = json.loads((host.root / "opt/mesosphere/etc/dcos/network/cni/calico.cni").read_text())
+    assert config["etcd_endpoints"] == endpoints
+    env = (host.root / "etc/calico-dcos/calico-node.env").read_text().splitlines()
+    assert f"FELIX_X={HOSTILE}" in env
+    assert f"IP_AUTODETECTION_METHOD=can-reach={HOSTILE}" in env
+    assert f"ETCD_ENDPOINTS={endpoints}" in env
+
+    for name in ("calico-node", "calico-libnetwork"):
+        ran = host.run(host.root / f"etc/calico-dcos/{name}.sh")
+        assert ran.returncode == 0, ran.stderr
+    runs = [c for c in host.calls() if c[:2] == ["docker", "run"]]
+    assert [run[-1] for run in runs] == [f"calico/node:{HOSTILE}", f"calico/libnetwork:{HOSTILE}"]
+    removed = host.run(bundle / "uninstall.sh")
+    assert removed.returncode == 0, removed.stderr
