@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -74,9 +75,13 @@ def host_files(out: Path) -> list[tuple[str, int]]:
 
 
 def build(options_path: str | None, output: Path, public: bool, environ=os.environ) -> Bundle:
+    """Load the options (file, `CALICO_*` environment, defaults) and write the bundle."""
+    return write_bundle(load_options(options_path, environ), output, public)
+
+
+def write_bundle(options: Mapping, output: Path, public: bool) -> Bundle:
     """Render and fetch into a fresh directory, then put it at `output` (replacing a bundle
     written before, never anything else)."""
-    options = load_options(options_path, environ)
     bundle = render(options, public)
     output = output.resolve()
     if output.exists() and any(output.iterdir()) and not (output / MARKER).exists():

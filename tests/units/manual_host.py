@@ -16,13 +16,14 @@ import sys
 from pathlib import Path
 
 from calico_dcos.artifacts import build_cni_standins, build_etcd_tarball
-from calico_dcos.commands.units import build
+from calico_dcos.commands.units import build, write_bundle
 from calico_dcos.devcluster.hostroot import create_host_root, install_standins, read_calls
+from calico_dcos.options import Options, load_options
 from calico_dcos.units import HOST_ROOT_ENV
 
-# What a shell, systemd or Docker's env-file reader could trip on, and the schema allows (it
-# refuses double quotes, backslashes and control characters; see README "Options").
-HOSTILE = "a b 'c' $(touch pwned) `touch pwned2`; $HOME %n %% & ${X} | #x"
+# What a shell, systemd or Docker's env-file reader could trip on. The options schema refuses
+# most of it; the renderers are shown to quote it anyway, from options not validated.
+HOSTILE = "a b 'c' \"d\" $(touch pwned) `touch pwned2`; $HOME %n %% \\ & ${X} | #x"
 HOST_IP = "10.0.7.9"
 
 
@@ -64,6 +65,16 @@ def make_bundle(directory: Path, options: dict | None = None, public=False, etcd
     path = options_file(directory, options or {}, etcd)
     out = directory / "bundle"
     return out, build(str(path), out, public, environ={})
+
+
+def make_unchecked_bundle(directory: Path, options: dict, public=False):
+    """Like `make_bundle`, from options NOT validated: values the schema would refuse."""
+    directory.mkdir(parents=True, exist_ok=True)
+    raw = load_options(str(options_file(directory, {})), {}).raw
+    for section, values in options.items():
+        raw[section].update(values)
+    out = directory / "bundle"
+    return out, write_bundle(Options(raw), out, public)
 
 
 class Host:
