@@ -1,28 +1,45 @@
 # The two commands a newcomer needs:  `make local`  and  `make test`.
+# Each installs what it needs and no more, quietly: one line per set-up step, and the step's
+# output only if it fails (all of it is kept in build/setup.log; VERBOSE=1 shows it live).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 WHEELHOUSE := build/wheelhouse
+SETUP_LOG := build/setup.log
+QUIETLY := scripts/quietly $(SETUP_LOG)
 PYTEST_ARGS ?=
 
-.PHONY: deps system-deps local devcluster test lint bench clean dist universe
+.PHONY: deps system-deps local-system-deps local devcluster test lint bench clean dist universe
 
+# The scheduler and its Python dependencies (what `local`, `devcluster` and `bench` run).
 $(VENV)/.installed: pyproject.toml scripts/build_http_parser_wheel.py
-	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) scripts/build_http_parser_wheel.py $(WHEELHOUSE)
-	$(PY) -m pip install -q --find-links $(WHEELHOUSE) --only-binary http-parser -e '.[test]'
-	touch $@
+	@$(QUIETLY) "build tools (gcc, Python headers, venv)" scripts/system-deps.sh build
+	@$(QUIETLY) "Python environment $(VENV)" python3 -m venv $(VENV)
+	@$(QUIETLY) "pip, setuptools, wheel" $(PY) -m pip install -q --upgrade pip setuptools wheel
+	@$(QUIETLY) "http-parser wheel (see README)" $(PY) scripts/build_http_parser_wheel.py $(WHEELHOUSE)
+	@$(QUIETLY) "calico-dcos and its dependencies" \
+		$(PY) -m pip install -q --find-links $(WHEELHOUSE) --only-binary http-parser -e .
+	@touch $@
 
-deps: $(VENV)/.installed
+# Plus pytest, ruff and selenium: the developer's environment.
+$(VENV)/.installed-test: $(VENV)/.installed
+	@$(QUIETLY) "test tools (pytest, ruff, selenium)" \
+		$(PY) -m pip install -q --find-links $(WHEELHOUSE) --only-binary http-parser -e '.[test]'
+	@touch $@
+
+deps: $(VENV)/.installed-test
+
+local-system-deps:
+	@$(QUIETLY) "Debian packages for local (etcd)" scripts/system-deps.sh local
 
 system-deps:
-	scripts/system-deps.sh --with-browser
+	@$(QUIETLY) "Debian packages for the tests (etcd, ZooKeeper, Java, Chromium)" \
+		scripts/system-deps.sh test
 
-## Set everything up and run the main job on the embedded default.
-local: deps system-deps
+## Set up what `local` needs and run it on the embedded cluster.
+local: $(VENV)/.installed local-system-deps
 	$(VENV)/bin/calico-dcos local --agents 3 --public-agents 1
 
-devcluster: deps
+devcluster: $(VENV)/.installed
 	$(VENV)/bin/calico-dcos devcluster --agents 3 --public-agents 1
 
 lint: deps
@@ -33,7 +50,7 @@ lint: deps
 test: deps system-deps lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-bench: deps
+bench: $(VENV)/.installed
 	$(VENV)/bin/calico-dcos bench --agents 100,1000,5000
 
 ## The release: dist/calico-dcos-<version>-sha256-<hex>.pyz and the icons, with
