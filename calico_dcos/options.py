@@ -39,8 +39,16 @@ class OptionsError(Exception):
     def __init__(self, errors: list[tuple[str, str]]) -> None:
         self.errors = sorted(errors)
         super().__init__(
-            "\n".join(f"{path or '(options)'}: {message}" for path, message in self.errors)
+            "\n".join(f"{path}: {message}" if path else message for path, message in self.errors)
         )
+
+    def lines(self) -> list[str]:
+        """For the operator: `invalid option PATH: message`, or the message alone when no one
+        option is at fault (an options file that cannot be read)."""
+        return [
+            f"invalid option {path}: {message}" if path else message
+            for path, message in self.errors
+        ]
 
 
 @functools.cache
@@ -110,9 +118,12 @@ def load_options(path: str | None, environ: Mapping[str, str]) -> Options:
 def _read_file(path: str) -> dict:
     try:
         text = pathlib.Path(path).read_text()
+    except OSError as exc:
+        raise OptionsError([("", f"cannot read options file {path}: {exc.strerror}")]) from exc
+    try:
         doc = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise OptionsError([("", f"cannot read options file {path}: {exc}")]) from exc
+    except (ValueError, yaml.YAMLError) as exc:
+        raise OptionsError([("", f"options file {path} is not valid JSON or YAML: {exc}")]) from exc
     if doc is None:
         return {}
     if not isinstance(doc, dict):
@@ -221,13 +232,44 @@ def _schema_errors(doc: dict) -> list[tuple[str, str]]:
 _UNRENDERABLE = re.compile(r'["\\\x00-\x1f]')
 
 
+_PERCENTAGE = re.compile(r"-?[0-9]+(\.[0-9]*)?%")
+_JSON_TYPES = {
+    "string": "a string",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "object": "an object",
+    "array": "a list",
+}
+
+
 def _message(error: jsonschema.ValidationError) -> str:
-    """jsonschema's message, except that a failed pattern says what the option expects."""
+    """jsonschema's message, except where it would not tell a person what to write instead:
+    a failed pattern (what the option expects; a percentage's range), a wrong type (what
+    type it wants; a null is what YAML makes of `key:` with nothing after it)."""
+    if error.validator == "type":
+        return _type_message(error)
     if error.validator != "pattern":
         return error.message
     if _UNRENDERABLE.search(error.instance):
         return f"{error.instance!r} holds a double quote, backslash or control character"
+    if _PERCENTAGE.fullmatch(error.instance):
+        return (
+            f"{error.instance!r}: a percentage must be a whole number from 1% to 100% "
+            f"({error.schema['description']})"
+        )
     return f"{error.instance!r} is not of the expected form: {error.schema['description']}"
+
+
+def _type_message(error: jsonschema.ValidationError) -> str:
+    given = error.validator_value
+    types = given if isinstance(given, list) else [given]
+    wanted = " or ".join(_JSON_TYPES.get(t, t) for t in types)
+    default = error.schema.get("default")
+    if error.instance is None:
+        hint = f"; leave it out for the default {default!r}" if "default" in error.schema else ""
+        return f"has no value (null); expected {wanted}{hint}"
+    return f"{error.instance!r} is not {wanted}"
 
 
 def _semantic_errors(doc: dict, failed: set[str]) -> list[tuple[str, str]]:

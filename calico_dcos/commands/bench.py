@@ -132,7 +132,9 @@ def run_with_bar(settings: Settings, agents: int) -> dict:
               help="Synthetic tasks: launch to RUNNING.")  # fmt: skip
 @click.option("--restart-seconds", default="0.2", show_default=True,
               help="Restarting steps RUNNING to FINISHED: seconds, or docker=S,cni=S.")  # fmt: skip
-@click.option("--allocation-interval", default=1.0, show_default=True, type=float)
+@click.option("--allocation-interval", default=1.0, show_default=True, type=float,
+              help="Seconds between the embedded master's offer rounds (Mesos' "
+              "--allocation_interval).")  # fmt: skip
 @click.option("--store", default="", help="zk://host:port/path (default: a file store).")
 @click.option("--timeout", default=600.0, show_default=True, type=float,
               help="Seconds per size before the run is reported as not converged.")  # fmt: skip

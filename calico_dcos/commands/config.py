@@ -18,8 +18,8 @@ def _load_or_exit(path: str | None) -> dict:
     try:
         return redacted(load_options(path, os.environ))
     except OptionsError as exc:
-        for option, message in exc.errors:
-            click.echo(f"invalid option {option or '(options)'}: {message}", err=True)
+        for line in exc.lines():
+            click.echo(line, err=True)
         raise SystemExit(1) from None
 
 

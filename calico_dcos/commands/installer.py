@@ -1,7 +1,8 @@
 """`calico-dcos installer <command> …`: the agent-side installer, run from the package.
 
 The same code the scheduler serves as a zipapp; its own argparse parses every argument, so
-`--help` and bad usage behave exactly as `python3 installer.pyz …` does.
+`--help` and bad usage behave exactly as `python3 installer.pyz …` does, under this command's
+own name.
 """
 
 from __future__ import annotations
@@ -20,4 +21,4 @@ def installer(args: tuple[str, ...]) -> None:
     """Agent-side installer commands (docker, cni, ip, detect, uninstall)."""
     from calico_dcos.installer.cli import main
 
-    sys.exit(main(list(args)))
+    sys.exit(main(list(args), prog="calico-dcos installer"))

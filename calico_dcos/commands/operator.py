@@ -145,7 +145,13 @@ def mutating(name: str, help_text: str, needs_step: bool) -> click.Command:
 
     @click.command(name=name, help=help_text)
     @url_option
-    @click.option("--token-file", type=click.Path(dir_okay=False, exists=True), default=None)
+    @click.option(
+        "--token-file",
+        type=click.Path(dir_okay=False, exists=True),
+        default=None,
+        help="File holding the API token (the scheduler's service.api_token_file); "
+        "default: $CALICO_DCOS_API_TOKEN.",
+    )
     @click.option("--phase", required=needs_step, help="Agent hostname or ID.")
     @click.option("--step", required=needs_step, help="Step name (etcd-proxy, docker, …).")
     def command(

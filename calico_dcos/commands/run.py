@@ -181,8 +181,8 @@ def refuse_local_state_under_marathon(options: Mapping, environ: Mapping[str, st
 
 
 def _exit_invalid(exc: OptionsError) -> NoReturn:
-    for option, message in exc.errors:
-        click.echo(f"invalid option {option or '(options)'}: {message}", err=True)
+    for line in exc.lines():
+        click.echo(line, err=True)
     raise SystemExit(EXIT_INVALID_OPTIONS) from None
 
 

@@ -21,7 +21,9 @@ from calico_dcos.devcluster.hostroot import has_dcos_calico
     show_default=True,
     help="More private agents, looking like DC/OS 2.x with Calico already shipped.",
 )
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address the master listens on."
+)
 @click.option("--port", default=5050, show_default=True, help="Master port (0: any free one).")
 @click.option(
     "--executor",
@@ -35,7 +37,12 @@ from calico_dcos.devcluster.hostroot import has_dcos_calico
     type=click.Path(file_okay=False, path_type=Path),
     help="Host roots and sandboxes go here and stay; without it a temporary one is removed.",
 )
-@click.option("--allocation-interval", default=1.0, show_default=True, help="Seconds.")
+@click.option(
+    "--allocation-interval",
+    default=1.0,
+    show_default=True,
+    help="Seconds between offer rounds (Mesos' --allocation_interval).",
+)
 @click.option("--zk", default=None, help="Publish the leader record, e.g. 127.0.0.1:2181/mesos.")
 def devcluster(
     agents: int,

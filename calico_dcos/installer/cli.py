@@ -119,9 +119,11 @@ COMMANDS = {
 }  # fmt: skip
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "installer.pyz") -> argparse.ArgumentParser:
+    """The installer's arguments; `prog` is how usage and --help name the program (the zipapp,
+    or `calico-dcos installer` when run from the package)."""
     parser = argparse.ArgumentParser(
-        prog="installer.pyz",
+        prog=prog,
         description="calico-dcos agent-side installer",
         epilog=f"Every command acts on --host-root, which defaults to ${HOST_ROOT_ENV} else /.",
     )
@@ -204,9 +206,9 @@ def logging_to_stderr(command: str):
         LOG.removeHandler(handler)
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def main(argv: Optional[List[str]] = None, prog: str = "installer.pyz") -> int:
     """Run one command; returns the exit code instead of exiting, for `calico-dcos installer`."""
-    parser = build_parser()
+    parser = build_parser(prog)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

@@ -143,9 +143,42 @@ def test_error_message_lists_each_path():
 
 
 def test_unreadable_and_malformed_files(tmp_path):
-    assert "cannot read options file" in errors_of(str(tmp_path / "missing.json"), {})[0][1]
-    assert "cannot read options file" in errors_of(write(tmp_path, "o.json", "{"), {})[0][1]
+    missing = str(tmp_path / "missing.json")
+    assert errors_of(missing, {}) == [
+        ("", f"cannot read options file {missing}: No such file or directory")
+    ]
+    assert "is not valid JSON or YAML" in errors_of(write(tmp_path, "o.json", "{"), {})[0][1]
     assert "must hold an object" in errors_of(write(tmp_path, "o.yaml", "- 1\n"), {})[0][1]
+
+
+def test_a_percentage_over_100_says_the_limit():
+    errors = errors_of(None, {"CALICO_ROLLOUT_MAX_CONCURRENT_RESTARTS": "150%"})
+    assert len(errors) == 1
+    path, message = errors[0]
+    assert path == "rollout.max_concurrent_restarts"
+    assert message.startswith("'150%': a percentage must be a whole number from 1% to 100%")
+
+
+def test_a_null_option_says_what_is_expected_instead(tmp_path):
+    errors = errors_of(write(tmp_path, "o.yaml", "service:\n  name:\n"), {})
+    assert errors == [
+        (
+            "service.name",
+            "has no value (null); expected a string; leave it out for the default 'calico'",
+        )
+    ]
+
+
+def test_a_wrong_type_names_the_type_in_words(tmp_path):
+    errors = errors_of(write(tmp_path, "o.json", '{"rollout": {"stability_seconds": "x"}}'), {})
+    assert errors == [("rollout.stability_seconds", "'x' is not a number")]
+
+
+def test_an_unreadable_file_is_reported_without_an_option_prefix(tmp_path):
+    missing = str(tmp_path / "missing.yaml")
+    result = CliRunner().invoke(main, ["config", "validate", missing])
+    assert result.exit_code == 1
+    assert result.output == f"cannot read options file {missing}: No such file or directory\n"
 
 
 def test_double_quotes_and_backslashes_are_refused_so_the_package_renders_json():
