@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from calico_dcos.loops import cancel_the_rest
 from calico_dcos.operator_api import add_operator_routes
 
 
@@ -116,7 +117,11 @@ class ApiServer:
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
 
+    async def _stop(self) -> None:
+        await self._runner.cleanup()
+        await cancel_the_rest()
+
     def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=30)
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(timeout=30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()

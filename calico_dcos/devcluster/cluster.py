@@ -24,6 +24,7 @@ from calico_dcos.devcluster.master import Executor, Master
 from calico_dcos.devcluster.state import master_state
 from calico_dcos.devcluster.synthetic import SyntheticExecutor
 from calico_dcos.devcluster.zk import LeaderRecord
+from calico_dcos.loops import cancel_the_rest
 
 T = TypeVar("T")
 
@@ -138,6 +139,7 @@ class DevCluster:
             await shutdown()
         for runner in self._runners:
             await runner.cleanup()
+        await cancel_the_rest()
 
     def __enter__(self) -> DevCluster:
         return self.start()
