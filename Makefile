@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml scripts/build_http_parser_wheel.py
 
 # Plus pytest, ruff and selenium: the developer's environment.
 $(VENV)/.installed-test: $(VENV)/.installed
-	@$(QUIETLY) "test tools (pytest, ruff, selenium)" \
+	@$(QUIETLY) "test tools (pytest, ruff, selenium, pyte)" \
 		$(PY) -m pip install -q --find-links $(WHEELHOUSE) --only-binary http-parser -e '.[test]'
 	@touch $@
 

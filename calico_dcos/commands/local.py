@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import click
@@ -27,6 +27,8 @@ import requests
 
 from calico_dcos.artifacts import build_cni_standins, build_etcd_tarball, etcd_version
 from calico_dcos.commands.run import load_or_exit, start_service
+from calico_dcos.display import REFRESH_SECONDS, PlanDisplay, duration
+from calico_dcos.operator_api import warnings_for
 from calico_dcos.options import load_options
 
 LOG = logging.getLogger("calico_dcos.local")
@@ -115,10 +117,18 @@ def say_what_is_real(env: Mapping[str, str], etcd_client: str | None) -> None:
 
 
 @click.command()
-@click.option("--agents", default=3, show_default=True, help="Private agents.")
-@click.option("--public-agents", default=1, show_default=True, help="Public agents.")
+@click.option(
+    "--agents", default=3, show_default=True, type=click.IntRange(min=1), help="Private agents."
+)
+@click.option(
+    "--public-agents", default=1, show_default=True, type=click.IntRange(min=0),
+    help="Public agents.",
+)  # fmt: skip
 @click.option("--options", "options_file", type=click.Path(dir_okay=False), help="JSON or YAML.")
-@click.option("--serve", is_flag=True, help="Keep serving after every agent is done.")
+@click.option(
+    "--serve", is_flag=True,
+    help="Keep the scheduler and its status page up after every agent is done, until Ctrl-C.",
+)  # fmt: skip
 @click.option("--workdir", type=click.Path(file_okay=False), help="Default: a new temp dir.")
 def local(
     agents: int, public_agents: int, options_file: str | None, serve: bool, workdir: str | None
@@ -158,87 +168,64 @@ def run_local(
             options, host="127.0.0.1", port=0, artifacts_dir=root / "artifacts", timings=TIMINGS
         )
         stack.callback(service.stop)
-        click.echo(f"  status: http://127.0.0.1:{service.api.port}/   work dir: {root}\n")
-        return Progress(service.scheduler, sys.stdout).follow(until_done=not serve)
-
-
-GLYPHS = {
-    "COMPLETE": ("done", "32"),
-    "STARTED": ("running", "36"),
-    "STARTING": ("starting", "36"),
-    "PREPARED": ("next", "0"),
-    "PENDING": ("pending", "2"),
-    "WAITING": ("waiting", "33"),
-    "DELAYED": ("retrying", "33"),
-    "ERROR": ("error", "31"),
-}
+        url = f"http://127.0.0.1:{service.api.port}/"
+        click.echo(f"  status page: {url}   work dir: {root}")
+        click.echo(f"  scheduler log: {root / 'scheduler.log'}")
+        if serve:
+            click.echo(
+                "  --serve: the scheduler and the status page stay up after every agent is "
+                "done; Ctrl-C stops them, the embedded cluster and etcd."
+            )
+        click.echo()
+        progress = Progress(service.scheduler, sys.stdout, warnings_for(options))
+        return progress.follow(until_done=not serve, serving=url if serve else "")
 
 
 class Progress:
-    """Each agent's steps on the terminal: one table redrawn in place on a TTY, and one
-    line per change otherwise (logs, CI), never a flood."""
+    """Each agent's steps on the terminal, with counts and an estimate (`display.PlanDisplay`:
+    redrawn in place on a TTY, one line per change otherwise: logs, CI, never a flood)."""
 
-    def __init__(self, scheduler, out) -> None:
+    def __init__(self, scheduler, out, warnings: Sequence[str] = (), console=None) -> None:
         self.scheduler = scheduler
-        self.out = out
-        self.tty = out.isatty()
-        self._drawn = 0
-        self._seen: dict[tuple[str, str], str] = {}
-        self._started = time.monotonic()
+        self.warnings = list(warnings)
+        self.display = PlanDisplay(out, console)
 
-    def follow(self, until_done: bool) -> int:
-        """0 when every agent is done (or on Ctrl-C with --serve), 1 if the scheduler failed."""
-        try:
-            while not self.scheduler.wait(0.3):
-                self.show()
-                if until_done and self.scheduler.plan.complete:
-                    return self.finish()
-        except KeyboardInterrupt:
+    def follow(self, until_done: bool, serving: str = "") -> int:
+        """0 when every agent is done (or on Ctrl-C with --serve), 1 if the scheduler failed,
+        130 on Ctrl-C before the end. `serving` (the status page's URL, with --serve) is said
+        again once every agent is done."""
+        with self.display:
+            outcome = self._watch(until_done, serving)
+        if outcome == "done":
+            self.display.print(self.summary_line())
+            return 0
+        if outcome == "interrupted":
             return 0 if not until_done else 130
-        self.show()
-        self.out.write(f"scheduler stopped: {self.scheduler.failure or 'interrupted'}\n")
+        self.display.print(f"scheduler stopped: {self.scheduler.failure or 'interrupted'}")
         return 1 if self.scheduler.failure else 0
 
-    def finish(self) -> int:
+    def _watch(self, until_done: bool, serving: str) -> str:
+        try:
+            while not self.scheduler.wait(REFRESH_SECONDS):
+                self.show()
+                if not self.scheduler.plan.complete:
+                    continue
+                if until_done:
+                    return "done"
+                if serving:
+                    self.display.print(done_but_serving(self.summary_line(), serving))
+                    serving = ""
+        except KeyboardInterrupt:
+            return "interrupted"
         self.show()
-        elapsed = time.monotonic() - self._started
-        self.out.write(f"{self.scheduler.summary()['message']} in {elapsed:.1f} s\n")
-        self.out.flush()
-        return 0
+        return "stopped"
+
+    def summary_line(self) -> str:
+        return f"{self.scheduler.summary()['message']} in {duration(self.display.elapsed)}"
 
     def show(self) -> None:
-        plan, summary = self.scheduler.plan_view(), self.scheduler.summary()
-        if self.tty:
-            self.redraw(self.table(plan, summary))
-        else:
-            self.changes(plan)
-        self.out.flush()
+        self.display.update(self.scheduler.plan_view(), self.scheduler.summary(), self.warnings)
 
-    def table(self, plan: dict, summary: dict) -> list[str]:
-        lines = [f"{summary['message']}" + (" (degraded)" if summary["degraded"] else "")]
-        for phase in plan["phases"]:
-            cells = [self.cell(step) for step in phase["steps"]]
-            lines.append(f"  {phase['name']:<16} " + "  ".join(cells))
-        lines.extend(f"  ! {problem}" for problem in summary["problems"])
-        return lines
 
-    @staticmethod
-    def cell(step: dict) -> str:
-        word, colour = GLYPHS.get(step["status"], (step["status"].lower(), "0"))
-        return f"{step['name']} \x1b[{colour}m{word:<8}\x1b[0m"
-
-    def redraw(self, lines: list[str]) -> None:
-        if self._drawn:
-            self.out.write(f"\x1b[{self._drawn}F\x1b[J")
-        self.out.write("\n".join(lines) + "\n")
-        self._drawn = len(lines)
-
-    def changes(self, plan: dict) -> None:
-        for phase in plan["phases"]:
-            for step in phase["steps"]:
-                key = (phase["name"], step["name"])
-                if self._seen.get(key) != step["status"]:
-                    self._seen[key] = step["status"]
-                    word = GLYPHS.get(step["status"], (step["status"].lower(),))[0]
-                    message = f"  {step['message']}" if step["message"] else ""
-                    self.out.write(f"{phase['name']:<16} {step['name']:<11} {word}{message}\n")
+def done_but_serving(summary_line: str, url: str) -> str:
+    return f"{summary_line}; still serving the status page at {url} (Ctrl-C stops)"

@@ -127,40 +127,70 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
 class _Scheduler:
-    """Just the read interface `Progress` uses, with a step that moves on."""
+    """Just the read interface `Progress` uses, with a step that moves on at each wait."""
 
-    def __init__(self) -> None:
-        self.status = "STARTED"
+    def __init__(self, statuses: list[str]) -> None:
+        self.statuses = statuses
+        self.status = statuses[0]
+        self.failure = None
+        self.plan = self
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "COMPLETE"
+
+    def wait(self, timeout: float) -> bool:
+        self.status = self.statuses.pop(0) if self.statuses else self.status
+        return False
 
     def plan_view(self) -> dict:
-        steps = [{"name": "cni", "status": self.status, "message": ""}]
-        return {"phases": [{"name": "agent-1", "steps": steps}]}
+        steps = [{"id": "t", "name": "cni", "status": self.status, "message": ""}]
+        done = "COMPLETE" if self.complete else "IN_PROGRESS"
+        return {"phases": [{"id": "S1", "name": "agent-1", "status": done, "steps": steps}]}
 
     def summary(self) -> dict:
-        return {"message": "0 of 1 agents done", "degraded": False, "problems": []}
+        message = f"{int(self.complete)} of 1 agents done"
+        return {"message": message, "degraded": False, "problems": [], "restarting": [],
+                "budget": 1, "interrupted": False}  # fmt: skip
 
 
-def test_progress_redraws_in_place_on_a_terminal_and_prints_only_changes_otherwise():
+def test_progress_not_on_a_terminal_prints_each_change_once_then_the_total():
     from calico_dcos.commands.local import Progress
 
-    scheduler, terminal, log = _Scheduler(), _Terminal(), io.StringIO()
-    on_tty, in_log = Progress(scheduler, terminal), Progress(scheduler, log)
-    for status in ("STARTED", "STARTED", "COMPLETE"):
-        scheduler.status = status
-        on_tty.show()
-        in_log.show()
+    log = io.StringIO()
+    code = Progress(_Scheduler(["STARTED", "STARTED", "COMPLETE"]), log).follow(until_done=True)
 
-    assert terminal.getvalue().count("\x1b[2F\x1b[J") == 2
-    assert log.getvalue().splitlines() == [
+    assert code == 0
+    lines = log.getvalue().splitlines()
+    assert lines[:2] == [
         "agent-1          cni         running",
         "agent-1          cni         done",
     ]
+    assert lines[2].startswith("1 of 1 agents done in ")
+    assert len(lines) == 3
+
+
+def test_progress_with_serve_says_where_it_still_serves_and_how_to_stop():
+    from calico_dcos.commands.local import Progress
+
+    log = io.StringIO()
+    scheduler = _Scheduler(["STARTED", "COMPLETE", "COMPLETE", "COMPLETE"])
+    waits = iter([False] * 4 + [True])  # the scheduler stops after a few more reads
+    scheduler.wait = lambda timeout, _wait=scheduler.wait: _wait(timeout) or next(waits)
+    Progress(scheduler, log).follow(until_done=False, serving="http://127.0.0.1:1234/")
+
+    serving = [line for line in log.getvalue().splitlines() if "still serving" in line]
+    assert len(serving) == 1
+    assert "http://127.0.0.1:1234/" in serving[0] and "Ctrl-C stops" in serving[0]
+
+
+def test_local_refuses_no_agents_or_a_negative_count_before_starting_anything(tmp_path):
+    for args in (["--agents", "0"], ["--agents", "-2"], ["--public-agents", "-1"]):
+        result = cli("local", *args, "--workdir", str(tmp_path / "w"), timeout=30)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "Invalid value for '--" in result.stderr
+        assert not (tmp_path / "w").exists()
 
 
 def test_run_under_marathon_refuses_a_state_directory_inside_the_container(tmp_path):

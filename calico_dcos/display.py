@@ -1,0 +1,326 @@
+"""What long runs show on the operator's terminal: the plan as a table, counts and an estimate.
+
+`local`, `uninstall` and `status` show a plan (one phase per agent, one step per chain step,
+the shape of `/v1/plan`); `bench` shows a count of agents converged. On a terminal the view
+is one block redrawn in place by rich's live display (https://rich.readthedocs.io/en/stable/
+live.html), laid out anew for the terminal's width at every redraw, so it fits 60 columns as
+well as 200 and follows a resize. Anywhere else (a log file, CI) it writes one line per
+change and never redraws.
+
+The pure part (`counts`, `estimate_seconds`, `holder_labels`, `headline`, `PlanView`) takes
+plain documents and a clock reading; the `PlanDisplay` and `CountDisplay` adapters write.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import IO
+
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+# A step's status (dcos-commons' plan statuses) in the words and colours people read.
+WORDS = {
+    "COMPLETE": ("done", "green"),
+    "STARTED": ("running", "cyan"),
+    "STARTING": ("starting", "cyan"),
+    "PREPARED": ("next", ""),
+    "PENDING": ("pending", "dim"),
+    "WAITING": ("waiting", "yellow"),
+    "DELAYED": ("retrying", "yellow"),
+    "ERROR": ("error", "red"),
+}
+AGENT_COLUMN_MAX = 32  # longer hostnames are cut with an ellipsis
+REFRESH_SECONDS = 0.3
+
+
+def word(status: str) -> tuple[str, str]:
+    """A status as (word, rich style)."""
+    return WORDS.get(status, (status.lower(), ""))
+
+
+def counts(plan: Mapping) -> tuple[int, int, int, int]:
+    """(agents done, agents, steps done, steps) of a plan document."""
+    phases = plan["phases"]
+    steps = [step for phase in phases for step in phase["steps"]]
+    return (
+        sum(1 for phase in phases if phase["status"] == "COMPLETE"),
+        len(phases),
+        sum(1 for step in steps if step["status"] == "COMPLETE"),
+        len(steps),
+    )
+
+
+def estimate_seconds(done: int, total: int, elapsed: float) -> float | None:
+    """Seconds still to go at the pace so far, or None before anything is done (or after)."""
+    if done <= 0 or done >= total or elapsed <= 0:
+        return None
+    return elapsed * (total - done) / done
+
+
+def duration(seconds: float) -> str:
+    """`42 s`, `3 min 05 s`, `1 h 02 min`."""
+    seconds = max(0, math.ceil(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def holder_labels(agent_ids: Sequence[str], plan: Mapping) -> list[str]:
+    """Agents (by ID, as `summary["restarting"]` lists them) as people know them: the
+    hostname, with the agent ID after it where the hostname alone is ambiguous (two agents
+    share it) or unknown."""
+    names = {phase["id"]: phase["name"] for phase in plan["phases"]}
+    taken: dict[str, int] = {}
+    for name in names.values():
+        taken[name] = taken.get(name, 0) + 1
+    labels = []
+    for agent_id in agent_ids:
+        name = names.get(agent_id, agent_id)
+        if name == agent_id:
+            labels.append(agent_id)
+        elif taken[name] > 1:
+            labels.append(f"{name} ({agent_id})")
+        else:
+            labels.append(name)
+    return labels
+
+
+def slots_line(summary: Mapping, plan: Mapping) -> str:
+    """`Restart slots: 1 of 2 in use (agent-3)`."""
+    holders = holder_labels(summary["restarting"], plan)
+    line = f"Restart slots: {len(holders)} of {summary['budget']} in use"
+    return line + (f" ({', '.join(holders)})" if holders else "")
+
+
+def headline(plan: Mapping, summary: Mapping, elapsed: float) -> str:
+    """The summary's own words, then steps done, time so far and an estimate of what is left:
+    `2 of 4 agents done · 14 of 20 steps · 1 min 05 s, about 40 s to go`."""
+    _, _, steps_done, steps = counts(plan)
+    text = summary["message"] + (" (degraded)" if summary["degraded"] else "")
+    text += f" · {steps_done} of {steps} steps · {duration(elapsed)}"
+    left = estimate_seconds(steps_done, steps, elapsed)
+    return text + (f", about {duration(left)} to go" if left is not None else "")
+
+
+class PlanView:
+    """The whole block for one moment: headline, restart slots, one row per agent, then
+    problems and warnings. Laid out for the width it is rendered at: a column per step
+    when they fit, else one line per agent with its progress and current step."""
+
+    def __init__(
+        self, plan: Mapping, summary: Mapping, warnings: Sequence[str], elapsed: float
+    ) -> None:
+        self.plan, self.summary, self.warnings, self.elapsed = plan, summary, warnings, elapsed
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        lines = [Text(headline(self.plan, self.summary, self.elapsed)), Text(self._slots())]
+        table = self._wide(width) if width >= self._wide_width() else self._narrow(width)
+        notes = [Text(f"! {problem}", style="red") for problem in self.summary["problems"]]
+        notes += [Text(f"warning: {warning}", style="yellow") for warning in self.warnings]
+        yield Group(*lines, table, *notes)
+
+    def _slots(self) -> str:
+        line = slots_line(self.summary, self.plan)
+        if self.summary.get("interrupted"):
+            line += " · interrupted: `calico-dcos plan continue` resumes"
+        return line
+
+    def _step_names(self) -> list[str]:
+        names: dict[str, None] = {}
+        for phase in self.plan["phases"]:
+            names.update((step["name"], None) for step in phase["steps"])
+        return list(names)
+
+    def _widths(self) -> tuple[int, list[int]]:
+        """The agent column's width and each step column's (its name or its longest word)."""
+        names = [phase["name"] for phase in self.plan["phases"]]
+        agent = min(max((len(n) for n in names), default=5), AGENT_COLUMN_MAX)
+        return agent, [max(len(name), 8) for name in self._step_names()]
+
+    def _wide_width(self) -> int:
+        """The columns, two spaces between them, and room for 8 characters of message."""
+        agent, cells = self._widths()
+        return agent + sum(cells) + 2 * (len(cells) + 1) + 8
+
+    def _wide(self, width: int) -> Table:
+        """A column per step, at its full width; the message gets what is left."""
+        names = self._step_names()
+        agent, cells = self._widths()
+        left = width - agent - sum(cells) - 2 * (len(cells) + 1)
+        table = Table(box=None, pad_edge=False, show_edge=False, expand=False)
+        table.add_column("agent", no_wrap=True, overflow="ellipsis", width=agent)
+        for name, cell in zip(names, cells, strict=True):
+            table.add_column(name, no_wrap=True, width=cell)
+        table.add_column("", no_wrap=True, overflow="ellipsis", max_width=left)
+        for phase in self.plan["phases"]:
+            steps = {step["name"]: step for step in phase["steps"]}
+            row = [self._cell(steps.get(name)) for name in names]
+            table.add_row(phase["name"], *row, self._message(phase))
+        return table
+
+    def _narrow(self, width: int) -> Group:
+        """One line per agent: name, steps done, the current step and what it says; cut
+        with an ellipsis at the width, never wrapped."""
+        names = [phase["name"] for phase in self.plan["phases"]]
+        name_width = min(max((len(n) for n in names), default=5), 20, max(width // 4, 8))
+        rows = []
+        for phase in self.plan["phases"]:
+            steps = phase["steps"]
+            done = sum(1 for step in steps if step["status"] == "COMPLETE")
+            name = phase["name"]
+            if len(name) > name_width:
+                name = name[: name_width - 1] + "…"
+            row = Text(f"{name:<{name_width}} {done}/{len(steps)} ", no_wrap=True)
+            current = next((s for s in steps if s["status"] != "COMPLETE"), None)
+            if current is None:
+                row.append("done", style="green")
+            else:
+                text, style = word(current["status"])
+                row.append(f"{current['name']} ")
+                row.append(text, style=style)
+                if current["message"]:
+                    row.append(f": {current['message']}", style="dim")
+            row.truncate(width, overflow="ellipsis")
+            rows.append(row)
+        return Group(*rows)
+
+    @staticmethod
+    def _cell(step: Mapping | None) -> Text:
+        if step is None:
+            return Text("")
+        text, style = word(step["status"])
+        return Text(text, style=style)
+
+    @staticmethod
+    def _message(phase: Mapping) -> Text:
+        current = next((s for s in phase["steps"] if s["status"] != "COMPLETE"), None)
+        if current is None or not current["message"]:
+            return Text("")
+        return Text(current["message"], style="dim")
+
+
+def plan_changes(plan: Mapping, seen: dict[tuple[str, str], str]) -> list[str]:
+    """One line per step whose status changed since `seen` (which is updated)."""
+    lines = []
+    for phase in plan["phases"]:
+        for step in phase["steps"]:
+            key = (phase["id"], step["name"])
+            if seen.get(key) != step["status"]:
+                seen[key] = step["status"]
+                message = f"  {step['message']}" if step["message"] else ""
+                text = word(step["status"])[0]
+                lines.append(f"{phase['name']:<16} {step['name']:<11} {text}{message}")
+    return lines
+
+
+class PlanDisplay:
+    """A plan followed on `out`: redrawn in place on a terminal, one line per change elsewhere.
+
+    Use as a context manager; `update(plan, summary, warnings)` as often as the plan is read
+    (it redraws at most every `REFRESH_SECONDS` on its own), `print(text)` for a line that
+    stays above the live block. `console` may be given (tests fix its width)."""
+
+    def __init__(self, out: IO[str], console: Console | None = None, clock=time.monotonic) -> None:
+        self.console = console or Console(file=out, highlight=False)
+        self.live = self.console.is_terminal
+        self._clock = clock
+        self._started = clock()
+        self._seen: dict[tuple[str, str], str] = {}
+        self._warned: set[str] = set()
+        self._live = Live(
+            console=self.console, auto_refresh=False, redirect_stdout=False,
+            redirect_stderr=False, transient=False,
+        )  # fmt: skip
+
+    @property
+    def elapsed(self) -> float:
+        return self._clock() - self._started
+
+    def __enter__(self) -> PlanDisplay:
+        if self.live:
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.live:
+            self._live.stop()
+
+    def update(self, plan: Mapping, summary: Mapping, warnings: Sequence[str] = ()) -> None:
+        if self.live:
+            view = PlanView(plan, summary, warnings, self.elapsed)
+            self._live.update(view, refresh=True)
+            return
+        for warning in warnings:
+            if warning not in self._warned:
+                self._warned.add(warning)
+                self.console.print(f"warning: {warning}", soft_wrap=True)
+        for line in plan_changes(plan, self._seen):
+            self.console.print(line, soft_wrap=True, markup=False)
+
+    def print(self, text: str) -> None:
+        self.console.print(text, soft_wrap=not self.live, markup=False)
+
+
+class CountDisplay:
+    """A count towards a total with an estimate (the benchmark's agents converged): rich's
+    progress bar on a terminal, else a line at every tenth of the way and at the end."""
+
+    def __init__(self, out: IO[str], label: str, total: int, console: Console | None = None):
+        self.console = console or Console(file=out, highlight=False)
+        self.label, self.total = label, total
+        self._tenths = -1
+        self._progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=None),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+            console=self.console,
+            expand=True,
+        )
+        self._task = self._progress.add_task(label, total=total)
+        self._started = time.monotonic()
+
+    def __enter__(self) -> CountDisplay:
+        if self.console.is_terminal:
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.console.is_terminal:
+            self._progress.stop()
+
+    def update(self, done: int) -> None:
+        if self.console.is_terminal:
+            self._progress.update(self._task, completed=done)
+            return
+        tenths = 10 * done // self.total if self.total else 10
+        if tenths != self._tenths:
+            self._tenths = tenths
+            elapsed = time.monotonic() - self._started
+            left = estimate_seconds(done, self.total, elapsed)
+            eta = f", about {duration(left)} to go" if left is not None else ""
+            self.console.print(
+                f"{self.label}: {done} of {self.total} ({duration(elapsed)}{eta})",
+                soft_wrap=True,
+                markup=False,
+            )

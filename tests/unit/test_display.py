@@ -1,0 +1,186 @@
+"""The terminal display of long runs (`calico_dcos.display`): it fits any width, follows a
+resize, shows counts and an estimate, and stays line-per-change when not on a terminal.
+
+The block is rendered by rich at 60, 80 and 200 columns and compared with the expected text
+in `tests/unit/display/` (regenerate with `UPDATE_DISPLAY=1 pytest tests/unit/test_display.py`
+and read the diff). Redraws on a terminal go through pyte, a VT100 emulator, to see what a
+person would see after them.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pyte
+import pytest
+from rich.console import Console
+
+from calico_dcos.display import (
+    CountDisplay,
+    PlanDisplay,
+    PlanView,
+    duration,
+    estimate_seconds,
+    headline,
+    holder_labels,
+)
+
+EXPECTED = Path(__file__).with_name("display")
+STEPS = ("etcd-proxy", "docker", "cni", "libnetwork", "node")
+WARNING = (
+    "node.ignore_loose_rpf is on: Felix runs although DC/OS sets rp_filter to loose, so a "
+    "container with CAP_NET_RAW can spoof its source IP."
+)
+
+
+def phase(agent_id: str, name: str, statuses: list[str], message: str = "") -> dict:
+    steps = [
+        {"id": f"{agent_id}:{step}", "name": step, "status": status,
+         "message": message if status not in ("COMPLETE", "PENDING") else ""}
+        for step, status in zip(STEPS, statuses, strict=True)
+    ]  # fmt: skip
+    done = all(s == "COMPLETE" for s in statuses)
+    return {"id": agent_id, "name": name, "status": "COMPLETE" if done else "IN_PROGRESS",
+            "steps": steps}  # fmt: skip
+
+
+def rollout() -> tuple[dict, dict]:
+    plan = {"phases": [
+        phase("S0", "agent-1.example", ["COMPLETE"] * 5),
+        phase("S1", "agent-2", ["COMPLETE", "COMPLETE", "STARTED", "PENDING", "PENDING"],
+              "restarting dcos-mesos-slave"),
+        phase("S2", "agent-3", ["COMPLETE", "WAITING", "PENDING", "PENDING", "PENDING"],
+              "waiting for a restart slot (1 at a time)"),
+        phase("S3", "public-agent-1", ["DELAYED", "PENDING", "PENDING", "PENDING", "PENDING"],
+              "etcd exited with 1; retry in 4 s"),
+    ]}  # fmt: skip
+    summary = {"message": "1 of 4 agents done", "degraded": False, "problems": [],
+               "restarting": ["S1"], "budget": 1, "interrupted": False}  # fmt: skip
+    return plan, summary
+
+
+def render(width: int) -> str:
+    plan, summary = rollout()
+    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False)
+    console.print(PlanView(plan, summary, [WARNING], elapsed=65.2))
+    return console.file.getvalue()
+
+
+@pytest.mark.parametrize("width", [60, 80, 200])
+def test_the_block_fits_the_width_and_reads_as_expected(width):
+    text = render(width)
+
+    assert all(len(line) <= width for line in text.splitlines())
+    expected = EXPECTED / f"rollout-{width}.txt"
+    if os.environ.get("UPDATE_DISPLAY"):
+        expected.write_text(text)
+    assert text == expected.read_text()
+
+
+def test_a_wide_terminal_gets_a_column_per_step_and_a_narrow_one_a_line_per_agent():
+    wide, narrow = render(200).splitlines(), render(60).splitlines()
+
+    assert wide[2].split() == ["agent", *STEPS]
+    assert wide[4].split()[:6] == ["agent-2", "done", "done", "running", "pending", "pending"]
+    assert narrow[4].startswith("agent-2         2/5 cni running: restarting")
+
+
+def test_counts_and_an_estimate_at_the_pace_so_far():
+    plan, summary = rollout()
+
+    # 8 of 20 steps in 65.2 s: 12 more at the same pace take 97.8 s.
+    assert headline(plan, summary, 65.2) == (
+        "1 of 4 agents done · 8 of 20 steps · 1 min 06 s, about 1 min 38 s to go"
+    )
+    assert estimate_seconds(0, 20, 10.0) is None
+    assert estimate_seconds(20, 20, 10.0) is None
+    assert [duration(s) for s in (0.2, 59, 61, 3725)] == ["1 s", "59 s", "1 min 01 s", "1 h 02 min"]
+
+
+def test_the_slot_holder_is_shown_by_hostname_with_the_id_only_when_names_clash():
+    plan, _ = rollout()
+    assert holder_labels(["S1"], plan) == ["agent-2"]
+    plan["phases"][2]["name"] = "agent-2"
+    assert holder_labels(["S1"], plan) == ["agent-2 (S1)"]
+    assert holder_labels(["S9"], plan) == ["S9"]  # an agent no longer in the plan
+    assert "Restart slots: 1 of 1 in use (agent-2)" in render(80)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _terminal(width: int) -> tuple[Console, io.StringIO]:
+    out = io.StringIO()
+    console = Console(file=out, width=width, height=40, force_terminal=True, color_system=None)
+    return console, out
+
+
+def _screen_after(chunks: list[tuple[int, str]]) -> list[str]:
+    """What a terminal shows after each chunk of output, written at each width in turn."""
+    screen = pyte.Screen(chunks[0][0], 40)
+    stream = pyte.Stream(screen)
+    for width, text in chunks:
+        screen.resize(40, width)
+        stream.feed(text.replace("\n", "\r\n"))
+    return [line.rstrip() for line in screen.display if line.strip()]
+
+
+def test_redraws_in_place_and_follows_a_resize_without_leaving_copies():
+    plan, summary = rollout()
+    console, out = _terminal(200)
+    clock = _Clock()
+    display = PlanDisplay(out, console=console, clock=clock)
+    chunks = []
+    with display:
+        for width, elapsed in ((200, 10.0), (200, 20.0), (60, 30.0), (80, 40.0)):
+            console.width = width
+            clock.now = elapsed
+            display.update(plan, summary, [WARNING])
+            chunks.append((width, out.getvalue()))
+            out.seek(0)
+            out.truncate()
+
+    shown = _screen_after(chunks)
+
+    assert sum("agents done" in line for line in shown) == 1, shown
+    assert shown[0].startswith("1 of 4 agents done · 8 of 20 steps · 40 s")
+    assert sum("agent-2 " in line for line in shown) == 1
+    assert all(len(line) <= 80 for line in shown)
+
+
+def test_not_on_a_terminal_one_line_per_change_and_each_warning_once():
+    plan, summary = rollout()
+    out = io.StringIO()
+    display = PlanDisplay(out)
+    with display:
+        display.update(plan, summary, [WARNING])
+        display.update(plan, summary, [WARNING])
+        plan["phases"][1]["steps"][2]["status"] = "COMPLETE"
+        plan["phases"][1]["steps"][2]["message"] = "Command exited with status 0"
+        display.update(plan, summary, [WARNING])
+    lines = out.getvalue().splitlines()
+
+    assert lines[0] == f"warning: {WARNING}"
+    assert len(lines) == 1 + 20 + 1
+    assert lines[-1] == "agent-2          cni         done  Command exited with status 0"
+    assert "\x1b" not in out.getvalue()
+
+
+def test_a_count_not_on_a_terminal_says_each_tenth_with_an_estimate():
+    out = io.StringIO()
+    with CountDisplay(out, "100 agents", 100) as bar:
+        for done in range(0, 101, 5):
+            bar.update(done)
+    lines = out.getvalue().splitlines()
+
+    assert len(lines) == 11
+    assert lines[0].startswith("100 agents: 0 of 100 (")
+    assert lines[-1].startswith("100 agents: 100 of 100 (")
+    assert "to go" in lines[5]
