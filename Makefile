@@ -20,9 +20,9 @@ $(VENV)/.installed: pyproject.toml scripts/build_http_parser_wheel.py
 		$(PY) -m pip install -q --find-links $(WHEELHOUSE) --only-binary http-parser -e .
 	@touch $@
 
-# Plus pytest, ruff and selenium: the developer's environment.
+# Plus the test and release tools: the developer's environment.
 $(VENV)/.installed-test: $(VENV)/.installed
-	@$(QUIETLY) "test tools (pytest, ruff, selenium, pyte)" \
+	@$(QUIETLY) "test and release tools (pytest, ruff, selenium, pyte, shiv, pystache)" \
 		$(PY) -m pip install -q --find-links $(WHEELHOUSE) --only-binary http-parser -e '.[test]'
 	@touch $@
 

@@ -112,7 +112,12 @@ def write_bundle(options: Mapping, output: Path, public: bool) -> Bundle:
 
 @click.command()
 @click.option("--options", "options_path", type=click.Path(dir_okay=False), help="JSON or YAML")
-@click.option("--output", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write the units and scripts to (replaced if it exists).",
+)
 @click.option(
     "--agent-kind",
     type=click.Choice(["private", "public"]),
@@ -125,8 +130,8 @@ def units(options_path: str | None, output: Path, agent_kind: str) -> None:
     try:
         bundle = build(options_path, output, agent_kind == "public")
     except OptionsError as exc:
-        for option, message in exc.errors:
-            click.echo(f"invalid option {option or '(options)'}: {message}", err=True)
+        for line in exc.lines():
+            click.echo(line, err=True)
         raise SystemExit(1) from None
     except UnitsError as exc:
         click.echo(f"calico-dcos units: {exc}", err=True)
