@@ -354,9 +354,14 @@ def restart_budget(options: Mapping, n_agents: int) -> int:
 
 
 def node_extra_env(options: Mapping) -> dict[str, str]:
-    """`node.extra_env` (`KEY=VALUE,…`) as a dict, in the order given."""
+    """`node.extra_env` (`KEY=VALUE,…`) as a dict, in the order given.
+
+    Values are kept exactly, spaces included (`A=x y ,B= z` gives `"x y "` and `" z"`): they
+    reach calico-node as environment variables, never through a shell. The schema's pattern
+    allows no space before a key, nor a comma inside a value."""
     env = {}
-    for item in _split(options["node"]["extra_env"]):
+    text = options["node"]["extra_env"]
+    for item in text.split(",") if text else []:
         key, sep, value = item.partition("=")
         if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
             raise OptionsError([("node.extra_env", f"expected KEY=VALUE, got {item!r}")])

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from calico_dcos import options as opts
 from calico_dcos.cli import main
 from calico_dcos.options import OptionsError, load_options
+from calico_dcos.steps import BY_NAME, AgentView, build_task_info
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 UNIVERSE_CONFIG_SCHEMA = ROOT.parent / "shared" / "schemas" / "universe" / "config-schema.json"
@@ -249,6 +250,27 @@ def test_constraint_with_a_bad_regex_names_the_option():
 def test_node_extra_env_keeps_order_and_values_with_equals():
     options = load_options(None, {"CALICO_NODE_EXTRA_ENV": "B=1,A=x=y,C="})
     assert list(opts.node_extra_env(options).items()) == [("B", "1"), ("A", "x=y"), ("C", "")]
+
+
+def test_node_extra_env_keeps_spaces_in_values_up_to_calico_nodes_environment():
+    """Issue 14: spaces were dropped silently. They reach the TaskInfo's environment as given
+    (calico-node reads them from there, no shell in between)."""
+    text = "FELIX_A=two words ,FELIX_B= leading,FELIX_C=  "
+    options = load_options(None, {"CALICO_NODE_EXTRA_ENV": text})
+    expected = {"FELIX_A": "two words ", "FELIX_B": " leading", "FELIX_C": "  "}
+
+    assert opts.node_extra_env(options) == expected
+    agent = AgentView("M1-S1", "agent-1")
+    info = build_task_info(BY_NAME["node"], options, agent, "t", "*", "http://scheduler:8080")
+    env = {v["name"]: v["value"] for v in info["command"]["environment"]["variables"]}
+    assert {k: env[k] for k in expected} == expected
+
+
+def test_node_extra_env_refuses_what_it_cannot_keep_naming_the_option():
+    for text in ("A=1, B=2", "A=1,,B=2", "A=1,"):
+        with pytest.raises(opts.OptionsError) as failed:
+            load_options(None, {"CALICO_NODE_EXTRA_ENV": text})
+        assert [option for option, _ in failed.value.errors] == ["node.extra_env"]
 
 
 def test_redacted_hides_url_passwords_and_keeps_secret_paths():
