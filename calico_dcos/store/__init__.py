@@ -19,9 +19,23 @@ from typing import Protocol
 # or a znode path.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
+# Size bounds, checked before every write (`check_size`), far below ZooKeeper's node limit
+# (jute.maxbuffer, 0xfffff bytes by default: apache/zookeeper,
+# zookeeper-jute/src/main/java/org/apache/jute/BinaryInputArchive.java). An agent record is a
+# few KiB at most: every field that comes from the network is bounded where it enters
+# (api.parse_report, scheduler.bounded_status).
+MAX_RECORD_BYTES = 64 * 1024  # an agent record, the framework ID
+# A meta document: the uninstall's progress holds one revert task per host (~425 bytes), so
+# this bound is its limit on the number of reverted hosts (~1,200).
+MAX_META_BYTES = 512 * 1024
+
 
 class StoreError(Exception):
     """The store cannot do what was asked (unreachable, bad URL, bad name)."""
+
+
+class RecordTooLarge(StoreError):
+    """A record longer than its bound: refused before anything is written."""
 
 
 class StateCorrupt(StoreError):
@@ -67,6 +81,16 @@ def check_name(kind: str, name: str) -> str:
     if not NAME_PATTERN.match(name):
         raise StoreError(f"invalid {kind} {name!r}: expected letters, digits, '.', '_', '-'")
     return name
+
+
+def check_size(where: str, data: bytes, limit: int) -> bytes:
+    """`data`, or RecordTooLarge naming `where` when it is longer than `limit` bytes."""
+    if len(data) > limit:
+        raise RecordTooLarge(
+            f"{where}: a record of {len(data)} bytes is over the store's bound of {limit} "
+            "bytes; nothing was written"
+        )
+    return data
 
 
 def encode_document(document: dict) -> bytes:

@@ -21,9 +21,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from calico_dcos.store import (
+    MAX_META_BYTES,
+    MAX_RECORD_BYTES,
     StateCorrupt,
     StoreError,
     check_name,
+    check_size,
     encode_document,
     parse_document,
 )
@@ -51,7 +54,7 @@ class FileStore:
         return None if document is None else document.get("framework_id")
 
     def set_framework_id(self, framework_id: str | None) -> None:
-        self._write(self.root / "framework.json", {"framework_id": framework_id})
+        self._write(self.root / "framework.json", {"framework_id": framework_id}, MAX_RECORD_BYTES)
 
     def load_agents(self) -> dict[str, dict]:
         agents = {}
@@ -62,7 +65,7 @@ class FileStore:
         return agents
 
     def put_agent(self, agent_id: str, record: dict) -> None:
-        self._write(self._agent_path(agent_id), record)
+        self._write(self._agent_path(agent_id), record, MAX_RECORD_BYTES)
 
     def delete_agent(self, agent_id: str) -> None:
         self._agent_path(agent_id).unlink(missing_ok=True)
@@ -72,7 +75,7 @@ class FileStore:
         return self._read(self._meta_path(key))
 
     def put_meta(self, key: str, value: dict) -> None:
-        self._write(self._meta_path(key), value)
+        self._write(self._meta_path(key), value, MAX_META_BYTES)
 
     def wipe(self) -> None:
         """Remove all state under the directory; a held leader lock stays held."""
@@ -131,8 +134,8 @@ class FileStore:
             raise StateCorrupt(str(path), exc.strerror or str(exc)) from exc
         return parse_document(str(path), text)
 
-    def _write(self, path: Path, document: dict) -> None:
-        data = encode_document(document)
+    def _write(self, path: Path, document: dict, limit: int) -> None:
+        data = check_size(str(path), encode_document(document), limit)
         fd, temp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as handle:

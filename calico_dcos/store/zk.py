@@ -12,6 +12,13 @@ and each transition rewrites one small node. With credentials (`user:password` i
 the client authenticates with the digest scheme and every node it creates carries an ACL
 granting that user everything and nobody else anything.
 
+kazoo logs every request it sends at debug level, with its fields: the `Auth` request holds
+the digest credentials as `user:password`, each create carries the ACL (the user and the
+password's SHA-1), and the data is the record. Its client and connection log through the
+logger given to `KazooClient` (kazoo/client.py passes `logger` on to
+kazoo/protocol/connection.py), so the store gives it `KAZOO_LOG`, whose `RedactKazoo`
+filter replaces those fields (and any other occurrence of the credentials) at every level.
+
 Leadership is tied to the ZooKeeper session. When the connection is SUSPENDED the session
 may still be alive; once it stays suspended past `lost_grace` (well inside the session
 timeout, so before another scheduler can take the lock) or the session is LOST, `on_lost`
@@ -24,6 +31,7 @@ overwrite what the next leader stored (fencing).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import threading
@@ -47,17 +55,65 @@ from kazoo.retry import KazooRetry
 from kazoo.security import make_digest_acl
 
 from calico_dcos.store import (
+    MAX_META_BYTES,
+    MAX_RECORD_BYTES,
     StateCorrupt,
     StoreError,
     check_name,
+    check_size,
     encode_document,
     parse_document,
 )
 
 # ZooKeeper's default jute.maxbuffer is 1 MiB; a larger request makes the server drop the
-# connection, which a client would retry forever. Refuse it here, with the agent's name.
-MAX_NODE_BYTES = 1_000_000
+# connection, which a client would retry forever. Every record has a bound far below it
+# (store/__init__.py), checked before the write.
 LEADER = "leader"
+KAZOO_LOG = logging.getLogger("calico_dcos.store.kazoo")
+REDACTED = "***"
+SECRET_FIELDS = ("auth", "acl", "data")  # of kazoo's request tuples (protocol/serialization.py)
+
+
+class RedactKazoo(logging.Filter):
+    """Rewrites kazoo's log records so that no credential and no stored data is in them.
+
+    A request or response tuple in the arguments keeps its type and path, and its `auth`,
+    `acl` and `data` fields become `***`; any remaining occurrence of `secrets` (the digest
+    credential, the password, the ACL's hashed id) in the formatted message is replaced.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_redact_value(arg) for arg in record.args)
+        message = record.getMessage()
+        for secret in sorted(self.secrets, key=len, reverse=True):
+            message = message.replace(secret, REDACTED)
+        record.msg, record.args = message, None
+        return True
+
+
+def _redact_value(value: object) -> object:
+    """kazoo's request/response namedtuples lose their secret fields; bytes their content."""
+    if isinstance(value, bytes | bytearray):
+        return f"<{len(value)} bytes>"
+    fields = getattr(value, "_fields", None)
+    if isinstance(value, tuple) and fields:
+        shown = ", ".join(
+            f"{name}={REDACTED if name in SECRET_FIELDS else repr(getattr(value, name))}"
+            for name in fields
+        )
+        return f"{type(value).__name__}({shown})"
+    if isinstance(value, tuple):
+        return tuple(_redact_value(item) for item in value)
+    return value
+
+
+REDACT_KAZOO = RedactKazoo()
+KAZOO_LOG.addFilter(REDACT_KAZOO)
 
 
 def read_credentials(credentials_file: str) -> tuple[str, str] | None:
@@ -139,6 +195,7 @@ class ZooKeeperStore:
             user, password = credentials
             auth = [("digest", f"{user}:{password}")]
             acl = [make_digest_acl(user, password, all=True)]
+            REDACT_KAZOO.secrets |= {f"{user}:{password}", password, acl[0].id.id}
         return KazooClient(
             hosts=hosts,
             timeout=session_timeout,
@@ -146,6 +203,7 @@ class ZooKeeperStore:
             command_retry=command_retry,
             auth_data=auth,
             default_acl=acl,
+            logger=KAZOO_LOG,
         )
 
     def _connect(self, timeout: float) -> None:
@@ -173,7 +231,7 @@ class ZooKeeperStore:
         if framework_id is None:
             self._delete(path)
         else:
-            self._put(path, framework_id.encode())
+            self._put(path, framework_id.encode(), MAX_RECORD_BYTES)
 
     def load_agents(self) -> dict[str, dict]:
         with self._errors(self._path("agents")):
@@ -181,7 +239,7 @@ class ZooKeeperStore:
         return {agent_id: parse_document(path, data) for agent_id, (path, data) in raw.items()}
 
     def put_agent(self, agent_id: str, record: dict) -> None:
-        self._put(self._agent_path(agent_id), encode_document(record))
+        self._put(self._agent_path(agent_id), encode_document(record), MAX_RECORD_BYTES)
 
     def delete_agent(self, agent_id: str) -> None:
         self._delete(self._agent_path(agent_id))
@@ -192,7 +250,8 @@ class ZooKeeperStore:
         return None if data is None else parse_document(path, data)
 
     def put_meta(self, key: str, value: dict) -> None:
-        self._put(self._path("meta", check_name("meta key", key)), encode_document(value))
+        path = self._path("meta", check_name("meta key", key))
+        self._put(path, encode_document(value), MAX_META_BYTES)
 
     def wipe(self) -> None:
         """Remove every node under the root; a held leader lock stays held."""
@@ -320,9 +379,8 @@ class ZooKeeperStore:
                 raise StateCorrupt(path, "not authorised to read it (credentials?)") from exc
         return data
 
-    def _put(self, path: str, data: bytes) -> None:
-        if len(data) > MAX_NODE_BYTES:
-            raise StoreError(f"{path}: {len(data)} bytes exceeds ZooKeeper's node limit")
+    def _put(self, path: str, data: bytes, limit: int) -> None:
+        check_size(path, data, limit)
         with self._errors(path):
             self._write_retry(self._set_or_create, path, data)
         self.writes += 1

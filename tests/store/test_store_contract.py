@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from calico_dcos.store import StateCorrupt, StoreError
+from calico_dcos.store import (
+    MAX_META_BYTES,
+    MAX_RECORD_BYTES,
+    RecordTooLarge,
+    StateCorrupt,
+    StoreError,
+)
 
 HOLDER = Path(__file__).with_name("lock_holder.py")
 
@@ -88,6 +94,28 @@ def test_each_put_agent_is_one_write_of_that_agent_alone(backend):
 
     assert store.writes == before[0] + 1
     assert 0 < store.bytes_written - before[1] < 1024
+
+
+@pytest.mark.parametrize(("kind", "bound"), [("agent", MAX_RECORD_BYTES), ("meta", MAX_META_BYTES)])
+def test_a_record_over_its_bound_is_refused_before_anything_is_written(backend, kind, bound):
+    """The bounds are far below ZooKeeper's 1 MiB (a larger request drops the connection)."""
+    store = backend.open()
+    put = store.put_agent if kind == "agent" else store.put_meta
+    put("a1b2-S0", {"message": "kept"})
+    before = (store.writes, store.bytes_written)
+    padding = bound - len('{"message":""}')
+
+    put("a1b2-S0", {"message": "x" * padding})  # exactly the bound: written
+    with pytest.raises(
+        RecordTooLarge, match=rf"a1b2-S0(\.json)?: a record of {bound + 1} bytes is over"
+    ):
+        put("a1b2-S0", {"message": "y" * (padding + 1)})
+
+    assert bound <= 512 * 1024
+    assert (store.writes, store.bytes_written) == (before[0] + 1, before[1] + bound)
+    stored = backend.open()
+    got = stored.load_agents()["a1b2-S0"] if kind == "agent" else stored.get_meta("a1b2-S0")
+    assert got == {"message": "x" * padding}
 
 
 def test_meta_documents_round_trip(backend):
