@@ -5,6 +5,12 @@ the operator's routes (`operator_api.py`: plan, agents, options, metrics, status
 small read and command interface (`SchedulerView`), so the API never reaches into the plan
 itself. `token` guards the plan's mutating endpoints (`service.api_token_file`).
 `ApiServer` runs the app on its own thread and event loop, next to pymesos' threads.
+
+Who may do what: GET routes are open (nothing they show is secret: options are redacted).
+`POST /v1/agents/<id>/report` needs that agent's report token (`report_auth.py`), which
+only the installer tasks launched on it hold; the plan's commands need the operator's
+token. Every request body is bounded (`api_guard.py`), and a report's fields are checked
+and bounded (`parse_report`) before anything reaches the plan or the store.
 """
 
 from __future__ import annotations
@@ -17,8 +23,22 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from calico_dcos.api_guard import (
+    MAX_REQUEST_BYTES,
+    bearer_token,
+    call_view,
+    limit_request_size,
+    read_json_object,
+    unauthorized,
+)
 from calico_dcos.loops import cancel_the_rest
 from calico_dcos.operator_api import add_operator_routes
+from calico_dcos.steps import STEP_NAMES
+
+# A report's stored fields: what the installer finds is a few short lines (detect.py).
+MAX_FOUND_ITEMS = 16
+MAX_FOUND_CHARS = 256
+REPORT_FIELDS = {"agent_id", "step", "calico_present", "found"}
 
 
 class SchedulerView(Protocol):
@@ -30,6 +50,7 @@ class SchedulerView(Protocol):
     def framework_id(self) -> str | None: ...
     def artifact(self, name: str) -> Path | None: ...
     def report(self, agent_id: str, report: dict) -> None: ...
+    def report_authorized(self, agent_id: str, token: str) -> bool: ...
     def plan_view(self) -> dict: ...
     def summary(self) -> dict: ...
     def agent_records(self) -> dict[str, dict]: ...
@@ -44,7 +65,7 @@ HEALTH_CODES = {"healthy": 200, "waiting": 202, "broken": 503}
 
 
 def build_app(view: SchedulerView, token: str | None = None) -> web.Application:
-    app = web.Application()
+    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[limit_request_size])
     app[VIEW] = view
     app.router.add_get("/v1/health", health)
     app.router.add_get("/v1/state/frameworkId", framework_id)
@@ -67,10 +88,7 @@ async def framework_id(request: web.Request) -> web.Response:
     (mesosphere/dcos-commons `sdk/scheduler/.../http/queries/StateQueries.java`). DC/OS'
     package manager reads it before an uninstall and again until the plan is complete, and
     takes a 404 (the state wiped) as done (dcos/cosmos `ServiceUninstaller.scala`)."""
-    try:
-        value = await asyncio.to_thread(request.app[VIEW].framework_id)
-    except RuntimeError as exc:  # still starting
-        raise web.HTTPServiceUnavailable(text=f"{exc}\n") from None
+    value = await call_view(request.app[VIEW].framework_id)  # 503 while starting
     if value is None:
         raise web.HTTPNotFound(text="no framework ID\n")
     return web.json_response([value])
@@ -85,16 +103,53 @@ async def artifact(request: web.Request) -> web.StreamResponse:
 
 
 async def report(request: web.Request) -> web.Response:
-    """The installer says an agent already runs Calico by other means."""
-    try:
-        body = await request.json()
-    except ValueError:
-        raise web.HTTPBadRequest(text="expected a JSON object\n") from None
-    if not isinstance(body, dict) or body.get("calico_present") is not True:
-        raise web.HTTPBadRequest(text='expected {"calico_present": true, …}\n')
+    """The installer on an agent says it already runs Calico by other means.
+
+    401 without a bearer credential, 403 with one that is not this agent's report token,
+    413 for a body over `MAX_REQUEST_BYTES`, 400 for a body `parse_report` refuses; only
+    then does the report reach the plan."""
     agent_id = request.match_info["agent_id"]
-    await asyncio.to_thread(request.app[VIEW].report, agent_id, body)
+    view = request.app[VIEW]
+    token = bearer_token(request)
+    if token is None:
+        raise unauthorized("a report")
+    if not await call_view(view.report_authorized, agent_id, token):
+        raise web.HTTPForbidden(text=f"not the report token of agent {agent_id}\n")
+    body = await read_json_object(request)
+    try:
+        parsed = parse_report(agent_id, body)
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=f"{exc}\n") from None
+    await call_view(view.report, agent_id, parsed)
     return web.json_response({"agent_id": agent_id, "accepted": True}, status=202)
+
+
+def parse_report(agent_id: str, body: dict) -> dict:
+    """The report as the plan stores it, `{"step", "calico_present": True, "found"}`.
+
+    Shape (CONTRACTS.md, "Agent-side installer"): `{"agent_id", "step", "calico_present":
+    true, "found": [str, …]}`; `agent_id`, if known, is the one of the URL; `step` one of the
+    catalog's; at most `MAX_FOUND_ITEMS` findings of at most `MAX_FOUND_CHARS` characters.
+    Raises ValueError saying what is wrong.
+    """
+    unknown = sorted(set(body) - REPORT_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown report fields {unknown}: expected {sorted(REPORT_FIELDS)}")
+    if body.get("calico_present") is not True:
+        raise ValueError('expected {"calico_present": true, …}')
+    if body.get("agent_id") not in (None, "", agent_id):  # "": the installer could not tell
+        raise ValueError(f"the report's agent_id is not {agent_id!r}, the agent of the URL")
+    step = body.get("step")
+    if step not in STEP_NAMES:
+        raise ValueError(f"step {step!r} is none of {list(STEP_NAMES)}")
+    found = body.get("found", [])
+    if not isinstance(found, list) or not all(isinstance(item, str) for item in found):
+        raise ValueError("found: expected a list of strings")
+    if len(found) > MAX_FOUND_ITEMS or any(len(item) > MAX_FOUND_CHARS for item in found):
+        raise ValueError(
+            f"found: at most {MAX_FOUND_ITEMS} items of at most {MAX_FOUND_CHARS} characters"
+        )
+    return {"agent_id": agent_id, "step": step, "calico_present": True, "found": found}
 
 
 class ApiServer:

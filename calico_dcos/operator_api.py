@@ -5,12 +5,12 @@ is the scheduler's read and command interface (`api.SchedulerView`); every call 
 take the scheduler's lock, so handlers run it on a worker thread, never on the event loop.
 
 The plan's mutating endpoints change what the scheduler does on every agent, so when a token
-is configured they need `Authorization: Bearer <token>` (compared in constant time).
+is configured they need `Authorization: Bearer <token>` (scheme in any case, the token
+compared in constant time); the GET routes are open.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from calico_dcos.api_guard import bearer_token, call_view, unauthorized
 from calico_dcos.metrics import registry_for
 from calico_dcos.options import redacted
 
@@ -48,14 +49,6 @@ def add_operator_routes(app: web.Application, view: Any, token: str | None) -> N
     app.router.add_get("/v1/agents/{agent}", routes.agent)
     app.router.add_get("/v1/options", routes.options)
     app.router.add_get("/metrics", routes.metrics)
-
-
-async def _read(fn: Callable[..., Any], *args: Any) -> Any:
-    """Call the view off the event loop; a scheduler still starting answers 503."""
-    try:
-        return await asyncio.to_thread(fn, *args)
-    except RuntimeError as exc:
-        raise web.HTTPServiceUnavailable(text=f"{exc}\n") from None
 
 
 def plan_http_status(plan: dict) -> int:
@@ -94,7 +87,7 @@ class OperatorRoutes:
 
     async def status(self, request: web.Request) -> web.Response:
         """Everything the status page shows, in one consistent read."""
-        doc = await _read(self._status)
+        doc = await call_view(self._status)
         return web.json_response(doc)
 
     def _status(self) -> dict:
@@ -110,7 +103,7 @@ class OperatorRoutes:
         return web.json_response(["deploy"])
 
     async def plan(self, request: web.Request) -> web.Response:
-        plan = await _read(self.view.plan_view)
+        plan = await call_view(self.view.plan_view)
         return web.json_response(plan, status=plan_http_status(plan))
 
     def command_handler(self, name: str) -> Callable[[web.Request], Any]:
@@ -123,38 +116,36 @@ class OperatorRoutes:
     def _authorize(self, request: web.Request) -> None:
         if not self.token:
             return
-        given = request.headers.get("Authorization", "")
-        expected = f"Bearer {self.token}"
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            raise web.HTTPUnauthorized(
-                text="this endpoint needs Authorization: Bearer <token>\n",
-                headers={"WWW-Authenticate": 'Bearer realm="calico-dcos"'},
-            )
+        given = bearer_token(request)
+        if given is None or not hmac.compare_digest(
+            given.encode("utf-8", "surrogateescape"), self.token.encode()
+        ):
+            raise unauthorized("this endpoint")
 
     async def _command(self, name: str, request: web.Request) -> web.Response:
         phase, step = request.query.get("phase"), request.query.get("step")
         if name in NEEDS_STEP and not (phase and step):
             raise web.HTTPBadRequest(text=f"{name} needs ?phase=<agent>&step=<step>\n")
-        agent_id = find_agent(await _read(self.view.agent_records), phase) if phase else None
+        agent_id = find_agent(await call_view(self.view.agent_records), phase) if phase else None
         try:
-            await _read(self.view.command, name, agent_id, step)
+            await call_view(self.view.command, name, agent_id, step)
         except KeyError as exc:
             raise web.HTTPNotFound(text=f"{exc.args[0] if exc.args else exc}\n") from None
         target = " ".join(f"{k}={v}" for k, v in (("phase", phase), ("step", step)) if v)
         return web.json_response({"message": f"Received cmd: {name} {target}".rstrip()})
 
     async def agents(self, request: web.Request) -> web.Response:
-        records = await _read(self.view.agent_records)
+        records = await call_view(self.view.agent_records)
         ordered = sorted(records.values(), key=lambda r: (r.get("hostname", ""), r["agent_id"]))
         return web.json_response({"agents": ordered})
 
     async def agent(self, request: web.Request) -> web.Response:
-        records = await _read(self.view.agent_records)
+        records = await call_view(self.view.agent_records)
         return web.json_response(records[find_agent(records, request.match_info["agent"])])
 
     async def options(self, request: web.Request) -> web.Response:
         """The effective options, passwords in URLs masked (secret options are file paths)."""
-        return web.json_response(await _read(self._options))
+        return web.json_response(await call_view(self._options))
 
     def _options(self) -> dict:
         options = getattr(self.view, "options", None)
@@ -163,5 +154,5 @@ class OperatorRoutes:
         return redacted(options)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        body = await _read(generate_latest, self.registry)
+        body = await call_view(generate_latest, self.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -35,10 +35,12 @@ from pymesos import MesosSchedulerDriver, Scheduler
 from calico_dcos import plan as p
 from calico_dcos import uninstall as u
 from calico_dcos.options import read_secret, roles
+from calico_dcos.report_auth import ReportKey, with_report_token
 
 LOG = logging.getLogger("calico_dcos.scheduler")
 FRAMEWORK_REMOVED = "Framework has been removed"
 HEALTHY, WAITING, BROKEN = "healthy", "waiting", "broken"  # what /v1/health answers
+MAX_STATUS_MESSAGE_CHARS = 1024  # 5 steps of it stay far inside an agent record's bound
 
 Core = p.Plan | u.Uninstall
 # options, artifacts URL, store, timings -> the core, built from the stored records
@@ -90,6 +92,17 @@ def framework_info(options: Mapping, framework_id: str | None, webui_url: str) -
     return info
 
 
+def bounded_status(status: Mapping) -> Mapping:
+    """The update as the plan sees it: a message of at most `MAX_STATUS_MESSAGE_CHARS`.
+
+    The message is free text from the executor (a failed command's output, a health check's)
+    and is stored in the agent's record, which has a size bound (store.MAX_RECORD_BYTES)."""
+    message = status.get("message")
+    if not isinstance(message, str) or len(message) <= MAX_STATUS_MESSAGE_CHARS:
+        return status
+    return {**status, "message": message[: MAX_STATUS_MESSAGE_CHARS - 1] + "…"}
+
+
 def within(timeout: float, fn: Callable[[], None], what: str) -> bool:
     """Run `fn` on a daemon thread; give up waiting after `timeout` seconds."""
     thread = threading.Thread(target=fn, name=what, daemon=True)
@@ -130,6 +143,7 @@ class CalicoScheduler(Scheduler):
         self.artifacts: dict[str, Path] = {}  # served at /v1/artifacts/<name>
         self.failure: str | None = None  # why the scheduler must exit non-zero
         self.plan: Core = core(options, artifacts_url, store, self.timings)
+        self.report_key = ReportKey.load_or_create(store)  # agents' report tokens
         self.uninstalled = threading.Event()  # set once torn down and wiped
         self.driver: MesosSchedulerDriver | None = None
         self._torn_down: MesosSchedulerDriver | None = None
@@ -324,7 +338,8 @@ class CalicoScheduler(Scheduler):
         self.counters["ACCEPT"] += 1
         LOG.info("launching %s on %s", launch.task_info["task_id"]["value"], launch.agent_id)
         refuse = {"refuse_seconds": launch.refuse_seconds}
-        driver.launchTasks([{"value": launch.offer_id}], [launch.task_info], refuse)
+        task_info = with_report_token(launch.task_info, self.report_key)
+        driver.launchTasks([{"value": launch.offer_id}], [task_info], refuse)
 
     # -- pymesos callbacks (never raise into the driver) ---------------------------------
 
@@ -364,13 +379,14 @@ class CalicoScheduler(Scheduler):
         self._safely("update", self._status, driver, status)
 
     def _status(self, driver, status: Mapping) -> None:
+        seen = bounded_status(status)
         LOG.info(
             "%s %s%s",
-            status["task_id"]["value"],
-            status["state"],
-            f": {status['message']}" if status.get("message") else "",
+            seen["task_id"]["value"],
+            seen["state"],
+            f": {seen['message']}" if seen.get("message") else "",
         )
-        self._event("update", lambda now: self.plan.on_status(status, now))
+        self._event("update", lambda now: self.plan.on_status(seen, now))
         if "uuid" in status and not self.failure:  # acknowledged only once stored
             self.counters["ACKNOWLEDGE"] += 1
             driver.acknowledgeStatusUpdate(status)
@@ -447,9 +463,13 @@ class CalicoScheduler(Scheduler):
         return self.artifacts.get(name)
 
     def report(self, agent_id: str, report: Mapping) -> None:
-        """The installer on an agent found Calico already there."""
+        """The installer on an agent found Calico already there (`api.parse_report`'s)."""
         LOG.warning("agent %s already runs Calico: %s", agent_id, report.get("found"))
         self._event("report", lambda now: self.plan.on_report(agent_id, report, now))
+
+    def report_authorized(self, agent_id: str, token: str) -> bool:
+        """Is `token` the report token of `agent_id` (constant-time)?"""
+        return self.report_key.verify(agent_id, token)
 
     def command(self, name: str, agent_id: str | None = None, step: str | None = None) -> None:
         """Operator commands: interrupt, continue, restart, force-complete (KeyError if unknown)."""

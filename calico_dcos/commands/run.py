@@ -47,9 +47,38 @@ def artifacts_url(options: Mapping, host: str, port: int) -> str:
 
 
 def api_token(options: Mapping) -> str | None:
-    """The bearer token of the plan's mutating endpoints, if `service.api_token_file` is set."""
+    """The bearer token of the plan's mutating endpoints, if `service.api_token_file` is set.
+
+    Surrounding whitespace is not part of it. A file that holds nothing else, or a token
+    with a space, control or non-ASCII character inside (which no `Authorization` header
+    can carry as one credential), is an OptionsError: it must never turn the check off.
+    """
+    option = "service.api_token_file"
     path = options["service"]["api_token_file"]
-    return read_secret(path, "service.api_token_file") if path else None
+    if not path:
+        return None
+    token = read_secret(path, option).strip()
+    if not token:
+        raise OptionsError(
+            [
+                (
+                    option,
+                    f"{path} holds no token (it is empty or only whitespace): write the token "
+                    'into it, or set the option to "" to leave the plan\'s commands open',
+                )
+            ]
+        )
+    if not all("!" <= char <= "~" for char in token):
+        raise OptionsError(
+            [
+                (
+                    option,
+                    f"the token in {path} holds a space, control or non-ASCII character: a "
+                    "bearer token is one word of printable ASCII (e.g. openssl rand -hex 32)",
+                )
+            ]
+        )
+    return token
 
 
 def core_for(options: Mapping, environ: Mapping[str, str]) -> CoreFactory:

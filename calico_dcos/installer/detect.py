@@ -21,7 +21,12 @@ UNIT_FILE_DIRS = ("etc/systemd/system", "etc/systemd/system/dcos.target.wants")
 CNI_CONFIG_SUFFIXES = (".conf", ".conflist", ".cni", ".json")
 DEFAULT_CNI_CONFIG_DIR = "/opt/mesosphere/etc/dcos/network/cni/"
 REPORT_URL_ENV = "CALICO_DCOS_REPORT_URL"
+# This agent's report token (calico_dcos/report_auth.py): a variable name, not a secret.
+REPORT_TOKEN_ENV = "CALICO_DCOS_REPORT_TOKEN"  # noqa: S105
 REPORT_TIMEOUT_SECONDS = 5.0
+# The scheduler refuses longer reports (calico_dcos/api.py, MAX_FOUND_ITEMS and _CHARS).
+REPORT_MAX_FOUND = 16
+REPORT_MAX_CHARS = 256
 
 
 def find_calico(host: HostRoot, cni_config_dir: str) -> List[str]:
@@ -82,18 +87,22 @@ def agent_id(environ: dict) -> str:
 
 
 def report_present(step: str, found: List[str], environ: dict = os.environ) -> None:
-    """Best effort: tell the scheduler; a failure is only logged, the verdict stands."""
+    """Best effort: tell the scheduler; a failure is only logged, the verdict stands.
+
+    The scheduler accepts the report only with this agent's token, which it put in the
+    task's environment; the token is sent, never logged."""
     url = environ.get(REPORT_URL_ENV)
     if not url:
         return
     import urllib.request  # only here: it costs more start-up time than the rest together
 
+    found = [item[:REPORT_MAX_CHARS] for item in found[:REPORT_MAX_FOUND]]
     body = {"agent_id": agent_id(environ), "step": step, "calico_present": True, "found": found}
+    headers = {"Content-Type": "application/json"}
+    if environ.get(REPORT_TOKEN_ENV):
+        headers["Authorization"] = "Bearer " + environ[REPORT_TOKEN_ENV]
     request = urllib.request.Request(  # noqa: S310 (the scheduler's own URL, from its TaskInfo)
-        url,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
+        url, data=json.dumps(body).encode(), method="POST", headers=headers
     )
     try:
         with urllib.request.urlopen(request, timeout=REPORT_TIMEOUT_SECONDS):  # noqa: S310

@@ -19,6 +19,7 @@ class Recorder(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         length = int(self.headers["Content-Length"])
         self.server.bodies.append(json.loads(self.rfile.read(length)))
+        self.server.authorizations.append(self.headers.get("Authorization"))
         self.send_response(204)
         self.end_headers()
 
@@ -30,15 +31,16 @@ class Recorder(BaseHTTPRequestHandler):
 def report_url():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     server.bodies = []
+    server.authorizations = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/v1/reports", server.bodies
+    yield f"http://127.0.0.1:{server.server_port}/v1/reports", server.bodies, server.authorizations
     server.shutdown()
     server.server_close()
 
 
 def test_dcos_calico_host_changes_nothing_and_is_reported(make_agent, report_url):
-    url, bodies = report_url
+    url, bodies, _ = report_url
     agent = make_agent(dcos_calico=True, agent_id="5f1c-S7")
     before = agent.files()
     env = {"CALICO_DCOS_REPORT_URL": url, "MESOS_TASK_ID": "calico-docker__5f1c-S7__4f2a9c01__1"}
@@ -63,6 +65,33 @@ def test_dcos_calico_host_changes_nothing_and_is_reported(make_agent, report_url
             ],
         }
     ]
+
+
+def test_the_report_carries_the_tasks_token_and_fits_the_schedulers_bounds(make_agent, report_url):
+    """The scheduler accepts a report only with the agent's token from the task's environment
+    (calico_dcos/report_auth.py), and refuses more findings than api.MAX_FOUND_ITEMS."""
+    from calico_dcos import api
+
+    url, bodies, authorizations = report_url
+    agent = make_agent(dcos_calico=True, agent_id="5f1c-S7")
+    for i in range(api.MAX_FOUND_ITEMS + 4):
+        config = dict(FOREIGN_CONFIG, name="x" * 300)
+        agent.path(CONFIG_DIR + f"calico-{i:02}.conf").write_text(json.dumps(config))
+    env = {
+        "CALICO_DCOS_REPORT_URL": url,
+        "CALICO_DCOS_REPORT_TOKEN": "4f2a" * 16,
+        "MESOS_TASK_ID": "calico-cni__5f1c-S7__4f2a9c01__1",
+    }
+
+    result = agent.cni(env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert "4f2a" * 16 not in result.stderr
+    [body] = bodies
+    assert authorizations == ["Bearer " + "4f2a" * 16]
+    assert len(body["found"]) == api.MAX_FOUND_ITEMS
+    assert max(len(item) for item in body["found"]) <= api.MAX_FOUND_CHARS
+    assert api.parse_report("5f1c-S7", body)["found"] == body["found"]
 
 
 def test_force_installs_on_a_host_with_calico(make_agent):

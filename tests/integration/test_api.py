@@ -17,9 +17,11 @@ def test_health_artifacts_and_reports(tmp_path):
         health = requests.get(f"{base}/v1/health", timeout=5)
         installer = requests.get(f"{base}/v1/artifacts/installer.pyz", timeout=5)
         missing = requests.get(f"{base}/v1/artifacts/nothing.pyz", timeout=5)
-        bad = requests.post(f"{base}/v1/agents/{agent_id}/report", data="{", timeout=5)
+        token = {"Authorization": f"Bearer {service.scheduler.report_key.token(agent_id)}"}
+        report_url = f"{base}/v1/agents/{agent_id}/report"
+        bad = requests.post(report_url, data="{", headers=token, timeout=5)
         report = {"agent_id": agent_id, "step": "docker", "calico_present": True, "found": ["x"]}
-        good = requests.post(f"{base}/v1/agents/{agent_id}/report", json=report, timeout=5)
+        good = requests.post(report_url, json=report, headers=token, timeout=5)
         summary = service.scheduler.summary()
         service.scheduler.fail("test: pretend the driver died")
         unhealthy = requests.get(f"{base}/v1/health", timeout=5)
