@@ -390,13 +390,55 @@ def unit_file(name: str, container: bool, before: list[str], public: bool, step:
 
 # install.sh and uninstall.sh: written after the fetch, when every host file is known.
 
-COMMON_SH = r"""set -eu
+COMMON_SH = (
+    r"""set -eu
 umask 022
 HERE=$(CDPATH="" cd -- "$(dirname -- "$0")" && pwd)
 ROOT=${@ROOT_ENV@:-/}
 ROOT=${ROOT%/}
 STATE=$ROOT@STATE@
-""".replace("@ROOT_ENV@", HOST_ROOT_ENV).replace("@STATE@", STATE_DIR)
+NL='
+'
+
+exists() { [ -e "$1" ] || [ -L "$1" ]; }
+
+# Whether install.sh saved what was at HOST_PATH before it first wrote there.
+recorded_path() { exists "$STATE/present$1" || exists "$STATE/absent$1"; }
+
+# Every host path install.sh saved the original of, one per line.
+recorded() {
+  for kind in present absent; do
+    [ -d "$STATE/$kind" ] || continue
+    (cd "$STATE/$kind" && find . ! -type d | sed 's|^\.||')
+  done | sort -u
+}
+
+# Put back what install.sh found at HOST_PATH (that file or link, or nothing); forget it.
+restore() {
+  if exists "$STATE/present$1"; then
+    rm -f -- "$ROOT$1.calico-dcos-old"
+    cp -P -p -- "$STATE/present$1" "$ROOT$1.calico-dcos-old"
+    mv -f -- "$ROOT$1.calico-dcos-old" "$ROOT$1"
+  else
+    rm -f -- "$ROOT$1"
+  fi
+  rm -f -- "$STATE/present$1" "$STATE/absent$1"
+}
+
+# Stop and disable a unit only while its unit file is one install.sh wrote.
+ours() { recorded_path "@UNIT_DIR@/$1.service" && [ -e "$ROOT@UNIT_DIR@/$1.service" ]; }
+stop_unit() {
+  ours "$1" || return 0
+  systemctl stop "$1.service" || echo "calico-dcos: could not stop $1 (not loaded?)" >&2
+}
+disable_unit() {
+  ours "$1" || return 0
+  systemctl disable "$1.service"
+}
+""".replace("@ROOT_ENV@", HOST_ROOT_ENV)
+    .replace("@STATE@", STATE_DIR)
+    .replace("@UNIT_DIR@", UNIT_DIR)
+)
 
 INSTALL_FUNCTIONS = r"""CHANGED=" "
 
@@ -405,8 +447,7 @@ boot_state() {
   [ -d "$ROOT$1" ] && return 0
   boot_state "$(dirname -- "$1")" 0755
   mkdir -m "$2" -- "$ROOT$1"
-  BOOTED="$BOOTED$1
-"
+  BOOTED="$BOOTED$1$NL"
 }
 
 ensure_dir() {
@@ -416,19 +457,22 @@ ensure_dir() {
   printf '%s\n' "$1" >> "$STATE/created-dirs"
 }
 
-# place HOST_PATH MODE TASK: the bundle's root$HOST_PATH at $ROOT$HOST_PATH; what was there
-# first is saved once (present/ or absent/ under $STATE), so uninstall.sh can put it back.
-place() {
-  if [ ! -e "$STATE/present$1" ] && [ ! -e "$STATE/absent$1" ]; then
-    if [ -e "$ROOT$1" ]; then
-      mkdir -p -- "$(dirname -- "$STATE/present$1")"
-      cp -p -- "$ROOT$1" "$STATE/present$1"
-    else
-      mkdir -p -- "$(dirname -- "$STATE/absent$1")"
-      : > "$STATE/absent$1"
-    fi
+# Save what is at HOST_PATH (a file, a link, or nothing) before this script first changes it.
+save_original() {
+  recorded_path "$1" && return 0
+  if exists "$ROOT$1"; then
+    mkdir -p -- "$(dirname -- "$STATE/present$1")"
+    cp -P -p -- "$ROOT$1" "$STATE/present$1"
+  else
+    mkdir -p -- "$(dirname -- "$STATE/absent$1")"
+    : > "$STATE/absent$1"
   fi
-  if [ -f "$ROOT$1" ] && cmp -s -- "$HERE/root$1" "$ROOT$1" \
+}
+
+# place HOST_PATH MODE TASK: the bundle's root$HOST_PATH at $ROOT$HOST_PATH, atomically.
+place() {
+  save_original "$1"
+  if [ -f "$ROOT$1" ] && [ ! -L "$ROOT$1" ] && cmp -s -- "$HERE/root$1" "$ROOT$1" \
       && [ "$(stat -c %a -- "$ROOT$1")" = "$2" ]; then
     return 0
   fi
@@ -437,6 +481,23 @@ place() {
   chmod "$2" -- "$ROOT$1.calico-dcos-new"
   mv -f -- "$ROOT$1.calico-dcos-new" "$ROOT$1"
   CHANGED="$CHANGED$3 "
+}
+
+wanted() { case "$NL$WANTED$NL" in *"$NL$1$NL"*) return 0 ;; esac; return 1; }
+
+# What an earlier bundle installed and this one does not (a step since disabled, an etcd of
+# another version): its units stopped and disabled, every file put back as it was found.
+retire_stale() {
+  recorded | while IFS= read -r path; do
+    wanted "$path" && continue
+    case "$path" in
+      @UNIT_DIR@/*.service) unit=${path##*/}; unit=${unit%.service}
+        stop_unit "$unit"; disable_unit "$unit" ;;
+    esac
+  done
+  recorded | while IFS= read -r path; do
+    wanted "$path" || restore "$path"
+  done
 }
 
 # A running unit whose files changed is restarted; otherwise started (a no-op if active).
@@ -449,25 +510,31 @@ start_unit() {
   esac
   systemctl start "$1.service"
 }
-"""
+""".replace("@UNIT_DIR@", UNIT_DIR)
 
 
 def owner_of(host_path: str) -> str:
     """The task a host file belongs to: its unit is restarted when the file changes."""
     for prefix in (f"{UNIT_DIR}/", f"{CONFIG_DIR}/", f"{SANDBOX_ROOT}/"):
         if host_path.startswith(prefix):
-            first = host_path[len(prefix) :].split("/", 1)[0]
-            return first.rsplit(".", 1)[0] if "/" not in host_path[len(prefix) :] else first
+            rest = host_path[len(prefix) :]
+            return rest.split("/", 1)[0] if "/" in rest else rest.rsplit(".", 1)[0]
     raise ValueError(f"not a host file of the bundle: {host_path}")
 
 
+def enable_link(unit: str) -> str:
+    """The symlink `systemctl enable` makes for `WantedBy=` (systemd.unit(5), [Install])."""
+    return f"{UNIT_DIR}/{WANTED_BY}.wants/{unit}"
+
+
 def install_script(bundle: Bundle, host_files: list[tuple[str, int]]) -> str:
-    """Place the host files (saving what was there), daemon-reload, enable, start in chain
-    order with the one-shot steps between the etcd proxy and the Docker plugins."""
+    """Retire what an earlier bundle left, place the host files (saving what was there),
+    daemon-reload, enable, and start in chain order with the one-shot steps between the etcd
+    proxy and the Docker plugins."""
     agent = "public" if bundle.public else "private"
-    placing = "".join(
-        f"place {shlex.quote(path)} {mode:o} {owner_of(path)}\n" for path, mode in host_files
-    )
+    links = [enable_link(d.unit) for d in bundle.daemons]
+    wanted = "\n".join([path for path, _ in host_files] + links)
+    placing = [f"place {shlex.quote(p)} {mode:o} {owner_of(p)}" for p, mode in host_files]
     units = " ".join(d.unit for d in bundle.daemons)
     proxies = [d for d in bundle.daemons if d.step == "etcd-proxy"]
     others = [d for d in bundle.daemons if d.step != "etcd-proxy"]
@@ -475,69 +542,51 @@ def install_script(bundle: Bundle, host_files: list[tuple[str, int]]) -> str:
     if bundle.setup_steps:
         dirs.append(f"{INSTALLER_STATE_DIR} 0755")
     lines = [
-        HEADER.format(what=f"Installs Calico as systemd services on a DC/OS {agent} agent.", s="s"),
-        "# Run as root; safe to run again: an unchanged host is left as it is.",
-        f"# ${HOST_ROOT_ENV}: the directory that stands for / (default /), as for the installer.",
+        HEADER.format(what=f"Installs Calico as systemd services on a DC/OS {agent} agent.", s="s")
+        + "# Run as root; safe to run again: an unchanged host is left as it is.\n"
+        + f"# ${HOST_ROOT_ENV}: the directory that stands for / (default /), as for the installer.",
         COMMON_SH,
         INSTALL_FUNCTIONS,
+        f"WANTED={shlex.quote(wanted)}",
         "BOOTED=''",
         f"boot_state {STATE_DIR} 0700",
         'printf "%s" "$BOOTED" >> "$STATE/created-dirs"',
         *(f"ensure_dir {d}" for d in dirs),
-        placing.rstrip("\n"),
+        "retire_stale",
+        *placing,
+        *(f"save_original {link}" for link in links),
         "systemctl daemon-reload",
         *([f"systemctl enable {units}"] if units else []),
         *(f"start_unit {d.unit.removesuffix('.service')}" for d in proxies),
         'sh "$HERE/setup.sh"',
         *(f"start_unit {d.unit.removesuffix('.service')}" for d in others),
         f"echo 'calico-dcos: installed on this {agent} agent' >&2",
-        "",
     ]
-    return "\n".join(line for line in lines if line != "") + "\n"
-
-
-UNINSTALL_FUNCTIONS = r"""# Stop and disable a unit only while its unit file (ours) is still there.
-stop_unit() {
-  [ -e "$ROOT@UNIT_DIR@/$1.service" ] || return 0
-  systemctl stop "$1.service" || echo "calico-dcos: could not stop $1 (not loaded?)" >&2
-}
-
-disable_unit() {
-  [ -e "$ROOT@UNIT_DIR@/$1.service" ] || return 0
-  systemctl disable "$1.service"
-}
-
-# Put back what install.sh found at HOST_PATH: the saved file, or no file.
-restore() {
-  if [ -e "$STATE/present$1" ]; then
-    cp -p -- "$STATE/present$1" "$ROOT$1.calico-dcos-old"
-    mv -f -- "$ROOT$1.calico-dcos-old" "$ROOT$1"
-  elif [ -e "$STATE/absent$1" ]; then
-    rm -f -- "$ROOT$1"
-  fi
-}
-""".replace("@UNIT_DIR@", UNIT_DIR)
+    return "\n".join(lines) + "\n"
 
 
 def uninstall_script(bundle: Bundle, host_files: list[tuple[str, int]]) -> str:
-    """Stop, revert the hosts' Docker and CNI changes, disable, put every file back, remove
-    the directories install.sh created. Without install.sh's state: nothing to do."""
+    """Stop, revert the installer's Docker and CNI changes, disable, put back every file
+    install.sh recorded (from any bundle), remove the directories it created. Without
+    install.sh's state: nothing to do."""
     agent = "public" if bundle.public else "private"
-    daemons = [d.unit.removesuffix(".service") for d in bundle.daemons]
+    daemons = [s.task_name for s in steps.STEPS if s.kind == "daemon"]
     proxies = [d for d in daemons if d == "calico-etcd-proxy"]
     others = [d for d in daemons if d != "calico-etcd-proxy"]
-    revert = bundle.tasks[REVERT_TASK]
+    revert = run_task_lines(REVERT_TASK, bundle.tasks[REVERT_TASK]).rstrip("\n")
     lines = [
-        HEADER.format(what=f"Removes what install.sh put on this DC/OS {agent} agent.", s="s"),
-        "# Puts back every file as install.sh found it; safe to run again.",
+        HEADER.format(what=f"Removes what install.sh put on this DC/OS {agent} agent.", s="s")
+        + "# Puts back every file as install.sh found it; safe to run again.",
         COMMON_SH,
-        UNINSTALL_FUNCTIONS,
         '[ -d "$STATE" ] || { echo "calico-dcos: not installed here: nothing to do" >&2; exit 0; }',
         *(f"stop_unit {u}" for u in reversed(others)),
-        *([run_task_lines(REVERT_TASK, revert).rstrip("\n")] if bundle.setup_steps else []),
+        "# The installer's own revert, when it changed anything: daemon.json and the CNI files.",
+        f'if [ -d "$ROOT{INSTALLER_STATE_DIR}" ]; then',
+        revert,
+        "fi",
         *(f"stop_unit {u}" for u in proxies),
         *(f"disable_unit {u}" for u in daemons),
-        *(f"restore {shlex.quote(path)}" for path, _ in host_files),
+        'recorded | while IFS= read -r path; do restore "$path"; done',
         "systemctl daemon-reload",
         'CREATED=$(cat "$STATE/created-dirs" 2>/dev/null || true)',
         'rm -rf -- "$STATE"',
@@ -547,6 +596,5 @@ def uninstall_script(bundle: Bundle, host_files: list[tuple[str, int]]) -> str:
         '  find "$ROOT$dir" -depth -type d -empty -delete 2>/dev/null || true',
         "done",
         f"echo 'calico-dcos: removed from this {agent} agent' >&2",
-        "",
     ]
-    return "\n".join(line for line in lines if line != "") + "\n"
+    return "\n".join(lines) + "\n"

@@ -69,8 +69,11 @@ def host_files(out: Path) -> list[tuple[str, int]]:
     for path in sorted(root.rglob("*")):
         if path.is_symlink() or not (path.is_file() or path.is_dir()):
             raise UnitsError(f"{path}: only regular files can be installed (a fetched archive?)")
+        host_path = "/" + str(path.relative_to(root))
+        if not host_path.isprintable():
+            raise UnitsError(f"{host_path!r}: a file name with a control character (an archive?)")
         if path.is_file():
-            found.append(("/" + str(path.relative_to(root)), path.stat().st_mode & 0o7777))
+            found.append((host_path, path.stat().st_mode & 0o7777))
     return found
 
 

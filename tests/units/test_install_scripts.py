@@ -25,8 +25,10 @@ def test_install_twice_changes_nothing_and_uninstall_puts_the_host_back_byte_for
     bundle, _ = make_bundle(tmp_path, etcd=True)
     host = Host(tmp_path / "host", daemon_json={"log-driver": "journald"})
     unit_file = host.root / "etc/systemd/system/calico-node.service"
-    unit_file.write_bytes(CALICO_DOCS_UNIT)  # an older manual install, to be put back
+    unit_file.write_bytes(CALICO_DOCS_UNIT)  # an older manual install, enabled: put back
     unit_file.chmod(0o640)
+    wants = host.root / "etc/systemd/system/multi-user.target.wants/calico-node.service"
+    wants.symlink_to("/etc/systemd/system/calico-node.service")
     before = host.snapshot()
 
     first = host.run(bundle / "install.sh")
@@ -80,6 +82,29 @@ def test_a_changed_option_rewrites_and_restarts_only_what_it_affects(tmp_path):
     assert b"calico/node:v3.27.0" in (host.root / "etc/calico-dcos/calico-node.sh").read_bytes()
 
     # The second bundle's uninstall.sh puts back what the first install found.
+    assert host.run(bundle2 / "uninstall.sh").returncode == 0
+    assert host.snapshot() == before
+
+
+def test_a_step_disabled_later_is_stopped_disabled_and_its_files_put_back(tmp_path):
+    bundle, _ = make_bundle(tmp_path / "v1")
+    host = Host(tmp_path / "host")
+    before = host.snapshot()
+    assert host.run(bundle / "install.sh").returncode == 0
+    bundle2, _ = make_bundle(tmp_path / "v2", {"node": {"enable": False}})
+    fresh = Host(tmp_path / "fresh")
+    assert fresh.run(bundle2 / "install.sh").returncode == 0
+
+    calls_before = len(host.calls())
+    result = host.run(bundle2 / "install.sh")
+    assert result.returncode == 0, result.stderr
+    later = host.calls()[calls_before:]
+    assert ["systemctl", "stop", "calico-node.service"] in later
+    assert ["systemctl", "disable", "calico-node.service"] in later
+    assert host.unit_state("calico-node") == "inactive"
+    assert host.snapshot() == fresh.snapshot()  # as if v2 had been the only install
+    assert restarts(later) == []
+
     assert host.run(bundle2 / "uninstall.sh").returncode == 0
     assert host.snapshot() == before
 

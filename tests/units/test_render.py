@@ -102,7 +102,10 @@ def test_without_docker_and_cni_there_is_no_installer_to_run(tmp_path):
         tmp_path, {"docker": {"enable": False}, "cni": {"enable": False}}
     )
     assert "installer.pyz" not in (bundle / "setup.sh").read_text()
-    assert "installer.pyz" not in (bundle / "uninstall.sh").read_text()
+    uninstall = (bundle / "uninstall.sh").read_text()  # reverts only what the installer did
+    before, guarded = uninstall.split('if [ -d "$ROOT/etc/calico/installer" ]; then\n', 1)
+    assert "installer.pyz" not in before
+    assert "installer.pyz uninstall" in guarded.split("\nfi\n", 1)[0]
     assert "/etc/calico/installer" not in (bundle / "install.sh").read_text()
 
 
