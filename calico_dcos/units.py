@@ -119,6 +119,7 @@ class Bundle:
     daemons: list[Daemon]
     setup_steps: list[str]
     tasks: dict[str, dict]  # task name -> the TaskInfo it was rendered from
+    detect: str | None = None  # the installer's `detect`, unless agents.override_existing_calico
 
 
 def agent_view(public: bool) -> steps.AgentView:
@@ -136,6 +137,22 @@ def task_infos(options: Mapping, public: bool) -> dict[str, dict]:
     }
 
 
+CALICO_NOT_FOUND = "Calico not found"  # what `installer.pyz detect` prints (installer/cli.py)
+
+
+def detect_command(options: Mapping) -> str | None:
+    """The installer's `detect`, as the docker and cni steps run it before changing anything
+    (installer/detect.py: DC/OS 2.x's own Calico units, a foreign `calico` CNI config); None
+    when `agents.override_existing_calico` says to install on top, or no step would detect."""
+    if options["agents"]["override_existing_calico"]:
+        return None
+    if not (options["docker"]["enable"] or options["cni"]["enable"]):
+        return None
+    argv = [options["service"]["agent_python"], "./installer.pyz", "detect"]
+    argv += ["--config-dir", options["cni"]["config_dir"]]
+    return " ".join(shlex.quote(arg) for arg in argv)
+
+
 def revert_task(options: Mapping, public: bool) -> dict:
     return revert_task_info(
         options, agent_view(public), f"{REVERT_TASK}__manual", MANUAL_ROLE, ARTIFACTS_URL
@@ -144,7 +161,13 @@ def revert_task(options: Mapping, public: bool) -> dict:
 
 def render(options: Mapping, public: bool) -> Bundle:
     """Every file of the bundle but the fetched ones, and the URIs to fetch."""
+    if public and not options["agents"]["include_public"]:
+        raise UnitsError(
+            "agents.include_public: false, so the framework leaves public agents alone and so "
+            "does this command; set it to true to write units for public agents"
+        )
     bundle = Bundle(public, [], [], [], [], {})
+    bundle.detect = detect_command(options)
     tasks = task_infos(options, public)
     for name, task in tasks.items():
         step = steps.BY_NAME[name]
@@ -527,6 +550,21 @@ def enable_link(unit: str) -> str:
     return f"{UNIT_DIR}/{WANTED_BY}.wants/{unit}"
 
 
+def detect_lines(command: str) -> list[str]:
+    """Like the framework, which launches no step on an agent whose installer found Calico
+    already there: change nothing, and say what was found."""
+    return [
+        "# Calico already here (DC/OS 2.x ships it)? Then change nothing, as the framework does.",
+        f'FOUND=$(cd "$HERE/sandboxes/{REVERT_TASK}" && {command})',
+        f'if [ "$FOUND" != {shlex.quote(CALICO_NOT_FOUND)} ]; then',
+        "  echo 'calico-dcos: Calico is already present on this host, changing nothing "
+        "(agents.override_existing_calico installs on top):' >&2",
+        "  printf '%s\\n' \"$FOUND\" >&2",
+        "  exit 0",
+        "fi",
+    ]
+
+
 def install_script(bundle: Bundle, host_files: list[tuple[str, int]]) -> str:
     """Retire what an earlier bundle left, place the host files (saving what was there),
     daemon-reload, enable, and start in chain order with the one-shot steps between the etcd
@@ -547,6 +585,7 @@ def install_script(bundle: Bundle, host_files: list[tuple[str, int]]) -> str:
         + f"# ${HOST_ROOT_ENV}: the directory that stands for / (default /), as for the installer.",
         COMMON_SH,
         INSTALL_FUNCTIONS,
+        *(detect_lines(bundle.detect) if bundle.detect else []),
         f"WANTED={shlex.quote(wanted)}",
         "BOOTED=''",
         f"boot_state {STATE_DIR} 0700",

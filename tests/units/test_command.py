@@ -61,3 +61,15 @@ def test_an_unreachable_uri_is_an_error_that_says_which(tmp_path):
     assert result.exit_code == 1
     assert "file:///nonexistent/calico" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_public_units_need_public_agents_included(tmp_path):
+    """agents.include_public false: the framework leaves public agents alone, and so does this."""
+    path = options_file(tmp_path, {"agents": {"include_public": False}})
+    result = invoke(
+        "--options", str(path), "--output", str(tmp_path / "out"), "--agent-kind", "public"
+    )
+    assert result.exit_code == 1
+    assert "agents.include_public" in result.output
+    private = invoke("--options", str(path), "--output", str(tmp_path / "out"))
+    assert private.exit_code == 0, private.output

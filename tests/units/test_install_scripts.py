@@ -159,3 +159,23 @@ def test_hostile_option_values_arrive_as_text_and_never_run(tmp_path):
     assert [run[-1] for run in runs] == [f"calico/node:{HOSTILE}", f"calico/libnetwork:{HOSTILE}"]
     removed = host.run(bundle / "uninstall.sh")
     assert removed.returncode == 0, removed.stderr
+
+
+def test_on_a_dcos_2_host_with_its_own_calico_nothing_changes_unless_overridden(tmp_path):
+    """As on the framework path: the installer's `detect` finds DC/OS 2.x's own Calico units
+    and install.sh changes nothing; agents.override_existing_calico installs on top."""
+    bundle, _ = make_bundle(tmp_path / "default")
+    host = Host(tmp_path / "host", dcos_calico=True)
+    before = host.snapshot()
+    result = host.run(bundle / "install.sh")
+    assert result.returncode == 0, result.stderr
+    assert "Calico is already present" in result.stderr
+    assert "unit dcos-calico-felix is active" in result.stderr
+    assert host.snapshot() == before
+    assert restarts(host.calls()) == []
+
+    forced, _ = make_bundle(tmp_path / "forced", {"agents": {"override_existing_calico": True}})
+    result = host.run(forced / "install.sh")
+    assert result.returncode == 0, result.stderr
+    assert restarts(host.calls()) == ["docker", "dcos-mesos-slave"]
+    assert host.unit_state("calico-node") == "active"
