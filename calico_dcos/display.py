@@ -13,6 +13,7 @@ plain documents and a clock reading; the `PlanDisplay` and `CountDisplay` adapte
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -277,6 +278,25 @@ class PlanDisplay:
 
     def print(self, text: str) -> None:
         self.console.print(text, soft_wrap=not self.live, markup=False)
+
+    def log_handler(self) -> logging.Handler:
+        """Log records for this display's terminal: printed above the live block, which is
+        redrawn under them, instead of on stderr across it. Not on a terminal, stderr."""
+        if not self.live:
+            return logging.StreamHandler()
+        return _ConsoleHandler(self.console)
+
+
+class _ConsoleHandler(logging.Handler):
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.console.print(self.format(record), markup=False, highlight=False)
+        except Exception:  # logging must never raise into the caller
+            self.handleError(record)
 
 
 class CountDisplay:

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from calico_dcos.bench import CALL_TYPES, RESTARTING, Settings, run_size, summarise
+from calico_dcos.display import CountDisplay
 from calico_dcos.plan import PlanConfig
 
 COLUMNS = (
@@ -110,17 +111,10 @@ def table(document: dict) -> str:
 
 
 def run_with_bar(settings: Settings, agents: int) -> dict:
-    """One size with a progress bar of agents converged (on stderr)."""
-    with click.progressbar(
-        length=agents, label=f"{agents:>6} agents", file=sys.stderr, show_pos=True
-    ) as bar:
-        shown = [0]
-
-        def progress(done: int) -> None:
-            bar.update(done - shown[0])
-            shown[0] = done
-
-        return run_size(settings, agents, progress)
+    """One size, with the agents converged so far, time and an estimate on stderr (a bar on
+    a terminal, a line at every tenth otherwise)."""
+    with CountDisplay(sys.stderr, f"{agents} agents", agents) as display:
+        return run_size(settings, agents, display.update)
 
 
 @click.command()

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 import click
 import requests
 
+from calico_dcos.display import slots_line
+
 DEFAULT_URL = "http://127.0.0.1:8080"
 TIMEOUT_SECONDS = 10.0
 
@@ -67,15 +69,15 @@ def yes_no(value: bool) -> str:
 
 
 def summary_lines(doc: Mapping) -> list[str]:
-    """The rollout in words: conditions, progress, restart slots, problems, warnings."""
+    """The rollout in words: conditions, progress, restart slots (their holders by hostname,
+    as on the status page), problems, warnings."""
     summary = doc["summary"]
     lines = [
         f"{doc['service']}: {summary['message']}",
         f"Available: {yes_no(summary['available'])}   "
         f"Progressing: {yes_no(summary['progressing'])}   "
         f"Degraded: {yes_no(summary['degraded'])}",
-        f"Restart slots: {len(summary['restarting'])} of {summary['budget']} in use"
-        + (f" ({', '.join(summary['restarting'])})" if summary["restarting"] else ""),
+        slots_line(summary, doc["plan"]),
     ]
     if summary.get("interrupted"):
         lines.append("Interrupted by an operator: `calico-dcos plan continue` resumes it.")

@@ -15,22 +15,30 @@ import sys
 import click
 
 from calico_dcos.commands.run import Service, load_or_exit, start_or_exit
+from calico_dcos.display import REFRESH_SECONDS, PlanDisplay
 from calico_dcos.scheduler import uninstalling
 
 LOG = logging.getLogger("calico_dcos.uninstall")
 
 
-def wait_until_uninstalled(service: Service) -> int:
-    """0 once uninstalled; 1 on a failure or when stopped (SIGTERM, ^C) before the end."""
+def wait_until_uninstalled(service: Service, display: PlanDisplay | None = None) -> int:
+    """0 once uninstalled; 1 on a failure or when stopped (SIGTERM, ^C) before the end.
+    `display` shows the uninstall plan meanwhile: tasks killed and hosts reverted, with an
+    estimate."""
     scheduler = service.scheduler
     signal.signal(signal.SIGTERM, lambda *_: scheduler.request_stop())
-    try:
-        while not scheduler.uninstalled.wait(1.0) and not scheduler.wait(0):
-            pass
-    except KeyboardInterrupt:
-        LOG.info("interrupted: run `calico-dcos uninstall` again to go on")
+    display = display or PlanDisplay(sys.stdout)
+    with display:
+        try:
+            while not scheduler.uninstalled.wait(REFRESH_SECONDS) and not scheduler.wait(0):
+                display.update(scheduler.plan_view(), scheduler.summary())
+            display.update(scheduler.plan_view(), scheduler.summary())
+        except KeyboardInterrupt:
+            LOG.info("interrupted: run `calico-dcos uninstall` again to go on")
     service.stop()
-    return 0 if scheduler.uninstalled.is_set() else 1
+    done = scheduler.uninstalled.is_set()
+    display.print(scheduler.summary()["message"] if done else "uninstall stopped before the end")
+    return 0 if done else 1
 
 
 @click.command()
@@ -45,9 +53,11 @@ def wait_until_uninstalled(service: Service) -> int:
 def uninstall(revert_hosts: bool, options_file: str | None, master: str | None) -> None:
     """Kill every task of the framework, optionally revert the hosts, then remove it."""
     options = load_or_exit(options_file)
+    display = PlanDisplay(sys.stdout)
     logging.basicConfig(
         level=options["service"]["log_level"].upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=[display.log_handler()],
     )
     service = start_or_exit(options, master=master, core=uninstalling(revert_hosts))
-    sys.exit(wait_until_uninstalled(service))
+    sys.exit(wait_until_uninstalled(service, display))

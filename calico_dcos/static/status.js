@@ -34,6 +34,15 @@ function renderConditions(summary) {
   );
 }
 
+// An agent holding a restart slot by hostname, with its ID where two agents share the name
+// (as `calico-dcos status` and `local` show it: display.holder_labels).
+function holderLabel(id, phases) {
+  const phase = phases.find((p) => p.id === id);
+  if (!phase || phase.name === id) return id;
+  const sharing = phases.filter((p) => p.name === phase.name).length;
+  return sharing > 1 ? `${phase.name} (${id})` : phase.name;
+}
+
 function renderOverview(doc) {
   const summary = doc.summary;
   const phases = doc.plan.phases;
@@ -46,8 +55,7 @@ function renderOverview(doc) {
   bar.setAttribute("aria-valuenow", String(done));
   document.getElementById("progress-bar").style.width =
     phases.length ? `${(100 * done) / phases.length}%` : "0";
-  const names = Object.fromEntries(phases.map((p) => [p.id, p.name]));
-  const restarting = summary.restarting.map((id) => names[id] || id);
+  const restarting = summary.restarting.map((id) => holderLabel(id, phases));
   document.getElementById("counts").textContent =
     `Restart slots: ${restarting.length} of ${summary.budget} in use` +
     (restarting.length ? ` (${restarting.join(", ")})` : "") +

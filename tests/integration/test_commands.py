@@ -202,3 +202,18 @@ def test_run_under_marathon_refuses_a_state_directory_inside_the_container(tmp_p
     assert "invalid option service.state:" in result.stderr
     assert "Marathon app /calico" in result.stderr and "zk://" in result.stderr
     assert not (tmp_path / "state").exists()
+
+
+def test_uninstall_shows_its_plan_line_per_change_then_says_it_is_done(tmp_path):
+    from tests.integration.harness import options_env, running_cluster
+
+    with running_cluster(agents=1, public_agents=0) as cluster:
+        env = options_env(tmp_path / "state", cluster.master_url)
+        env["CALICO_SERVICE_API_PORT"] = str(free_port())
+        result = cli("uninstall", env=env, timeout=90)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[-1] == "Uninstalled: the framework is torn down and its state deleted"
+    assert "deregister-service wipe-state  done  state deleted" in lines
+    assert "\x1b" not in result.stdout

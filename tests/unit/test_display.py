@@ -184,3 +184,13 @@ def test_a_count_not_on_a_terminal_says_each_tenth_with_an_estimate():
     assert lines[0].startswith("100 agents: 0 of 100 (")
     assert lines[-1].startswith("100 agents: 100 of 100 (")
     assert "to go" in lines[5]
+
+
+def test_calico_dcos_status_names_the_slot_holder_by_hostname():
+    from calico_dcos.commands.operator import summary_lines
+
+    plan, summary = rollout()
+    doc = {"service": "calico", "summary": summary | {"available": False, "progressing": True},
+           "plan": plan, "warnings": []}  # fmt: skip
+
+    assert "Restart slots: 1 of 1 in use (agent-2)" in summary_lines(doc)
