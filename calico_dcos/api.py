@@ -16,6 +16,7 @@ and bounded (`parse_report`) before anything reaches the plan or the store.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -153,10 +154,18 @@ def parse_report(agent_id: str, body: dict) -> dict:
 
 
 class ApiServer:
-    """The app on a background thread; `port` is the bound one (0 picks a free port)."""
+    """The app on a background thread; `port` is the bound one (0 picks a free port); HTTPS
+    with `ssl_context` (the devcluster's strict mode serves its IAM so)."""
 
-    def __init__(self, app: web.Application, host: str = "0.0.0.0", port: int = 0) -> None:
+    def __init__(
+        self,
+        app: web.Application,
+        host: str = "0.0.0.0",
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.app, self.host, self.port = app, host, port
+        self.ssl_context = ssl_context
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="api", daemon=True)
         self._runner = web.AppRunner(app, access_log=None)
@@ -168,7 +177,7 @@ class ApiServer:
 
     async def _start(self) -> None:
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port)
+        site = web.TCPSite(self._runner, self.host, self.port, ssl_context=self.ssl_context)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]
 
