@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from calico_dcos.devcluster.standins import STANDINS_DIR
 from calico_dcos.devcluster.standins.hostsim import AGENT_UNITS, Host, write_atomic
+from calico_dcos.devcluster.standins.realdocker import (
+    DEFAULT_DOCKER_CLI,
+    DEFAULT_DOCKERD,
+    RealDocker,
+    processes_mentioning,
+)
 
 __all__ = [
     "STANDINS_DIR",
@@ -24,8 +33,11 @@ __all__ = [
     "set_fault",
     "set_unit",
     "read_calls",
+    "real_docker_available",
+    "start_real_docker",
+    "stop_real_docker",
 ]
-STANDINS = ("systemctl", "docker", "calico-node")
+STANDINS = ("systemctl", "docker", "calico-node", "journalctl")
 
 DCOS_CNI_DIRS = ("opt/mesosphere/active/cni", "opt/mesosphere/etc/dcos/network/cni")
 DCOS_CALICO_UNITS = ("dcos-calico-felix", "dcos-calico-bird", "dcos-calico-confd")
@@ -49,12 +61,17 @@ def create_host_root(
     dcos_calico: bool = False,
     daemon_json: dict | None = None,
     start_limit: tuple[int, float] | None = None,
+    docker_flags: list[str] | None = None,
+    real_docker: bool = False,
 ) -> Host:
     """Populate a fresh host: Docker and the agent unit active, DC/OS CNI dirs, no faults.
 
     `dcos_calico` makes it look like DC/OS 2.x, which ships Calico as systemd units.
     `control_url` is the devcluster's base URL; without it `systemctl restart` of the agent
-    unit just marks it active (unit tests).
+    unit just marks it active (unit tests). `docker_flags` are what the host's docker unit
+    passes to dockerd (e.g. `["--cluster-store", "etcd://…"]`). `real_docker` makes the
+    docker unit a real dockerd (see `standins/realdocker.py`), not yet started: call
+    `start_real_docker`, and always `stop_real_docker` when done.
     """
     root = Path(root)
     agent_unit = AGENT_UNITS[bool(public)]
@@ -69,11 +86,19 @@ def create_host_root(
     }
     if start_limit:
         info["start_limit_burst"], info["start_limit_interval"] = start_limit
+    if docker_flags:
+        info["docker_flags"] = list(docker_flags)
+    if real_docker:
+        info["real_docker"] = {
+            "dockerd": DEFAULT_DOCKERD,
+            "docker": DEFAULT_DOCKER_CLI,
+            "run_dir": tempfile.mkdtemp(prefix="cdd-", dir="/tmp"),
+        }
     host = Host(root)
     for directory in (".devcluster/faults", ".devcluster/containers", "etc/docker", *DCOS_CNI_DIRS):
         (root / directory).mkdir(parents=True, exist_ok=True)
     write_atomic(host.meta_dir / "host.json", json.dumps(info, indent=2))
-    host.set_unit_state("docker", "active")
+    host.set_unit_state("docker", "inactive" if real_docker else "active")
     host.set_unit_state(agent_unit, "active")
     if daemon_json is not None:
         write_atomic(host.daemon_json(), json.dumps(daemon_json, indent=2))
@@ -132,3 +157,62 @@ def install_standins(
         write_atomic(bin_dir / name, wrapper)
         (bin_dir / name).chmod(0o755)
     return bin_dir
+
+
+def real_docker_available() -> str | None:
+    """None when Debian's docker.io (dockerd and its CLI) is installed, else what is missing."""
+    missing = [p for p in (DEFAULT_DOCKERD, DEFAULT_DOCKER_CLI) if not Path(p).is_file()]
+    if missing:
+        return f"{' and '.join(missing)} not installed (apt-get install docker.io)"
+    return None
+
+
+def start_real_docker(root: Path) -> None:
+    """`systemctl start docker` on a `real_docker` host: its real dockerd, with its flags."""
+    host = Host(root)
+    problem = RealDocker(host).start()
+    if problem:
+        host.set_unit_state("docker", "failed", message=problem)
+        raise RuntimeError(f"the real dockerd of {root} did not start: {problem}")
+    host.set_unit_state("docker", "active", message="Started Docker Application Container Engine")
+
+
+def stop_real_docker(root: Path) -> list[str]:
+    """Stop the host's real dockerd and everything it started, unmount what it mounted and
+    remove its run directory; returns what had to be killed or unmounted by force.
+
+    Safe to call on any host and more than once: a test fixture's guaranteed teardown.
+    """
+    host = Host(root)
+    if not RealDocker.configured(host):
+        return []
+    real = RealDocker(host)
+    forced = []
+    real.stop()
+    for pid in processes_mentioning(str(real.run_dir)):
+        forced.append(f"killed pid {pid}")
+    real.kill_everything()
+    for mount_point in mounts_below(Path(root), real.run_dir):
+        subprocess.run(["umount", "-l", mount_point], check=False, capture_output=True)
+        forced.append(f"unmounted {mount_point}")
+    shutil.rmtree(real.run_dir, ignore_errors=True)
+    return forced
+
+
+def mounts_below(*directories: Path) -> list[str]:
+    """Mount points inside `directories`, deepest first (/proc/self/mountinfo, proc(5))."""
+    prefixes = [str(Path(d).resolve()) + "/" for d in directories]
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split(" ")
+        point = decode_mount_path(fields[4])
+        if any((point + "/").startswith(prefix) for prefix in prefixes):
+            found.append(point)
+    return sorted(found, key=len, reverse=True)
+
+
+def decode_mount_path(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal (`\\040`)."""
+    for code in ("040", "011", "012", "134"):
+        field = field.replace("\\" + code, chr(int(code, 8)))
+    return field

@@ -187,17 +187,62 @@ class Host:
     def daemon_json(self) -> Path:
         return self.root / "etc" / "docker" / "daemon.json"
 
+    @property
+    def docker_flags(self) -> list[str]:
+        """The flags the host's docker unit passes to dockerd (host.json `docker_flags`)."""
+        return list(self.info.get("docker_flags", []))
+
+    def flag_value(self, flag: str) -> str | None:
+        """The value of `--flag X` or `--flag=X` among the docker unit's flags, else None."""
+        flags = self.docker_flags
+        for i, arg in enumerate(flags):
+            if arg.startswith(flag + "="):
+                return arg.split("=", 1)[1]
+            if arg == flag and i + 1 < len(flags):
+                return flags[i + 1]
+        return None
+
+    def journal_path(self, unit: str) -> Path:
+        return self.meta_dir / "journal" / f"{unit_name(unit)}.log"
+
+    def journal_lines(self, unit: str) -> list[str]:
+        """What the unit's processes wrote, oldest first (the journalctl stand-in's source)."""
+        try:
+            return self.journal_path(unit).read_text(errors="replace").splitlines()
+        except FileNotFoundError:
+            return []
+
+    def append_journal(self, unit: str, line: str) -> None:
+        path = self.journal_path(unit)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as journal:
+            journal.write(line + "\n")
+
     def docker_config_problem(self) -> str | None:
-        """Why dockerd would refuse to start with this host's daemon.json, or None."""
+        """Why dockerd would refuse to start with this host's daemon.json, or None.
+
+        Modelled in dockerd's words (as Docker 20.10.24 prints them; the real engine is the
+        `real_docker` mode): a key set both by a flag and in the file, "the following
+        directives are specified both as a flag and in the configuration file: KEY: (from
+        flag: A, from file: B)" (docker/docs content/config/daemon/troubleshoot.md).
+        """
         path = self.daemon_json()
         if not path.exists():
             return None
+        prefix = f"unable to configure the Docker daemon with file {path}: "
         try:
             config = json.loads(path.read_text())
         except ValueError as exc:
-            return f"unable to configure the Docker daemon with file {path}: {exc}"
+            return prefix + str(exc)
         if not isinstance(config, dict):
-            return f"unable to configure the Docker daemon with file {path}: not a JSON object"
+            return prefix + "not a JSON object"
+        flag = self.flag_value("--cluster-store")
+        if "cluster-store" in config and flag is not None:
+            return (
+                prefix + "the following directives are specified both as a flag and in the "
+                f"configuration file: cluster-store: (from flag: {flag}, "
+                f"from file: {config['cluster-store']})"
+            )
         if "cluster-store" in config and version_tuple(self.docker_version) >= (23,):
             return (
                 "unable to configure the Docker daemon with file "
