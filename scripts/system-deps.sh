@@ -8,15 +8,18 @@
 #                                  and failover tests start their own ZooKeeper), headless
 #                                  Chromium and chromedriver (the status page test), systemd's
 #                                  `systemd-analyze` (the manual path's units are checked with
-#                                  `systemd-analyze verify`)
+#                                  `systemd-analyze verify`), and Debian's Docker engine,
+#                                  docker.io 20.10 (the docker step's tests run a real dockerd
+#                                  per simulated host)
 #
 # DRY_RUN=1 prints what it would install and installs nothing.
 #
 # No system service is left running: Debian's etcd-server starts etcd on install (through
 # invoke-rc.d, which asks /usr/sbin/policy-rc.d first), so the install runs with a policy that
 # refuses every start (exit 101, Debian's policy-rc.d interface, invoke-rc.d(8)), and the
-# service is then disabled. ZooKeeper comes as its jars (libzookeeper-java), not as Debian's
-# `zookeeperd` service package. The tests start their own servers on free loopback ports.
+# service is then disabled (docker.io's docker.service and docker.socket alike). ZooKeeper
+# comes as its jars (libzookeeper-java), not as Debian's `zookeeperd` service package. The
+# tests start their own servers (and dockerds) on free loopback ports and their own sockets.
 set -euo pipefail
 target="${1:-test}"
 case "$target" in build | local | test) ;; *)
@@ -51,6 +54,8 @@ if [ "$target" = test ]; then
   [ -f /usr/share/java/zookeeper.jar ] || need+=(libzookeeper-java)
   [ -f /usr/share/java/slf4j-simple.jar ] || need+=(libslf4j-java)
   command -v java >/dev/null || need+=(default-jre-headless)
+  # By path: another `docker` client may come first on PATH; the tests use these two.
+  [ -x /usr/sbin/dockerd ] && [ -x /usr/bin/docker ] || need+=(docker.io)
   command -v chromium >/dev/null || need+=(chromium)
   command -v chromedriver >/dev/null || need+=(chromium-driver)
   command -v systemd-analyze >/dev/null || need+=(systemd)
@@ -89,5 +94,12 @@ if [[ " ${need[*]} " == *" etcd-server "* ]]; then
     $sudo systemctl disable --now etcd >/dev/null 2>&1 || true
   else
     $sudo update-rc.d etcd disable >/dev/null 2>&1 || true
+  fi
+fi
+if [[ " ${need[*]} " == *" docker.io "* ]]; then
+  if [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now docker.service docker.socket >/dev/null 2>&1 || true
+  else
+    $sudo update-rc.d docker disable >/dev/null 2>&1 || true
   fi
 fi

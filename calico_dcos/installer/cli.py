@@ -1,8 +1,12 @@
 """`installer.pyz <command> [options]`: the agent-side commands and their exit codes.
 
-Exit codes: 0 done (including "nothing to do" and "Calico already present"), 1 failed with
-the reason on stderr, 2 bad usage. Logs go to stderr and say what was found, what was
-changed and why; stdout carries only answers (`ip`, `detect`).
+Exit codes: 0 done (including "nothing to do" and "Calico already present"), 1 failed
+(running it again may help: Docker not stable in time), 2 bad usage, 3 failed because of the
+host's own configuration (a daemon.json dockerd refuses, a dockerd flag in the way): running
+it again changes nothing until the operator changes the host. On failure the last stderr
+line is the one-line reason, `calico-installer: failed: …` (or `error: …` for bad usage),
+and the same reason is reported to the scheduler (`report.failure`). Logs go to stderr and
+say what was found, what was changed and why; stdout carries only answers (`ip`, `detect`).
 
 `--host-root` defaults to $CALICO_INSTALLER_HOST_ROOT, else `/`: the devcluster sets the
 variable for every task, so an installer run there can never touch this machine's own `/`.
@@ -16,13 +20,14 @@ import re
 import sys
 from typing import List, Optional
 
-from . import cni, detect, docker, ip, systemd
+from . import cni, detect, docker, ip, report, systemd
 from .hostfs import HostRoot, InstallerError
 from .restarts import Waits
 
 LOG = logging.getLogger("calico-installer")
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_HOST = 3
 HOST_ROOT_ENV = "CALICO_INSTALLER_HOST_ROOT"
 # Values that may carry credentials (`https://user:password@host`) come from the task's
 # environment, never from argv, which every user of the agent sees in `ps` (issue 13).
@@ -225,8 +230,16 @@ def run(host: HostRoot, args: argparse.Namespace) -> int:
     try:
         return RUNNERS[args.command](host, args)
     except cni.UsageError as exc:
-        print(redact(f"calico-installer: error: {exc}"), file=sys.stderr)
-        return EXIT_USAGE
+        return fail(args.command, "error", str(exc), EXIT_USAGE)
     except InstallerError as exc:
-        print(redact(f"calico-installer: failed: {exc}"), file=sys.stderr)
-        return EXIT_FAILED
+        return fail(args.command, "failed", str(exc), EXIT_HOST if exc.host_caused else EXIT_FAILED)
+
+
+def fail(command: str, kind: str, reason: str, code: int) -> int:
+    """Report the reason to the scheduler, then print it as stderr's last line; the code.
+
+    One line, and without the passwords of URLs, in the report as on stderr."""
+    reason = redact(report.one_line(reason))
+    report.failure(command, reason, code, host_caused=code == EXIT_HOST)
+    print(f"calico-installer: {kind}: {reason}", file=sys.stderr)
+    return code

@@ -24,6 +24,16 @@ MARKERS = (MARKER_DOCKER_RESTART, MARKER_CNI_RESTART)
 class InstallerError(Exception):
     """The command failed; the message says why, for the operator reading stderr."""
 
+    host_caused = False
+
+
+class HostProblem(InstallerError):
+    """The command failed because of the host's own configuration (a daemon.json dockerd
+    refuses, a dockerd flag in the way): running it again changes nothing until the
+    operator changes the host. The installer exits 3 (`cli.EXIT_HOST`)."""
+
+    host_caused = True
+
 
 class HostRoot:
     """The directory that stands for the host's `/`; nothing outside it is touched."""

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
+import threading
 
 import pytest
 
 from calico_dcos.devcluster.hostroot import STANDINS_DIR, read_calls, set_fault
+from calico_dcos.installer.cli import EXIT_HOST
 from calico_dcos.installer.hostfs import MARKER_DOCKER_RESTART, STATE_DIR
 
 STORE = "etcd://10.0.0.1:2379,10.0.0.2:2379"
 DAEMON_JSON = "/etc/docker/daemon.json"
+
+
+def last_line(result) -> str:
+    """The installer's reason: its last stderr line, which must be the only one saying it."""
+    lines = result.stderr.splitlines()
+    assert lines and lines[-1].startswith("calico-installer: failed: "), result.stderr
+    return lines[-1]
 
 
 def daemon_json(agent) -> dict:
@@ -116,8 +127,10 @@ def test_docker_that_does_not_come_back_is_rolled_back_byte_for_byte(make_agent)
 
     result = agent.docker(STORE)
 
-    assert result.returncode == 1
-    assert "rolled back" in result.stderr and "still not back" in result.stderr
+    assert result.returncode == EXIT_HOST
+    reason = last_line(result)
+    assert "rolled back" in reason and "still not back" in reason
+    assert "dockerd: dockerd exited (fault docker-fails-to-start)" in reason
     assert agent.files() == before
     assert agent.restarts("docker") == 2
 
@@ -145,8 +158,8 @@ def test_docker_that_fails_once_comes_back_after_the_rollback(make_agent, tmp_pa
 
     result = agent.docker(STORE, env=env)
 
-    assert result.returncode == 1
-    assert "rolled back and Docker is back" in result.stderr
+    assert result.returncode == EXIT_HOST
+    assert last_line(result).endswith("rolled back and Docker is back")
     assert agent.files() == before
     assert agent.unit("docker") == "active"
 
@@ -161,14 +174,27 @@ def test_reset_failed_lets_a_start_limited_docker_restart(make_agent):
     assert daemon_json(agent)["cluster-store"] == STORE
 
 
-def test_invalid_daemon_json_is_left_alone_and_fails(agent):
-    agent.path(DAEMON_JSON).write_text("{not json")
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b"{not json", "is not valid JSON"),
+        (b"", "is empty"),
+        (b" \n", "is empty"),
+        (b'\xef\xbb\xbf{"debug": true}', "byte order mark"),
+        (b'{"debug": NaN}', "NaN is not JSON"),
+        (b'["debug"]', "is not a JSON object"),
+        (b'{"labels": "\xff"}', "is not valid JSON"),
+    ],
+    ids=["invalid", "empty", "blank", "bom", "nan", "array", "not-utf8"],
+)
+def test_a_daemon_json_dockerd_refuses_is_left_alone_and_fails_as_the_hosts(agent, content, words):
+    agent.path(DAEMON_JSON).write_bytes(content)
     before = agent.files()
 
     result = agent.docker(STORE)
 
-    assert result.returncode == 1
-    assert "not valid JSON" in result.stderr
+    assert result.returncode == EXIT_HOST
+    assert words in last_line(result) and "leaving it alone" in last_line(result)
     assert agent.files() == before
     assert agent.restarts("docker") == 0
 
@@ -181,3 +207,94 @@ def test_docker_counts_as_back_only_once_active_for_the_stability_period(agent):
         call["t"] for call in read_calls(agent.root) if call["argv"] == ["is-active", "docker"]
     ]
     assert len(checks) >= 2 and checks[-1] - checks[0] >= 0.6
+
+
+# The modelled dockerd flag (host.json `docker_flags`); the real engine's answer to the same
+# cases is in test_installer_docker_engine.py.
+
+
+def test_a_cluster_store_set_by_a_dockerd_flag_is_done_when_it_is_the_wanted_one(make_agent):
+    agent = make_agent(docker_flags=["--cluster-store", STORE])
+    before = agent.files()
+
+    result = agent.docker(STORE)
+
+    assert result.returncode == 0, result.stderr
+    assert "set by a dockerd flag: nothing to do" in result.stderr
+    assert agent.files() == before
+    assert agent.restarts("docker") == 0
+
+
+def test_another_cluster_store_set_by_a_dockerd_flag_is_left_with_a_warning(make_agent):
+    agent = make_agent(docker_flags=["--cluster-store=etcd://192.0.2.5:2379"])
+    before = agent.files()
+
+    result = agent.docker(STORE)
+
+    assert result.returncode == 0, result.stderr
+    assert "WARNING Docker uses cluster-store etcd://192.0.2.5:2379, set by a dockerd flag" in (
+        result.stderr
+    )
+    assert agent.files() == before
+    assert agent.restarts("docker") == 0
+
+
+def test_force_cannot_replace_a_flag_and_says_it_is_the_hosts_to_fix(make_agent):
+    agent = make_agent(docker_flags=["--cluster-store", "etcd://192.0.2.5:2379"])
+    before = agent.files()
+
+    result = agent.docker(STORE, "--force")
+
+    assert result.returncode == EXIT_HOST
+    assert "remove the flag from the docker unit" in last_line(result)
+    assert agent.files() == before
+    assert agent.restarts("docker") == 0
+
+
+def test_the_failure_reason_is_reported_to_the_scheduler(make_agent):
+    """The installer POSTs its one-line reason to $CALICO_DCOS_REPORT_URL (a real HTTP server
+    here), with the task ID Mesos gave it; Mesos itself only says "exited with status 3"."""
+    agent = make_agent()
+    agent.path(DAEMON_JSON).write_bytes(b"\xef\xbb\xbf{}")
+    with report_server() as (url, bodies):
+        task_id = "calico-docker__5f1c-S0__4f2a91c0__1"
+        result = agent.docker(STORE, env={"CALICO_DCOS_REPORT_URL": url, "MESOS_TASK_ID": task_id})
+
+    assert result.returncode == EXIT_HOST
+    assert bodies == [
+        {
+            "agent_id": "5f1c-S0",
+            "task_id": task_id,
+            "step": "docker",
+            "failed": True,
+            "exit_code": EXIT_HOST,
+            "host_caused": True,
+            "reason": last_line(result).removeprefix("calico-installer: failed: "),
+        }
+    ]
+
+
+@contextlib.contextmanager
+def report_server():
+    """A real HTTP server on loopback that records the JSON bodies POSTed to it."""
+    bodies = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's name)
+            length = int(self.headers["Content-Length"])
+            bodies.append(json.loads(self.rfile.read(length)))
+            self.send_response(202)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/v1/agents/5f1c-S0/report", bodies
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

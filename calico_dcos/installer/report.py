@@ -1,0 +1,65 @@
+"""Telling the scheduler what happened on this agent: `POST $CALICO_DCOS_REPORT_URL`.
+
+The scheduler puts the URL (`<its API>/v1/agents/<agent_id>/report`) in every installer
+task's environment. Mesos' command executor says only "Command exited with status N" of a
+failed task (apache/mesos src/launcher/executor.cpp), so the installer sends its own
+one-line reason too. Best effort: a report that cannot be sent is logged, and the command's
+verdict and exit code stand. Body shapes are in docs/CONTRACTS.md ("Agent-side installer").
+"""
+
+import json
+import logging
+import os
+
+LOG = logging.getLogger("calico-installer")
+REPORT_URL_ENV = "CALICO_DCOS_REPORT_URL"
+REPORT_TIMEOUT_SECONDS = 5.0
+
+
+def one_line(text: str) -> str:
+    """Whitespace (newlines included) folded, so that a reason stays one line."""
+    return " ".join(text.split())
+
+
+def agent_id(environ) -> str:
+    """The agent's ID from Mesos' environment, or from our task ID `calico-<step>__<agent>__…`."""
+    for name in ("MESOS_AGENT_ID", "MESOS_SLAVE_ID"):
+        if environ.get(name):
+            return environ[name]
+    parts = environ.get("MESOS_TASK_ID", "").split("__")
+    return parts[1] if len(parts) >= 2 else ""
+
+
+def post(body: dict, environ=None) -> bool:
+    """POST `body` plus `agent_id` and `task_id` to the report URL; True when accepted."""
+    environ = os.environ if environ is None else environ
+    url = environ.get(REPORT_URL_ENV)
+    if not url:
+        return False
+    import urllib.request  # only here: it costs more start-up time than the rest together
+
+    body = dict(body, agent_id=agent_id(environ), task_id=environ.get("MESOS_TASK_ID", ""))
+    request = urllib.request.Request(  # noqa: S310 (the scheduler's own URL, from its TaskInfo)
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=REPORT_TIMEOUT_SECONDS):  # noqa: S310
+            return True
+    except (OSError, ValueError) as exc:
+        LOG.warning("could not report to %s: %s", url, exc)
+        return False
+
+
+def failure(step: str, reason: str, exit_code: int, host_caused: bool, environ=None) -> bool:
+    """`{"step", "failed": true, "exit_code", "host_caused", "reason"}`: why this run failed."""
+    body = {
+        "step": step,
+        "failed": True,
+        "exit_code": exit_code,
+        "host_caused": host_caused,
+        "reason": reason,
+    }
+    return post(body, environ)
