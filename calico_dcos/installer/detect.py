@@ -12,18 +12,15 @@ import os
 from pathlib import Path
 from typing import List
 
-from . import systemd
+from . import report, systemd
 from .hostfs import HostRoot
+from .report import REPORT_TOKEN_ENV, REPORT_URL_ENV, agent_id  # noqa: F401 (detect's names)
 
 LOG = logging.getLogger("calico-installer")
 CALICO_UNITS = ("dcos-calico-felix", "dcos-calico-bird")
 UNIT_FILE_DIRS = ("etc/systemd/system", "etc/systemd/system/dcos.target.wants")
 CNI_CONFIG_SUFFIXES = (".conf", ".conflist", ".cni", ".json")
 DEFAULT_CNI_CONFIG_DIR = "/opt/mesosphere/etc/dcos/network/cni/"
-REPORT_URL_ENV = "CALICO_DCOS_REPORT_URL"
-# This agent's report token (calico_dcos/report_auth.py): a variable name, not a secret.
-REPORT_TOKEN_ENV = "CALICO_DCOS_REPORT_TOKEN"  # noqa: S105
-REPORT_TIMEOUT_SECONDS = 5.0
 # The scheduler refuses longer reports (calico_dcos/api.py, MAX_FOUND_ITEMS and _CHARS).
 REPORT_MAX_FOUND = 16
 REPORT_MAX_CHARS = 256
@@ -77,38 +74,12 @@ def is_calico_config(path: Path) -> bool:
     return any(isinstance(p, dict) and p.get("type") == "calico" for p in plugins)
 
 
-def agent_id(environ: dict) -> str:
-    """The agent's ID from Mesos' environment, or from our task ID `calico-<step>__<agent>__…`."""
-    for name in ("MESOS_AGENT_ID", "MESOS_SLAVE_ID"):
-        if environ.get(name):
-            return environ[name]
-    parts = environ.get("MESOS_TASK_ID", "").split("__")
-    return parts[1] if len(parts) >= 2 else ""
-
-
 def report_present(step: str, found: List[str], environ: dict = os.environ) -> None:
-    """Best effort: tell the scheduler; a failure is only logged, the verdict stands.
-
-    The scheduler accepts the report only with this agent's token, which it put in the
-    task's environment; the token is sent, never logged."""
-    url = environ.get(REPORT_URL_ENV)
-    if not url:
-        return
-    import urllib.request  # only here: it costs more start-up time than the rest together
-
+    """Best effort: tell the scheduler; a failure is only logged, the verdict stands."""
     found = [item[:REPORT_MAX_CHARS] for item in found[:REPORT_MAX_FOUND]]
-    body = {"agent_id": agent_id(environ), "step": step, "calico_present": True, "found": found}
-    headers = {"Content-Type": "application/json"}
-    if environ.get(REPORT_TOKEN_ENV):
-        headers["Authorization"] = "Bearer " + environ[REPORT_TOKEN_ENV]
-    request = urllib.request.Request(  # noqa: S310 (the scheduler's own URL, from its TaskInfo)
-        url, data=json.dumps(body).encode(), method="POST", headers=headers
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=REPORT_TIMEOUT_SECONDS):  # noqa: S310
-            LOG.info("reported to %s that Calico is already present", url)
-    except (OSError, ValueError) as exc:
-        LOG.warning("could not report to %s: %s", url, exc)
+    body = {"step": step, "calico_present": True, "found": found}
+    if report.post(body, environ):
+        LOG.info("reported to the scheduler that Calico is already present")
 
 
 def stop_if_present(host: HostRoot, step: str, cni_config_dir: str, force: bool) -> bool:

@@ -13,7 +13,10 @@ import os
 
 LOG = logging.getLogger("calico-installer")
 REPORT_URL_ENV = "CALICO_DCOS_REPORT_URL"
+# This agent's report token (calico_dcos/report_auth.py): a variable name, not a secret.
+REPORT_TOKEN_ENV = "CALICO_DCOS_REPORT_TOKEN"  # noqa: S105
 REPORT_TIMEOUT_SECONDS = 5.0
+MAX_REASON_CHARS = 1024
 
 
 def one_line(text: str) -> str:
@@ -31,19 +34,22 @@ def agent_id(environ) -> str:
 
 
 def post(body: dict, environ=None) -> bool:
-    """POST `body` plus `agent_id` and `task_id` to the report URL; True when accepted."""
+    """POST `body` plus `agent_id` to the report URL; True when accepted.
+
+    The scheduler accepts a report only with this agent's token, which it put in the task's
+    environment; the token is sent, never logged."""
     environ = os.environ if environ is None else environ
     url = environ.get(REPORT_URL_ENV)
     if not url:
         return False
     import urllib.request  # only here: it costs more start-up time than the rest together
 
-    body = dict(body, agent_id=agent_id(environ), task_id=environ.get("MESOS_TASK_ID", ""))
+    body = dict(body, agent_id=agent_id(environ))
+    headers = {"Content-Type": "application/json"}
+    if environ.get(REPORT_TOKEN_ENV):
+        headers["Authorization"] = "Bearer " + environ[REPORT_TOKEN_ENV]
     request = urllib.request.Request(  # noqa: S310 (the scheduler's own URL, from its TaskInfo)
-        url,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
+        url, data=json.dumps(body).encode(), method="POST", headers=headers
     )
     try:
         with urllib.request.urlopen(request, timeout=REPORT_TIMEOUT_SECONDS):  # noqa: S310
@@ -54,9 +60,15 @@ def post(body: dict, environ=None) -> bool:
 
 
 def failure(step: str, reason: str, exit_code: int, host_caused: bool, environ=None) -> bool:
-    """`{"step", "failed": true, "exit_code", "host_caused", "reason"}`: why this run failed."""
+    """`{"step", "task_id", "failed": true, "exit_code", "host_caused", "reason"}`: why this
+    run failed, for the attempt `task_id` ($MESOS_TASK_ID). `reason` is cut to
+    `MAX_REASON_CHARS`, with its end kept: that is where the engine's own words are."""
+    environ = os.environ if environ is None else environ
+    if len(reason) > MAX_REASON_CHARS:
+        reason = "…" + reason[-(MAX_REASON_CHARS - 1) :]
     body = {
         "step": step,
+        "task_id": environ.get("MESOS_TASK_ID", ""),
         "failed": True,
         "exit_code": exit_code,
         "host_caused": host_caused,

@@ -9,6 +9,9 @@ engine can run on a test machine); they act on the host root and log every call.
 
 from __future__ import annotations
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -44,3 +47,30 @@ def make_agent(tmp_path, zipapp, agent_python):
 @pytest.fixture
 def agent(make_agent) -> Agent:
     return make_agent()
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """Stands in for the scheduler's report endpoint: keeps every JSON body it is sent."""
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        length = int(self.headers["Content-Length"])
+        self.server.bodies.append(json.loads(self.rfile.read(length)))
+        self.server.authorizations.append(self.headers.get("Authorization"))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        """Quiet: the test asserts on what arrived."""
+
+
+@pytest.fixture
+def report_url():
+    """A real HTTP server on loopback for $CALICO_DCOS_REPORT_URL: (url, bodies, authorizations)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    server.bodies = []
+    server.authorizations = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/v1/reports", server.bodies, server.authorizations
+    server.shutdown()
+    server.server_close()

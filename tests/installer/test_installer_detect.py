@@ -3,40 +3,10 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import pytest
 
 from tests.installer.installer_host import CONFIG_DIR
 
 FOREIGN_CONFIG = {"name": "calico", "type": "calico", "ipam": {"type": "calico-ipam"}}
-
-
-class Recorder(BaseHTTPRequestHandler):
-    """Stands in for the scheduler's report endpoint: keeps every JSON body it is sent."""
-
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-        length = int(self.headers["Content-Length"])
-        self.server.bodies.append(json.loads(self.rfile.read(length)))
-        self.server.authorizations.append(self.headers.get("Authorization"))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        """Quiet: the test asserts on what arrived."""
-
-
-@pytest.fixture
-def report_url():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-    server.bodies = []
-    server.authorizations = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/v1/reports", server.bodies, server.authorizations
-    server.shutdown()
-    server.server_close()
 
 
 def test_dcos_calico_host_changes_nothing_and_is_reported(make_agent, report_url):

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import http.server
 import json
-import threading
 
 import pytest
 
 from calico_dcos.devcluster.hostroot import STANDINS_DIR, read_calls, set_fault
 from calico_dcos.installer.cli import EXIT_HOST
 from calico_dcos.installer.hostfs import MARKER_DOCKER_RESTART, STATE_DIR
+from calico_dcos.installer.report import REPORT_TOKEN_ENV, REPORT_URL_ENV
 
 STORE = "etcd://10.0.0.1:2379,10.0.0.2:2379"
 DAEMON_JSON = "/etc/docker/daemon.json"
@@ -251,16 +249,21 @@ def test_force_cannot_replace_a_flag_and_says_it_is_the_hosts_to_fix(make_agent)
     assert agent.restarts("docker") == 0
 
 
-def test_the_failure_reason_is_reported_to_the_scheduler(make_agent):
+def test_the_failure_reason_is_reported_to_the_scheduler(make_agent, report_url):
     """The installer POSTs its one-line reason to $CALICO_DCOS_REPORT_URL (a real HTTP server
-    here), with the task ID Mesos gave it; Mesos itself only says "exited with status 3"."""
+    here) with the agent's token, for the task ID Mesos gave it; Mesos itself only says
+    "Command exited with status 3"."""
     agent = make_agent()
     agent.path(DAEMON_JSON).write_bytes(b"\xef\xbb\xbf{}")
-    with report_server() as (url, bodies):
-        task_id = "calico-docker__5f1c-S0__4f2a91c0__1"
-        result = agent.docker(STORE, env={"CALICO_DCOS_REPORT_URL": url, "MESOS_TASK_ID": task_id})
+    url, bodies, authorizations = report_url
+    task_id = "calico-docker__5f1c-S0__4f2a91c0__1"
+    env = {REPORT_URL_ENV: url, REPORT_TOKEN_ENV: "t0ken", "MESOS_TASK_ID": task_id}
+
+    result = agent.docker(STORE, env=env)
 
     assert result.returncode == EXIT_HOST
+    assert authorizations == ["Bearer t0ken"]
+    assert "t0ken" not in result.stderr
     assert bodies == [
         {
             "agent_id": "5f1c-S0",
@@ -272,29 +275,3 @@ def test_the_failure_reason_is_reported_to_the_scheduler(make_agent):
             "reason": last_line(result).removeprefix("calico-installer: failed: "),
         }
     ]
-
-
-@contextlib.contextmanager
-def report_server():
-    """A real HTTP server on loopback that records the JSON bodies POSTed to it."""
-    bodies = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 (http.server's name)
-            length = int(self.headers["Content-Length"])
-            bodies.append(json.loads(self.rfile.read(length)))
-            self.send_response(202)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/v1/agents/5f1c-S0/report", bodies
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
