@@ -426,7 +426,10 @@ class CalicoScheduler(Scheduler):
 
     def plan_view(self) -> dict:
         with self.lock:
-            return self.plan.plan_view(self.clock())
+            view = self.plan.plan_view(self.clock())
+        if isinstance(self.plan, u.Uninstall) and not self.uninstalled.is_set():
+            view = _until_wiped(view)
+        return view
 
     def summary(self) -> dict:
         with self.lock:
@@ -486,3 +489,23 @@ class CalicoScheduler(Scheduler):
         with self.lock:
             self.options = options
             self._apply(self.plan.on_options(self._config(options), self.clock()))
+
+
+def _until_wiped(view: dict) -> dict:
+    """The uninstall's plan while the state is still being deleted (on its own thread, after
+    the core is done): COMPLETE only once it is gone. DC/OS' package manager deletes the app,
+    and so stops this scheduler, as soon as the plan answers 200 (dcos/cosmos
+    `ServiceUninstaller.checkSdkUninstallCompleted`); a wipe cut short would leave state behind.
+    """
+    if view.get("status") != "COMPLETE":
+        return view
+    phases = [dict(phase) for phase in view["phases"]]
+    last = phases[-1]
+    last["steps"] = [
+        {**step, "status": "STARTED", "message": "deleting the state"}
+        if step["name"] == "wipe-state"
+        else step
+        for step in last["steps"]
+    ]
+    last["status"] = p.combine([s["status"] for s in last["steps"]], False)
+    return {**view, "phases": phases, "status": p.combine([ph["status"] for ph in phases], False)}

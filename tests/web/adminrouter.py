@@ -8,7 +8,7 @@ services"), and nothing more:
 - `/service/<name>/<url>` is proxied to the task's `DCOS_SERVICE_SCHEME://host:port` with the
   `/service/<name>` prefix stripped (its default: `DCOS_SERVICE_REWRITE_REQUEST_URLS` unset);
 - a redirect from the service is rewritten to stay under the prefix;
-- anything else is not the service's: 404.
+- an upstream that does not answer is a 502; anything else is not the service's: 404.
 
 So a page that uses absolute URLs (`/static/…`, `fetch("/v1/…")`) breaks here as it breaks on
 a cluster. Every path asked for is recorded in `paths`, for the tests to read.
@@ -75,11 +75,14 @@ async def _proxy(request: web.Request) -> web.Response:
     if request.query_string:
         url += "?" + request.query_string
     headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-    async with request.app[SESSION].request(
-        request.method, url, headers=headers, data=await request.read(), allow_redirects=False
-    ) as answer:
-        body = await answer.read()
-        out = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}
+    try:
+        async with request.app[SESSION].request(
+            request.method, url, headers=headers, data=await request.read(), allow_redirects=False
+        ) as answer:
+            body = await answer.read()
+            out = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP}
+    except aiohttp.ClientError as exc:  # nginx: the upstream is down
+        raise web.HTTPBadGateway(text=f"{exc}\n") from None
     location = out.get("Location", "")
     if location.startswith("/"):
         out["Location"] = f"/service/{name}{location}"
