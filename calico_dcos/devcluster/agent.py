@@ -178,7 +178,9 @@ class Agent:
         hostroot.set_unit(self.host_root, unit, state)
 
 
-def prepare_host_root(agent: Agent, dcos_calico: bool = False) -> None:
+def prepare_host_root(
+    agent: Agent, dcos_calico: bool = False, docker_flags: list[str] | None = None
+) -> None:
     """Lay out the simulated host root as CONTRACTS.md fixes it."""
     hostroot.create_host_root(
         agent.host_root,
@@ -189,4 +191,5 @@ def prepare_host_root(agent: Agent, dcos_calico: bool = False) -> None:
         docker_version=agent.docker_version,
         control_url=agent.control_url,
         dcos_calico=dcos_calico,
+        docker_flags=docker_flags,
     )

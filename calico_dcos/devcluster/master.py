@@ -124,9 +124,11 @@ class Master:
         attributes: list[dict] | None = None,
         docker_version: str | None = None,
         dcos_calico: bool = False,
+        docker_flags: list[str] | None = None,
     ) -> Agent:
         """A new agent, registered at once. `dcos_calico`: its host looks like DC/OS 2.x,
-        which ships Calico as its own systemd units."""
+        which ships Calico as its own systemd units. `docker_flags`: what its docker unit
+        passes to dockerd, e.g. `["--cluster-store", "etcd://…"]` (the stand-ins model it)."""
         kind = "public" if public else "private"
         self._counters["agent"] += 1
         self._counters[kind] += 1
@@ -152,7 +154,7 @@ class Master:
             docker_version or self.docker_version,
             self.status_retry_interval,
         )
-        prepare_host_root(agent, dcos_calico)
+        prepare_host_root(agent, dcos_calico, docker_flags)
         self.agents[agent.agent_id] = agent
         self.record("agent_registered", agent_id=agent.agent_id, hostname=hostname)
         return agent
