@@ -29,7 +29,7 @@ from calico_dcos.artifacts import build_cni_standins, build_etcd_tarball, etcd_v
 from calico_dcos.commands.run import load_or_exit, start_service
 from calico_dcos.display import REFRESH_SECONDS, PlanDisplay, duration
 from calico_dcos.operator_api import warnings_for
-from calico_dcos.options import load_options
+from calico_dcos.options import env_name, format_env_value, load_options
 
 LOG = logging.getLogger("calico_dcos.local")
 ETCD_BINARY = Path("/usr/bin/etcd")
@@ -75,32 +75,51 @@ def wait_for_etcd(client: str, process: subprocess.Popen, timeout: float = 20.0)
     raise click.ClickException(f"etcd did not answer on {client} within {timeout:.0f} s")
 
 
+def devcluster_options(
+    workdir: Path, master_url: str, artifacts: Path, etcd_client: str | None
+) -> dict[str, dict]:
+    """The options a scheduler needs on this machine, against the embedded cluster at
+    `master_url`: the master, a state directory, the agents' Python (this one), the CNI
+    plugins' stand-ins and, with a real etcd, the etcd binary the proxies fetch; short
+    waits so that a rollout takes seconds. `local` passes them as CALICO_* variables
+    (`local_environment`); `calico-dcos devcluster` writes them to a file for `run`."""
+    standins = build_cni_standins(artifacts / "cni")
+    options: dict[str, dict] = {
+        "service": {
+            "master": master_url,
+            "state": str(workdir / "state"),
+            "agent_python": sys.executable,
+            "user": getpass.getuser(),
+        },
+        "rollout": {"stability_seconds": 1, "retry_backoff_seconds": 1},
+        "cni": {
+            "calico_uri": standins["calico"].as_uri(),
+            "calico_ipam_uri": standins["calico-ipam"].as_uri(),
+        },
+        "etcd": {"run_proxy": False},
+        "node": {"health_check_interval_seconds": 1},
+    }
+    if etcd_client:
+        tarball = build_etcd_tarball(ETCD_BINARY, artifacts, etcd_version(ETCD_BINARY))
+        options["etcd"] = {
+            "run_proxy": True,
+            "cluster_endpoints": etcd_client,
+            "binary_uri": tarball.as_uri(),
+            "listen_address": "agent-ip",
+        }
+    return options
+
+
 def local_environment(
     workdir: Path, master_url: str, artifacts: Path, etcd_client: str | None
 ) -> dict[str, str]:
     """What `local` sets; the caller's own CALICO_* variables still win."""
-    standins = build_cni_standins(artifacts / "cni")
-    env = {
-        "CALICO_SERVICE_MASTER": master_url,
-        "CALICO_SERVICE_STATE": str(workdir / "state"),
-        "CALICO_SERVICE_AGENT_PYTHON": sys.executable,
-        "CALICO_SERVICE_USER": getpass.getuser(),
-        "CALICO_ROLLOUT_STABILITY_SECONDS": "1",
-        "CALICO_ROLLOUT_RETRY_BACKOFF_SECONDS": "1",
-        "CALICO_CNI_CALICO_URI": standins["calico"].as_uri(),
-        "CALICO_CNI_CALICO_IPAM_URI": standins["calico-ipam"].as_uri(),
-        "CALICO_ETCD_RUN_PROXY": "false",
-        "CALICO_NODE_HEALTH_CHECK_INTERVAL_SECONDS": "1",
+    options = devcluster_options(workdir, master_url, artifacts, etcd_client)
+    return {
+        env_name(f"{section}.{key}"): format_env_value(value)
+        for section, values in options.items()
+        for key, value in values.items()
     }
-    if etcd_client:
-        tarball = build_etcd_tarball(ETCD_BINARY, artifacts, etcd_version(ETCD_BINARY))
-        env |= {
-            "CALICO_ETCD_RUN_PROXY": "true",
-            "CALICO_ETCD_CLUSTER_ENDPOINTS": etcd_client,
-            "CALICO_ETCD_BINARY_URI": tarball.as_uri(),
-            "CALICO_ETCD_LISTEN_ADDRESS": "agent-ip",
-        }
-    return env
 
 
 def say_what_is_real(env: Mapping[str, str], etcd_client: str | None) -> None:

@@ -1,12 +1,20 @@
-"""`calico-dcos devcluster`: run the embedded Mesos cluster in the foreground."""
+"""`calico-dcos devcluster`: run the embedded Mesos cluster in the foreground.
+
+It also writes the options a scheduler run by hand needs against it (`scheduler-options.yaml`
+in its work directory: the master, a state directory, the CNI plugins' stand-ins, and with
+Debian's etcd one etcd member on loopback for the etcd-proxy step), so that
+`calico-dcos run --options FILE` in another terminal is the whole by-hand path.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
 from pathlib import Path
 
 import click
+import yaml
 
 from calico_dcos.devcluster.cluster import DevCluster
 from calico_dcos.devcluster.hostroot import has_dcos_calico
@@ -44,6 +52,12 @@ from calico_dcos.devcluster.hostroot import has_dcos_calico
     help="Seconds between offer rounds (Mesos' --allocation_interval).",
 )
 @click.option("--zk", default=None, help="Publish the leader record, e.g. 127.0.0.1:2181/mesos.")
+@click.option(
+    "--etcd/--no-etcd",
+    default=True,
+    show_default=True,
+    help="Run one etcd member on loopback for the etcd-proxy step (needs Debian's etcd-server).",
+)
 def devcluster(
     agents: int,
     public_agents: int,
@@ -54,8 +68,10 @@ def devcluster(
     workdir: Path | None,
     allocation_interval: float,
     zk: str | None,
+    etcd: bool,
 ) -> None:
-    """Run the embedded Mesos master and agents until Ctrl-C (or SIGTERM)."""
+    """Run the embedded Mesos master and agents until Ctrl-C (or SIGTERM), and write the
+    options for `calico-dcos run` against them."""
     stopping = stop_on_signals()
     cluster = DevCluster(
         agents=agents,
@@ -68,16 +84,55 @@ def devcluster(
         allocation_interval=allocation_interval,
         zk=zk,
     ).start()
-    click.echo(f"Mesos master: {cluster.master_url}  (state: {cluster.base_url}/master/state)")
-    click.echo(f"Work directory: {cluster.workdir}")
-    for agent in cluster.agents:
-        shipped = "  (DC/OS Calico)" if has_dcos_calico(agent.host_root) else ""
-        click.echo(f"  {agent.hostname:<16} {agent.ip:<12} {agent.agent_id}{shipped}")
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(cluster.stop)
+        click.echo(f"Mesos master: {cluster.master_url}  (state: {cluster.base_url}/master/state)")
+        click.echo(f"Work directory: {cluster.workdir}")
+        for agent in cluster.agents:
+            shipped = "  (DC/OS Calico)" if has_dcos_calico(agent.host_root) else ""
+            click.echo(f"  {agent.hostname:<16} {agent.ip:<12} {agent.agent_id}{shipped}")
+        etcd_client = stack.enter_context(maybe_etcd(cluster.workdir, etcd))
+        path, api_port = write_scheduler_options(cluster, etcd_client)
+        click.echo(f"etcd: {etcd_client or 'none (the etcd-proxy step is off)'}")
+        click.echo("To run the scheduler against this cluster, in another terminal:")
+        click.echo(f"  calico-dcos run --options {path}")
+        click.echo(f"  (status page: http://127.0.0.1:{api_port}/; Ctrl-C stops it)")
+        click.echo("Ctrl-C here stops the cluster.")
         stopping.wait()
         click.echo("Stopping.")
-    finally:
-        cluster.stop()
+
+
+@contextlib.contextmanager
+def maybe_etcd(workdir: Path, wanted: bool):
+    """One etcd member on loopback (its client URL), or None without Debian's etcd."""
+    from calico_dcos.commands.local import ETCD_BINARY, real_etcd
+
+    if not wanted or not ETCD_BINARY.exists():
+        yield None
+        return
+    (workdir / "etcd").mkdir(parents=True, exist_ok=True)
+    with real_etcd(workdir / "etcd") as client:
+        yield client
+
+
+def write_scheduler_options(cluster: DevCluster, etcd_client: str | None) -> tuple[Path, int]:
+    """`scheduler-options.yaml` in the work directory, for `calico-dcos run --options`: what
+    `calico-dcos local` gives its scheduler (`commands.local.devcluster_options`), plus an
+    API port free now, which agents fetch the installer from on loopback."""
+    from calico_dcos.commands.local import devcluster_options, free_port
+
+    workdir = cluster.workdir
+    options = devcluster_options(
+        workdir / "scheduler", cluster.master_url, workdir / "scheduler" / "artifacts", etcd_client
+    )
+    port = free_port()
+    options["service"] |= {"api_port": port, "artifacts_url": f"http://127.0.0.1:{port}"}
+    path = workdir / "scheduler-options.yaml"
+    path.write_text(
+        "# Written by `calico-dcos devcluster` for `calico-dcos run --options` against it.\n"
+        + yaml.safe_dump(options, sort_keys=False)
+    )
+    return path, port
 
 
 def stop_on_signals() -> threading.Event:
