@@ -11,6 +11,7 @@ can point an agent at it.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -19,6 +20,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +32,7 @@ from calico_dcos.api import ApiServer, build_app
 from calico_dcos.artifacts import build_installer_zipapp
 from calico_dcos.options import Options, OptionsError, load_options, read_secret
 from calico_dcos.scheduler import CalicoScheduler, CoreFactory, deploy, uninstalling, within
-from calico_dcos.store import StoreError, open_store
+from calico_dcos.store import StateCorrupt, StoreError, open_store
 
 LOG = logging.getLogger("calico_dcos.run")
 EXIT_INVALID_OPTIONS = 2
@@ -216,24 +218,63 @@ def _exit_invalid(exc: OptionsError) -> NoReturn:
 
 
 def start_or_exit(options: Options, **kwargs) -> Service:
-    """`start_service`, or exit with the reason on one line: 2 for a secret file that cannot
-    be read (an option), 1 for state that cannot be read (Marathon retries; a corrupt state
-    is named, never replaced)."""
+    """`start_service`, or exit with the reason on one line that names the option to change:
+    2 for a secret file that cannot be read (an option), 1 for a state store that cannot be
+    reached or read and for an API port that cannot be bound (Marathon retries; a corrupt
+    state is named, never replaced)."""
     try:
         return start_service(options, **kwargs)
     except OptionsError as exc:
         _exit_invalid(exc)
     except StoreError as exc:
-        click.echo(f"calico-dcos: {exc}", err=True)
+        click.echo(f"calico-dcos: {exc}; {store_hint(exc, options)}", err=True)
+        raise SystemExit(1) from None
+    except OSError as exc:
+        if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        port = kwargs.get("port")
+        port = api_port(options, os.environ) if port is None else port
+        click.echo(
+            f"calico-dcos: cannot serve the API on port {port}: {exc.strerror}; set "
+            f"service.api_port (or Marathon's $PORT0) to a free port",
+            err=True,
+        )
         raise SystemExit(1) from None
 
 
-def wait_for_signal(service: Service) -> int:
-    """Until SIGTERM/SIGINT (exit 0) or a failure Marathon should restart us for (exit 1)."""
+def store_hint(exc: StoreError, options: Options) -> str:
+    """Which option chose the store that failed, and what it may be set to."""
+    state = options["service"]["state"]
+    if "credentials" in str(exc):
+        return "check service.zk_credentials_file (a file holding user:password)"
+    if isinstance(exc, StateCorrupt):
+        return f"it is service.state ({state}): repair or move it aside, it is never replaced"
+    return (
+        f"check service.state ({state}): a reachable ZooKeeper as zk://host:port[,…]/path, "
+        "or a directory for a file store"
+    )
+
+
+NOT_SUBSCRIBED_WARNING_SECONDS = 15.0
+
+
+def wait_for_signal(service: Service, master: str = "") -> int:
+    """Until SIGTERM/SIGINT (exit 0) or a failure Marathon should restart us for (exit 1).
+    Not subscribed to a master after a while, it says which option names the master
+    (`master`: where it came from, for the message); pymesos goes on retrying."""
     signal.signal(signal.SIGTERM, lambda *_: service.scheduler.request_stop())
+    started, warned = time.monotonic(), False
     try:
         while not service.scheduler.wait(1.0):
-            pass
+            late = time.monotonic() - started > NOT_SUBSCRIBED_WARNING_SECONDS
+            if late and not warned and not service.scheduler.plan.subscribed:
+                warned = True
+                LOG.warning(
+                    "not subscribed to a Mesos master after %.0f s; still trying %s: check "
+                    "service.master (zk://host:2181/mesos or host:5050)",
+                    NOT_SUBSCRIBED_WARNING_SECONDS,
+                    master,
+                )
     except KeyboardInterrupt:
         LOG.info("interrupted")
     except Exception:
@@ -254,4 +295,5 @@ def run(options_file: str | None, master: str | None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     service = start_or_exit(options, master=master, core=core_for(options, os.environ))
-    sys.exit(wait_for_signal(service))
+    where = f"{master} (--master)" if master else options["service"]["master"]
+    sys.exit(wait_for_signal(service, where))

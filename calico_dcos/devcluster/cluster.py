@@ -125,6 +125,8 @@ class DevCluster:
         self._run(self._stop())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._loop.close()
         if self._own_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -217,3 +217,92 @@ def test_uninstall_shows_its_plan_line_per_change_then_says_it_is_done(tmp_path)
     assert lines[-1] == "Uninstalled: the framework is torn down and its state deleted"
     assert "deregister-service wipe-state  done  state deleted" in lines
     assert "\x1b" not in result.stdout
+
+
+def test_by_hand_devcluster_writes_the_options_run_needs_and_run_converges_with_them(tmp_path):
+    """README's by-hand path: `calico-dcos devcluster` in one terminal, then the `run` command
+    it prints in another; nothing else to set. Without etcd (`--no-etcd`): the proxies'
+    fixed agent addresses (127.0.1.N:2379) belong to `local`'s own end-to-end test."""
+    from tests.integration.harness import wait_until
+
+    devcluster = subprocess.Popen(
+        [*CLI, "devcluster", "--agents", "1", "--public-agents", "0", "--port", "0",
+         "--no-etcd", "--workdir", str(tmp_path / "dc")],
+        stdout=subprocess.PIPE, text=True, env=os.environ,
+    )  # fmt: skip
+    run = None
+    try:
+        printed = []
+        while not any(line.startswith("Ctrl-C here") for line in printed):
+            line = devcluster.stdout.readline()
+            assert line, "".join(printed)
+            printed.append(line)
+        command = next(line for line in printed if "calico-dcos run --options" in line).split()
+        page = next(line for line in printed if "status page:" in line)
+        port = int(page.split("http://127.0.0.1:")[1].split("/")[0])
+        run = subprocess.Popen([*CLI, *command[1:]], env=os.environ, stderr=subprocess.DEVNULL)
+        wait_until(lambda: _get(port, "/v1/plan").status_code == 200, 90, "a complete plan")
+    finally:
+        for process in (run, devcluster):
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+        codes = [process.wait(30) for process in (run, devcluster) if process is not None]
+
+    assert codes == [0, 0]
+    assert command[:3] == ["calico-dcos", "run", "--options"]
+
+
+def test_zookeeper_unreachable_stops_run_naming_service_state(tmp_path):
+    env = {"CALICO_SERVICE_STATE": f"zk://127.0.0.1:{free_port()}/calico"}
+
+    result = cli("run", "--master", "127.0.0.1:1", env=env, timeout=60)
+
+    assert result.returncode == 1
+    reason = [line for line in result.stderr.splitlines() if line.startswith("calico-dcos: ")]
+    assert len(reason) == 1, result.stderr
+    assert "cannot reach ZooKeeper" in reason[0] and "check service.state (zk://" in reason[0]
+
+
+def test_an_api_port_in_use_stops_run_naming_service_api_port(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            "CALICO_SERVICE_STATE": str(tmp_path / "state"),
+            "CALICO_SERVICE_API_PORT": str(port),
+        }
+        result = cli("run", "--master", "127.0.0.1:1", env=env, timeout=60)
+
+    assert result.returncode == 1
+    assert f"cannot serve the API on port {port}" in result.stderr
+    assert "service.api_port" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_master_that_never_answers_is_named_by_its_option(tmp_path, monkeypatch, caplog):
+    import threading
+
+    from calico_dcos.commands import run
+    from calico_dcos.options import load_options
+    from tests.integration.harness import options_env, wait_until
+
+    monkeypatch.setattr(run, "NOT_SUBSCRIBED_WARNING_SECONDS", 0.5)
+    master = f"127.0.0.1:{free_port()}"  # nothing listens there
+    options = load_options(None, options_env(tmp_path / "state", master))
+    service = run.start_service(options, host="127.0.0.1", port=0, artifacts_dir=tmp_path / "a")
+
+    def stop_once_warned() -> None:
+        wait_until(lambda: "service.master" in caplog.text, 30, "the warning")
+        service.scheduler.request_stop()
+
+    previous = signal.getsignal(signal.SIGTERM)
+    threading.Thread(target=stop_once_warned, daemon=True).start()
+    try:
+        code = run.wait_for_signal(service, master)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    assert code == 0
+    warning = next(r.getMessage() for r in caplog.records if "service.master" in r.getMessage())
+    assert warning.startswith("not subscribed to a Mesos master after 0 s; still trying")
+    assert master in warning
