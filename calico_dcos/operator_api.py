@@ -21,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from calico_dcos.api_guard import bearer_token, call_view, unauthorized
 from calico_dcos.metrics import registry_for
-from calico_dcos.options import redacted
+from calico_dcos.options import node_extra_env, redacted
 
 STATIC = Path(__file__).with_name("static")
 PLAN_STATUS_CODES = {"COMPLETE": 200, "ERROR": 417}
@@ -58,8 +58,23 @@ def plan_http_status(plan: dict) -> int:
     return PLAN_STATUS_CODES.get(plan.get("status", ""), 202)
 
 
+# Felix's boolean words for true (projectcalico/calico felix/config/param_types.go,
+# BoolParam.Parse, case-insensitive); any other value leaves the setting off.
+FELIX_TRUE = ("true", "1", "yes", "y", "t")
+
+
+def felix_ignores_loose_rpf(options: Any) -> bool:
+    """Whether calico-node gets FELIX_IGNORELOOSERPF on: `node.extra_env` comes last in its
+    environment and wins over `node.ignore_loose_rpf` (steps.node_environment)."""
+    given = node_extra_env(options).get("FELIX_IGNORELOOSERPF")
+    if given is None:
+        return bool(options["node"]["ignore_loose_rpf"])
+    return given.strip().lower() in FELIX_TRUE
+
+
 def warnings_for(options: Any) -> list[str]:
-    if options is not None and options["node"]["ignore_loose_rpf"]:
+    """What the page, `calico-dcos status` and the log warn about, for these options."""
+    if options is not None and felix_ignores_loose_rpf(options):
         return [RP_FILTER_WARNING]
     return []
 

@@ -26,9 +26,8 @@ import click
 import requests
 
 from calico_dcos.artifacts import build_cni_standins, build_etcd_tarball, etcd_version
-from calico_dcos.commands.run import load_or_exit, start_service
+from calico_dcos.commands.run import load_or_exit, log_warnings, start_service
 from calico_dcos.display import REFRESH_SECONDS, PlanDisplay, duration
-from calico_dcos.operator_api import warnings_for
 from calico_dcos.options import env_name, format_env_value, load_options
 
 LOG = logging.getLogger("calico_dcos.local")
@@ -196,7 +195,7 @@ def run_local(
                 "done; Ctrl-C stops them, the embedded cluster and etcd."
             )
         click.echo()
-        progress = Progress(service.scheduler, sys.stdout, warnings_for(options))
+        progress = Progress(service.scheduler, sys.stdout, log_warnings(options))
         return progress.follow(until_done=not serve, serving=url if serve else "")
 
 

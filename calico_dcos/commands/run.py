@@ -30,6 +30,7 @@ import click
 
 from calico_dcos.api import ApiServer, build_app
 from calico_dcos.artifacts import build_installer_zipapp
+from calico_dcos.operator_api import warnings_for
 from calico_dcos.options import Options, OptionsError, load_options, read_secret
 from calico_dcos.scheduler import CalicoScheduler, CoreFactory, deploy, uninstalling, within
 from calico_dcos.store import StateCorrupt, StoreError, open_store
@@ -255,6 +256,15 @@ def store_hint(exc: StoreError, options: Options) -> str:
     )
 
 
+def log_warnings(options: Options) -> list[str]:
+    """The warnings the status page and `calico-dcos status` show, in the log too, once at
+    start (README: "The status page and the logs say so")."""
+    warnings = warnings_for(options)
+    for warning in warnings:
+        LOG.warning("%s", warning)
+    return warnings
+
+
 NOT_SUBSCRIBED_WARNING_SECONDS = 15.0
 
 
@@ -295,5 +305,6 @@ def run(options_file: str | None, master: str | None) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     service = start_or_exit(options, master=master, core=core_for(options, os.environ))
+    log_warnings(options)
     where = f"{master} (--master)" if master else options["service"]["master"]
     sys.exit(wait_for_signal(service, where))

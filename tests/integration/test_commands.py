@@ -67,6 +67,9 @@ def test_local_converges_three_agents_end_to_end(tmp_path):
     assert result.stdout.strip().splitlines()[-1].startswith("3 of 3 agents done in ")
     for host in ("agent-1", "agent-2", "public-agent-1"):
         assert f"{host:<16} node        done" in result.stdout
+    log = (tmp_path / "scheduler.log").read_text()
+    assert "WARNING calico_dcos.run: node.ignore_loose_rpf is on" in log
+    assert "Task was destroyed but it is pending" not in log
 
 
 def test_sigterm_stops_run_with_zero_and_leaves_the_framework_to_mesos(tmp_path):
