@@ -3,8 +3,9 @@
 The zipapp runs under `agent_python`: the oldest Python the installer claims (3.6, what DC/OS
 agents have), not the Python running the tests (see tests/helpers/agent_python.py).
 
-The devcluster's `systemctl` and `docker` stand-ins come first on PATH (no systemd or Docker
-engine can run on a test machine); they act on the host root and log every call.
+The devcluster's `systemctl`, `journalctl` and `docker` stand-ins come first on PATH (no
+systemd can run on a test machine); they act on the host root and log every call. dockerd is
+modelled, except on hosts made with `real_docker=True` (test_installer_docker_engine.py).
 """
 
 from __future__ import annotations

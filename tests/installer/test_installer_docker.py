@@ -1,4 +1,6 @@
-"""The docker step on a simulated host: every Docker version branch, backups and rollback."""
+"""The docker step on a simulated host with a modelled dockerd: every Docker version branch,
+backups and rollback, the modelled dockerd flag and the failure report. The same behaviour
+against a real engine: test_installer_docker_engine.py."""
 
 from __future__ import annotations
 
@@ -45,6 +47,8 @@ def test_docker_below_23_gets_the_cluster_store_and_a_restart(make_agent, versio
 
 
 def test_docker_24_is_left_alone_with_a_clear_message(make_agent):
+    """Modelled, not the real engine: Docker >= 23 cannot be installed here (Debian 12 ships
+    docker.io 20.10), so this branch stays on the stand-in's model of it."""
     agent = make_agent(docker_version="24.0.7", daemon_json={"debug": True})
     before = agent.files()
 

@@ -231,3 +231,17 @@ def test_a_daemon_json_docker_has_not_loaded_is_loaded_by_a_restart(engine):
     assert "Docker runs without one: restarting Docker to load it" in result.stderr
     assert host_files(agent) == before
     assert info(agent, "{{.ClusterStore}}") == WANTED
+
+
+def test_uninstall_puts_back_the_file_it_found_and_docker_loads_it(engine):
+    original = b'{"debug": true}\n'
+    agent = engine()
+    agent.path(DAEMON_JSON).write_bytes(original)
+    subprocess.run(["systemctl", "restart", "docker"], env=agent.environ(None, None), check=True)
+    assert agent.docker(WANTED).returncode == 0
+
+    result = agent.run("uninstall", "--docker", "--stability-seconds", "0")
+
+    assert result.returncode == 0, result.stderr
+    assert agent.path(DAEMON_JSON).read_bytes() == original
+    assert info(agent, "{{.Debug}} [{{.ClusterStore}}]") == "true []"

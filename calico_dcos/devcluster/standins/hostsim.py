@@ -1,8 +1,9 @@
 """The simulated host that the stand-ins act on: units, faults, Docker and the call log.
 
 Standard library only: the stand-in executables import this file by path, outside the
-package, because no systemd or Docker engine can run on a test machine. The layout is the
-"Simulated host root" of docs/CONTRACTS.md; unit names are stored without `.service`.
+package, because no systemd can run on a test machine (and dockerd is modelled unless the
+host runs a real one, `realdocker.py`). The layout is the "Simulated host root" of
+docs/CONTRACTS.md; unit names are stored without `.service`.
 """
 
 from __future__ import annotations
