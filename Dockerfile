@@ -1,4 +1,6 @@
-# The calico-dcos scheduler image.
+# The calico-dcos scheduler image, for plain Docker hosts. The DC/OS package does not use it:
+# it runs `make dist`'s zipapp on python:3.11-slim-bookworm under the Mesos containerizer,
+# since the docker step restarts dockerd on every agent, which would stop this container.
 #
 # Build stage: pymesos needs http-parser, whose sdist no longer compiles on Python >= 3.11;
 # scripts/build_http_parser_wheel.py regenerates its C source with Cython 3 and builds a wheel,
