@@ -128,21 +128,30 @@ def start_service(
     artifacts: Mapping[str, Path] | None = None,
     **scheduler_kwargs,
 ) -> Service:
-    """Store and leadership, installer, API, then the scheduler subscribes (the deploy plan,
-    or the uninstall with `core=uninstalling(…)`)."""
+    """Store, API, leadership, installer, then the scheduler subscribes (the deploy plan,
+    or the uninstall with `core=uninstalling(…)`). The API answers from the start, so that
+    Marathon's health check hears "waiting" (for the leader lock) rather than nothing."""
     host = host or os.environ.get("HOST") or socket.getfqdn()
     token = api_token(options)
     store = open_store(options["service"]["state"], options["service"]["zk_credentials_file"])
     failed = threading.Event()
-    LOG.info("waiting to be the leader of %s", options["service"]["state"])
-    store.acquire_leadership(failed.set)
+    holder: list[CalicoScheduler] = []
+    late = _Late(holder)
+    port = api_port(options, os.environ) if port is None else port
+    api = ApiServer(build_app(late, token), "0.0.0.0", port).start()
+    late.waiting_for = f"waiting to be the leader of {options['service']['state']}"
+    LOG.info("%s", late.waiting_for)
+    try:
+        store.acquire_leadership(failed.set)
+    except BaseException:
+        api.stop()
+        store.close()
+        raise
+    late.waiting_for = "the scheduler is starting"
     scratch = None if artifacts_dir else Path(tempfile.mkdtemp(prefix="calico-dcos-artifacts-"))
     out_dir = Path(artifacts_dir or scratch)
     installer = build_installer_zipapp(out_dir)
     LOG.info("built the installer %s (sha256 %s)", installer.path.name, installer.sha256)
-    holder: list[CalicoScheduler] = []
-    port = api_port(options, os.environ) if port is None else port
-    api = ApiServer(build_app(_Late(holder), token), "0.0.0.0", port).start()
     url = artifacts_url(options, host, api.port)
     webui = f"http://{host}:{api.port}/"
     try:
@@ -167,15 +176,16 @@ class _Late:
 
     def __init__(self, holder: list[CalicoScheduler]) -> None:
         self._holder = holder
+        self.waiting_for = "the scheduler is starting"
 
     def __getattr__(self, name: str):
         if not self._holder:
-            raise RuntimeError("the scheduler is starting")
+            raise RuntimeError(self.waiting_for)
         return getattr(self._holder[0], name)
 
     def health(self) -> tuple[str, list[str]]:
         if not self._holder:
-            return "waiting", ["the scheduler is starting"]
+            return "waiting", [self.waiting_for]
         return self._holder[0].health()
 
 

@@ -89,3 +89,60 @@ def test_health_says_waiting_while_no_master_answers_and_framework_id_follows_th
     }
     assert no_id.status_code == 404
     assert framework_id.status_code == 200 and framework_id.json() == [stored]
+
+
+def test_health_says_waiting_for_the_leader_lock_while_another_scheduler_holds_it(tmp_path):
+    """A second scheduler on the same state answers "waiting" (202, which Marathon counts as
+    passing) while it waits for the lock, instead of not answering at all."""
+    import socket
+    import threading
+
+    from calico_dcos.commands.run import start_service
+    from calico_dcos.options import load_options
+    from tests.integration.harness import TIMINGS, options_env, start_scheduler
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with running_cluster(agents=1, public_agents=0) as cluster:
+        first = start_scheduler(cluster, tmp_path)
+        second = []
+        options = load_options(None, options_env(tmp_path / "state", cluster.master_url))
+        start = threading.Thread(
+            target=lambda: second.append(
+                start_service(
+                    options,
+                    host="127.0.0.1",
+                    port=port,
+                    artifacts_dir=tmp_path / "second",
+                    timings=TIMINGS,
+                    tick_seconds=0.1,
+                )
+            )
+        )
+        start.start()
+        try:
+            base = f"http://127.0.0.1:{port}"
+            waiting = wait_until(lambda: _answer(f"{base}/v1/health"), 20, "the second API")
+            first.stop()
+            start.join(30)
+            healthy = wait_until(
+                lambda: (r := _answer(f"{base}/v1/health")) and r.status_code == 200 and r,
+                20,
+                "the second scheduler to take over",
+            )
+        finally:
+            start.join(30)
+            for service in second:
+                service.stop()
+
+    assert waiting.status_code == 202 and waiting.json()["status"] == "waiting"
+    assert waiting.json()["reasons"] == [f"waiting to be the leader of {tmp_path / 'state'}"]
+    assert healthy.json()["status"] == "healthy"
+
+
+def _answer(url: str):
+    try:
+        return requests.get(url, timeout=5)
+    except requests.ConnectionError:
+        return None
