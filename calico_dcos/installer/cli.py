@@ -233,6 +233,8 @@ def run(host: HostRoot, args: argparse.Namespace) -> int:
         return fail(args.command, "error", str(exc), EXIT_USAGE)
     except InstallerError as exc:
         return fail(args.command, "failed", str(exc), EXIT_HOST if exc.host_caused else EXIT_FAILED)
+    except OSError as exc:  # e.g. a read-only or full file system: say it on one line too
+        return fail(args.command, "failed", str(exc), EXIT_FAILED)
 
 
 def fail(command: str, kind: str, reason: str, code: int) -> int:

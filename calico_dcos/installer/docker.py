@@ -52,6 +52,7 @@ KEY = "cluster-store"
 DEPRECATED_IN = (20, 10)
 REMOVED_IN = (23, 0)
 JOURNAL_LINES = 20
+DOCKER_TIMEOUT_SECONDS = 60.0  # at most; the step's --timeout-seconds when shorter
 CRASH_POINTS = (
     "docker:original-saved",
     "docker:marker-written",
@@ -91,24 +92,30 @@ def parse_version(text: str) -> tuple:
     return int(match.group(1)), int(match.group(2))
 
 
-def run_docker(*args: str) -> subprocess.CompletedProcess:
-    """`docker ARGS`; no `docker` at all is the host's problem, not a reason to retry."""
+def run_docker(*args: str, timeout: float = DOCKER_TIMEOUT_SECONDS):
+    """`docker ARGS` (a CompletedProcess); no `docker` at all is the host's problem, not a
+    reason to retry. A daemon that hangs makes the client hang: after `timeout` seconds the
+    client is killed and the answer is exit status 124 with no output, as timeout(1) says."""
     try:
         return subprocess.run(
             ["docker", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             universal_newlines=True,
+            timeout=timeout,
         )
+    except subprocess.TimeoutExpired:
+        stderr = f"`docker {args[0]}` did not answer within {timeout:.0f} s"
+        return subprocess.CompletedProcess(["docker", *args], 124, "", stderr)
     except OSError as exc:
         raise HostProblem(
             f"cannot run `docker {args[0]}`: {exc} (is Docker installed on this host?)"
         ) from exc
 
 
-def read_daemon() -> Daemon:
+def read_daemon(timeout: float = DOCKER_TIMEOUT_SECONDS) -> Daemon:
     """Ask the running Docker for its version and cluster store (`docker info`)."""
-    result = run_docker("info", "--format", "{{json .}}")
+    result = run_docker("info", "--format", "{{json .}}", timeout=timeout)
     problem = one_line(result.stderr) or f"`docker info` exited with {result.returncode}"
     document = {}
     if result.returncode == 0:
@@ -240,7 +247,7 @@ def install(host: HostRoot, cluster_store: str, waits: Waits, force: bool) -> in
         return 0
     path = host.path(DAEMON_JSON)
     current = Snapshot.of(path)
-    daemon = read_daemon()
+    daemon = read_daemon(min(waits.timeout, DOCKER_TIMEOUT_SECONDS))
     if not version_allows_cluster_store(daemon.version, current):
         return 0
     config = read_config(current, path)
@@ -328,7 +335,8 @@ def restart_or_roll_back(host: HostRoot, path: Path, waits: Waits) -> int:
     if again is not None:
         said = dockerd_said() if refused(again) else ""
         state = f"Docker is still not back: {again}{'; dockerd: ' + said if said else ''}"
-        raise HostProblem(f"{why}; daemon.json rolled back and {state}")
+        error = HostProblem if host_caused or refused(again) else InstallerError
+        raise error(f"{why}; daemon.json rolled back and {state}")
     raise error(f"{why}; daemon.json rolled back and Docker is back")
 
 
@@ -352,8 +360,9 @@ def dockerd_said() -> str:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             universal_newlines=True,
+            timeout=DOCKER_TIMEOUT_SECONDS,
         )  # fmt: skip
-    except OSError:
+    except (OSError, subprocess.TimeoutExpired):
         return ""
     if result.returncode != 0:
         return ""

@@ -279,3 +279,27 @@ def test_the_failure_reason_is_reported_to_the_scheduler(make_agent, report_url)
             "reason": last_line(result).removeprefix("calico-installer: failed: "),
         }
     ]
+
+
+def test_a_docker_that_does_not_answer_is_not_waited_for_forever(agent):
+    """`docker info` hangs when dockerd accepts and never answers: the installer gives up after
+    its timeout, decides from daemon.json alone, and its restart brings Docker back."""
+    set_fault(agent.root, "docker-hangs")
+
+    result = agent.docker(STORE, "--timeout-seconds", "2")  # after FAST's: it wins
+
+    assert result.returncode == 0, result.stderr
+    assert "`docker info` did not answer within 2 s" in result.stderr
+    assert daemon_json(agent) == {"cluster-store": STORE}
+    assert agent.restarts("docker") == 1
+
+
+def test_an_unexpected_file_system_error_is_one_line_not_a_traceback(agent):
+    docker_dir = agent.path("/etc/docker")
+    docker_dir.rmdir()
+    docker_dir.write_text("a file where a directory should be")
+
+    result = agent.docker(STORE)
+
+    assert result.returncode == 1
+    assert "Not a directory" in last_line(result) and "Traceback" not in result.stderr

@@ -13,6 +13,7 @@ from calico_dcos.installer.docker import (
     WRITE,
     decide,
     last_error,
+    refused,
 )
 
 W, OTHER = "etcd://10.0.0.1:2379", "etcd://192.0.2.5:2379"
@@ -74,3 +75,16 @@ def test_every_decision_names_the_stores_it_is_about():
 )
 def test_last_error_is_dockerds_last_words(lines, said):
     assert last_error(lines) == said
+
+
+@pytest.mark.parametrize(
+    ("why", "host_caused"),
+    [
+        ("systemctl restart docker failed", True),  # the job failed: dockerd exited
+        ("docker failed to start", True),  # the unit went `failed`
+        ("docker not stable within 300 s (last state: activating)", False),  # slow: retry
+    ],
+)
+def test_only_a_docker_that_refused_to_start_is_the_hosts_problem(why, host_caused):
+    """The words of restarts.Waits.restart (systemd.restart, systemd.wait_stable)."""
+    assert refused(why) is host_caused
