@@ -32,7 +32,7 @@ local-system-deps:
 	@$(QUIETLY) "Debian packages for local (etcd)" scripts/system-deps.sh local
 
 system-deps:
-	@$(QUIETLY) "Debian packages for the tests (etcd, ZooKeeper, Java, Chromium)" \
+	@$(QUIETLY) "Debian packages for the tests (etcd, ZooKeeper, Java, Chromium, Docker)" \
 		scripts/system-deps.sh test
 
 ## Set up what `local` needs and run it on the embedded cluster.
