@@ -218,16 +218,23 @@ class PlanView:
         return Text(current["message"], style="dim")
 
 
+# Not started, whether an offer is in sight or not: a step flips between the two with every
+# offer round, which is no news in a log.
+NOT_STARTED = {"PREPARED": "PENDING"}
+
+
 def plan_changes(plan: Mapping, seen: dict[tuple[str, str], str]) -> list[str]:
-    """One line per step whose status changed since `seen` (which is updated)."""
+    """One line per step whose status changed since `seen` (which is updated); PENDING and
+    PREPARED count as one."""
     lines = []
     for phase in plan["phases"]:
         for step in phase["steps"]:
             key = (phase["id"], step["name"])
-            if seen.get(key) != step["status"]:
-                seen[key] = step["status"]
+            status = NOT_STARTED.get(step["status"], step["status"])
+            if seen.get(key) != status:
+                seen[key] = status
                 message = f"  {step['message']}" if step["message"] else ""
-                text = word(step["status"])[0]
+                text = word(status)[0]
                 lines.append(f"{phase['name']:<16} {step['name']:<11} {text}{message}")
     return lines
 

@@ -194,3 +194,16 @@ def test_calico_dcos_status_names_the_slot_holder_by_hostname():
            "plan": plan, "warnings": []}  # fmt: skip
 
     assert "Restart slots: 1 of 1 in use (agent-2)" in summary_lines(doc)
+
+
+def test_not_on_a_terminal_a_step_flipping_between_pending_and_prepared_is_no_news():
+    plan, summary = rollout()
+    out = io.StringIO()
+    display = PlanDisplay(out)
+    display.update(plan, summary)
+    first = len(out.getvalue().splitlines())
+    for status in ("PREPARED", "PENDING", "PREPARED"):
+        plan["phases"][2]["steps"][2]["status"] = status
+        display.update(plan, summary)
+
+    assert len(out.getvalue().splitlines()) == first
