@@ -190,6 +190,7 @@ def prepare_host_root(
         public=agent.public,
         docker_version=agent.docker_version,
         control_url=agent.control_url,
+        control_ca=agent.master.ca_bundle,
         dcos_calico=dcos_calico,
         docker_flags=docker_flags,
     )

@@ -20,7 +20,9 @@ from aiohttp import web
 
 from calico_dcos.devcluster.agent import AgentInfo
 from calico_dcos.devcluster.app import make_app
+from calico_dcos.devcluster.iam import FIVE_DAYS, LOGIN_PATH, Iam
 from calico_dcos.devcluster.master import Executor, Master
+from calico_dcos.devcluster.pki import Pki
 from calico_dcos.devcluster.state import master_state
 from calico_dcos.devcluster.synthetic import SyntheticExecutor
 from calico_dcos.devcluster.zk import LeaderRecord
@@ -48,9 +50,15 @@ class DevCluster:
         synthetic_durations: dict[str, float] | None = None,
         status_retry_interval: float = 10.0,
         dcos_calico_agents: int = 0,
+        strict: bool = False,
+        token_lifetime: float = FIVE_DAYS,
     ) -> None:
         """`dcos_calico_agents`: private agents beyond `agents` whose hosts look like DC/OS
-        2.x, with Calico already shipped (the framework must leave them alone)."""
+        2.x, with Calico already shipped (the framework must leave them alone).
+        `strict`: DC/OS Enterprise strict mode: HTTPS with a CA made at start-up
+        (`ca_bundle`), the IAM's login endpoint (`login_endpoint`, tokens valid
+        `token_lifetime` seconds), and every scheduler call needs `Authorization: token=…`
+        whose uid is the framework's principal (`register_service_account`)."""
         if executor not in ("process", "synthetic"):
             raise ValueError(f"executor must be 'process' or 'synthetic', not {executor!r}")
         self.initial_agents = (agents, public_agents, dcos_calico_agents)
@@ -64,6 +72,10 @@ class DevCluster:
             self.workdir, host, allocation_interval, heartbeat_interval, agent_restart_delay,
             docker_version, offer_timeout, credentials, status_retry_interval,
         )  # fmt: skip
+        self.pki = Pki.create(self.workdir / "pki") if strict else None
+        if self.pki:
+            self.master.iam = Iam(token_lifetime)
+            self.master.ca_bundle = self.pki.ca_bundle
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="devcluster", daemon=True
@@ -106,11 +118,14 @@ class DevCluster:
     async def _serve(self, port: int) -> int:
         port_cell = [0]
         app = make_app(self.master, port_cell, self._failover)
+        if self.master.iam is not None:
+            self.master.iam.routes(app)  # Admin Router's /acs/…, on the master's port here
         runner = web.AppRunner(
             app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.master.host, port)
+        tls = self.pki.server_context() if self.pki else None
+        site = web.TCPSite(runner, self.master.host, port, ssl_context=tls)
         await site.start()
         port_cell[0] = runner.addresses[0][1]
         self._runners.append(runner)
@@ -168,7 +183,23 @@ class DevCluster:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.master_url}"
+        return f"{'https' if self.pki else 'http'}://{self.master_url}"
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        """Strict mode: the CA bundle that vouches for the master's certificate."""
+        return self.pki.ca_bundle if self.pki else None
+
+    @property
+    def login_endpoint(self) -> str:
+        """Strict mode: the IAM's service login URL."""
+        return f"{self.base_url}{LOGIN_PATH}"
+
+    def register_service_account(self, uid: str, public_key_pem: bytes) -> None:
+        """Strict mode: `dcos security org service-accounts create -p <key> <uid>`."""
+        if self.master.iam is None:
+            raise RuntimeError("service accounts exist only in strict mode (strict=True)")
+        self.master.iam.register(uid, public_key_pem)
 
     @property
     def agents(self) -> list[AgentInfo]:

@@ -58,6 +58,7 @@ def create_host_root(
     public: bool = False,
     docker_version: str = "19.03.15",
     control_url: str | None = None,
+    control_ca: Path | None = None,
     dcos_calico: bool = False,
     daemon_json: dict | None = None,
     start_limit: tuple[int, float] | None = None,
@@ -71,7 +72,8 @@ def create_host_root(
     unit just marks it active (unit tests). `docker_flags` are what the host's docker unit
     passes to dockerd (e.g. `["--cluster-store", "etcd://…"]`). `real_docker` makes the
     docker unit a real dockerd (see `standins/realdocker.py`), not yet started: call
-    `start_real_docker`, and always `stop_real_docker` when done.
+    `start_real_docker`, and always `stop_real_docker` when done. `control_ca`: the CA bundle
+    of an https:// `control_url` (strict mode).
     """
     root = Path(root)
     agent_unit = AGENT_UNITS[bool(public)]
@@ -82,6 +84,7 @@ def create_host_root(
         "public": bool(public),
         "docker_version": docker_version,
         "control_url": control_url,
+        "control_ca": str(control_ca) if control_ca else None,
         "agent_unit": agent_unit,
     }
     if start_limit:

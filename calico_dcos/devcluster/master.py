@@ -22,6 +22,7 @@ from calico_dcos.devcluster import protocol
 from calico_dcos.devcluster.agent import Agent, agent_ip, prepare_host_root
 from calico_dcos.devcluster.allocator import Allocator
 from calico_dcos.devcluster.framework import Framework, Subscription, Task
+from calico_dcos.devcluster.iam import Iam
 from calico_dcos.devcluster.resources import Resources
 
 DEFAULT_RESOURCES = {"cpus": 4.0, "mem": 16384.0, "disk": 100000.0}
@@ -58,6 +59,8 @@ class Master:
         self.agent_restart_delay = agent_restart_delay
         self.docker_version = docker_version
         self.credentials = credentials
+        self.iam: Iam | None = None  # strict mode: every scheduler call needs its token
+        self.ca_bundle: Path | None = None  # strict mode: HTTPS, vouched for by this CA
         self.status_retry_interval = status_retry_interval
         self.executor: Executor | None = None
         self.frameworks: dict[str, Framework] = {}
@@ -76,7 +79,7 @@ class Master:
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ca_bundle else 'http'}://{self.host}:{self.port}"
 
     def record(self, event: str, **fields: Any) -> None:
         self.timeline_entries.append({"t": time.monotonic(), "event": event, **fields})

@@ -13,6 +13,7 @@ import json
 from aiohttp import web
 
 from calico_dcos.devcluster import calls, protocol
+from calico_dcos.devcluster.iam import InvalidToken
 from calico_dcos.devcluster.master import Master
 
 JSON = "application/json"
@@ -41,8 +42,23 @@ async def scheduler(request: web.Request) -> web.StreamResponse:
         return refusal.response
 
 
+# libprocess' `http::Unauthorized(challenges)` body (apache/mesos
+# 3rdparty/libprocess/include/process/http.hpp). The challenge's scheme is the devcluster's
+# own: DC/OS' token authenticator module for the master is not public.
+UNAUTHORIZED_BODY = "401 Unauthorized."
+TOKEN_CHALLENGE = {"WWW-Authenticate": 'token realm="mesos-master-scheduler"'}
+
+
 def _authenticate(master: Master, request: web.Request) -> str | None:
-    """Check 0: Basic auth when credentials are configured; the principal, or None."""
+    """Check 0: in strict mode a DC/OS authentication token (`Authorization: token=…`, whose
+    uid is the principal), else Basic auth when credentials are configured; the principal,
+    or None."""
+    if master.iam is not None:
+        try:
+            return master.iam.verify(request.headers.get("Authorization"))
+        except InvalidToken as exc:
+            master.record("unauthenticated", message=str(exc))
+            raise Refusal(401, UNAUTHORIZED_BODY, TOKEN_CHALLENGE) from None
     if master.credentials is None:
         return None
     challenge = {"WWW-Authenticate": 'Basic realm="mesos-master-scheduler"'}
