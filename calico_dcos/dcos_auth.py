@@ -26,12 +26,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import jwt
 import requests
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+if TYPE_CHECKING:  # PyJWT and cryptography load in the functions: only strict mode pays
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 CREDENTIAL_ENV = "DCOS_SERVICE_ACCOUNT_CREDENTIAL"
 DCOS_CA_BUNDLE = "/run/dcos/pki/CA/ca-bundle.crt"
@@ -74,6 +75,9 @@ def parse_credential(text: str, source: str) -> ServiceAccount:
         raise AuthError(f"{source}: uid: expected the service account's ID")
     endpoint = doc.get("login_endpoint") or DEFAULT_LOGIN_ENDPOINT
     check_https(endpoint, f"{source}: login_endpoint")
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
     try:
         key = load_pem_private_key(str(doc.get("private_key", "")).encode(), password=None)
     except (ValueError, TypeError):
@@ -99,6 +103,8 @@ def check_https(url: str, what: str) -> str:
 
 def login_token(account: ServiceAccount, now: float) -> str:
     """The service login token: RS256 JWT `{"uid", "exp": now + LOGIN_TOKEN_SECONDS}`."""
+    import jwt
+
     claims = {"uid": account.uid, "exp": int(now) + LOGIN_TOKEN_SECONDS}
     return jwt.encode(claims, account.private_key, algorithm="RS256")
 
@@ -106,6 +112,8 @@ def login_token(account: ServiceAccount, now: float) -> str:
 def token_expiry(token: str) -> float:
     """The `exp` of a DC/OS authentication token, read without checking its signature: the
     scheduler cannot (only the IAM's public key can) and needs only to know when to renew."""
+    import jwt
+
     try:
         claims = jwt.decode(token, options={"verify_signature": False, "verify_exp": False})
         return float(claims["exp"])
@@ -115,7 +123,8 @@ def token_expiry(token: str) -> float:
 
 class TokenSource:
     """The current DC/OS authentication token, logging in again `refresh_margin` seconds
-    before it expires and after `invalidate()` (a 401). Thread-safe."""
+    before it expires (or half-way through a token shorter-lived than twice the margin) and
+    after `invalidate()` (a 401). Thread-safe."""
 
     def __init__(
         self,
@@ -132,7 +141,7 @@ class TokenSource:
         self.timeout = timeout
         self.logins = 0
         self._token: str | None = None
-        self._expires = 0.0
+        self._renew_at = 0.0
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -140,11 +149,13 @@ class TokenSource:
         return f"TokenSource(uid={account.uid!r}, login_endpoint={account.login_endpoint!r})"
 
     def token(self) -> str:
-        """A token good for at least `refresh_margin` more seconds (or as long as it lasts)."""
+        """A token good for at least `refresh_margin` more seconds (or half its lifetime)."""
         with self._lock:
-            if self._token is None or self.clock() >= self._expires - self.refresh_margin:
+            if self._token is None or self.clock() >= self._renew_at:
+                issued = self.clock()
                 self._token = self._login()
-                self._expires = token_expiry(self._token)
+                expires = token_expiry(self._token)
+                self._renew_at = expires - min(self.refresh_margin, (expires - issued) / 2)
             return self._token
 
     def header(self) -> dict[str, str]:

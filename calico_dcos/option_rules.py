@@ -194,13 +194,23 @@ def posix_user(options: Mapping, value: str) -> str | None:
 
 
 def mesos_master(options: Mapping, value: str) -> str | None:
-    """pymesos' master: `zk://host:port[,…]/path` or `host[:port]` (pymesos `scheduler.py`).
+    """pymesos' master: `zk://host:port[,…]/path` or `host[:port]` (pymesos `scheduler.py`);
+    with `service.strict`, `https://host:port` or `zk://…` (`strict.master_address`).
 
     pymesos' `MesosSchedulerDriver.start` takes `zk://` (leader detection) or a host and
-    port; any other URL scheme would be taken for a host name.
+    port; any other URL scheme would be taken for a host name. Strict mode sends a DC/OS
+    authentication token with every request, so a plain-HTTP master is refused there.
     """
     if value.startswith("zk://"):
         return zookeeper_url(options, value)
+    strict = options["service"]["strict"]
+    if strict and not value.startswith("https://"):
+        return (
+            f"{value!r}: service.strict needs https://host:port (or zk://…), so that the DC/OS "
+            "authentication token never crosses the network in clear"
+        )
+    if strict:
+        return _host_port_error(value.removeprefix("https://").rstrip("/"), port_required=True)
     if "://" in value:
         return f"{value!r}: give zk://host:2181/mesos or host:5050 (no other scheme)"
     return _host_port_error(value, port_required=False)

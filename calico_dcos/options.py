@@ -275,7 +275,10 @@ def _type_message(error: jsonschema.ValidationError) -> str:
 def _semantic_errors(doc: dict, failed: set[str]) -> list[tuple[str, str]]:
     """Checks a schema cannot express, on the options the schema found well-formed."""
     options = Options(doc)
-    checks = (("agents.constraints", agent_constraints), ("node.extra_env", node_extra_env))
+    checks = (
+        ("agents.constraints", agent_constraints),
+        ("node.extra_env", node_extra_env),
+    )
     errors = option_rules.rule_errors(options, failed)
     for option, check in checks:
         if option in failed:

@@ -28,7 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymesos import MesosSchedulerDriver, Scheduler
 
@@ -36,6 +36,10 @@ from calico_dcos import plan as p
 from calico_dcos import uninstall as u
 from calico_dcos.options import read_secret, roles
 from calico_dcos.report_auth import ReportKey, with_report_token
+
+if TYPE_CHECKING:  # strict mode's modules load cryptography: only when strict mode is on
+    from calico_dcos.dcos_auth import TokenSource
+    from calico_dcos.strict import StrictSchedulerDriver
 
 LOG = logging.getLogger("calico_dcos.scheduler")
 FRAMEWORK_REMOVED = "Framework has been removed"
@@ -128,8 +132,10 @@ class CalicoScheduler(Scheduler):
         heartbeat_timeout: float = 75.0,
         clock: Callable[[], float] = time.time,
         core: CoreFactory = deploy,
+        tokens: TokenSource | None = None,
     ) -> None:
         self.options = options
+        self.tokens = tokens  # strict mode: the service account's DC/OS tokens
         self.store = store
         self.artifacts_url = artifacts_url
         self.webui_url = webui_url or artifacts_url
@@ -172,20 +178,41 @@ class CalicoScheduler(Scheduler):
             secret = read_secret(service["secret_file"], "service.secret_file")
         info = framework_info(self.options, self.plan.framework_id, self.webui_url)
         self._last_heartbeat = time.monotonic()
-        self.driver = MesosSchedulerDriver(
-            self,
-            info,
-            self.master,
-            use_addict=False,
-            implicit_acknowledgements=False,
-            principal=principal,
-            secret=secret,
-            failover=True,
-        )
+        if self.tokens is not None:
+            self.driver = self._strict_driver(info)
+        else:
+            self.driver = MesosSchedulerDriver(
+                self,
+                info,
+                self.master,
+                use_addict=False,
+                implicit_acknowledgements=False,
+                principal=principal,
+                secret=secret,
+                failover=True,
+            )
         LOG.info(
             "subscribing to %s as %r (framework ID %s)", self.master, info["name"], info.get("id")
         )
         self.driver.start()
+
+    def _strict_driver(self, info: dict) -> StrictSchedulerDriver:
+        """DC/OS strict mode: the service account's uid is the principal, its token is on
+        every request, and the master's TLS certificate is verified (`strict.py`)."""
+        from calico_dcos.strict import StrictSchedulerDriver, master_address
+
+        assert self.tokens is not None
+        info["principal"] = self.tokens.account.uid
+        return StrictSchedulerDriver(
+            self,
+            info,
+            master_address(self.master),
+            self.tokens,
+            self.options["service"]["ca_bundle"],
+            use_addict=False,
+            implicit_acknowledgements=False,
+            failover=True,
+        )
 
     def stop(self, timeout: float = 10.0) -> None:
         """Leave the framework to Mesos (failover): tasks keep running, a restart resumes.

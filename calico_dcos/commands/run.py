@@ -30,6 +30,7 @@ import click
 
 from calico_dcos.api import ApiServer, build_app
 from calico_dcos.artifacts import build_installer_zipapp
+from calico_dcos.dcos_auth import CREDENTIAL_ENV, AuthError, TokenSource, parse_credential
 from calico_dcos.operator_api import warnings_for
 from calico_dcos.options import Options, OptionsError, load_options, read_secret
 from calico_dcos.scheduler import CalicoScheduler, CoreFactory, deploy, uninstalling, within
@@ -84,6 +85,53 @@ def api_token(options: Mapping) -> str | None:
     return token
 
 
+def strict_tokens(options: Mapping, environ: Mapping[str, str]) -> TokenSource | None:
+    """Strict mode: the service account, logged in once now (so that a wrong key, an unknown
+    uid or a bad CA stops the start before anything registers); None otherwise.
+
+    The credential comes from `service.service_account_credential_file`, else from the DC/OS
+    secret in $DCOS_SERVICE_ACCOUNT_CREDENTIAL. OptionsError for a missing or malformed
+    credential or a `service.principal` that is not its uid; AuthError for a refused login.
+    """
+    service = options["service"]
+    if not service["strict"]:
+        return None
+    option = "service.service_account_credential_file"
+    if service["service_account_credential_file"]:
+        text = read_secret(service["service_account_credential_file"], option)
+        source = option
+    else:
+        text, source = environ.get(CREDENTIAL_ENV, ""), f"${CREDENTIAL_ENV}"
+    if not text.strip():
+        raise OptionsError(
+            [
+                (
+                    option,
+                    "service.strict needs the service account credential: give the app the "
+                    f"DC/OS secret as ${CREDENTIAL_ENV}, or set this option to a file holding it",
+                )
+            ]
+        )
+    try:
+        account = parse_credential(text, source)
+    except AuthError as exc:
+        raise OptionsError([(option, str(exc))]) from None
+    if service["principal"] and service["principal"] != account.uid:
+        raise OptionsError(
+            [
+                (
+                    "service.principal",
+                    f"{service['principal']!r} is not the service account {account.uid!r}: in "
+                    "strict mode the principal is the account's uid (leave the option empty)",
+                )
+            ]
+        )
+    tokens = TokenSource(account, service["ca_bundle"])
+    tokens.token()
+    LOG.info("strict mode: logged in as service account %r", account.uid)
+    return tokens
+
+
 def core_for(options: Mapping, environ: Mapping[str, str]) -> CoreFactory:
     """DC/OS' package manager asks for the uninstall by starting us with SDK_UNINSTALL set;
     there is no command line then, so `--revert-hosts` is `service.uninstall_revert_hosts`."""
@@ -133,6 +181,12 @@ def start_service(
     Marathon's health check hears "waiting" (for the leader lock) rather than nothing."""
     host = host or os.environ.get("HOST") or socket.getfqdn()
     token = api_token(options)
+    tokens = strict_tokens(options, os.environ)
+    if tokens is not None and not (master or options["service"]["master"]).startswith("zk://"):
+        from calico_dcos.strict import check_master, master_address, tls_context
+
+        address = master_address(master or options["service"]["master"])
+        check_master(address, tokens, tls_context(options["service"]["ca_bundle"]))
     store = open_store(options["service"]["state"], options["service"]["zk_credentials_file"])
     failed = threading.Event()
     holder: list[CalicoScheduler] = []
@@ -156,7 +210,7 @@ def start_service(
     webui = f"http://{host}:{api.port}/"
     try:
         scheduler = CalicoScheduler(
-            options, store, url, webui_url=webui, master=master, **scheduler_kwargs
+            options, store, url, webui_url=webui, master=master, tokens=tokens, **scheduler_kwargs
         )
     except Exception:  # the stored state cannot be read: give the lock and port back
         api.stop()
@@ -230,13 +284,16 @@ def _exit_invalid(exc: OptionsError) -> NoReturn:
 
 def start_or_exit(options: Options, **kwargs) -> Service:
     """`start_service`, or exit with the reason on one line that names the option to change:
-    2 for a secret file that cannot be read (an option), 1 for a state store that cannot be
-    reached or read and for an API port that cannot be bound (Marathon retries; a corrupt
-    state is named, never replaced)."""
+    2 for a secret file that cannot be read (an option) or a strict-mode login or TLS check
+    that fails, 1 for a state store that cannot be reached or read and for an API port that
+    cannot be bound (Marathon retries; a corrupt state is named, never replaced)."""
     try:
         return start_service(options, **kwargs)
     except OptionsError as exc:
         _exit_invalid(exc)
+    except AuthError as exc:
+        click.echo(f"calico-dcos: strict mode: {exc}", err=True)
+        raise SystemExit(EXIT_INVALID_OPTIONS) from None
     except StoreError as exc:
         click.echo(f"calico-dcos: {exc}; {store_hint(exc, options)}", err=True)
         raise SystemExit(1) from None

@@ -1,0 +1,178 @@
+"""A strict-mode install over real sockets: the devcluster demands HTTPS and DC/OS tokens
+(`DevCluster(strict=True)`), the real scheduler (pymesos through `strict.py`) logs in as a
+service account and installs; and each configuration mistake stops it at start-up with a
+message naming what to fix, before anything is stored or registered."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from calico_dcos.commands.run import load_or_exit, start_or_exit
+from calico_dcos.dcos_auth import ServiceAccount, login_token
+from calico_dcos.devcluster.pki import Pki
+from tests.helpers.devcluster import running_cluster, wait_until
+from tests.integration.harness import (
+    TIMINGS,
+    converged,
+    launch_counts,
+    options_env,
+    scheduler_on,
+)
+
+UID = "calico-dcos-principal"
+DURATIONS = {"calico-docker": 0.3, "calico-cni": 0.3}
+
+
+@pytest.fixture(scope="module")
+def key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def private_pem(key) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def public_pem(key) -> bytes:
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def strict_options(cluster, workdir, key, uid: str = UID, **overrides: str) -> dict[str, str]:
+    """The options of a strict-mode scheduler on `cluster`, its credential in a file."""
+    credential = workdir / "service-account.json"
+    doc = {
+        "scheme": "RS256",
+        "uid": uid,
+        "private_key": private_pem(key),
+        "login_endpoint": cluster.login_endpoint,
+    }
+    credential.write_text(json.dumps(doc))
+    credential.chmod(0o600)
+    return {
+        "service_strict": "true",
+        "service_master": f"https://{cluster.master_url}",
+        "service_ca_bundle": str(cluster.ca_bundle),
+        "service_service_account_credential_file": str(credential),
+        "rollout_max_concurrent_restarts": "100%",
+        **overrides,
+    }
+
+
+def test_a_strict_install_converges_renewing_short_lived_tokens_and_shows_no_secret(
+    tmp_path, key, caplog
+):
+    """Tokens live 2 s: the install outlasts several, each renewed before it expires."""
+    caplog.set_level(logging.DEBUG)
+    with running_cluster(
+        agents=2, public_agents=1, strict=True, token_lifetime=2.0, synthetic_durations=DURATIONS
+    ) as cluster:
+        cluster.register_service_account(UID, public_pem(key))
+        with scheduler_on(cluster, tmp_path, **strict_options(cluster, tmp_path, key)) as service:
+            wait_until(converged(service), 40, "a strict-mode install")
+            wait_until(lambda: len(cluster.master.iam.logins) >= 3, 10, "a third login")
+            token = service.scheduler.tokens.token()
+            base = f"http://127.0.0.1:{service.api.port}"
+            answers = [requests.get(base + p, timeout=5).text for p in PAGES]
+            framework = cluster.state()["frameworks"][0]
+        timeline = cluster.timeline()
+        shown = [json.dumps(cluster.state()), json.dumps(timeline)]
+
+    assert framework["principal"] == UID
+    assert all(accepted for _, accepted in cluster.master.iam.logins)
+    counts = launch_counts(timeline)
+    assert counts and set(counts.values()) == {1}, counts  # nothing launched twice
+    assert not [e for e in timeline if e["event"] == "unauthenticated"]
+    secret_line = private_pem(key).splitlines()[1]
+    for text in [caplog.text, *answers, *shown]:
+        assert secret_line not in text and token not in text
+
+
+PAGES = ["/", "/v1/options", "/v1/status", "/v1/agents", "/v1/plan", "/metrics", "/v1/health"]
+
+
+@pytest.mark.parametrize(
+    ("mistake", "words"),
+    [
+        ("a wrong key", "refused the login of service account 'calico-dcos-principal'"),
+        ("an unknown uid", "no service account 'someone-else'"),
+        ("a bad CA", "cannot verify the TLS certificate"),
+        ("a plain-HTTP master URL", "service.strict needs https://host:port"),
+        ("no credential", "service.strict needs the service account credential"),
+        ("another principal", "is not the service account 'calico-dcos-principal'"),
+    ],
+)
+def test_a_mistake_stops_the_start_naming_what_to_fix_before_anything_is_done(
+    tmp_path, key, capsys, monkeypatch, mistake, words
+):
+    """As `calico-dcos run` starts: options from the environment, then the service."""
+    other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with running_cluster(agents=1, public_agents=0, strict=True) as cluster:
+        cluster.register_service_account(UID, public_pem(key))
+        options = strict_options(cluster, tmp_path, key)
+        if mistake == "a wrong key":
+            options = strict_options(cluster, tmp_path, other_key)
+        elif mistake == "an unknown uid":
+            options = strict_options(cluster, tmp_path, key, uid="someone-else")
+        elif mistake == "a bad CA":
+            options["service_ca_bundle"] = str(Pki.create(tmp_path / "other-ca").ca_bundle)
+        elif mistake == "a plain-HTTP master URL":
+            options["service_master"] = f"http://{cluster.master_url}"
+        elif mistake == "no credential":
+            options["service_service_account_credential_file"] = ""
+        elif mistake == "another principal":
+            options["service_principal"] = "calico"
+        for name, value in options_env(tmp_path / "state", cluster.master_url, **options).items():
+            monkeypatch.setenv(name, value)
+
+        with pytest.raises(SystemExit) as stopped:
+            start_or_exit(load_or_exit(None), host="127.0.0.1", port=0, timings=TIMINGS)
+        timeline = cluster.timeline()
+
+    error = capsys.readouterr().err
+    assert stopped.value.code == 2, error
+    assert words in error
+    assert private_pem(key).splitlines()[1] not in error
+    assert not (tmp_path / "state").exists()
+    assert not [e for e in timeline if e["event"] == "framework_subscribed"]
+
+
+def test_the_strict_master_refuses_no_token_and_a_principal_that_is_not_the_tokens(key):
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    with running_cluster(agents=1, public_agents=0, strict=True) as cluster:
+        cluster.register_service_account(UID, public_pem(key))
+        cluster.register_service_account("other", public_pem(other))
+        url = f"{cluster.base_url}/api/v1/scheduler"
+        subscribe = {
+            "type": "SUBSCRIBE",
+            "subscribe": {"framework_info": {"user": "root", "name": "x", "principal": UID}},
+        }
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        bare = requests.post(url, json=subscribe, headers=headers, verify=cluster.ca_bundle)
+        token = cluster.master.iam.login(
+            {"uid": "other", "token": login_token(ServiceAccount("other", other), time.time())}
+        )
+        mismatched = requests.post(
+            url,
+            json=subscribe,
+            headers={**headers, "Authorization": f"token={token}"},
+            verify=cluster.ca_bundle,
+        )
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.post(url, json=subscribe, headers=headers, timeout=5)  # system CAs only
+
+    assert (bare.status_code, bare.text) == (401, "401 Unauthorized.")
+    assert bare.headers["WWW-Authenticate"].startswith("token ")
+    assert mismatched.status_code == 400
+    assert "Authenticated principal does not match" in mismatched.text
