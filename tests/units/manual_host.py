@@ -12,7 +12,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 from calico_dcos.artifacts import build_cni_standins, build_etcd_tarball
@@ -20,6 +19,7 @@ from calico_dcos.commands.units import build, write_bundle
 from calico_dcos.devcluster.hostroot import create_host_root, install_standins, read_calls
 from calico_dcos.options import Options, load_options
 from calico_dcos.units import HOST_ROOT_ENV
+from tests.helpers.agent_python import find_oldest_agent_python
 
 # What a shell, systemd or Docker's env-file reader could trip on. The options schema refuses
 # most of it; the renderers are shown to quote it anyway, from options not validated.
@@ -44,9 +44,10 @@ def artifacts(directory: Path, etcd: bool = False) -> dict:
 
 
 def options_file(directory: Path, options: dict, etcd: bool = False) -> Path:
-    """Options for fast runs here (this Python as the agent's, short stability periods)."""
+    """Options for fast runs here: the agents' Python (3.6, as on DC/OS), short stability
+    periods."""
     doc = {
-        "service": {"agent_python": sys.executable},
+        "service": {"agent_python": find_oldest_agent_python()},
         "rollout": {"stability_seconds": 0.2},
         "etcd": {"run_proxy": etcd},
     }
@@ -63,7 +64,7 @@ def make_bundle(directory: Path, options: dict | None = None, public=False, etcd
     """`calico-dcos units` into directory/bundle; returns (bundle dir, Bundle)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = options_file(directory, options or {}, etcd)
-    out = directory / "bundle"
+    out = directory / "the bundle"  # a space: every path in the scripts must be quoted
     return out, build(str(path), out, public, environ={})
 
 
@@ -73,7 +74,7 @@ def make_unchecked_bundle(directory: Path, options: dict, public=False):
     raw = load_options(str(options_file(directory, {})), {}).raw
     for section, values in options.items():
         raw[section].update(values)
-    out = directory / "bundle"
+    out = directory / "the bundle"
     return out, write_bundle(Options(raw), out, public)
 
 

@@ -134,3 +134,36 @@ def test_a_line_break_in_an_environment_value_is_refused_with_its_option():
     raw["node"]["extra_env"] = "FELIX_X=a\nb"
     with pytest.raises(units.UnitsError, match=r"^node: environment variable FELIX_X"):
         units.render(Options(raw), public=False)
+
+
+def unit_lines(bundle: Path, unit: str) -> dict[str, str]:
+    lines = (bundle / "root/etc/systemd/system" / unit).read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+
+
+def test_units_are_ordered_as_the_chain_and_restart_as_dcos_runs_its_calico(tmp_path):
+    bundle, _ = make_bundle(tmp_path, etcd=True)
+    proxy = unit_lines(bundle, "calico-etcd-proxy.service")
+    node = unit_lines(bundle, "calico-node.service")
+    libnetwork = unit_lines(bundle, "calico-libnetwork.service")
+    assert proxy["Before"] == "docker.service dcos-mesos-slave.service"
+    assert "Requires" not in proxy
+    assert libnetwork["After"].split() == [
+        "network-online.target",
+        "docker.service",
+        "calico-etcd-proxy.service",
+    ]
+    assert node["After"].split()[-2:] == ["calico-etcd-proxy.service", "calico-libnetwork.service"]
+    assert node["Requires"] == libnetwork["Requires"] == "docker.service"
+    assert node["Wants"].split()[1:] == ["calico-etcd-proxy.service", "calico-libnetwork.service"]
+    assert node["Before"] == "dcos-mesos-slave.service"
+    for unit in (proxy, node, libnetwork):
+        assert (unit["Restart"], unit["RestartSec"], unit["StartLimitIntervalSec"]) == (
+            "always",
+            "5",
+            "0",
+        )
+        assert unit["WantedBy"] == "multi-user.target"
+    assert node["ExecStartPre"] == "-/usr/bin/docker rm -f calico-node"
+    assert node["ExecStop"] == "-/usr/bin/docker stop calico-node"
+    assert node["ExecStart"] == "/etc/calico-dcos/calico-node.sh"
