@@ -90,6 +90,20 @@ MARATHON_APP = {
             },
         },
         "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+        # Secrets (Marathon 1.5+, DC/OS Enterprise's secret store plugin): mesosphere/marathon
+        # `docs/docs/secrets.md` ("secrets": {name: {"source": path}}, an env var takes
+        # {"secret": name}) and `plugin-interface/.../plugin/Secret.scala` (`source`).
+        "secrets": {
+            "type": "object",
+            "patternProperties": {
+                ".+": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["source"],
+                    "properties": {"source": {"type": "string", "minLength": 1}},
+                }
+            },
+        },
         "healthChecks": {
             "type": "array",
             "items": {

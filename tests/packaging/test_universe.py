@@ -255,6 +255,23 @@ def test_rendered_environment_gives_back_exactly_the_options(user_options):
     assert load_options(None, env).raw == expected_options(user_options)
 
 
+def test_strict_mode_mounts_the_service_account_secret_as_the_sdk_packages_do():
+    """dcos-commons' packages (`frameworks/helloworld/universe/marathon.json.mustache`): the
+    DC/OS secret named by an option becomes `serviceCredential`, given to the scheduler as
+    $DCOS_SERVICE_ACCOUNT_CREDENTIAL; without the option, no secret at all."""
+    strict = {"service": {"strict": True, "service_account_secret": "calico-dcos/account"}}
+    app = u.cosmos_render(strict)
+
+    jsonschema.Draft4Validator(MARATHON_APP).validate(app)
+    assert app["secrets"] == {"serviceCredential": {"source": "calico-dcos/account"}}
+    assert app["env"]["DCOS_SERVICE_ACCOUNT_CREDENTIAL"] == {"secret": "serviceCredential"}
+    options = load_options(None, {k: v for k, v in app["env"].items() if isinstance(v, str)})
+    assert options["service"]["strict"] is True
+    assert options["service"]["service_account_credential_file"] == ""  # the env var is used
+    plain = u.cosmos_render()
+    assert "secrets" not in plain and "DCOS_SERVICE_ACCOUNT_CREDENTIAL" not in plain["env"]
+
+
 def test_each_instance_keeps_its_state_under_its_own_name():
     states = {
         name: u.cosmos_render({"service": {"name": name}})["env"]["CALICO_SERVICE_STATE"]
