@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 
 import pytest
@@ -245,3 +246,18 @@ def test_uninstall_puts_back_the_file_it_found_and_docker_loads_it(engine):
     assert result.returncode == 0, result.stderr
     assert agent.path(DAEMON_JSON).read_bytes() == original
     assert info(agent, "{{.Debug}} [{{.ClusterStore}}]") == "true []"
+
+
+def test_a_dockerd_that_dies_is_failed_for_systemctl_and_restarts(engine):
+    """The stand-in's side: systemd sees a unit whose main process died as `failed`; a restart
+    after a SIGKILL (pidfile and socket left behind, containerd orphaned) works."""
+    agent = engine()
+    os.kill(dockerd_pid(agent), signal.SIGKILL)
+    env = agent.environ(None, None)
+
+    state = subprocess.run(["systemctl", "is-active", "docker"], env=env, capture_output=True)
+    restart = subprocess.run(["systemctl", "restart", "docker"], env=env, capture_output=True)
+
+    assert (state.returncode, state.stdout) == (3, b"failed\n")
+    assert restart.returncode == 0, restart.stderr
+    assert info(agent, "{{.Driver}}") == "vfs"

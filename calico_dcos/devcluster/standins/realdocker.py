@@ -109,6 +109,7 @@ class RealDocker:
             return None
         self.journal.parent.mkdir(parents=True, exist_ok=True)
         self.data_root.mkdir(parents=True, exist_ok=True)
+        self.remove_stale_pidfiles()
         with open(str(self.journal), "ab") as journal:
             process = subprocess.Popen(
                 self.argv(),
@@ -135,12 +136,19 @@ class RealDocker:
         return f"dockerd did not answer on {self.socket} within {START_TIMEOUT_SECONDS:.0f} s"
 
     def stop(self) -> None:
-        """SIGTERM and wait, as systemd's stop does (SIGKILL after the timeout)."""
+        """SIGTERM and wait, as systemd's stop does (SIGKILL after the timeout).
+
+        What a dockerd that died leaves behind goes too: its own containerd and the pidfiles
+        (a real host runs containerd as a unit of its own; here dockerd starts one, and a new
+        dockerd takes the PID in a stale containerd.pid for a running containerd as long as
+        that PID exists, even as a zombie not yet reaped, then times out waiting for it)."""
         pid = self.main_pid()
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
             if not wait_gone(pid, STOP_TIMEOUT_SECONDS):
                 self.kill_everything()
+        kill_processes_mentioning(str(self.run_dir))
+        self.remove_stale_pidfiles()
         self.record({"pid": None, "state": "inactive"})
 
     def state(self) -> str:
@@ -151,6 +159,16 @@ class RealDocker:
             self.record({"pid": None, "state": "failed", "exit_code": None})
             return "failed"
         return state
+
+    def remove_stale_pidfiles(self) -> None:
+        for pidfile in (self.pidfile, self.exec_root / "containerd" / "containerd.pid"):
+            try:
+                pid = int(pidfile.read_text().strip() or 0)
+            except (OSError, ValueError):
+                continue
+            if not pid or not alive(pid):
+                with contextlib.suppress(FileNotFoundError):
+                    pidfile.unlink()
 
     def reset_failed(self) -> None:
         """`systemctl reset-failed`: a failed unit becomes inactive."""
