@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import json
 import logging
 import os
 import socket
@@ -148,8 +149,18 @@ def say_what_is_real(env: Mapping[str, str], etcd_client: str | None) -> None:
     help="Keep the scheduler and its status page up after every agent is done, until Ctrl-C.",
 )  # fmt: skip
 @click.option("--workdir", type=click.Path(file_okay=False), help="Default: a new temp dir.")
+@click.option(
+    "--strict", is_flag=True,
+    help="DC/OS Enterprise strict mode: the embedded master speaks HTTPS (its own CA) and "
+    "wants a DC/OS token; the scheduler logs in as a service account made for the run.",
+)  # fmt: skip
 def local(
-    agents: int, public_agents: int, options_file: str | None, serve: bool, workdir: str | None
+    agents: int,
+    public_agents: int,
+    options_file: str | None,
+    serve: bool,
+    workdir: str | None,
+    strict: bool,
 ) -> None:
     """Try the framework on this machine (embedded Mesos)."""
     load_or_exit(options_file)  # invalid options stop here, before anything starts
@@ -160,11 +171,34 @@ def local(
         filename=str(root / "scheduler.log"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    sys.exit(run_local(root, agents, public_agents, options_file, serve))
+    sys.exit(run_local(root, agents, public_agents, options_file, serve, strict))
+
+
+STRICT_UID = "calico-dcos-principal"
+
+
+def strict_environment(root: Path, cluster) -> dict[str, str]:
+    """Strict mode on the embedded cluster: a service account made for this run, its
+    credential in a file only this user can read, the master's https:// URL and its CA."""
+    credential = root / "service-account.json"
+    fd = os.open(credential, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(cluster.create_service_account(STRICT_UID)))
+    return {
+        "CALICO_SERVICE_STRICT": "true",
+        "CALICO_SERVICE_MASTER": cluster.base_url,
+        "CALICO_SERVICE_CA_BUNDLE": str(cluster.ca_bundle),
+        "CALICO_SERVICE_SERVICE_ACCOUNT_CREDENTIAL_FILE": str(credential),
+    }
 
 
 def run_local(
-    root: Path, agents: int, public_agents: int, options_file: str | None, serve: bool
+    root: Path,
+    agents: int,
+    public_agents: int,
+    options_file: str | None,
+    serve: bool,
+    strict: bool = False,
 ) -> int:
     from calico_dcos.devcluster import DevCluster
 
@@ -172,6 +206,7 @@ def run_local(
     cluster = DevCluster(
         agents=agents, public_agents=public_agents, executor="process",
         workdir=root / "devcluster", allocation_interval=0.2, agent_restart_delay=0.5,
+        strict=strict,
     )  # fmt: skip
     with contextlib.ExitStack() as stack:
         etcd_client = None
@@ -180,7 +215,14 @@ def run_local(
         cluster.start()
         stack.callback(cluster.stop)
         env = local_environment(root, cluster.master_url, root / "artifacts", etcd_client)
+        if strict:
+            env.update(strict_environment(root, cluster))
         say_what_is_real(env, etcd_client)
+        if strict:
+            click.echo(
+                f"  strict mode: master {cluster.base_url} over HTTPS (CA {cluster.ca_bundle}), "
+                f"logging in as service account {STRICT_UID!r} at {cluster.login_endpoint}"
+            )
         options = load_options(options_file, {**env, **os.environ})
         service = start_service(
             options, host="127.0.0.1", port=0, artifacts_dir=root / "artifacts", timings=TIMINGS

@@ -195,6 +195,12 @@ class DevCluster:
         """Strict mode: the IAM's service login URL."""
         return f"{self.base_url}{LOGIN_PATH}"
 
+    def create_service_account(self, uid: str) -> dict:
+        """Strict mode: a new service account and its credential (see `Iam`)."""
+        if self.master.iam is None:
+            raise RuntimeError("service accounts exist only in strict mode (strict=True)")
+        return self.master.iam.create_service_account(uid, self.login_endpoint)
+
     def register_service_account(self, uid: str, public_key_pem: bytes) -> None:
         """Strict mode: `dcos security org service-accounts create -p <key> <uid>`."""
         if self.master.iam is None:

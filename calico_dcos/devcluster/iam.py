@@ -49,6 +49,30 @@ class Iam:
         self._lock = threading.Lock()
         self.logins: list[tuple[str, bool]] = []  # (uid, accepted), in order
 
+    def create_service_account(self, uid: str, login_endpoint: str) -> dict:
+        """A new key pair registered for `uid`, and the credential DC/OS would keep as the
+        account's secret (`dcos security org service-accounts keypair` and `create`, then
+        `dcos security secrets create-sa-secret`): `{"scheme", "uid", "private_key",
+        "login_endpoint"}`."""
+        from cryptography.hazmat.primitives import serialization
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        public = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        self.register(uid, public)
+        private = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return {
+            "scheme": "RS256",
+            "uid": uid,
+            "private_key": private.decode(),
+            "login_endpoint": login_endpoint,
+        }
+
     def register(self, uid: str, public_key_pem: bytes) -> None:
         """`dcos security org service-accounts create -p <public key> <uid>`."""
         key = load_pem_public_key(public_key_pem)

@@ -1,6 +1,7 @@
 """`calico-dcos run` and `calico-dcos local` as a user runs them: separate processes."""
 
 import io
+import json
 import os
 import signal
 import socket
@@ -309,3 +310,24 @@ def test_a_master_that_never_answers_is_named_by_its_option(tmp_path, monkeypatc
     warning = next(r.getMessage() for r in caplog.records if "service.master" in r.getMessage())
     assert warning.startswith("not subscribed to a Mesos master after 0 s; still trying")
     assert master in warning
+
+
+def test_local_strict_converges_over_https_with_a_service_account(tmp_path):
+    """Issue 18: `calico-dcos local --strict` shows strict mode on a laptop: the embedded
+    master wants HTTPS and a DC/OS token; the scheduler logs in as a service account."""
+    env = {"CALICO_ROLLOUT_MAX_CONCURRENT_RESTARTS": "100%"}
+
+    result = cli(
+        "local", "--strict", "--agents", "1", "--public-agents", "1", "--workdir", str(tmp_path),
+        env=env,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "strict mode: master https://127.0.0.1:" in result.stdout
+    assert result.stdout.strip().splitlines()[-1].startswith("2 of 2 agents done in ")
+    log = (tmp_path / "scheduler.log").read_text()
+    assert "strict mode: logged in as service account 'calico-dcos-principal'" in log
+    credential = tmp_path / "service-account.json"
+    assert credential.stat().st_mode & 0o077 == 0
+    key_line = json.loads(credential.read_text())["private_key"].splitlines()[1]
+    assert key_line not in log and key_line not in result.stdout + result.stderr
