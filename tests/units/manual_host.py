@@ -68,10 +68,10 @@ def make_bundle(directory: Path, options: dict | None = None, public=False, etcd
     return out, build(str(path), out, public, environ={})
 
 
-def make_unchecked_bundle(directory: Path, options: dict, public=False):
+def make_unchecked_bundle(directory: Path, options: dict, public=False, etcd=False):
     """Like `make_bundle`, from options NOT validated: values the schema would refuse."""
     directory.mkdir(parents=True, exist_ok=True)
-    raw = load_options(str(options_file(directory, {})), {}).raw
+    raw = load_options(str(options_file(directory, {}, etcd)), {}).raw
     for section, values in options.items():
         raw[section].update(values)
     out = directory / "the bundle"

@@ -7,6 +7,7 @@ engine can run on a test machine): `daemon-reload` loads the unit files, `enable
 """
 
 import json
+import sys
 
 from tests.units.manual_host import HOSTILE, Host, make_bundle, make_unchecked_bundle
 
@@ -132,10 +133,10 @@ def test_hostile_option_values_arrive_as_text_and_never_run(tmp_path):
             "image": f"calico/node:{HOSTILE}",
         },
         "libnetwork": {"image": f"calico/libnetwork:{HOSTILE}"},
-        "etcd": {"endpoints": endpoints},
+        "etcd": {"endpoints": endpoints, "discovery_srv": HOSTILE},
         "docker": {"cluster_store": f"etcd://{HOSTILE}"},
     }
-    bundle, rendered = make_unchecked_bundle(tmp_path, options)
+    bundle, rendered = make_unchecked_bundle(tmp_path, options, etcd=True)
     host = Host(tmp_path / "host")
     result = host.run(bundle / "install.sh")
     assert result.returncode == 0, result.stderr
@@ -157,6 +158,15 @@ def test_hostile_option_values_arrive_as_text_and_never_run(tmp_path):
         assert ran.returncode == 0, ran.stderr
     runs = [c for c in host.calls() if c[:2] == ["docker", "run"]]
     assert [run[-1] for run in runs] == [f"calico/node:{HOSTILE}", f"calico/libnetwork:{HOSTILE}"]
+
+    # The proxy's script, with an argv printer standing in for the etcd it found in the tarball.
+    etcd = next((host.root / "opt/calico-dcos/calico-etcd-proxy").glob("*/etcd"))
+    etcd.write_text(f"#!{sys.executable}\nimport json, sys\nprint(json.dumps(sys.argv[1:]))\n")
+    ran = host.run(host.root / "etc/calico-dcos/calico-etcd-proxy.sh")
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout) == [
+        "grpc-proxy", "start", f"--discovery-srv={HOSTILE}", "--listen-addr=127.0.0.1:2379"
+    ]  # fmt: skip
     removed = host.run(bundle / "uninstall.sh")
     assert removed.returncode == 0, removed.stderr
 
