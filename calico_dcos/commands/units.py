@@ -114,12 +114,18 @@ def write_bundle(options: Mapping, output: Path, public: bool) -> Bundle:
 
 
 @click.command()
-@click.option("--options", "options_path", type=click.Path(dir_okay=False), help="JSON or YAML")
+@click.option(
+    "--options",
+    "options_path",
+    type=click.Path(dir_okay=False),
+    help="Options file (JSON or YAML), then CALICO_* variables, then defaults, as for `run`.",
+)
 @click.option(
     "--output",
     required=True,
     type=click.Path(file_okay=False, path_type=Path),
-    help="Directory to write the units and scripts to (replaced if it exists).",
+    help="Directory to write the bundle to; a bundle written before is replaced, any other "
+    "non-empty directory refused.",
 )
 @click.option(
     "--agent-kind",
