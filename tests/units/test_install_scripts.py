@@ -9,6 +9,7 @@ engine can run on a test machine): `daemon-reload` loads the unit files, `enable
 import json
 import sys
 
+from calico_dcos.devcluster.hostroot import set_fault
 from tests.units.manual_host import HOSTILE, Host, make_bundle, make_unchecked_bundle
 
 CALICO_DOCS_UNIT = b"""[Unit]
@@ -188,4 +189,31 @@ def test_on_a_dcos_2_host_with_its_own_calico_nothing_changes_unless_overridden(
     result = host.run(forced / "install.sh")
     assert result.returncode == 0, result.stderr
     assert restarts(host.calls()) == ["docker", "dcos-mesos-slave"]
+    assert host.unit_state("calico-node") == "active"
+
+
+def test_docker_that_does_not_come_back_is_rolled_back_and_the_chain_stops(tmp_path):
+    """The installer's own rollback, as on the framework path: daemon.json is put back, the
+    cni step and the Docker plugins never start, and uninstall.sh still restores the host."""
+    bundle, _ = make_bundle(tmp_path)
+    host = Host(tmp_path / "host", daemon_json={"log-driver": "journald"})
+    before = host.snapshot()
+    set_fault(host.root, "docker-fails-to-start")
+
+    failed = host.run(bundle / "install.sh")
+    assert failed.returncode != 0
+    assert "daemon.json rolled back" in failed.stderr
+    assert json.loads((host.root / "etc/docker/daemon.json").read_text()) == {
+        "log-driver": "journald"
+    }
+    assert "dcos-mesos-slave" not in restarts(host.calls())
+    assert host.unit_state("calico-node") == "inactive"
+
+    removed = host.run(bundle / "uninstall.sh")
+    assert removed.returncode == 0, removed.stderr
+    assert host.snapshot() == before
+
+    set_fault(host.root, "docker-fails-to-start", on=False)
+    fixed = host.run(bundle / "install.sh")
+    assert fixed.returncode == 0, fixed.stderr
     assert host.unit_state("calico-node") == "active"
