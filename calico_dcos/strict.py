@@ -222,11 +222,14 @@ class StrictSchedulerDriver(MesosSchedulerDriver):
         """pymesos' call; a 401 drops the token and the call is sent once more."""
         for attempt in (1, 2):
             try:
-                return super()._send(body, path=path, method=method, headers=dict(headers or {}))
+                answer = super()._send(body, path=path, method=method, headers=dict(headers or {}))
             except RuntimeError as exc:
                 if not str(exc).startswith("Failed to send request 401") or attempt == 2:
                     raise
                 self.unauthorized(f"a {body.get('type', 'call') if body else 'call'} call")
+                continue
+            self.unauthorized_in_a_row = 0
+            return answer
         raise AssertionError("unreachable")
 
 

@@ -73,6 +73,13 @@ class Iam:
             "login_endpoint": login_endpoint,
         }
 
+    def rotate_signing_key(self) -> None:
+        """A new IAM signing key: every token issued so far is refused from now on (401), as
+        after a rotation of the IAM's key; clients must log in again."""
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        with self._lock:
+            self._key = key
+
     def register(self, uid: str, public_key_pem: bytes) -> None:
         """`dcos security org service-accounts create -p <public key> <uid>`."""
         key = load_pem_public_key(public_key_pem)
@@ -97,10 +104,12 @@ class Iam:
         scheme, _, token = (authorization or "").partition("=")
         if scheme.strip().lower() != "token" or not token:
             raise InvalidToken("expected Authorization: token=<DC/OS authentication token>")
+        with self._lock:
+            public_key = self._key.public_key()
         try:
             claims = jwt.decode(
                 token,
-                self._key.public_key(),
+                public_key,
                 algorithms=["RS256"],
                 options={"require": ["uid", "exp"], "verify_exp": False},
             )
@@ -153,7 +162,9 @@ class Iam:
         if claims["exp"] <= now:
             raise InvalidToken("the service login token has expired")
         issued = {"uid": uid, "exp": int(now + self.token_lifetime)}
-        return jwt.encode(issued, self._key, algorithm="RS256")
+        with self._lock:
+            key = self._key
+        return jwt.encode(issued, key, algorithm="RS256")
 
     def _note(self, uid: str, accepted: bool) -> None:
         with self._lock:

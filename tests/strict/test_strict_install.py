@@ -176,3 +176,26 @@ def test_the_strict_master_refuses_no_token_and_a_principal_that_is_not_the_toke
     assert bare.headers["WWW-Authenticate"].startswith("token ")
     assert mismatched.status_code == 400
     assert "Authenticated principal does not match" in mismatched.text
+
+
+def test_tokens_refused_mid_install_are_renewed_and_nothing_is_lost(tmp_path, key):
+    """The IAM's signing key rotates while tasks run: every token so far is refused (401).
+    Each refused call drops the token, logs in again and is sent once more."""
+    durations = {"calico-docker": 1.0, "calico-cni": 1.0}
+    with running_cluster(
+        agents=2, public_agents=1, strict=True, synthetic_durations=durations
+    ) as cluster:
+        cluster.register_service_account(UID, public_pem(key))
+        with scheduler_on(cluster, tmp_path, **strict_options(cluster, tmp_path, key)) as service:
+            wait_until(lambda: launch_counts(cluster.timeline()), 20, "a first launch")
+            cluster.master.iam.rotate_signing_key()
+            wait_until(converged(service), 40, "the install, with the old tokens refused")
+        timeline = cluster.timeline()
+
+    refused = [e for e in timeline if e["event"] == "unauthenticated"]
+    assert refused, "no call was refused: the rotation came too late to test anything"
+    logins = cluster.master.iam.logins
+    assert len(logins) >= 2 and all(accepted for _, accepted in logins)
+    counts = launch_counts(timeline)
+    assert set(counts.values()) == {1}, counts  # nothing launched twice, nothing lost
+    assert service.scheduler.failure is None
