@@ -199,3 +199,24 @@ def test_tokens_refused_mid_install_are_renewed_and_nothing_is_lost(tmp_path, ke
     counts = launch_counts(timeline)
     assert set(counts.values()) == {1}, counts  # nothing launched twice, nothing lost
     assert service.scheduler.failure is None
+
+
+def test_a_master_found_through_zookeeper_is_spoken_to_over_verified_tls(tmp_path, key):
+    """`service.master: zk://…` in strict mode: pymesos' detector finds the leading master in
+    ZooKeeper (a real server), and every connection to it is TLS with the token."""
+    from tests.helpers.zookeeper import ZooKeeperServer
+
+    with (
+        ZooKeeperServer() as zookeeper,
+        running_cluster(
+            agents=1, public_agents=1, strict=True, zk=f"{zookeeper.hosts}/mesos"
+        ) as cluster,
+    ):
+        cluster.register_service_account(UID, public_pem(key))
+        options = strict_options(cluster, tmp_path, key)
+        options["service_master"] = f"zk://{zookeeper.hosts}/mesos"
+        with scheduler_on(cluster, tmp_path, **options) as service:
+            wait_until(converged(service), 40, "a strict-mode install found through ZooKeeper")
+            framework = cluster.state()["frameworks"][0]
+
+    assert framework["principal"] == UID
