@@ -40,7 +40,6 @@ from tests.integration.harness import running_cluster, wait_until
 from tests.packaging.marathon import MarathonStandIn
 from tests.web.adminrouter import SERVICES, admin_router
 
-pytestmark = pytest.mark.zookeeper
 NAME = "calico-e2e"
 # The revert task is a one-shot; the synthetic executor keeps unknown tasks RUNNING.
 DURATIONS = {"calico-uninstall": 0.3}
@@ -176,6 +175,7 @@ def _most_at_once(timeline: list[dict], task_name: str) -> int:
     return most
 
 
+@pytest.mark.zookeeper
 def test_install_then_dcos_package_uninstall(release, zookeeper, tmp_path):
     with (
         running_cluster(agents=2, public_agents=1, synthetic_durations=DURATIONS) as cluster,
