@@ -22,7 +22,11 @@ escaping turned off; the result must be a JSON object, and its labels get
 `DCOS_PACKAGE_NAME`, `DCOS_PACKAGE_VERSION`, `DCOS_PACKAGE_SOURCE`, `DCOS_PACKAGE_OPTIONS`
 and `DCOS_PACKAGE_DEFINITION` (`nonOverridableLabels`; names from `MarathonApp.scala`).
 pystache stands in for mustache.java: the same spec, and an `escape` hook to turn escaping
-off as Cosmos' `encode` override does.
+off as Cosmos' `encode` override does. A section on a string renders when it is not empty,
+and names inside it still resolve from the root, which the template's "this option, else the
+package's own" relies on, as dcos-commons' templates do (`frameworks/helloworld/universe/
+marathon.json.mustache`: `{{#service.service_account_secret}}` then
+`"{{service.service_account_secret}}"` inside it).
 
 Run `python -m scripts.universe` to regenerate `universe/config.json` and `marathon.json`.
 """
