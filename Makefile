@@ -60,7 +60,7 @@ RELEASE_URL ?= $(shell sed -n 's/^Source = "\(.*\)"/\1/p' pyproject.toml)/releas
 dist: deps
 	$(PY) -m scripts.dist --out dist --release-url $(RELEASE_URL)
 
-## Regenerate universe/config.json and marathon.json from the options schema and the template.
+## Regenerate universe/config.json, the post-install notes and marathon.json.
 universe: deps
 	$(PY) -m scripts.universe
 

@@ -197,8 +197,7 @@ def main(argv: list[str] | None = None) -> pathlib.Path:
     pyz = build_pyz(args.out)
     icons = write_icons(args.out)
     stamp(args.universe, release_url, pyz.name, icons)
-    if args.universe.resolve() == u.UNIVERSE.resolve():
-        u.regenerate()
+    u.regenerate(args.universe)
     print(f"{pyz} ({pyz.stat().st_size:,} bytes) -> {release_url}/{pyz.name}")
     return pyz
 

@@ -106,10 +106,6 @@ def package_config(options_schema: Mapping, res: Mapping) -> dict:
     return config
 
 
-def config_json() -> dict:
-    return package_config(read_json(OPTIONS_SCHEMA), resource())
-
-
 # -- Cosmos ---------------------------------------------------------------------------------
 
 
@@ -233,9 +229,31 @@ def write_json(path: pathlib.Path, doc: Any) -> None:
     path.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 
-def regenerate() -> None:
-    write_json(UNIVERSE / "config.json", config_json())
-    write_json(ROOT / "marathon.json", plain_marathon_app())
+def post_install_notes(version: str, res: Mapping) -> str:
+    """What `dcos package install` prints afterwards: what was installed, by name and version
+    (not the 2016 `calico` package), and where to follow it."""
+    images = res["assets"]["container"]["docker"]
+    return (
+        f"Installed calico-dcos {version} (not the 2016 'calico' package, 0.1.0-0.4.0): its "
+        "scheduler, one Marathon app named by service.name, now installs Calico on every agent, "
+        f"one agent at a time: {images['node']}, {images['libnetwork']}, the calico and "
+        "calico-ipam CNI plugins and an etcd proxy, from the package's resource.json unless "
+        "options named others. Follow the rollout on the service's page in the DC/OS UI "
+        "(/service/<service.name>/), or its API there: v1/plan for each agent's steps, "
+        "v1/health, metrics."
+    )
+
+
+def regenerate(universe: pathlib.Path = UNIVERSE) -> None:
+    """`make universe`: config.json, the post-install notes, and (for the repository's own
+    package) marathon.json, from the options schema, package.json and resource.json."""
+    res = resource(universe)
+    write_json(universe / "config.json", package_config(read_json(OPTIONS_SCHEMA), res))
+    package = read_json(universe / "package.json")
+    package["postInstallNotes"] = post_install_notes(package["version"], res)
+    write_json(universe / "package.json", package)
+    if universe.resolve() == UNIVERSE.resolve():
+        write_json(ROOT / "marathon.json", plain_marathon_app())
 
 
 if __name__ == "__main__":

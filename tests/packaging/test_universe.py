@@ -130,9 +130,10 @@ def test_package_cannot_be_confused_with_the_2016_calico_package():
         assert "projectcalico/calico-dcos" not in package[field]
         assert "calico-containers" not in package[field]
     notes = package["postInstallNotes"]
+    assert notes == u.post_install_notes(package["version"], u.resource()), "make universe"
     assert f"calico-dcos {package['version']}" in notes and "not the 2016 'calico'" in notes
-    tag = u.resource()["assets"]["container"]["docker"]["node"].rsplit(":", 1)[1]
-    assert f"calico/node {tag}" in notes, "the notes say which Calico was installed"
+    node = u.resource()["assets"]["container"]["docker"]["node"]
+    assert node in notes, "the notes say which Calico was installed"
     assert "calico-dcos status" not in notes, "the package ships no DC/OS CLI"
     assert "/service/<service.name>/" in notes
 
