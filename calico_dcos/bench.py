@@ -41,6 +41,7 @@ from typing import IO, Any
 import psutil
 
 from calico_dcos import steps as catalog
+from calico_dcos.core.budget import RestartBudget
 
 CALL_TYPES = ("ACCEPT", "DECLINE", "REVIVE", "KILL", "RECONCILE", "ACKNOWLEDGE")
 DONE_STATE = {
@@ -73,11 +74,8 @@ class Settings:
     scheduler_timings: dict[str, float] = field(default_factory=dict)
 
     def budget_for(self, agents: int) -> int:
-        """The plan's rule: a count, or a percentage of the agents rounded down, at least 1."""
-        value = str(self.restart_budget)
-        if value.endswith("%"):
-            return max(1, int(value[:-1]) * agents // 100)
-        return max(1, int(value))
+        """The plan's rule (`RestartBudget`): the slots among `agents`."""
+        return RestartBudget.parse(self.restart_budget).limit(agents)
 
 
 def lower_bound(settings: Settings, agents: int) -> float:
@@ -235,9 +233,10 @@ def serve_devcluster(agents: int, interval: float, step: float, durations: dict)
 
 def serve_scheduler(options_file: str, stats_file: str, timings: dict[str, float]) -> None:
     """As `calico-dcos run`; the store's counters go to `stats_file` after the stop."""
-    from calico_dcos.commands.run import load_or_exit, start_service, wait_for_signal
+    from calico_dcos.options import load_options
+    from calico_dcos.service import start_service, wait_for_signal
 
-    options = load_or_exit(options_file)
+    options = load_options(options_file, os.environ)
     logging.basicConfig(
         level=options["service"]["log_level"].upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

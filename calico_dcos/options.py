@@ -348,14 +348,6 @@ def agent_constraints(options: Mapping) -> list[Constraint]:
     return constraints
 
 
-def restart_budget(options: Mapping, n_agents: int) -> int:
-    """How many agents may restart at once: a count, or a percentage rounded down, at least 1."""
-    value = options["rollout"]["max_concurrent_restarts"]
-    if isinstance(value, str) and value.endswith("%"):
-        return max(1, n_agents * int(value[:-1]) // 100)
-    return max(1, int(value))
-
-
 def node_extra_env(options: Mapping) -> dict[str, str]:
     """`node.extra_env` (`KEY=VALUE,…`) as a dict, in the order given.
 

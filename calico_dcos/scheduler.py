@@ -4,9 +4,10 @@ Decisions are applied in two passes: store writes first, then driver calls, so t
 is on record before its ACCEPT leaves (a crash in between is answered by reconciliation).
 A pymesos callback that raises aborts the driver, so every callback logs and carries on.
 
-The core is chosen at construction: the deploy `Plan` (`deploy`), or the `Uninstall`
-(`uninstalling(revert_hosts)`), whose last two decisions are `Teardown` (the only path that
-stops the driver without failover, so that pymesos sends TEARDOWN) and `WipeState`.
+The core (`calico_dcos.core.interface.Core`) is chosen at construction: the deploy plan
+(`plans.deploy`), or the uninstall (`plans.uninstalling(revert_hosts)`), whose last two
+decisions are `Teardown` (the only path that stops the driver without failover, so that
+pymesos sends TEARDOWN) and `WipeState`. `Note` decisions are log lines.
 
 FrameworkInfo choices:
 - MULTI_ROLE: offers from `*` and `slave_public` (public agents) in one framework.
@@ -32,8 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 from pymesos import MesosSchedulerDriver, Scheduler
 
-from calico_dcos import plan as p
-from calico_dcos import uninstall as u
+from calico_dcos import plans
+from calico_dcos.core import events as ev
+from calico_dcos.core.config import PlanConfig
+from calico_dcos.core.interface import Core
+from calico_dcos.core.records import agent_record
 from calico_dcos.options import read_secret, roles
 from calico_dcos.report_auth import ReportKey, with_report_token
 
@@ -45,33 +49,6 @@ LOG = logging.getLogger("calico_dcos.scheduler")
 FRAMEWORK_REMOVED = "Framework has been removed"
 HEALTHY, WAITING, BROKEN = "healthy", "waiting", "broken"  # what /v1/health answers
 MAX_STATUS_MESSAGE_CHARS = 1024  # 5 steps of it stay far inside an agent record's bound
-
-Core = p.Plan | u.Uninstall
-# options, artifacts URL, store, timings -> the core, built from the stored records
-CoreFactory = Callable[[Mapping, str, Any, Mapping[str, float]], Core]
-
-
-def deploy(options: Mapping, artifacts_url: str, store: Any, timings: Mapping) -> p.Plan:
-    """The deploy plan: Calico on every agent, resumed from the stored records."""
-    config = p.config_from_options(options, artifacts_url, **timings)
-    return p.Plan(config, store.load_agents(), store.get_framework_id())
-
-
-def uninstalling(revert_hosts: bool) -> CoreFactory:
-    """The uninstall, resumed from its stored progress (which keeps its `revert_hosts`)."""
-
-    def core(options: Mapping, artifacts_url: str, store: Any, timings: Mapping) -> u.Uninstall:
-        return u.uninstall_from_options(
-            options,
-            artifacts_url,
-            revert_hosts,
-            store.load_agents(),
-            store.get_framework_id(),
-            store.get_meta(u.META_KEY),
-            **timings,
-        )
-
-    return core
 
 
 def framework_info(options: Mapping, framework_id: str | None, webui_url: str) -> dict:
@@ -131,7 +108,7 @@ class CalicoScheduler(Scheduler):
         tick_seconds: float = 0.5,
         heartbeat_timeout: float = 75.0,
         clock: Callable[[], float] = time.time,
-        core: CoreFactory = deploy,
+        core: plans.CoreFactory = plans.deploy,
         tokens: TokenSource | None = None,
     ) -> None:
         self.options = options
@@ -159,8 +136,8 @@ class CalicoScheduler(Scheduler):
         self._stopping = threading.Event()
         self._ticker: threading.Thread | None = None
 
-    def _config(self, options: Mapping) -> p.PlanConfig:
-        return p.config_from_options(options, self.artifacts_url, **self.timings)
+    def _config(self, options: Mapping) -> PlanConfig:
+        return plans.config_from_options(options, self.artifacts_url, **self.timings)
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -273,7 +250,7 @@ class CalicoScheduler(Scheduler):
 
     # -- applying decisions --------------------------------------------------------------
 
-    def _event(self, name: str, handler: Callable[[float], list[p.Decision]]) -> None:
+    def _event(self, name: str, handler: Callable[[float], list[ev.Decision]]) -> None:
         """Feed one event to the plan and apply its decisions (not once failed)."""
         with self.lock:
             if self.failure:
@@ -287,7 +264,7 @@ class CalicoScheduler(Scheduler):
             self._converged_at = time.monotonic()
             LOG.info("every agent done %.1f s after subscribing", self.convergence_seconds())
 
-    def _apply(self, decisions: list[p.Decision]) -> None:
+    def _apply(self, decisions: list[ev.Decision]) -> None:
         """Store writes, then driver calls. A write that fails stops the scheduler before
         any call: the store is the truth a restart resumes from, and an update that is not
         acknowledged comes again."""
@@ -303,40 +280,47 @@ class CalicoScheduler(Scheduler):
             except Exception:
                 LOG.exception("Mesos call failed: %s", type(decision).__name__)
 
-    def _save(self, decisions: list[u.Decision]) -> None:
+    def _save(self, decisions: list[ev.Decision]) -> None:
         for decision in decisions:
-            if isinstance(decision, p.SaveAgent):
+            if isinstance(decision, ev.SaveAgent):
                 self.store.put_agent(decision.agent_id, decision.record)
-            elif isinstance(decision, p.SaveFrameworkId):
+            elif isinstance(decision, ev.SaveFrameworkId):
                 self.store.set_framework_id(decision.framework_id)
-            elif isinstance(decision, u.SaveMeta):
+            elif isinstance(decision, ev.SaveMeta):
                 self.store.put_meta(decision.key, decision.value)
 
-    def _call(self, decision: u.Decision) -> None:
-        if isinstance(decision, u.WipeState):
+    def _call(self, decision: ev.Decision) -> None:
+        if isinstance(decision, ev.WipeState):
             threading.Thread(target=self._wipe, name="wipe-state", daemon=True).start()
+            return
+        if isinstance(decision, ev.Note):
+            LOG.log(
+                logging.WARNING if decision.level == "warning" else logging.INFO,
+                "%s",
+                decision.message,
+            )
             return
         driver = self.driver
         if driver is None:
             return
-        if isinstance(decision, u.Teardown):
+        if isinstance(decision, ev.Teardown):
             self._teardown(driver)
-        elif isinstance(decision, p.Launch):
+        elif isinstance(decision, ev.Launch):
             self._launch(driver, decision)
-        elif isinstance(decision, p.Decline):
+        elif isinstance(decision, ev.Decline):
             self.counters["DECLINE"] += 1
             offer_ids = [{"value": offer_id} for offer_id in decision.offer_ids]
             driver.declineOffer(offer_ids, {"refuse_seconds": decision.refuse_seconds})
-        elif isinstance(decision, p.Kill):
+        elif isinstance(decision, ev.Kill):
             self.counters["KILL"] += 1
             LOG.info("killing %s", decision.task_id)
             driver.killTask({"value": decision.task_id})
-        elif isinstance(decision, p.Reconcile):
+        elif isinstance(decision, ev.Reconcile):
             self.counters["RECONCILE"] += 1
             tasks = [{"task_id": {"value": t}, "agent_id": {"value": a}} for t, a in decision.tasks]
             LOG.info("reconciling %s", f"{len(tasks)} tasks" if tasks else "implicitly")
             driver.reconcileTasks(tasks)
-        elif isinstance(decision, p.Revive):
+        elif isinstance(decision, ev.Revive):
             self.counters["REVIVE"] += 1
             driver.reviveOffers()
 
@@ -361,7 +345,7 @@ class CalicoScheduler(Scheduler):
         LOG.info("uninstalled: the framework is torn down and its state deleted")
         self.uninstalled.set()
 
-    def _launch(self, driver: MesosSchedulerDriver, launch: p.Launch) -> None:
+    def _launch(self, driver: MesosSchedulerDriver, launch: ev.Launch) -> None:
         self.counters["ACCEPT"] += 1
         LOG.info("launching %s on %s", launch.task_info["task_id"]["value"], launch.agent_id)
         refuse = {"refuse_seconds": launch.refuse_seconds}
@@ -464,7 +448,7 @@ class CalicoScheduler(Scheduler):
 
     def agent_records(self) -> dict[str, dict]:
         with self.lock:
-            return {aid: p.agent_record(agent) for aid, agent in self.plan.agents.items()}
+            return {aid: agent_record(agent) for aid, agent in self.plan.agents.items()}
 
     def convergence_seconds(self) -> float | None:
         """Time to converge: from the first SUBSCRIBED until the plan was first complete."""

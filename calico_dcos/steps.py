@@ -1,6 +1,6 @@
 """The step catalog: the five steps of the per-agent chain and their Mesos v1 TaskInfos.
 
-Pure: options and an agent in, TaskInfo JSON dicts out. `plan.py` decides when a step runs;
+Pure: options and an agent in, TaskInfo JSON dicts out. The core decides when a step runs;
 this module says what it runs. Every option value that reaches a shell is `shlex.quote`d,
 so an option holding spaces, quotes or `$(…)` arrives on the agent as the same text.
 """
@@ -16,20 +16,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from calico_dcos import options as opts
+from calico_dcos.core.records import AgentView
 
 STEP_LABEL = "calico_dcos.step"
 FINGERPRINT_LABEL = "calico_dcos.fingerprint"
 INSTALLER_PATH = "/v1/artifacts/installer.pyz"
-
-
-@dataclass(frozen=True)
-class AgentView:
-    """What a step needs to know about an agent (from its offers)."""
-
-    agent_id: str
-    hostname: str
-    public: bool = False
-    attributes: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ The translation (pure; `commands/units.py` does the fetching and the writing):
 - `install.sh` first runs the installer's `detect` (unless `agents.override_existing_calico`)
   and changes nothing where Calico already runs, as the framework launches no step there;
   it saves what it replaces, so `uninstall.sh`, which also runs the framework's revert
-  TaskInfo (`uninstall.revert_task_info`), puts the host back byte for byte.
+  TaskInfo (`plans.revert_task_info`), puts the host back byte for byte.
 - Not carried: `resources` (Docker runs the containers outside the unit's cgroup) and the
   node's `health_check` (systemd has no readiness probe; `Restart=always` covers exits).
 """
@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from calico_dcos import steps
-from calico_dcos.uninstall import revert_task_info
+from calico_dcos.plans import revert_task_info
 
 UNIT_DIR = "/etc/systemd/system"
 CONFIG_DIR = "/etc/calico-dcos"

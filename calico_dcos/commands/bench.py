@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -10,8 +9,9 @@ from pathlib import Path
 import click
 
 from calico_dcos.bench import CALL_TYPES, RESTARTING, Settings, run_size, summarise
+from calico_dcos.core.budget import RestartBudget
+from calico_dcos.core.config import TIMINGS
 from calico_dcos.display import CountDisplay
-from calico_dcos.plan import PlanConfig
 
 COLUMNS = (
     ("agents", "{:>6}"),
@@ -54,19 +54,19 @@ def parse_restart_seconds(text: str) -> dict[str, float]:
 
 
 def parse_budget(text: str) -> int | str:
-    if text.isdigit() and int(text) > 0:
-        return int(text)
-    if text.endswith("%") and text[:-1].isdigit() and 0 < int(text[:-1]) <= 100:
-        return text
-    raise click.BadParameter(f"expected a count (1) or a percentage (10%), not {text!r}")
+    """`--restart-budget`, read by the plan's own rule (`RestartBudget.parse`)."""
+    try:
+        budget = RestartBudget.parse(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return str(budget) if budget.percent is not None else budget.count
 
 
 def parse_timings(given: tuple[str, ...]) -> dict[str, float]:
-    fields = {f.name for f in dataclasses.fields(PlanConfig)}
     timings = {}
     for text in given:
         name, _, value = text.partition("=")
-        if name not in fields or not name.endswith("_seconds"):
+        if name not in TIMINGS:
             raise click.BadParameter(f"no plan timing {name!r}", param_hint="--scheduler-timing")
         try:
             timings[name] = float(value)

@@ -27,9 +27,10 @@ import click
 import requests
 
 from calico_dcos.artifacts import build_cni_standins, build_etcd_tarball, etcd_version
-from calico_dcos.commands.run import load_or_exit, log_warnings, start_service
+from calico_dcos.commands.run import load_or_exit, log_warnings
 from calico_dcos.display import REFRESH_SECONDS, PlanDisplay, duration
 from calico_dcos.options import env_name, format_env_value, load_options
+from calico_dcos.service import start_service
 
 LOG = logging.getLogger("calico_dcos.local")
 ETCD_BINARY = Path("/usr/bin/etcd")

@@ -4,9 +4,7 @@ With `SDK_UNINSTALL` set (DC/OS' package manager uninstalling the package) the s
 the uninstall instead, and stays up after the end: the package manager reads a COMPLETE plan,
 and a healthy scheduler is one Marathon does not restart.
 
-Order matters: options are checked before anything registers; the leader lock is held
-before the records are read; the installer is built and served before the first launch
-can point an agent at it.
+Options are checked before anything registers; `calico_dcos.service` assembles the rest.
 """
 
 from __future__ import annotations
@@ -14,122 +12,21 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import shutil
-import signal
-import socket
 import sys
-import tempfile
-import threading
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import NoReturn
 
 import click
 
-from calico_dcos.api import ApiServer, build_app
-from calico_dcos.artifacts import build_installer_zipapp
-from calico_dcos.dcos_auth import CREDENTIAL_ENV, AuthError, TokenSource, parse_credential
+from calico_dcos.dcos_auth import AuthError
 from calico_dcos.operator_api import warnings_for
-from calico_dcos.options import Options, OptionsError, load_options, read_secret
-from calico_dcos.scheduler import CalicoScheduler, CoreFactory, deploy, uninstalling, within
-from calico_dcos.store import StateCorrupt, StoreError, open_store
+from calico_dcos.options import Options, OptionsError, load_options
+from calico_dcos.plans import CoreFactory, deploy, uninstalling
+from calico_dcos.service import Service, api_port, start_service, wait_for_signal
+from calico_dcos.store import StateCorrupt, StoreError
 
 LOG = logging.getLogger("calico_dcos.run")
 EXIT_INVALID_OPTIONS = 2
-
-
-def api_port(options: Mapping, environ: Mapping[str, str]) -> int:
-    """`service.api_port`, else Marathon's $PORT_API or $PORT0, else 8080."""
-    port = options["service"]["api_port"]
-    return port or int(environ.get("PORT_API") or environ.get("PORT0") or 8080)
-
-
-def artifacts_url(options: Mapping, host: str, port: int) -> str:
-    return options["service"]["artifacts_url"] or f"http://{host}:{port}"
-
-
-def api_token(options: Mapping) -> str | None:
-    """The bearer token of the plan's mutating endpoints, if `service.api_token_file` is set.
-
-    Surrounding whitespace is not part of it. A file that holds nothing else, or a token
-    with a space, control or non-ASCII character inside (which no `Authorization` header
-    can carry as one credential), is an OptionsError: it must never turn the check off.
-    """
-    option = "service.api_token_file"
-    path = options["service"]["api_token_file"]
-    if not path:
-        return None
-    token = read_secret(path, option).strip()
-    if not token:
-        raise OptionsError(
-            [
-                (
-                    option,
-                    f"{path} holds no token (it is empty or only whitespace): write the token "
-                    'into it, or set the option to "" to leave the plan\'s commands open',
-                )
-            ]
-        )
-    if not all("!" <= char <= "~" for char in token):
-        raise OptionsError(
-            [
-                (
-                    option,
-                    f"the token in {path} holds a space, control or non-ASCII character: a "
-                    "bearer token is one word of printable ASCII (e.g. openssl rand -hex 32)",
-                )
-            ]
-        )
-    return token
-
-
-def strict_tokens(options: Mapping, environ: Mapping[str, str]) -> TokenSource | None:
-    """Strict mode: the service account, logged in once now (so that a wrong key, an unknown
-    uid or a bad CA stops the start before anything registers); None otherwise.
-
-    The credential comes from `service.service_account_credential_file`, else from the DC/OS
-    secret in $DCOS_SERVICE_ACCOUNT_CREDENTIAL. OptionsError for a missing or malformed
-    credential or a `service.principal` that is not its uid; AuthError for a refused login.
-    """
-    service = options["service"]
-    if not service["strict"]:
-        return None
-    option = "service.service_account_credential_file"
-    if service["service_account_credential_file"]:
-        text = read_secret(service["service_account_credential_file"], option)
-        source = option
-    else:
-        text, source = environ.get(CREDENTIAL_ENV, ""), f"${CREDENTIAL_ENV}"
-    if not text.strip():
-        raise OptionsError(
-            [
-                (
-                    option,
-                    "service.strict needs the service account credential: give the app the "
-                    f"DC/OS secret as ${CREDENTIAL_ENV}, or set this option to a file holding it",
-                )
-            ]
-        )
-    try:
-        account = parse_credential(text, source)
-    except AuthError as exc:
-        raise OptionsError([(option, str(exc))]) from None
-    if service["principal"] and service["principal"] != account.uid:
-        raise OptionsError(
-            [
-                (
-                    "service.principal",
-                    f"{service['principal']!r} is not the service account {account.uid!r}: in "
-                    "strict mode the principal is the account's uid (leave the option empty)",
-                )
-            ]
-        )
-    tokens = TokenSource(account, service["ca_bundle"])
-    tokens.token()
-    LOG.info("strict mode: logged in as service account %r", account.uid)
-    return tokens
 
 
 def core_for(options: Mapping, environ: Mapping[str, str]) -> CoreFactory:
@@ -138,114 +35,6 @@ def core_for(options: Mapping, environ: Mapping[str, str]) -> CoreFactory:
     if not environ.get("SDK_UNINSTALL"):
         return deploy
     return uninstalling(bool(options["service"]["uninstall_revert_hosts"]))
-
-
-@dataclass
-class Service:
-    """A running scheduler with its store and API; `stop()` leaves the framework to Mesos."""
-
-    store: object
-    api: ApiServer
-    scheduler: CalicoScheduler
-    scratch: Path | None = None  # the artifacts dir it made itself, removed on stop
-
-    def stop(self) -> None:
-        """A failed scheduler exits promptly: its store or driver may be what hangs."""
-        patience = 1.0 if self.scheduler.failure else 10.0
-        self.scheduler.stop(patience)
-        self.api.stop()
-        within(patience, self._close_store, "closing the state store")
-        if self.scratch:
-            shutil.rmtree(self.scratch, ignore_errors=True)
-
-    def _close_store(self) -> None:
-        _release(self.store)
-
-
-def _release(store) -> None:
-    store.release_leadership()
-    store.close()
-
-
-def start_service(
-    options: Options,
-    master: str | None = None,
-    host: str = "",
-    port: int | None = None,
-    artifacts_dir: Path | None = None,
-    artifacts: Mapping[str, Path] | None = None,
-    **scheduler_kwargs,
-) -> Service:
-    """Store, API, leadership, installer, then the scheduler subscribes (the deploy plan,
-    or the uninstall with `core=uninstalling(…)`). The API answers from the start, so that
-    Marathon's health check hears "waiting" (for the leader lock) rather than nothing."""
-    host = host or os.environ.get("HOST") or socket.getfqdn()
-    token = api_token(options)
-    tokens = strict_tokens(options, os.environ)
-    if tokens is not None and not (master or options["service"]["master"]).startswith("zk://"):
-        from calico_dcos.strict import check_master, master_address, tls_context
-
-        address = master_address(master or options["service"]["master"])
-        check_master(address, tokens, tls_context(options["service"]["ca_bundle"]))
-    store = open_store(options["service"]["state"], options["service"]["zk_credentials_file"])
-    failed = threading.Event()
-    holder: list[CalicoScheduler] = []
-    late = _Late(holder)
-    port = api_port(options, os.environ) if port is None else port
-    api = ApiServer(build_app(late, token), "0.0.0.0", port).start()
-    late.waiting_for = f"waiting to be the leader of {options['service']['state']}"
-    LOG.info("%s", late.waiting_for)
-    try:
-        store.acquire_leadership(failed.set)
-    except BaseException:
-        api.stop()
-        store.close()
-        raise
-    late.waiting_for = "the scheduler is starting"
-    scratch = None if artifacts_dir else Path(tempfile.mkdtemp(prefix="calico-dcos-artifacts-"))
-    out_dir = Path(artifacts_dir or scratch)
-    installer = build_installer_zipapp(out_dir)
-    LOG.info("built the installer %s (sha256 %s)", installer.path.name, installer.sha256)
-    url = artifacts_url(options, host, api.port)
-    webui = f"http://{host}:{api.port}/"
-    try:
-        scheduler = CalicoScheduler(
-            options, store, url, webui_url=webui, master=master, tokens=tokens, **scheduler_kwargs
-        )
-    except Exception:  # the stored state cannot be read: give the lock and port back
-        api.stop()
-        _release(store)
-        if scratch:
-            shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    scheduler.artifacts = {"installer.pyz": installer.path, **(artifacts or {})}
-    holder.append(scheduler)
-    threading.Thread(target=_fail_on, args=(failed, scheduler), daemon=True).start()
-    LOG.info("API on port %d; agents fetch from %s", api.port, url)
-    return Service(store, api, scheduler.start(), scratch)
-
-
-class _Late:
-    """The API starts before the scheduler exists (its port is in the FrameworkInfo)."""
-
-    def __init__(self, holder: list[CalicoScheduler]) -> None:
-        self._holder = holder
-        self.waiting_for = "the scheduler is starting"
-
-    def __getattr__(self, name: str):
-        if not self._holder:
-            raise RuntimeError(self.waiting_for)
-        return getattr(self._holder[0], name)
-
-    def health(self) -> tuple[str, list[str]]:
-        if not self._holder:
-            return "waiting", [self.waiting_for]
-        return self._holder[0].health()
-
-
-def _fail_on(lost: threading.Event, scheduler: CalicoScheduler) -> None:
-    lost.wait()
-    scheduler.fail("lost the leader lock: another scheduler may act now")
 
 
 def load_or_exit(path: str | None) -> Options:
@@ -330,35 +119,6 @@ def log_warnings(options: Options) -> list[str]:
     for warning in warnings:
         LOG.warning("%s", warning)
     return warnings
-
-
-NOT_SUBSCRIBED_WARNING_SECONDS = 15.0
-
-
-def wait_for_signal(service: Service, master: str = "") -> int:
-    """Until SIGTERM/SIGINT (exit 0) or a failure Marathon should restart us for (exit 1).
-    Not subscribed to a master after a while, it says which option names the master
-    (`master`: where it came from, for the message); pymesos goes on retrying."""
-    signal.signal(signal.SIGTERM, lambda *_: service.scheduler.request_stop())
-    started, warned = time.monotonic(), False
-    try:
-        while not service.scheduler.wait(1.0):
-            late = time.monotonic() - started > NOT_SUBSCRIBED_WARNING_SECONDS
-            if late and not warned and not service.scheduler.plan.subscribed:
-                warned = True
-                LOG.warning(
-                    "not subscribed to a Mesos master after %.0f s; still trying %s: check "
-                    "service.master (zk://host:2181/mesos or host:5050)",
-                    NOT_SUBSCRIBED_WARNING_SECONDS,
-                    master,
-                )
-    except KeyboardInterrupt:
-        LOG.info("interrupted")
-    except Exception:
-        LOG.exception("the pymesos driver failed")
-        service.scheduler.fail("the pymesos driver failed")
-    service.stop()
-    return 1 if service.scheduler.failure else 0
 
 
 @click.command()

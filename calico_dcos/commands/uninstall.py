@@ -1,6 +1,6 @@
 """`calico-dcos uninstall`: remove the framework (and with --revert-hosts, Calico's changes).
 
-The scheduler runs with the uninstall as its core (`scheduler.uninstalling`) and this command
+The scheduler runs with the uninstall as its core (`plans.uninstalling`) and this command
 exits once the framework is torn down and the state wiped. The same mode runs when DC/OS'
 package manager starts `calico-dcos run` with `SDK_UNINSTALL` set; then the scheduler stays
 up after the end (see `commands/run.py`).
@@ -14,9 +14,10 @@ import sys
 
 import click
 
-from calico_dcos.commands.run import Service, load_or_exit, start_or_exit
+from calico_dcos.commands.run import load_or_exit, start_or_exit
 from calico_dcos.display import REFRESH_SECONDS, PlanDisplay
-from calico_dcos.scheduler import uninstalling
+from calico_dcos.plans import uninstalling
+from calico_dcos.service import Service
 
 LOG = logging.getLogger("calico_dcos.uninstall")
 

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from calico_dcos.commands.run import Service
+from calico_dcos.service import Service
 from tests.integration.harness import scheduler_on
 
 

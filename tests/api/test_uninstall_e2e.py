@@ -7,9 +7,9 @@ the scheduler's core.
 
 import requests
 
-from calico_dcos.commands.run import start_service
 from calico_dcos.options import load_options
-from calico_dcos.scheduler import uninstalling
+from calico_dcos.plans import uninstalling
+from calico_dcos.service import start_service
 from calico_dcos.store import open_store
 from tests.integration.harness import (
     TIMINGS,

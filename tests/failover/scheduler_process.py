@@ -9,7 +9,8 @@ import logging
 import os
 import sys
 
-from calico_dcos.commands.run import load_or_exit, start_service, wait_for_signal
+from calico_dcos.commands.run import load_or_exit
+from calico_dcos.service import start_service, wait_for_signal
 
 TIMINGS = {
     "wait_refuse_seconds": 0.5,

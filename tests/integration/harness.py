@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from calico_dcos.artifacts import build_cni_standins
-from calico_dcos.commands.run import Service, start_service
 from calico_dcos.options import load_options
+from calico_dcos.service import Service, start_service
 from tests.helpers.agent_python import find_oldest_agent_python
 from tests.helpers.devcluster import running_cluster, wait_until
 

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from calico_dcos import options as opts
 from calico_dcos.cli import main
+from calico_dcos.core.budget import RestartBudget
 from calico_dcos.options import OptionsError, load_options
 from calico_dcos.steps import BY_NAME, AgentView, build_task_info
 
@@ -219,7 +220,8 @@ def test_roles_and_endpoint_lists():
 )
 def test_restart_budget(value, agents, budget):
     options = load_options(None, {"CALICO_ROLLOUT_MAX_CONCURRENT_RESTARTS": str(value)})
-    assert opts.restart_budget(options, agents) == budget
+    rule = RestartBudget.parse(options["rollout"]["max_concurrent_restarts"])
+    assert rule.limit(agents) == budget
 
 
 def test_agent_constraints_like_and_unlike():

@@ -2,7 +2,7 @@
 
 import pytest
 
-from calico_dcos import plan as p
+from calico_dcos.core import events as ev
 from tests.unit.test_plan_sim import CHAIN, RESTARTING, Sim, offer, status
 
 
@@ -76,8 +76,8 @@ def test_one_launch_per_agent_per_batch_and_declines_batched_by_refuse():
     two_for_s2 = [sim.offer_for("S2"), sim.offer_for("S2")]
     sim.apply(sim.plan.on_offers([sim.offer_for("S0"), sim.offer_for("S1"), *two_for_s2], sim.now))
 
-    assert len(sim.of(p.Launch)) == 1
-    declines = {d.refuse_seconds: d.offer_ids for d in sim.of(p.Decline)}
+    assert len(sim.of(ev.Launch)) == 1
+    declines = {d.refuse_seconds: d.offer_ids for d in sim.of(ev.Decline)}
     assert len(declines[3600.0]) == 2
     assert len(declines[sim.plan.config.wait_refuse_seconds]) == 1
 
@@ -89,8 +89,8 @@ def test_a_launch_is_saved_before_it_is_accepted():
     decisions = sim.offer()
 
     kinds = [type(d) for d in decisions]
-    assert kinds.index(p.SaveAgent) < kinds.index(p.Launch)
-    launch = sim.of(p.Launch)[0]
+    assert kinds.index(ev.SaveAgent) < kinds.index(ev.Launch)
+    launch = sim.of(ev.Launch)[0]
     saved = sim.records["S0"]["steps"]["etcd-proxy"]
     assert saved["task_id"] == launch.task_info["task_id"]["value"]
     assert saved["state"] == "TASK_STAGING"
@@ -102,8 +102,8 @@ def test_an_offer_too_small_is_declined_briefly():
 
     sim.apply(sim.plan.on_offers([offer("small", "S0", "agent-S0", cpus=0.01)], sim.now))
 
-    assert not sim.of(p.Launch)
-    assert sim.of(p.Decline)[-1].refuse_seconds == sim.plan.config.wait_refuse_seconds
+    assert not sim.of(ev.Launch)
+    assert sim.of(ev.Decline)[-1].refuse_seconds == sim.plan.config.wait_refuse_seconds
 
 
 def test_a_failing_oneshot_is_retried_with_growing_delay():
@@ -133,7 +133,7 @@ def test_a_delayed_agent_is_declined_until_its_retry_is_due():
 
     sim.offer()
 
-    assert sim.of(p.Decline)[-1].refuse_seconds == 30.0
+    assert sim.of(ev.Decline)[-1].refuse_seconds == 30.0
     view = sim.plan.plan_view(sim.now)["phases"][0]["steps"][0]
     assert view["status"] == "DELAYED"
     assert "failed 1 times" in view["message"]
@@ -259,7 +259,7 @@ def test_revive_when_work_appears_on_an_agent_declined_for_long():
     sim.update(sim.live_task("S0", "node"), "TASK_FAILED", message="felix exited")
     sim.tick(10)
 
-    assert len(sim.of(p.Revive)) == 1
+    assert len(sim.of(ev.Revive)) == 1
 
 
 def test_revives_are_rate_limited():
@@ -273,7 +273,7 @@ def test_revives_are_rate_limited():
     sim.update(sim.live_task("S0", "node"), "TASK_FAILED")
     sim.update(sim.live_task("S1", "node"), "TASK_FAILED")
 
-    assert len(sim.of(p.Revive)) == 1
+    assert len(sim.of(ev.Revive)) == 1
 
 
 def test_operator_restart_reruns_a_step_and_force_complete_skips_it():
@@ -368,6 +368,25 @@ def test_starting_is_not_worth_a_store_write_but_running_is():
     starting = sim.update(proxy, "TASK_STARTING")
     running = sim.update(proxy, "TASK_RUNNING")
 
-    assert not [d for d in starting if isinstance(d, p.SaveAgent)]
+    assert not [d for d in starting if isinstance(d, ev.SaveAgent)]
     assert sim.records["S0"]["steps"]["etcd-proxy"]["state"] == "TASK_RUNNING"
-    assert [d for d in running if isinstance(d, p.SaveAgent)]
+    assert [d for d in running if isinstance(d, ev.SaveAgent)]
+
+
+def test_an_offer_too_small_for_the_next_step_is_named_on_the_step_and_logged_once():
+    sim = Sim(agents=1, public=0)
+    sim.subscribe()
+
+    for offer_id in ("small-1", "small-2"):
+        sim.apply(sim.plan.on_offers([offer(offer_id, "S0", "agent-3", cpus=0.05)], sim.now))
+
+    expected = "agent-3 offers 0.05 cpus; calico-etcd-proxy needs 0.1"
+    assert sim.of(ev.Note) == [ev.Note(expected)]
+    proxy = sim.plan.plan_view(sim.now)["phases"][0]["steps"][0]
+    assert (proxy["status"], proxy["message"]) == ("PREPARED", expected)
+
+    sim.apply(sim.plan.on_offers([offer("big", "S0", "agent-3")], sim.now))
+
+    assert sim.steps_launched("S0") == ["etcd-proxy"]
+    proxy = sim.plan.plan_view(sim.now)["phases"][0]["steps"][0]
+    assert (proxy["status"], proxy["message"]) == ("STARTING", "")

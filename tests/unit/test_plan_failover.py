@@ -1,6 +1,7 @@
 """The decision core after a restart: records, reconciliation, adoption, framework removal."""
 
-from calico_dcos import plan as p
+from calico_dcos.core import events as ev
+from calico_dcos.core.records import task_id_for
 from calico_dcos.mesos import TERMINAL_STATES
 from tests.unit.test_plan_sim import CHAIN, Sim, status
 
@@ -47,10 +48,10 @@ def test_tasks_the_records_think_alive_are_reconciled_explicitly_before_any_laun
     decisions = after.subscribe()
     after.offer()
 
-    reconcile = [d for d in decisions if isinstance(d, p.Reconcile)]
+    reconcile = [d for d in decisions if isinstance(d, ev.Reconcile)]
     assert {task_id for task_id, _ in reconcile[0].tasks} == alive
-    assert not after.of(p.Launch)
-    assert all(d.refuse_seconds <= 1.0 for d in after.of(p.Decline))
+    assert not after.of(ev.Launch)
+    assert all(d.refuse_seconds <= 1.0 for d in after.of(ev.Decline))
 
 
 def test_after_every_answer_comes_implicit_reconciliation_and_a_revive():
@@ -64,8 +65,8 @@ def test_after_every_answer_comes_implicit_reconciliation_and_a_revive():
         if task["state"] not in TERMINAL_STATES:
             after.update(task_id, task["state"])
 
-    assert p.Reconcile(()) in after.decisions
-    assert p.Revive() in after.decisions
+    assert ev.Reconcile(()) in after.decisions
+    assert ev.Revive() in after.decisions
     after.converge()
     relaunched = [(a, step) for _, a, step in after.launches]
     assert not set(relaunched) & ran_before
@@ -79,13 +80,13 @@ def test_unanswered_reconciliation_is_retried_with_backoff_then_given_up():
 
     rounds_at = []
     for _ in range(400):
-        if any(isinstance(d, p.Reconcile) and d.tasks for d in after.tick(0.5)):
+        if any(isinstance(d, ev.Reconcile) and d.tasks for d in after.tick(0.5)):
             rounds_at.append(after.now)
     gaps = [b - a for a, b in zip(rounds_at, rounds_at[1:], strict=False)]
 
     assert gaps == sorted(gaps) and gaps[0] < gaps[-1]
     assert not after.plan.reconciling
-    assert p.Reconcile(()) in after.decisions
+    assert ev.Reconcile(()) in after.decisions
 
 
 def test_implicit_reconciliation_runs_periodically():
@@ -95,7 +96,7 @@ def test_implicit_reconciliation_runs_periodically():
 
     sim.tick(sim.plan.config.implicit_reconcile_seconds + 1)
 
-    assert sim.of(p.Reconcile) == [p.Reconcile(())]
+    assert sim.of(ev.Reconcile) == [ev.Reconcile(())]
 
 
 def test_a_task_unknown_to_the_records_is_adopted_when_its_fingerprint_is_current():
@@ -105,7 +106,7 @@ def test_a_task_unknown_to_the_records_is_adopted_when_its_fingerprint_is_curren
     proxy = sim.live_task("S0", "etcd-proxy")
     sim.update(proxy, "TASK_RUNNING")
     fingerprint = sim.plan.config.steps[1].fingerprint
-    stray = p.task_id_for("docker", "S0", fingerprint, 7)
+    stray = task_id_for("docker", "S0", fingerprint, 7)
 
     sim.apply(sim.plan.on_status(status(stray, "TASK_RUNNING", "S0"), sim.now))
 
@@ -118,7 +119,7 @@ def test_a_task_unknown_to_the_records_with_old_options_is_killed():
     sim = Sim(agents=1, public=0)
     sim.subscribe()
     sim.offer()
-    stray = p.task_id_for("docker", "S0", "0ld0ptions", 1)
+    stray = task_id_for("docker", "S0", "0ld0ptions", 1)
 
     sim.apply(sim.plan.on_status(status(stray, "TASK_RUNNING", "S0"), sim.now))
 
@@ -130,7 +131,7 @@ def test_a_second_copy_of_a_live_step_is_killed():
     sim.subscribe()
     sim.offer()
     fingerprint = sim.plan.config.steps[0].fingerprint
-    copy = p.task_id_for("etcd-proxy", "S0", fingerprint, 9)
+    copy = task_id_for("etcd-proxy", "S0", fingerprint, 9)
 
     sim.apply(sim.plan.on_status(status(copy, "TASK_RUNNING", "S0"), sim.now))
 
@@ -159,7 +160,7 @@ def test_framework_removed_forgets_the_id_and_keeps_the_progress():
 
     decisions = sim.apply(sim.plan.on_framework_removed())
 
-    assert decisions == [p.SaveFrameworkId(None)]
+    assert decisions == [ev.SaveFrameworkId(None)]
     sim.subscribe("fw-2")
     for task_id, task in sim.tasks.items():
         if task["state"] == "TASK_RUNNING":

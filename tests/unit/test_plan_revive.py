@@ -1,7 +1,7 @@
 """Offers keep pace with the rollout: filters are recorded, and REVIVE (rate-limited) brings
 back an agent that has work while our filter still hides it from the allocator."""
 
-from calico_dcos import plan as p
+from calico_dcos.core import events as ev
 from tests.unit.test_plan_sim import Sim
 
 SLOW_FILTERS = {"wait_refuse_seconds": 5.0, "revive_interval_seconds": 2.0}
@@ -26,7 +26,7 @@ def test_the_accept_filter_is_recorded_like_a_decline():
 
     sim.offer()
 
-    launch = sim.of(p.Launch)[0]
+    launch = sim.of(ev.Launch)[0]
     assert launch.refuse_seconds == 5.0
     assert sim.plan.agents["S0"].filtered_until == sim.now + 5.0
 
@@ -37,7 +37,7 @@ def test_a_finished_step_on_a_filtered_agent_leads_to_a_revive():
 
     sim.update(sim.live_task("S0", "etcd-proxy"), "TASK_RUNNING")  # docker is next
 
-    assert len(sim.of(p.Revive)) == 1
+    assert len(sim.of(ev.Revive)) == 1
 
 
 def test_a_freed_restart_slot_leads_to_a_revive_when_an_agent_waits_for_it():
@@ -53,7 +53,7 @@ def test_a_freed_restart_slot_leads_to_a_revive_when_an_agent_waits_for_it():
 
     sim.update(sim.live_task("S0", "docker"), "TASK_FINISHED")  # S0 is done; S1's turn
 
-    assert len(sim.of(p.Revive)) == 1
+    assert len(sim.of(ev.Revive)) == 1
 
 
 def test_a_freed_restart_slot_does_not_revive_when_no_agent_waits():
@@ -70,7 +70,7 @@ def test_a_freed_restart_slot_does_not_revive_when_no_agent_waits():
     sim.tick(3)
 
     assert sim.plan.progress() == (1, 1)
-    assert sim.of(p.Revive) == []
+    assert sim.of(ev.Revive) == []
 
 
 def test_a_retry_due_before_the_filter_ends_leads_to_a_revive():
@@ -79,7 +79,7 @@ def test_a_retry_due_before_the_filter_ends_leads_to_a_revive():
 
     sim.update(sim.live_task("S0", "etcd-proxy"), "TASK_FAILED")  # retry in 1 s, filter 5 s
 
-    assert len(sim.of(p.Revive)) == 1
+    assert len(sim.of(ev.Revive)) == 1
 
 
 def test_no_revive_when_the_filter_ends_before_the_retry_is_due():
@@ -89,7 +89,7 @@ def test_no_revive_when_the_filter_ends_before_the_retry_is_due():
     sim.update(sim.live_task("S0", "etcd-proxy"), "TASK_FAILED")
     sim.tick(1)
 
-    assert sim.of(p.Revive) == []
+    assert sim.of(ev.Revive) == []
 
 
 def test_revives_never_exceed_the_rate_limit_over_a_whole_rollout():

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import itertools
 
-from calico_dcos import plan as p
+from calico_dcos import plans
+from calico_dcos.core import events as ev
+from calico_dcos.core.deploy import Deploy
 from calico_dcos.mesos import TERMINAL_STATES
 from calico_dcos.options import load_options
 
@@ -59,7 +61,7 @@ class Sim:
         self.env = env
         self.timings = FAST | (timings or {})
         self.options = options(**env)
-        self.plan = p.Plan(self.config(self.options), records or {}, framework_id)
+        self.plan = Deploy(self.config(self.options), records or {}, framework_id)
         self.now = 1000.0
         self.agents = {f"S{i}": i >= agents - public for i in range(agents)}
         self.tasks: dict[str, dict] = {}
@@ -74,27 +76,27 @@ class Sim:
         self._ids = itertools.count()
 
     def config(self, options):
-        return p.config_from_options(options, "http://scheduler:8080", **self.timings)
+        return plans.config_from_options(options, "http://scheduler:8080", **self.timings)
 
     # -- feeding events ----------------------------------------------------------------
 
     def apply(self, decisions: list) -> list:
         self.decisions.extend(decisions)
         for d in decisions:
-            if isinstance(d, p.SaveAgent):
+            if isinstance(d, ev.SaveAgent):
                 self.records[d.agent_id] = d.record
-            elif isinstance(d, p.SaveFrameworkId):
+            elif isinstance(d, ev.SaveFrameworkId):
                 self.framework_ids.append(d.framework_id)
-            elif isinstance(d, p.Launch):
+            elif isinstance(d, ev.Launch):
                 step = d.task_info["name"].removeprefix("calico-")
                 tid = d.task_info["task_id"]["value"]
                 self.tasks[tid] = {"agent": d.agent_id, "step": step, "state": "TASK_STAGING"}
                 self.launches.append((self.now, d.agent_id, step))
-            elif isinstance(d, p.Kill):
+            elif isinstance(d, ev.Kill):
                 self.kills.append(d.task_id)
-            elif isinstance(d, p.Revive):
+            elif isinstance(d, ev.Revive):
                 self.revives.append(self.now)
-            elif isinstance(d, p.Reconcile) and self.answers_reconciliation:
+            elif isinstance(d, ev.Reconcile) and self.answers_reconciliation:
                 self.reconcile(d)
         self.max_restarting = max(self.max_restarting, self.restarting_now())
         return decisions
@@ -117,7 +119,7 @@ class Sim:
         agent = task["agent"] if task else ""
         return self.apply(self.plan.on_status(status(task_id, state, agent, **extra), self.now))
 
-    def reconcile(self, call: p.Reconcile) -> None:
+    def reconcile(self, call: ev.Reconcile) -> None:
         """Answer as the master does: latest state, TASK_LOST for a task it does not know."""
         asked = [t for t, _ in call.tasks] or [
             t for t, task in self.tasks.items() if task["state"] not in TERMINAL_STATES

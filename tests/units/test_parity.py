@@ -16,8 +16,8 @@ import pytest
 
 from calico_dcos.devcluster.fetcher import fetch_all
 from calico_dcos.options import load_options
+from calico_dcos.plans import revert_task_info
 from calico_dcos.steps import AgentView, build_task_info, enabled_steps
-from calico_dcos.uninstall import revert_task_info
 from calico_dcos.units import REPORT_URL_ENV
 from tests.units.manual_host import HOST_IP, Host, make_bundle
 

@@ -1,0 +1,105 @@
+"""The restart budget: how many agents may restart Docker or themselves at once, and who
+holds a slot now. The one place both live.
+
+`rollout.max_concurrent_restarts` is a count (`2`) or a percentage of the agents that
+should get Calico (`"10%"`, rounded down); the limit is never below 1. `RestartBudget.parse`
+is the only reading of that rule (options, the benchmark and its command use it).
+
+`Slots` holds the slots. Its invariant, asserted on every admission:
+
+    An agent is admitted to `holders` (a step of it that restarts Docker or the agent is
+    launched, or a running daemon of it is killed to be replaced) only while it already
+    holds a slot or fewer than `limit` agents hold one.
+
+An agent stays a holder until the step that took the slot is done, has ended and must wait
+(backoff, interrupt), or the agent is gone. Holders are never revoked: when the limit
+shrinks (agents leave, options change) or a restarted scheduler finds more restarts in
+flight in its records than the limit, `holders` may exceed `limit` until enough end, and
+no agent is admitted meanwhile.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RestartBudget:
+    """`rollout.max_concurrent_restarts`, parsed: a `count`, or a `percent` of the agents."""
+
+    count: int = 1
+    percent: int | None = None
+
+    @classmethod
+    def parse(cls, value: int | str | RestartBudget) -> RestartBudget:
+        """`2`, `"2"` or `"10%"` (1–100). Raises ValueError naming what is wrong."""
+        if isinstance(value, RestartBudget):
+            return value
+        text = str(value).strip()
+        if text.endswith("%"):
+            number = text[:-1]
+            if number.isdigit() and 0 < int(number) <= 100:
+                return cls(count=0, percent=int(number))
+            raise ValueError(f"expected a percentage from 1% to 100%, not {value!r}")
+        if text.isdigit() and int(text) > 0:
+            return cls(count=int(text))
+        raise ValueError(f"expected a count (1) or a percentage (10%), not {value!r}")
+
+    def limit(self, agents: int) -> int:
+        """Agents that may restart at once among `agents`: rounded down, at least 1."""
+        if self.percent is not None:
+            return max(1, self.percent * agents // 100)
+        return max(1, self.count)
+
+    def __str__(self) -> str:
+        return f"{self.percent}%" if self.percent is not None else str(self.count)
+
+
+@dataclass
+class Slots:
+    """Who holds a restart slot, and who was refused one (to be offered again when one
+    frees). See the module's invariant. O(1) per call."""
+
+    budget: RestartBudget
+    holders: set[str] = field(default_factory=set)
+    waiters: set[str] = field(default_factory=set)  # refused an offer for want of a slot
+    wait_filter: tuple[float, float] = (0.0, -math.inf)  # latest such refusal: since, until
+
+    def limit(self, agents: int) -> int:
+        return self.budget.limit(agents)
+
+    def free_for(self, agent_id: str, agents: int) -> bool:
+        """The agent holds a slot already, or one is free."""
+        return agent_id in self.holders or len(self.holders) < self.limit(agents)
+
+    def admit(self, agent_id: str, agents: int) -> None:
+        """Give `agent_id` a slot for a launch or a replacement it is about to send."""
+        assert self.free_for(agent_id, agents), (
+            f"restart budget exceeded: {sorted(self.holders)} hold {self.limit(agents)} slots"
+        )
+        self.holders.add(agent_id)
+        self.waiters.discard(agent_id)
+
+    def refused(self, agent_id: str, since: float, until: float) -> None:
+        """An offer of the agent was declined (filtered `since`…`until`) for want of a slot."""
+        self.waiters.add(agent_id)
+        self.wait_filter = (since, until)
+
+    def not_waiting(self, agent_id: str) -> None:
+        self.waiters.discard(agent_id)
+
+    def sync(self, agent_id: str, holds: bool) -> bool:
+        """Record what the agent's state says (it holds a slot or not); True if that freed a
+        slot. Holding without `admit` happens only for state read back from records or a
+        task adopted after a restart: what is already running keeps its slot."""
+        held = agent_id in self.holders
+        if holds:
+            self.holders.add(agent_id)
+        else:
+            self.holders.discard(agent_id)
+        return held and not holds
+
+    def freed_filter(self) -> tuple[float, float] | None:
+        """After a slot frees: the filter to lift so that refused agents get offers again."""
+        return self.wait_filter if self.waiters else None

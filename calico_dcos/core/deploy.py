@@ -1,0 +1,510 @@
+"""The deploy plan: Calico's chain of steps on every agent, within the restart budget.
+
+One phase per agent, one step per enabled step of the chain, run in order: a step starts
+on an agent only when the one before is done there. Steps that restart Docker or the agent
+take a slot of the restart budget; a changed option re-runs exactly the steps whose
+fingerprint changed, and a running daemon is replaced (killed, then launched anew) within
+the same budget.
+
+Cost: every per-offer and per-update path touches one agent only (indices keep the slot
+holders, the done set and the agents waiting for a slot), because the scheduler must stay
+cheap at thousands of agents. Only option changes, (re)subscription and the views walk
+every agent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from calico_dcos.core.config import PlanConfig, StepKind, StepSpec
+from calico_dcos.core.engine import Engine
+from calico_dcos.core.events import (
+    ENDED,
+    UNSAVED_STATES,
+    Decision,
+    Kill,
+    SaveAgent,
+    SaveFrameworkId,
+)
+from calico_dcos.core.offers import offer_attributes, offer_is_public
+from calico_dcos.core.reconcile import Reconciler
+from calico_dcos.core.records import (
+    AgentState,
+    StepState,
+    agent_from_record,
+    agent_record,
+    parse_task_id,
+)
+from calico_dcos.core.views import (
+    INTERRUPTED,
+    failing,
+    offer_words,
+    phase_doc,
+    plan_doc,
+    slot_words,
+    step_doc,
+    summary_doc,
+    task_words,
+)
+
+
+@dataclass(frozen=True)
+class Action:
+    """What an agent needs next: done, skip, launch, replace, wait, delay, interrupted."""
+
+    kind: str
+    step: StepSpec | None = None
+    until: float = 0.0
+
+
+DONE = Action("done")
+SKIP = Action("skip")
+
+
+def step_done(spec: StepSpec, st: StepState) -> bool:
+    """One-shot: FINISHED; daemon: RUNNING (and healthy if it has a health check); or
+    force-completed with the current options."""
+    if st.forced is not None and st.forced == spec.fingerprint:
+        return True
+    if st.fingerprint != spec.fingerprint:
+        return False
+    if spec.kind == StepKind.ONESHOT:
+        return st.state == "TASK_FINISHED"
+    return st.state == "TASK_RUNNING" and (not spec.health_checked or st.healthy is True)
+
+
+def _toggle(index: set[str], key: str, present: bool) -> None:
+    if present:
+        index.add(key)
+    else:
+        index.discard(key)
+
+
+class Deploy(Engine):
+    """Per-agent chains plus the rollout policy. Not thread-safe: the caller serialises."""
+
+    def __init__(self, config: PlanConfig, records: Mapping[str, Mapping] = (), framework_id=None):
+        super().__init__(config, framework_id)
+        self.reconciler = Reconciler(
+            config.reconcile_backoff_seconds,
+            config.reconcile_max_backoff_seconds,
+            config.reconcile_max_rounds,
+            config.implicit_reconcile_seconds,
+        )
+        self._eligible: set[str] = set()
+        self._done: set[str] = set()
+        self._replace_queue: dict[str, None] = {}  # agents waiting for a slot to replace
+        self._steps = {s.name: s for s in config.steps}
+        for agent_id, record in dict(records).items():
+            agent = agent_from_record({"agent_id": agent_id, **record})
+            agent.wanted = config.wants_agent(agent.view)
+            self.agents[agent_id] = agent
+            self._index(agent, 0.0)
+
+    # -- rollout state ---------------------------------------------------------------
+
+    @property
+    def reconciling(self) -> dict[str, str]:
+        """Tasks of the explicit reconciliation not answered yet: task_id -> agent_id."""
+        return self.reconciler.pending
+
+    def restart_limit_agents(self) -> int:
+        return len(self._eligible)
+
+    def eligible(self, agent: AgentState) -> bool:
+        """Should get Calico: present, wanted, and not running Calico by other means."""
+        return not agent.lost and agent.calico_present is None and agent.wanted
+
+    def next_action(self, agent: AgentState, now: float) -> Action:
+        """The first step of the chain that is not done, and what it needs."""
+        if not self.eligible(agent):
+            return SKIP
+        for spec in self.config.enabled_steps:
+            st = agent.steps.get(spec.name) or StepState()
+            if step_done(spec, st):
+                continue
+            if st.live:
+                if (
+                    spec.kind == StepKind.DAEMON
+                    and st.fingerprint != spec.fingerprint
+                    and not st.killing
+                ):
+                    return Action("replace", spec)
+                return Action("wait", spec)
+            if st.retry_at > now:
+                return Action("delay", spec, st.retry_at)
+            if self.interrupted or agent.interrupted:
+                return Action("interrupted", spec)
+            return Action("launch", spec)
+        return DONE
+
+    def _holds_slot(self, agent: AgentState) -> bool:
+        """A daemon of it is being replaced, or its first restarting step not done has a
+        task that has not finished (live, or ended and waiting to run again)."""
+        if not self.eligible(agent):
+            return False
+        for spec in self.config.enabled_steps:
+            st = agent.steps.get(spec.name)
+            if st is None:
+                continue
+            if st.replacing:
+                return True
+            if spec.restarts and st.task_id and st.state != "TASK_FINISHED":
+                return not step_done(spec, st)
+        return False
+
+    def _index(self, agent: AgentState, now: float) -> Action:
+        """Recompute this agent's place in the indices: O(steps), never O(agents)."""
+        aid = agent.agent_id
+        for spec in self.config.enabled_steps:
+            st = agent.steps.get(spec.name)
+            if st is not None and st.replacing and step_done(spec, st):
+                st.replacing = False
+        _toggle(self._eligible, aid, self.eligible(agent))
+        self._sync_slot(aid, self._holds_slot(agent))
+        action = self.next_action(agent, now)
+        _toggle(self._done, aid, action.kind == "done")
+        if action.kind != "launch":
+            self.slots.not_waiting(aid)
+            self.offer_notes.pop(aid, None)
+        if action.kind == "replace" and aid not in self.slots.holders:
+            self._replace_queue[aid] = None
+        else:
+            self._replace_queue.pop(aid, None)
+        return action
+
+    def _touch(self, agent: AgentState, now: float, out: list[Decision]) -> None:
+        """After a change: reindex, ask for offers if the agent is filtered and has work
+        (to launch now, or when its retry is due)."""
+        action = self._index(agent, now)
+        if action.kind in ("launch", "delay"):
+            self._want_offers(agent, max(now, action.until))
+        self._pump(now, out)
+
+    def _pump(self, now: float, out: list[Decision]) -> None:
+        """Give free restart slots to agents whose running daemon must be replaced."""
+        while self._replace_queue and len(self.slots.holders) < self.budget:
+            aid = next(iter(self._replace_queue))
+            del self._replace_queue[aid]
+            agent = self.agents[aid]
+            action = self.next_action(agent, now)
+            if action.kind != "replace" or self.interrupted or agent.interrupted:
+                continue
+            st = agent.step(action.step.name)
+            st.killing = st.replacing = True
+            st.updated = now
+            self._admit(aid)
+            out.append(SaveAgent(aid, agent_record(agent)))
+            out.append(Kill(st.task_id, aid))
+        self._revive_if_due(now, out)
+
+    # -- events ----------------------------------------------------------------------
+
+    def _start(self, now: float, out: list[Decision]) -> None:
+        """Explicitly reconcile every task the records think alive, before any launch."""
+        live = (
+            (st.task_id, agent.agent_id)
+            for agent in self.agents.values()
+            for st in agent.steps.values()
+            if st.live
+        )
+        if not self.reconciler.start(live, now, out):
+            self._finish_reconciliation(now, out)
+
+    def on_framework_removed(self) -> list[Decision]:
+        """Mesos removed the framework and killed its tasks: register afresh, keep progress."""
+        self.framework_id = None
+        self.subscribed = False
+        self.reconciler.forget()
+        return [SaveFrameworkId(None)]
+
+    def _finish_reconciliation(self, now: float, out: list[Decision]) -> None:
+        """Then implicit reconciliation, periodically, and offers for every agent again."""
+        self.reconciler.finish(now, out)
+        self._revive.want(math.inf)
+        self._revive_if_due(now, out)
+
+    def on_tick(self, now: float) -> list[Decision]:
+        """Timers: reconciliation retries, periodic implicit reconciliation, revive."""
+        out: list[Decision] = []
+        if not self.subscribed:
+            return out
+        if self.reconciler.tick(now, out):
+            self._finish_reconciliation(now, out)
+        self._pump(now, out)
+        return out
+
+    def _use_offer(
+        self, offer: Mapping, now: float, launched: set[str], out: list[Decision]
+    ) -> float | None:
+        agent = self._agent_from_offer(offer, now, out)
+        short = self.config.wait_refuse_seconds
+        if self.reconciling or not self.subscribed or agent.agent_id in launched:
+            return self._refuse(agent, short, now)
+        action = self.next_action(agent, now)
+        if action.kind in ("done", "skip"):
+            return self._refuse(agent, self.config.long_refuse_seconds, now)
+        if action.kind == "delay":
+            return self._refuse(
+                agent, min(action.until - now, self.config.long_refuse_seconds), now
+            )
+        if action.kind != "launch" or not self._fits(agent, action.step, offer, out):
+            return self._refuse(agent, short, now)
+        if action.step.restarts:
+            if not self._slot_free(agent.agent_id):
+                return self._refuse_for_slot(agent, now)
+            self._admit(agent.agent_id)
+        launched.add(agent.agent_id)
+        st = agent.step(action.step.name)
+        self._launch(agent, st, action.step, offer, now, out)
+        self._index(agent, now)
+        return None
+
+    def _save_launch(self, agent: AgentState, out: list[Decision]) -> None:
+        out.append(SaveAgent(agent.agent_id, agent_record(agent)))
+
+    def _agent_from_offer(self, offer: Mapping, now: float, out: list[Decision]) -> AgentState:
+        aid = offer["agent_id"]["value"]
+        agent = self.agents.get(aid)
+        attrs = offer_attributes(offer)
+        public = offer_is_public(offer, attrs)
+        hostname = offer.get("hostname", "")
+        if agent is not None and not agent.lost and agent.hostname == hostname:
+            if public and not agent.public:
+                agent.public = True
+                agent.wanted = self.config.wants_agent(agent.view)
+                self._index(agent, now)
+            return agent
+        if agent is None:
+            agent = self.agents[aid] = AgentState(aid)
+        agent.hostname, agent.attributes, agent.lost = hostname, attrs, False
+        agent.public = agent.public or public
+        agent.wanted = self.config.wants_agent(agent.view)
+        self._index(agent, now)
+        out.append(SaveAgent(aid, agent_record(agent)))
+        return agent
+
+    def on_status(self, status: Mapping, now: float) -> list[Decision]:
+        """A task status update (or a reconciliation answer)."""
+        out: list[Decision] = []
+        task_id = status["task_id"]["value"]
+        last = self.reconciler.answered(task_id)
+        parsed = parse_task_id(task_id)
+        agent = self.agents.get(parsed[1]) if parsed else None
+        if parsed is None or agent is None or parsed[0] not in self._steps:
+            if status["state"] not in ENDED:
+                out.append(Kill(task_id, status.get("agent_id", {}).get("value", "")))
+        elif agent.step(parsed[0]).task_id == task_id:
+            self._transition(agent, self._steps[parsed[0]], status, now, out)
+        else:
+            self._unknown_task(agent, self._steps[parsed[0]], parsed, status, now, out)
+        if last:
+            self._finish_reconciliation(now, out)
+        return out
+
+    def _transition(
+        self, agent: AgentState, spec: StepSpec, status: Mapping, now: float, out: list[Decision]
+    ) -> None:
+        st = agent.step(spec.name)
+        if not self._update(spec, st, status, now):
+            return
+        if step_done(spec, st):
+            st.failures = 0
+        self._touch(agent, now, out)
+        if status["state"] not in UNSAVED_STATES:
+            out.append(SaveAgent(agent.agent_id, agent_record(agent)))
+
+    def _unknown_task(
+        self,
+        agent: AgentState,
+        spec: StepSpec,
+        parsed: tuple[str, str, str, int],
+        status: Mapping,
+        now: float,
+        out: list[Decision],
+    ) -> None:
+        """A task the records do not know: adopt it if it is what we would launch now."""
+        state = status["state"]
+        if state in ENDED:
+            return
+        st = agent.step(spec.name)
+        current = spec.enabled and spec.fingerprint.startswith(parsed[2])
+        if current and not st.live and self.eligible(agent):
+            st.task_id, st.state, st.fingerprint = (
+                status["task_id"]["value"],
+                state,
+                spec.fingerprint,
+            )
+            st.attempts = max(st.attempts, parsed[3])
+            st.healthy, st.updated, st.killing = status.get("healthy"), now, False
+            st.message = status.get("message", "")
+            if step_done(spec, st):
+                st.failures = 0
+            self._touch(agent, now, out)
+            out.append(SaveAgent(agent.agent_id, agent_record(agent)))
+            return
+        out.append(Kill(status["task_id"]["value"], agent.agent_id))
+
+    def on_agent_lost(self, agent_id: str, now: float) -> list[Decision]:
+        """The agent left the cluster: it no longer counts, nor holds a restart slot."""
+        out: list[Decision] = []
+        agent = self.agents.get(agent_id)
+        if agent is None or agent.lost:
+            return out
+        agent.lost = True
+        self._touch(agent, now, out)
+        out.append(SaveAgent(agent_id, agent_record(agent)))
+        return out
+
+    def on_report(self, agent_id: str, report: Mapping, now: float) -> list[Decision]:
+        """The installer found Calico already on the host: no Calico steps for it."""
+        out: list[Decision] = []
+        agent = self.agents.get(agent_id)
+        if agent is None or not report.get("calico_present"):
+            return out
+        agent.calico_present = {"step": report.get("step"), "found": report.get("found")}
+        self._touch(agent, now, out)
+        out.append(SaveAgent(agent_id, agent_record(agent)))
+        return out
+
+    def on_options(self, config: PlanConfig, now: float) -> list[Decision]:
+        """New options: steps whose fingerprint changed re-run, within the restart budget."""
+        out: list[Decision] = []
+        self.config = config
+        self.slots.budget = config.budget
+        self._steps = {s.name: s for s in config.steps}
+        for agent in self.agents.values():
+            agent.wanted = config.wants_agent(agent.view)
+            self._index(agent, now)
+            if agent.agent_id not in self._done:
+                self._revive.want(agent.filtered_until, agent.filtered_since)
+        self._pump(now, out)
+        return out
+
+    # -- operator commands -----------------------------------------------------------
+
+    def _set_interrupted(self, agent_id: str | None, value: bool, now: float) -> list[Decision]:
+        out: list[Decision] = []
+        if agent_id is None:
+            self.interrupted = value
+            if not value:
+                self._revive.want(math.inf)
+            self._pump(now, out)
+            return out
+        agent = self._known(agent_id)
+        agent.interrupted = value
+        self._touch(agent, now, out)
+        out.append(SaveAgent(agent_id, agent_record(agent)))
+        return out
+
+    def restart(self, agent_id: str, step: str, now: float) -> list[Decision]:
+        """Run a step again on an agent, as if its options had changed: forgetting the
+        fingerprint makes it not done, and keeps its task's real state, so an ended task is
+        relaunched (within the budget if it restarts Docker or the agent), a live daemon is
+        replaced within the budget, and a live one-shot runs again once it has ended."""
+        out: list[Decision] = []
+        agent, spec = self._known(agent_id), self._spec(step)
+        st = agent.step(spec.name)
+        st.forced, st.failures, st.retry_at, st.fingerprint = None, 0, 0.0, None
+        self._touch(agent, now, out)
+        out.append(SaveAgent(agent_id, agent_record(agent)))
+        return out
+
+    def force_complete(self, agent_id: str, step: str, now: float) -> list[Decision]:
+        """Count a step as done with the current options, whatever its task did."""
+        out: list[Decision] = []
+        agent, spec = self._known(agent_id), self._spec(step)
+        st = agent.step(spec.name)
+        st.forced, st.failures, st.retry_at, st.replacing = spec.fingerprint, 0, 0.0, False
+        self._touch(agent, now, out)
+        out.append(SaveAgent(agent_id, agent_record(agent)))
+        return out
+
+    def _spec(self, step: str) -> StepSpec:
+        if step not in self._steps:
+            raise KeyError(f"unknown step {step}")
+        return self._steps[step]
+
+    # -- views for people ------------------------------------------------------------
+
+    @property
+    def complete(self) -> bool:
+        """Every agent done, as Mesos confirmed: subscribed and reconciled."""
+        if not self.subscribed or self.reconciler.explicit or not self._eligible:
+            return False
+        return len(self._done) >= len(self._eligible) and self._done >= self._eligible
+
+    def progress(self) -> tuple[int, int]:
+        """(agents done, agents that should get Calico)."""
+        return len(self._done & self._eligible), len(self._eligible)
+
+    def step_status(
+        self, agent: AgentState, spec: StepSpec, now: float, action: Action | None = None
+    ) -> tuple[str, str]:
+        """dcos-commons status and a message a person can act on (`action`: the agent's
+        `next_action`, if the caller has it)."""
+        if agent.calico_present is not None:
+            return "COMPLETE", "skipped: Calico already present on this host"
+        st = agent.steps.get(spec.name) or StepState()
+        if step_done(spec, st):
+            return "COMPLETE", "force-completed" if st.forced else st.message
+        words = task_words(st, now)
+        if words is not None:
+            return words
+        action = action or self.next_action(agent, now)
+        if action.step is not spec:
+            return "PENDING", ""
+        if action.kind == "interrupted":
+            return "WAITING", INTERRUPTED
+        if spec.restarts and not self._slot_free(agent.agent_id):
+            return slot_words(self.budget)
+        if action.kind == "launch":
+            return offer_words(self.offer_notes.get(agent.agent_id))
+        return "PENDING", ""
+
+    def plan_view(self, now: float) -> dict:
+        """The deploy plan in dcos-commons' shape: one phase per agent, one step per step."""
+        shown = [a for a in self.agents.values() if not a.lost and a.wanted]
+        shown.sort(key=lambda a: (a.hostname, a.agent_id))
+        phases = [self._phase(agent, now) for agent in shown]
+        return plan_doc(phases, "serial" if self.budget == 1 else "parallel", self.interrupted)
+
+    def _phase(self, agent: AgentState, now: float) -> dict:
+        action = self.next_action(agent, now)
+        steps = []
+        for spec in self.config.enabled_steps:
+            status, message = self.step_status(agent, spec, now, action)
+            st = agent.steps.get(spec.name)
+            task_id = st.task_id if st is not None else None
+            steps.append(
+                step_doc(task_id or f"{agent.agent_id}:{spec.name}", spec.name, status, message)
+            )
+        return phase_doc(agent.agent_id, agent.name, steps, agent.interrupted)
+
+    def summary(self, now: float) -> dict:
+        """Available / Progressing / Degraded, each with words for people."""
+        done, total = self.progress()
+        problems = [
+            line
+            for a in self.agents.values()
+            if a.agent_id in self._eligible
+            for name, st in a.steps.items()
+            if (line := failing(a.name, name, st)) is not None
+        ]
+        present = sum(1 for a in self.agents.values() if a.calico_present and not a.lost)
+        message = f"{done} of {total} agents done"
+        if present:
+            message += f"; {present} already run Calico by other means"
+        if self.reconciling:
+            message += f"; reconciling {len(self.reconciling)} tasks with Mesos"
+        return summary_doc(
+            available=self.complete,
+            progressing=done < total or bool(self.reconciling),
+            message=message,
+            problems=problems,
+            restarting=self.slots.holders,
+            budget=self.budget,
+            interrupted=self.interrupted,
+        )

@@ -1,0 +1,233 @@
+"""The engine that runs a plan: what deploy and uninstall share, written once.
+
+A plan (`deploy.Deploy`, `uninstall.Uninstall`) says what each agent needs next; the engine
+does the rest the same way for both:
+
+- the subscription (`on_subscribed` saves a new framework ID, then the plan's own start),
+  disconnection and rescinded offers;
+- answering offers (`on_offers`): one launch per agent per batch, declines batched, every
+  filter recorded so that a REVIVE (rate-limited, `revive.Reviver`) brings back an agent
+  that gets work while filtered;
+- offer evaluation: an offer too small for a step is refused with a reason an operator can
+  read ("agent-3 offers 0.05 cpus; calico-node needs 0.1"), shown on the step and logged
+  once per change (`Note`);
+- the life of a step's task: launch (task ID, attempt, STAGING), status updates, how an
+  unsuccessful end is classified (our kill, cut off by the agent restart it caused, vanished
+  in Mesos, or a failure with exponential backoff);
+- the restart budget (`budget.Slots`, the one home of slot holding);
+- `interrupt` / `proceed` (the plan API's `continue`).
+
+Pure: events and the time in, decisions out; not thread-safe (the scheduler serialises).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from calico_dcos.core.budget import Slots
+from calico_dcos.core.config import PlanConfig, Restarts, StepSpec
+from calico_dcos.core.events import (
+    AGENT_RESTART_REASONS,
+    ENDED,
+    VANISHED,
+    Decision,
+    Launch,
+    Note,
+    SaveFrameworkId,
+)
+from calico_dcos.core.offers import answer_offers, offer_role, shortfall
+from calico_dcos.core.records import AgentState, StepState, task_id_for
+from calico_dcos.core.revive import REVIVE_WORTH_SECONDS, Reviver
+
+
+def cut_off_by_restart(status: Mapping) -> bool:
+    """A task that restarts its own agent ends with the restart: with a reason saying so,
+    lost track of (TASK_LOST, TASK_GONE, …), or TASK_KILLED whatever the reason, since the
+    agent going down kills what it runs. Deploy and uninstall classify it alike."""
+    if status.get("reason") in AGENT_RESTART_REASONS:
+        return True
+    return status["state"] in VANISHED or status["state"] == "TASK_KILLED"
+
+
+class Engine:
+    """State and rules shared by every plan. Subclasses implement `_start` (after
+    SUBSCRIBED), `_use_offer` (one offer), `_save_launch` (what to store with a launch),
+    `_set_interrupted` and `restart_limit_agents` (how many agents the budget counts)."""
+
+    def __init__(self, config: PlanConfig, framework_id: str | None = None) -> None:
+        self.config = config
+        self.framework_id = framework_id
+        self.subscribed = False
+        self.interrupted = False
+        self.agents: dict[str, AgentState] = {}
+        self.slots = Slots(config.budget)
+        self.offer_notes: dict[str, str] = {}  # agent_id -> why its last offer did not fit
+        self._revive = Reviver()
+
+    # -- the restart budget ----------------------------------------------------------------
+
+    def restart_limit_agents(self) -> int:
+        """How many agents a percentage budget is a percentage of."""
+        raise NotImplementedError
+
+    @property
+    def budget(self) -> int:
+        """Agents that may restart at once: a count, or a percentage rounded down, at least 1."""
+        return self.slots.limit(self.restart_limit_agents())
+
+    @property
+    def restarting(self) -> frozenset[str]:
+        """Agents holding a restart slot."""
+        return frozenset(self.slots.holders)
+
+    def _slot_free(self, agent_id: str) -> bool:
+        return self.slots.free_for(agent_id, self.restart_limit_agents())
+
+    def _admit(self, agent_id: str) -> None:
+        self.slots.admit(agent_id, self.restart_limit_agents())
+
+    def _sync_slot(self, agent_id: str, holds: bool) -> None:
+        """The agent's state says it holds a slot or not; a freed slot brings back the agents
+        refused one (their filters lifted by a REVIVE)."""
+        if self.slots.sync(agent_id, holds):
+            waited = self.slots.freed_filter()
+            if waited is not None:
+                self._revive.want(waited[1], waited[0])
+
+    def _refuse_for_slot(self, agent: AgentState, now: float) -> float:
+        seconds = self._refuse(agent, self.config.wait_refuse_seconds, now)
+        self.slots.refused(agent.agent_id, agent.filtered_since, agent.filtered_until)
+        return seconds
+
+    # -- events ----------------------------------------------------------------------------
+
+    def on_subscribed(self, framework_id: str, now: float) -> list[Decision]:
+        """SUBSCRIBED (first time or again): keep the framework ID, then the plan's start."""
+        out: list[Decision] = []
+        self.subscribed = True
+        if framework_id != self.framework_id:
+            self.framework_id = framework_id
+            out.append(SaveFrameworkId(framework_id))
+        self._start(now, out)
+        return out
+
+    def _start(self, now: float, out: list[Decision]) -> None:
+        raise NotImplementedError
+
+    def on_disconnected(self) -> None:
+        """Offers die with the stream; nothing else changes."""
+        self.subscribed = False
+
+    def on_rescind(self, offer_id: str) -> list[Decision]:
+        """Offers are never held, so a rescinded one needs nothing."""
+        return []
+
+    def on_offers(self, offers: Iterable[Mapping], now: float) -> list[Decision]:
+        """At most one launch per agent per batch; everything else declined, batched."""
+        out = answer_offers(
+            offers, lambda offer, launched, out: self._use_offer(offer, now, launched, out)
+        )
+        self._revive_if_due(now, out)
+        return out
+
+    def _use_offer(
+        self, offer: Mapping, now: float, launched: set[str], out: list[Decision]
+    ) -> float | None:
+        """Launch on this offer (None) or say how long to refuse the agent's resources."""
+        raise NotImplementedError
+
+    # -- operator commands -----------------------------------------------------------------
+
+    def interrupt(self, agent_id: str | None, now: float) -> list[Decision]:
+        """No new launches (running tasks go on) on one agent, or everywhere."""
+        return self._set_interrupted(agent_id, True, now)
+
+    def proceed(self, agent_id: str | None, now: float) -> list[Decision]:
+        """Undo `interrupt` (the plan API calls it `continue`)."""
+        return self._set_interrupted(agent_id, False, now)
+
+    def _set_interrupted(self, agent_id: str | None, value: bool, now: float) -> list[Decision]:
+        raise NotImplementedError
+
+    def _known(self, agent_id: str) -> AgentState:
+        if agent_id not in self.agents:
+            raise KeyError(f"unknown agent {agent_id}")
+        return self.agents[agent_id]
+
+    # -- offers ----------------------------------------------------------------------------
+
+    def _refuse(self, agent: AgentState, seconds: float, now: float) -> float:
+        """Decline the agent's offer for `seconds`, remembering the filter."""
+        agent.filtered_since, agent.filtered_until = now, now + seconds
+        return float(seconds)
+
+    def _fits(self, agent: AgentState, spec: StepSpec, offer: Mapping, out: list[Decision]) -> bool:
+        """Whether the step's task fits the offer; if not, the reason is kept for the views
+        and logged once per change."""
+        reason = shortfall(offer, spec.needs, spec.task_name)
+        if reason is None:
+            return True
+        note = f"{agent.name} {reason}"
+        if self.offer_notes.get(agent.agent_id) != note:
+            self.offer_notes[agent.agent_id] = note
+            out.append(Note(note))
+        return False
+
+    def _revive_if_due(self, now: float, out: list[Decision]) -> None:
+        interval = self.config.revive_interval(len(self.agents))
+        out.extend(self._revive.due(now, interval))
+
+    def _want_offers(self, agent: AgentState, start: float) -> None:
+        """The agent has work from `start`: REVIVE if our filter hides it well past that."""
+        if agent.filtered_until > start + REVIVE_WORTH_SECONDS:
+            self._revive.want(agent.filtered_until, agent.filtered_since)
+
+    # -- the life of a step's task ---------------------------------------------------------
+
+    def _launch(
+        self,
+        agent: AgentState,
+        st: StepState,
+        spec: StepSpec,
+        offer: Mapping,
+        now: float,
+        out: list[Decision],
+    ) -> None:
+        """A new task for the step (attempt + 1), stored before its ACCEPT leaves."""
+        st.attempts += 1
+        st.task_id = task_id_for(spec.name, agent.agent_id, spec.fingerprint, st.attempts)
+        st.state, st.fingerprint, st.healthy = "TASK_STAGING", spec.fingerprint, None
+        st.killing, st.message, st.updated, st.retry_at = False, "", now, 0.0
+        self.offer_notes.pop(agent.agent_id, None)
+        task = self.config.build_task(spec, agent.view, st.task_id, offer_role(offer))
+        refuse = self._refuse(agent, self.config.wait_refuse_seconds, now)
+        self._save_launch(agent, out)
+        out.append(Launch(offer["id"]["value"], agent.agent_id, task, refuse))
+
+    def _save_launch(self, agent: AgentState, out: list[Decision]) -> None:
+        raise NotImplementedError
+
+    def _update(self, spec: StepSpec, st: StepState, status: Mapping, now: float) -> bool:
+        """Apply a status update of the step's current task; False if it changes nothing."""
+        state = status["state"]
+        healthy = status.get("healthy", st.healthy)
+        if state == st.state and healthy == st.healthy:
+            return False
+        st.state, st.healthy, st.updated = state, healthy, now
+        st.message = status.get("message", "") or st.message
+        if state in ENDED and state != "TASK_FINISHED":
+            self._ended(spec, st, status, now)
+        return True
+
+    def _ended(self, spec: StepSpec, st: StepState, status: Mapping, now: float) -> None:
+        """Classify an unsuccessful end: our kill, cut off by the agent restart the step
+        causes, vanished in Mesos (relaunch at once), or a failure (retry after backoff)."""
+        if st.killing:
+            st.killing = False
+        elif spec.restarts == Restarts.AGENT and cut_off_by_restart(status):
+            st.cutoffs += 1
+        elif st.state in VANISHED:
+            pass
+        else:
+            st.failures += 1
+            st.retry_at = now + self.config.backoff(st.failures)

@@ -1,0 +1,90 @@
+"""Offers: what an offer holds, whether a step's task fits in it (and if not, why), and
+answering a batch of offers with launches and batched declines.
+
+Offer shape: Mesos v1 `Offer` JSON (apache/mesos include/mesos/v1/mesos.proto): `id`,
+`agent_id`, `hostname`, `resources` (each `name`, `type`, `scalar.value`, `role` or
+`allocation_info.role`), `attributes` (TEXT or SCALAR), `allocation_info.role` (MULTI_ROLE).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+
+from calico_dcos.core.events import Decision, Decline
+
+# Scalars are doubles of which Mesos keeps three decimal digits (apache/mesos
+# docs/attributes-resources.md): 0.1 cpus left over may arrive as 0.09999999999999998.
+TOLERANCE = 1e-9
+
+
+def offer_scalars(offer: Mapping) -> dict[str, float]:
+    """The offer's scalar resources summed by name: {"cpus": 4.0, "mem": 4096.0, …}."""
+    totals: dict[str, float] = {}
+    for res in offer.get("resources", ()):
+        if res.get("type", "SCALAR") == "SCALAR" and "scalar" in res:
+            totals[res["name"]] = totals.get(res["name"], 0.0) + float(res["scalar"]["value"])
+    return totals
+
+
+def offer_role(offer: Mapping) -> str:
+    """The role the offer is allocated to (MULTI_ROLE), `*` when it says none."""
+    role = offer.get("allocation_info", {}).get("role")
+    if role:
+        return role
+    for res in offer.get("resources", ()):
+        alloc = res.get("allocation_info", {}).get("role") or res.get("role")
+        if alloc:
+            return alloc
+    return "*"
+
+
+def offer_attributes(offer: Mapping) -> dict[str, str]:
+    """The agent's attributes as text: TEXT values as they are, SCALAR ones as numbers."""
+    attrs = {}
+    for attr in offer.get("attributes", ()):
+        kind = attr.get("type", "TEXT")
+        if kind == "TEXT":
+            attrs[attr["name"]] = attr["text"]["value"]
+        elif kind == "SCALAR":
+            attrs[attr["name"]] = str(attr["scalar"]["value"])
+    return attrs
+
+
+def offer_is_public(offer: Mapping, attrs: Mapping[str, str]) -> bool:
+    """DC/OS public agents offer role `slave_public` and carry `public_ip:true`."""
+    return offer_role(offer) == "slave_public" or attrs.get("public_ip") == "true"
+
+
+def _amount(value: float) -> str:
+    return f"{value:g}"
+
+
+def shortfall(offer: Mapping, needs: Mapping[str, float], task: str) -> str | None:
+    """None when `needs` fit in the offer; else why not, in words an operator can act on:
+    "offers 0.05 cpus; calico-node needs 0.1" (every short resource, `; `-joined)."""
+    have = offer_scalars(offer)
+    short = [
+        f"offers {_amount(have.get(name, 0.0))} {name}; {task} needs {_amount(amount)}"
+        for name, amount in needs.items()
+        if have.get(name, 0.0) < amount - TOLERANCE
+    ]
+    return "; ".join(short) or None
+
+
+# offer, agent IDs launched on in this batch, decisions so far -> None (launched) or how
+# long to refuse the offer's agent (seconds)
+OfferUse = Callable[[Mapping, set[str], list], float | None]
+
+
+def answer_offers(offers: Iterable[Mapping], use: OfferUse) -> list[Decision]:
+    """Offers are never held: `use(offer, launched, out)` launches on each (None) or says
+    for how long to refuse its agent; the declines go in one call per refuse time."""
+    out: list[Decision] = []
+    declines: dict[float, list[str]] = {}
+    launched: set[str] = set()
+    for offer in offers:
+        refuse = use(offer, launched, out)
+        if refuse is not None:
+            declines.setdefault(refuse, []).append(offer["id"]["value"])
+    out.extend(Decline(tuple(ids), refuse) for refuse, ids in declines.items())
+    return out

@@ -1,0 +1,148 @@
+"""Per-agent records: what the core knows of each agent and of each step's task on it.
+
+The store keeps one record per agent (`agent_record`, docs/CONTRACTS.md "Agent record");
+a restarted scheduler rebuilds its state from them (`agent_from_record`). Task IDs carry the
+step, the agent and the options' fingerprint, because reconciliation answers carry no labels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from calico_dcos.core.events import ENDED
+
+
+@dataclass(frozen=True)
+class AgentView:
+    """What a step needs to know about an agent (from its offers)."""
+
+    agent_id: str
+    hostname: str
+    public: bool = False
+    attributes: Mapping[str, str] = field(default_factory=dict, hash=False)
+
+
+@dataclass
+class StepState:
+    """One step's task on one agent. Times are the core's clock (seconds)."""
+
+    task_id: str | None = None
+    state: str | None = None  # Mesos TaskState name, e.g. "TASK_RUNNING"
+    fingerprint: str | None = None
+    attempts: int = 0  # launches ever; makes every task ID unique
+    failures: int = 0  # consecutive failures; drives the backoff
+    cutoffs: int = 0  # times an agent restart cut the task off (not failures)
+    retry_at: float = 0.0
+    updated: float = 0.0
+    message: str = ""
+    healthy: bool | None = None
+    killing: bool = False  # we asked Mesos to kill it: its end is not a failure
+    replacing: bool = False  # a live daemon is being replaced: holds a restart slot
+    forced: str | None = None  # fingerprint an operator force-completed
+
+    @property
+    def live(self) -> bool:
+        """Launched and not ended (as far as Mesos has told us)."""
+        return self.task_id is not None and self.state not in ENDED
+
+
+@dataclass
+class AgentState:
+    """One agent: identity from its offers, its steps, and the operator's flags."""
+
+    agent_id: str
+    hostname: str = ""
+    public: bool = False
+    attributes: dict[str, str] = field(default_factory=dict)
+    steps: dict[str, StepState] = field(default_factory=dict)
+    calico_present: dict | None = None
+    interrupted: bool = False
+    lost: bool = False
+    wanted: bool = True  # passes agents.include_public and agents.constraints
+    filtered_since: float = 0.0  # the filter of our last decline or ACCEPT, from
+    filtered_until: float = 0.0  # … to
+
+    @property
+    def view(self) -> AgentView:
+        return AgentView(self.agent_id, self.hostname, self.public, dict(self.attributes))
+
+    @property
+    def name(self) -> str:
+        """How people know the agent: its hostname, else its ID."""
+        return self.hostname or self.agent_id
+
+    def step(self, name: str) -> StepState:
+        return self.steps.setdefault(name, StepState())
+
+
+STEP_FIELDS = (
+    "task_id",
+    "state",
+    "fingerprint",
+    "attempts",
+    "failures",
+    "cutoffs",
+    "retry_at",
+    "updated",
+    "message",
+    "healthy",
+    "killing",
+    "replacing",
+    "forced",
+)
+
+
+def step_record(st: StepState) -> dict:
+    """A step's stored document (every field of `STEP_FIELDS`)."""
+    return {k: getattr(st, k) for k in STEP_FIELDS}
+
+
+def step_from_record(doc: Mapping) -> StepState:
+    """The inverse of `step_record`; unknown keys (older or newer versions) are ignored."""
+    return StepState(**{k: v for k, v in doc.items() if k in STEP_FIELDS})
+
+
+def agent_record(agent: AgentState) -> dict:
+    """The store's per-agent document (docs/CONTRACTS.md "Agent record")."""
+    return {
+        "agent_id": agent.agent_id,
+        "hostname": agent.hostname,
+        "public": agent.public,
+        "attributes": dict(agent.attributes),
+        "calico_present": agent.calico_present,
+        "interrupted": agent.interrupted,
+        "lost": agent.lost,
+        "steps": {name: step_record(st) for name, st in agent.steps.items()},
+    }
+
+
+def agent_from_record(record: Mapping) -> AgentState:
+    """The inverse of `agent_record`."""
+    return AgentState(
+        agent_id=record["agent_id"],
+        hostname=record.get("hostname", ""),
+        public=bool(record.get("public", False)),
+        attributes=dict(record.get("attributes", {})),
+        steps={name: step_from_record(doc) for name, doc in record.get("steps", {}).items()},
+        calico_present=record.get("calico_present"),
+        interrupted=bool(record.get("interrupted", False)),
+        lost=bool(record.get("lost", False)),
+    )
+
+
+def task_id_for(step: str, agent_id: str, fingerprint: str, attempt: int) -> str:
+    """`calico-<step>__<agent_id>__<fingerprint[:8]>__<attempt>` (docs/CONTRACTS.md)."""
+    return f"calico-{step}__{agent_id}__{fingerprint[:8]}__{attempt}"
+
+
+def parse_task_id(task_id: str) -> tuple[str, str, str, int] | None:
+    """(step, agent_id, fingerprint prefix, attempt); None for a task that is not ours.
+
+    Reconciliation answers carry no labels, so the task ID is what says which options
+    a task was launched with.
+    """
+    parts = task_id.split("__")
+    if len(parts) != 4 or not parts[0].startswith("calico-") or not parts[3].isdigit():
+        return None
+    return parts[0].removeprefix("calico-"), parts[1], parts[2], int(parts[3])

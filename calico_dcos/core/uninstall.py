@@ -1,0 +1,461 @@
+"""The uninstall plan: kill every task, optionally revert the hosts, then tear down and wipe.
+
+Another plan on the same engine as the deploy (`engine.Engine`): the same events in, the same
+decisions out, plus three of its own that the scheduler applies after the store writes, in
+list order:
+
+- `SaveMeta(key, value)`: `store.put_meta(key, value)`; the uninstall's progress, so that a
+  scheduler restarted half-way goes on where it was (and the way it began).
+- `Teardown()`: `driver.stop(failover=False)`: pymesos sends TEARDOWN and Mesos forgets the
+  framework (and kills anything of it still running).
+- `WipeState()`: `store.wipe()`: the framework ID, every agent record, the metadata.
+
+The order is dcos-commons' (sdk/scheduler/src/main/java/com/mesosphere/sdk/scheduler/
+uninstall/UninstallPlanFactory.java): kill the tasks; clean the hosts up (`--revert-hosts`:
+the installer's `uninstall --docker --cni` on each agent, a one-shot step that restarts
+Docker and the agent, so it runs within the restart budget); deregister; then delete the
+state, so a crash before the wipe finds the framework removed and only wipes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from calico_dcos.core.config import PlanConfig, StepSpec
+from calico_dcos.core.engine import Engine
+from calico_dcos.core.events import (
+    ENDED,
+    Decision,
+    Kill,
+    Reconcile,
+    SaveFrameworkId,
+    SaveMeta,
+    Teardown,
+    WipeState,
+)
+from calico_dcos.core.records import (
+    AgentState,
+    StepState,
+    agent_from_record,
+    parse_task_id,
+    step_from_record,
+    step_record,
+)
+from calico_dcos.core.views import (
+    DEGRADED_FAILURES,
+    INTERRUPTED,
+    offer_words,
+    phase_doc,
+    plan_doc,
+    slot_words,
+    step_doc,
+    summary_doc,
+    task_words,
+)
+
+META_KEY = "uninstall"
+REVERT = "revert-host"
+KILL = "kill-tasks"
+TEARDOWN = "teardown"
+DONE = "done"
+REVERT_STEP = "uninstall"  # the revert task's step in its task ID: calico-uninstall__…
+DEREGISTER_PHASE = "deregister-service"
+
+
+@dataclass
+class Doomed:
+    """A task of the framework that must end before the framework goes."""
+
+    agent_id: str
+    state: str | None
+    kill_sent_at: float | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.state in ENDED
+
+
+@dataclass
+class Progress:
+    """The part that is stored (`SaveMeta`): the stage and each host's revert task."""
+
+    stage: str = KILL  # KILL -> REVERT -> TEARDOWN -> DONE
+    reverts: dict[str, StepState] = field(default_factory=dict)
+
+    def to_record(self, revert_hosts: bool) -> dict:
+        return {
+            "revert_hosts": revert_hosts,
+            "stage": self.stage,
+            "reverts": {aid: step_record(st) for aid, st in self.reverts.items()},
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping) -> Progress:
+        reverts = {aid: step_from_record(doc) for aid, doc in record.get("reverts", {}).items()}
+        return cls(record.get("stage", KILL), reverts)
+
+
+def touched_host(agent: AgentState) -> bool:
+    """Only hosts where the Docker or CNI step ever ran have something to put back."""
+    return agent.calico_present is None and any(
+        agent.steps.get(name) is not None and agent.steps[name].attempts > 0
+        for name in ("docker", "cni")
+    )
+
+
+def revert_done(st: StepState) -> bool:
+    """Reverted (the task FINISHED), or counted so (an operator, or the agent is gone)."""
+    return st.state == "TASK_FINISHED" or st.forced is not None
+
+
+class Uninstall(Engine):
+    """`config.steps` is the one revert step (`REVERT_STEP`, built by `config.build_task`).
+    Not thread-safe: the caller serialises, as for `Deploy`."""
+
+    def __init__(
+        self,
+        config: PlanConfig,
+        revert_hosts: bool,
+        records: Mapping[str, Mapping] = (),
+        framework_id: str | None = None,
+        progress: Mapping | None = None,
+    ) -> None:
+        super().__init__(config, framework_id)
+        if progress is not None:
+            revert_hosts = bool(progress.get("revert_hosts", revert_hosts))
+        self.revert_hosts = revert_hosts
+        self.spec: StepSpec = config.steps[0]
+        self.agents = {
+            aid: agent_from_record({"agent_id": aid, **rec}) for aid, rec in dict(records).items()
+        }
+        self.doomed: dict[str, Doomed] = {}
+        self._doomed_on: dict[str, list[str]] = {}  # agent_id -> its doomed task IDs
+        for agent in self.agents.values():
+            for st in agent.steps.values():
+                if st.live:
+                    self._doom(st.task_id, agent.agent_id, st.state)
+        self.progress = Progress.from_record(progress) if progress else Progress()
+        if revert_hosts and not progress:
+            self.progress.reverts = {
+                aid: StepState() for aid, a in self.agents.items() if touched_host(a)
+            }
+        for aid, st in self.progress.reverts.items():
+            self.slots.sync(aid, st.live)
+        self._settle_at = math.inf
+
+    # -- reads ---------------------------------------------------------------------------
+
+    @property
+    def complete(self) -> bool:
+        return self.progress.stage == DONE
+
+    def restart_limit_agents(self) -> int:
+        return len(self.progress.reverts)
+
+    def reverting(self) -> list[str]:
+        """Agents whose revert task is launched and not ended: they hold restart slots."""
+        return sorted(self.slots.holders)
+
+    def progress_counts(self) -> tuple[int, int, int, int]:
+        """(tasks killed, tasks to kill, hosts reverted, hosts to revert)."""
+        killed = sum(1 for d in self.doomed.values() if d.ended)
+        reverted = sum(1 for st in self.progress.reverts.values() if revert_done(st))
+        return killed, len(self.doomed), reverted, len(self.progress.reverts)
+
+    # -- events --------------------------------------------------------------------------
+
+    def _start(self, now: float, out: list[Decision]) -> None:
+        """Hear of every task Mesos knows (implicit reconciliation), and kill ours."""
+        out.append(Reconcile(()))
+        self._settle_at = now + self.config.reconcile_backoff_seconds  # time for answers
+        self._kill_all(now, out)
+        self._advance(now, out)
+
+    def on_framework_removed(self) -> list[Decision]:
+        """Mesos has removed the framework: its tasks are gone. After a teardown, that is
+        the end; before it, the hosts can still be reverted by a framework registered anew."""
+        self.subscribed = False
+        self.framework_id = None
+        for doomed in self.doomed.values():
+            doomed.state = doomed.state if doomed.ended else "TASK_GONE"
+        out: list[Decision] = [SaveFrameworkId(None)]
+        if self.progress.stage in (TEARDOWN, DONE):
+            self.progress.stage = DONE
+            out.append(WipeState())
+        return out
+
+    def on_report(self, agent_id: str, report: Mapping, now: float) -> list[Decision]:
+        return []
+
+    def on_options(self, config: PlanConfig, now: float) -> list[Decision]:
+        """Options do not change an uninstall under way."""
+        return []
+
+    def on_agent_lost(self, agent_id: str, now: float) -> list[Decision]:
+        """A gone agent's tasks are gone with it, and its host cannot be reverted."""
+        out: list[Decision] = []
+        for task_id in self._doomed_on.get(agent_id, ()):
+            doomed = self.doomed[task_id]
+            if not doomed.ended:
+                doomed.state = "TASK_GONE"
+        st = self.progress.reverts.get(agent_id)
+        if st is not None and not revert_done(st):
+            st.forced, st.message = "agent gone", "the agent left the cluster: not reverted"
+            st.state = "TASK_GONE" if st.live else st.state
+            self._sync_slot(agent_id, False)
+            self._save(out)
+        self._advance(now, out)
+        return out
+
+    def on_status(self, status: Mapping, now: float) -> list[Decision]:
+        out: list[Decision] = []
+        task_id, state = status["task_id"]["value"], status["state"]
+        agent_id = status.get("agent_id", {}).get("value", "")
+        revert = self._revert_of(task_id)
+        if revert is not None:
+            self._revert_update(revert, status, now, out)
+        elif task_id in self.doomed:
+            self.doomed[task_id].state = state
+        elif state not in ENDED:
+            self._doom(task_id, agent_id, state)
+            self._kill(task_id, now, out)
+        self._advance(now, out)
+        return out
+
+    def on_tick(self, now: float) -> list[Decision]:
+        """Kill again what has not ended (kills are best effort), move on when due."""
+        out: list[Decision] = []
+        if not self.subscribed:
+            return out
+        if self.progress.stage == KILL:
+            self._kill_all(now, out)
+        self._advance(now, out)
+        self._revive_if_due(now, out)
+        return out
+
+    # -- operator commands ---------------------------------------------------------------
+
+    def restart(self, agent_id: str, step: str, now: float) -> list[Decision]:
+        """Revert the host again (a failed or force-completed revert). Its ended task is
+        forgotten, so that the step is neither live nor done; a live one is left to end."""
+        st = self._revert(agent_id, step)
+        if not st.live:
+            st.task_id, st.state, st.forced, st.failures, st.retry_at = None, None, None, 0, 0.0
+        agent = self.agents[agent_id]
+        self._revive.want(agent.filtered_until, agent.filtered_since)
+        out: list[Decision] = []
+        self._save(out)
+        self._revive_if_due(now, out)
+        return out
+
+    def force_complete(self, agent_id: str, step: str, now: float) -> list[Decision]:
+        """Count a host as reverted (an operator cleaned it by hand)."""
+        st = self._revert(agent_id, step)
+        st.forced, st.message = "operator", "force-completed by an operator"
+        out: list[Decision] = []
+        self._save(out)
+        self._advance(now, out)
+        return out
+
+    def _set_interrupted(self, agent_id: str | None, value: bool, now: float) -> list[Decision]:
+        if agent_id is None:
+            self.interrupted = value
+        else:
+            self._known(agent_id).interrupted = value
+        if not value:
+            self._revive.want(math.inf)
+        out: list[Decision] = []
+        self._revive_if_due(now, out)
+        return out
+
+    def _revert(self, agent_id: str, step: str) -> StepState:
+        self._known(agent_id)
+        if step != REVERT or agent_id not in self.progress.reverts:
+            raise KeyError(f"unknown step {step} (this uninstall has {REVERT} steps only)")
+        return self.progress.reverts[agent_id]
+
+    # -- killing -------------------------------------------------------------------------
+
+    def _doom(self, task_id: str, agent_id: str, state: str | None) -> None:
+        self.doomed[task_id] = Doomed(agent_id, state)
+        self._doomed_on.setdefault(agent_id, []).append(task_id)
+
+    def _kill_all(self, now: float, out: list[Decision]) -> None:
+        """Kill what has not ended; ask again about tasks killed before and still not ended
+        (the master answers for a task it does not know, which a kill alone may not)."""
+        again = []
+        for task_id, doomed in self.doomed.items():
+            if doomed.ended:
+                continue
+            if doomed.kill_sent_at is None:
+                self._kill(task_id, now, out)
+            elif now - doomed.kill_sent_at >= self.config.reconcile_backoff_seconds:
+                again.append((task_id, doomed.agent_id))
+                self._kill(task_id, now, out)
+        if again:
+            out.append(Reconcile(tuple(again)))
+
+    def _kill(self, task_id: str, now: float, out: list[Decision]) -> None:
+        doomed = self.doomed[task_id]
+        doomed.kill_sent_at = now
+        out.append(Kill(task_id, doomed.agent_id))
+
+    # -- reverting -----------------------------------------------------------------------
+
+    def _revert_of(self, task_id: str) -> str | None:
+        parsed = parse_task_id(task_id)
+        if parsed is None or parsed[0] != REVERT_STEP:
+            return None
+        st = self.progress.reverts.get(parsed[1])
+        return parsed[1] if st is not None and st.task_id == task_id else None
+
+    def _revert_update(self, agent_id: str, status: Mapping, now: float, out: list) -> None:
+        st = self.progress.reverts[agent_id]
+        if not self._update(self.spec, st, status, now):
+            return
+        if st.state in ENDED:
+            self._sync_slot(agent_id, False)
+            if not revert_done(st):  # it runs again: bring its agent's offers back
+                self._want_offers(self.agents[agent_id], max(now, st.retry_at))
+        self._save(out)
+
+    def _use_offer(
+        self, offer: Mapping, now: float, launched: set[str], out: list[Decision]
+    ) -> float | None:
+        aid = offer["agent_id"]["value"]
+        st = self.progress.reverts.get(aid)
+        if st is None or revert_done(st):
+            return self.config.long_refuse_seconds
+        agent = self.agents[aid]
+        short = self.config.wait_refuse_seconds
+        if self.progress.stage != REVERT or aid in launched or not self._may_launch(agent, st, now):
+            return self._refuse(agent, short, now)
+        if not self._fits(agent, self.spec, offer, out):
+            return self._refuse(agent, short, now)
+        if not self._slot_free(aid):
+            return self._refuse_for_slot(agent, now)
+        self._admit(aid)
+        launched.add(aid)
+        self._launch(agent, st, self.spec, offer, now, out)
+        return None
+
+    def _may_launch(self, agent: AgentState, st: StepState, now: float) -> bool:
+        return not (st.live or st.retry_at > now or self.interrupted or agent.interrupted)
+
+    def _save_launch(self, agent: AgentState, out: list[Decision]) -> None:
+        self._save(out)
+
+    # -- stages --------------------------------------------------------------------------
+
+    def _advance(self, now: float, out: list[Decision]) -> None:
+        """KILL -> REVERT -> TEARDOWN (Teardown, then WipeState) -> DONE."""
+        if self.progress.stage == KILL and self._all_killed(now):
+            self.progress.stage = REVERT if self.progress.reverts else TEARDOWN
+            if self.progress.reverts:
+                self._revive.want(math.inf)
+            self._save(out)
+        if self.progress.stage == REVERT and all(
+            revert_done(st) for st in self.progress.reverts.values()
+        ):
+            self.progress.stage = TEARDOWN
+            self._save(out)
+        if self.progress.stage == TEARDOWN and self.subscribed:
+            self.progress.stage = DONE
+            self.subscribed = False
+            out += [Teardown(), WipeState()]
+        self._revive_if_due(now, out)
+
+    def _all_killed(self, now: float) -> bool:
+        return (
+            self.subscribed
+            and now >= self._settle_at
+            and all(d.ended for d in self.doomed.values())
+        )
+
+    def _save(self, out: list[Decision]) -> None:
+        out.append(SaveMeta(META_KEY, self.progress.to_record(self.revert_hosts)))
+
+    # -- views for people ----------------------------------------------------------------
+
+    def plan_view(self, now: float) -> dict:
+        """The uninstall as the plan: a phase per agent (kill, revert), then deregister.
+        O(agents + tasks)."""
+        agents = sorted(
+            set(self._doomed_on) | set(self.progress.reverts),
+            key=lambda aid: (self._hostname(aid), aid),
+        )
+        phases = [self._agent_phase(aid, now) for aid in agents]
+        phases.append(self._deregister_phase())
+        return plan_doc(phases, "serial", self.interrupted)
+
+    def _hostname(self, aid: str) -> str:
+        agent = self.agents.get(aid)
+        return agent.name if agent is not None else aid
+
+    def _agent_phase(self, aid: str, now: float) -> dict:
+        steps = [self._kill_step(aid)]
+        if aid in self.progress.reverts:
+            st = self.progress.reverts[aid]
+            status, message = self._revert_status(aid, st, now)
+            steps.append(step_doc(st.task_id or f"{aid}:{REVERT}", REVERT, status, message))
+        return phase_doc(aid, self._hostname(aid), steps, False)
+
+    def _kill_step(self, aid: str) -> dict:
+        mine = [(t, self.doomed[t]) for t in self._doomed_on.get(aid, ())]
+        left = sorted(t.split("__", 1)[0] for t, d in mine if not d.ended)
+        if not left:
+            status, message = "COMPLETE", f"{len(mine)} tasks ended"
+        else:
+            sent = any(d.kill_sent_at is not None for _, d in mine if not d.ended)
+            status = "STARTING" if sent else "PENDING"
+            message = "killing " + ", ".join(left)
+        return step_doc(f"{aid}:{KILL}", KILL, status, message)
+
+    def _revert_status(self, aid: str, st: StepState, now: float) -> tuple[str, str]:
+        if revert_done(st):
+            return "COMPLETE", st.message
+        words = task_words(st, now)
+        if words is not None:
+            return words
+        if self.progress.stage == KILL:
+            return "PENDING", "after every task has ended"
+        if self.interrupted or self.agents[aid].interrupted:
+            return "WAITING", INTERRUPTED
+        if not self._slot_free(aid):
+            return slot_words(self.budget)
+        return offer_words(self.offer_notes.get(aid))
+
+    def _deregister_phase(self) -> dict:
+        done = self.complete
+        status = "COMPLETE" if done else "PENDING"
+        steps = [
+            step_doc(TEARDOWN, TEARDOWN, status,
+                     "framework removed from Mesos" if done else "after the hosts"),
+            step_doc("wipe-state", "wipe-state", status,
+                     "state deleted" if done else "after the teardown"),
+        ]  # fmt: skip
+        return phase_doc(DEREGISTER_PHASE, DEREGISTER_PHASE, steps, False)
+
+    def summary(self, now: float) -> dict:
+        killed, doomed, reverted, reverts = self.progress_counts()
+        message = f"Uninstalling: {killed} of {doomed} tasks killed"
+        if self.revert_hosts:
+            message += f"; {reverted} of {reverts} hosts reverted"
+        if self.complete:
+            message = "Uninstalled: the framework is torn down and its state deleted"
+        problems = [
+            f"{self._hostname(aid)}: {REVERT} failed {st.failures} times: {st.message}"
+            for aid, st in self.progress.reverts.items()
+            if st.failures >= DEGRADED_FAILURES and not revert_done(st)
+        ]
+        return summary_doc(
+            available=self.complete,
+            progressing=not self.complete,
+            message=message,
+            problems=problems,
+            restarting=self.slots.holders,
+            budget=self.budget,
+            interrupted=self.interrupted,
+        )

@@ -1,0 +1,118 @@
+"""Status views for people: the plan in dcos-commons' shape (`/v1/plan`, the status page,
+`calico-dcos plan show`) and the summary (Available / Progressing / Degraded).
+
+Statuses are dcos-commons' (mesosphere/dcos-commons sdk/scheduler/src/main/java/com/mesosphere/
+sdk/scheduler/plan/Status.java): ERROR, WAITING, PENDING, PREPARED, STARTING, STARTED,
+COMPLETE, DELAYED, IN_PROGRESS. Everything here is O(size of what it shows).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from calico_dcos.core.records import StepState
+
+DEGRADED_FAILURES = 3  # consecutive failures of a step that make the service Degraded
+EARLY_STATES = frozenset({"TASK_STAGING", "TASK_STARTING", "TASK_KILLING"})
+WAITING_FOR_OFFER = "waiting for an offer"
+INTERRUPTED = "interrupted by an operator"
+
+
+def combine(statuses: list[str], interrupted: bool) -> str:
+    """A phase's or plan's status from its children's, as dcos-commons reports it."""
+    if statuses and all(s == "COMPLETE" for s in statuses):
+        return "COMPLETE"
+    if "ERROR" in statuses:
+        return "ERROR"
+    if interrupted:
+        return "WAITING"
+    if any(s in ("STARTING", "STARTED", "COMPLETE", "DELAYED", "IN_PROGRESS") for s in statuses):
+        return "IN_PROGRESS"
+    if "WAITING" in statuses:
+        return "WAITING"
+    return "PENDING"
+
+
+def task_words(st: StepState, now: float) -> tuple[str, str] | None:
+    """The status of a step whose task is live, failed for good, or waiting to be retried;
+    None when it waits for the plan (interrupt, restart slot, offer, an earlier step)."""
+    if st.live:
+        if st.state in EARLY_STATES or st.killing:
+            return "STARTING", st.message
+        return "STARTED", st.message
+    if st.state == "TASK_ERROR":
+        return "ERROR", st.message
+    if st.retry_at > now:
+        wait = st.retry_at - now
+        return "DELAYED", f"failed {st.failures} times: {st.message}; retry in {wait:.0f}s"
+    return None
+
+
+def slot_words(limit: int) -> tuple[str, str]:
+    return "WAITING", f"waiting for a restart slot ({limit} at a time)"
+
+
+def offer_words(note: str | None) -> tuple[str, str]:
+    """PREPARED, with why the last offer did not fit if one did not."""
+    return "PREPARED", note or WAITING_FOR_OFFER
+
+
+def failing(name: str, step: str, st: StepState) -> str | None:
+    """A problem line when a step failed often enough to degrade the service."""
+    if st.failures >= DEGRADED_FAILURES or st.state == "TASK_ERROR":
+        return f"{name}: {step} failed {st.failures} times: {st.message}"
+    return None
+
+
+def step_doc(step_id: str, name: str, status: str, message: str) -> dict:
+    return {"id": step_id, "name": name, "status": status, "message": message}
+
+
+def phase_doc(phase_id: str, name: str, steps: list[dict], interrupted: bool) -> dict:
+    return {
+        "id": phase_id,
+        "name": name,
+        "strategy": "serial",
+        "status": combine([s["status"] for s in steps], interrupted),
+        "steps": steps,
+    }
+
+
+def plan_doc(phases: list[dict], strategy: str, interrupted: bool) -> dict:
+    """`{"phases", "strategy", "errors", "status"}`: errors are `phase: step: message`."""
+    errors = [
+        f"{p['name']}: {s['name']}: {s['message']}"
+        for p in phases
+        for s in p["steps"]
+        if s["status"] == "ERROR"
+    ]
+    return {
+        "phases": phases,
+        "strategy": strategy,
+        "errors": errors,
+        "status": combine([p["status"] for p in phases], interrupted),
+    }
+
+
+def summary_doc(
+    *,
+    available: bool,
+    progressing: bool,
+    message: str,
+    problems: Iterable[str],
+    restarting: Iterable[str],
+    budget: int,
+    interrupted: bool,
+) -> dict:
+    """The page's and `/v1/status`'s summary; `degraded` when there are problems."""
+    problems = sorted(problems)
+    return {
+        "available": available,
+        "progressing": progressing,
+        "degraded": bool(problems),
+        "message": message,
+        "problems": problems,
+        "restarting": sorted(restarting),
+        "budget": budget,
+        "interrupted": interrupted,
+    }

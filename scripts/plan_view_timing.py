@@ -1,0 +1,79 @@
+"""How long `/v1/plan` takes to build at scale, for the deploy and the uninstall plan.
+
+    .venv/bin/python scripts/plan_view_timing.py [--agents 5000] [--repeat 5]
+
+Builds each core from records as a converged rollout leaves them (every agent's five steps,
+daemons RUNNING and one-shots FINISHED; the uninstall half-way through its kills with
+hosts to revert) and prints the best and median time of `plan_view`, which the scheduler
+runs under its lock on every `/v1/plan`, `/v1/status` and `/metrics` request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+from calico_dcos import plans
+from calico_dcos.core.deploy import Deploy
+from calico_dcos.core.records import task_id_for
+from calico_dcos.options import load_options
+
+DAEMONS = ("etcd-proxy", "libnetwork", "node")
+
+
+def converged_records(agents: int, fingerprints: dict[str, str]) -> dict[str, dict]:
+    records = {}
+    for i in range(agents):
+        aid = f"5f1c-S{i}"
+        steps = {}
+        for step, fingerprint in fingerprints.items():
+            state = "TASK_RUNNING" if step in DAEMONS else "TASK_FINISHED"
+            steps[step] = {
+                "task_id": task_id_for(step, aid, fingerprint, 1),
+                "state": state,
+                "attempts": 1,
+                "fingerprint": fingerprint,
+                "healthy": True,
+            }
+        records[aid] = {"agent_id": aid, "hostname": f"agent-{i}", "steps": steps}
+    return records
+
+
+def timed(view, repeat: int) -> tuple[float, float]:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        view()
+        times.append(time.perf_counter() - start)
+    return min(times), statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--agents", type=int, default=5000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    options = load_options(None, {"CALICO_ROLLOUT_MAX_CONCURRENT_RESTARTS": "10%"})
+    config = plans.config_from_options(options, "http://scheduler:8080")
+    records = converged_records(args.agents, {s.name: s.fingerprint for s in config.steps})
+
+    deploy = Deploy(config, records, "fw-1")
+    deploy.on_subscribed("fw-1", 1000.0)
+    uninstall = plans.uninstall_from_options(
+        options, "http://scheduler:8080", True, records, "fw-1", None
+    )
+    uninstall.on_subscribed("fw-1", 1000.0)
+    for task_id in list(uninstall.doomed)[::2]:  # half of the kills answered
+        uninstall.on_status({"task_id": {"value": task_id}, "state": "TASK_KILLED"}, 1000.0)
+
+    for name, core in (("deploy", deploy), ("uninstall", uninstall)):
+        best, median = timed(lambda core=core: core.plan_view(1001.0), args.repeat)
+        print(
+            f"{name:9} plan_view at {args.agents} agents: "
+            f"best {best * 1000:.1f} ms, median {median * 1000:.1f} ms"
+        )
+
+
+if __name__ == "__main__":
+    main()
