@@ -15,6 +15,7 @@ from pathlib import Path
 
 from calico_dcos.devcluster.hostroot import create_host_root, set_fault
 from calico_dcos.devcluster.process_executor import ProcessExecutor
+from tests.helpers.wait import wait_until_async
 
 
 class RecordingAgent:
@@ -55,17 +56,10 @@ class RecordingAgent:
 TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED"}
 
 
-async def wait_until(predicate, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met before the deadline"
-        await asyncio.sleep(0.02)
-
-
 async def run_to_end(executor, agent, task, timeout: float = 10.0) -> dict:
     await executor.launch(agent, task)
     task_id = task["task_id"]["value"]
-    await wait_until(lambda: TERMINAL & set(agent.states(task_id)), timeout)
+    await wait_until_async(lambda: TERMINAL & set(agent.states(task_id)), timeout)
     return agent.last(task_id)
 
 
@@ -158,9 +152,9 @@ async def test_task_uses_the_host_standins(executor, agent):
 @scenario
 async def test_kill_sends_sigterm_and_reports_killed(executor, agent):
     await executor.launch(agent, task("daemon", "exec sleep 30"))
-    await wait_until(lambda: "TASK_RUNNING" in agent.states("daemon"))
+    await wait_until_async(lambda: "TASK_RUNNING" in agent.states("daemon"))
     await executor.kill(agent, "daemon", 5.0)
-    await wait_until(lambda: TERMINAL & set(agent.states("daemon")))
+    await wait_until_async(lambda: TERMINAL & set(agent.states("daemon")))
     final = agent.last("daemon")
     assert final["state"] == "TASK_KILLED"
     assert final["message"] == "Command terminated with signal Terminated"
@@ -175,10 +169,10 @@ async def test_kill_escalates_to_sigkill_after_the_grace_period(executor, agent)
     )
     await executor.launch(agent, task("stubborn", stubborn))
     sandbox = executor.sandbox_of(agent.agent_id, "stubborn")
-    await wait_until(lambda: (sandbox / "up").exists())
+    await wait_until_async(lambda: (sandbox / "up").exists())
     started = time.monotonic()
     await executor.kill(agent, "stubborn", 0.5)
-    await wait_until(lambda: TERMINAL & set(agent.states("stubborn")))
+    await wait_until_async(lambda: TERMINAL & set(agent.states("stubborn")))
     assert time.monotonic() - started >= 0.5
     assert agent.last("stubborn")["state"] == "TASK_KILLED"
     assert agent.last("stubborn")["message"] == "Command terminated with signal Killed"
@@ -201,7 +195,7 @@ async def test_healthy_check_reports_healthy_once(executor, agent):
     checked["health_check"] = health("echo x >> checks; true")
     await executor.launch(agent, checked)
     sandbox = executor.sandbox_of(agent.agent_id, "node")
-    await wait_until(
+    await wait_until_async(
         lambda: (sandbox / "checks").exists() and len((sandbox / "checks").read_text().split()) >= 4
     )
     health_updates = [u for u in agent.updates if u["healthy"] is not None]
@@ -219,9 +213,9 @@ async def test_container_health_check_follows_calico_node_and_kills_when_unhealt
     node["health_check"] = health("calico-node -felix-ready -bird-ready")
     task_id = node["task_id"]["value"]
     await executor.launch(agent, node)
-    await wait_until(lambda: any(u["healthy"] for u in agent.updates))
+    await wait_until_async(lambda: any(u["healthy"] for u in agent.updates))
     set_fault(agent.host_root, "calico-node-unready")
-    await wait_until(lambda: TERMINAL & set(agent.states(task_id)))
+    await wait_until_async(lambda: TERMINAL & set(agent.states(task_id)))
     healths = [
         u["healthy"]
         for u in agent.updates
@@ -257,7 +251,7 @@ async def test_container_task_is_recorded_and_runs_until_killed(executor, agent)
     }
     task_id = libnetwork["task_id"]["value"]
     await executor.launch(agent, libnetwork)
-    await wait_until(lambda: "TASK_RUNNING" in agent.states(task_id))
+    await wait_until_async(lambda: "TASK_RUNNING" in agent.states(task_id))
     record_path = agent.host_root / f".devcluster/containers/{task_id}.json"
     record = json.loads(record_path.read_text())
     assert record["image"] == "calico/libnetwork-plugin:v1.1.3"
@@ -267,7 +261,7 @@ async def test_container_task_is_recorded_and_runs_until_killed(executor, agent)
     assert record["port_mappings"] == [{"host_port": 9000, "container_port": 9000}]
     assert not TERMINAL & set(agent.states(task_id))
     await executor.kill(agent, task_id, 1.0)
-    await wait_until(lambda: "TASK_KILLED" in agent.states(task_id))
+    await wait_until_async(lambda: "TASK_KILLED" in agent.states(task_id))
     assert json.loads(record_path.read_text())["running"] is False
 
 
@@ -298,12 +292,12 @@ def process_alive(pid: int) -> bool:
 async def test_agent_restart_keeps_checkpointed_tasks_and_kills_the_others(executor, agent):
     await executor.launch(agent, task("kept", "echo $$ > pid; exec sleep 30"))
     pid_file = executor.sandbox_of(agent.agent_id, "kept") / "pid"
-    await wait_until(lambda: pid_file.exists() and pid_file.read_text().strip())
+    await wait_until_async(lambda: pid_file.exists() and pid_file.read_text().strip())
     pid = int(pid_file.read_text())
     await executor.agent_stopping(agent, keep_tasks=True)
     assert process_alive(pid)
     await executor.agent_stopping(agent, keep_tasks=False)
-    await wait_until(lambda: not process_alive(pid))
+    await wait_until_async(lambda: not process_alive(pid))
     assert agent.states("kept") == ["TASK_STARTING", "TASK_RUNNING"]
 
 
@@ -311,6 +305,6 @@ async def test_agent_restart_keeps_checkpointed_tasks_and_kills_the_others(execu
 async def test_shutdown_kills_every_task(executor, agent):
     await executor.launch(agent, task("a", "echo $$ > pid; exec sleep 30"))
     pid_file = executor.sandbox_of(agent.agent_id, "a") / "pid"
-    await wait_until(lambda: pid_file.exists() and pid_file.read_text().strip())
+    await wait_until_async(lambda: pid_file.exists() and pid_file.read_text().strip())
     await executor.shutdown()
     assert not process_alive(int(pid_file.read_text()))

@@ -7,7 +7,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from calico_dcos.devcluster.health import HealthJudge, HealthPolicy, Verdict, make_probe
-from tests.devcluster.test_process_executor import scenario, task, wait_until
+from tests.devcluster.test_process_executor import scenario, task
+from tests.helpers.wait import wait_until_async
 
 
 def judge(**policy) -> HealthJudge:
@@ -91,5 +92,5 @@ async def test_a_check_that_times_out_counts_as_a_failure_and_kills_the_task(exe
     }
     hung["kill_policy"] = {"grace_period": {"nanoseconds": 100_000_000}}
     await executor.launch(agent, hung)
-    await wait_until(lambda: "TASK_KILLED" in agent.states("hung"))
+    await wait_until_async(lambda: "TASK_KILLED" in agent.states("hung"))
     assert [u["healthy"] for u in agent.updates] == [None, None, False, False]

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from pymesos import MesosSchedulerDriver, Scheduler
 
 from calico_dcos.devcluster import DevCluster
+from tests.helpers.wait import wait_until
 
 # Short intervals so that a test sees allocations, restarts and retries within a second.
 FAST = {
@@ -37,18 +37,6 @@ def running_cluster(**kwargs: Any) -> Iterator[DevCluster]:
         yield cluster
     finally:
         cluster.stop()
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    """Poll `predicate` until truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
-        time.sleep(0.02)
 
 
 def framework_info(**kwargs: Any) -> dict:

@@ -3,7 +3,7 @@
 import pytest
 
 from calico_dcos.core import events as ev
-from tests.unit.test_plan_sim import CHAIN, RESTARTING, Sim, offer, status
+from tests.helpers.plan_sim import CHAIN, RESTARTING, Sim, offer, status
 
 
 def test_each_agent_runs_the_enabled_steps_in_chain_order():
@@ -14,7 +14,7 @@ def test_each_agent_runs_the_enabled_steps_in_chain_order():
 
     for agent_id in sim.agents:
         assert sim.steps_launched(agent_id) == list(CHAIN)
-    assert sim.plan.summary(sim.now)["message"] == "3 of 3 agents done"
+    assert sim.core.summary(sim.now)["message"] == "3 of 3 agents done"
 
 
 def test_disabled_steps_never_launch():
@@ -62,8 +62,8 @@ def test_node_counts_as_done_only_when_healthy():
 
     sim.update(node, "TASK_RUNNING", healthy=False)
 
-    assert not sim.plan.complete
-    assert sim.plan.plan_view(sim.now)["phases"][0]["steps"][-1]["status"] == "STARTED"
+    assert not sim.core.complete
+    assert sim.core.plan_view(sim.now)["phases"][0]["steps"][-1]["status"] == "STARTED"
 
 
 def test_one_launch_per_agent_per_batch_and_declines_batched_by_refuse():
@@ -74,12 +74,12 @@ def test_one_launch_per_agent_per_batch_and_declines_batched_by_refuse():
     sim.decisions.clear()
 
     two_for_s2 = [sim.offer_for("S2"), sim.offer_for("S2")]
-    sim.apply(sim.plan.on_offers([sim.offer_for("S0"), sim.offer_for("S1"), *two_for_s2], sim.now))
+    sim.apply(sim.core.on_offers([sim.offer_for("S0"), sim.offer_for("S1"), *two_for_s2], sim.now))
 
     assert len(sim.of(ev.Launch)) == 1
     declines = {d.refuse_seconds: d.offer_ids for d in sim.of(ev.Decline)}
     assert len(declines[3600.0]) == 2
-    assert len(declines[sim.plan.config.wait_refuse_seconds]) == 1
+    assert len(declines[sim.core.config.wait_refuse_seconds]) == 1
 
 
 def test_a_launch_is_saved_before_it_is_accepted():
@@ -100,10 +100,10 @@ def test_an_offer_too_small_is_declined_briefly():
     sim = Sim(agents=1, public=0)
     sim.subscribe()
 
-    sim.apply(sim.plan.on_offers([offer("small", "S0", "agent-S0", cpus=0.01)], sim.now))
+    sim.apply(sim.core.on_offers([offer("small", "S0", "agent-S0", cpus=0.01)], sim.now))
 
     assert not sim.of(ev.Launch)
-    assert sim.of(ev.Decline)[-1].refuse_seconds == sim.plan.config.wait_refuse_seconds
+    assert sim.of(ev.Decline)[-1].refuse_seconds == sim.core.config.wait_refuse_seconds
 
 
 def test_a_failing_oneshot_is_retried_with_growing_delay():
@@ -122,7 +122,7 @@ def test_a_failing_oneshot_is_retried_with_growing_delay():
         delays.append(sim.now - failed_at)
 
     assert delays == [2.0, 4.0, 8.0]
-    assert sim.plan.plan_view(sim.now)["phases"][0]["steps"][1]["status"] == "STARTING"
+    assert sim.core.plan_view(sim.now)["phases"][0]["steps"][1]["status"] == "STARTING"
 
 
 def test_a_delayed_agent_is_declined_until_its_retry_is_due():
@@ -134,7 +134,7 @@ def test_a_delayed_agent_is_declined_until_its_retry_is_due():
     sim.offer()
 
     assert sim.of(ev.Decline)[-1].refuse_seconds == 30.0
-    view = sim.plan.plan_view(sim.now)["phases"][0]["steps"][0]
+    view = sim.core.plan_view(sim.now)["phases"][0]["steps"][0]
     assert view["status"] == "DELAYED"
     assert "failed 1 times" in view["message"]
 
@@ -167,10 +167,10 @@ def test_an_agent_restart_cutting_off_cni_is_not_a_failure():
     sim.update(cni, "TASK_LOST", reason="REASON_AGENT_RESTARTED")
     sim.offer()
 
-    st = sim.plan.agents["S0"].steps["cni"]
+    st = sim.core.agents["S0"].steps["cni"]
     assert (st.failures, st.cutoffs) == (0, 1)
     assert sim.steps_launched("S0").count("cni") == 2
-    assert sim.plan.restarting == {"S0"}
+    assert sim.core.restarting == {"S0"}
 
 
 def test_a_changed_option_reruns_only_the_steps_it_changed_agent_by_agent():
@@ -219,7 +219,7 @@ def test_public_agents_are_left_alone_when_not_included():
     sim.converge()
 
     assert sim.steps_launched("S2") == []
-    assert sim.plan.progress() == (2, 2)
+    assert sim.core.progress() == (2, 2)
 
 
 def test_agents_failing_a_constraint_are_left_alone():
@@ -238,12 +238,12 @@ def test_an_agent_that_already_runs_calico_gets_no_calico_steps():
     sim.offer()
 
     report = {"agent_id": "S1", "step": "etcd-proxy", "calico_present": True, "found": "felix"}
-    sim.apply(sim.plan.on_report("S1", report, sim.now))
+    sim.apply(sim.core.on_report("S1", report, sim.now))
     sim.converge()
 
     assert sim.steps_launched("S1") == ["etcd-proxy"]
     assert sim.records["S1"]["calico_present"]["found"] == "felix"
-    phase = [ph for ph in sim.plan.plan_view(sim.now)["phases"] if ph["id"] == "S1"][0]
+    phase = [ph for ph in sim.core.plan_view(sim.now)["phases"] if ph["id"] == "S1"][0]
     assert phase["status"] == "COMPLETE"
     assert "already present" in phase["steps"][0]["message"]
 
@@ -281,13 +281,13 @@ def test_operator_restart_reruns_a_step_and_force_complete_skips_it():
     sim.subscribe()
     sim.converge()
 
-    sim.apply(sim.plan.restart("S0", "libnetwork", sim.now))
+    sim.apply(sim.core.restart("S0", "libnetwork", sim.now))
     sim.converge()
     assert sim.steps_launched("S0").count("libnetwork") == 2
 
     sim.update(sim.live_task("S0", "node"), "TASK_FAILED")
-    sim.apply(sim.plan.force_complete("S0", "node", sim.now))
-    assert sim.plan.complete
+    sim.apply(sim.core.force_complete("S0", "node", sim.now))
+    assert sim.core.complete
 
 
 @pytest.mark.parametrize("step", RESTARTING)
@@ -296,27 +296,27 @@ def test_operator_restart_of_a_finished_oneshot_relaunches_it_within_the_budget(
     sim.subscribe()
     sim.converge()
 
-    sim.apply(sim.plan.restart("S0", step, sim.now))
-    assert not sim.plan.complete
+    sim.apply(sim.core.restart("S0", step, sim.now))
+    assert not sim.core.complete
     sim.max_restarting = 0
     sim.converge()
 
     assert sim.steps_launched("S0").count(step) == 2
     assert sim.steps_launched("S1").count(step) == 1
     assert sim.max_restarting == 1
-    assert sim.plan.agents["S0"].steps[step].state == "TASK_FINISHED"
+    assert sim.core.agents["S0"].steps[step].state == "TASK_FINISHED"
 
 
 def test_interrupt_stops_new_launches_until_continued():
     sim = Sim(agents=1, public=0)
     sim.subscribe()
-    sim.apply(sim.plan.interrupt(None, sim.now))
+    sim.apply(sim.core.interrupt(None, sim.now))
 
     sim.offer()
     assert sim.launches == []
-    assert sim.plan.plan_view(sim.now)["status"] == "WAITING"
+    assert sim.core.plan_view(sim.now)["status"] == "WAITING"
 
-    sim.apply(sim.plan.proceed(None, sim.now))
+    sim.apply(sim.core.proceed(None, sim.now))
     sim.converge()
 
 
@@ -325,7 +325,7 @@ def test_plan_view_has_the_dcos_commons_shape():
     sim.subscribe()
     sim.offer()
 
-    view = sim.plan.plan_view(sim.now)
+    view = sim.core.plan_view(sim.now)
 
     assert set(view) == {"phases", "strategy", "errors", "status"}
     assert view["status"] == "IN_PROGRESS"
@@ -344,7 +344,7 @@ def test_summary_says_degraded_with_the_failing_step():
         sim.offer()
         sim.update(sim.live_task("S0", "etcd-proxy"), "TASK_FAILED", message="bad flag")
 
-    summary = sim.plan.summary(sim.now)
+    summary = sim.core.summary(sim.now)
 
     assert summary["degraded"] and summary["progressing"] and not summary["available"]
     assert summary["problems"] == ["agent-S0: etcd-proxy failed 3 times: bad flag"]
@@ -354,7 +354,7 @@ def test_a_status_of_a_task_that_is_not_ours_kills_it():
     sim = Sim(agents=1, public=0)
     sim.subscribe()
 
-    sim.apply(sim.plan.on_status(status("stranger", "TASK_RUNNING", "S0"), sim.now))
+    sim.apply(sim.core.on_status(status("stranger", "TASK_RUNNING", "S0"), sim.now))
 
     assert sim.kills == ["stranger"]
 
@@ -378,15 +378,15 @@ def test_an_offer_too_small_for_the_next_step_is_named_on_the_step_and_logged_on
     sim.subscribe()
 
     for offer_id in ("small-1", "small-2"):
-        sim.apply(sim.plan.on_offers([offer(offer_id, "S0", "agent-3", cpus=0.05)], sim.now))
+        sim.apply(sim.core.on_offers([offer(offer_id, "S0", "agent-3", cpus=0.05)], sim.now))
 
     expected = "agent-3 offers 0.05 cpus; calico-etcd-proxy needs 0.1"
     assert sim.of(ev.Note) == [ev.Note(expected)]
-    proxy = sim.plan.plan_view(sim.now)["phases"][0]["steps"][0]
+    proxy = sim.core.plan_view(sim.now)["phases"][0]["steps"][0]
     assert (proxy["status"], proxy["message"]) == ("PREPARED", expected)
 
-    sim.apply(sim.plan.on_offers([offer("big", "S0", "agent-3")], sim.now))
+    sim.apply(sim.core.on_offers([offer("big", "S0", "agent-3")], sim.now))
 
     assert sim.steps_launched("S0") == ["etcd-proxy"]
-    proxy = sim.plan.plan_view(sim.now)["phases"][0]["steps"][0]
+    proxy = sim.core.plan_view(sim.now)["phases"][0]["steps"][0]
     assert (proxy["status"], proxy["message"]) == ("STARTING", "")

@@ -3,7 +3,7 @@
 from calico_dcos.core import events as ev
 from calico_dcos.core.records import task_id_for
 from calico_dcos.mesos import TERMINAL_STATES
-from tests.unit.test_plan_sim import CHAIN, Sim, status
+from tests.helpers.plan_sim import CHAIN, Sim, status
 
 
 def crashed_mid_install(**env) -> Sim:
@@ -13,7 +13,7 @@ def crashed_mid_install(**env) -> Sim:
     for _ in range(4):
         before.offer()
         before.advance()
-    assert before.plan.restarting, "the scenario needs a restart in flight"
+    assert before.core.restarting, "the scenario needs a restart in flight"
     return before
 
 
@@ -28,7 +28,7 @@ def test_restart_budget_is_rebuilt_from_records():
 
     after = restarted_from(before)
 
-    assert after.plan.restarting == before.plan.restarting
+    assert after.core.restarting == before.core.restarting
     after.subscribe()
     after.converge()
     assert after.max_restarting == 1
@@ -85,7 +85,7 @@ def test_unanswered_reconciliation_is_retried_with_backoff_then_given_up():
     gaps = [b - a for a, b in zip(rounds_at, rounds_at[1:], strict=False)]
 
     assert gaps == sorted(gaps) and gaps[0] < gaps[-1]
-    assert not after.plan.reconciling
+    assert not after.core.reconciling
     assert ev.Reconcile(()) in after.decisions
 
 
@@ -94,7 +94,7 @@ def test_implicit_reconciliation_runs_periodically():
     sim.subscribe()
     sim.decisions.clear()
 
-    sim.tick(sim.plan.config.implicit_reconcile_seconds + 1)
+    sim.tick(sim.core.config.implicit_reconcile_seconds + 1)
 
     assert sim.of(ev.Reconcile) == [ev.Reconcile(())]
 
@@ -105,10 +105,10 @@ def test_a_task_unknown_to_the_records_is_adopted_when_its_fingerprint_is_curren
     sim.offer()  # S0 known; etcd-proxy launched and recorded
     proxy = sim.live_task("S0", "etcd-proxy")
     sim.update(proxy, "TASK_RUNNING")
-    fingerprint = sim.plan.config.steps[1].fingerprint
+    fingerprint = sim.core.config.steps[1].fingerprint
     stray = task_id_for("docker", "S0", fingerprint, 7)
 
-    sim.apply(sim.plan.on_status(status(stray, "TASK_RUNNING", "S0"), sim.now))
+    sim.apply(sim.core.on_status(status(stray, "TASK_RUNNING", "S0"), sim.now))
 
     assert sim.live_task("S0", "docker") == stray
     assert sim.records["S0"]["steps"]["docker"]["attempts"] == 7
@@ -121,7 +121,7 @@ def test_a_task_unknown_to_the_records_with_old_options_is_killed():
     sim.offer()
     stray = task_id_for("docker", "S0", "0ld0ptions", 1)
 
-    sim.apply(sim.plan.on_status(status(stray, "TASK_RUNNING", "S0"), sim.now))
+    sim.apply(sim.core.on_status(status(stray, "TASK_RUNNING", "S0"), sim.now))
 
     assert sim.kills == [stray]
 
@@ -130,10 +130,10 @@ def test_a_second_copy_of_a_live_step_is_killed():
     sim = Sim(agents=1, public=0)
     sim.subscribe()
     sim.offer()
-    fingerprint = sim.plan.config.steps[0].fingerprint
+    fingerprint = sim.core.config.steps[0].fingerprint
     copy = task_id_for("etcd-proxy", "S0", fingerprint, 9)
 
-    sim.apply(sim.plan.on_status(status(copy, "TASK_RUNNING", "S0"), sim.now))
+    sim.apply(sim.core.on_status(status(copy, "TASK_RUNNING", "S0"), sim.now))
 
     assert sim.kills == [copy]
 
@@ -149,7 +149,7 @@ def test_a_record_launched_but_never_accepted_is_relaunched_without_a_failure():
     after.update(proxy, "TASK_LOST", reason="REASON_RECONCILIATION")
     after.converge()
 
-    assert after.plan.agents["S0"].steps["etcd-proxy"].failures == 0
+    assert after.core.agents["S0"].steps["etcd-proxy"].failures == 0
     assert after.steps_launched("S0") == list(CHAIN)
 
 
@@ -158,7 +158,7 @@ def test_framework_removed_forgets_the_id_and_keeps_the_progress():
     sim.subscribe()
     sim.converge()
 
-    decisions = sim.apply(sim.plan.on_framework_removed())
+    decisions = sim.apply(sim.core.on_framework_removed())
 
     assert decisions == [ev.SaveFrameworkId(None)]
     sim.subscribe("fw-2")
@@ -173,9 +173,9 @@ def test_framework_removed_forgets_the_id_and_keeps_the_progress():
 
 def test_a_lost_agent_frees_its_restart_slot():
     before = crashed_mid_install()
-    (holder,) = before.plan.restarting
+    (holder,) = before.core.restarting
 
-    before.apply(before.plan.on_agent_lost(holder, before.now))
+    before.apply(before.core.on_agent_lost(holder, before.now))
 
-    assert before.plan.restarting == frozenset()
+    assert before.core.restarting == frozenset()
     assert before.records[holder]["lost"] is True

@@ -2,7 +2,7 @@
 back an agent that has work while our filter still hides it from the allocator."""
 
 from calico_dcos.core import events as ev
-from tests.unit.test_plan_sim import Sim
+from tests.helpers.plan_sim import Sim
 
 SLOW_FILTERS = {"wait_refuse_seconds": 5.0, "revive_interval_seconds": 2.0}
 ONLY_PROXY_AND_DOCKER = {
@@ -28,7 +28,7 @@ def test_the_accept_filter_is_recorded_like_a_decline():
 
     launch = sim.of(ev.Launch)[0]
     assert launch.refuse_seconds == 5.0
-    assert sim.plan.agents["S0"].filtered_until == sim.now + 5.0
+    assert sim.core.agents["S0"].filtered_until == sim.now + 5.0
 
 
 def test_a_finished_step_on_a_filtered_agent_leads_to_a_revive():
@@ -69,7 +69,7 @@ def test_a_freed_restart_slot_does_not_revive_when_no_agent_waits():
     sim.update(sim.live_task("S0", "docker"), "TASK_FINISHED")
     sim.tick(3)
 
-    assert sim.plan.progress() == (1, 1)
+    assert sim.core.progress() == (1, 1)
     assert sim.of(ev.Revive) == []
 
 
@@ -98,19 +98,19 @@ def test_revives_never_exceed_the_rate_limit_over_a_whole_rollout():
 
     for _ in range(200):
         sim.offer()
-        if sim.plan.complete:
+        if sim.core.complete:
             break
         sim.advance()
         sim.tick(0.25)
 
-    assert sim.plan.complete
+    assert sim.core.complete
     gaps = [b - a for a, b in zip(sim.revives, sim.revives[1:], strict=False)]
     assert len(gaps) >= 2
     assert min(gaps) >= 2.0
 
 
 def test_revives_are_spaced_further_apart_in_a_big_cluster():
-    config = Sim(agents=1, public=0).plan.config
+    config = Sim(agents=1, public=0).core.config
 
     assert config.revive_interval(100) == config.revive_interval_seconds == 1.0
     assert config.revive_interval(5000) == 2.0

@@ -7,7 +7,6 @@ own, and save a screenshot of a half-done rollout to build/screenshots/status-pa
 
 import contextlib
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 from tests.api.operator_harness import operator_service
+from tests.helpers.wait import wait_until
 from tests.integration.harness import running_cluster
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "build" / "screenshots" / "status-page.png"
@@ -45,17 +45,6 @@ def chromium():
             yield browser
         finally:
             browser.quit()
-
-
-def wait_for(predicate, timeout: float, what: str):
-    """Poll the page (each probe is a round trip to the browser) until `predicate` holds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 # The page redraws itself every refresh, so elements go stale: read it in one script call.
@@ -102,10 +91,10 @@ def test_page_follows_a_rollout_and_shows_it_half_done(half_done_rollout):
     with chromium() as browser:
         browser.get(f"{url}/?refresh=0.2")
 
-        wait_for(lambda: len(phase_statuses(browser)) == 4, 10, "a row per agent")
+        wait_until(lambda: len(phase_statuses(browser)) == 4, 10, "a row per agent")
         first = table(browser)
-        wait_for(lambda: table(browser) != first, 10, "the page to change on its own")
-        wait_for(
+        wait_until(lambda: table(browser) != first, 10, "the page to change on its own")
+        wait_until(
             lambda: 1 <= phase_statuses(browser).count("COMPLETE") < 4, 10, "a half-done rollout"
         )
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)

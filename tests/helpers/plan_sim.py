@@ -1,8 +1,13 @@
-"""A tiny in-memory Mesos for the plan's unit tests: offers in, decisions applied, no server.
+"""The one simulator of the plans for the core's unit tests: a tiny in-memory Mesos, no server.
 
-It stands in for the master and agents only where the decision core is concerned: tasks move
-STAGING → RUNNING (→ FINISHED for one-shots) one round at a time, so that tests can watch
-the order of launches, the restart budget and the retries round by round.
+It stands in for the master and agents only where the decision core is concerned: offers go
+in, decisions come out and are applied (records kept, launches and kills noted, reconciliation
+answered as the master would), and tasks move STAGING → RUNNING (→ FINISHED for one-shots)
+one round at a time, so that tests can watch the order of launches, the restart budget and
+the retries round by round. The clock moves only when told.
+
+`Sim(...)` runs the deploy plan; `Sim.uninstalling(...)` the uninstall plan over the records
+a finished rollout leaves (`converged_records`).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import itertools
 from calico_dcos import plans
 from calico_dcos.core import events as ev
 from calico_dcos.core.deploy import Deploy
+from calico_dcos.core.records import task_id_for
 from calico_dcos.mesos import TERMINAL_STATES
 from calico_dcos.options import load_options
 
@@ -22,13 +28,18 @@ FAST = {
 }
 CHAIN = ("etcd-proxy", "docker", "cni", "libnetwork", "node")
 RESTARTING = ("docker", "cni")
+DAEMONS = ("etcd-proxy", "libnetwork", "node")
+ARTIFACTS = "http://scheduler:8080"
 
 
 def options(**env: str):
+    """Options from `section_key=value` pairs, as the environment would give them."""
     return load_options(None, {f"CALICO_{k.upper()}": v for k, v in env.items()})
 
 
 def offer(offer_id: str, agent_id: str, hostname: str, role: str = "*", cpus=4.0, mem=4096.0):
+    """A Mesos v1 Offer of `cpus` and `mem` (MB) allocated to `role`."""
+
     def scalar(name, value):
         return {
             "name": name,
@@ -48,10 +59,29 @@ def offer(offer_id: str, agent_id: str, hostname: str, role: str = "*", cpus=4.0
 
 
 def status(task_id: str, state: str, agent_id: str = "", **extra) -> dict:
+    """A Mesos v1 TaskStatus (`reason`, `message`, `healthy` … as keyword arguments)."""
     body = {"task_id": {"value": task_id}, "state": state} | extra
     if agent_id:
         body["agent_id"] = {"value": agent_id}
     return body
+
+
+def converged_records(agents: int = 3, public: int = 1) -> dict[str, dict]:
+    """What a finished rollout leaves in the store: daemons RUNNING, one-shots FINISHED."""
+    records = {}
+    for i in range(agents):
+        aid = f"S{i}"
+        steps = {}
+        for step in CHAIN:
+            state = "TASK_RUNNING" if step in DAEMONS else "TASK_FINISHED"
+            task_id = task_id_for(step, aid, "f" * 64, 1)
+            steps[step] = {"task_id": task_id, "state": state, "attempts": 1, "fingerprint": "f"}
+        public_agent = i >= agents - public
+        hostname = f"public-agent-{i}" if public_agent else f"agent-{i}"
+        records[aid] = {"agent_id": aid, "hostname": hostname, "public": public_agent} | {
+            "steps": steps
+        }
+    return records
 
 
 class Sim:
@@ -61,9 +91,10 @@ class Sim:
         self.env = env
         self.timings = FAST | (timings or {})
         self.options = options(**env)
-        self.plan = Deploy(self.config(self.options), records or {}, framework_id)
+        self.core = Deploy(self.config(self.options), records or {}, framework_id)
         self.now = 1000.0
         self.agents = {f"S{i}": i >= agents - public for i in range(agents)}
+        self.hostnames = {aid: f"agent-{aid}" for aid in self.agents}
         self.tasks: dict[str, dict] = {}
         self.launches: list[tuple[float, str, str]] = []  # (now, agent_id, step)
         self.kills: list[str] = []
@@ -75,12 +106,28 @@ class Sim:
         self.answers_reconciliation = True
         self._ids = itertools.count()
 
+    @classmethod
+    def uninstalling(cls, revert_hosts=False, records=None, progress=None, **env) -> Sim:
+        """The uninstall of framework `fw-1` over `records` (a converged rollout's, 3 agents
+        with 1 public, by default), resumed from `progress` if given."""
+        sim = cls(agents=0, public=0, **env)
+        records = converged_records() if records is None else records
+        sim.core = plans.uninstall_from_options(
+            sim.options, ARTIFACTS, revert_hosts, records, "fw-1", progress, **sim.timings
+        )
+        sim.records = records
+        sim.agents = {aid: bool(rec.get("public")) for aid, rec in records.items()}
+        sim.hostnames = {aid: rec.get("hostname", aid) for aid, rec in records.items()}
+        sim.answers_reconciliation = False  # the uninstall tests answer (or not) themselves
+        return sim
+
     def config(self, options):
-        return plans.config_from_options(options, "http://scheduler:8080", **self.timings)
+        return plans.config_from_options(options, ARTIFACTS, **self.timings)
 
     # -- feeding events ----------------------------------------------------------------
 
     def apply(self, decisions: list) -> list:
+        """Keep the decisions and act on them as the scheduler and the master would."""
         self.decisions.extend(decisions)
         for d in decisions:
             if isinstance(d, ev.SaveAgent):
@@ -102,22 +149,25 @@ class Sim:
         return decisions
 
     def subscribe(self, framework_id="fw-1") -> list:
-        return self.apply(self.plan.on_subscribed(framework_id, self.now))
+        return self.apply(self.core.on_subscribed(framework_id, self.now))
 
-    def offer(self, *agent_ids: str) -> list:
-        offers = [self.offer_for(a) for a in (agent_ids or self.agents)]
-        return self.apply(self.plan.on_offers(offers, self.now))
+    def offer(self, *agent_ids: str, **resources: float) -> list:
+        """One offer from each agent (every agent by default) in one batch."""
+        offers = [self.offer_for(a, **resources) for a in (agent_ids or self.agents)]
+        return self.apply(self.core.on_offers(offers, self.now))
 
-    def offer_for(self, agent_id: str) -> dict:
-        role = "slave_public" if self.agents[agent_id] else "*"
-        return offer(f"o{next(self._ids)}", agent_id, f"agent-{agent_id}", role)
+    def offer_for(self, agent_id: str, **resources: float) -> dict:
+        role = "slave_public" if self.agents.get(agent_id) else "*"
+        hostname = self.hostnames.get(agent_id, agent_id)
+        return offer(f"o{next(self._ids)}", agent_id, hostname, role, **resources)
 
-    def update(self, task_id: str, state: str, **extra) -> list:
+    def update(self, task_id: str, state: str, agent_id: str = "", **extra) -> list:
+        """A status update of a task (its agent as launched, unless given)."""
         task = self.tasks.get(task_id)
         if task is not None:
             task["state"] = state
-        agent = task["agent"] if task else ""
-        return self.apply(self.plan.on_status(status(task_id, state, agent, **extra), self.now))
+        agent = agent_id or (task["agent"] if task else "")
+        return self.apply(self.core.on_status(status(task_id, state, agent, **extra), self.now))
 
     def reconcile(self, call: ev.Reconcile) -> None:
         """Answer as the master does: latest state, TASK_LOST for a task it does not know."""
@@ -127,17 +177,23 @@ class Sim:
         for task_id in asked:
             task = self.tasks.get(task_id, {"state": "TASK_LOST", "agent": ""})
             answer = status(task_id, task["state"], task["agent"], reason="REASON_RECONCILIATION")
-            self.apply(self.plan.on_status(answer, self.now))
+            self.apply(self.core.on_status(answer, self.now))
 
     def change_options(self, **env: str) -> list:
         """The operator changes some options; the others stay as they were."""
         self.env = self.env | env
         self.options = options(**self.env)
-        return self.apply(self.plan.on_options(self.config(self.options), self.now))
+        return self.apply(self.core.on_options(self.config(self.options), self.now))
 
     def tick(self, seconds: float = 1.0) -> list:
         self.now += seconds
-        return self.apply(self.plan.on_tick(self.now))
+        return self.apply(self.core.on_tick(self.now))
+
+    def kill_everything(self) -> None:
+        """Answer every kill sent so far with TASK_KILLED, then let the core settle."""
+        for kill in self.of(ev.Kill):
+            self.update(kill.task_id, "TASK_KILLED", kill.agent_id)
+        self.tick(3.0)
 
     # -- the simulated cluster -----------------------------------------------------------
 
@@ -165,17 +221,17 @@ class Sim:
         """Offer, advance and tick until the plan is complete; the rounds it took."""
         for n in range(rounds):
             self.offer()
-            if self.plan.complete:
+            if self.core.complete:
                 return n
             self.advance()
             self.tick()
-        raise AssertionError(f"not converged: {self.plan.summary(self.now)}")
+        raise AssertionError(f"not converged: {self.core.summary(self.now)}")
 
     def steps_launched(self, agent_id: str) -> list[str]:
         return [step for _, a, step in self.launches if a == agent_id]
 
     def live_task(self, agent_id: str, step: str) -> str:
-        return self.plan.agents[agent_id].steps[step].task_id
+        return self.core.agents[agent_id].steps[step].task_id
 
     def of(self, kind: type) -> list:
         return [d for d in self.decisions if isinstance(d, kind)]
