@@ -131,7 +131,7 @@ def test_page_works_under_admin_routers_service_prefix(half_done_rollout):
     with admin_router({"calico-net": url}) as router, chromium() as browser:
         browser.get(f"{router.url}/service/calico-net?refresh=0.2")  # redirected to …/ first
 
-        wait_for(lambda: len(phase_statuses(browser)) == 4, 10, "a row per agent")
+        wait_until(lambda: len(phase_statuses(browser)) == 4, 10, "a row per agent")
         page = browser.execute_script(READ_RESOURCES)
         prefix = "/service/calico-net/"
         assert browser.current_url.startswith(router.service_url("calico-net"))
