@@ -61,6 +61,8 @@ class Action:
 
 DONE = Action("done")
 SKIP = Action("skip")
+PRESENT = "skipped: Calico already present on this host"
+_NO_TASK = StepState()  # read only: a step never launched on an agent
 
 
 def step_done(spec: StepSpec, st: StepState) -> bool:
@@ -96,6 +98,7 @@ class Deploy(Engine):
         self._eligible: set[str] = set()
         self._done: set[str] = set()
         self._replace_queue: dict[str, None] = {}  # agents waiting for a slot to replace
+        self._done_phases: dict[str, dict] = {}  # plan_view's phase of a done agent
         self._steps = {s.name: s for s in config.steps}
         for agent_id, record in dict(records).items():
             agent = agent_from_record({"agent_id": agent_id, **record})
@@ -158,6 +161,7 @@ class Deploy(Engine):
     def _index(self, agent: AgentState, now: float) -> Action:
         """Recompute this agent's place in the indices: O(steps), never O(agents)."""
         aid = agent.agent_id
+        self._done_phases.pop(aid, None)  # every change to an agent passes here
         for spec in self.config.enabled_steps:
             st = agent.steps.get(spec.name)
             if st is not None and st.replacing and step_done(spec, st):
@@ -446,13 +450,16 @@ class Deploy(Engine):
         """dcos-commons status and a message a person can act on (`action`: the agent's
         `next_action`, if the caller has it)."""
         if agent.calico_present is not None:
-            return "COMPLETE", "skipped: Calico already present on this host"
+            return "COMPLETE", PRESENT
         st = agent.steps.get(spec.name) or StepState()
         if step_done(spec, st):
             return "COMPLETE", "force-completed" if st.forced else st.message
-        words = task_words(st, now)
-        if words is not None:
-            return words
+        return task_words(st, now) or self._waiting(agent, spec, action, now)
+
+    def _waiting(
+        self, agent: AgentState, spec: StepSpec, action: Action | None, now: float
+    ) -> tuple[str, str]:
+        """A step that is neither done nor has a task to show: what it waits for."""
         action = action or self.next_action(agent, now)
         if action.step is not spec:
             return "PENDING", ""
@@ -465,23 +472,42 @@ class Deploy(Engine):
         return "PENDING", ""
 
     def plan_view(self, now: float) -> dict:
-        """The deploy plan in dcos-commons' shape: one phase per agent, one step per step."""
+        """The deploy plan in dcos-commons' shape: one phase per agent, one step per step.
+        O(agents × steps), each step's state read once."""
         shown = [a for a in self.agents.values() if not a.lost and a.wanted]
         shown.sort(key=lambda a: (a.hostname, a.agent_id))
         phases = [self._phase(agent, now) for agent in shown]
         return plan_doc(phases, "serial" if self.budget == 1 else "parallel", self.interrupted)
 
     def _phase(self, agent: AgentState, now: float) -> dict:
-        action = self.next_action(agent, now)
+        """The agent's phase; a done agent's is kept until the agent next changes (`_index`),
+        since nothing in it depends on the time or on other agents."""
+        aid = agent.agent_id
+        if aid in self._done:
+            phase = self._done_phases.get(aid)
+            if phase is None:
+                phase = self._done_phases[aid] = self._build_phase(agent, now)
+            return phase
+        return self._build_phase(agent, now)
+
+    def _build_phase(self, agent: AgentState, now: float) -> dict:
+        aid, present = agent.agent_id, agent.calico_present is not None
+        action = None  # the agent's next action, worked out only if a step waits
         steps = []
         for spec in self.config.enabled_steps:
-            status, message = self.step_status(agent, spec, now, action)
-            st = agent.steps.get(spec.name)
-            task_id = st.task_id if st is not None else None
-            steps.append(
-                step_doc(task_id or f"{agent.agent_id}:{spec.name}", spec.name, status, message)
-            )
-        return phase_doc(agent.agent_id, agent.name, steps, agent.interrupted)
+            st = agent.steps.get(spec.name) or _NO_TASK
+            if present:
+                status, message = "COMPLETE", PRESENT
+            elif step_done(spec, st):
+                status, message = "COMPLETE", "force-completed" if st.forced else st.message
+            else:
+                words = task_words(st, now)
+                if words is None:
+                    action = action or self.next_action(agent, now)
+                    words = self._waiting(agent, spec, action, now)
+                status, message = words
+            steps.append(step_doc(st.task_id or f"{aid}:{spec.name}", spec.name, status, message))
+        return phase_doc(aid, agent.name, steps, agent.interrupted)
 
     def summary(self, now: float) -> dict:
         """Available / Progressing / Degraded, each with words for people."""

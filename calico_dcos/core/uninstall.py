@@ -382,11 +382,11 @@ class Uninstall(Engine):
     def plan_view(self, now: float) -> dict:
         """The uninstall as the plan: a phase per agent (kill, revert), then deregister.
         O(agents + tasks)."""
-        agents = sorted(
-            set(self._doomed_on) | set(self.progress.reverts),
-            key=lambda aid: (self._hostname(aid), aid),
-        )
-        phases = [self._agent_phase(aid, now) for aid in agents]
+        named = [
+            (self._hostname(aid), aid) for aid in set(self._doomed_on) | set(self.progress.reverts)
+        ]
+        named.sort()
+        phases = [self._agent_phase(aid, name, now) for name, aid in named]
         phases.append(self._deregister_phase())
         return plan_doc(phases, "serial", self.interrupted)
 
@@ -394,24 +394,26 @@ class Uninstall(Engine):
         agent = self.agents.get(aid)
         return agent.name if agent is not None else aid
 
-    def _agent_phase(self, aid: str, now: float) -> dict:
+    def _agent_phase(self, aid: str, name: str, now: float) -> dict:
         steps = [self._kill_step(aid)]
-        if aid in self.progress.reverts:
-            st = self.progress.reverts[aid]
+        st = self.progress.reverts.get(aid)
+        if st is not None:
             status, message = self._revert_status(aid, st, now)
             steps.append(step_doc(st.task_id or f"{aid}:{REVERT}", REVERT, status, message))
-        return phase_doc(aid, self._hostname(aid), steps, False)
+        return phase_doc(aid, name, steps, False)
 
     def _kill_step(self, aid: str) -> dict:
-        mine = [(t, self.doomed[t]) for t in self._doomed_on.get(aid, ())]
-        left = sorted(t.split("__", 1)[0] for t, d in mine if not d.ended)
+        mine = self._doomed_on.get(aid, ())
+        left, sent = [], False
+        for task_id in mine:
+            doomed = self.doomed[task_id]
+            if not doomed.ended:
+                left.append(task_id.split("__", 1)[0])
+                sent = sent or doomed.kill_sent_at is not None
         if not left:
-            status, message = "COMPLETE", f"{len(mine)} tasks ended"
-        else:
-            sent = any(d.kill_sent_at is not None for _, d in mine if not d.ended)
-            status = "STARTING" if sent else "PENDING"
-            message = "killing " + ", ".join(left)
-        return step_doc(f"{aid}:{KILL}", KILL, status, message)
+            return step_doc(f"{aid}:{KILL}", KILL, "COMPLETE", f"{len(mine)} tasks ended")
+        status = "STARTING" if sent else "PENDING"
+        return step_doc(f"{aid}:{KILL}", KILL, status, "killing " + ", ".join(sorted(left)))
 
     def _revert_status(self, aid: str, st: StepState, now: float) -> tuple[str, str]:
         if revert_done(st):

@@ -83,6 +83,7 @@ def plan_doc(phases: list[dict], strategy: str, interrupted: bool) -> dict:
     errors = [
         f"{p['name']}: {s['name']}: {s['message']}"
         for p in phases
+        if p["status"] == "ERROR"  # a phase is ERROR exactly when one of its steps is
         for s in p["steps"]
         if s["status"] == "ERROR"
     ]
