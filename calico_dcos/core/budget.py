@@ -67,6 +67,7 @@ class Slots:
     wait_filter: tuple[float, float] = (0.0, -math.inf)  # latest such refusal: since, until
 
     def limit(self, agents: int) -> int:
+        """The budget's slots among `agents`."""
         return self.budget.limit(agents)
 
     def free_for(self, agent_id: str, agents: int) -> bool:
@@ -87,6 +88,7 @@ class Slots:
         self.wait_filter = (since, until)
 
     def not_waiting(self, agent_id: str) -> None:
+        """The agent no longer waits for a slot (its next step needs none, or it is done)."""
         self.waiters.discard(agent_id)
 
     def sync(self, agent_id: str, holds: bool) -> bool:

@@ -114,6 +114,7 @@ class Deploy(Engine):
         return self.reconciler.pending
 
     def restart_limit_agents(self) -> int:
+        """A percentage budget counts the agents that should get Calico."""
         return len(self._eligible)
 
     def eligible(self, agent: AgentState) -> bool:

@@ -13,6 +13,8 @@ from calico_dcos.core.records import AgentState
 
 
 class Core(Protocol):
+    """A plan the scheduler runs. Not thread-safe: the scheduler calls it under one lock."""
+
     framework_id: str | None
     subscribed: bool
     interrupted: bool
@@ -26,24 +28,50 @@ class Core(Protocol):
     def restarting(self) -> frozenset[str]:
         """Agents holding a restart slot."""
 
-    # events from Mesos (through pymesos) and from the agents' installer
-    def on_subscribed(self, framework_id: str, now: float) -> list[Decision]: ...
-    def on_disconnected(self) -> None: ...
-    def on_framework_removed(self) -> list[Decision]: ...
-    def on_offers(self, offers: Iterable[Mapping], now: float) -> list[Decision]: ...
-    def on_rescind(self, offer_id: str) -> list[Decision]: ...
-    def on_status(self, status: Mapping, now: float) -> list[Decision]: ...
-    def on_agent_lost(self, agent_id: str, now: float) -> list[Decision]: ...
-    def on_report(self, agent_id: str, report: Mapping, now: float) -> list[Decision]: ...
-    def on_options(self, config: PlanConfig, now: float) -> list[Decision]: ...
-    def on_tick(self, now: float) -> list[Decision]: ...
+    def on_subscribed(self, framework_id: str, now: float) -> list[Decision]:
+        """SUBSCRIBED (first time, or again after a disconnection or master failover)."""
 
-    # operator commands (KeyError for an unknown agent or step)
-    def interrupt(self, agent_id: str | None, now: float) -> list[Decision]: ...
-    def proceed(self, agent_id: str | None, now: float) -> list[Decision]: ...
-    def restart(self, agent_id: str, step: str, now: float) -> list[Decision]: ...
-    def force_complete(self, agent_id: str, step: str, now: float) -> list[Decision]: ...
+    def on_disconnected(self) -> None:
+        """The stream to the master ended; pymesos subscribes again."""
 
-    # views for people (O(agents))
-    def plan_view(self, now: float) -> dict: ...
-    def summary(self, now: float) -> dict: ...
+    def on_framework_removed(self) -> list[Decision]:
+        """Mesos removed the framework ("Framework has been removed"): its tasks are gone."""
+
+    def on_offers(self, offers: Iterable[Mapping], now: float) -> list[Decision]:
+        """OFFERS (v1 Offer JSON): each is used for a launch or declined, never held."""
+
+    def on_rescind(self, offer_id: str) -> list[Decision]:
+        """RESCIND of an offer (offers are never held, so nothing to do)."""
+
+    def on_status(self, status: Mapping, now: float) -> list[Decision]:
+        """UPDATE (v1 TaskStatus JSON), from a task or from reconciliation."""
+
+    def on_agent_lost(self, agent_id: str, now: float) -> list[Decision]:
+        """FAILURE of an agent (no executor ID): it left the cluster."""
+
+    def on_report(self, agent_id: str, report: Mapping, now: float) -> list[Decision]:
+        """The installer on an agent reported (Calico already present)."""
+
+    def on_options(self, config: PlanConfig, now: float) -> list[Decision]:
+        """The options changed: the plan's new configuration."""
+
+    def on_tick(self, now: float) -> list[Decision]:
+        """The timer (about every half second): retries, reconciliation, revives."""
+
+    def interrupt(self, agent_id: str | None, now: float) -> list[Decision]:
+        """No new launches on one agent (or anywhere); KeyError for an unknown agent."""
+
+    def proceed(self, agent_id: str | None, now: float) -> list[Decision]:
+        """Undo `interrupt` (the plan API's `continue`)."""
+
+    def restart(self, agent_id: str, step: str, now: float) -> list[Decision]:
+        """Run a step again on an agent; KeyError for an unknown agent or step."""
+
+    def force_complete(self, agent_id: str, step: str, now: float) -> list[Decision]:
+        """Count a step as done on an agent; KeyError for an unknown agent or step."""
+
+    def plan_view(self, now: float) -> dict:
+        """The plan in dcos-commons' shape (`/v1/plan`); O(agents)."""
+
+    def summary(self, now: float) -> dict:
+        """Available / Progressing / Degraded with words for people (`/v1/status`)."""

@@ -65,6 +65,7 @@ class AgentState:
 
     @property
     def view(self) -> AgentView:
+        """What the step catalog needs of the agent."""
         return AgentView(self.agent_id, self.hostname, self.public, dict(self.attributes))
 
     @property
@@ -73,6 +74,7 @@ class AgentState:
         return self.hostname or self.agent_id
 
     def step(self, name: str) -> StepState:
+        """The step's state on this agent, created empty on first use."""
         return self.steps.setdefault(name, StepState())
 
 

@@ -74,6 +74,7 @@ class Doomed:
 
     @property
     def ended(self) -> bool:
+        """Mesos said it ended (or it is gone with its agent or framework)."""
         return self.state in ENDED
 
 
@@ -85,6 +86,7 @@ class Progress:
     reverts: dict[str, StepState] = field(default_factory=dict)
 
     def to_record(self, revert_hosts: bool) -> dict:
+        """The stored document: `{"revert_hosts", "stage", "reverts": {agent_id: step}}`."""
         return {
             "revert_hosts": revert_hosts,
             "stage": self.stage,
@@ -149,9 +151,11 @@ class Uninstall(Engine):
 
     @property
     def complete(self) -> bool:
+        """Torn down and wiped."""
         return self.progress.stage == DONE
 
     def restart_limit_agents(self) -> int:
+        """A percentage budget counts the hosts to revert."""
         return len(self.progress.reverts)
 
     def reverting(self) -> list[str]:
@@ -187,6 +191,7 @@ class Uninstall(Engine):
         return out
 
     def on_report(self, agent_id: str, report: Mapping, now: float) -> list[Decision]:
+        """Installer reports change nothing in an uninstall."""
         return []
 
     def on_options(self, config: PlanConfig, now: float) -> list[Decision]:
@@ -210,6 +215,8 @@ class Uninstall(Engine):
         return out
 
     def on_status(self, status: Mapping, now: float) -> list[Decision]:
+        """A revert task's update, a doomed task's end, or a task of ours not known yet
+        (killed at once)."""
         out: list[Decision] = []
         task_id, state = status["task_id"]["value"], status["state"]
         agent_id = status.get("agent_id", {}).get("value", "")
@@ -441,6 +448,7 @@ class Uninstall(Engine):
         return phase_doc(DEREGISTER_PHASE, DEREGISTER_PHASE, steps, False)
 
     def summary(self, now: float) -> dict:
+        """Progressing until torn down; Degraded when a revert keeps failing."""
         killed, doomed, reverted, reverts = self.progress_counts()
         message = f"Uninstalling: {killed} of {doomed} tasks killed"
         if self.revert_hosts:

@@ -49,6 +49,7 @@ def task_words(st: StepState, now: float) -> tuple[str, str] | None:
 
 
 def slot_words(limit: int) -> tuple[str, str]:
+    """WAITING for one of the `limit` restart slots."""
     return "WAITING", f"waiting for a restart slot ({limit} at a time)"
 
 
@@ -65,10 +66,12 @@ def failing(name: str, step: str, st: StepState) -> str | None:
 
 
 def step_doc(step_id: str, name: str, status: str, message: str) -> dict:
+    """A dcos-commons step: `{"id", "name", "status", "message"}`."""
     return {"id": step_id, "name": name, "status": status, "message": message}
 
 
 def phase_doc(phase_id: str, name: str, steps: list[dict], interrupted: bool) -> dict:
+    """A dcos-commons phase (serial), its status combined from its steps'."""
     return {
         "id": phase_id,
         "name": name,
