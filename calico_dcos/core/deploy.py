@@ -98,7 +98,6 @@ class Deploy(Engine):
         self._eligible: set[str] = set()
         self._done: set[str] = set()
         self._replace_queue: dict[str, None] = {}  # agents waiting for a slot to replace
-        self._done_phases: dict[str, dict] = {}  # plan_view's phase of a done agent
         self._steps = {s.name: s for s in config.steps}
         for agent_id, record in dict(records).items():
             agent = agent_from_record({"agent_id": agent_id, **record})
@@ -162,7 +161,7 @@ class Deploy(Engine):
     def _index(self, agent: AgentState, now: float) -> Action:
         """Recompute this agent's place in the indices: O(steps), never O(agents)."""
         aid = agent.agent_id
-        self._done_phases.pop(aid, None)  # every change to an agent passes here
+        self._dirty(aid)  # every change to an agent passes here
         for spec in self.config.enabled_steps:
             st = agent.steps.get(spec.name)
             if st is not None and st.replacing and step_done(spec, st):
@@ -200,6 +199,7 @@ class Deploy(Engine):
             st = agent.step(action.step.name)
             st.killing = st.replacing = True
             st.updated = now
+            self._dirty(aid)
             self._admit(aid)
             out.append(SaveAgent(aid, agent_record(agent)))
             out.append(Kill(st.task_id, aid))
@@ -475,24 +475,16 @@ class Deploy(Engine):
     def plan_view(self, now: float) -> dict:
         """The deploy plan in dcos-commons' shape: one phase per agent, one step per step.
         O(agents × steps), each step's state read once."""
+        kept = self._phase_cache((self.interrupted, self._slot_free(""), self.budget))
         shown = [a for a in self.agents.values() if not a.lost and a.wanted]
         shown.sort(key=lambda a: (a.hostname, a.agent_id))
-        phases = [self._phase(agent, now) for agent in shown]
+        phases = [kept.get(a.agent_id) or self._phase(a, now) for a in shown]
         return plan_doc(phases, "serial" if self.budget == 1 else "parallel", self.interrupted)
 
     def _phase(self, agent: AgentState, now: float) -> dict:
-        """The agent's phase; a done agent's is kept until the agent next changes (`_index`),
-        since nothing in it depends on the time or on other agents."""
-        aid = agent.agent_id
-        if aid in self._done:
-            phase = self._done_phases.get(aid)
-            if phase is None:
-                phase = self._done_phases[aid] = self._build_phase(agent, now)
-            return phase
-        return self._build_phase(agent, now)
-
-    def _build_phase(self, agent: AgentState, now: float) -> dict:
+        """The agent's phase, kept for the next `plan_view` unless it counts down a retry."""
         aid, present = agent.agent_id, agent.calico_present is not None
+        countdown = False
         action = None  # the agent's next action, worked out only if a step waits
         steps = []
         for spec in self.config.enabled_steps:
@@ -503,12 +495,16 @@ class Deploy(Engine):
                 status, message = "COMPLETE", "force-completed" if st.forced else st.message
             else:
                 words = task_words(st, now)
+                countdown = countdown or st.retry_at > now
                 if words is None:
                     action = action or self.next_action(agent, now)
                     words = self._waiting(agent, spec, action, now)
                 status, message = words
             steps.append(step_doc(st.task_id or f"{aid}:{spec.name}", spec.name, status, message))
-        return phase_doc(aid, agent.name, steps, agent.interrupted)
+        phase = phase_doc(aid, agent.name, steps, agent.interrupted)
+        if not countdown:
+            self._phases[aid] = phase
+        return phase
 
     def summary(self, now: float) -> dict:
         """Available / Progressing / Degraded, each with words for people."""

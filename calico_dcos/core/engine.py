@@ -63,6 +63,10 @@ class Engine:
         self.slots = Slots(config.budget)
         self.offer_notes: dict[str, str] = {}  # agent_id -> why its last offer did not fit
         self._revive = Reviver()
+        # plan_view's phases, each kept until its agent changes (`_dirty`), all of them until
+        # something every phase may show changes (`_phase_cache`'s `shared`)
+        self._phases: dict[str, dict] = {}
+        self._phases_shared: tuple = ()
 
     # -- the restart budget ----------------------------------------------------------------
 
@@ -170,8 +174,23 @@ class Engine:
         note = f"{agent.name} {reason}"
         if self.offer_notes.get(agent.agent_id) != note:
             self.offer_notes[agent.agent_id] = note
+            self._dirty(agent.agent_id)
             out.append(Note(note))
         return False
+
+    # -- views -----------------------------------------------------------------------------
+
+    def _dirty(self, agent_id: str) -> None:
+        """The agent changed: its phase in `plan_view` must be built again."""
+        self._phases.pop(agent_id, None)
+
+    def _phase_cache(self, shared: tuple) -> dict[str, dict]:
+        """The kept phases, forgotten when `shared` (what every phase may show: interrupt,
+        free restart slots, the budget, the stage) differs from the last `plan_view`'s."""
+        if shared != self._phases_shared:
+            self._phases.clear()
+            self._phases_shared = shared
+        return self._phases
 
     def _revive_if_due(self, now: float, out: list[Decision]) -> None:
         interval = self.config.revive_interval(len(self.agents))

@@ -182,6 +182,7 @@ class Uninstall(Engine):
         the end; before it, the hosts can still be reverted by a framework registered anew."""
         self.subscribed = False
         self.framework_id = None
+        self._phases.clear()
         for doomed in self.doomed.values():
             doomed.state = doomed.state if doomed.ended else "TASK_GONE"
         out: list[Decision] = [SaveFrameworkId(None)]
@@ -201,6 +202,7 @@ class Uninstall(Engine):
     def on_agent_lost(self, agent_id: str, now: float) -> list[Decision]:
         """A gone agent's tasks are gone with it, and its host cannot be reverted."""
         out: list[Decision] = []
+        self._dirty(agent_id)
         for task_id in self._doomed_on.get(agent_id, ()):
             doomed = self.doomed[task_id]
             if not doomed.ended:
@@ -222,9 +224,11 @@ class Uninstall(Engine):
         agent_id = status.get("agent_id", {}).get("value", "")
         revert = self._revert_of(task_id)
         if revert is not None:
+            self._dirty(revert)
             self._revert_update(revert, status, now, out)
         elif task_id in self.doomed:
             self.doomed[task_id].state = state
+            self._dirty(self.doomed[task_id].agent_id)
         elif state not in ENDED:
             self._doom(task_id, agent_id, state)
             self._kill(task_id, now, out)
@@ -248,6 +252,7 @@ class Uninstall(Engine):
         """Revert the host again (a failed or force-completed revert). Its ended task is
         forgotten, so that the step is neither live nor done; a live one is left to end."""
         st = self._revert(agent_id, step)
+        self._dirty(agent_id)
         if not st.live:
             st.task_id, st.state, st.forced, st.failures, st.retry_at = None, None, None, 0, 0.0
         agent = self.agents[agent_id]
@@ -260,6 +265,7 @@ class Uninstall(Engine):
     def force_complete(self, agent_id: str, step: str, now: float) -> list[Decision]:
         """Count a host as reverted (an operator cleaned it by hand)."""
         st = self._revert(agent_id, step)
+        self._dirty(agent_id)
         st.forced, st.message = "operator", "force-completed by an operator"
         out: list[Decision] = []
         self._save(out)
@@ -271,6 +277,7 @@ class Uninstall(Engine):
             self.interrupted = value
         else:
             self._known(agent_id).interrupted = value
+            self._dirty(agent_id)
         if not value:
             self._revive.want(math.inf)
         out: list[Decision] = []
@@ -286,6 +293,7 @@ class Uninstall(Engine):
     # -- killing -------------------------------------------------------------------------
 
     def _doom(self, task_id: str, agent_id: str, state: str | None) -> None:
+        self._dirty(agent_id)
         self.doomed[task_id] = Doomed(agent_id, state)
         self._doomed_on.setdefault(agent_id, []).append(task_id)
 
@@ -307,6 +315,7 @@ class Uninstall(Engine):
     def _kill(self, task_id: str, now: float, out: list[Decision]) -> None:
         doomed = self.doomed[task_id]
         doomed.kill_sent_at = now
+        self._dirty(doomed.agent_id)
         out.append(Kill(task_id, doomed.agent_id))
 
     # -- reverting -----------------------------------------------------------------------
@@ -335,6 +344,7 @@ class Uninstall(Engine):
         st = self.progress.reverts.get(aid)
         if st is None or revert_done(st):
             return self.config.long_refuse_seconds
+        self._dirty(aid)  # its offer may be explained, or launch
         agent = self.agents[aid]
         short = self.config.wait_refuse_seconds
         if self.progress.stage != REVERT or aid in launched or not self._may_launch(agent, st, now):
@@ -388,12 +398,13 @@ class Uninstall(Engine):
 
     def plan_view(self, now: float) -> dict:
         """The uninstall as the plan: a phase per agent (kill, revert), then deregister.
-        O(agents + tasks)."""
-        named = [
-            (self._hostname(aid), aid) for aid in set(self._doomed_on) | set(self.progress.reverts)
-        ]
+        O(agents + tasks) at most; an agent's phase is built again only after it changed."""
+        kept = self._phase_cache(
+            (self.progress.stage, self.interrupted, self._slot_free(""), self.budget)
+        )
+        named = [(self._hostname(a), a) for a in set(self._doomed_on) | set(self.progress.reverts)]
         named.sort()
-        phases = [self._agent_phase(aid, name, now) for name, aid in named]
+        phases = [kept.get(aid) or self._agent_phase(aid, name, now) for name, aid in named]
         phases.append(self._deregister_phase())
         return plan_doc(phases, "serial", self.interrupted)
 
@@ -407,7 +418,10 @@ class Uninstall(Engine):
         if st is not None:
             status, message = self._revert_status(aid, st, now)
             steps.append(step_doc(st.task_id or f"{aid}:{REVERT}", REVERT, status, message))
-        return phase_doc(aid, name, steps, False)
+        phase = phase_doc(aid, name, steps, False)
+        if st is None or st.retry_at <= now:  # no countdown in it: keep it
+            self._phases[aid] = phase
+        return phase
 
     def _kill_step(self, aid: str) -> dict:
         mine = self._doomed_on.get(aid, ())

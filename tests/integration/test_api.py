@@ -58,8 +58,8 @@ def test_health_says_waiting_while_no_master_answers_and_framework_id_follows_th
 ):
     """Waiting is not broken: Marathon counts 202 as passing, so a scheduler that waits on a
     master is not killed; `/v1/state/frameworkId` answers 404 until there is an ID."""
-    from calico_dcos.service import start_service
     from calico_dcos.options import load_options
+    from calico_dcos.service import start_service
     from tests.integration.harness import options_env
 
     env = options_env(tmp_path / "state", "127.0.0.1:1")  # no master listens there
