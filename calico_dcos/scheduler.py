@@ -38,6 +38,8 @@ from calico_dcos.core import events as ev
 from calico_dcos.core.config import PlanConfig
 from calico_dcos.core.interface import Core
 from calico_dcos.core.records import agent_record
+from calico_dcos.core.uninstall import Uninstall
+from calico_dcos.core.views import combine
 from calico_dcos.options import read_secret, roles
 from calico_dcos.report_auth import ReportKey, with_report_token
 
@@ -438,7 +440,7 @@ class CalicoScheduler(Scheduler):
     def plan_view(self) -> dict:
         with self.lock:
             view = self.plan.plan_view(self.clock())
-        if isinstance(self.plan, u.Uninstall) and not self.uninstalled.is_set():
+        if isinstance(self.plan, Uninstall) and not self.uninstalled.is_set():
             view = _until_wiped(view)
         return view
 
@@ -518,5 +520,5 @@ def _until_wiped(view: dict) -> dict:
         else step
         for step in last["steps"]
     ]
-    last["status"] = p.combine([s["status"] for s in last["steps"]], False)
-    return {**view, "phases": phases, "status": p.combine([ph["status"] for ph in phases], False)}
+    last["status"] = combine([s["status"] for s in last["steps"]], False)
+    return {**view, "phases": phases, "status": combine([ph["status"] for ph in phases], False)}
