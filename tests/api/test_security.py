@@ -335,7 +335,7 @@ def test_a_report_is_refused_before_the_scheduler_exists(tmp_path, caplog):
 
 
 class _Starting:
-    """`run._Late` before the scheduler is made: every call raises RuntimeError."""
+    """`service._Late` before the scheduler is made: every call raises RuntimeError."""
 
     counters: dict = {}
     store = None

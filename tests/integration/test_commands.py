@@ -286,14 +286,16 @@ def test_an_api_port_in_use_stops_run_naming_service_api_port(tmp_path):
 def test_a_master_that_never_answers_is_named_by_its_option(tmp_path, monkeypatch, caplog):
     import threading
 
-    from calico_dcos.commands import run
+    from calico_dcos import service as service_module
     from calico_dcos.options import load_options
     from tests.integration.harness import options_env, wait_until
 
-    monkeypatch.setattr(run, "NOT_SUBSCRIBED_WARNING_SECONDS", 0.5)
+    monkeypatch.setattr(service_module, "NOT_SUBSCRIBED_WARNING_SECONDS", 0.5)
     master = f"127.0.0.1:{free_port()}"  # nothing listens there
     options = load_options(None, options_env(tmp_path / "state", master))
-    service = run.start_service(options, host="127.0.0.1", port=0, artifacts_dir=tmp_path / "a")
+    service = service_module.start_service(
+        options, host="127.0.0.1", port=0, artifacts_dir=tmp_path / "a"
+    )
 
     def stop_once_warned() -> None:
         wait_until(lambda: "service.master" in caplog.text, 30, "the warning")
@@ -302,7 +304,7 @@ def test_a_master_that_never_answers_is_named_by_its_option(tmp_path, monkeypatc
     previous = signal.getsignal(signal.SIGTERM)
     threading.Thread(target=stop_once_warned, daemon=True).start()
     try:
-        code = run.wait_for_signal(service, master)
+        code = service_module.wait_for_signal(service, master)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
