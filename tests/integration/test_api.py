@@ -97,8 +97,8 @@ def test_health_says_waiting_for_the_leader_lock_while_another_scheduler_holds_i
     import socket
     import threading
 
-    from calico_dcos.commands.run import start_service
     from calico_dcos.options import load_options
+    from calico_dcos.service import start_service
     from tests.integration.harness import TIMINGS, options_env, start_scheduler
 
     with socket.socket() as sock:
