@@ -73,8 +73,16 @@ class Task:
 class MarathonStandIn:
     """One app: `start()` launches a task of it, `kill(task)` ends one as Mesos would."""
 
-    def __init__(self, app: dict, workdir: Path, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        app: dict,
+        workdir: Path,
+        host: str = "127.0.0.1",
+        secret_store: dict[str, str] | None = None,
+    ) -> None:
+        """`secret_store`: DC/OS secret path -> value, for env `{"secret": name}` entries."""
         self.app, self.workdir, self.host = app, workdir, host
+        self.secret_store = secret_store or {}
         self.version = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
         self.tasks: list[Task] = []
 
@@ -92,7 +100,7 @@ class MarathonStandIn:
             self._fetch(item, sandbox)
         port = free_port()
         env = {"PATH": IMAGE_PATH, "HOME": str(sandbox), "LANG": "C.UTF-8"}
-        env.update(self.app.get("env", {}))
+        env.update(self._app_env())
         env.update(self._marathon_env(task_id, port))
         env["MESOS_SANDBOX"] = str(sandbox)
         log = sandbox / "stdout+stderr"
@@ -124,6 +132,17 @@ class MarathonStandIn:
         for task in self.tasks:
             if task.process.poll() is None:
                 self.kill(task)
+
+    def _app_env(self) -> dict[str, str]:
+        """The app's `env`; an `{"secret": name}` value is the secret `app.secrets[name].source`
+        names (Marathon's `AppDefinition.json`: env values are a string or a secret ref)."""
+        env = {}
+        for name, value in self.app.get("env", {}).items():
+            if isinstance(value, dict):
+                source = self.app["secrets"][value["secret"]]["source"]
+                value = self.secret_store[source]
+            env[name] = value
+        return env
 
     def _fetch(self, item: dict, sandbox: Path) -> None:
         name = Path(urllib.parse.urlsplit(item["uri"]).path).name
