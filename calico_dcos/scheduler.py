@@ -37,11 +37,12 @@ from calico_dcos import plans
 from calico_dcos.core import events as ev
 from calico_dcos.core.config import PlanConfig
 from calico_dcos.core.interface import Core
-from calico_dcos.core.records import agent_record
+from calico_dcos.core.records import agent_record, parse_task_id
 from calico_dcos.core.uninstall import Uninstall
 from calico_dcos.core.views import combine
 from calico_dcos.options import read_secret, roles
 from calico_dcos.report_auth import ReportKey, with_report_token
+from calico_dcos.steps import fetch_hint
 
 if TYPE_CHECKING:  # strict mode's modules load cryptography: only when strict mode is on
     from calico_dcos.dcos_auth import TokenSource
@@ -76,11 +77,17 @@ def framework_info(options: Mapping, framework_id: str | None, webui_url: str) -
 
 
 def bounded_status(status: Mapping) -> Mapping:
-    """The update as the plan sees it: a message of at most `MAX_STATUS_MESSAGE_CHARS`.
+    """The update as the plan sees it: a message of at most `MAX_STATUS_MESSAGE_CHARS`,
+    led by the options to change when it says a download failed (`steps.fetch_hint`).
 
     The message is free text from the executor (a failed command's output, a health check's)
     and is stored in the agent's record, which has a size bound (store.MAX_RECORD_BYTES)."""
     message = status.get("message")
+    parsed = parse_task_id(status.get("task_id", {}).get("value", ""))
+    if isinstance(message, str) and parsed:
+        hinted = fetch_hint(parsed[0], message)
+        if hinted != message:
+            status, message = {**status, "message": hinted}, hinted
     if not isinstance(message, str) or len(message) <= MAX_STATUS_MESSAGE_CHARS:
         return status
     return {**status, "message": message[: MAX_STATUS_MESSAGE_CHARS - 1] + "…"}

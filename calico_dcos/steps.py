@@ -311,6 +311,31 @@ def _node(step: Step, options: Mapping, agent: AgentView, artifacts_url: str) ->
 _ENDPOINTS = ("etcd.endpoints",)
 _INSTALLER = ("agents.override_existing_calico",)
 
+# What each step's task fetches (its CommandInfo.uris), by the option that names it, so that a
+# failed download names the option to change: the installer comes from the scheduler
+# (`service.artifacts_url`, by default the scheduler's own address), the rest from the option.
+# "uninstall" is the uninstall's revert task (calico-uninstall__…), the installer alone.
+FETCHED_FROM: dict[str, tuple[str, ...]] = {
+    "etcd-proxy": ("etcd.binary_uri",),
+    "docker": ("service.artifacts_url",),
+    "cni": ("service.artifacts_url", "cni.calico_uri", "cni.calico_ipam_uri"),
+    "uninstall": ("service.artifacts_url",),
+}
+# Mesos' fetcher failing says "Failed to fetch all URIs for container '<id>': exited with
+# status N" (apache/mesos src/slave/containerizer/fetcher.cpp); the devcluster's fetcher
+# "Failed to fetch '<uri>': <why>".
+FETCH_FAILED = "Failed to fetch"
+
+
+def fetch_hint(step: str, message: str) -> str:
+    """A task's status message, led by the options that name what it fetches when the
+    message says a fetch failed: `cannot download cni.calico_uri, …: Failed to fetch …`."""
+    options = FETCHED_FROM.get(step)
+    if not options or FETCH_FAILED not in message:
+        return message
+    return f"cannot download {', '.join(options)}: {message}"
+
+
 STEPS: tuple[Step, ...] = (
     Step(
         "etcd-proxy", "daemon", None, "etcd", "etcd.run_proxy",
