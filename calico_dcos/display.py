@@ -310,8 +310,16 @@ class CountDisplay:
     """A count towards a total with an estimate (the benchmark's agents converged): rich's
     progress bar on a terminal, else a line at every tenth of the way and at the end."""
 
-    def __init__(self, out: IO[str], label: str, total: int, console: Console | None = None):
+    def __init__(
+        self,
+        out: IO[str],
+        label: str,
+        total: int,
+        console: Console | None = None,
+        clock=time.monotonic,
+    ) -> None:
         self.console = console or Console(file=out, highlight=False)
+        self._clock = clock
         self.label, self.total = label, total
         self._tenths = -1
         self._progress = Progress(
@@ -325,7 +333,7 @@ class CountDisplay:
             expand=True,
         )
         self._task = self._progress.add_task(label, total=total)
-        self._started = time.monotonic()
+        self._started = clock()
 
     def __enter__(self) -> CountDisplay:
         if self.console.is_terminal:
@@ -343,7 +351,7 @@ class CountDisplay:
         tenths = 10 * done // self.total if self.total else 10
         if tenths != self._tenths:
             self._tenths = tenths
-            elapsed = time.monotonic() - self._started
+            elapsed = self._clock() - self._started
             left = estimate_seconds(done, self.total, elapsed)
             eta = f", about {duration(left)} to go" if left is not None else ""
             self.console.print(

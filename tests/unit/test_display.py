@@ -174,16 +174,17 @@ def test_not_on_a_terminal_one_line_per_change_and_each_warning_once():
 
 
 def test_a_count_not_on_a_terminal_says_each_tenth_with_an_estimate():
-    out = io.StringIO()
-    with CountDisplay(out, "100 agents", 100) as bar:
+    out, clock = io.StringIO(), _Clock()
+    with CountDisplay(out, "100 agents", 100, clock=clock) as bar:
         for done in range(0, 101, 5):
+            clock.now = done / 5  # one second per 5 agents
             bar.update(done)
     lines = out.getvalue().splitlines()
 
     assert len(lines) == 11
-    assert lines[0].startswith("100 agents: 0 of 100 (")
-    assert lines[-1].startswith("100 agents: 100 of 100 (")
-    assert "to go" in lines[5]
+    assert lines[0] == "100 agents: 0 of 100 (0 s)"
+    assert lines[5] == "100 agents: 50 of 100 (10 s, about 10 s to go)"
+    assert lines[-1] == "100 agents: 100 of 100 (20 s)"
 
 
 def test_calico_dcos_status_names_the_slot_holder_by_hostname():
