@@ -303,3 +303,15 @@ def test_an_unexpected_file_system_error_is_one_line_not_a_traceback(agent):
 
     assert result.returncode == 1
     assert "Not a directory" in last_line(result) and "Traceback" not in result.stderr
+
+
+def test_a_password_in_a_reason_is_redacted_on_stderr_and_in_the_report(make_agent, report_url):
+    agent = make_agent(docker_flags=["--cluster-store", "etcd://root:s3cret@192.0.2.5:2379"])
+    url, bodies, _ = report_url
+
+    result = agent.docker(STORE, "--force", env={REPORT_URL_ENV: url})
+
+    assert result.returncode == EXIT_HOST
+    assert "etcd://root:***@192.0.2.5:2379" in last_line(result)
+    assert "s3cret" not in result.stderr and "s3cret" not in json.dumps(bodies)
+    assert "root:***@" in bodies[0]["reason"]
