@@ -10,7 +10,8 @@ changes makes a run cut off before Docker was back finish the job.
 
 Facts about Docker this relies on:
 - `cluster-store` is deprecated in 20.10 and removed in 23.0, where dockerd refuses to start
-  with it (docker/cli docs/deprecated.md, "Pluggable ... cluster-store").
+  with it (docker/cli docs/deprecated.md, "Classic Swarm and overlay networks using external
+  key/value stores").
 - A key given both as a dockerd flag and in daemon.json stops dockerd from starting, even
   with equal values: "unable to configure the Docker daemon with file …: the following
   directives are specified both as a flag and in the configuration file: cluster-store: (from
