@@ -47,3 +47,9 @@ def test_installer_help_names_the_command_it_was_run_as():
     assert result.exit_code == 0
     assert result.output.startswith("usage: calico-dcos installer ")
     assert "installer.pyz" not in result.output
+
+
+def test_devcluster_refuses_a_negative_agent_count():
+    result = CliRunner().invoke(main, ["devcluster", "--agents", "-1"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--agents'" in result.output

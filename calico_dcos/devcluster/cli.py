@@ -21,12 +21,21 @@ from calico_dcos.devcluster.hostroot import has_dcos_calico
 
 
 @click.command("devcluster")
-@click.option("--agents", default=3, show_default=True, help="Private agents.")
-@click.option("--public-agents", default=1, show_default=True, help="Public agents.")
+@click.option(
+    "--agents", default=3, show_default=True, type=click.IntRange(min=0), help="Private agents."
+)
+@click.option(
+    "--public-agents",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Public agents.",
+)
 @click.option(
     "--dcos-calico-agents",
     default=0,
     show_default=True,
+    type=click.IntRange(min=0),
     help="More private agents, looking like DC/OS 2.x with Calico already shipped.",
 )
 @click.option(
