@@ -129,7 +129,11 @@ class CalicoScheduler(Scheduler):
         self.timings = dict(timings or {})
         self.tick_seconds = tick_seconds
         self.heartbeat_timeout = heartbeat_timeout
+        # The core's time: the wall clock read once, then moved on by the monotonic clock,
+        # so that every timer, backoff and deadline is immune to steps of the wall clock
+        # (NTP, a VM resumed) while stored times still read as wall time for people.
         self.clock = clock
+        self._epoch = clock() - time.monotonic()
         self.lock = threading.RLock()
         self.counters: Counter[str] = Counter()
         self.artifacts: dict[str, Path] = {}  # served at /v1/artifacts/<name>
@@ -144,6 +148,10 @@ class CalicoScheduler(Scheduler):
         self._converged_at: float | None = None  # monotonic, plan first complete
         self._stopping = threading.Event()
         self._ticker: threading.Thread | None = None
+
+    def now(self) -> float:
+        """The core's time in seconds: monotonic, anchored to the wall clock at start."""
+        return self._epoch + time.monotonic()
 
     def _config(self, options: Mapping) -> PlanConfig:
         return plans.config_from_options(options, self.artifacts_url, **self.timings)
@@ -265,7 +273,7 @@ class CalicoScheduler(Scheduler):
             if self.failure:
                 LOG.info("not acting on %s: %s", name, self.failure)
                 return
-            self._apply(handler(self.clock()))
+            self._apply(handler(self.now()))
             self._note_convergence()
 
     def _note_convergence(self) -> None:
@@ -446,14 +454,14 @@ class CalicoScheduler(Scheduler):
 
     def plan_view(self) -> dict:
         with self.lock:
-            view = self.plan.plan_view(self.clock())
+            view = self.plan.plan_view(self.now())
         if isinstance(self.plan, Uninstall) and not self.uninstalled.is_set():
             view = _until_wiped(view)
         return view
 
     def summary(self) -> dict:
         with self.lock:
-            return self.plan.summary(self.clock())
+            return self.plan.summary(self.now())
 
     def agent_records(self) -> dict[str, dict]:
         with self.lock:
@@ -508,7 +516,7 @@ class CalicoScheduler(Scheduler):
         """New options: the steps whose fingerprint changed re-run, within the budget."""
         with self.lock:
             self.options = options
-            self._apply(self.plan.on_options(self._config(options), self.clock()))
+            self._apply(self.plan.on_options(self._config(options), self.now()))
 
 
 def _until_wiped(view: dict) -> dict:

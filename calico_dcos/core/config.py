@@ -70,7 +70,10 @@ class PlanConfig:
     retry_backoff_seconds: float = 5.0
     max_backoff_seconds: float = 300.0
     wants_agent: Callable[[AgentView], bool] = lambda agent: True
-    long_refuse_seconds: float = 3600.0
+    long_refuse_seconds: float = 3600.0  # agents done, or running Calico by other means
+    # agents the options leave out: shorter, since an agent may gain the attributes its
+    # constraints want when it restarts under the same ID, and only its offers say so
+    unwanted_refuse_seconds: float = 300.0
     wait_refuse_seconds: float = 5.0  # running steps, restart slots, and every ACCEPT
     revive_interval_seconds: float = 1.0  # about Mesos' allocation interval: none sooner
     revive_per_agent_seconds: float = 0.0004  # each REVIVE re-offers every agent
@@ -78,6 +81,10 @@ class PlanConfig:
     reconcile_max_backoff_seconds: float = 60.0
     reconcile_max_rounds: int = 8
     implicit_reconcile_seconds: float = 600.0
+    kill_retry_seconds: float = 5.0  # a KILL not confirmed is sent again, with backoff …
+    kill_retry_max_seconds: float = 60.0  # … up to this
+    launch_timeout_seconds: float = 600.0  # STAGING/STARTING longer than this: killed, retried
+    gone_retention_seconds: float = 7 * 86400.0  # records of agents gone are kept this long
 
     @cached_property
     def enabled_steps(self) -> tuple[StepSpec, ...]:
@@ -89,6 +96,10 @@ class PlanConfig:
         must decline, so their cost stays a small share of its time (0.4 ms per agent:
         2 s at 5,000 agents)."""
         return max(self.revive_interval_seconds, agents * self.revive_per_agent_seconds)
+
+    def kill_backoff(self, kills: int) -> float:
+        """Seconds after the `kills`-th KILL of a task before it is sent again."""
+        return min(self.kill_retry_max_seconds, self.kill_retry_seconds * 2 ** max(0, kills - 1))
 
     def backoff(self, failures: int) -> float:
         """Seconds before a retry: retry_backoff, 2·retry_backoff, 4·… up to max_backoff."""

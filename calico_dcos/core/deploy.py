@@ -28,7 +28,12 @@ from calico_dcos.core.events import (
     SaveAgent,
     SaveFrameworkId,
 )
-from calico_dcos.core.offers import offer_attributes, offer_is_public
+from calico_dcos.core.offers import (
+    chain_shortfall,
+    offer_attributes,
+    offer_is_public,
+    offer_scalars,
+)
 from calico_dcos.core.reconcile import Reconciler
 from calico_dcos.core.records import (
     AgentState,
@@ -104,6 +109,8 @@ class Deploy(Engine):
             agent.wanted = config.wants_agent(agent.view)
             self.agents[agent_id] = agent
             self._index(agent, 0.0)
+            for name, st in agent.steps.items():
+                self._track(agent_id, name, st, 0.0)
 
     # -- rollout state ---------------------------------------------------------------
 
@@ -197,12 +204,12 @@ class Deploy(Engine):
             if action.kind != "replace" or self.interrupted or agent.interrupted:
                 continue
             st = agent.step(action.step.name)
-            st.killing = st.replacing = True
-            st.updated = now
-            self._dirty(aid)
+            st.replacing = True
             self._admit(aid)
+            kills: list[Decision] = []
+            self._kill(aid, action.step.name, st, now, kills)
             out.append(SaveAgent(aid, agent_record(agent)))
-            out.append(Kill(st.task_id, aid))
+            out.extend(kills)
         self._revive_if_due(now, out)
 
     # -- events ----------------------------------------------------------------------
@@ -226,8 +233,10 @@ class Deploy(Engine):
         return [SaveFrameworkId(None)]
 
     def _finish_reconciliation(self, now: float, out: list[Decision]) -> None:
-        """Then implicit reconciliation, periodically, and offers for every agent again."""
+        """Then implicit reconciliation, periodically, offers for every agent again, and
+        every KILL not confirmed sent again (one may have been lost while we were away)."""
         self.reconciler.finish(now, out)
+        self._resend_kills(now, out, every=True)
         self._revive.want(math.inf)
         self._revive_if_due(now, out)
 
@@ -238,6 +247,9 @@ class Deploy(Engine):
             return out
         if self.reconciler.tick(now, out):
             self._finish_reconciliation(now, out)
+        elif not self.reconciler.explicit:
+            self._resend_kills(now, out)
+            self._check_deadlines(now, out)
         self._pump(now, out)
         return out
 
@@ -249,6 +261,8 @@ class Deploy(Engine):
         if self.reconciling or not self.subscribed or agent.agent_id in launched:
             return self._refuse(agent, short, now)
         action = self.next_action(agent, now)
+        if action.kind == "skip" and not agent.wanted and agent.calico_present is None:
+            return self._refuse(agent, self.config.unwanted_refuse_seconds, now)
         if action.kind in ("done", "skip"):
             return self._refuse(agent, self.config.long_refuse_seconds, now)
         if action.kind == "delay":
@@ -258,6 +272,8 @@ class Deploy(Engine):
         if action.kind != "launch" or not self._fits(agent, action.step, offer, out):
             return self._refuse(agent, short, now)
         if action.step.restarts:
+            if not self._chain_fits(agent, offer, out):
+                return self._refuse(agent, short, now)
             if not self._slot_free(agent.agent_id):
                 return self._refuse_for_slot(agent, now)
             self._admit(agent.agent_id)
@@ -267,8 +283,41 @@ class Deploy(Engine):
         self._index(agent, now)
         return None
 
+    def _chain_fits(self, agent: AgentState, offer: Mapping, out: list[Decision]) -> bool:
+        """Before a step that restarts Docker or the agent: can the agent hold the whole
+        enabled chain, daemons that stay running included? If not, restarting anything
+        there would be for nothing (the later steps could never launch), so it waits, and
+        the step says which resource is short by how much."""
+        have = offer_scalars(offer)
+        chain = []
+        for spec in self.config.enabled_steps:
+            st = agent.steps.get(spec.name)
+            if st is not None and st.live:  # ours already, so not in the offer
+                for name, amount in spec.needs.items():
+                    have[name] = have.get(name, 0.0) + amount
+            chain.append((spec.needs, spec.kind == StepKind.DAEMON))
+        short = chain_shortfall(have, chain)
+        if not short:
+            return True
+        words = "; ".join(
+            f"can give Calico {have.get(name, 0.0):g} {name}, the whole chain needs "
+            f"{need:g} ({missing:g} short)"
+            for name, (need, missing) in sorted(short.items())
+        )
+        self._explain_refusal(agent, f"{agent.name} {words}: nothing restarted until it fits", out)
+        return False
+
     def _save_launch(self, agent: AgentState, out: list[Decision]) -> None:
         out.append(SaveAgent(agent.agent_id, agent_record(agent)))
+
+    def _step_state(self, agent_id: str, step: str) -> StepState | None:
+        agent = self.agents.get(agent_id)
+        return agent.steps.get(step) if agent is not None else None
+
+    def _saved(self, agent_id: str, now: float, out: list[Decision]) -> None:
+        agent = self.agents[agent_id]
+        self._index(agent, now)
+        out.append(SaveAgent(agent_id, agent_record(agent)))
 
     def _agent_from_offer(self, offer: Mapping, now: float, out: list[Decision]) -> AgentState:
         aid = offer["agent_id"]["value"]
@@ -277,10 +326,14 @@ class Deploy(Engine):
         public = offer_is_public(offer, attrs)
         hostname = offer.get("hostname", "")
         if agent is not None and not agent.lost and agent.hostname == hostname:
-            if public and not agent.public:
-                agent.public = True
+            if (public and not agent.public) or attrs != agent.attributes:
+                # DC/OS agents may gain attributes (or turn public) when they restart under
+                # the same ID: read them from every offer, so constraints see them
+                agent.public = agent.public or public
+                agent.attributes = attrs
                 agent.wanted = self.config.wants_agent(agent.view)
                 self._index(agent, now)
+                out.append(SaveAgent(aid, agent_record(agent)))
             return agent
         if agent is None:
             agent = self.agents[aid] = AgentState(aid)

@@ -14,6 +14,10 @@ does the rest the same way for both:
 - the life of a step's task: launch (task ID, attempt, STAGING), status updates, how an
   unsuccessful end is classified (our kill, cut off by the agent restart it caused, vanished
   in Mesos, or a failure with exponential backoff);
+- KILLs until Mesos confirms an end: a KILL may be lost after the master accepted it, so
+  one not confirmed is sent again with backoff, and at once after (re)subscription;
+- launch deadlines: a task still STAGING or STARTING after `launch_timeout_seconds` is
+  killed, and its end counts as a failure (retried with backoff, Degraded after three);
 - the restart budget (`budget.Slots`, the one home of slot holding);
 - `interrupt` / `proceed` (the plan API's `continue`).
 
@@ -31,6 +35,7 @@ from calico_dcos.core.events import (
     ENDED,
     VANISHED,
     Decision,
+    Kill,
     Launch,
     Note,
     SaveFrameworkId,
@@ -38,6 +43,8 @@ from calico_dcos.core.events import (
 from calico_dcos.core.offers import answer_offers, offer_role, shortfall
 from calico_dcos.core.records import AgentState, StepState, task_id_for
 from calico_dcos.core.revive import REVIVE_WORTH_SECONDS, Reviver
+
+LAUNCHING = frozenset({"TASK_STAGING", "TASK_STARTING"})  # launched, not running yet
 
 
 def cut_off_by_restart(status: Mapping) -> bool:
@@ -67,6 +74,10 @@ class Engine:
         # something every phase may show changes (`_phase_cache`'s `shared`)
         self._phases: dict[str, dict] = {}
         self._phases_shared: tuple = ()
+        # tasks we asked Mesos to kill, until it confirms an end: task_id -> (agent, step)
+        self._killing: dict[str, tuple[str, str]] = {}
+        # tasks launched and not yet RUNNING: task_id -> (agent, step, deadline)
+        self._launching: dict[str, tuple[str, str, float]] = {}
 
     # -- the restart budget ----------------------------------------------------------------
 
@@ -171,12 +182,15 @@ class Engine:
         reason = shortfall(offer, spec.needs, spec.task_name)
         if reason is None:
             return True
-        note = f"{agent.name} {reason}"
+        self._explain_refusal(agent, f"{agent.name} {reason}", out)
+        return False
+
+    def _explain_refusal(self, agent: AgentState, note: str, out: list[Decision]) -> None:
+        """Why the agent's offer was refused: on its step, and in the log once per change."""
         if self.offer_notes.get(agent.agent_id) != note:
             self.offer_notes[agent.agent_id] = note
             self._dirty(agent.agent_id)
             out.append(Note(note))
-        return False
 
     # -- views -----------------------------------------------------------------------------
 
@@ -217,6 +231,9 @@ class Engine:
         st.task_id = task_id_for(spec.name, agent.agent_id, spec.fingerprint, st.attempts)
         st.state, st.fingerprint, st.healthy = "TASK_STAGING", spec.fingerprint, None
         st.killing, st.message, st.updated, st.retry_at = False, "", now, 0.0
+        st.kills, st.kill_at, st.late = 0, 0.0, False
+        deadline = now + self.config.launch_timeout_seconds
+        self._launching[st.task_id] = (agent.agent_id, spec.name, deadline)
         self.offer_notes.pop(agent.agent_id, None)
         task = self.config.build_task(spec, agent.view, st.task_id, offer_role(offer))
         refuse = self._refuse(agent, self.config.wait_refuse_seconds, now)
@@ -226,6 +243,61 @@ class Engine:
     def _save_launch(self, agent: AgentState, out: list[Decision]) -> None:
         raise NotImplementedError
 
+    def _step_state(self, agent_id: str, step: str) -> StepState | None:
+        """The state of `step` on the agent, if the plan has one."""
+        raise NotImplementedError
+
+    def _saved(self, agent_id: str, now: float, out: list[Decision]) -> None:
+        """Store what changed on the agent (its record, or the plan's progress)."""
+        raise NotImplementedError
+
+    def _track(self, agent_id: str, step: str, st: StepState, now: float) -> None:
+        """Watch a task read back from the records: a KILL not confirmed is sent again
+        (at once, once reconciled), a launch gets its deadline from its last update."""
+        if not st.live:
+            return
+        if st.killing:
+            self._killing[st.task_id] = (agent_id, step)
+        elif st.state in LAUNCHING:
+            deadline = st.updated + self.config.launch_timeout_seconds
+            self._launching[st.task_id] = (agent_id, step, deadline)
+
+    def _kill(self, agent_id: str, step: str, st: StepState, now: float, out: list) -> None:
+        """KILL the step's task, and again with backoff until Mesos confirms an end."""
+        st.killing, st.kills = True, st.kills + 1
+        st.kill_at, st.updated = now + self.config.kill_backoff(st.kills), now
+        self._killing[st.task_id] = (agent_id, step)
+        self._dirty(agent_id)
+        out.append(Kill(st.task_id, agent_id))
+
+    def _resend_kills(self, now: float, out: list[Decision], every: bool = False) -> None:
+        """KILLs due again (`every`: all of them, after a (re)subscription); O(kills)."""
+        for task_id, (agent_id, step) in list(self._killing.items()):
+            st = self._step_state(agent_id, step)
+            if st is None or st.task_id != task_id or not st.live or not st.killing:
+                del self._killing[task_id]
+            elif every or now >= st.kill_at:
+                self._kill(agent_id, step, st, now, out)
+                self._saved(agent_id, now, out)
+
+    def _check_deadlines(self, now: float, out: list[Decision]) -> None:
+        """Kill launches that missed their deadline; their end will count as a failure."""
+        for task_id, (agent_id, step, deadline) in list(self._launching.items()):
+            st = self._step_state(agent_id, step)
+            if st is None or st.task_id != task_id or st.state not in LAUNCHING:
+                del self._launching[task_id]
+            elif now >= deadline:
+                del self._launching[task_id]
+                timeout = self.config.launch_timeout_seconds
+                st.late, st.message = True, f"still {st.state} after {timeout:g} s"
+                self._kill(agent_id, step, st, now, out)
+                self._saved(agent_id, now, out)
+                out.append(Note(f"{self._agent_name(agent_id)}: {step} {st.message}: killed"))
+
+    def _agent_name(self, agent_id: str) -> str:
+        agent = self.agents.get(agent_id)
+        return agent.name if agent is not None else agent_id
+
     def _update(self, spec: StepSpec, st: StepState, status: Mapping, now: float) -> bool:
         """Apply a status update of the step's current task; False if it changes nothing."""
         state = status["state"]
@@ -233,16 +305,22 @@ class Engine:
         if state == st.state and healthy == st.healthy:
             return False
         st.state, st.healthy, st.updated = state, healthy, now
-        st.message = status.get("message", "") or st.message
-        if state in ENDED and state != "TASK_FINISHED":
-            self._ended(spec, st, status, now)
+        if not st.late:  # the deadline's words stay until the task ends
+            st.message = status.get("message", "") or st.message
+        if state in ENDED:
+            if state != "TASK_FINISHED":
+                self._ended(spec, st, status, now)
+            st.killing, st.kills, st.late = False, 0, False
         return True
 
     def _ended(self, spec: StepSpec, st: StepState, status: Mapping, now: float) -> None:
         """Classify an unsuccessful end: our kill, cut off by the agent restart the step
         causes, vanished in Mesos (relaunch at once), or a failure (retry after backoff)."""
-        if st.killing:
-            st.killing = False
+        if st.late:
+            st.failures += 1
+            st.retry_at = now + self.config.backoff(st.failures)
+        elif st.killing:
+            pass
         elif spec.restarts == Restarts.AGENT and cut_off_by_restart(status):
             st.cutoffs += 1
         elif st.state in VANISHED:

@@ -71,6 +71,29 @@ def shortfall(offer: Mapping, needs: Mapping[str, float], task: str) -> str | No
     return "; ".join(short) or None
 
 
+def chain_shortfall(
+    have: Mapping[str, float], steps: list[tuple[Mapping[str, float], bool]]
+) -> dict[str, tuple[float, float]]:
+    """What the agent cannot hold of a chain run in order, where each daemon stays running:
+    {resource: (needed at the peak, short by)}, empty when it all fits.
+
+    `have`: what the agent can give the chain (its offer, plus what the chain's own live
+    tasks hold there); `steps`: each step's needs and whether it is a daemon, in order."""
+    running: dict[str, float] = {}
+    peak: dict[str, float] = {}
+    for needs, daemon in steps:
+        for name, amount in needs.items():
+            peak[name] = max(peak.get(name, 0.0), running.get(name, 0.0) + amount)
+        if daemon:
+            for name, amount in needs.items():
+                running[name] = running.get(name, 0.0) + amount
+    return {
+        name: (need, need - have.get(name, 0.0))
+        for name, need in peak.items()
+        if have.get(name, 0.0) < need - TOLERANCE
+    }
+
+
 # offer, agent IDs launched on in this batch, decisions so far -> None (launched) or how
 # long to refuse the offer's agent (seconds)
 OfferUse = Callable[[Mapping, set[str], list], float | None]

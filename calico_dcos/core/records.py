@@ -40,6 +40,9 @@ class StepState:
     killing: bool = False  # we asked Mesos to kill it: its end is not a failure
     replacing: bool = False  # a live daemon is being replaced: holds a restart slot
     forced: str | None = None  # fingerprint an operator force-completed
+    kills: int = 0  # KILLs sent for the current task (Mesos may lose one: sent again)
+    kill_at: float = 0.0  # when to send the KILL again, unless Mesos confirmed an end
+    late: bool = False  # killed for missing its launch deadline: its end is a failure
 
     @property
     def live(self) -> bool:
@@ -92,6 +95,9 @@ STEP_FIELDS = (
     "killing",
     "replacing",
     "forced",
+    "kills",
+    "kill_at",
+    "late",
 )
 
 

@@ -71,6 +71,7 @@ class Doomed:
     agent_id: str
     state: str | None
     kill_sent_at: float | None = None
+    kills: int = 0  # KILLs sent (a KILL may be lost: sent again with backoff)
 
     @property
     def ended(self) -> bool:
@@ -145,6 +146,7 @@ class Uninstall(Engine):
             }
         for aid, st in self.progress.reverts.items():
             self.slots.sync(aid, st.live)
+            self._track(aid, REVERT_STEP, st, 0.0)
         self._settle_at = math.inf
 
     # -- reads ---------------------------------------------------------------------------
@@ -231,7 +233,7 @@ class Uninstall(Engine):
             self._dirty(self.doomed[task_id].agent_id)
         elif state not in ENDED:
             self._doom(task_id, agent_id, state)
-            self._kill(task_id, now, out)
+            self._kill_doomed(task_id, now, out)
         self._advance(now, out)
         return out
 
@@ -242,6 +244,8 @@ class Uninstall(Engine):
             return out
         if self.progress.stage == KILL:
             self._kill_all(now, out)
+        self._resend_kills(now, out)
+        self._check_deadlines(now, out)
         self._advance(now, out)
         self._revive_if_due(now, out)
         return out
@@ -298,23 +302,24 @@ class Uninstall(Engine):
         self._doomed_on.setdefault(agent_id, []).append(task_id)
 
     def _kill_all(self, now: float, out: list[Decision]) -> None:
-        """Kill what has not ended; ask again about tasks killed before and still not ended
-        (the master answers for a task it does not know, which a kill alone may not)."""
+        """Kill what has not ended; again with backoff (`kill_backoff`) what is still not
+        ended, asking about it too (the master answers for a task it does not know, which a
+        kill alone may not)."""
         again = []
         for task_id, doomed in self.doomed.items():
             if doomed.ended:
                 continue
             if doomed.kill_sent_at is None:
-                self._kill(task_id, now, out)
-            elif now - doomed.kill_sent_at >= self.config.reconcile_backoff_seconds:
+                self._kill_doomed(task_id, now, out)
+            elif now - doomed.kill_sent_at >= self.config.kill_backoff(doomed.kills):
                 again.append((task_id, doomed.agent_id))
-                self._kill(task_id, now, out)
+                self._kill_doomed(task_id, now, out)
         if again:
             out.append(Reconcile(tuple(again)))
 
-    def _kill(self, task_id: str, now: float, out: list[Decision]) -> None:
+    def _kill_doomed(self, task_id: str, now: float, out: list[Decision]) -> None:
         doomed = self.doomed[task_id]
-        doomed.kill_sent_at = now
+        doomed.kill_sent_at, doomed.kills = now, doomed.kills + 1
         self._dirty(doomed.agent_id)
         out.append(Kill(task_id, doomed.agent_id))
 
@@ -362,6 +367,12 @@ class Uninstall(Engine):
         return not (st.live or st.retry_at > now or self.interrupted or agent.interrupted)
 
     def _save_launch(self, agent: AgentState, out: list[Decision]) -> None:
+        self._save(out)
+
+    def _step_state(self, agent_id: str, step: str) -> StepState | None:
+        return self.progress.reverts.get(agent_id)
+
+    def _saved(self, agent_id: str, now: float, out: list[Decision]) -> None:
         self._save(out)
 
     # -- stages --------------------------------------------------------------------------

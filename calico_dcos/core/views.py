@@ -37,6 +37,9 @@ def task_words(st: StepState, now: float) -> tuple[str, str] | None:
     """The status of a step whose task is live, failed for good, or waiting to be retried;
     None when it waits for the plan (interrupt, restart slot, offer, an earlier step)."""
     if st.live:
+        if st.killing and st.kills > 1:
+            asked = f"KILL sent {st.kills} times, Mesos has not confirmed an end yet"
+            return "STARTING", f"{st.message}; {asked}" if st.message else asked
         if st.state in EARLY_STATES or st.killing:
             return "STARTING", st.message
         return "STARTED", st.message

@@ -221,6 +221,27 @@ class DevCluster:
     def remove_agent(self, agent_id: str) -> None:
         self.call(self.master.remove_agent, agent_id)
 
+    def lose_next_kill(self, name_regex: str) -> None:
+        """Fault: the next KILL of a task whose name matches is accepted, never delivered."""
+        self.call(self.master.task_faults.lose_next_kill, name_regex)
+
+    def hold_next_task(self, name_regex: str) -> None:
+        """Fault: the next launched task whose name matches stays STAGING until killed."""
+        self.call(self.master.task_faults.hold_next_task, name_regex)
+
+    def set_agent_attributes(self, agent_id: str, attributes: dict[str, str]) -> None:
+        """The agent restarts under the same ID with these TEXT attributes (DC/OS agents
+        may gain attributes when restarted with a changed `MESOS_ATTRIBUTES`)."""
+
+        def change() -> None:
+            agent = self.master.agents[agent_id]
+            agent.attributes = [
+                {"name": k, "type": "TEXT", "text": {"value": v}} for k, v in attributes.items()
+            ]
+            self.master.restart_agent(agent_id)
+
+        self.call(change)
+
     def fail_next_task(self, name_regex: str, message: str = "") -> None:
         self.call(self.master.fail_next_task, name_regex, message)
 

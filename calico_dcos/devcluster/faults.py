@@ -86,6 +86,18 @@ async def fail_next_task(request: web.Request) -> web.Response:
     return web.Response(status=202)
 
 
+@routes.post("/devcluster/faults/{fault:lose-next-kill|hold-next-task}")
+async def task_fault(request: web.Request) -> web.Response:
+    """`lose-next-kill` (accepted, never delivered) or `hold-next-task` (kept STAGING)."""
+    body = await _body(request)
+    if not isinstance(body.get("name_regex"), str):
+        raise web.HTTPBadRequest(text="Expecting 'name_regex'")
+    faults = request.app[MASTER].task_faults
+    arm = faults.lose_next_kill if request.match_info["fault"] == "lose-next-kill" else None
+    (arm or faults.hold_next_task)(body["name_regex"])
+    return web.Response(status=202)
+
+
 @routes.post("/devcluster/frameworks/{framework_id}/disconnect")
 async def disconnect_framework(request: web.Request) -> web.Response:
     master = request.app[MASTER]

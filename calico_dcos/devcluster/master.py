@@ -24,6 +24,7 @@ from calico_dcos.devcluster.allocator import Allocator
 from calico_dcos.devcluster.framework import Framework, Subscription, Task
 from calico_dcos.devcluster.iam import Iam
 from calico_dcos.devcluster.resources import Resources
+from calico_dcos.devcluster.task_faults import TaskFaults
 
 DEFAULT_RESOURCES = {"cpus": 4.0, "mem": 16384.0, "disk": 100000.0}
 DEFAULT_PORTS = (31000, 32000)
@@ -70,6 +71,7 @@ class Master:
         self.allocator = Allocator(self, allocation_interval, offer_timeout)
         self.timeline_entries: deque[dict] = deque(maxlen=TIMELINE_LENGTH)
         self.faults: list[tuple[re.Pattern, str]] = []
+        self.task_faults = TaskFaults()  # lost KILLs, tasks held in STAGING
         self.start_time = time.time()
         self.elected_time = time.time()
         self._counters = {"offer": 0, "framework": 0, "agent": 0, "private": 0, "public": 0}
@@ -346,7 +348,9 @@ class Master:
             task_id=task.task_id, task_name=name, state="TASK_STAGING",
         )  # fmt: skip
         failure = self._take_fault(name)
-        if failure is not None:
+        if self.task_faults.launch_held(task.task_id, name):
+            self.record("launch_held", agent_id=agent.agent_id, task_id=task.task_id)
+        elif failure is not None:
             agent.send_status(task.task_id, "TASK_STARTING")
             agent.send_status(task.task_id, "TASK_FAILED", message=failure)
         elif self.executor:
@@ -366,6 +370,15 @@ class Master:
 
     def kill(self, agent: Agent, task_id: str, grace_seconds: float) -> None:
         self.record("kill", agent_id=agent.agent_id, hostname=agent.hostname, task_id=task_id)
+        framework = self.frameworks.get(agent.task_frameworks.get(task_id, ""))
+        task = framework and framework.tasks.get(task_id)
+        if self.task_faults.kill_lost(task.info.get("name", "") if task else ""):
+            self.record("kill_lost", agent_id=agent.agent_id, task_id=task_id)
+            return
+        if task_id in self.task_faults.held:  # never reached an executor
+            self.task_faults.held.discard(task_id)
+            agent.send_status(task_id, "TASK_KILLED", message="Killed while STAGING")
+            return
         if self.executor and agent.connected:
             self.spawn(self.executor.kill(agent, task_id, grace_seconds))
 

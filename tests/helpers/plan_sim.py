@@ -25,6 +25,7 @@ FAST = {
     "wait_refuse_seconds": 1.0,
     "revive_interval_seconds": 1.0,
     "reconcile_backoff_seconds": 1.0,
+    "kill_retry_seconds": 2.5,  # longer than a round of the simulated cluster
 }
 CHAIN = ("etcd-proxy", "docker", "cni", "libnetwork", "node")
 RESTARTING = ("docker", "cni")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from calico_dcos.artifacts import build_cni_standins
@@ -21,6 +21,7 @@ TIMINGS = {
     "wait_refuse_seconds": 0.5,
     "revive_interval_seconds": 0.2,
     "reconcile_backoff_seconds": 0.5,
+    "kill_retry_seconds": 0.5,
 }
 RESTARTING = ("calico-docker", "calico-cni")
 
@@ -42,17 +43,27 @@ def options_env(state_dir: Path, master_url: str, **options: str) -> dict[str, s
     return env
 
 
-def start_scheduler(cluster, workdir: Path, heartbeat_timeout=75.0, **options: str) -> Service:
-    """A scheduler on `workdir/state`: a second one on the same workdir shares its state."""
+def start_scheduler(
+    cluster,
+    workdir: Path,
+    heartbeat_timeout=75.0,
+    timings: dict[str, float] | None = None,
+    clock: Callable[[], float] | None = None,
+    **options: str,
+) -> Service:
+    """A scheduler on `workdir/state`: a second one on the same workdir shares its state.
+    `timings` override the plan's (`PlanConfig`), `clock` is the wall clock it is given."""
     env = options_env(workdir / "state", cluster.master_url, **options)
+    extra = {"clock": clock} if clock is not None else {}
     return start_service(
         load_options(None, env),
         host="127.0.0.1",
         port=0,
         artifacts_dir=workdir / "artifacts",
-        timings=TIMINGS,
+        timings=TIMINGS | (timings or {}),
         tick_seconds=0.1,
         heartbeat_timeout=heartbeat_timeout,
+        **extra,
     )
 
 

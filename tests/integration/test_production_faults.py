@@ -1,0 +1,142 @@
+"""What production Mesos clusters do to schedulers (issue 21), each case against the
+devcluster over sockets, with the fault it needs injected there: a KILL lost in flight, a
+task held in STAGING, an agent too small for the chain, attributes that change under the
+same agent ID, and a wall clock that jumps."""
+
+import logging
+import time
+
+import pytest
+import requests
+
+from tests.integration.harness import (
+    converged,
+    events,
+    launches,
+    running_cluster,
+    scheduler_on,
+    steps_launched,
+    wait_until,
+)
+
+
+def plan_step(service, hostname: str, step: str) -> dict | None:
+    """The step of the agent's phase on /v1/plan, as an operator reads it."""
+    url = f"http://127.0.0.1:{service.api.port}/v1/plan"
+    phases = requests.get(url, timeout=5).json()["phases"]
+    phase = next((p for p in phases if p["name"] == hostname), None)
+    return phase and next((s for s in phase["steps"] if s["name"] == step), None)
+
+
+def test_a_lost_kill_is_sent_again_until_mesos_confirms_the_end(tmp_path):
+    with (
+        running_cluster(agents=1, public_agents=0) as cluster,
+        scheduler_on(cluster, tmp_path) as service,
+    ):
+        wait_until(converged(service), 20, "convergence")
+        agent_id = cluster.agents[0].agent_id
+        old = service.scheduler.plan.agents[agent_id].steps["node"].task_id
+        cluster.lose_next_kill("calico-node")
+
+        service.scheduler.command("restart", agent_id, "node")  # replace calico-node
+
+        def replaced() -> bool:
+            now = service.scheduler.plan.agents[agent_id].steps["node"].task_id
+            return now != old and service.scheduler.plan.complete
+
+        wait_until(replaced, 20, "calico-node replaced although its first KILL was lost")
+        timeline = cluster.timeline()
+
+    kills = [e for e in events(timeline, "kill") if e["task_id"] == old]
+    assert [e["task_id"] for e in events(timeline, "kill_lost")] == [old]
+    assert len(kills) >= 2  # the lost one, then again until Mesos confirmed
+
+
+def test_a_launch_that_never_leaves_staging_is_killed_and_retried(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="calico_dcos.scheduler")
+    with running_cluster(agents=1, public_agents=0) as cluster:
+        cluster.hold_next_task("calico-libnetwork")
+        with scheduler_on(cluster, tmp_path, timings={"launch_timeout_seconds": 1.0}) as service:
+            wait_until(converged(service), 30, "convergence after the held launch")
+            timeline, agent_id = cluster.timeline(), cluster.agents[0].agent_id
+            record = service.scheduler.agent_records()[agent_id]
+
+    held = events(timeline, "launch_held")[0]["task_id"]
+    assert held in [e["task_id"] for e in events(timeline, "kill")]
+    assert steps_launched(timeline, agent_id).count("libnetwork") == 2
+    assert record["steps"]["libnetwork"]["attempts"] == 2
+    assert any(
+        r.getMessage().endswith("libnetwork still TASK_STAGING after 1 s: killed")
+        for r in caplog.records
+    )
+
+
+def test_an_agent_that_cannot_hold_the_whole_chain_is_not_restarted_for_nothing(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="calico_dcos.scheduler")
+    with (
+        running_cluster(agents=1, public_agents=0) as cluster,
+        scheduler_on(cluster, tmp_path, etcd_run_proxy="true") as service,
+    ):
+        wait_until(converged(service), 20, "convergence of the agent that fits")
+        small = cluster.add_agent(cpus=0.35)  # the chain needs 0.1 + 0.1 + 0.2 at its peak
+        expected = (
+            f"{small.hostname} can give Calico 0.35 cpus, the whole chain needs 0.4 "
+            "(0.05 short): nothing restarted until it fits"
+        )
+
+        def explained() -> dict | None:
+            step = plan_step(service, small.hostname, "docker")
+            return step if step and step["message"] == expected else None
+
+        step = wait_until(explained, 15, "the shortfall on /v1/plan")
+        offers = len(events(cluster.timeline(), "offer"))
+        wait_until(lambda: len(events(cluster.timeline(), "offer")) > offers + 3, 10)
+        timeline = cluster.timeline()
+
+    assert step["status"] == "PREPARED"
+    assert steps_launched(timeline, small.agent_id) == ["etcd-proxy"]  # no Docker restart
+    assert [r.getMessage() for r in caplog.records if "whole chain" in r.getMessage()] == [expected]
+
+
+def test_attributes_an_agent_gains_under_the_same_id_are_read_from_its_offers(tmp_path):
+    with (
+        running_cluster(agents=1, public_agents=0) as cluster,
+        scheduler_on(
+            cluster,
+            tmp_path,
+            timings={"unwanted_refuse_seconds": 0.5},
+            agents_constraints="rack:LIKE:r[12]",
+        ) as service,
+    ):
+        agent_id = cluster.agents[0].agent_id
+        wait_until(lambda: agent_id in service.scheduler.plan.agents, 10, "its first offer")
+        assert not launches(cluster.timeline(), agent_id)  # no rack: not wanted
+
+        cluster.set_agent_attributes(agent_id, {"rack": "r2"})
+
+        wait_until(converged(service), 20, "Calico on the agent that gained rack=r2")
+        assert steps_launched(cluster.timeline(), agent_id) == [
+            "docker",
+            "cni",
+            "libnetwork",
+            "node",
+        ]
+
+
+@pytest.mark.parametrize("jump", [-3600.0, 3600.0])
+def test_a_step_of_the_wall_clock_does_not_stop_a_relaunch(tmp_path, jump):
+    stepped = []
+
+    def wall_clock() -> float:  # what the scheduler is given as the time of day
+        return time.time() + (jump if stepped else 0.0)
+
+    with running_cluster(agents=1, public_agents=0) as cluster:
+        cluster.fail_next_task("calico-node")
+        with scheduler_on(cluster, tmp_path, clock=wall_clock) as service:
+            failed = lambda: [  # noqa: E731
+                e for e in events(cluster.timeline(), "status") if e["state"] == "TASK_FAILED"
+            ]
+            wait_until(failed, 20, "calico-node's first launch to fail")
+            stepped.append(jump)  # NTP steps the clock, or the VM resumes
+
+            wait_until(converged(service), 10, "calico-node relaunched after the backoff")
