@@ -103,6 +103,7 @@ class Deploy(Engine):
         self._eligible: set[str] = set()
         self._done: set[str] = set()
         self._replace_queue: dict[str, None] = {}  # agents waiting for a slot to replace
+        self._replace_now: set[str] = set()  # slot holders with a daemon to replace
         self._steps = {s.name: s for s in config.steps}
         for agent_id, record in dict(records).items():
             agent = agent_from_record({"agent_id": agent_id, **record})
@@ -180,10 +181,12 @@ class Deploy(Engine):
         if action.kind != "launch":
             self.slots.not_waiting(aid)
             self.offer_notes.pop(aid, None)
-        if action.kind == "replace" and aid not in self.slots.holders:
+        self._replace_queue.pop(aid, None)
+        self._replace_now.discard(aid)
+        if action.kind == "replace" and aid in self.slots.holders:
+            self._replace_now.add(aid)  # its own slot: no need to wait for another
+        elif action.kind == "replace":
             self._replace_queue[aid] = None
-        else:
-            self._replace_queue.pop(aid, None)
         return action
 
     def _touch(self, agent: AgentState, now: float, out: list[Decision]) -> None:
@@ -195,22 +198,30 @@ class Deploy(Engine):
         self._pump(now, out)
 
     def _pump(self, now: float, out: list[Decision]) -> None:
-        """Give free restart slots to agents whose running daemon must be replaced."""
+        """Replace the running daemons that must be: first on agents that hold a restart slot
+        already (a restarting step of theirs waits for a retry; without this they would wait
+        for a slot they hold themselves), then as free slots allow, in the order asked."""
+        while self._replace_now:
+            self._replace(self._replace_now.pop(), now, out)
         while self._replace_queue and len(self.slots.holders) < self.budget:
             aid = next(iter(self._replace_queue))
             del self._replace_queue[aid]
-            agent = self.agents[aid]
-            action = self.next_action(agent, now)
-            if action.kind != "replace" or self.interrupted or agent.interrupted:
-                continue
-            st = agent.step(action.step.name)
-            st.replacing = True
-            self._admit(aid)
-            kills: list[Decision] = []
-            self._kill(aid, action.step.name, st, now, kills)
-            out.append(SaveAgent(aid, agent_record(agent)))
-            out.extend(kills)
+            self._replace(aid, now, out)
         self._revive_if_due(now, out)
+
+    def _replace(self, aid: str, now: float, out: list[Decision]) -> None:
+        """Kill the agent's daemon that runs with old options, holding a slot meanwhile."""
+        agent = self.agents[aid]
+        action = self.next_action(agent, now)
+        if action.kind != "replace" or self.interrupted or agent.interrupted:
+            return
+        st = agent.step(action.step.name)
+        st.replacing = True
+        self._admit(aid)
+        kills: list[Decision] = []
+        self._kill(aid, action.step.name, st, now, kills)
+        out.append(SaveAgent(aid, agent_record(agent)))
+        out.extend(kills)
 
     # -- events ----------------------------------------------------------------------
 
@@ -238,7 +249,7 @@ class Deploy(Engine):
         self.reconciler.finish(now, out)
         self._resend_kills(now, out, every=True)
         self._revive.want(math.inf)
-        self._revive_if_due(now, out)
+        self._pump(now, out)  # replacements wait for reconciliation too
 
     def on_tick(self, now: float) -> list[Decision]:
         """Timers: reconciliation retries, periodic implicit reconciliation, revive."""
