@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # strict mode's modules load cryptography: only when strict m
 LOG = logging.getLogger("calico_dcos.scheduler")
 FRAMEWORK_REMOVED = "Framework has been removed"
 HEALTHY, WAITING, BROKEN = "healthy", "waiting", "broken"  # what /v1/health answers
+REFUSAL_MAX_BACKOFF_SECONDS = 30.0
 MAX_STATUS_MESSAGE_CHARS = 1024  # 5 steps of it stay far inside an agent record's bound
 
 
@@ -116,6 +117,7 @@ class CalicoScheduler(Scheduler):
         timings: Mapping[str, float] | None = None,
         tick_seconds: float = 0.5,
         heartbeat_timeout: float = 75.0,
+        refusal_timeout: float = 300.0,
         clock: Callable[[], float] = time.time,
         core: plans.CoreFactory = plans.deploy,
         tokens: TokenSource | None = None,
@@ -129,6 +131,10 @@ class CalicoScheduler(Scheduler):
         self.timings = dict(timings or {})
         self.tick_seconds = tick_seconds
         self.heartbeat_timeout = heartbeat_timeout
+        self.refusal_timeout = refusal_timeout  # refused this long: exit with the reason
+        self._refusals = 0  # subscriptions refused in a row
+        self._refused_since: float | None = None  # monotonic, first refusal of the row
+        self.refusal: str | None = None  # the master's last reason
         # The core's time: the wall clock read once, then moved on by the monotonic clock,
         # so that every timer, backoff and deadline is immune to steps of the wall clock
         # (NTP, a VM resumed) while stored times still read as wall time for people.
@@ -379,6 +385,7 @@ class CalicoScheduler(Scheduler):
 
     def _subscribed(self, framework_id: str, master_info: Mapping) -> None:
         LOG.info("subscribed as framework %s to master %s", framework_id, master_info)
+        self._refusals, self._refused_since, self.refusal = 0, None, None
         self._last_heartbeat = time.monotonic()
         if self._subscribed_at is None:
             self._subscribed_at = self._last_heartbeat
@@ -433,6 +440,9 @@ class CalicoScheduler(Scheduler):
         self._safely("error", self._error, driver, message)
 
     def _error(self, driver, message: str) -> None:
+        if FRAMEWORK_REMOVED not in message and not self.plan.subscribed:
+            self._refused(driver, message)
+            return
         if FRAMEWORK_REMOVED not in message:
             LOG.error("Mesos says: %s", message)
             return
@@ -443,6 +453,39 @@ class CalicoScheduler(Scheduler):
         )
         self._event("removed", lambda now: self.plan.on_framework_removed())
         driver._framework.pop("id", None)  # pymesos has no public way to forget the ID
+
+    def _refused(self, driver, message: str) -> None:
+        """The master refused the subscription: an ERROR event, then it closes the stream
+        (apache/mesos src/master/master.cpp, `Master::subscribe`, `refuseSubscription`).
+        pymesos would subscribe again at once, hundreds of times a second; instead the
+        driver is stopped and a new one subscribes after a backoff (1 s, doubling up to
+        30 s). The reason is logged once per change; refused for `refusal_timeout`
+        seconds, the scheduler fails with it, so that the process exits non-zero."""
+        now = time.monotonic()
+        self._refusals += 1
+        self._refused_since = self._refused_since or now
+        if message != self.refusal:
+            LOG.error("the master refuses the subscription: %s", message)
+            self.refusal = message
+        if now - self._refused_since >= self.refusal_timeout:
+            seconds = now - self._refused_since
+            self.fail(f"the master refused the subscription for {seconds:.0f} s: {message}")
+        if self.driver is not driver:
+            return
+        self.driver = None  # stopped on purpose: not an aborted driver
+        driver.stop(failover=True)  # no join here: this is the driver's own thread
+        if self.failure:
+            return
+        delay = min(REFUSAL_MAX_BACKOFF_SECONDS, 2 ** (self._refusals - 1))
+        LOG.info("subscribing again in %.0f s (refusal %d)", delay, self._refusals)
+        threading.Thread(
+            target=self._subscribe_later, args=(driver, delay), name="resubscribe", daemon=True
+        ).start()
+
+    def _subscribe_later(self, stopped: MesosSchedulerDriver, delay: float) -> None:
+        stopped.join()
+        if not self._stopping.wait(delay):
+            self._start_driver()
 
     def _safely(self, what: str, fn: Callable[..., None], *args: Any) -> None:
         try:
@@ -482,6 +525,8 @@ class CalicoScheduler(Scheduler):
             return HEALTHY, []
         if self.failure:
             return BROKEN, [self.failure]
+        if not self.plan.subscribed and self.refusal:
+            return WAITING, [f"the master refuses the subscription: {self.refusal}"]
         if not self.plan.subscribed:
             return WAITING, ["not subscribed to a Mesos master"]
         return HEALTHY, []

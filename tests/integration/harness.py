@@ -49,12 +49,15 @@ def start_scheduler(
     heartbeat_timeout=75.0,
     timings: dict[str, float] | None = None,
     clock: Callable[[], float] | None = None,
+    refusal_timeout: float | None = None,
     **options: str,
 ) -> Service:
     """A scheduler on `workdir/state`: a second one on the same workdir shares its state.
     `timings` override the plan's (`PlanConfig`), `clock` is the wall clock it is given."""
     env = options_env(workdir / "state", cluster.master_url, **options)
     extra = {"clock": clock} if clock is not None else {}
+    if refusal_timeout is not None:
+        extra["refusal_timeout"] = refusal_timeout
     return start_service(
         load_options(None, env),
         host="127.0.0.1",

@@ -140,3 +140,34 @@ def test_a_step_of_the_wall_clock_does_not_stop_a_relaunch(tmp_path, jump):
             stepped.append(jump)  # NTP steps the clock, or the VM resumes
 
             wait_until(converged(service), 10, "calico-node relaunched after the backoff")
+
+
+def test_a_refused_subscription_backs_off_says_why_once_and_ends_in_a_bounded_time(
+    tmp_path, caplog
+):
+    """A principal added to a framework registered without one: the master refuses every
+    subscription (an ERROR event, then it closes the stream), as real Mesos does."""
+    caplog.set_level(logging.INFO, logger="calico_dcos.scheduler")
+    reason = "Changing framework's principal is not allowed."
+    with running_cluster(agents=1, public_agents=0) as cluster:
+        with scheduler_on(cluster, tmp_path) as first:
+            wait_until(converged(first), 20, "convergence without a principal")
+        subscribes = len(
+            [e for e in events(cluster.timeline(), "call") if e["type"] == "SUBSCRIBE"]
+        )
+
+        with scheduler_on(
+            cluster, tmp_path, refusal_timeout=3.0, service_principal="calico"
+        ) as second:
+            health = wait_until(
+                lambda: second.scheduler.refusal and second.scheduler.health(), 10, "a refusal"
+            )
+            wait_until(lambda: second.scheduler.failure, 10, "the scheduler to give up")
+            failure = second.scheduler.failure
+        calls = [e for e in events(cluster.timeline(), "call") if e["type"] == "SUBSCRIBE"]
+
+    assert health == ("waiting", [f"the master refuses the subscription: {reason}"])
+    assert failure.startswith("the master refused the subscription for ") and reason in failure
+    assert 2 <= len(calls) - subscribes <= 5  # 1 s, 2 s … apart; pymesos alone: hundreds
+    said = [r for r in caplog.records if r.getMessage().startswith("the master refuses")]
+    assert len(said) == 1
