@@ -307,6 +307,8 @@ class CalicoScheduler(Scheduler):
         for decision in decisions:
             if isinstance(decision, ev.SaveAgent):
                 self.store.put_agent(decision.agent_id, decision.record)
+            elif isinstance(decision, ev.DeleteAgent):
+                self.store.delete_agent(decision.agent_id)
             elif isinstance(decision, ev.SaveFrameworkId):
                 self.store.set_framework_id(decision.framework_id)
             elif isinstance(decision, ev.SaveMeta):
@@ -390,6 +392,47 @@ class CalicoScheduler(Scheduler):
         if self._subscribed_at is None:
             self._subscribed_at = self._last_heartbeat
         self._event("subscribed", lambda now: self.plan.on_subscribed(framework_id, now))
+        threading.Thread(target=self._agents_known, name="master-agents", daemon=True).start()
+
+    def _agents_known(self) -> None:
+        """Ask the master which agents it knows (`/master/state`: `slaves`, and any
+        `recovered_slaves` and `unreachable_slaves` listed with IDs), so that agents removed
+        while this scheduler was away leave the plan. A failed request changes nothing."""
+        driver = self.driver
+        master = driver.master if driver is not None else None
+        if not master:
+            return
+        try:
+            state = self._get_master(master, "/master/state")
+        except Exception as exc:  # the plan just keeps every agent it knows
+            LOG.warning("cannot ask the master %s for its agents: %s", master, exc)
+            return
+        known = {
+            agent["id"]
+            for key in ("slaves", "recovered_slaves", "unreachable_slaves")
+            if isinstance(state.get(key), list)
+            for agent in state[key]
+            if isinstance(agent, Mapping) and "id" in agent
+        }
+        self._event("agents", lambda now: self.plan.on_agents_known(known, now))
+
+    def _get_master(self, master: str, path: str) -> dict:
+        """GET a JSON endpoint of the leading master, authenticated as the scheduler is."""
+        import requests
+
+        service = self.options["service"]
+        if self.tokens is not None:
+            url, headers = f"https://{master}{path}", self.tokens.header()
+            verify: Any = service["ca_bundle"] or True
+        else:
+            url, headers, verify = f"http://{master}{path}", {}, True
+        auth = None
+        if self.tokens is None and service["principal"] and service["secret_file"]:
+            secret = read_secret(service["secret_file"], "service.secret_file")
+            auth = (service["principal"], secret)
+        reply = requests.get(url, headers=headers, auth=auth, verify=verify, timeout=15)
+        reply.raise_for_status()
+        return reply.json()
 
     def disconnected(self, driver) -> None:
         self._safely("disconnected", self._disconnected)

@@ -24,6 +24,7 @@ from calico_dcos.core.events import (
     ENDED,
     UNSAVED_STATES,
     Decision,
+    DeleteAgent,
     Kill,
     SaveAgent,
     SaveFrameworkId,
@@ -105,6 +106,7 @@ class Deploy(Engine):
         self._replace_queue: dict[str, None] = {}  # agents waiting for a slot to replace
         self._replace_now: set[str] = set()  # slot holders with a daemon to replace
         self._steps = {s.name: s for s in config.steps}
+        self._gone: dict[str, float] = {}  # agent_id -> lost_at (0: not known yet)
         for agent_id, record in dict(records).items():
             agent = agent_from_record({"agent_id": agent_id, **record})
             agent.wanted = config.wants_agent(agent.view)
@@ -112,6 +114,8 @@ class Deploy(Engine):
             self._index(agent, 0.0)
             for name, st in agent.steps.items():
                 self._track(agent_id, name, st, 0.0)
+            if agent.lost:
+                self._gone[agent_id] = agent.lost_at
 
     # -- rollout state ---------------------------------------------------------------
 
@@ -261,6 +265,7 @@ class Deploy(Engine):
         elif not self.reconciler.explicit:
             self._resend_kills(now, out)
             self._check_deadlines(now, out)
+            self._forget_gone(now, out)
         self._pump(now, out)
         return out
 
@@ -422,10 +427,33 @@ class Deploy(Engine):
         agent = self.agents.get(agent_id)
         if agent is None or agent.lost:
             return out
-        agent.lost = True
+        agent.lost, agent.lost_at = True, now
+        self._gone[agent_id] = now
         self._touch(agent, now, out)
         out.append(SaveAgent(agent_id, agent_record(agent)))
         return out
+
+    def _forget_gone(self, now: float, out: list[Decision]) -> None:
+        """Delete the records of agents gone for `gone_retention_seconds`; O(gone agents)."""
+        for agent_id, lost_at in list(self._gone.items()):
+            agent = self.agents.get(agent_id)
+            if agent is None or not agent.lost:
+                del self._gone[agent_id]
+            elif not lost_at:  # read back from a record written before lost_at existed
+                self._gone[agent_id] = agent.lost_at = now
+            elif now - lost_at >= self.config.gone_retention_seconds:
+                del self._gone[agent_id], self.agents[agent_id]
+                self._index_removed(agent_id)
+                out.append(DeleteAgent(agent_id))
+
+    def _index_removed(self, agent_id: str) -> None:
+        for index in (self._eligible, self._done):
+            index.discard(agent_id)
+        self._replace_queue.pop(agent_id, None)
+        self._sync_slot(agent_id, False)
+        self.slots.not_waiting(agent_id)
+        self.offer_notes.pop(agent_id, None)
+        self._dirty(agent_id)
 
     def on_report(self, agent_id: str, report: Mapping, now: float) -> list[Decision]:
         """The installer found Calico already on the host: no Calico steps for it."""

@@ -164,6 +164,19 @@ class Engine:
     def _set_interrupted(self, agent_id: str | None, value: bool, now: float) -> list[Decision]:
         raise NotImplementedError
 
+    def on_agent_lost(self, agent_id: str, now: float) -> list[Decision]:
+        raise NotImplementedError
+
+    def on_agents_known(self, agent_ids: Iterable[str], now: float) -> list[Decision]:
+        """The agents the master knows (registered, recovered or unreachable), asked after
+        each subscription: an agent removed while the scheduler was away is gone, as if
+        Mesos had said so (the same removal while it runs comes as a FAILURE event)."""
+        known = set(agent_ids)
+        out: list[Decision] = []
+        for agent_id in [a for a in self.agents if a not in known]:
+            out += self.on_agent_lost(agent_id, now)
+        return out
+
     def _known(self, agent_id: str) -> AgentState:
         if agent_id not in self.agents:
             raise KeyError(f"unknown agent {agent_id}")

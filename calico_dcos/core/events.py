@@ -86,6 +86,13 @@ class SaveAgent:
 
 
 @dataclass(frozen=True)
+class DeleteAgent:
+    """`store.delete_agent(agent_id)`: a gone agent's record, past its retention."""
+
+    agent_id: str
+
+
+@dataclass(frozen=True)
 class SaveFrameworkId:
     """`store.set_framework_id(framework_id)`; None forgets it."""
 
@@ -125,6 +132,7 @@ Decision = (
     | Reconcile
     | Revive
     | SaveAgent
+    | DeleteAgent
     | SaveFrameworkId
     | SaveMeta
     | Teardown

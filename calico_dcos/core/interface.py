@@ -49,6 +49,9 @@ class Core(Protocol):
     def on_agent_lost(self, agent_id: str, now: float) -> list[Decision]:
         """FAILURE of an agent (no executor ID): it left the cluster."""
 
+    def on_agents_known(self, agent_ids: Iterable[str], now: float) -> list[Decision]:
+        """The agents the master knows, asked after each subscription: the others are gone."""
+
     def on_report(self, agent_id: str, report: Mapping, now: float) -> list[Decision]:
         """The installer on an agent reported (Calico already present)."""
 

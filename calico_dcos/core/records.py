@@ -62,6 +62,7 @@ class AgentState:
     calico_present: dict | None = None
     interrupted: bool = False
     lost: bool = False
+    lost_at: float = 0.0  # when it was found gone (records are deleted a while after)
     wanted: bool = True  # passes agents.include_public and agents.constraints
     filtered_since: float = 0.0  # the filter of our last decline or ACCEPT, from
     filtered_until: float = 0.0  # … to
@@ -121,6 +122,7 @@ def agent_record(agent: AgentState) -> dict:
         "calico_present": agent.calico_present,
         "interrupted": agent.interrupted,
         "lost": agent.lost,
+        "lost_at": agent.lost_at,
         "steps": {name: step_record(st) for name, st in agent.steps.items()},
     }
 
@@ -136,6 +138,7 @@ def agent_from_record(record: Mapping) -> AgentState:
         calico_present=record.get("calico_present"),
         interrupted=bool(record.get("interrupted", False)),
         lost=bool(record.get("lost", False)),
+        lost_at=float(record.get("lost_at", 0.0)),
     )
 
 

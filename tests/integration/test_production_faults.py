@@ -171,3 +171,19 @@ def test_a_refused_subscription_backs_off_says_why_once_and_ends_in_a_bounded_ti
     assert 2 <= len(calls) - subscribes <= 5  # 1 s, 2 s … apart; pymesos alone: hundreds
     said = [r for r in caplog.records if r.getMessage().startswith("the master refuses")]
     assert len(said) == 1
+
+
+def test_an_agent_removed_while_the_scheduler_was_down_leaves_the_plan_and_its_record_goes(
+    tmp_path,
+):
+    with running_cluster(agents=2, public_agents=0) as cluster:
+        with scheduler_on(cluster, tmp_path) as first:
+            wait_until(converged(first), 20, "convergence on two agents")
+        gone = cluster.agents[1].agent_id
+        cluster.remove_agent(gone)  # while no scheduler runs
+
+        retention = {"gone_retention_seconds": 1.0}
+        with scheduler_on(cluster, tmp_path, timings=retention) as second:
+            wait_until(converged(second), 20, "the plan complete without the removed agent")
+            assert second.scheduler.summary()["message"].startswith("1 of 1 agents done")
+            wait_until(lambda: gone not in second.store.load_agents(), 10, "its record deleted")
