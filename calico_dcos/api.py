@@ -40,6 +40,9 @@ from calico_dcos.steps import STEP_NAMES
 MAX_FOUND_ITEMS = 16
 MAX_FOUND_CHARS = 256
 REPORT_FIELDS = {"agent_id", "step", "calico_present", "found"}
+FAILURE_FIELDS = {"agent_id", "step", "task_id", "failed", "exit_code", "host_caused", "reason"}
+MAX_REASON_CHARS = 1100  # the installer sends at most 1,024 (installer/report.py)
+MAX_TASK_ID_CHARS = 256
 
 
 class SchedulerView(Protocol):
@@ -126,6 +129,45 @@ async def report(request: web.Request) -> web.Response:
 
 
 def parse_report(agent_id: str, body: dict) -> dict:
+    """A "Calico already present" report (`parse_present`) or a failure report
+    (`parse_failure`), as the plan takes it. Raises ValueError saying what is wrong."""
+    if body.get("failed") is True:
+        return parse_failure(agent_id, body)
+    return parse_present(agent_id, body)
+
+
+def parse_failure(agent_id: str, body: dict) -> dict:
+    """`{"agent_id", "step", "task_id", "failed": true, "exit_code", "host_caused", "reason"}`
+    (CONTRACTS.md, "Agent-side installer"): why the installer's task `task_id` fails. The
+    plan uses it only for that task, while it runs."""
+    unknown = sorted(set(body) - FAILURE_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown report fields {unknown}: expected {sorted(FAILURE_FIELDS)}")
+    if body.get("agent_id") not in (None, "", agent_id):
+        raise ValueError(f"the report's agent_id is not {agent_id!r}, the agent of the URL")
+    if body.get("step") not in STEP_NAMES:
+        raise ValueError(f"step {body.get('step')!r} is none of {list(STEP_NAMES)}")
+    task_id, reason = body.get("task_id"), body.get("reason", "")
+    if not isinstance(task_id, str) or not 0 < len(task_id) <= MAX_TASK_ID_CHARS:
+        raise ValueError(f"task_id: expected the failing task's ID (at most {MAX_TASK_ID_CHARS})")
+    if not isinstance(reason, str) or len(reason) > MAX_REASON_CHARS:
+        raise ValueError(f"reason: expected a string of at most {MAX_REASON_CHARS} characters")
+    if not isinstance(body.get("host_caused", False), bool):
+        raise ValueError("host_caused: expected true or false")
+    if not isinstance(body.get("exit_code", 0), int):
+        raise ValueError("exit_code: expected an integer")
+    return {
+        "agent_id": agent_id,
+        "step": body["step"],
+        "task_id": task_id,
+        "failed": True,
+        "exit_code": body.get("exit_code", 0),
+        "host_caused": body.get("host_caused", False),
+        "reason": " ".join(reason.split()),
+    }
+
+
+def parse_present(agent_id: str, body: dict) -> dict:
     """The report as the plan stores it, `{"step", "calico_present": True, "found"}`.
 
     Shape (CONTRACTS.md, "Agent-side installer"): `{"agent_id", "step", "calico_present":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import shlex
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -42,9 +43,18 @@ def config_from_options(options: Mapping, artifacts_url: str, **timings: float) 
         budget=RestartBudget.parse(rollout["max_concurrent_restarts"]),
         retry_backoff_seconds=rollout["retry_backoff_seconds"],
         max_backoff_seconds=rollout["max_backoff_seconds"],
+        max_host_failures=rollout["max_host_failures"],
+        options_digest=options_digest(options),
         wants_agent=agent_filter(options),
         **timings,
     )
+
+
+def options_digest(options: Mapping) -> str:
+    """A digest of every option (secrets are paths, so none is in it): changes with any."""
+    raw = options.raw if hasattr(options, "raw") else dict(options)
+    text = json.dumps(raw, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def agent_filter(options: Mapping) -> Callable[[AgentView], bool]:

@@ -582,8 +582,12 @@ class CalicoScheduler(Scheduler):
         return self.artifacts.get(name)
 
     def report(self, agent_id: str, report: Mapping) -> None:
-        """The installer on an agent found Calico already there (`api.parse_report`'s)."""
-        LOG.warning("agent %s already runs Calico: %s", agent_id, report.get("found"))
+        """The installer on an agent found Calico already there, or says why its task fails
+        (`api.parse_report`'s shapes)."""
+        if report.get("failed"):
+            LOG.warning("agent %s: %s failed: %s", agent_id, report["task_id"], report["reason"])
+        else:
+            LOG.warning("agent %s already runs Calico: %s", agent_id, report.get("found"))
         self._event("report", lambda now: self.plan.on_report(agent_id, report, now))
 
     def report_authorized(self, agent_id: str, token: str) -> bool:

@@ -29,6 +29,7 @@ from calico_dcos.core.events import (
     SaveAgent,
     SaveFrameworkId,
 )
+from calico_dcos.core.failures import gave_up_words
 from calico_dcos.core.offers import (
     chain_shortfall,
     offer_attributes,
@@ -148,6 +149,8 @@ class Deploy(Engine):
                 ):
                     return Action("replace", spec)
                 return Action("wait", spec)
+            if st.gave_up and st.gave_up == self._options_key:
+                return Action("gave_up", spec)  # until an operator acts or options change
             if st.retry_at > now:
                 return Action("delay", spec, st.retry_at)
             if self.interrupted or agent.interrupted:
@@ -167,7 +170,9 @@ class Deploy(Engine):
             if st.replacing:
                 return True
             if spec.restarts and st.task_id and st.state != "TASK_FINISHED":
-                return not step_done(spec, st)
+                # a step that gave up waits for the operator, not for its host: the
+                # installer rolled the host back, so others may use the slot meanwhile
+                return not step_done(spec, st) and not (st.gave_up and not st.live)
         return False
 
     def _index(self, agent: AgentState, now: float) -> Action:
@@ -279,7 +284,7 @@ class Deploy(Engine):
         action = self.next_action(agent, now)
         if action.kind == "skip" and not agent.wanted and agent.calico_present is None:
             return self._refuse(agent, self.config.unwanted_refuse_seconds, now)
-        if action.kind in ("done", "skip"):
+        if action.kind in ("done", "skip", "gave_up"):
             return self._refuse(agent, self.config.long_refuse_seconds, now)
         if action.kind == "delay":
             return self._refuse(
@@ -322,6 +327,20 @@ class Deploy(Engine):
         )
         self._explain_refusal(agent, f"{agent.name} {words}: nothing restarted until it fits", out)
         return False
+
+    @property
+    def _options_key(self) -> str:
+        """What a step that gave up remembers of the options (never empty)."""
+        return self.config.options_digest or "given"
+
+    def _failed(self, st: StepState, by_host: bool, now: float) -> None:
+        """Retry after backoff, but stop after `max_host_failures` failures in a row that the
+        host causes: retrying those only restarts Docker or the agent again for nothing."""
+        super()._failed(st, by_host, now)
+        st.host_failures = st.host_failures + 1 if by_host else 0
+        if st.host_failures >= self.config.max_host_failures:
+            st.gave_up, st.retry_at = self._options_key, 0.0
+            st.message = gave_up_words(st.host_failures, st.message)
 
     def _save_launch(self, agent: AgentState, out: list[Decision]) -> None:
         out.append(SaveAgent(agent.agent_id, agent_record(agent)))
@@ -385,7 +404,7 @@ class Deploy(Engine):
         if not self._update(spec, st, status, now):
             return
         if step_done(spec, st):
-            st.failures = 0
+            st.failures = st.host_failures = 0
         self._touch(agent, now, out)
         if status["state"] not in UNSAVED_STATES:
             out.append(SaveAgent(agent.agent_id, agent_record(agent)))
@@ -456,7 +475,10 @@ class Deploy(Engine):
         self._dirty(agent_id)
 
     def on_report(self, agent_id: str, report: Mapping, now: float) -> list[Decision]:
-        """The installer found Calico already on the host: no Calico steps for it."""
+        """The installer found Calico already on the host (no Calico steps for it), or says
+        why its task is failing (`failures`: kept for when the task ends)."""
+        if report.get("failed"):
+            return self._failure_report(agent_id, report, now)
         out: list[Decision] = []
         agent = self.agents.get(agent_id)
         if agent is None or not report.get("calico_present"):
@@ -505,6 +527,7 @@ class Deploy(Engine):
         agent, spec = self._known(agent_id), self._spec(step)
         st = agent.step(spec.name)
         st.forced, st.failures, st.retry_at, st.fingerprint = None, 0, 0.0, None
+        st.host_failures, st.gave_up = 0, ""
         self._touch(agent, now, out)
         out.append(SaveAgent(agent_id, agent_record(agent)))
         return out
@@ -515,6 +538,7 @@ class Deploy(Engine):
         agent, spec = self._known(agent_id), self._spec(step)
         st = agent.step(spec.name)
         st.forced, st.failures, st.retry_at, st.replacing = spec.fingerprint, 0, 0.0, False
+        st.host_failures, st.gave_up = 0, ""
         self._touch(agent, now, out)
         out.append(SaveAgent(agent_id, agent_record(agent)))
         return out

@@ -40,6 +40,7 @@ from calico_dcos.core.events import (
     Note,
     SaveFrameworkId,
 )
+from calico_dcos.core.failures import failure_words, host_caused
 from calico_dcos.core.offers import answer_offers, offer_role, shortfall
 from calico_dcos.core.records import AgentState, StepState, task_id_for
 from calico_dcos.core.revive import REVIVE_WORTH_SECONDS, Reviver
@@ -240,11 +241,14 @@ class Engine:
         out: list[Decision],
     ) -> None:
         """A new task for the step (attempt + 1), stored before its ACCEPT leaves."""
+        if st.gave_up:  # other options than those it gave up with: the count starts over
+            st.host_failures, st.gave_up = 0, ""
         st.attempts += 1
         st.task_id = task_id_for(spec.name, agent.agent_id, spec.fingerprint, st.attempts)
         st.state, st.fingerprint, st.healthy = "TASK_STAGING", spec.fingerprint, None
         st.killing, st.message, st.updated, st.retry_at = False, "", now, 0.0
         st.kills, st.kill_at, st.late = 0, 0.0, False
+        st.reason, st.host_caused = "", False
         deadline = now + self.config.launch_timeout_seconds
         self._launching[st.task_id] = (agent.agent_id, spec.name, deadline)
         self.offer_notes.pop(agent.agent_id, None)
@@ -320,6 +324,8 @@ class Engine:
         st.state, st.healthy, st.updated = state, healthy, now
         if not st.late:  # the deadline's words stay until the task ends
             st.message = status.get("message", "") or st.message
+        if state in ENDED and state != "TASK_FINISHED" and not st.killing and not st.late:
+            st.message = failure_words(st.reason, status) or st.message
         if state in ENDED:
             if state != "TASK_FINISHED":
                 self._ended(spec, st, status, now)
@@ -330,8 +336,7 @@ class Engine:
         """Classify an unsuccessful end: our kill, cut off by the agent restart the step
         causes, vanished in Mesos (relaunch at once), or a failure (retry after backoff)."""
         if st.late:
-            st.failures += 1
-            st.retry_at = now + self.config.backoff(st.failures)
+            self._failed(st, False, now)
         elif st.killing:
             pass
         elif spec.restarts == Restarts.AGENT and cut_off_by_restart(status):
@@ -339,5 +344,20 @@ class Engine:
         elif st.state in VANISHED:
             pass
         else:
-            st.failures += 1
-            st.retry_at = now + self.config.backoff(st.failures)
+            self._failed(st, host_caused(st.host_caused, status), now)
+
+    def _failed(self, st: StepState, by_host: bool, now: float) -> None:
+        """A failure: retried after backoff. The deploy plan also stops a step whose host
+        keeps causing its failures (`Deploy._failed`)."""
+        st.failures += 1
+        st.retry_at = now + self.config.backoff(st.failures)
+
+    def _failure_report(self, agent_id: str, report: Mapping, now: float) -> list[Decision]:
+        """The installer's words on why its task failed (`failures`), kept for its end."""
+        out: list[Decision] = []
+        st = self._step_state(agent_id, report.get("step", ""))
+        if st is None or st.task_id != report.get("task_id") or not st.live:
+            return out
+        st.reason, st.host_caused = report.get("reason", ""), bool(report.get("host_caused"))
+        self._dirty(agent_id)
+        return out

@@ -43,6 +43,12 @@ class StepState:
     kills: int = 0  # KILLs sent for the current task (Mesos may lose one: sent again)
     kill_at: float = 0.0  # when to send the KILL again, unless Mesos confirmed an end
     late: bool = False  # killed for missing its launch deadline: its end is a failure
+    reason: str = ""  # why the current task failed, in the installer's words (its report)
+    host_caused: bool = False  # the current task's failure is the host's (its report says so)
+    host_failures: int = 0  # failures in a row caused by the host
+    # failed `max_host_failures` times for the host: waits for an operator, or for other
+    # options (the digest of those it gave up with; "" when it has not given up)
+    gave_up: str = ""
 
     @property
     def live(self) -> bool:
@@ -99,6 +105,10 @@ STEP_FIELDS = (
     "kills",
     "kill_at",
     "late",
+    "reason",
+    "host_caused",
+    "host_failures",
+    "gave_up",
 )
 
 

@@ -194,7 +194,9 @@ class Uninstall(Engine):
         return out
 
     def on_report(self, agent_id: str, report: Mapping, now: float) -> list[Decision]:
-        """Installer reports change nothing in an uninstall."""
+        """A revert's failure report gives its failure words; other reports change nothing."""
+        if report.get("failed"):
+            return self._failure_report(agent_id, report, now)
         return []
 
     def on_options(self, config: PlanConfig, now: float) -> list[Decision]:

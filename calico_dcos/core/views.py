@@ -43,7 +43,7 @@ def task_words(st: StepState, now: float) -> tuple[str, str] | None:
         if st.state in EARLY_STATES or st.killing:
             return "STARTING", st.message
         return "STARTED", st.message
-    if st.state == "TASK_ERROR":
+    if st.state == "TASK_ERROR" or st.gave_up:
         return "ERROR", st.message
     if st.retry_at > now:
         wait = st.retry_at - now
@@ -63,6 +63,8 @@ def offer_words(note: str | None) -> tuple[str, str]:
 
 def failing(name: str, step: str, st: StepState) -> str | None:
     """A problem line when a step failed often enough to degrade the service."""
+    if st.gave_up:
+        return f"{name}: {step} {st.message}"
     if st.failures >= DEGRADED_FAILURES or st.state == "TASK_ERROR":
         return f"{name}: {step} failed {st.failures} times: {st.message}"
     return None

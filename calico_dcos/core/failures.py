@@ -1,0 +1,59 @@
+"""Why a task failed, in words an operator can act on, and whether its host caused it.
+
+Mesos' command executor says only "Command exited with status N" of a task whose command
+failed (apache/mesos src/launcher/executor.cpp, `reaped`), so the words come from two
+places:
+
+- the installer's own report (`POST …/report`, `{"failed": true, "task_id", "exit_code",
+  "host_caused", "reason"}`, docs/CONTRACTS.md), sent before it exits: its last error line,
+  and whether the host's own configuration is the cause (exit status 3);
+- the exit status itself: 126 and 127 are the shell's "found but not executable" and "not
+  found" (POSIX `sh`, "Command Search and Execution"), which on an agent means a program the
+  options name is not there (`service.agent_python`, the etcd binary).
+
+A failure the host causes is not retried with fresh restarts for ever: after
+`rollout.max_host_failures` of them in a row the step waits for an operator.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+EXIT_HOST = 3  # the installer's exit status for a failure the host causes (installer/cli.py)
+_EXITED = re.compile(r"Command exited with status (\d+)")
+SHELL_WORDS = {
+    126: "a command of the step is not executable on the agent (exit status 126)",
+    127: "a command of the step is not on the agent: check service.agent_python or the "
+    "step's download URI (exit status 127)",
+}
+
+
+def exit_status(message: str) -> int | None:
+    """The exit status in Mesos' command executor's words, if they say one."""
+    found = _EXITED.search(message or "")
+    return int(found.group(1)) if found else None
+
+
+def host_caused(reported: bool, status: Mapping) -> bool:
+    """The installer said so, or the exit status is the installer's or the shell's own for a
+    host that lacks what the step needs."""
+    return reported or exit_status(status.get("message", "")) in (EXIT_HOST, 126, 127)
+
+
+def failure_words(reason: str, status: Mapping) -> str:
+    """The reason the installer gave, else the shell's meaning of the exit status, else the
+    status' own message; Mesos' words follow in parentheses when they add something."""
+    message = status.get("message", "") or ""
+    words = reason or SHELL_WORDS.get(exit_status(message), "")
+    if not words:
+        return message
+    return f"{words} ({message})" if message else words
+
+
+def gave_up_words(st_failures: int, message: str) -> str:
+    """What a step that stopped retrying shows, and what the operator does next."""
+    return (
+        f"stopped after {st_failures} failures caused by the host: {message}; fix the host, "
+        "then restart this step (calico-dcos plan restart)"
+    )

@@ -1,0 +1,122 @@
+"""Failures say why, and a failure the host causes stops after `rollout.max_host_failures`
+(issue 13, case 3): the decision core, with the plan simulator."""
+
+from calico_dcos.core.failures import exit_status, failure_words, host_caused
+from tests.helpers.plan_sim import Sim
+
+NOT_FOUND = "Command exited with status 127"
+
+
+def next_docker(sim: Sim) -> None:
+    """Offer, advance and wait until S0 launches the docker step once more."""
+    before = sim.steps_launched("S0").count("docker")
+    for _ in range(20):
+        if sim.steps_launched("S0").count("docker") > before:
+            return
+        sim.offer("S0")
+        sim.advance()
+        sim.tick(10.0)
+    raise AssertionError(f"docker not launched again: {sim.core.summary(sim.now)}")
+
+
+def failing_docker(sim: Sim, message: str = NOT_FOUND, **extra) -> str:
+    """Run the chain to the next docker launch on S0 and fail it; its task ID."""
+    next_docker(sim)
+    task = sim.live_task("S0", "docker")
+    sim.update(task, "TASK_FAILED", message=message, **extra)
+    return task
+
+
+def test_mesos_words_give_the_exit_status_and_the_shells_meaning():
+    assert exit_status("Command exited with status 3") == 3
+    assert exit_status("Command terminated with signal Killed") is None
+    assert host_caused(False, {"message": NOT_FOUND})
+    assert not host_caused(False, {"message": "Command exited with status 1"})
+    assert failure_words("", {"message": NOT_FOUND}).startswith(
+        "a command of the step is not on the agent: check service.agent_python"
+    )
+    assert failure_words("dockerd refused it", {"message": "Command exited with status 3"}) == (
+        "dockerd refused it (Command exited with status 3)"
+    )
+
+
+def test_a_step_the_host_fails_stops_after_the_cap_and_frees_its_slot():
+    sim = Sim(agents=2, public=0, rollout_max_host_failures="2")
+    sim.subscribe()
+    failing_docker(sim)
+    assert sim.core.agents["S0"].steps["docker"].retry_at > sim.now  # first: backoff
+
+    failing_docker(sim)
+
+    docker = sim.core.agents["S0"].steps["docker"]
+    assert docker.gave_up and docker.retry_at == 0.0
+    assert "stopped after 2 failures caused by the host" in docker.message
+    assert "S0" not in sim.core.restarting  # the installer rolled the host back
+    launches = len(sim.steps_launched("S0"))
+    sim.tick(1000.0)
+    sim.offer()
+    assert len(sim.steps_launched("S0")) == launches  # waits for the operator
+    status, message = sim.core.step_status(sim.core.agents["S0"], sim.core._spec("docker"), sim.now)
+    assert status == "ERROR" and "calico-dcos plan restart" in message
+    assert sim.core.plan_view(sim.now)["status"] == "ERROR"
+    assert sim.core.summary(sim.now)["degraded"]
+
+
+def test_the_operators_restart_tries_again_from_the_first_failure():
+    sim = Sim(agents=1, public=0, rollout_max_host_failures="1")
+    sim.subscribe()
+    failing_docker(sim)
+    assert sim.core.agents["S0"].steps["docker"].gave_up
+
+    sim.apply(sim.core.restart("S0", "docker", sim.now))
+    next_docker(sim)
+
+    docker = sim.core.agents["S0"].steps["docker"]
+    assert not docker.gave_up and docker.host_failures == 0
+    assert sim.steps_launched("S0").count("docker") == 2
+
+
+def test_new_options_for_the_step_try_again():
+    sim = Sim(agents=1, public=0, rollout_max_host_failures="1",
+              service_agent_python="/missing/python3")  # fmt: skip
+    sim.subscribe()
+    failing_docker(sim)
+
+    sim.change_options(service_agent_python="/opt/mesosphere/bin/python3")
+    next_docker(sim)
+
+    assert sim.steps_launched("S0").count("docker") == 2
+
+
+def test_failures_of_other_causes_are_retried_with_backoff_for_ever():
+    sim = Sim(agents=1, public=0, rollout_max_host_failures="1")
+    sim.subscribe()
+    failing_docker(sim, message="Command exited with status 1")
+    docker = sim.core.agents["S0"].steps["docker"]
+    assert not docker.gave_up and docker.retry_at > sim.now
+
+
+def test_the_installers_report_gives_the_words_and_the_cause():
+    sim = Sim(agents=1, public=0, rollout_max_host_failures="1")
+    sim.subscribe()
+    next_docker(sim)
+    task = sim.live_task("S0", "docker")
+    reason = "Docker's cluster store is set by a dockerd flag to etcd://192.0.2.5:2379"
+    report = {"step": "docker", "task_id": task, "failed": True, "host_caused": True,
+              "exit_code": 3, "reason": reason}  # fmt: skip
+    sim.apply(sim.core.on_report("S0", report, sim.now))
+    sim.update(task, "TASK_FAILED", message="Command exited with status 3")
+
+    docker = sim.core.agents["S0"].steps["docker"]
+    assert docker.gave_up
+    assert reason + " (Command exited with status 3)" in docker.message
+
+
+def test_a_report_for_another_attempt_changes_nothing():
+    sim = Sim(agents=1, public=0)
+    sim.subscribe()
+    next_docker(sim)
+    report = {"step": "docker", "task_id": "calico-docker__S0__old__1", "failed": True,
+              "host_caused": True, "exit_code": 3, "reason": "stale"}  # fmt: skip
+    sim.apply(sim.core.on_report("S0", report, sim.now))
+    assert sim.core.agents["S0"].steps["docker"].reason == ""
