@@ -62,6 +62,7 @@ TEARDOWN = "teardown"
 DONE = "done"
 REVERT_STEP = "uninstall"  # the revert task's step in its task ID: calico-uninstall__…
 DEREGISTER_PHASE = "deregister-service"
+GONE = "agent gone"  # a revert's `forced` when its agent left the cluster
 
 
 @dataclass
@@ -145,6 +146,8 @@ class Uninstall(Engine):
                 aid: StepState() for aid, a in self.agents.items() if touched_host(a)
             }
         for aid, st in self.progress.reverts.items():
+            if self.agents.get(aid) is not None and self.agents[aid].lost:
+                self._gone(aid, st)  # stored as gone: no offer of it will ever come
             self.slots.sync(aid, st.live)
             self._track(aid, REVERT_STEP, st, 0.0)
         self._settle_at = math.inf
@@ -213,12 +216,23 @@ class Uninstall(Engine):
                 doomed.state = "TASK_GONE"
         st = self.progress.reverts.get(agent_id)
         if st is not None and not revert_done(st):
-            st.forced, st.message = "agent gone", "the agent left the cluster: not reverted"
-            st.state = "TASK_GONE" if st.live else st.state
+            self._gone(agent_id, st)
             self._sync_slot(agent_id, False)
             self._save(out)
         self._advance(now, out)
         return out
+
+    @staticmethod
+    def _gone(agent_id: str, st: StepState) -> None:
+        """The agent left the cluster: its host counts as done, not reverted, and says so."""
+        st.forced, st.message = GONE, "the agent left the cluster: not reverted"
+        st.state = "TASK_GONE" if st.live else st.state
+
+    def not_reverted(self) -> list[str]:
+        """Hostnames (else agent IDs) of the hosts left as they were because their agent went."""
+        return sorted(
+            self._hostname(aid) for aid, st in self.progress.reverts.items() if st.forced == GONE
+        )
 
     def on_status(self, status: Mapping, now: float) -> list[Decision]:
         """A revert task's update, a doomed task's end, or a task of ours not known yet
@@ -482,6 +496,9 @@ class Uninstall(Engine):
             message += f"; {reverted} of {reverts} hosts reverted"
         if self.complete:
             message = "Uninstalled: the framework is torn down and its state deleted"
+        gone = self.not_reverted()
+        if gone:
+            message += "; gone, not reverted: " + ", ".join(gone)
         problems = [
             f"{self._hostname(aid)}: {REVERT} failed {st.failures} times: {st.message}"
             for aid, st in self.progress.reverts.items()

@@ -85,3 +85,28 @@ def _most_at_once(timeline: list[dict], task_name: str) -> int:
             running.discard(e.get("task_id"))
         most = max(most, len(running))
     return most
+
+
+def test_uninstall_with_revert_hosts_ends_when_an_agent_is_gone_and_names_it(tmp_path):
+    """Issue 13 case 4: the agent is removed from Mesos while no scheduler runs."""
+    with running_cluster(agents=2, public_agents=0, synthetic_durations=DURATIONS) as cluster:
+        with scheduler_on(cluster, tmp_path) as deployed:
+            wait_until(converged(deployed), 20, "convergence")
+        gone, kept = cluster.agents
+        cluster.remove_agent(gone.agent_id)
+
+        options = load_options(None, options_env(tmp_path / "state", cluster.master_url))
+        service = start_service(
+            options, core=uninstalling(revert_hosts=True), host="127.0.0.1", port=0,
+            artifacts_dir=tmp_path / "artifacts", timings=TIMINGS, tick_seconds=0.1,
+        )  # fmt: skip
+        try:
+            wait_until(service.scheduler.uninstalled.is_set, 30, "the uninstall")
+            message = service.scheduler.summary()["message"]
+        finally:
+            service.stop()
+        timeline = cluster.timeline()
+
+    reverts = [e for e in _events(timeline, "launch") if e["task_name"] == "calico-uninstall"]
+    assert [e["agent_id"] for e in reverts] == [kept.agent_id]
+    assert message.endswith(f"; gone, not reverted: {gone.hostname}")
