@@ -126,6 +126,24 @@ def build_etcd_tarball(etcd_binary: Path, out_dir: Path, version: str) -> Path:
     return path
 
 
+LIBNETWORK_STANDIN = """#!/bin/sh
+# STAND-IN for D2iQ's libnetwork-plugin binary (mesosphere/libnetwork-plugin v1.1.3-2-d2iq),
+# written by calico_dcos.artifacts: no Docker engine can run here, so it serves no plugin
+# socket. It prints the settings the plugin would read and runs until it is killed.
+echo "libnetwork-plugin stand-in: ETCD_ENDPOINTS=$ETCD_ENDPOINTS DATASTORE_TYPE=$DATASTORE_TYPE"
+echo "CALICO_LIBNETWORK_HOSTNAME=$CALICO_LIBNETWORK_HOSTNAME" \
+  "CALICO_LIBNETWORK_NAMESPACE=$CALICO_LIBNETWORK_NAMESPACE"
+exec tail -f /dev/null
+"""
+
+
+def build_libnetwork_standin(out_dir: Path) -> Path:
+    """A stand-in for the libnetwork plugin binary the calico-v3 profile runs on the host."""
+    path = Path(out_dir) / "libnetwork-plugin-amd64"
+    write_file(path, LIBNETWORK_STANDIN.encode(), 0o755)
+    return path
+
+
 def build_cni_standins(out_dir: Path) -> dict[str, Path]:
     """Stand-in `calico` and `calico-ipam` executables, for laptops without Calico's binaries."""
     paths = {}

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from calico_dcos import matrix
 from calico_dcos.api_guard import bearer_token, call_view, unauthorized
 from calico_dcos.metrics import registry_for
 from calico_dcos.options import node_extra_env, redacted
@@ -73,8 +74,14 @@ def felix_ignores_loose_rpf(options: Any) -> bool:
 
 
 def warnings_for(options: Any) -> list[str]:
-    """What the page, `calico-dcos status` and the log warn about, for these options."""
-    if options is not None and felix_ignores_loose_rpf(options):
+    """What the page, `calico-dcos status` and the log warn about, for these options: the
+    rp_filter warning only where FELIX_IGNORELOOSERPF takes effect, Felix before v3.12
+    (calico-2.6); later Felix checks workload source addresses itself (matrix.py)."""
+    if (
+        options is not None
+        and felix_ignores_loose_rpf(options)
+        and not matrix.felix_checks_rpf_itself(options)
+    ):
         return [RP_FILTER_WARNING]
     return []
 

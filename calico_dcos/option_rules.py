@@ -17,6 +17,8 @@ import re
 from collections.abc import Callable, Mapping
 from urllib.parse import urlsplit
 
+from calico_dcos import matrix
+
 Rule = Callable[[Mapping, str], "str | None"]
 
 
@@ -107,7 +109,7 @@ def etcd_cluster_endpoints(options: Mapping, value: str) -> str | None:
             )
         if "://" in endpoint:
             error = _http_url_error(endpoint, "an etcd cluster endpoint")
-        elif options["etcd"]["proxy_mode"] == "v2":
+        elif matrix.proxy_mode(options) == "v2":
             error = f"{endpoint!r}: the v2 proxy needs URLs, e.g. http://{endpoint}"
         else:
             error = _host_port_error(endpoint, port_required=True)
@@ -281,6 +283,16 @@ def ip_autodetection_method(options: Mapping, value: str) -> str | None:
     return None
 
 
+def empty_or(rule: Rule) -> Rule:
+    """The rule, except that empty means "calico.profile's" (calico_dcos/matrix.py)."""
+
+    def check(options: Mapping, value: str) -> str | None:
+        return None if value == "" else rule(options, value)
+
+    check.__doc__ = rule.__doc__
+    return check
+
+
 RULES: dict[str, Rule] = {
     "service.master": mesos_master,
     "service.state": zookeeper_url,
@@ -294,10 +306,11 @@ RULES: dict[str, Rule] = {
     "docker.cluster_store": docker_cluster_store,
     "cni.plugins_dir": absolute_path,
     "cni.config_dir": absolute_path,
-    "cni.calico_uri": fetcher_uri,
-    "cni.calico_ipam_uri": fetcher_uri,
-    "libnetwork.image": docker_image,
-    "node.image": docker_image,
+    "cni.calico_uri": empty_or(fetcher_uri),
+    "cni.calico_ipam_uri": empty_or(fetcher_uri),
+    "libnetwork.image": empty_or(docker_image),
+    "libnetwork.binary_uri": empty_or(fetcher_uri),
+    "node.image": empty_or(docker_image),
     "node.ip_autodetection_method": ip_autodetection_method,
 }
 """Option path → the rule of the component that reads it."""

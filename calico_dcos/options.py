@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 import jsonschema
 import yaml
 
-from calico_dcos import option_rules
+from calico_dcos import matrix, option_rules
 
 SCHEMA_PATH = pathlib.Path(__file__).with_name("options.schema.json")
 ENV_PREFIX = "CALICO_"
@@ -280,6 +280,7 @@ def _semantic_errors(doc: dict, failed: set[str]) -> list[tuple[str, str]]:
         ("node.extra_env", node_extra_env),
     )
     errors = option_rules.rule_errors(options, failed)
+    errors += matrix.profile_errors(options, failed)
     for option, check in checks:
         if option in failed:
             continue

@@ -75,7 +75,7 @@ def _spec(step: catalog.Step, options: Mapping) -> StepSpec:
     return StepSpec(
         name=step.name,
         kind=StepKind(step.kind),
-        restarts=Restarts(step.restarts) if step.restarts else None,
+        restarts=Restarts(step.restarts_with(options)) if step.restarts_with(options) else None,
         health_checked=step.health_checked,
         enabled=step.enabled(options),
         fingerprint=step.fingerprint(options),

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from calico_dcos import matrix
 from calico_dcos import options as opts
 from calico_dcos.core.records import AgentView
 
@@ -41,6 +42,13 @@ class Step:
 
     def enabled(self, options: Mapping) -> bool:
         return bool(_get(options, self.enable_option))
+
+    def restarts_with(self, options: Mapping) -> str | None:
+        """What this step restarts with these options: the cni step restarts the agent only
+        with `cni.restart_agent` (Mesos < 1.2, MESOS-6567: see installer/cni.py)."""
+        if self.restarts == "agent" and not options["cni"]["restart_agent"]:
+            return None
+        return self.restarts
 
     def fingerprint(self, options: Mapping) -> str:
         """sha256 of the canonical JSON of exactly the options this step depends on."""
@@ -143,7 +151,7 @@ def _etcd_arguments(etcd: Mapping, options: Mapping) -> str:
     """grpc-proxy (v3) or `--proxy=on` (v2), to static members or by SRV discovery."""
     listen = _listen_host(etcd) + shlex.quote(f":{etcd['listen_port']}")
     cluster = opts.etcd_cluster_list(options)
-    if etcd["proxy_mode"] == "v3":
+    if matrix.proxy_mode(options) == "v3":
         upstream = "--endpoints=" + ",".join(cluster)
         mode, listen_flag = "grpc-proxy start", f"--listen-addr={listen}"
     else:
@@ -189,13 +197,31 @@ def _installer_command(
     }
 
 
+def cluster_store(options: Mapping) -> str:
+    """Docker's cluster store: the override, else etcd v2 where the profile has it.
+
+    calico-2.6: the agent's v2 proxy (etcd.endpoints). calico-v3: the etcd cluster itself
+    (etcd.cluster_endpoints, which must serve v2: matrix.profile_errors), since grpc-proxy
+    serves only v3 and Docker's store (docker/libkv) speaks only v2, as DC/OS 2.x points
+    Docker at its masters' etcd (dcos/dcos@2.2 create-calico-docker-network.py).
+    """
+    if options["docker"]["cluster_store"] or matrix.profile_of(options).etcd_api == "v2":
+        return opts.derived_cluster_store(options)
+    hosts = [urlsplit(e).netloc if "://" in e else e for e in opts.etcd_cluster_list(options)]
+    return "etcd://" + ",".join(hosts)
+
+
 def _docker(step: Step, options: Mapping, agent: AgentView, artifacts_url: str) -> dict:
-    store = {"CALICO_DCOS_CLUSTER_STORE": opts.derived_cluster_store(options)}
+    store = {"CALICO_DCOS_CLUSTER_STORE": cluster_store(options)}
     return _installer_command(options, agent, artifacts_url, ["docker"], [], store)
 
 
 def _cni(step: Step, options: Mapping, agent: AgentView, artifacts_url: str) -> dict:
-    cni = options["cni"]
+    """The plugins (the profile's release assets with their checksums, or the given ones),
+    the network config, the default profile, and the agent restart only if asked."""
+    cni, plugins = options["cni"], matrix.cni_plugins(options)
+    calico, ipam = plugins["calico"], plugins["calico-ipam"]
+    policy = options["calico"]["default_profile_policy"]
     argv = [
         "cni",
         "--plugins-dir", cni["plugins_dir"],
@@ -203,16 +229,25 @@ def _cni(step: Step, options: Mapping, agent: AgentView, artifacts_url: str) -> 
         "--config-name", cni["config_name"],
         "--network-name", cni["network_name"],
         "--log-level", cni["log_level"],
-        "--calico-bin", "./" + _basename(cni["calico_uri"]),
-        "--calico-ipam-bin", "./" + _basename(cni["calico_ipam_uri"]),
+        "--calico-bin", "./" + _basename(calico.uri),
+        "--calico-ipam-bin", "./" + _basename(ipam.uri),
+        "--default-profile", policy,
+        "--etcd-api", matrix.profile_of(options).etcd_api,
     ]  # fmt: skip
+    for flag, download in (("--calico-checksum", calico), ("--calico-ipam-checksum", ipam)):
+        if download.checksum:
+            argv += [flag, download.checksum]
+    if cni["restart_agent"]:
+        argv.append("--restart-agent")
     if agent.public:
         argv.append("--public")
-    uris = [
-        {"value": cni["calico_uri"], "executable": True},
-        {"value": cni["calico_ipam_uri"], "executable": True},
-    ]
-    return _installer_command(options, agent, artifacts_url, argv, uris)
+    uris = [{"value": calico.uri, "executable": True}, {"value": ipam.uri, "executable": True}]
+    environment = {}
+    if policy == "allow-all" and matrix.profile_of(options).etcd_api == "v3":
+        environment["CALICO_DCOS_PROFILE_ETCD_ENDPOINTS"] = ",".join(
+            opts.etcd_cluster_list(options) or opts.etcd_endpoint_list(options)
+        )
+    return _installer_command(options, agent, artifacts_url, argv, uris, environment)
 
 
 # libnetwork and node: privileged Docker containers on the host network
@@ -238,15 +273,55 @@ def _image_command(variables: Mapping[str, str]) -> dict:
 _DOCKER_PLUGIN_VOLUMES = (_volume("/run/docker/plugins"), _volume("/var/run/docker.sock"))
 
 
+def libnetwork_environment(options: Mapping, agent: AgentView) -> dict[str, str]:
+    """The plugin's settings. v3 (D2iQ's fork) as DC/OS 2.x starts it (dcos/dcos@2.2
+    `packages/calico/extra/start-calico-libnetwork-plugin.sh`, its systemd unit): the node's
+    name as hostname, the `default` namespace shared with the CNI plugin's endpoints, and
+    labelled endpoints."""
+    env = {"ETCD_ENDPOINTS": _etcd_endpoints(options)}
+    if matrix.profile_of(options).etcd_api == "v3":
+        env.update({
+            "DATASTORE_TYPE": "etcdv3",
+            "CALICO_LIBNETWORK_HOSTNAME": agent.hostname,
+            "CALICO_LIBNETWORK_NAMESPACE": "default",
+            "CALICO_LIBNETWORK_LABEL_ENDPOINTS": "true",
+        })  # fmt: skip
+    return env
+
+
 def _libnetwork(step: Step, options: Mapping, agent: AgentView, artifacts_url: str) -> dict:
+    """The image (calico-2.6: calico/libnetwork-plugin:v1.1.3), or for calico-v3 the fork's
+    binary run on the host, as DC/OS 2.x runs it: D2iQ publishes no image of it
+    (mesosphere/libnetwork-plugin commit cf7f20b "Removing image pushes")."""
+    env = libnetwork_environment(options, agent)
+    image = matrix.libnetwork_image(options)
+    if image:
+        return {
+            "container": _docker_container(image, [*_DOCKER_PLUGIN_VOLUMES]),
+            "command": _image_command(env),
+        }
+    binary = matrix.libnetwork_binary(options)
+    name = _basename(binary.uri)
+    check = ""
+    if binary.checksum:
+        algorithm, _, digest = binary.checksum.partition(":")
+        check = f"echo {shlex.quote(digest + '  ' + name)} | {algorithm}sum -c - && "
     return {
-        "container": _docker_container(options["libnetwork"]["image"], [*_DOCKER_PLUGIN_VOLUMES]),
-        "command": _image_command({"ETCD_ENDPOINTS": _etcd_endpoints(options)}),
+        "command": {
+            "shell": True,
+            "value": f"{check}exec ./{shlex.quote(name)}",
+            "uris": [{"value": binary.uri, "executable": True}],
+            "environment": _environment(env),
+        }
     }
 
 
+# /run: iptables' lock, /run/xtables.lock, which Felix must share with the host's other
+# iptables users (kube-proxy-like agents, Docker, DC/OS's own networking); Calico's own
+# manifests mount it into calico-node.
 _NODE_VOLUMES = (
     _volume("/lib/modules", "RO"),
+    _volume("/run"),
     _volume("/var/run/calico"),
     _volume("/var/lib/calico"),
     _volume("/var/log/calico"),
@@ -259,39 +334,101 @@ def node_environment(options: Mapping, agent: AgentView) -> dict[str, str]:
 
     CALICO_LIBNETWORK_ENABLED=false: the libnetwork step runs Calico's Docker plugin on its
     own (calico-node v2.x would otherwise start a second one; v3 ignores the variable).
+    `IP` is not here: the node's command sets it from `$LIBPROCESS_IP` (node_command).
+    DATASTORE_TYPE: what the profile's Calico reads (v2.6: etcdv2, projectcalico/calico@v2.6.12
+    `v2.6/reference/node/configuration.md`; v3: etcdv3). The pool: CIDR, encapsulation and
+    NAT as DC/OS 2.x sets them (dcos/dcos@2.2 `gen/dcos-config.yaml`, calico-node.env);
+    Calico v2.6 names IPIP modes `always`/`off` and has no VXLAN.
+    FELIX_IGNORELOOSERPF only where Felix still has it (before v3.12:
+    matrix.felix_checks_rpf_itself).
     """
-    node = options["node"]
+    node, calico = options["node"], options["calico"]
+    profile = matrix.profile_of(options)
+    encapsulation = calico["ipv4pool_encapsulation"]
     env = {
         "ETCD_ENDPOINTS": _etcd_endpoints(options),
-        "DATASTORE_TYPE": "etcdv3",
+        "DATASTORE_TYPE": profile.datastore_type,
         "NODENAME": agent.hostname,
-        "IP": "autodetect",
         "IP_AUTODETECTION_METHOD": node["ip_autodetection_method"],
-        "CALICO_NETWORKING_BACKEND": node["networking_backend"],
+        "CALICO_NETWORKING_BACKEND": matrix.networking_backend(options),
         "CALICO_LIBNETWORK_ENABLED": "false",
+        "CALICO_IPV4POOL_CIDR": calico["ipv4pool_cidr"],
+        "CALICO_IPV4POOL_NAT_OUTGOING": "true" if calico["ipv4pool_nat_outgoing"] else "false",
         "FELIX_HEALTHENABLED": "true",
     }
-    if node["ignore_loose_rpf"]:
+    if profile.calico[0] == 2:
+        env["CALICO_IPV4POOL_IPIP"] = "always" if encapsulation == "ipip" else "off"
+    else:
+        env["CALICO_IPV4POOL_IPIP"] = "always" if encapsulation == "ipip" else "never"
+        env["CALICO_IPV4POOL_VXLAN"] = "always" if encapsulation == "vxlan" else "never"
+    if matrix.ignores_loose_rpf(options):
         env["FELIX_IGNORELOOSERPF"] = "true"
     env.update(opts.node_extra_env(options))
     return env
 
 
+def node_command(options: Mapping) -> str:
+    """calico/node's own entrypoint (`start_runit`, the CMD of its Dockerfile in v2.6.12 and
+    v3.14.0) with `IP` set to the agent's address as DC/OS defines it.
+
+    DC/OS starts its agents with `MESOS_IP_DISCOVERY_COMMAND=/opt/mesosphere/bin/detect_ip`
+    (dcos/dcos `gen/dcos-config.yaml`), Mesos gives executors the agent's address as
+    LIBPROCESS_IP, and DC/OS patches Mesos to pass it into Docker containers (dcos/dcos
+    `packages/mesos/extra/patches/0001-Set-LIBPROCESS_IP-into-docker-container.patch`, on
+    1.11 to 2.2). So the IP is detect_ip's, the one DC/OS 2.x gives its own calico-node
+    (`start-calico-felix.sh`: `IP=$(detect_ip)`); without it, calico-node autodetects
+    (`IP_AUTODETECTION_METHOD`), whose `first-found` takes whichever interface comes first.
+    """
+    return 'IP="${LIBPROCESS_IP:-autodetect}"; export IP; exec start_runit'
+
+
 HEALTH_GRACE_INTERVALS = 6
 
 
+READY_MARK = '"${MESOS_SANDBOX:-/tmp}/.calico-node-was-ready"'
+
+
+def node_probes(options: Mapping) -> tuple[str, str]:
+    """(readiness, liveness) commands of calico-node for the profile's Calico.
+
+    v3: `calico-node -felix-ready -bird-ready` and `-felix-live -bird-live` (BIRD only with
+    the bird backend; projectcalico/calico@v3.14.0-node `cmd/calico-node/main.go`). v2.6 has
+    no such binary (added in v3.2), so its Felix's own endpoints, with FELIX_HEALTHENABLED on
+    port 9099 (felix@2.6.8 `config/config_params.go` HealthEnabled, HealthPort; Felix 2.6's
+    `/readiness` and `/liveness`), through busybox wget in the Alpine-based image.
+    """
+    if matrix.profile_of(options).calico[0] == 2:
+        url = "http://localhost:9099"
+        return (f"wget -q -O /dev/null {url}/readiness", f"wget -q -O /dev/null {url}/liveness")
+    bird = matrix.networking_backend(options) == "bird"
+    ready = "calico-node -felix-ready" + (" -bird-ready" if bird else "")
+    live = "calico-node -felix-live" + (" -bird-live" if bird else "")
+    return ready, live
+
+
 def _node_health_check(options: Mapping) -> dict:
-    """Felix (and BIRD, when it routes) readiness, every `node.health_check_interval_seconds`.
+    """Healthy once ready, then killed only when no longer live.
+
+    Calico's own manifests probe readiness (`-felix-ready -bird-ready`) and restart only on
+    liveness (`-felix-live -bird-live`); readiness fails on an etcd blip of 30 s, which must
+    not kill calico-node. Mesos' Docker executor runs no checks besides the health check
+    (apache/mesos `src/docker/executor.cpp`, 1.5 to 1.11: "Docker executor does not support
+    checks yet"), so one health check does both: it passes when calico-node is ready (and
+    marks that in the task's sandbox), and after the first readiness it passes while
+    calico-node is live. Mesos ignores failures until the first success within the grace
+    period, so the first `healthy` (which makes the step done) means ready, and a kill
+    needs three liveness failures in a row.
 
     The first probe waits one interval; failures count only after six intervals (60 s at the
     default 10 s), generous for the first BGP sessions.
     """
     node = options["node"]
     interval = node["health_check_interval_seconds"]
-    flags = "-felix-ready -bird-ready" if node["networking_backend"] == "bird" else "-felix-ready"
+    ready, live = node_probes(options)
+    check = f"if {ready}; then touch {READY_MARK}; else [ -f {READY_MARK} ] && {live}; fi"
     return {
         "type": "COMMAND",
-        "command": {"shell": True, "value": f"calico-node {flags}"},
+        "command": {"shell": True, "value": check},
         "delay_seconds": interval,
         "interval_seconds": interval,
         "timeout_seconds": interval,
@@ -302,8 +439,12 @@ def _node_health_check(options: Mapping) -> dict:
 
 def _node(step: Step, options: Mapping, agent: AgentView, artifacts_url: str) -> dict:
     return {
-        "container": _docker_container(options["node"]["image"], [*_NODE_VOLUMES]),
-        "command": _image_command(node_environment(options, agent)),
+        "container": _docker_container(matrix.node_image(options), [*_NODE_VOLUMES]),
+        "command": {
+            "shell": True,
+            "value": node_command(options),
+            "environment": _environment(node_environment(options, agent)),
+        },
         "health_check": _node_health_check(options),
     }
 
@@ -339,33 +480,39 @@ def fetch_hint(step: str, message: str) -> str:
 STEPS: tuple[Step, ...] = (
     Step(
         "etcd-proxy", "daemon", None, "etcd", "etcd.run_proxy",
-        ("etcd.proxy_mode", "etcd.discovery_srv", "etcd.cluster_endpoints",
+        ("calico.profile", "etcd.proxy_mode", "etcd.discovery_srv", "etcd.cluster_endpoints",
          "etcd.listen_address", "etcd.listen_port", "etcd.binary_uri", "etcd.cpus", "etcd.mem"),
         False,
         _etcd_proxy,
     ),
     Step(
         "docker", "oneshot", "docker", "docker", "docker.enable",
-        ("docker.cluster_store", *_ENDPOINTS, *_INSTALLER),
+        ("calico.profile", "docker.cluster_store", "etcd.cluster_endpoints", *_ENDPOINTS,
+         *_INSTALLER),
         False,
         _docker,
     ),
     Step(
         "cni", "oneshot", "agent", "cni", "cni.enable",
         ("cni.plugins_dir", "cni.config_dir", "cni.config_name", "cni.network_name",
-         "cni.calico_uri", "cni.calico_ipam_uri", "cni.log_level", *_ENDPOINTS, *_INSTALLER),
+         "cni.calico_uri", "cni.calico_ipam_uri", "cni.calico_checksum",
+         "cni.calico_ipam_checksum", "cni.restart_agent", "cni.log_level", "calico.profile",
+         "calico.default_profile_policy", "etcd.cluster_endpoints", *_ENDPOINTS, *_INSTALLER),
         False,
         _cni,
     ),
     Step(
         "libnetwork", "daemon", None, "libnetwork", "libnetwork.enable",
-        ("libnetwork.image", "libnetwork.cpus", "libnetwork.mem", *_ENDPOINTS),
+        ("calico.profile", "libnetwork.image", "libnetwork.binary_uri", "libnetwork.cpus",
+         "libnetwork.mem", *_ENDPOINTS),
         False,
         _libnetwork,
     ),
     Step(
         "node", "daemon", None, "node", "node.enable",
-        ("node.image", "node.ip_autodetection_method", "node.networking_backend",
+        ("calico.profile", "calico.ipv4pool_cidr", "calico.ipv4pool_encapsulation",
+         "calico.ipv4pool_nat_outgoing", "node.image", "node.ip_autodetection_method",
+         "node.networking_backend",
          "node.ignore_loose_rpf", "node.extra_env", "node.health_check_interval_seconds",
          "node.cpus", "node.mem", *_ENDPOINTS),
         True,

@@ -231,14 +231,19 @@ def write_json(path: pathlib.Path, doc: Any) -> None:
 
 def post_install_notes(version: str, res: Mapping) -> str:
     """What `dcos package install` prints afterwards: what was installed, by name and version
-    (not the 2016 `calico` package), and where to follow it."""
-    images = res["assets"]["container"]["docker"]
+    (not the 2016 `calico` package), and where to follow it. The Calico parts are those of
+    `calico.profile` (calico_dcos/matrix.py); `res` names the etcd the proxies run."""
+    from calico_dcos import matrix
+
+    default, v3 = matrix.CALICO_26, matrix.CALICO_V3
+    etcd = res["assets"]["uris"]["etcd"].rsplit("/", 1)[1].removesuffix("-linux-amd64.tar.gz")
     return (
         f"Installed calico-dcos {version} (not the 2016 'calico' package, 0.1.0-0.4.0): its "
         "scheduler, one Marathon app named by service.name, now installs Calico on every agent, "
-        f"one agent at a time: {images['node']}, {images['libnetwork']}, the calico and "
-        "calico-ipam CNI plugins and an etcd proxy, from the package's resource.json unless "
-        "options named others. Follow the rollout on the service's page in the DC/OS UI "
+        f"one agent at a time, as calico.profile says: by default {default.node_image}, "
+        f"{default.libnetwork_image}, the calico and calico-ipam CNI plugins and an {etcd} "
+        f"proxy; with calico-v3, {v3.node_image} as DC/OS 2.x runs it (docs/support-matrix.md). "
+        "Follow the rollout on the service's page in the DC/OS UI "
         "(/service/<service.name>/), or its API there: v1/plan for each agent's steps, "
         "v1/health, metrics."
     )

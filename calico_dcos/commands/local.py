@@ -26,7 +26,12 @@ from pathlib import Path
 import click
 import requests
 
-from calico_dcos.artifacts import build_cni_standins, build_etcd_tarball, etcd_version
+from calico_dcos.artifacts import (
+    build_cni_standins,
+    build_etcd_tarball,
+    build_libnetwork_standin,
+    etcd_version,
+)
 from calico_dcos.commands.run import load_or_exit, log_warnings
 from calico_dcos.display import REFRESH_SECONDS, PlanDisplay, duration
 from calico_dcos.options import env_name, format_env_value, load_options
@@ -44,14 +49,20 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def real_etcd(data_dir: Path) -> Iterator[str]:
-    """One etcd member on loopback for the agents' proxies to reach; its client URL."""
-    client, peer = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+def real_etcd(data_dir: Path, enable_v2: bool = False, peer: str = "") -> Iterator[str]:
+    """One etcd member on loopback for the agents' proxies to reach; its client URL.
+
+    `enable_v2` serves the v2 API too (`--enable-v2`, off by default since etcd 3.4), as the
+    etcd Calico 2.6 and Docker's cluster store need. `peer`: its peer URL (default: a free
+    port), which etcd's v2 proxy asks for the members.
+    """
+    client = f"http://127.0.0.1:{free_port()}"
+    peer = peer or f"http://127.0.0.1:{free_port()}"
     argv = [
         str(ETCD_BINARY), "--name", "local", "--data-dir", str(data_dir),
         "--listen-client-urls", client, "--advertise-client-urls", client,
         "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-        "--initial-cluster", f"local={peer}",
+        "--initial-cluster", f"local={peer}", f"--enable-v2={'true' if enable_v2 else 'false'}",
     ]  # fmt: skip
     log = open(data_dir.parent / "etcd.log", "ab")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
@@ -99,15 +110,23 @@ def devcluster_options(
         },
         "etcd": {"run_proxy": False},
         "node": {"health_check_interval_seconds": 1},
+        # Without etcd nothing can hold the network's profile.
+        "calico": {"default_profile_policy": "plugin-default"},
     }
     if etcd_client:
         tarball = build_etcd_tarball(ETCD_BINARY, artifacts, etcd_version(ETCD_BINARY))
+        # calico-v3 on a real etcd 3.4 that also serves v2 (real_etcd(enable_v2=True)), as
+        # DC/OS 2.x runs its own: the agents' grpc-proxies for Calico, the etcd itself for
+        # Docker's cluster store, and D2iQ's libnetwork binary stood in for.
+        options["calico"] = {"profile": "calico-v3", "default_profile_policy": "allow-all"}
         options["etcd"] = {
             "run_proxy": True,
             "cluster_endpoints": etcd_client,
+            "cluster_serves_v2": True,
             "binary_uri": tarball.as_uri(),
             "listen_address": "agent-ip",
         }
+        options["libnetwork"] = {"binary_uri": build_libnetwork_standin(artifacts).as_uri()}
     return options
 
 
@@ -129,9 +148,14 @@ def say_what_is_real(env: Mapping[str, str], etcd_client: str | None) -> None:
     click.echo(f"    calico CNI plugin      {env['CALICO_CNI_CALICO_URI']}")
     click.echo(f"    calico-ipam CNI plugin {env['CALICO_CNI_CALICO_IPAM_URI']}")
     click.echo("    Docker images          container stand-ins (calico/node, libnetwork-plugin)")
+    if env.get("CALICO_LIBNETWORK_BINARY_URI"):
+        click.echo(f"    libnetwork binary      {env['CALICO_LIBNETWORK_BINARY_URI']}")
     click.echo("    systemctl, docker      host stand-ins acting on each agent's host root")
     if etcd_client:
-        click.echo(f"  real etcd: {etcd_client}, proxied on every agent by the etcd-proxy step")
+        click.echo(
+            f"  real etcd: {etcd_client} (v3, and v2 for Docker), proxied on every agent by the "
+            "etcd-proxy step; profile calico-v3"
+        )
     else:
         click.echo(f"  no {ETCD_BINARY}: the etcd-proxy step is disabled")
 
@@ -212,7 +236,7 @@ def run_local(
     with contextlib.ExitStack() as stack:
         etcd_client = None
         if ETCD_BINARY.exists():
-            etcd_client = stack.enter_context(real_etcd(root / "etcd"))
+            etcd_client = stack.enter_context(real_etcd(root / "etcd", enable_v2=True))
         cluster.start()
         stack.callback(cluster.stop)
         env = local_environment(root, cluster.master_url, root / "artifacts", etcd_client)

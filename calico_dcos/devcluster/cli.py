@@ -120,7 +120,7 @@ def maybe_etcd(workdir: Path, wanted: bool):
         yield None
         return
     (workdir / "etcd").mkdir(parents=True, exist_ok=True)
-    with real_etcd(workdir / "etcd") as client:
+    with real_etcd(workdir / "etcd", enable_v2=True) as client:
         yield client
 
 

@@ -37,7 +37,7 @@ __all__ = [
     "start_real_docker",
     "stop_real_docker",
 ]
-STANDINS = ("systemctl", "docker", "calico-node", "journalctl")
+STANDINS = ("systemctl", "docker", "calico-node", "journalctl", "start_runit", "wget")
 
 DCOS_CNI_DIRS = ("opt/mesosphere/active/cni", "opt/mesosphere/etc/dcos/network/cni")
 DCOS_CALICO_UNITS = ("dcos-calico-felix", "dcos-calico-bird", "dcos-calico-confd")

@@ -18,9 +18,9 @@ import logging
 import os
 import re
 import sys
-from typing import List, Optional
+from typing import Callable, List, Optional
 
-from . import cni, detect, docker, ip, report, systemd
+from . import cni, detect, docker, ip, profile, report, systemd
 from .hostfs import HostRoot, InstallerError
 from .restarts import Waits
 
@@ -33,6 +33,7 @@ HOST_ROOT_ENV = "CALICO_INSTALLER_HOST_ROOT"
 # environment, never from argv, which every user of the agent sees in `ps` (issue 13).
 CLUSTER_STORE_ENV = "CALICO_DCOS_CLUSTER_STORE"
 ETCD_ENDPOINTS_ENV = "ETCD_ENDPOINTS"
+PROFILE_ETCD_ENV = "CALICO_DCOS_PROFILE_ETCD_ENDPOINTS"
 _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:@/\s]+):[^@/\s]+@", re.I)
 
 
@@ -109,6 +110,14 @@ COMMANDS = {
         ("--network-name", {"default": "calico"}),
         ("--calico-bin", {"required": True, "help": "the fetched calico plugin"}),
         ("--calico-ipam-bin", {"required": True, "help": "the fetched calico-ipam"}),
+        ("--calico-checksum", {"default": "", "help": "sha1:HEX or sha256:HEX of --calico-bin"}),
+        ("--calico-ipam-checksum", {"default": "", "help": "the same, of --calico-ipam-bin"}),
+        ("--restart-agent", flag("restart the agent after a change (Mesos < 1.2 needs it)")),
+        ("--default-profile", {"choices": ["allow-all", "plugin-default"],
+                               "default": "plugin-default",
+                               "help": "allow-all: create the network's profile allowing all"}),
+        ("--etcd-api", {"choices": ["v2", "v3"], "default": "v3",
+                        "help": "the API Calico's etcd speaks (for --default-profile)"}),
         ("--force", flag("install even if Calico is present")),
     ]),
     "ip": ("print the address this host uses to reach a peer", False, [
@@ -152,13 +161,34 @@ def run_cni(host: HostRoot, args: argparse.Namespace) -> int:
     endpoints = from_environment(args.etcd_endpoints, ETCD_ENDPOINTS_ENV, "--etcd-endpoints")
     network = cni.Network(args.network_name, endpoints, args.log_level)
     binaries = {"calico": args.calico_bin, "calico-ipam": args.calico_ipam_bin}
+    checksums = {"calico": args.calico_checksum, "calico-ipam": args.calico_ipam_checksum}
     files = cni.wanted_files(
-        host, args.plugins_dir, args.config_dir, args.config_name, binaries, network
+        host, args.plugins_dir, args.config_dir, args.config_name, binaries, network, checksums
     )
     waits = Waits(args.stability_seconds, args.timeout_seconds)
     return cni.install(
-        host, files, cni.AGENT_UNITS[args.public], waits, args.force, args.config_dir
+        host,
+        files,
+        cni.AGENT_UNITS[args.public],
+        waits,
+        args.force,
+        args.config_dir,
+        restart_agent=args.restart_agent,
+        after=default_profile(args, endpoints),
     )
+
+
+def default_profile(args: argparse.Namespace, endpoints: str) -> Optional[Callable[[], None]]:
+    """What creates the network's allow-all profile, or None (`plugin-default`).
+
+    etcd v3 goes to $CALICO_DCOS_PROFILE_ETCD_ENDPOINTS (the cluster: grpc-proxy serves no
+    JSON gateway), else to the endpoints Calico uses.
+    """
+    if args.default_profile != "allow-all":
+        return None
+    targets = os.environ.get(PROFILE_ETCD_ENV) or endpoints
+    urls = [e.strip() for e in targets.split(",") if e.strip()]
+    return lambda: profile.ensure_allow_all(urls, args.etcd_api, args.network_name)
 
 
 def run_ip(host: HostRoot, args: argparse.Namespace) -> int:

@@ -1,17 +1,26 @@
-"""The cni step: install Calico's CNI plugins and network config, then restart the agent once.
+"""The cni step: install Calico's CNI plugins and network config (and restart old agents).
 
-Calico's own installer (cni-plugin/pkg/install/install.go) read top to bottom: copy the
-binaries (skip if identical, verify after), render the config, check it parses, write it.
-A Mesos agent sees a new CNI network only after a restart (MESOS-6567), and that restart may
-cut this very process off, so the `cni-agent-restart` marker records the way: `pending`
-before the first file changes, `restarted` just before the restart. A run that finds
-`restarted` and nothing left to change only waits until the agent is stable and clears it.
+Calico's own installer (cni-plugin/pkg/install/install.go) read top to bottom: check the
+fetched binaries against their checksums, copy them (skip if identical, verify after),
+render the config, check it parses, write it.
+
+The agent restart, only with `--restart-agent`: Mesos before 1.2 saw a new CNI network only
+after a restart (MESOS-6567); since 1.2 the CNI isolator reloads the config directory when a
+task asks for a network it does not know (apache/mesos commit 89547353 "Modified isolator for
+dynamic addition/deletion of CNI networks", first in 1.2.0;
+`src/slave/containerizer/mesos/isolators/network/cni/cni.cpp`, `getNetworkConfigJSON`:
+"Cache-miss"), and every DC/OS this package supports runs Mesos 1.5 or later
+(calico_dcos/matrix.py). The restart may cut this very process off, so the
+`cni-agent-restart` marker records the way: `pending` before the first file changes,
+`restarted` just before the restart. A run that finds `restarted` and nothing left to change
+only waits until the agent is stable and clears it.
 """
 
+import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import List, NamedTuple, Optional
+from typing import Callable, List, NamedTuple, Optional
 
 from . import crashpoints, detect, systemd
 from .hostfs import MARKER_CNI_RESTART, HostRoot, InstallerError, Snapshot, sha256, write_atomic
@@ -24,7 +33,13 @@ PENDING = "pending"
 RESTARTED = "restarted"
 BINARY_MODE = 0o755
 CONFIG_MODE = 0o644
-CNI_VERSION = "0.3.1"
+CNI_VERSION = "0.1.0"
+"""Mesos' CNI isolator reads the plugin's result in the 0.1/0.2 format, `ip4`/`ip6`
+(apache/mesos `src/slave/containerizer/mesos/isolators/network/cni/spec.proto`, NetworkInfo);
+a 0.3 result holds `ips` instead, so a task would get a Calico address that Mesos, and so
+Marathon and Mesos-DNS, never learn. Calico's Mesos guide (projectcalico/calico@v2.6.12
+`v2.6/getting-started/mesos/installation/integration.md`) and DC/OS 2.x (dcos/dcos@2.2
+`gen/dcos-config.yaml`, `calico.conf`) both write 0.1.0."""
 CRASH_POINTS = (
     "cni:marker-written",
     "cni:calico-written",
@@ -81,11 +96,24 @@ def validate_config(config: dict) -> None:
             raise UsageError(f"etcd endpoint {endpoint!r} must start with http:// or https://")
 
 
-def read_binary(path: str) -> bytes:
+def read_binary(path: str, checksum: str = "") -> bytes:
+    """The fetched plugin's bytes, checked against `sha1:HEX` or `sha256:HEX` when given."""
     try:
-        return Path(path).read_bytes()
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise InstallerError(f"cannot read the fetched plugin {path}: {exc}") from exc
+    if checksum:
+        algorithm, _, expected = checksum.partition(":")
+        if algorithm not in ("sha1", "sha256") or not expected:
+            raise UsageError(f"checksum {checksum!r} is not sha1:HEX or sha256:HEX")
+        actual = hashlib.new(algorithm, data).hexdigest()
+        if actual != expected.lower():
+            raise InstallerError(
+                f"{path} has {algorithm} {actual}, not {expected}: a wrong or damaged "
+                "download; nothing was installed"
+            )
+        LOG.info("%s matches its %s %s", path, algorithm, expected)
+    return data
 
 
 def wanted_files(
@@ -95,11 +123,19 @@ def wanted_files(
     config_name: str,
     binaries: dict,
     network: Network,
+    checksums: Optional[dict] = None,
 ) -> List[Wanted]:
+    """Every file to install; `binaries` and `checksums` are keyed by plugin name."""
     config = render_config(network)
     plugins, configs = host.path(plugins_dir), host.path(config_dir)
+    checksums = checksums or {}
     files = [
-        Wanted(plugins / name, read_binary(source), BINARY_MODE, f"cni:{name}-written")
+        Wanted(
+            plugins / name,
+            read_binary(source, checksums.get(name, "")),
+            BINARY_MODE,
+            f"cni:{name}-written",
+        )
         for name, source in binaries.items()
     ]
     return files + [Wanted(configs / config_name, config, CONFIG_MODE, "cni:config-written")]
@@ -122,15 +158,37 @@ def install_file(host: HostRoot, wanted: Wanted) -> None:
 
 
 def install(
-    host: HostRoot, files: List[Wanted], unit: str, waits: Waits, force: bool, config_dir: str
+    host: HostRoot,
+    files: List[Wanted],
+    unit: str,
+    waits: Waits,
+    force: bool,
+    config_dir: str,
+    restart_agent: bool = True,
+    after: Optional[Callable[[], None]] = None,
 ) -> int:
-    """Install what differs, then restart the agent once; a rerun after the restart waits."""
+    """Install what differs, run `after` (the default profile), restart the agent if asked.
+
+    A rerun after a restart only waits for the agent.
+    """
     if detect.stop_if_present(host, "cni", config_dir, force):
         return 0
     changes = [wanted for wanted in files if differs(wanted)]
     for wanted in files:
         if wanted not in changes:
             LOG.info("%s is already as wanted: skipped", wanted.path)
+    if not restart_agent:
+        for wanted in changes:
+            install_file(host, wanted)
+        if after is not None:
+            after()
+        LOG.info(
+            "the agent is not restarted: Mesos 1.2 and later load a new CNI network when a "
+            "task first asks for it (MESOS-6567)"
+        )
+        return 0
+    if after is not None:
+        after()
     return apply_and_restart(host, changes, lambda w: install_file(host, w), unit, waits)
 
 

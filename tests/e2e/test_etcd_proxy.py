@@ -21,6 +21,7 @@ from tests.integration.harness import converged, running_cluster, scheduler_on, 
 
 pytestmark = pytest.mark.etcd
 ONLY_THE_PROXY = {
+    "calico_profile": "calico-v3",  # grpc-proxy: the etcd v3 API
     "docker_enable": "false",
     "cni_enable": "false",
     "libnetwork_enable": "false",

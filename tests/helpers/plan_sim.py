@@ -34,7 +34,10 @@ ARTIFACTS = "http://scheduler:8080"
 
 
 def options(**env: str):
-    """Options from `section_key=value` pairs, as the environment would give them."""
+    """Options from `section_key=value` pairs, as the environment would give them; the cni
+    step restarts the agent (as on Mesos < 1.2), so that the restart budget is exercised by
+    both restarting steps."""
+    env = {"cni_restart_agent": "true", **env}
     return load_options(None, {f"CALICO_{k.upper()}": v for k, v in env.items()})
 
 

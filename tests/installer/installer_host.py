@@ -46,7 +46,9 @@ class Agent:
     def docker(self, store: str = "etcd://10.0.0.1:2379", *extra: str, **kw):
         return self.run("docker", "--cluster-store", store, *FAST, *extra, **kw)
 
-    def cni(self, *extra: str, endpoints: str = "http://10.0.0.1:2379", **kw):
+    def cni(self, *extra: str, endpoints: str = "http://10.0.0.1:2379", restart=True, **kw):
+        """The cni command; with the agent restart (the path with markers) unless told not."""
+        extra = ("--restart-agent", *extra) if restart else extra
         return self.run(
             "cni",
             "--etcd-endpoints",

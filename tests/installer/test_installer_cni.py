@@ -26,7 +26,7 @@ def test_first_run_installs_plugins_and_config_and_restarts_the_agent_once(agent
     config = json.loads(agent.path(CONFIG_DIR + "calico.cni").read_text())
     assert config == {
         "name": "calico",
-        "cniVersion": "0.3.1",
+        "cniVersion": "0.1.0",
         "type": "calico",
         "etcd_endpoints": "http://10.0.0.1:2379",
         "log_level": "debug",

@@ -23,6 +23,7 @@ def hostile_options(agent, tmp_path):
     return load_options(None, {
         "CALICO_SERVICE_AGENT_PYTHON": agent.python,
         "CALICO_ROLLOUT_STABILITY_SECONDS": "0",
+        "CALICO_CALICO_DEFAULT_PROFILE_POLICY": "plugin-default",  # no etcd here
         "CALICO_DOCKER_CLUSTER_STORE": f"etcd://10.0.0.1:2379/{HOSTILE}",
         "CALICO_CNI_PLUGINS_DIR": f"/opt/cni {HOSTILE}/",
         "CALICO_CNI_CONFIG_DIR": f"/etc/cni {HOSTILE}/",

@@ -38,6 +38,8 @@ def options_env(state_dir: Path, master_url: str, **options: str) -> dict[str, s
         "CALICO_ROLLOUT_RETRY_BACKOFF_SECONDS": "0.5",
         "CALICO_ETCD_RUN_PROXY": "false",
         "CALICO_NODE_HEALTH_CHECK_INTERVAL_SECONDS": "1",
+        # No etcd in these tests: the network's profile is left to the CNI plugin.
+        "CALICO_CALICO_DEFAULT_PROFILE_POLICY": "plugin-default",
     }
     env.update({f"CALICO_{k.upper()}": str(v) for k, v in options.items()})
     return env

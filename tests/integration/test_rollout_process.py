@@ -50,6 +50,7 @@ def test_full_chain_restarts_the_right_agent_unit_and_relaunches_a_killed_node(t
             cluster,
             tmp_path,
             rollout_max_concurrent_restarts="100%",
+            cni_restart_agent="true",  # the agent's unit restarted, as Mesos < 1.2 needs
             **cni_standins(tmp_path / "cni"),
         ) as service,
     ):

@@ -19,6 +19,7 @@ import urllib.parse
 import jsonschema
 import pytest
 
+from calico_dcos import matrix
 from calico_dcos.options import env_name, load_options, option_names, schema
 from scripts import universe as u
 from tests.packaging.marathon_schema import MARATHON_APP
@@ -46,10 +47,17 @@ CUSTOM = {
         "log_level": "debug",
         "uninstall_revert_hosts": True,
     },
+    "calico": {
+        "profile": "calico-v3",
+        "ipv4pool_cidr": "10.32.0.0/12",
+        "ipv4pool_encapsulation": "vxlan",
+        "ipv4pool_nat_outgoing": False,
+        "default_profile_policy": "plugin-default",
+    },
     "etcd": {
         "run_proxy": False,
-        "proxy_mode": "v2",
-        "cluster_endpoints": "http://e1:2380,http://e2:2380",
+        "proxy_mode": "v3",
+        "cluster_endpoints": "http://e1:2379,http://e2:2379",
         "listen_address": "agent-ip",
         "listen_port": 12379,
         "binary_uri": "http://mirror.local/etcd-v3.4.23-linux-amd64.tar.gz",
@@ -61,6 +69,7 @@ CUSTOM = {
         "config_name": "10-calico.conf",
         "log_level": "warning",
         "calico_uri": "http://mirror.local/calico-amd64?a=1&b=2",
+        "restart_agent": True,
     },
     "libnetwork": {"enable": False, "image": "registry.local:5000/calico/libnetwork:v1"},
     "node": {
@@ -132,8 +141,7 @@ def test_package_cannot_be_confused_with_the_2016_calico_package():
     notes = package["postInstallNotes"]
     assert notes == u.post_install_notes(package["version"], u.resource()), "make universe"
     assert f"calico-dcos {package['version']}" in notes and "not the 2016 'calico'" in notes
-    node = u.resource()["assets"]["container"]["docker"]["node"]
-    assert node in notes, "the notes say which Calico was installed"
+    assert matrix.CALICO_26.node_image in notes, "the notes say which Calico is installed"
     assert "calico-dcos status" not in notes, "the package ships no DC/OS CLI"
     assert "/service/<service.name>/" in notes
 
@@ -167,13 +175,8 @@ def test_every_asset_is_used_and_every_option_default_asset_comes_from_resource_
     used = set(re.findall(r"\{\{(resource\.[^}]+)\}\}", template))
     assert used <= {name for name, _ in u.assets(res)}, "the template names a missing asset"
     filled = u.asset_options(schema(), res)
-    assert set(filled) == {
-        ("etcd", "binary_uri"),
-        ("cni", "calico_uri"),
-        ("cni", "calico_ipam_uri"),
-        ("libnetwork", "image"),
-        ("node", "image"),
-    }
+    # The Calico parts' defaults are calico.profile's (calico_dcos/matrix.py), not assets.
+    assert set(filled) == {("etcd", "binary_uri")}
     for (section, key), name in filled.items():
         option = f"{section}.{key}"
         fallback = (
@@ -325,11 +328,11 @@ def test_an_air_gapped_install_fetches_and_pulls_only_from_the_local_universe():
     env = app["env"]
     assert app["fetch"][0]["uri"].startswith("http://master.mesos:8082/repo/calico-dcos/0/uris/")
     assert app["container"]["docker"]["image"] == "master.mesos:5000/python:3.11-slim-bookworm"
-    for name in ("CALICO_ETCD_BINARY_URI", "CALICO_CNI_CALICO_URI", "CALICO_CNI_CALICO_IPAM_URI"):
-        assert env[name].startswith("http://master.mesos:8082/repo/"), name
-    for name in ("CALICO_NODE_IMAGE", "CALICO_LIBNETWORK_IMAGE"):
-        assert env[name].startswith("master.mesos:5000/"), name
-    assert load_options(None, env)["node"]["image"] == "master.mesos:5000/calico/node:v3.26.4"
+    assert env["CALICO_ETCD_BINARY_URI"].startswith("http://master.mesos:8082/repo/")
+    # The profile's Calico parts are not package assets: an air-gapped cluster names its
+    # mirrors in the options (cni.calico_uri, cni.calico_ipam_uri, node.image, …).
+    for name in ("CALICO_CNI_CALICO_URI", "CALICO_CNI_CALICO_IPAM_URI", "CALICO_NODE_IMAGE"):
+        assert env[name] == "", name
 
 
 def test_marathon_json_is_the_template_rendered_with_the_defaults():

@@ -26,7 +26,7 @@ ACCEPTED = [
     ("CALICO_ETCD_ENDPOINTS", "http://192.0.2.10:2379"),
     ("CALICO_ETCD_ENDPOINTS", "https://etcd-1.example:2379, https://[2001:db8::1]:2379"),
     ("CALICO_ETCD_ENDPOINTS", "https://user:pw@192.0.2.2:2379"),
-    ("CALICO_ETCD_CLUSTER_ENDPOINTS", "192.0.2.1:2379,192.0.2.2:2379"),
+    ("CALICO_ETCD_CLUSTER_ENDPOINTS", "http://192.0.2.1:2380,http://192.0.2.2:2380"),
     ("CALICO_ETCD_CLUSTER_ENDPOINTS", "http://192.0.2.1:2379"),
     ("CALICO_ETCD_DISCOVERY_SRV", "etcd.mesos"),
     ("CALICO_ETCD_BINARY_URI", "/opt/mirror/etcd-v3.4.23-linux-amd64.tar.gz"),
@@ -35,7 +35,7 @@ ACCEPTED = [
     ("CALICO_DOCKER_CLUSTER_STORE", "etcd://192.0.2.1:2379,192.0.2.2:2379"),
     ("CALICO_DOCKER_CLUSTER_STORE", "consul://192.0.2.1:8500/docker"),
     ("CALICO_CNI_PLUGINS_DIR", "/opt/cni/bin"),
-    ("CALICO_NODE_IMAGE", "calico/node:v3.26.4"),
+    ("CALICO_NODE_IMAGE", "calico/node:v2.6.12"),  # the default profile is calico-2.6
     ("CALICO_NODE_IMAGE", "registry.example:5000/mirror/calico-node@sha256:" + "a" * 64),
     ("CALICO_LIBNETWORK_IMAGE", "mesosphere/libnetwork-plugin:v1.1.3-2-d2iq"),
     ("CALICO_NODE_IP_AUTODETECTION_METHOD", "interface=eth.*,ens.*"),
@@ -61,7 +61,7 @@ REFUSED = [
     ("CALICO_ETCD_ENDPOINTS", "http://192.0.2.10:2379/v2", "etcd.endpoints", "no path"),
     ("CALICO_ETCD_ENDPOINTS", "http://192.0.2.10:99999", "etcd.endpoints", "out of range"),
     ("CALICO_ETCD_ENDPOINTS", " , ", "etcd.endpoints", "at least one"),
-    ("CALICO_ETCD_CLUSTER_ENDPOINTS", "192.0.2.1", "etcd.cluster_endpoints", "no port"),
+    ("CALICO_ETCD_CLUSTER_ENDPOINTS", "192.0.2.1", "etcd.cluster_endpoints", "needs URLs"),
     ("CALICO_ETCD_DISCOVERY_SRV", "etcd..mesos", "etcd.discovery_srv", "not a DNS domain"),
     ("CALICO_ETCD_BINARY_URI", "etcd.tar.gz", "etcd.binary_uri", "absolute path"),
     ("CALICO_ETCD_BINARY_URI", "docker://etcd", "etcd.binary_uri", "does not fetch"),
@@ -92,14 +92,22 @@ def test_values_a_reader_refuses_are_errors_naming_the_option(variable, value, o
 
 def test_the_v2_proxy_needs_urls_where_grpc_proxy_takes_host_and_port():
     given = {"CALICO_ETCD_CLUSTER_ENDPOINTS": "192.0.2.1:2380"}
-    assert errors_for(given) == {}
-    errors = errors_for({**given, "CALICO_ETCD_PROXY_MODE": "v2"})
+    calico_v3 = {
+        "CALICO_CALICO_PROFILE": "calico-v3",
+        "CALICO_DOCKER_ENABLE": "false",
+        "CALICO_LIBNETWORK_ENABLE": "false",
+    }
+    assert errors_for({**given, **calico_v3}) == {}
+    errors = errors_for(given)  # calico-2.6, whose proxy is etcd's v2 proxy
     assert "http://192.0.2.1:2380" in errors["etcd.cluster_endpoints"]
 
 
 def test_discovery_srv_is_not_checked_when_nothing_reads_it():
     assert errors_for({"CALICO_ETCD_DISCOVERY_SRV": "", "CALICO_ETCD_RUN_PROXY": "false"}) == {}
-    given = {"CALICO_ETCD_DISCOVERY_SRV": "", "CALICO_ETCD_CLUSTER_ENDPOINTS": "192.0.2.1:2379"}
+    given = {
+        "CALICO_ETCD_DISCOVERY_SRV": "",
+        "CALICO_ETCD_CLUSTER_ENDPOINTS": "http://192.0.2.1:2379",
+    }
     assert errors_for(given) == {}
 
 

@@ -50,10 +50,12 @@ def test_every_non_scalar_option_is_a_string_with_a_default():
 
 def test_no_file_and_no_environment_gives_the_schema_defaults():
     options = load_options(None, {})
-    assert options["etcd"]["proxy_mode"] == "v3"
+    assert options["calico"]["profile"] == "calico-2.6"
+    assert options["etcd"]["proxy_mode"] == "auto"
     assert options["rollout"]["max_concurrent_restarts"] == 1
     assert set(options.raw) == {
         "service",
+        "calico",
         "etcd",
         "docker",
         "cni",
@@ -83,7 +85,7 @@ def test_options_are_read_only():
     with pytest.raises(TypeError):
         options["node"]["image"] = "x"
     options.raw["node"]["image"] = "x"
-    assert options["node"]["image"] == "calico/node:v3.26.4"
+    assert options["node"]["image"] == ""  # the profile's
 
 
 def test_environment_values_are_parsed_by_the_schema_type():

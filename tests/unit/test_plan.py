@@ -179,7 +179,7 @@ def test_a_changed_option_reruns_only_the_steps_it_changed_agent_by_agent():
     sim.converge()
     before = len(sim.launches)
 
-    sim.change_options(node_image="calico/node:v3.27.0")
+    sim.change_options(node_image="calico/node:v2.6.11")
     assert len(sim.kills) == 1  # a running daemon is replaced one agent at a time
     sim.converge()
 

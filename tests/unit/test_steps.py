@@ -142,7 +142,8 @@ def etcd_sandbox(tmp_path):
     return sandbox
 
 
-def test_etcd_v3_proxy_by_srv_discovery_on_localhost(tmp_path):
+def test_etcd_v2_proxy_by_srv_discovery_on_localhost_by_default(tmp_path):
+    """The default profile, calico-2.6, on the Universe etcd package (_etcd-server by SRV)."""
     info = task("etcd-proxy", defaults())
     assert info["command"]["uris"] == [
         {
@@ -152,15 +153,15 @@ def test_etcd_v3_proxy_by_srv_discovery_on_localhost(tmp_path):
         }
     ]
     assert run_in_sandbox(info, etcd_sandbox(tmp_path)) == [
-        "grpc-proxy",
-        "start",
+        "--proxy=on",
         "--discovery-srv=etcd.mesos",
-        "--listen-addr=127.0.0.1:2379",
+        "--listen-client-urls=http://127.0.0.1:2379",
     ]
 
 
 def test_etcd_v3_proxy_to_static_endpoints_on_the_agent_ip(tmp_path):
     options = defaults(
+        calico__profile="calico-v3",
         etcd__cluster_endpoints=f"http://e1:2379,{HOSTILE}",
         etcd__listen_address="agent-ip",
         etcd__listen_port=12379,
@@ -190,7 +191,7 @@ def test_etcd_v2_proxy_static_and_srv(tmp_path):
 def test_etcd_binary_found_when_the_tarball_has_no_top_directory(tmp_path):
     sandbox = tmp_path / "sandbox"
     argv_printer(sandbox / "etcd")
-    assert run_in_sandbox(task("etcd-proxy", defaults()), sandbox)[0] == "grpc-proxy"
+    assert run_in_sandbox(task("etcd-proxy", defaults()), sandbox)[0] == "--proxy=on"
 
 
 def installer_sandbox(tmp_path):
@@ -261,14 +262,16 @@ def test_cni_step_on_a_public_agent_with_hostile_values(tmp_path):
         "--network-name", "calico",
         "--log-level", "debug",
         "--calico-bin", "./calico%20bin",
-        "--calico-ipam-bin", "./calico-ipam-amd64",
+        "--calico-ipam-bin", "./calico-ipam",
+        "--default-profile", "allow-all",
+        "--etcd-api", "v2",
         "--public",
         "--stability-seconds", "30",
     ]  # fmt: skip
     assert info["command"]["uris"][1:] == [
         {"value": "file:///srv/art/calico%20bin", "executable": True},
         {
-            "value": "https://github.com/projectcalico/calico/releases/download/v3.26.4/calico-ipam-amd64",
+            "value": "https://github.com/projectcalico/cni-plugin/releases/download/v1.11.8/calico-ipam",
             "executable": True,
         },
     ]
@@ -297,17 +300,19 @@ def test_libnetwork_runs_privileged_on_the_host_network_with_docker_sockets():
 
 def test_node_container_environment_and_felix_bird_health_check():
     options = defaults(
+        calico__profile="calico-v3",
         node__extra_env="FELIX_LOGSEVERITYSCREEN=info,IP=10.0.0.9",
         node__ip_autodetection_method="can-reach=8.8.8.8",
     )
     info = task("node", options)
     assert info["container"]["docker"] == {
-        "image": "calico/node:v3.26.4",
+        "image": "calico/node:v3.14.0",
         "network": "HOST",
         "privileged": True,
     }
     assert {(v["host_path"], v["mode"]) for v in info["container"]["volumes"]} == {
         ("/lib/modules", "RO"),
+        ("/run", "RW"),
         ("/var/run/calico", "RW"),
         ("/var/lib/calico", "RW"),
         ("/var/log/calico", "RW"),
@@ -322,13 +327,17 @@ def test_node_container_environment_and_felix_bird_health_check():
         "IP_AUTODETECTION_METHOD": "can-reach=8.8.8.8",
         "CALICO_NETWORKING_BACKEND": "bird",
         "CALICO_LIBNETWORK_ENABLED": "false",
+        "CALICO_IPV4POOL_CIDR": "172.29.0.0/16",
+        "CALICO_IPV4POOL_IPIP": "always",
+        "CALICO_IPV4POOL_VXLAN": "never",
+        "CALICO_IPV4POOL_NAT_OUTGOING": "true",
         "FELIX_HEALTHENABLED": "true",
-        "FELIX_IGNORELOOSERPF": "true",
         "FELIX_LOGSEVERITYSCREEN": "info",
     }
     check = info["health_check"]
     assert check["type"] == "COMMAND"
-    assert check["command"]["value"] == "calico-node -felix-ready -bird-ready"
+    assert "calico-node -felix-ready -bird-ready" in check["command"]["value"]
+    assert "calico-node -felix-live -bird-live" in check["command"]["value"]
     assert check["grace_period_seconds"] >= check["interval_seconds"] > 0
 
 
@@ -347,8 +356,11 @@ def test_health_check_interval_changes_only_the_node_fingerprint():
 
 
 def test_node_without_bird_checks_felix_only_and_strict_rpf_omits_the_override():
-    info = task("node", defaults(node__networking_backend="vxlan", node__ignore_loose_rpf=False))
-    assert info["health_check"]["command"]["value"] == "calico-node -felix-ready"
+    """calico-2.6 has no VXLAN (refused by validation); the builder still drops BIRD."""
+    info = task(
+        "node", defaults(calico__ipv4pool_encapsulation="vxlan", node__ignore_loose_rpf=False)
+    )
+    assert "bird" not in info["health_check"]["command"]["value"]
     assert "FELIX_IGNORELOOSERPF" not in env_of(info)
     assert env_of(info)["CALICO_NETWORKING_BACKEND"] == "vxlan"
 
