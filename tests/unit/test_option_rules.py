@@ -29,7 +29,7 @@ ACCEPTED = [
     ("CALICO_ETCD_CLUSTER_ENDPOINTS", "http://192.0.2.1:2380,http://192.0.2.2:2380"),
     ("CALICO_ETCD_CLUSTER_ENDPOINTS", "http://192.0.2.1:2379"),
     ("CALICO_ETCD_DISCOVERY_SRV", "etcd.mesos"),
-    ("CALICO_ETCD_BINARY_URI", "/opt/mirror/etcd-v3.4.23-linux-amd64.tar.gz"),
+    ("CALICO_ETCD_BINARY_URI", "/opt/mirror/etcd-v3.5.17-linux-amd64.tar.gz"),
     ("CALICO_ETCD_BINARY_URI", "file:///opt/mirror/etcd.tar.gz"),
     ("CALICO_ETCD_BINARY_URI", "hdfs://namenode/etcd.tar.gz"),
     ("CALICO_DOCKER_CLUSTER_STORE", "etcd://192.0.2.1:2379,192.0.2.2:2379"),

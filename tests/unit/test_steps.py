@@ -147,7 +147,7 @@ def test_etcd_v2_proxy_by_srv_discovery_on_localhost_by_default(tmp_path):
     info = task("etcd-proxy", defaults())
     assert info["command"]["uris"] == [
         {
-            "value": "https://github.com/etcd-io/etcd/releases/download/v3.4.23/etcd-v3.4.23-linux-amd64.tar.gz",
+            "value": "https://github.com/etcd-io/etcd/releases/download/v3.5.17/etcd-v3.5.17-linux-amd64.tar.gz",
             "extract": True,
             "executable": False,
         }
