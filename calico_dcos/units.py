@@ -24,13 +24,17 @@ The translation (pure; `commands/units.py` does the fetching and the writing):
   dcos-calico-felix.service`: `Restart=always`, `RestartSec=5`, `StartLimitInterval=0`), and
   a wrapper script per daemon as DC/OS does (`start-calico-felix.sh`,
   `start-calico-libnetwork-plugin.sh`).
+- A container TaskInfo with a shell command (calico-node: `IP` from `$LIBPROCESS_IP`) runs as
+  Mesos' Docker containerizer runs it, `--entrypoint /bin/sh <image> -c <value>`, with
+  LIBPROCESS_IP from `detect_ip`.
 - The agent's address: Mesos gives a task `LIBPROCESS_IP`, and on DC/OS the agent's hostname
   in offers is the address `/opt/mesosphere/bin/detect_ip` prints (dcos/dcos
   `gen/dcos-config.yaml`: `MESOS_IP_DISCOVERY_COMMAND`, `MESOS_HOSTNAME_LOOKUP=false`). The
   scripts ask `detect_ip` for both, as DC/OS' own Calico scripts do for `NODENAME`.
 - one-shot steps (docker, cni) become `setup.sh`, run by `install.sh`: the installer's
   commands with the TaskInfo's exact command line, so the same backups, markers and rollback.
-  Not a unit: the cni command restarts the Mesos agent, and a unit ordered before the agent
+  Not a unit: the cni command may restart the Mesos agent (`cni.restart_agent`, Mesos < 1.2),
+  and a unit ordered before the agent
   whose start job waits on it, asking for the agent's restart and waiting for that, could
   hang the boot; the files it writes persist, so once is enough.
 - `install.sh` first runs the installer's `detect` (unless `agents.override_existing_calico`)
@@ -205,8 +209,8 @@ def check_task(task: Mapping, section: str) -> None:
             unknown |= {f"container.volumes.{k}" for k in set(volume) - VOLUME_KEYS}
         if container["type"] != "DOCKER" or container["docker"].get("network") != "HOST":
             unknown.add("container (only DOCKER containers on the host network)")
-        if command.get("value") or command.get("shell", True):
-            unknown.add("command (a container runs its image's entrypoint)")
+        if command.get("value") and not command.get("shell", True):
+            unknown.add("command (a container runs its image's entrypoint or `sh -c`)")
     if unknown:
         raise UnitsError(
             f"{section}: the {task['name']} TaskInfo has {', '.join(sorted(unknown))}, which "
@@ -368,12 +372,25 @@ def container_script(task: Mapping, env_file: str, nodename: bool) -> str:
         )
     env_flags = f'--env-file="$ROOT{env_file}"' + (" -e NODENAME" if nodename else "")
     image = shlex.quote(task["container"]["docker"]["image"])
+    command, tail = task.get("command", {}), ""
+    if command.get("shell", True) and command.get("value"):
+        # Mesos' Docker containerizer runs a shell command as `--entrypoint /bin/sh … -c
+        # <value>` (apache/mesos src/docker/docker.cpp, MESOS-1770), and DC/OS gives the
+        # container the agent's LIBPROCESS_IP, detect_ip's answer (steps.node_command).
+        argv += " --entrypoint /bin/sh"
+        env_flags += " -e LIBPROCESS_IP"
+        lines += (
+            f'LIBPROCESS_IP=$("$ROOT{DETECT_IP}")\n'
+            '[ -n "$LIBPROCESS_IP" ] || { echo "detect_ip printed nothing" >&2; exit 1; }\n'
+            "export LIBPROCESS_IP\n"
+        )
+        tail = " -c " + shlex.quote(command["value"])
     return (
         HEADER.format(what=f"{name}: the Mesos task {name} as a systemd service.", s="")
         + "set -eu\n"
         + ROOT_LINES
         + lines
-        + f"exec docker {argv} {env_flags} {image}\n"
+        + f"exec docker {argv} {env_flags} {image}{tail}\n"
     )
 
 

@@ -39,7 +39,11 @@ def artifacts(directory: Path, etcd: bool = False) -> dict:
     }
     if etcd:
         tarball = build_etcd_tarball(Path(shutil.which("etcd")), directory / "etcd", "3.4.23")
-        uris["etcd"] = {"binary_uri": tarball.as_uri()}
+        # Static members: etcd 3.4's v2 proxy cannot find them by SRV (matrix.ETCD_SRV_BUG).
+        uris["etcd"] = {
+            "binary_uri": tarball.as_uri(),
+            "cluster_endpoints": "http://127.0.0.1:2380",
+        }
     return uris
 
 
@@ -50,6 +54,10 @@ def options_file(directory: Path, options: dict, etcd: bool = False) -> Path:
         "service": {"agent_python": find_oldest_agent_python()},
         "rollout": {"stability_seconds": 0.2},
         "etcd": {"run_proxy": etcd},
+        # No etcd holds the network's profile here: the CNI plugin's own is used.
+        "calico": {"default_profile_policy": "plugin-default"},
+        # The manual path's agent restart, as agents with Mesos < 1.2 need, is tested here.
+        "cni": {"restart_agent": True},
     }
     for section, values in (artifacts(directory, etcd) | {}).items():
         doc.setdefault(section, {}).update(values)

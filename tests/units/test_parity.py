@@ -124,8 +124,12 @@ def test_units_and_scripts_run_exactly_what_the_taskinfos_say(tmp_path, public):
         ran = host.run(host.root / f"etc/calico-dcos/calico-{step}.sh")
         assert ran.returncode == 0, ran.stderr
         argv = [c for c in host.calls() if c[:2] == ["docker", "run"]][-1][2:]
-        docker = task["container"]["docker"]
-        assert argv[-1] == docker["image"]
+        docker, command = task["container"]["docker"], task["command"]
+        if command.get("shell", True):  # Mesos: --entrypoint /bin/sh <image> -c <value>
+            assert argv[-3:] == [docker["image"], "-c", command["value"]]
+            assert argv[argv.index("--entrypoint") + 1] == "/bin/sh"
+        else:
+            assert argv[-1] == docker["image"]
         assert docker["network"] == "HOST" and "--net=host" in argv
         assert docker["privileged"] and "--privileged" in argv
         volumes = [argv[i + 1] for i, a in enumerate(argv) if a == "-v"]
@@ -136,6 +140,6 @@ def test_units_and_scripts_run_exactly_what_the_taskinfos_say(tmp_path, public):
         env_file = next(a.split("=", 1)[1] for a in argv if a.startswith("--env-file="))
         env = docker_env_file(Path(env_file))
         passed = [argv[i + 1] for i, a in enumerate(argv) if a == "-e"]
-        env.update({name: HOST_IP for name in passed})  # NODENAME, from detect_ip
-        assert env == env_of(task)
-        assert task["command"] == {"shell": False, "environment": task["command"]["environment"]}
+        env.update({name: HOST_IP for name in passed})  # NODENAME, LIBPROCESS_IP: detect_ip
+        assert {k: v for k, v in env.items() if k != "LIBPROCESS_IP"} == env_of(task)
+        assert ("LIBPROCESS_IP" in passed) == command.get("shell", True)
