@@ -34,9 +34,9 @@ The translation (pure; `commands/units.py` does the fetching and the writing):
 - one-shot steps (docker, cni) become `setup.sh`, run by `install.sh`: the installer's
   commands with the TaskInfo's exact command line, so the same backups, markers and rollback.
   Not a unit: the cni command may restart the Mesos agent (`cni.restart_agent`, Mesos < 1.2),
-  and a unit ordered before the agent
-  whose start job waits on it, asking for the agent's restart and waiting for that, could
-  hang the boot; the files it writes persist, so once is enough.
+  and a unit ordered before the agent whose start job waits on it, asking for the agent's
+  restart and waiting for that, could hang the boot; the files it writes persist, so once is
+  enough.
 - `install.sh` first runs the installer's `detect` (unless `agents.override_existing_calico`)
   and changes nothing where Calico already runs, as the framework launches no step there;
   it saves what it replaces, so `uninstall.sh`, which also runs the framework's revert
