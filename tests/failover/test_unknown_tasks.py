@@ -27,7 +27,7 @@ def forget_step(state_dir, agent_id: str, step: str) -> None:
 
 @pytest.mark.parametrize(
     ("new_options", "adopted"),
-    [({}, True), ({"node_image": "calico/node:v3.99.0"}, False)],
+    [({}, True), ({"node_image": "calico/node:v2.6.99"}, False)],
     ids=["same options: adopted", "changed options: killed"],
 )
 def test_a_running_task_unknown_to_the_store_is_adopted_or_killed(tmp_path, new_options, adopted):

@@ -333,3 +333,20 @@ def test_local_strict_converges_over_https_with_a_service_account(tmp_path):
     assert credential.stat().st_mode & 0o077 == 0
     key_line = json.loads(credential.read_text())["private_key"].splitlines()[1]
     assert key_line not in log and key_line not in result.stdout + result.stderr
+
+
+def test_a_combination_that_cannot_work_is_refused_by_validate_and_at_start_up(tmp_path):
+    """Calico 2.6 has no VXLAN (calico_dcos/matrix.py): both paths name the option, the reason
+    and its source, before anything registers with Mesos."""
+    options = tmp_path / "options.yaml"
+    options.write_text("calico:\n  ipv4pool_encapsulation: vxlan\n")
+
+    validated = cli("config", "validate", str(options), timeout=30)
+    started = cli("run", "--options", str(options), "--master", "127.0.0.1:1", timeout=30)
+
+    for result in (validated, started):
+        assert result.returncode != 0
+        said = result.stdout + result.stderr
+        assert "calico.ipv4pool_encapsulation" in said and "VXLAN only from v3.7" in said
+        assert "source: projectcalico/felix config/config_params.go" in said
+    assert started.returncode == 2

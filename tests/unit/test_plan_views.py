@@ -29,7 +29,7 @@ def test_the_deploy_plan_view_is_always_what_a_fresh_one_shows():
         same_as_fresh(sim)
         sim.tick()
         same_as_fresh(sim)
-    sim.change_options(node_image="calico/node:v3.99.0")  # every node replaced
+    sim.change_options(node_image="calico/node:v2.6.99")  # every node replaced
     for _ in range(30):
         sim.offer()
         sim.advance()
