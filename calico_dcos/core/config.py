@@ -70,6 +70,7 @@ class PlanConfig:
     retry_backoff_seconds: float = 5.0
     max_backoff_seconds: float = 300.0
     max_host_failures: int = 3  # failures in a row the host causes, then the operator's turn
+    stable_seconds: float = 60.0  # up this long, a task's next failure counts as the first
     options_digest: str = ""  # of every option: a step that gave up tries again when it changes
     wants_agent: Callable[[AgentView], bool] = lambda agent: True
     long_refuse_seconds: float = 3600.0  # agents done, or running Calico by other means

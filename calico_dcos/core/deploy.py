@@ -403,7 +403,8 @@ class Deploy(Engine):
         st = agent.step(spec.name)
         if not self._update(spec, st, status, now):
             return
-        if step_done(spec, st):
+        if step_done(spec, st) and spec.kind == StepKind.ONESHOT:
+            # a daemon's count starts over only once it has stayed up (`Engine._failed`)
             st.failures = st.host_failures = 0
         self._touch(agent, now, out)
         if status["state"] not in UNSAVED_STATES:

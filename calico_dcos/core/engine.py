@@ -321,6 +321,8 @@ class Engine:
         healthy = status.get("healthy", st.healthy)
         if state == st.state and healthy == st.healthy:
             return False
+        if state == "TASK_RUNNING" and st.state != "TASK_RUNNING":
+            st.running_since = now
         st.state, st.healthy, st.updated = state, healthy, now
         if not st.late:  # the deadline's words stay until the task ends
             st.message = status.get("message", "") or st.message
@@ -348,7 +350,13 @@ class Engine:
 
     def _failed(self, st: StepState, by_host: bool, now: float) -> None:
         """A failure: retried after backoff. The deploy plan also stops a step whose host
-        keeps causing its failures (`Deploy._failed`)."""
+        keeps causing its failures (`Deploy._failed`). A task that had stayed up for
+        `stable_seconds` starts the count over, as systemd's start limit counts only the
+        starts within its interval (systemd.unit(5), StartLimitIntervalSec=): a daemon that
+        crashes as soon as it starts backs off further each time and reads Degraded after
+        three, instead of being relaunched every `retry_backoff_seconds` for ever."""
+        if st.running_since and now - st.running_since >= self.config.stable_seconds:
+            st.failures = st.host_failures = 0
         st.failures += 1
         st.retry_at = now + self.config.backoff(st.failures)
 

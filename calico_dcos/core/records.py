@@ -46,6 +46,7 @@ class StepState:
     reason: str = ""  # why the current task failed, in the installer's words (its report)
     host_caused: bool = False  # the current task's failure is the host's (its report says so)
     host_failures: int = 0  # failures in a row caused by the host
+    running_since: float = 0.0  # when the current task last became RUNNING
     # failed `max_host_failures` times for the host: waits for an operator, or for other
     # options (the digest of those it gave up with; "" when it has not given up)
     gave_up: str = ""
@@ -108,6 +109,7 @@ STEP_FIELDS = (
     "reason",
     "host_caused",
     "host_failures",
+    "running_since",
     "gave_up",
 )
 

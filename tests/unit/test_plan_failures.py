@@ -120,3 +120,41 @@ def test_a_report_for_another_attempt_changes_nothing():
               "host_caused": True, "exit_code": 3, "reason": "stale"}  # fmt: skip
     sim.apply(sim.core.on_report("S0", report, sim.now))
     assert sim.core.agents["S0"].steps["docker"].reason == ""
+
+
+def crash(sim: Sim, after_seconds: float = 0.0) -> None:
+    """S0's etcd proxy is relaunched, starts, runs `after_seconds` and exits 1."""
+    for _ in range(60):
+        task = sim.core.agents.get("S0") and sim.core.agents["S0"].steps.get("etcd-proxy")
+        if task and task.live:
+            break
+        sim.offer("S0")
+        sim.tick(5.0)
+    task_id = sim.live_task("S0", "etcd-proxy")
+    sim.update(task_id, "TASK_RUNNING")
+    sim.now += after_seconds
+    sim.update(task_id, "TASK_FAILED", message="Command exited with status 1")
+
+
+def test_a_daemon_that_crashes_as_it_starts_backs_off_further_each_time():
+    """The trial's case: etcd-proxy could not bind its port, started and exited again and again
+    with 'failed 1 times … retry in 1s' for ever."""
+    sim = Sim(agents=1, public=0, rollout_retry_backoff_seconds="1")
+    sim.subscribe()
+    delays = []
+    for _ in range(4):
+        crash(sim)
+        proxy = sim.core.agents["S0"].steps["etcd-proxy"]
+        delays.append(proxy.retry_at - sim.now)
+    assert proxy.failures == 4
+    assert delays == [1.0, 2.0, 4.0, 8.0]
+    assert sim.core.summary(sim.now)["degraded"]
+
+
+def test_a_daemon_that_stayed_up_starts_its_count_over():
+    sim = Sim(agents=1, public=0, rollout_retry_backoff_seconds="1")
+    sim.subscribe()
+    crash(sim)
+    crash(sim)
+    crash(sim, after_seconds=120.0)  # up for two minutes, then a crash: a first failure
+    assert sim.core.agents["S0"].steps["etcd-proxy"].failures == 1
