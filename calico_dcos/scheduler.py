@@ -135,6 +135,7 @@ class CalicoScheduler(Scheduler):
         self._refusals = 0  # subscriptions refused in a row
         self._refused_since: float | None = None  # monotonic, first refusal of the row
         self.refusal: str | None = None  # the master's last reason
+        self._fresh = False  # the driver registers without a framework ID
         # The core's time: the wall clock read once, then moved on by the monotonic clock,
         # so that every timer, backoff and deadline is immune to steps of the wall clock
         # (NTP, a VM resumed) while stored times still read as wall time for people.
@@ -177,6 +178,7 @@ class CalicoScheduler(Scheduler):
         if principal and service["secret_file"]:
             secret = read_secret(service["secret_file"], "service.secret_file")
         info = framework_info(self.options, self.plan.framework_id, self.webui_url)
+        self._fresh = "id" not in info  # registering anew: is an old framework still there?
         self._last_heartbeat = time.monotonic()
         if self.tokens is not None:
             self.driver = self._strict_driver(info)
@@ -387,12 +389,65 @@ class CalicoScheduler(Scheduler):
 
     def _subscribed(self, framework_id: str, master_info: Mapping) -> None:
         LOG.info("subscribed as framework %s to master %s", framework_id, master_info)
+        if self._fresh and self._another_framework(framework_id):
+            return
         self._refusals, self._refused_since, self.refusal = 0, None, None
         self._last_heartbeat = time.monotonic()
         if self._subscribed_at is None:
             self._subscribed_at = self._last_heartbeat
         self._event("subscribed", lambda now: self.plan.on_subscribed(framework_id, now))
         threading.Thread(target=self._agents_known, name="master-agents", daemon=True).start()
+
+    def _another_framework(self, framework_id: str) -> bool:
+        """Registered anew: does the master still run a framework of ours (same name and
+        principal, not completed) that the state has lost? Its tasks live on, so going on
+        would run a second copy of every daemon. `service.existing_framework` says what to
+        do: `refuse` (fail, naming it) or `replace` (take over its ID: the tasks the lost
+        state cannot vouch for are killed, and the plan runs afresh). Either way the new,
+        empty registration is torn down before the plan hears of it. True if it acted."""
+        self._fresh = False
+        driver = self.driver
+        try:
+            state = self._get_master(driver.master, "/master/state")
+        except Exception as exc:
+            LOG.warning("cannot ask the master for frameworks like this one: %s", exc)
+            return False
+        service = self.options["service"]
+        principal = self.tokens.account.uid if self.tokens else (service["principal"] or None)
+        others = [
+            f
+            for f in state.get("frameworks", ())
+            if f.get("id") != framework_id
+            and f.get("name") == service["name"]
+            and (f.get("principal") or None) == principal
+        ]
+        if not others:
+            return False
+        old = others[0]
+        found = (
+            f"the master still runs framework {old['id']} named {old.get('name')!r}"
+            f"{f' (principal {principal})' if principal else ''}, "
+            f"{'connected' if old.get('active') else 'disconnected'}, which the state "
+            f"({service['state']}) does not know"
+        )
+        self.driver = None
+        driver.stop(failover=False)  # TEARDOWN of the registration just made: it has nothing
+        if service["existing_framework"] != "replace":
+            self.fail(
+                f"{found}: its tasks still run, so a second framework would run a second copy "
+                "of every daemon. Restore the state, or set service.existing_framework to "
+                "'replace' to take that framework over (its tasks are replaced), or tear it "
+                "down (dcos service shutdown, or the master's /teardown) first"
+            )
+            return True
+        LOG.warning("%s: taking it over (service.existing_framework=replace)", found)
+        with self.lock:
+            self.plan.framework_id = old["id"]
+            self.store.set_framework_id(old["id"])
+        threading.Thread(
+            target=self._subscribe_later, args=(driver, 0.0), name="take-over", daemon=True
+        ).start()
+        return True
 
     def _agents_known(self) -> None:
         """Ask the master which agents it knows (`/master/state`: `slaves`, and any

@@ -187,3 +187,33 @@ def test_an_agent_removed_while_the_scheduler_was_down_leaves_the_plan_and_its_r
             wait_until(converged(second), 20, "the plan complete without the removed agent")
             assert second.scheduler.summary()["message"].startswith("1 of 1 agents done")
             wait_until(lambda: gone not in second.store.load_agents(), 10, "its record deleted")
+
+
+def test_lost_state_never_gives_a_second_framework(tmp_path):
+    """The state is lost (a new state directory) while the framework's tasks run on: the
+    new scheduler refuses, naming the framework; told to replace it, it takes over its ID."""
+    with running_cluster(agents=1, public_agents=0) as cluster:
+        with scheduler_on(cluster, tmp_path / "first") as first:
+            wait_until(converged(first), 20, "convergence")
+            old = first.scheduler.framework_id()
+
+        with scheduler_on(cluster, tmp_path / "lost") as refused:
+            wait_until(lambda: refused.scheduler.failure, 20, "the refusal")
+            failure = refused.scheduler.failure
+        launched = len(launches(cluster.timeline()))
+
+        with scheduler_on(
+            cluster, tmp_path / "again", service_existing_framework="replace"
+        ) as taker:
+            wait_until(converged(taker), 30, "convergence under the old framework ID")
+            taken = taker.scheduler.framework_id()
+        state, timeline = cluster.state(), cluster.timeline()
+
+    assert failure.startswith(f"the master still runs framework {old} named 'calico'")
+    assert "service.existing_framework" in failure
+    assert taken == old
+    assert [f["id"] for f in state["frameworks"]] == [old]  # the refused one is torn down
+    assert len(launches(timeline)) > launched  # the plan ran afresh …
+    running = [t for f in state["frameworks"] for t in f["tasks"] if t["state"] == "TASK_RUNNING"]
+    names = [t["name"] for t in running]
+    assert sorted(names) == sorted(set(names))  # … with one copy of each daemon
