@@ -110,18 +110,32 @@ def load_options(path: str | None, environ: Mapping[str, str]) -> Options:
     doc = _with_defaults(given)
     errors += _schema_errors(doc)
     errors += _semantic_errors(doc, {option for option, _ in errors})
+    errors = _naming_the_variables(errors, environ)
     if errors:
         raise OptionsError(errors)
     return Options(doc)
 
 
+def _naming_the_variables(
+    errors: list[tuple[str, str]], environ: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """An error about an option whose value came from the environment names the variable, so
+    that an operator does not look for it in the options file."""
+    named = []
+    for path, message in errors:
+        variable = env_name(path) if "." in path else ""
+        if variable in environ and variable not in message:
+            message += f" (from the environment variable {variable})"
+        named.append((path, message))
+    return named
+
+
 def _read_file(path: str) -> dict:
     try:
-        text = pathlib.Path(path).read_text()
+        with open(path) as stream:  # YAML's errors name the file by the stream's name
+            doc = json.load(stream) if path.endswith(".json") else yaml.safe_load(stream)
     except OSError as exc:
         raise OptionsError([("", f"cannot read options file {path}: {exc.strerror}")]) from exc
-    try:
-        doc = json.loads(text) if path.endswith(".json") else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
         raise OptionsError([("", f"options file {path} is not valid JSON or YAML: {exc}")]) from exc
     if doc is None:
@@ -136,13 +150,23 @@ def _unknown_keys(given: dict) -> list[tuple[str, str]]:
     errors = []
     for section, values in given.items():
         if section not in sections:
-            errors.append((section, "unknown option section"))
+            errors.append((section, "unknown option section" + _did_you_mean(section, sections)))
         elif not isinstance(values, dict):
             errors.append((section, "must be an object of options"))
         else:
             known = sections[section]["properties"]
-            errors += [(f"{section}.{key}", "unknown option") for key in values if key not in known]
+            errors += [
+                (f"{section}.{key}", "unknown option" + _did_you_mean(key, known, f"{section}."))
+                for key in values
+                if key not in known
+            ]
     return errors
+
+
+def _did_you_mean(name: str, known, prefix: str = "") -> str:
+    """`; did you mean <prefix><closest>?`, or nothing when no known name is close."""
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.75)
+    return f"; did you mean {prefix}{close[0]}?" if close else ""
 
 
 def _unknown_environment(environ: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -155,14 +179,20 @@ def _unknown_environment(environ: Mapping[str, str]) -> list[tuple[str, str]]:
     prefixes = tuple(f"{ENV_PREFIX}{section.upper()}_" for section in schema()["properties"])
     errors = []
     for name in sorted(environ):
-        prefix = next((p for p in prefixes if name.startswith(p)), None)
-        if prefix is None or name in known:
+        if not name.startswith(ENV_PREFIX) or name in known:
             continue
-        keys = {v[len(prefix) :]: v for v in known if v.startswith(prefix)}
-        close = difflib.get_close_matches(name[len(prefix) :], keys, n=1, cutoff=0.75)
-        hint = f"; did you mean {keys[close[0]]} ({known[keys[close[0]]]})?" if close else ""
-        section = prefix[len(ENV_PREFIX) : -1].lower()
-        errors.append((section, f"environment variable {name} names no option{hint}"))
+        prefix = next((p for p in prefixes if name.startswith(p)), None)
+        if prefix is not None:  # a known section: the closest of its keys
+            keys = {v[len(prefix) :]: v for v in known if v.startswith(prefix)}
+            close = difflib.get_close_matches(name[len(prefix) :], keys, n=1, cutoff=0.75)
+            close = [keys[c] for c in close]
+        else:  # a misspelled section too: only a name very close to an option's
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.93)
+            if not close:
+                continue  # not ours: Calico's own variables, the installer's
+        hint = f"; did you mean {close[0]}?" if close else ""
+        path = known[close[0]] if close else name
+        errors.append((path, f"environment variable {name} names no option{hint}"))
     return errors
 
 

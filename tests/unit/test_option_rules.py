@@ -113,15 +113,31 @@ def test_discovery_srv_is_not_checked_when_nothing_reads_it():
 
 def test_a_misspelled_environment_variable_is_an_error_naming_the_closest_option():
     errors = errors_for({"CALICO_ROLLOUT_MAX_CONCURENT_RESTARTS": "10%"})
-    assert errors["rollout"] == (
+    assert errors["rollout.max_concurrent_restarts"] == (
         "environment variable CALICO_ROLLOUT_MAX_CONCURENT_RESTARTS names no option; "
-        "did you mean CALICO_ROLLOUT_MAX_CONCURRENT_RESTARTS (rollout.max_concurrent_restarts)?"
+        "did you mean CALICO_ROLLOUT_MAX_CONCURRENT_RESTARTS?"
+    )
+
+
+def test_a_misspelled_section_in_a_variable_is_an_error_too():
+    errors = errors_for({"CALICO_ROLOUT_MAX_CONCURRENT_RESTARTS": "2"})
+    assert errors["rollout.max_concurrent_restarts"] == (
+        "environment variable CALICO_ROLOUT_MAX_CONCURRENT_RESTARTS names no option; "
+        "did you mean CALICO_ROLLOUT_MAX_CONCURRENT_RESTARTS?"
+    )
+
+
+def test_a_bad_value_from_the_environment_names_the_variable():
+    errors = errors_for({"CALICO_ROLLOUT_MAX_CONCURRENT_RESTARTS": "150%"})
+    message = errors["rollout.max_concurrent_restarts"]
+    assert message.endswith(
+        "(from the environment variable CALICO_ROLLOUT_MAX_CONCURRENT_RESTARTS)"
     )
 
 
 def test_an_unknown_variable_far_from_every_option_is_still_an_error():
     errors = errors_for({"CALICO_NODE_FOO": "1"})
-    assert errors["node"] == "environment variable CALICO_NODE_FOO names no option"
+    assert errors["CALICO_NODE_FOO"] == "environment variable CALICO_NODE_FOO names no option"
 
 
 def test_calico_variables_outside_the_option_sections_are_not_options():
@@ -146,3 +162,7 @@ def test_credentials_in_the_proxys_upstream_are_refused_without_showing_them():
 def test_an_error_about_an_endpoint_never_shows_its_password():
     errors = errors_for({"CALICO_ETCD_ENDPOINTS": "etcd://user:s3cret@192.0.2.1:2379"})
     assert "user:***@" in errors["etcd.endpoints"] and "s3cret" not in errors["etcd.endpoints"]
+
+
+def test_calicos_own_variables_are_not_taken_for_misspelled_options():
+    assert errors_for({"CALICO_NETWORKING_BACKEND": "bird", "CALICO_NODENAME": "a1"}) == {}

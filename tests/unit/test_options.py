@@ -120,8 +120,8 @@ def test_bad_environment_value_names_the_variable_and_the_option():
 def test_unknown_keys_are_errors_naming_their_path(tmp_path):
     path = write(tmp_path, "o.json", json.dumps({"node": {"imag": "x"}, "nodes": {}}))
     assert errors_of(path, {}) == [
-        ("node.imag", "unknown option"),
-        ("nodes", "unknown option section"),
+        ("node.imag", "unknown option; did you mean node.image?"),
+        ("nodes", "unknown option section; did you mean node?"),
     ]
 
 
@@ -187,10 +187,13 @@ def test_an_unreadable_file_is_reported_without_an_option_prefix(tmp_path):
 
 def test_double_quotes_and_backslashes_are_refused_so_the_package_renders_json():
     errors = errors_of(None, {"CALICO_NODE_IMAGE": 'a"b', "CALICO_CNI_PLUGINS_DIR": "c:\\x"})
+    from_env = " (from the environment variable {})"
     assert errors == [
-        ("cni.plugins_dir", "'c:\\\\x' holds a double quote, backslash or control character"),
-        ("node.image", "'a\"b' holds a double quote, backslash or control character"),
-    ]
+        ("cni.plugins_dir", "'c:\\\\x' holds a double quote, backslash or control character"
+         + from_env.format("CALICO_CNI_PLUGINS_DIR")),
+        ("node.image", "'a\"b' holds a double quote, backslash or control character"
+         + from_env.format("CALICO_NODE_IMAGE")),
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -345,3 +348,9 @@ def test_health_check_interval_is_at_least_one_second():
 
     assert fast["node"]["health_check_interval_seconds"] == 1
     assert [path for path, _ in errors] == ["node.health_check_interval_seconds"]
+
+
+def test_a_yaml_error_names_the_file(tmp_path):
+    path = write(tmp_path, "o.yaml", "rollout:\n  max_concurrent_restarts: [\n")
+    [(_, message)] = errors_of(path, {})
+    assert f'in "{path}", line' in message and "<unicode string>" not in message
