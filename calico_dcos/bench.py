@@ -151,6 +151,68 @@ class Watch:
             self.converged_at = entry["t"]
 
 
+class Updates:
+    """Each status update as Mesos saw it: first forwarded to the scheduler, forwarded again
+    (an agent's retry: its acknowledgement was late), acknowledged.
+
+    Keyed by the update's uuid; `latencies` are seconds from the first forward to the
+    ACKNOWLEDGE, on the master's clock.
+    """
+
+    def __init__(self) -> None:
+        self.first_sent: dict[str, float] = {}
+        self.resent = 0
+        self.latencies: list[float] = []
+
+    def forwarded(self, status: dict) -> None:
+        uuid_b64 = status.get("uuid")
+        if uuid_b64 is None:
+            return
+        if uuid_b64 in self.first_sent:
+            self.resent += 1
+        else:
+            self.first_sent[uuid_b64] = time.monotonic()
+
+    def acknowledged(self, uuid_b64: str) -> None:
+        sent = self.first_sent.pop(uuid_b64, None)
+        if sent is not None:
+            self.latencies.append(time.monotonic() - sent)
+
+    def summary(self) -> dict:
+        """Median and 99th percentile in seconds (None without acknowledgements)."""
+        ordered = sorted(self.latencies)
+        return {
+            "updates_resent": self.resent,
+            "ack_latency_median_seconds": percentile(ordered, 0.5),
+            "ack_latency_p99_seconds": percentile(ordered, 0.99),
+            "acknowledged": len(ordered),
+        }
+
+
+def percentile(ordered: list[float], fraction: float) -> float | None:
+    """The nearest-rank percentile of sorted values (None when there are none)."""
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
+
+
+def observe_updates(master: Any, updates: Updates) -> None:
+    """Let `updates` see every delivery attempt and every acknowledgement the master handles
+    (`Master.forward_update`, `Master.acknowledged`; both run on the master's loop)."""
+    forward, acknowledged = master.forward_update, master.acknowledged
+
+    def forward_and_watch(agent: Any, status: dict) -> None:
+        updates.forwarded(status)
+        forward(agent, status)
+
+    def acknowledged_and_watch(framework: Any, agent: Any, task_id: str, uuid: str) -> None:
+        updates.acknowledged(uuid)
+        acknowledged(framework, agent, task_id, uuid)
+
+    master.forward_update = forward_and_watch
+    master.acknowledged = acknowledged_and_watch
+
+
 def observe(master: Any, watch: Watch) -> None:
     """Let `watch` see every timeline entry as it is recorded (the timeline itself is capped)."""
     record = master.record
@@ -210,6 +272,8 @@ def serve_devcluster(agents: int, interval: float, step: float, durations: dict)
         allocation_interval=interval, synthetic_durations=durations,
     )  # fmt: skip
     observe(cluster.master, watch)
+    updates = Updates()
+    observe_updates(cluster.master, updates)
     cluster.start()
     # The synthetic executor takes `step` from launch to STARTING and again to RUNNING.
     cluster.call(setattr, cluster.master.executor, "step", step / 2)
@@ -222,8 +286,8 @@ def serve_devcluster(agents: int, interval: float, step: float, durations: dict)
     sys.stdin.read()
     stop.set()
     reporter.join()
-    counts = cluster.call(lambda: (dict(watch.calls), watch.offers))
-    lines.emit(event="counts", calls=counts[0], offers=counts[1])
+    counts = cluster.call(lambda: (dict(watch.calls), watch.offers, updates.summary()))
+    lines.emit(event="counts", calls=counts[0], offers=counts[1], updates=counts[2])
     cluster.stop()
 
 
@@ -246,6 +310,8 @@ def serve_scheduler(options_file: str, stats_file: str, timings: dict[str, float
     stats = {
         "store_writes": service.store.writes,
         "store_bytes": service.store.bytes_written,
+        "store_syncs": getattr(service.store, "syncs", None),
+        "event_thread": service.scheduler.busy.summary(),
         "counters": dict(service.scheduler.counters),
     }
     Path(stats_file).write_text(json.dumps(stats))
@@ -427,6 +493,7 @@ Progress = Callable[[int], None]  # called with the number of agents done so far
 def run_size(settings: Settings, agents: int, progress: Progress) -> dict:
     """One size: both children, the scheduler sampled, the figures of the run."""
     deadline = time.monotonic() + settings.timeout
+    load_before = os.getloadavg()
     with (
         tempfile.TemporaryDirectory(prefix="calico-bench-") as tmp,
         state_store(settings, agents) as state,
@@ -446,15 +513,22 @@ def run_size(settings: Settings, agents: int, progress: Progress) -> dict:
         devcluster.process.stdin.close()
         counts = devcluster.until("counts", time.monotonic() + 60)
         stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
-    return _figures(settings, agents, measured, counts, stats, sampler.peak_rss)
+    figures = _figures(settings, agents, measured, counts, stats, sampler.peak_rss)
+    # The machine's load (1-minute average) when the size started and ended: on a shared
+    # machine a figure means little without it.
+    figures["load_average"] = [load_before[0], os.getloadavg()[0]]
+    return figures
 
 
 def _follow(
     devcluster: Child, sampler: Sampler, agents: int, progress: Progress, deadline: float
 ) -> dict:
-    """Until converged (or the deadline): the CPU at SUBSCRIBE and at convergence."""
+    """Until converged (or the deadline): the CPU of both children at SUBSCRIBE and at
+    convergence (the devcluster's so that a slow embedded master is not blamed on the
+    scheduler)."""
+    master = psutil.Process(devcluster.process.pid)
     subscribed = devcluster.until("subscribed", deadline)
-    startup_cpu = sampler.cpu_seconds()
+    startup_cpu, master_cpu = sampler.cpu_seconds(), _cpu_seconds(master)
     done = 0
     try:
         while (line := devcluster.next(deadline))["event"] != "converged":
@@ -462,15 +536,26 @@ def _follow(
                 done = line["done"]
                 progress(done)
     except TimeoutError:
-        return {"startup_cpu": startup_cpu, "cpu": sampler.cpu_seconds(), "done": done}
+        return {
+            "startup_cpu": startup_cpu,
+            "cpu": sampler.cpu_seconds(),
+            "devcluster_cpu": _cpu_seconds(master) - master_cpu,
+            "done": done,
+        }
     cpu = sampler.cpu_seconds()
     progress(agents)
     return {
         "startup_cpu": startup_cpu,
         "cpu": cpu,
+        "devcluster_cpu": _cpu_seconds(master) - master_cpu,
         "wall": line["t"] - subscribed["t"],
         "mesos_wall": line["mesos_t"] - subscribed["t"],
     }
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 def _figures(
@@ -493,8 +578,22 @@ def _figures(
         "calls": {t: counts["calls"].get(t, 0) for t in CALL_TYPES},
         "store_writes": stats.get("store_writes"),
         "store_bytes": stats.get("store_bytes"),
+        "store_syncs": stats.get("store_syncs"),
+        "store_writes_per_sync": _ratio(stats.get("store_writes"), stats.get("store_syncs")),
         "scheduler_peak_rss_bytes": peak_rss,
+        "devcluster_cpu_seconds": measured["devcluster_cpu"],
+        "event_thread_busy_share": _ratio(
+            (stats.get("event_thread") or {}).get("busy_seconds"),
+            (stats.get("event_thread") or {}).get("window_seconds"),
+        ),
+        **counts.get("updates", {}),
     }
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
 
 
 def summarise(runs: list[dict]) -> dict:

@@ -27,7 +27,8 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +105,39 @@ def within(timeout: float, fn: Callable[[], None], what: str) -> bool:
     return not thread.is_alive()
 
 
+class BusyMeter:
+    """How much of its time pymesos' event thread spends in our callbacks (the benchmark's
+    "event-thread busy share"): while a callback runs, pymesos reads no further event.
+
+    `busy_seconds` sums callback durations (perf_counter); the window runs from the first
+    callback to `summary()`. Callbacks run on one thread, so no lock is needed.
+    """
+
+    def __init__(self) -> None:
+        self.busy_seconds = 0.0
+        self.callbacks = 0
+        self.first: float | None = None
+
+    @contextmanager
+    def measure(self) -> Iterator[None]:
+        started = time.perf_counter()
+        if self.first is None:
+            self.first = started
+        try:
+            yield
+        finally:
+            self.busy_seconds += time.perf_counter() - started
+            self.callbacks += 1
+
+    def summary(self) -> dict:
+        window = 0.0 if self.first is None else time.perf_counter() - self.first
+        return {
+            "busy_seconds": self.busy_seconds,
+            "window_seconds": window,
+            "callbacks": self.callbacks,
+        }
+
+
 class CalicoScheduler(Scheduler):
     """Feeds the plan from pymesos and applies its decisions. Thread-safe: one lock."""
 
@@ -143,6 +177,7 @@ class CalicoScheduler(Scheduler):
         self._epoch = clock() - time.monotonic()
         self.lock = threading.RLock()
         self.counters: Counter[str] = Counter()
+        self.busy = BusyMeter()  # pymesos' event thread in our callbacks
         self.artifacts: dict[str, Path] = {}  # served at /v1/artifacts/<name>
         self.failure: str | None = None  # why the scheduler must exit non-zero
         self.plan: Core = core(options, artifacts_url, store, self.timings)
@@ -586,10 +621,11 @@ class CalicoScheduler(Scheduler):
             self._start_driver()
 
     def _safely(self, what: str, fn: Callable[..., None], *args: Any) -> None:
-        try:
-            fn(*args)
-        except Exception:
-            LOG.exception("handling %s failed; carrying on", what)
+        with self.busy.measure():
+            try:
+                fn(*args)
+            except Exception:
+                LOG.exception("handling %s failed; carrying on", what)
 
     # -- the API's read and command interface --------------------------------------------
 

@@ -24,6 +24,13 @@ COLUMNS = (
     ("writes/ag", "{:>9}"),
     ("bytes/ag", "{:>8}"),
     ("rss MB", "{:>7}"),
+    ("ack p50 ms", "{:>10}"),
+    ("ack p99 ms", "{:>10}"),
+    ("resent", "{:>6}"),
+    ("busy %", "{:>6}"),
+    ("wr/sync", "{:>7}"),
+    ("mesos cpu s", "{:>11}"),
+    ("load", "{:>9}"),
 )
 
 
@@ -93,7 +100,18 @@ def row(run: dict) -> list[str]:
         per(run["store_writes"], digits=1),
         per(run["store_bytes"], digits=0),
         f"{run['scheduler_peak_rss_bytes'] / 2**20:.0f}",
+        _scaled(run.get("ack_latency_median_seconds"), 1000.0, 1),
+        _scaled(run.get("ack_latency_p99_seconds"), 1000.0, 1),
+        _scaled(run.get("updates_resent"), 1.0, 0),
+        _scaled(run.get("event_thread_busy_share"), 100.0, 0),
+        _scaled(run.get("store_writes_per_sync"), 1.0, 2),
+        _scaled(run.get("devcluster_cpu_seconds"), 1.0, 1),
+        "/".join(f"{load:.1f}" for load in run.get("load_average", [])) or "-",
     ]
+
+
+def _scaled(value: float | None, scale: float, digits: int) -> str:
+    return "-" if value is None else f"{value * scale:.{digits}f}"
 
 
 def table(document: dict) -> str:

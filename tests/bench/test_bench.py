@@ -40,6 +40,12 @@ def test_bench_of_five_agents_converges_and_writes_every_figure(tmp_path):
     assert run["store_writes"] >= AGENTS * STEPS
     assert run["store_bytes"] > run["store_writes"] * 100
     assert 10 * 2**20 < run["scheduler_peak_rss_bytes"] < 2**30
+    assert run["acknowledged"] == run["calls"]["ACKNOWLEDGE"]
+    assert 0 < run["ack_latency_median_seconds"] <= run["ack_latency_p99_seconds"] < 10
+    assert run["updates_resent"] == 0
+    assert 0 < run["event_thread_busy_share"] < 1
+    assert run["store_writes_per_sync"] > 0
+    assert run["devcluster_cpu_seconds"] > 0
     assert document["cpu_growth_exponent"] is None
     assert "bound s" in result.output and str(AGENTS) in result.output
 
