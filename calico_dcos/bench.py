@@ -312,6 +312,7 @@ def serve_scheduler(options_file: str, stats_file: str, timings: dict[str, float
         "store_bytes": service.store.bytes_written,
         "store_syncs": getattr(service.store, "syncs", None),
         "event_thread": service.scheduler.busy.summary(),
+        "groups": service.scheduler.pipeline.stats.as_dict(),
         "counters": dict(service.scheduler.counters),
     }
     Path(stats_file).write_text(json.dumps(stats))

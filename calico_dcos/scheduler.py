@@ -2,6 +2,10 @@
 
 Decisions are applied in two passes: store writes first, then driver calls, so that a launch
 is on record before its ACCEPT leaves (a crash in between is answered by reconciliation).
+Both passes leave pymesos' event thread: each event's writes and calls go to the group
+committer (`calico_dcos.pipeline`), which writes many events' records with one fsync (or
+one ZooKeeper transaction) and only then hands their calls, and the acknowledgement of the
+update that caused them, to the sender thread, in order.
 A pymesos callback that raises aborts the driver, so every callback logs and carries on.
 
 The core (`calico_dcos.core.interface.Core`) is chosen at construction: the deploy plan
@@ -24,11 +28,13 @@ FrameworkInfo choices:
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +48,7 @@ from calico_dcos.core.records import agent_record, parse_task_id
 from calico_dcos.core.uninstall import Uninstall
 from calico_dcos.core.views import combine
 from calico_dcos.options import read_secret, roles
+from calico_dcos.pipeline import Action, Batch, Pipeline, Write
 from calico_dcos.report_auth import ReportKey, with_report_token
 from calico_dcos.steps import fetch_hint
 
@@ -93,6 +100,36 @@ def bounded_status(status: Mapping) -> Mapping:
     if not isinstance(message, str) or len(message) <= MAX_STATUS_MESSAGE_CHARS:
         return status
     return {**status, "message": message[: MAX_STATUS_MESSAGE_CHARS - 1] + "…"}
+
+
+class ActionSender:
+    """Runs queued actions (Mesos calls, acknowledgements) on its own thread, in order, so
+    that an HTTP round trip to the master never holds pymesos' event thread or the group
+    committer. `put` blocks while `max_queued` actions wait (back-pressure)."""
+
+    def __init__(self, max_queued: int = 50_000) -> None:
+        self._queue: queue.Queue[Action | None] = queue.Queue(max_queued)
+        self._thread = threading.Thread(target=self._loop, name="mesos-sender", daemon=True)
+        self._thread.start()
+
+    def put(self, actions: list[Action]) -> None:
+        for action in actions:
+            self._queue.put(action)
+
+    def close(self, timeout: float) -> None:
+        """Send what is queued (within `timeout`), then stop."""
+        try:
+            self._queue.put(None, timeout=timeout)
+        except queue.Full:
+            return
+        self._thread.join(timeout)
+
+    def _loop(self) -> None:
+        while (action := self._queue.get()) is not None:
+            try:
+                action()
+            except Exception:
+                LOG.exception("sending to Mesos failed")
 
 
 def within(timeout: float, fn: Callable[[], None], what: str) -> bool:
@@ -155,6 +192,7 @@ class CalicoScheduler(Scheduler):
         clock: Callable[[], float] = time.time,
         core: plans.CoreFactory = plans.deploy,
         tokens: TokenSource | None = None,
+        after_group_commit: Callable[[int, list[Batch]], None] | None = None,
     ) -> None:
         self.options = options
         self.tokens = tokens  # strict mode: the service account's DC/OS tokens
@@ -190,6 +228,13 @@ class CalicoScheduler(Scheduler):
         self._converged_at: float | None = None  # monotonic, plan first complete
         self._stopping = threading.Event()
         self._ticker: threading.Thread | None = None
+        self.sender = ActionSender()
+        self.pipeline = Pipeline(
+            self.store.put_many,
+            self.sender.put,
+            lambda exc: self.fail(f"state store write failed: {exc}"),
+            after_commit=after_group_commit,
+        )
 
     def now(self) -> float:
         """The core's time in seconds: monotonic, anchored to the wall clock at start."""
@@ -260,6 +305,8 @@ class CalicoScheduler(Scheduler):
         self._stopping.set()
         if self._ticker is not None:
             self._ticker.join(timeout)
+        self.pipeline.close(timeout)  # what is decided is written, and its calls sent
+        self.sender.close(timeout)
         within(timeout, self._stop_driver, "stopping the pymesos driver")
 
     def _stop_driver(self) -> None:
@@ -310,13 +357,19 @@ class CalicoScheduler(Scheduler):
 
     # -- applying decisions --------------------------------------------------------------
 
-    def _event(self, name: str, handler: Callable[[float], list[ev.Decision]]) -> None:
-        """Feed one event to the plan and apply its decisions (not once failed)."""
+    def _event(
+        self,
+        name: str,
+        handler: Callable[[float], list[ev.Decision]],
+        then: Action | None = None,
+    ) -> None:
+        """Feed one event to the plan and queue its decisions (not once failed); `then` (an
+        acknowledgement) runs after them, once their writes are durable."""
         with self.lock:
             if self.failure:
                 LOG.info("not acting on %s: %s", name, self.failure)
                 return
-            self._apply(handler(self.now()))
+            self._apply(handler(self.now()), then, name)
             self._note_convergence()
 
     def _note_convergence(self) -> None:
@@ -324,32 +377,36 @@ class CalicoScheduler(Scheduler):
             self._converged_at = time.monotonic()
             LOG.info("every agent done %.1f s after subscribing", self.convergence_seconds())
 
-    def _apply(self, decisions: list[ev.Decision]) -> None:
-        """Store writes, then driver calls. A write that fails stops the scheduler before
-        any call: the store is the truth a restart resumes from, and an update that is not
-        acknowledged comes again."""
-        try:
-            self._save(decisions)
-        except Exception as exc:
-            LOG.exception("state store write failed")
-            self.fail(f"state store write failed: {exc}")
-            return
-        for decision in decisions:
-            try:
-                self._call(decision)
-            except Exception:
-                LOG.exception("Mesos call failed: %s", type(decision).__name__)
-
-    def _save(self, decisions: list[ev.Decision]) -> None:
+    def _apply(
+        self, decisions: list[ev.Decision], then: Action | None = None, cause: str = ""
+    ) -> None:
+        """Store writes, then driver calls, through the group committer: a write that fails
+        stops the scheduler before any later call (the store is the truth a restart resumes
+        from, and an update that is not acknowledged comes again)."""
+        writes: list[Write] = []
+        actions: list[Action] = []
         for decision in decisions:
             if isinstance(decision, ev.SaveAgent):
-                self.store.put_agent(decision.agent_id, decision.record)
+                writes.append(("agent", decision.agent_id, decision.record))
             elif isinstance(decision, ev.DeleteAgent):
-                self.store.delete_agent(decision.agent_id)
+                writes.append(("agent", decision.agent_id, None))  # deleted
             elif isinstance(decision, ev.SaveFrameworkId):
-                self.store.set_framework_id(decision.framework_id)
+                writes.append(("framework_id", "", {"framework_id": decision.framework_id}))
             elif isinstance(decision, ev.SaveMeta):
-                self.store.put_meta(decision.key, decision.value)
+                writes.append(("meta", decision.key, decision.value))
+            else:
+                actions.append(partial(self._call_safely, decision))
+        if then is not None:
+            actions.append(then)
+        self.pipeline.submit(Batch(writes, actions, cause))
+
+    def _call_safely(self, decision: ev.Decision) -> None:
+        if self.failure:
+            return
+        try:
+            self._call(decision)
+        except Exception:
+            LOG.exception("Mesos call failed: %s", type(decision).__name__)
 
     def _call(self, decision: ev.Decision) -> None:
         if isinstance(decision, ev.WipeState):
@@ -554,10 +611,18 @@ class CalicoScheduler(Scheduler):
             seen["state"],
             f": {seen['message']}" if seen.get("message") else "",
         )
-        self._event("update", lambda now: self.plan.on_status(seen, now))
-        if "uuid" in status and not self.failure:  # acknowledged only once stored
-            self.counters["ACKNOWLEDGE"] += 1
+        then = partial(self._acknowledge, driver, status) if "uuid" in status else None
+        self._event("update", lambda now: self.plan.on_status(seen, now), then)
+
+    def _acknowledge(self, driver, status: Mapping) -> None:
+        """Runs once the update's effect is durable (never after a failed write)."""
+        if self.failure:
+            return
+        self.counters["ACKNOWLEDGE"] += 1
+        try:
             driver.acknowledgeStatusUpdate(status)
+        except Exception:
+            LOG.exception("acknowledging %s failed", status["task_id"]["value"])
 
     def slaveLost(self, driver, agent_id) -> None:  # noqa: N802
         aid = agent_id["value"]

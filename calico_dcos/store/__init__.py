@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 # Mesos agent IDs ("<uuid>-S3") and our meta keys; nothing that could escape a directory
@@ -54,6 +54,7 @@ class StateStore(Protocol):
 
     writes: int
     bytes_written: int
+    syncs: int  # fsyncs (file store) or write requests (ZooKeeper): the benchmark's figure
 
     def get_framework_id(self) -> str | None: ...
 
@@ -62,6 +63,8 @@ class StateStore(Protocol):
     def load_agents(self) -> dict[str, dict]: ...
 
     def put_agent(self, agent_id: str, record: dict) -> None: ...
+
+    def put_many(self, writes: Sequence[tuple[str, str, dict | None]]) -> None: ...
 
     def delete_agent(self, agent_id: str) -> None: ...
 

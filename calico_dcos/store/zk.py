@@ -35,7 +35,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -69,6 +69,7 @@ from calico_dcos.store import (
 # connection, which a client would retry forever. Every record has a bound far below it
 # (store/__init__.py), checked before the write.
 LEADER = "leader"
+MAX_MULTI_BYTES = 512 * 1024  # one transaction's records, well inside jute.maxbuffer
 KAZOO_LOG = logging.getLogger("calico_dcos.store.kazoo")
 REDACTED = "***"
 SECRET_FIELDS = ("auth", "acl", "data")  # of kazoo's request tuples (protocol/serialization.py)
@@ -386,6 +387,87 @@ class ZooKeeperStore:
             self._write_retry(self._set_or_create, path, data)
         self.writes += 1
         self.bytes_written += len(data)
+
+    def put_many(self, writes: Sequence[tuple[str, str, dict]]) -> None:
+        """A group of records in one multi-op transaction (ZooKeeper's `multi`: all or none,
+        one request, one commit in its log; apache/zookeeper
+        `ZooKeeper.multi`/`MultiOperationRecord`), after the leader's fence check.
+
+        `writes` as `FileStore.put_many`. Nodes not known to exist are created in the same
+        transaction; if a guess was wrong the transaction fails as a whole and the records
+        are written one by one. Sizes are checked first; a group over `MAX_MULTI_BYTES`
+        is split.
+        """
+        ids = [
+            document.get("framework_id") for kind, _, document in writes if kind == "framework_id"
+        ]
+        writes = [write for write in writes if write[0] != "framework_id"]
+        planned = [self._planned(kind, name, document) for kind, name, document in writes]
+        for framework_id in ids:  # rare (a subscription); may be a delete
+            self.set_framework_id(framework_id)
+        start, size = 0, 0
+        for index, (_, data) in enumerate(planned):
+            length = len(data or b"")
+            if index > start and size + length > MAX_MULTI_BYTES:
+                self._put_group(planned[start:index])
+                start, size = index, 0
+            size += length
+        if start < len(planned):
+            self._put_group(planned[start:])
+
+    def _planned(self, kind: str, name: str, document: dict | None) -> tuple[str, bytes | None]:
+        if kind == "agent" and document is None:
+            return self._agent_path(name), None  # deleted
+        if kind == "agent":
+            path, limit = self._agent_path(name), MAX_RECORD_BYTES
+        elif kind == "meta":
+            path, limit = self._path("meta", check_name("meta key", name)), MAX_META_BYTES
+        else:
+            raise StoreError(f"unknown kind of record {kind!r}")
+        return path, check_size(path, encode_document(document), limit)
+
+    def _put_group(self, planned: list[tuple[str, bytes | None]]) -> None:
+        where = planned[0][0] if len(planned) == 1 else f"{len(planned)} nodes under {self.root}"
+        with self._errors(where):
+            try:
+                self._write_retry(self._multi_once, planned)
+            except (NoNodeError, NodeExistsError):
+                for path, data in planned:  # a wrong guess about a node: one by one
+                    if data is None:
+                        self._delete(path)
+                    else:
+                        self._write_retry(self._set_or_create, path, data)
+        self.writes += len(planned)
+        self.bytes_written += sum(len(data or b"") for _, data in planned)
+
+    def _multi_once(self, planned: list[tuple[str, bytes | None]]) -> None:
+        transaction = self._client.transaction()
+        fence = self._fence
+        if fence is not None:
+            transaction.check(fence, -1)
+        for path, data in planned:
+            if data is None:
+                transaction.delete(path)
+            elif path in self._existing:
+                transaction.set_data(path, data)
+            else:
+                transaction.create(path, data)
+        self.syncs += 1
+        results = self._wait(transaction.commit_async())
+        offset = 1 if fence is not None else 0
+        if (
+            fence is not None
+            and isinstance(results[0], Exception)
+            and not isinstance(results[0], RolledBackError)
+        ):
+            with self._leadership_mutex:
+                self._fenced = True
+            raise StoreError(f"{self.root}: not written, {fence} is gone: leadership was lost")
+        for result in results[offset:]:
+            if isinstance(result, Exception) and not isinstance(result, RolledBackError):
+                raise result
+        self._existing.update(path for path, data in planned if data is not None)
+        self._existing.difference_update(path for path, data in planned if data is None)
 
     def _set_or_create(self, path: str, data: bytes) -> None:
         """One round trip when we know whether the node exists, two when we guessed wrong."""

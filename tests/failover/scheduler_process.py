@@ -21,6 +21,21 @@ TIMINGS = {
 logging.basicConfig(
     level=logging.INFO, format=f"%(asctime)s [{os.getpid()}] %(levelname)s %(name)s: %(message)s"
 )
+
+
+def exit_after_group(number: int):
+    """TEST_EXIT_AFTER_GROUP=N: die (as SIGKILL would: no clean-up) right after the first
+    group of store writes from the N-th on that holds a status update's effect is durable,
+    before its calls and acknowledgements are sent."""
+
+    def after_commit(group: int, batches: list) -> None:
+        if group >= number and any(batch.cause == "update" and batch.writes for batch in batches):
+            os._exit(137)
+
+    return after_commit
+
+
+crash_at = os.environ.get("TEST_EXIT_AFTER_GROUP")
 service = start_service(
     load_or_exit(None),
     host="127.0.0.1",
@@ -28,6 +43,7 @@ service = start_service(
     timings=TIMINGS,
     tick_seconds=0.1,
     heartbeat_timeout=float(os.environ.get("TEST_HEARTBEAT_TIMEOUT", "75")),
+    after_group_commit=exit_after_group(int(crash_at)) if crash_at else None,
 )
 print(service.api.port, flush=True)
 sys.exit(wait_for_signal(service))

@@ -204,3 +204,40 @@ def test_second_leader_takes_over_when_the_first_process_is_killed(backend):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_put_many_writes_a_group_that_a_second_store_reads_back(backend):
+    store = backend.open()
+    store.put_agent("g-S0", {"old": True})
+    records = {f"g-S{n}": agent_record(f"g-S{n}") for n in range(50)}
+    writes = [("agent", aid, record) for aid, record in records.items()]
+    writes += [("meta", "flags", {"paused": True}), ("framework_id", "", {"framework_id": "f-9"})]
+
+    store.put_many(writes)
+
+    reader = backend.open()
+    assert reader.load_agents() == records
+    assert reader.get_meta("flags") == {"paused": True}
+    assert reader.get_framework_id() == "f-9"
+    assert store.writes == 1 + len(writes)
+
+
+def test_put_many_is_one_flush_for_the_whole_group(backend):
+    store = backend.open()
+    before = store.syncs
+
+    store.put_many([("agent", f"g-S{n}", agent_record(f"g-S{n}")) for n in range(100)])
+
+    # The file store: one syncfs and one fsync of agents/; ZooKeeper: one transaction.
+    assert store.syncs - before <= 2
+
+
+def test_put_many_refuses_a_group_with_one_record_over_its_bound_before_writing(backend):
+    store = backend.open()
+    too_large = {"blob": "x" * MAX_RECORD_BYTES}
+    writes = [("agent", "g-S0", agent_record("g-S0")), ("agent", "g-S1", too_large)]
+
+    with pytest.raises(RecordTooLarge, match="g-S1"):
+        store.put_many(writes)
+
+    assert backend.open().load_agents() == {}
