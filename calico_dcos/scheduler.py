@@ -28,7 +28,6 @@ FrameworkInfo choices:
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import Counter
@@ -50,6 +49,7 @@ from calico_dcos.core.views import combine
 from calico_dcos.options import read_secret, roles
 from calico_dcos.pipeline import Action, Batch, Pipeline, Write
 from calico_dcos.report_auth import ReportKey, with_report_token
+from calico_dcos.sender import CONTROL, Call, Master, Sender
 from calico_dcos.steps import fetch_hint
 
 if TYPE_CHECKING:  # strict mode's modules load cryptography: only when strict mode is on
@@ -100,36 +100,6 @@ def bounded_status(status: Mapping) -> Mapping:
     if not isinstance(message, str) or len(message) <= MAX_STATUS_MESSAGE_CHARS:
         return status
     return {**status, "message": message[: MAX_STATUS_MESSAGE_CHARS - 1] + "…"}
-
-
-class ActionSender:
-    """Runs queued actions (Mesos calls, acknowledgements) on its own thread, in order, so
-    that an HTTP round trip to the master never holds pymesos' event thread or the group
-    committer. `put` blocks while `max_queued` actions wait (back-pressure)."""
-
-    def __init__(self, max_queued: int = 50_000) -> None:
-        self._queue: queue.Queue[Action | None] = queue.Queue(max_queued)
-        self._thread = threading.Thread(target=self._loop, name="mesos-sender", daemon=True)
-        self._thread.start()
-
-    def put(self, actions: list[Action]) -> None:
-        for action in actions:
-            self._queue.put(action)
-
-    def close(self, timeout: float) -> None:
-        """Send what is queued (within `timeout`), then stop."""
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            return
-        self._thread.join(timeout)
-
-    def _loop(self) -> None:
-        while (action := self._queue.get()) is not None:
-            try:
-                action()
-            except Exception:
-                LOG.exception("sending to Mesos failed")
 
 
 def within(timeout: float, fn: Callable[[], None], what: str) -> bool:
@@ -228,7 +198,8 @@ class CalicoScheduler(Scheduler):
         self._converged_at: float | None = None  # monotonic, plan first complete
         self._stopping = threading.Event()
         self._ticker: threading.Thread | None = None
-        self.sender = ActionSender()
+        self.sender = Sender()
+        self.master_api = Master(lambda: self.driver, options["service"]["ca_bundle"])
         self.pipeline = Pipeline(
             self.store.put_many,
             self.sender.put,
@@ -394,11 +365,65 @@ class CalicoScheduler(Scheduler):
                 writes.append(("framework_id", "", {"framework_id": decision.framework_id}))
             elif isinstance(decision, ev.SaveMeta):
                 writes.append(("meta", decision.key, decision.value))
+            elif isinstance(decision, ev.Launch | ev.Decline | ev.Kill | ev.Revive):
+                actions.append(Call(CONTROL, partial(self._send_call, decision)))
             else:
                 actions.append(partial(self._call_safely, decision))
         if then is not None:
             actions.append(then)
         self.pipeline.submit(Batch(writes, actions, cause))
+
+    def _send_call(self, decision: ev.Decision, session: Any) -> None:
+        """ACCEPT, DECLINE, KILL or REVIVE, from the sender (`calico_dcos.sender`), as
+        pymesos' driver would build it (douban/pymesos `pymesos/scheduler.py`)."""
+        driver = self.driver
+        if self.failure or driver is None:
+            return
+        framework_id = {"value": driver.framework_id}
+        if isinstance(decision, ev.Launch):
+            self.counters["ACCEPT"] += 1
+            task_id = decision.task_info["task_id"]["value"]
+            LOG.info("launching %s on %s", task_id, decision.agent_id)
+            body = {
+                "type": "ACCEPT",
+                "framework_id": framework_id,
+                "accept": {
+                    "offer_ids": [{"value": decision.offer_id}],
+                    "operations": [
+                        {
+                            "type": "LAUNCH",
+                            "launch": {
+                                "task_infos": [
+                                    with_report_token(decision.task_info, self.report_key)
+                                ]
+                            },
+                        }
+                    ],
+                    "filters": {"refuse_seconds": decision.refuse_seconds},
+                },
+            }
+        elif isinstance(decision, ev.Decline):
+            self.counters["DECLINE"] += 1
+            body = {
+                "type": "DECLINE",
+                "framework_id": framework_id,
+                "decline": {
+                    "offer_ids": [{"value": offer_id} for offer_id in decision.offer_ids],
+                    "filters": {"refuse_seconds": decision.refuse_seconds},
+                },
+            }
+        elif isinstance(decision, ev.Kill):
+            self.counters["KILL"] += 1
+            LOG.info("killing %s", decision.task_id)
+            body = {
+                "type": "KILL",
+                "framework_id": framework_id,
+                "kill": {"task_id": {"value": decision.task_id}},
+            }
+        else:
+            self.counters["REVIVE"] += 1
+            body = {"type": "REVIVE", "framework_id": framework_id}
+        self.master_api.post(session, body)
 
     def _call_safely(self, decision: ev.Decision) -> None:
         if self.failure:
@@ -424,24 +449,11 @@ class CalicoScheduler(Scheduler):
             return
         if isinstance(decision, ev.Teardown):
             self._teardown(driver)
-        elif isinstance(decision, ev.Launch):
-            self._launch(driver, decision)
-        elif isinstance(decision, ev.Decline):
-            self.counters["DECLINE"] += 1
-            offer_ids = [{"value": offer_id} for offer_id in decision.offer_ids]
-            driver.declineOffer(offer_ids, {"refuse_seconds": decision.refuse_seconds})
-        elif isinstance(decision, ev.Kill):
-            self.counters["KILL"] += 1
-            LOG.info("killing %s", decision.task_id)
-            driver.killTask({"value": decision.task_id})
         elif isinstance(decision, ev.Reconcile):
             self.counters["RECONCILE"] += 1
             tasks = [{"task_id": {"value": t}, "agent_id": {"value": a}} for t, a in decision.tasks]
             LOG.info("reconciling %s", f"{len(tasks)} tasks" if tasks else "implicitly")
             driver.reconcileTasks(tasks)
-        elif isinstance(decision, ev.Revive):
-            self.counters["REVIVE"] += 1
-            driver.reviveOffers()
 
     def _teardown(self, driver: MesosSchedulerDriver) -> None:
         """pymesos sends TEARDOWN from its IO thread once stopped without failover; Mesos
@@ -463,13 +475,6 @@ class CalicoScheduler(Scheduler):
             return
         LOG.info("uninstalled: the framework is torn down and its state deleted")
         self.uninstalled.set()
-
-    def _launch(self, driver: MesosSchedulerDriver, launch: ev.Launch) -> None:
-        self.counters["ACCEPT"] += 1
-        LOG.info("launching %s on %s", launch.task_info["task_id"]["value"], launch.agent_id)
-        refuse = {"refuse_seconds": launch.refuse_seconds}
-        task_info = with_report_token(launch.task_info, self.report_key)
-        driver.launchTasks([{"value": launch.offer_id}], [task_info], refuse)
 
     # -- pymesos callbacks (never raise into the driver) ---------------------------------
 
@@ -611,18 +616,28 @@ class CalicoScheduler(Scheduler):
             seen["state"],
             f": {seen['message']}" if seen.get("message") else "",
         )
-        then = partial(self._acknowledge, driver, status) if "uuid" in status else None
+        then = None
+        if "uuid" in status:
+            then = Call(seen["task_id"]["value"], partial(self._acknowledge, status))
         self._event("update", lambda now: self.plan.on_status(seen, now), then)
 
-    def _acknowledge(self, driver, status: Mapping) -> None:
-        """Runs once the update's effect is durable (never after a failed write)."""
-        if self.failure:
+    def _acknowledge(self, status: Mapping, session: Any) -> None:
+        """From the sender, once the update's effect is durable (never after a failed
+        write); on the task's own lane, so that its acknowledgements keep their order."""
+        driver = self.driver
+        if self.failure or driver is None:
             return
         self.counters["ACKNOWLEDGE"] += 1
-        try:
-            driver.acknowledgeStatusUpdate(status)
-        except Exception:
-            LOG.exception("acknowledging %s failed", status["task_id"]["value"])
+        body = {
+            "type": "ACKNOWLEDGE",
+            "framework_id": {"value": driver.framework_id},
+            "acknowledge": {
+                "agent_id": status["agent_id"],
+                "task_id": status["task_id"],
+                "uuid": status["uuid"],
+            },
+        }
+        self.master_api.post(session, body)
 
     def slaveLost(self, driver, agent_id) -> None:  # noqa: N802
         aid = agent_id["value"]

@@ -1,0 +1,74 @@
+"""The scheduler's own sender (`calico_dcos.sender`) against the devcluster over real
+sockets: calls carry the subscription's stream ID from a real pymesos driver, a refused call
+raises `CallRefused` with the master's reason, and a task's acknowledgements keep their
+order on one lane while the other lanes carry on."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from calico_dcos.sender import CONTROL, Call, CallRefused, Master, NotSubscribed, Sender
+from tests.helpers.devcluster import wait_until
+
+
+def calls_of(cluster, kind: str) -> list[dict]:
+    return [e for e in cluster.timeline() if e.get("event") == "call" and e["type"] == kind]
+
+
+class StaleStream:
+    """The driver as it is after a re-subscription the sender has not seen: an old stream."""
+
+    def __init__(self, driver) -> None:
+        self._driver = driver
+        self.stream_id = "0ff1ce00-0000-4000-8000-000000000000"
+        self.master = driver.master
+        self._basic_credential = None
+
+
+def test_a_call_carries_the_stream_id_and_reaches_the_master(cluster, framework):
+    master = Master(lambda: framework.driver)
+    body = {"type": "REVIVE", "framework_id": {"value": framework.framework_id}}
+
+    with requests.Session() as session:
+        master.post(session, body)
+
+    wait_until(lambda: calls_of(cluster, "REVIVE"), what="the REVIVE at the master")
+
+
+def test_a_refused_call_says_what_the_master_said(cluster, framework):
+    master = Master(lambda: StaleStream(framework.driver))
+    body = {"type": "REVIVE", "framework_id": {"value": framework.framework_id}}
+
+    with requests.Session() as session, pytest.raises(CallRefused) as refused:
+        master.post(session, body)
+
+    assert refused.value.status == 400
+    assert "didn't match" in refused.value.reason
+    assert "REVIVE" in str(refused.value)
+
+
+def test_without_a_subscription_nothing_is_sent(cluster):
+    master = Master(lambda: None)
+
+    with requests.Session() as session, pytest.raises(NotSubscribed):
+        master.post(session, {"type": "REVIVE"})
+
+
+def test_a_tasks_calls_stay_in_order_on_their_lane_and_refusals_are_counted():
+    sender = Sender(lanes=3)
+    seen: list[tuple[str, int]] = []
+
+    def record(key: str, n: int):
+        return Call(key, lambda session: seen.append((key, n)))
+
+    def refuse(session) -> None:
+        raise CallRefused("ACCEPT", 400, "Offer 7 is no longer valid")
+
+    sender.put([record("task-a", n) for n in range(50)] + [Call(CONTROL, refuse)])
+    sender.put([record("task-b", n) for n in range(50)])
+    sender.close(10)
+
+    for key in ("task-a", "task-b"):
+        assert [n for k, n in seen if k == key] == list(range(50))
+    assert sender.sent == 100 and sender.refused == 1
