@@ -155,6 +155,9 @@ def run_with_bar(settings: Settings, agents: int) -> dict:
 @click.option("--scheduler-timing", "timings", multiple=True, metavar="NAME=SECONDS",
               help="Experiment: a plan timing (wait_refuse_seconds, revive_interval_seconds, "
               "…) that `calico-dcos run` does not set. Repeatable.")  # fmt: skip
+@click.option("--simulate", "simulate", type=int, default=None, metavar="AGENTS",
+              help="Instead: the plan alone on a virtual clock (no sockets, no store) for "
+              "this many agents, with the same settings.")  # fmt: skip
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the figures here.")  # fmt: skip
 def bench(
@@ -167,9 +170,14 @@ def bench(
     timeout: float,
     profile_dir: Path | None,
     timings: tuple[str, ...],
+    simulate: int | None,
     json_file: Path | None,
 ) -> None:
     """Measure convergence at cluster scale: the real scheduler against N synthetic agents."""
+    if simulate is not None:
+        simulated(simulate, restart_budget, step_seconds, restart_seconds,
+                  allocation_interval, json_file)  # fmt: skip
+        return
     if store and not store.startswith("zk://"):
         raise click.BadParameter("expected zk://host:port/path", param_hint="--store")
     settings = Settings(
@@ -188,4 +196,45 @@ def bench(
     if json_file:
         json_file.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
     if not all(run["converged"] for run in runs):
+        raise SystemExit(1)
+
+
+def simulated(
+    agents: int,
+    restart_budget: str,
+    step_seconds: float,
+    restart_seconds: str,
+    allocation_interval: float,
+    json_file: Path | None,
+) -> None:
+    """`--simulate N`: the decision core alone (`calico_dcos.simulate`)."""
+    from calico_dcos.simulate import SimSettings, Simulation
+
+    if agents < 1:
+        raise click.BadParameter("at least 1 agent", param_hint="--simulate")
+    restarts = parse_restart_seconds(restart_seconds)
+    settings = SimSettings(
+        agents=agents,
+        restart_budget=str(parse_budget(restart_budget)),
+        allocation_interval=allocation_interval,
+        step_seconds=step_seconds,
+        restart_seconds=max(restarts.values()),
+    )
+    result = Simulation(settings).run().as_dict()
+    click.echo(
+        f"{agents} agents (plan only, virtual clock): "
+        f"{'converged' if result['converged'] else 'NOT converged'} after "
+        f"{result['virtual_seconds']:.1f} virtual s\n"
+        f"core CPU {result['core_cpu_seconds']:.1f} s for {result['events']} events "
+        f"({result['events_per_cpu_second']:.0f} events/s; {result['updates']} updates, "
+        f"{result['offers']} offers, {result['decisions']} decisions)\n"
+        f"largest single call: {result['largest_call_seconds'] * 1000:.0f} ms CPU, "
+        f"{result['largest_call_event']} of {result['largest_call_size']} giving "
+        f"{result['largest_call_decisions']} decisions\n"
+        f"peak RSS growth {result['rss_growth_bytes'] / 2**20:.0f} MiB "
+        f"({result['rss_bytes_per_agent'] / 1024:.1f} KiB per agent)"
+    )
+    if json_file:
+        json_file.write_text(json.dumps(result, indent=2) + "\n")
+    if not result["converged"]:
         raise SystemExit(1)

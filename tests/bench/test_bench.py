@@ -84,3 +84,17 @@ def test_growth_leaves_out_a_size_cut_off_by_the_timeout():
 
     assert document["cpu_growth_exponent"] == pytest.approx(1.0)
     assert document["rss_growth_bytes_per_agent"] == pytest.approx(1024)
+
+
+def test_the_plan_only_simulation_converges_and_reports_its_figures(tmp_path):
+    out = tmp_path / "sim.json"
+
+    result = CliRunner().invoke(bench, ["--simulate", "200", "--json", str(out)])
+
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out.read_text())
+    assert figures["converged"] and figures["agents"] == 200
+    assert figures["updates"] == 200 * 12  # STARTING, RUNNING per step; FINISHED for two
+    assert figures["largest_call_event"] == "offers" and figures["largest_call_size"] == 200
+    assert figures["events_per_cpu_second"] > 0 and figures["core_cpu_seconds"] > 0
+    assert "events/s" in result.output
