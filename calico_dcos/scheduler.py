@@ -198,8 +198,8 @@ class CalicoScheduler(Scheduler):
         self._converged_at: float | None = None  # monotonic, plan first complete
         self._stopping = threading.Event()
         self._ticker: threading.Thread | None = None
-        self.sender = Sender()
-        self.master_api = Master(lambda: self.driver, options["service"]["ca_bundle"])
+        self.sender = Sender(ca_bundle=options["service"]["ca_bundle"])
+        self.master_api = Master(lambda: self.driver)
         self.pipeline = Pipeline(
             self.store.put_many,
             self.sender.put,

@@ -6,11 +6,13 @@ stream ID) and sends the rare calls (RECONCILE, TEARDOWN). Its `_send` makes eve
 one `http.client` connection under the driver's lock (douban/pymesos
 `pymesos/scheduler.py`, `MesosSchedulerDriver._send`), one at a time: at thousands of agents
 the ACKNOWLEDGEs (12 per agent) and ACCEPTs (5 per agent) queue behind each other there.
-Here they go out on `LANES` threads, each with its own `requests.Session` (urllib3 keeps
-its connection alive), as the Mesos v1 scheduler API describes them: a POST of the JSON
-`Call` to `/api/v1/scheduler` with the `Mesos-Stream-Id` header of the current subscription
-(apache/mesos docs/scheduler-http-api.md, "Calls"; src/master/http.cpp rejects a call
-without it) and the driver's `Authorization` (Basic, or DC/OS' `token=` in strict mode).
+Here they go out on `LANES` threads, each with its own urllib3 `PoolManager` (one
+kept-alive connection per master; urllib3 rather than requests, whose per-request work
+doubled the scheduler's CPU per agent in the benchmark), as the Mesos v1 scheduler API
+describes them: a POST of the JSON `Call` to `/api/v1/scheduler` with the
+`Mesos-Stream-Id` header of the current subscription (apache/mesos
+docs/scheduler-http-api.md, "Calls"; src/master/http.cpp rejects a call without it) and the
+driver's `Authorization` (Basic, or DC/OS' `token=` in strict mode).
 
 Order where Mesos needs it: an agent resends an update until it is acknowledged and sends
 the next update of a task only then (src/slave/task_status_update_manager.cpp), so the
@@ -28,6 +30,7 @@ reconciles after reconnecting.
 
 from __future__ import annotations
 
+import json
 import logging
 import queue
 import threading
@@ -35,8 +38,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-import requests
-from requests.adapters import HTTPAdapter
+import urllib3
 
 LOG = logging.getLogger("calico_dcos.sender")
 LANES = 4
@@ -66,25 +68,38 @@ class Call:
 
     __slots__ = ("key", "send")
 
-    def __init__(self, key: str, send: Callable[[requests.Session], None]) -> None:
+    def __init__(self, key: str, send: Callable[[urllib3.PoolManager], None]) -> None:
         self.key = key
         self.send = send
 
     def __call__(self) -> None:  # run in place (tests, or without a sender)
-        with requests.Session() as session:
-            self.send(session)
+        with connections() as pool:
+            self.send(pool)
+
+
+def connections(ca_bundle: str = "") -> urllib3.PoolManager:
+    """One kept-alive connection per master (HTTP, or HTTPS verified against `ca_bundle`);
+    no retries of its own: a lost call is Mesos' to ask again."""
+    return urllib3.PoolManager(
+        num_pools=2,
+        maxsize=1,
+        block=False,
+        retries=False,
+        timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS),
+        ca_certs=ca_bundle or None,
+    )
 
 
 class Master:
     """Where and how to call the master right now, read from the pymesos driver at each
     call (it changes on master failover and re-subscription)."""
 
-    def __init__(self, driver: Callable[[], Any], ca_bundle: str = "") -> None:
+    def __init__(self, driver: Callable[[], Any]) -> None:
         self._driver = driver
-        self.ca_bundle = ca_bundle
 
-    def post(self, session: requests.Session, body: dict) -> None:
-        """POST one `Call`; `CallRefused` for a 4xx/5xx, `NotSubscribed` without a stream.
+    def post(self, pool: urllib3.PoolManager, body: dict) -> None:
+        """POST one `Call` on `pool`; `CallRefused` for a 4xx/5xx, `NotSubscribed` without a
+        stream, urllib3's `HTTPError` when the master cannot be reached.
 
         Strict mode: a 401 makes the driver drop its token (`unauthorized`) and the call is
         sent once more with a fresh one, as pymesos' own calls are (calico_dcos/strict.py).
@@ -96,33 +111,35 @@ class Master:
                 raise NotSubscribed(body["type"])
             tls = getattr(driver, "tls_context", None) is not None
             url = f"{'https' if tls else 'http'}://{driver.master}/api/v1/scheduler"
-            headers = {"Mesos-Stream-Id": stream_id, "Accept": "application/json"}
+            headers = {
+                "Mesos-Stream-Id": stream_id,
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+            }
             credential = driver._basic_credential  # pymesos' Authorization value, or None
             if credential:
                 headers["Authorization"] = credential
-            response = session.post(
-                url,
-                json=body,
-                headers=headers,
-                timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS),
-                verify=self.ca_bundle if tls and self.ca_bundle else True,
-            )
-            if response.status_code < 400:
-                response.content  # noqa: B018 (read it, so the connection is reused)
-                unauthorized_reset = getattr(driver, "unauthorized_in_a_row", None)
-                if unauthorized_reset:
+            response = pool.request(
+                "POST", url, body=json.dumps(body).encode(), headers=headers
+            )  # the whole answer is read, so the connection goes back to the pool
+            if response.status < 400:
+                if getattr(driver, "unauthorized_in_a_row", None):
                     driver.unauthorized_in_a_row = 0
                 return
-            if response.status_code == 401 and attempt == 1 and hasattr(driver, "unauthorized"):
+            if response.status == 401 and attempt == 1 and hasattr(driver, "unauthorized"):
                 driver.unauthorized(f"a {body['type']} call")
                 continue
-            raise CallRefused(body["type"], response.status_code, response.text[:1024])
+            reason = response.data[:1024].decode("utf-8", "replace")
+            raise CallRefused(body["type"], response.status, reason)
 
 
 class Sender:
     """`LANES` threads sending `Call`s (and running any other queued action on lane 0)."""
 
-    def __init__(self, lanes: int = LANES, max_queued: int = MAX_QUEUED) -> None:
+    def __init__(
+        self, lanes: int = LANES, max_queued: int = MAX_QUEUED, ca_bundle: str = ""
+    ) -> None:
+        self.ca_bundle = ca_bundle
         self.sent = 0
         self.refused = 0
         self.lost = 0
@@ -157,19 +174,17 @@ class Sender:
             thread.join(timeout)
 
     def _loop(self, q: queue.Queue[Callable[[], None] | None]) -> None:
-        session = requests.Session()
-        session.mount("http://", HTTPAdapter(pool_connections=1, pool_maxsize=1))
-        session.mount("https://", HTTPAdapter(pool_connections=1, pool_maxsize=1))
+        pool = connections(self.ca_bundle)
         try:
             while (action := q.get()) is not None:
-                self._run(action, session)
+                self._run(action, pool)
         finally:
-            session.close()
+            pool.clear()
 
-    def _run(self, action: Callable[[], None], session: requests.Session) -> None:
+    def _run(self, action: Callable[[], None], pool: urllib3.PoolManager) -> None:
         try:
             if isinstance(action, Call):
-                action.send(session)
+                action.send(pool)
                 self.sent += 1
             else:
                 action()
@@ -179,7 +194,7 @@ class Sender:
         except NotSubscribed as exc:
             self.lost += 1
             LOG.info("not subscribed: the %s call is not sent (Mesos will ask again)", exc)
-        except requests.RequestException as exc:
+        except urllib3.exceptions.HTTPError as exc:
             self.lost += 1
             LOG.warning("a call to the Mesos master failed (%s); Mesos will ask again", exc)
         except Exception:

@@ -6,9 +6,16 @@ order on one lane while the other lanes carry on."""
 from __future__ import annotations
 
 import pytest
-import requests
 
-from calico_dcos.sender import CONTROL, Call, CallRefused, Master, NotSubscribed, Sender
+from calico_dcos.sender import (
+    CONTROL,
+    Call,
+    CallRefused,
+    Master,
+    NotSubscribed,
+    Sender,
+    connections,
+)
 from tests.helpers.devcluster import wait_until
 
 
@@ -30,7 +37,7 @@ def test_a_call_carries_the_stream_id_and_reaches_the_master(cluster, framework)
     master = Master(lambda: framework.driver)
     body = {"type": "REVIVE", "framework_id": {"value": framework.framework_id}}
 
-    with requests.Session() as session:
+    with connections() as session:
         master.post(session, body)
 
     wait_until(lambda: calls_of(cluster, "REVIVE"), what="the REVIVE at the master")
@@ -40,7 +47,7 @@ def test_a_refused_call_says_what_the_master_said(cluster, framework):
     master = Master(lambda: StaleStream(framework.driver))
     body = {"type": "REVIVE", "framework_id": {"value": framework.framework_id}}
 
-    with requests.Session() as session, pytest.raises(CallRefused) as refused:
+    with connections() as session, pytest.raises(CallRefused) as refused:
         master.post(session, body)
 
     assert refused.value.status == 400
@@ -51,7 +58,7 @@ def test_a_refused_call_says_what_the_master_said(cluster, framework):
 def test_without_a_subscription_nothing_is_sent(cluster):
     master = Master(lambda: None)
 
-    with requests.Session() as session, pytest.raises(NotSubscribed):
+    with connections() as session, pytest.raises(NotSubscribed):
         master.post(session, {"type": "REVIVE"})
 
 
