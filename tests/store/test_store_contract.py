@@ -241,3 +241,12 @@ def test_put_many_refuses_a_group_with_one_record_over_its_bound_before_writing(
         store.put_many(writes)
 
     assert backend.open().load_agents() == {}
+
+
+def test_put_many_deletes_an_agent_given_none_and_ignores_one_never_stored(backend):
+    store = backend.open()
+    store.put_agent("g-S0", agent_record("g-S0"))
+
+    store.put_many([("agent", "g-S0", None), ("agent", "g-S9", None), ("agent", "g-S1", {})])
+
+    assert backend.open().load_agents() == {"g-S1": {}}
