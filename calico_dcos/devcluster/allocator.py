@@ -1,18 +1,34 @@
-"""The allocator: every allocation interval, offer each agent's free resources.
+"""The allocator: offer each agent's free resources the way Mesos' hierarchical allocator does.
 
-One offer per agent per role, in one OFFERS event per framework per round, as the real
-hierarchical allocator batches them. A round walks the agents once per framework, and the
-filters and offers are dictionaries, so a round costs O(agents x frameworks).
+Source: apache/mesos `src/master/allocator/mesos/hierarchical.cpp`
+(`HierarchicalAllocatorProcess::__generateOffers`, `recoverResources`, `isFiltered`,
+`deactivateFramework`, `reviveOffers`) and `sorter/drf/sorter.hpp` (`compareDRF`):
+
+- Each round shuffles the connected agents (`std::random_shuffle`; here a `random.Random`
+  that a seed makes reproducible). For each agent the roles are visited in DRF order (lowest
+  dominant share first, then fewest allocations, then name), and in each role its frameworks
+  in the same order. A framework gets what is `allocatableTo(role)`: the **unreserved**
+  resources, which therefore go to whichever of its roles comes first, plus those reserved
+  to that role. One offer per agent per role, all of a round in one OFFERS event per framework.
+- Offers below the minimum allocatable resources (`cpus:0.01|mem:32`) are not made.
+- A refusal (DECLINE, or the unused part of an ACCEPT) installs a filter holding exactly the
+  refused resources, for `max(allocation_interval, refuse_seconds)`; it hides an offer only
+  when the refused resources contain it (`RefusedOfferFilter::filter`). Resources recovered
+  without filters (freed by a task, a rescinded offer) come back unfiltered; a framework's
+  filters are cleared when it disconnects (`deactivateFramework`) and per role on REVIVE.
+- REVIVE, a framework subscribing and an agent (re-)registering ask for an allocation at
+  once (`generateOffers`), besides the periodic one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections import deque
 from typing import TYPE_CHECKING
 
-from calico_dcos.devcluster.framework import Framework, Offer
+from calico_dcos.devcluster.framework import Framework, Offer, OfferFilter
 from calico_dcos.devcluster.resources import Resources
 
 if TYPE_CHECKING:
@@ -21,77 +37,182 @@ if TYPE_CHECKING:
 
 MIN_CPUS = 0.01
 MIN_MEM = 32.0
+SHARE_RESOURCES = ("cpus", "mem", "disk")
+
+Pools = dict[str, Resources]
 
 
 def allocatable(pool: Resources) -> bool:
-    """Mesos offers only resources worth offering (the allocator's minimums)."""
+    """Mesos offers only resources worth offering (`--min_allocatable_resources`)."""
     return pool.scalars.get("cpus", 0.0) >= MIN_CPUS or pool.scalars.get("mem", 0.0) >= MIN_MEM
 
 
+def _add_scalars(into: dict[str, float], pools: Pools) -> None:
+    for pool in pools.values():
+        for name, value in pool.scalars.items():
+            into[name] = into.get(name, 0.0) + value
+
+
 class Allocator:
-    def __init__(self, master: Master, interval: float, offer_timeout: float | None) -> None:
+    def __init__(
+        self,
+        master: Master,
+        interval: float,
+        offer_timeout: float | None,
+        seed: int | None = None,
+    ) -> None:
+        """`seed`: makes the agents' shuffle, and so which role gets an agent's unreserved
+        resources when shares tie, reproducible."""
         self.master = master
         self.interval = interval
         self.offer_timeout = offer_timeout
+        self.random = random.Random(seed)
         self.rounds: deque[tuple[float, int]] = deque(maxlen=10_000)
         self.offers_made = 0
+        self.counts: dict[str, int] = {}
+        self.framework_counts: dict[tuple[str, str], int] = {}
+        self._requested: asyncio.Handle | None = None
 
     async def run(self) -> None:
         """Allocate forever, one round per interval (a late round starts the next at once)."""
         while True:
-            started = time.monotonic()
-            count = self.allocate()
-            elapsed = time.monotonic() - started
-            self.rounds.append((elapsed, count))
-            await asyncio.sleep(max(0.0, self.interval - elapsed))
+            self._timed_round()
+            await asyncio.sleep(max(0.0, self.interval - self.rounds[-1][0]))
+
+    def _timed_round(self) -> None:
+        started = time.monotonic()
+        count = self.allocate()
+        self.rounds.append((time.monotonic() - started, count))
+
+    def request(self) -> None:
+        """Allocate as soon as the loop is free (one round however many ask)."""
+        if self._requested is None:
+            self._requested = asyncio.get_running_loop().call_soon(self._requested_round)
+
+    def _requested_round(self) -> None:
+        self._requested = None
+        self._timed_round()
+
+    # One round --------------------------------------------------------------------------
 
     def allocate(self) -> int:
         now = time.monotonic()
+        members = self._role_members()
+        if not members:
+            return 0
+        totals: dict[str, float] = {}
+        agents = [a for a in self.master.agents.values() if a.connected and not a.removed]
+        for agent in agents:
+            _add_scalars(totals, agent.total)
+        role_alloc, framework_alloc = self._allocations()
+        self.random.shuffle(agents)
+        batches: dict[str, list[dict]] = {}
+        for agent in agents:
+            for role in self._sorted_roles(members, role_alloc, totals):
+                if not any(not p.is_empty() for p in agent.available.values()):
+                    break
+                frameworks = sorted(
+                    members[role],
+                    key=lambda f, r=role: self._framework_key(f, r, framework_alloc, totals),
+                )
+                for framework in frameworks:
+                    pools = self._allocatable_to(agent, role)
+                    if not pools:
+                        break
+                    merged = Resources()
+                    for pool in pools.values():
+                        merged.add(pool)
+                    if not allocatable(merged):
+                        continue
+                    if framework.filtered(role, agent.agent_id, pools, now):
+                        continue
+                    offer = self._make_offer(framework, agent, role, pools)
+                    batches.setdefault(framework.id, []).append(offer.json)
+                    _add_scalars(role_alloc.setdefault(role, {}), pools)
+                    _add_scalars(framework_alloc.setdefault((framework.id, role), {}), pools)
         made = 0
-        for framework in list(self.master.frameworks.values()):
-            if framework.connected:
-                made += self._allocate_to(framework, now)
+        for framework_id, offers in batches.items():
+            framework = self.master.frameworks[framework_id]
+            framework.send({"type": "OFFERS", "offers": {"offers": offers}})
+            made += len(offers)
         self.offers_made += made
         return made
 
-    def _allocate_to(self, framework: Framework, now: float) -> int:
-        roles = [r for r in framework.roles if r not in framework.suppressed]
-        if not roles:
-            return 0
-        offers = []
-        for agent in self.master.agents.values():
-            if not agent.connected:
+    def _role_members(self) -> dict[str, list[Framework]]:
+        """Each role's frameworks that want offers for it (connected, not suppressed)."""
+        members: dict[str, list[Framework]] = {}
+        for framework in self.master.frameworks.values():
+            if not framework.connected:
                 continue
-            for role, pools in self._offerable(agent, roles).items():
-                if not framework.filtered(role, agent.agent_id, now):
-                    offers.append(self._make_offer(framework, agent, role, pools))
-        if offers:
-            framework.send({"type": "OFFERS", "offers": {"offers": [o.json for o in offers]}})
-        return len(offers)
+            for role in framework.roles:
+                if role not in framework.suppressed:
+                    members.setdefault(role, []).append(framework)
+        return members
+
+    def _allocations(self) -> tuple[dict[str, dict[str, float]], dict[tuple, dict[str, float]]]:
+        """Scalars offered or used by live tasks, per role and per (framework, role)."""
+        by_role: dict[str, dict[str, float]] = {}
+        by_framework: dict[tuple, dict[str, float]] = {}
+        for offer in self.master.offers.values():
+            _add_scalars(by_role.setdefault(offer.role, {}), offer.pools)
+            _add_scalars(by_framework.setdefault((offer.framework_id, offer.role), {}), offer.pools)
+        for framework in self.master.frameworks.values():
+            for task in framework.tasks.values():
+                if task.pools:
+                    _add_scalars(by_role.setdefault(task.role, {}), task.pools)
+                    key = (framework.id, task.role)
+                    _add_scalars(by_framework.setdefault(key, {}), task.pools)
+        return by_role, by_framework
 
     @staticmethod
-    def _offerable(agent: Agent, roles: list[str]) -> dict[str, dict[str, Resources]]:
-        """Free pools by the role they would be allocated to: reserved ones to their role,
-        unreserved ones to `*` if the framework has it, else to its first role."""
-        result: dict[str, dict[str, Resources]] = {}
-        for reserved, pool in agent.available.items():
-            if not allocatable(pool):
-                continue
-            if reserved == "*":
-                target = "*" if "*" in roles else roles[0]
-            elif reserved in roles:
-                target = reserved
-            else:
-                continue
-            result.setdefault(target, {})[reserved] = pool
-        return result
+    def _share(allocated: dict[str, float], totals: dict[str, float]) -> float:
+        """DRF's dominant share (`DRFSorter::calculateShare`), weight 1."""
+        shares = [
+            allocated.get(name, 0.0) / totals[name]
+            for name in SHARE_RESOURCES
+            if totals.get(name, 0.0) > 0
+        ]
+        return max(shares, default=0.0)
 
-    def _make_offer(
-        self, framework: Framework, agent: Agent, role: str, pools: dict[str, Resources]
-    ) -> Offer:
+    def _sorted_roles(
+        self,
+        members: dict[str, list[Framework]],
+        role_alloc: dict[str, dict[str, float]],
+        totals: dict[str, float],
+    ) -> list[str]:
+        """`compareDRF`: share, then allocation count, then name."""
+        return sorted(
+            members,
+            key=lambda r: (self._share(role_alloc.get(r, {}), totals), self.counts.get(r, 0), r),
+        )
+
+    def _framework_key(
+        self,
+        framework: Framework,
+        role: str,
+        framework_alloc: dict[tuple, dict[str, float]],
+        totals: dict[str, float],
+    ) -> tuple:
+        key = (framework.id, role)
+        share = self._share(framework_alloc.get(key, {}), totals)
+        return (share, self.framework_counts.get(key, 0), framework.id)
+
+    @staticmethod
+    def _allocatable_to(agent: Agent, role: str) -> Pools:
+        """`Resources::allocatableTo(role)`: unreserved, and reserved to `role`."""
+        return {
+            reserved: pool
+            for reserved, pool in agent.available.items()
+            if (reserved == "*" or reserved == role) and not pool.is_empty()
+        }
+
+    def _make_offer(self, framework: Framework, agent: Agent, role: str, pools: Pools) -> Offer:
         offer_id = self.master.new_offer_id()
         for reserved in pools:
             agent.available[reserved] = Resources()
+        self.counts[role] = self.counts.get(role, 0) + 1
+        key = (framework.id, role)
+        self.framework_counts[key] = self.framework_counts.get(key, 0) + 1
         refinement = "RESERVATION_REFINEMENT" in framework.capabilities
         resources = []
         for reserved, pool in pools.items():
@@ -122,17 +243,21 @@ class Allocator:
             loop.call_later(self.offer_timeout, self.rescind, offer_id)
         return offer
 
-    def recover(self, offer_id: str, refuse_seconds: float = 0.0) -> Offer | None:
-        """Return an offer's resources to its agent, filtering them for `refuse_seconds`."""
+    # Resources coming back --------------------------------------------------------------
+
+    def recover(self, offer_id: str, refuse_seconds: float | None = None) -> Offer | None:
+        """Return an offer's resources to its agent; with `refuse_seconds` > 0, filter
+        exactly these resources for `max(allocation_interval, refuse_seconds)`."""
         offer = self.master.offers.pop(offer_id, None)
         if offer is None:
             return None
         framework = self.master.frameworks.get(offer.framework_id)
+        refused = {r: p.copy() for r, p in offer.pools.items() if not p.is_empty()}
         if framework:
             framework.offers.pop(offer_id, None)
-            if refuse_seconds > 0:
-                expiry = time.monotonic() + refuse_seconds
-                framework.filters[(offer.role, offer.agent_id)] = expiry
+            if refuse_seconds and refuse_seconds > 0 and refused:
+                expiry = time.monotonic() + max(self.interval, refuse_seconds)
+                framework.add_filter(offer.role, offer.agent_id, OfferFilter(refused, expiry))
         agent = self.master.agents.get(offer.agent_id)
         if agent and not agent.removed:
             for reserved, pool in offer.pools.items():
@@ -140,7 +265,7 @@ class Allocator:
         return offer
 
     def rescind(self, offer_id: str) -> None:
-        """Take an offer back and tell its framework (RESCIND)."""
+        """Take an offer back and tell its framework (RESCIND); no filter."""
         offer = self.recover(offer_id)
         framework = offer and self.master.frameworks.get(offer.framework_id)
         if framework:

@@ -231,6 +231,7 @@ def revive(master: Master, framework: Framework, body: dict | None) -> Reply:
     roles = _roles(framework, body)
     if roles is not None:
         framework.revive(roles)
+        master.allocator.request()
     return None
 
 

@@ -52,13 +52,16 @@ class DevCluster:
         dcos_calico_agents: int = 0,
         strict: bool = False,
         token_lifetime: float = FIVE_DAYS,
+        allocation_seed: int | None = None,
     ) -> None:
         """`dcos_calico_agents`: private agents beyond `agents` whose hosts look like DC/OS
         2.x, with Calico already shipped (the framework must leave them alone).
         `strict`: DC/OS Enterprise strict mode: HTTPS with a CA made at start-up
         (`ca_bundle`), the IAM's login endpoint (`login_endpoint`, tokens valid
         `token_lifetime` seconds), and every scheduler call needs `Authorization: token=…`
-        whose uid is the framework's principal (`register_service_account`)."""
+        whose uid is the framework's principal (`register_service_account`).
+        `allocation_seed`: makes the allocator's agent shuffle (and so which of a framework's
+        roles gets an agent's unreserved resources) reproducible."""
         if executor not in ("process", "synthetic"):
             raise ValueError(f"executor must be 'process' or 'synthetic', not {executor!r}")
         self.initial_agents = (agents, public_agents, dcos_calico_agents)
@@ -70,7 +73,7 @@ class DevCluster:
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="devcluster-"))
         self.master = Master(
             self.workdir, host, allocation_interval, heartbeat_interval, agent_restart_delay,
-            docker_version, offer_timeout, credentials, status_retry_interval,
+            docker_version, offer_timeout, credentials, status_retry_interval, allocation_seed,
         )  # fmt: skip
         self.pki = Pki.create(self.workdir / "pki") if strict else None
         if self.pki:
@@ -117,7 +120,7 @@ class DevCluster:
 
     async def _serve(self, port: int) -> int:
         port_cell = [0]
-        app = make_app(self.master, port_cell, self._failover)
+        app = make_app(self.master, port_cell, self._failover_over_http)
         if self.master.iam is not None:
             self.master.iam.routes(app)  # Admin Router's /acs/…, on the master's port here
         runner = web.AppRunner(
@@ -259,7 +262,12 @@ class DevCluster:
             raise ValueError(f"old_master must be 'redirect' or 'gone', not {old_master!r}")
         return self._run(self._failover(old_master == "gone"))
 
-    async def _failover(self, old_gone: bool) -> str:
+    async def _failover_over_http(self, old_gone: bool) -> str:
+        """`POST /devcluster/failover`: as `failover_master`, but an old port that goes away
+        closes after this request has had its answer."""
+        return await self._failover(old_gone, close_later=True)
+
+    async def _failover(self, old_gone: bool, close_later: bool = False) -> str:
         master = self.master
         if not old_gone:
             self._forget_subscriptions()
@@ -275,9 +283,17 @@ class DevCluster:
         if old_gone:
             for runner in old_runners:
                 self._runners.remove(runner)
-                await runner.cleanup()
+            if close_later:
+                master.spawn(self._close(old_runners))
+            else:
+                await self._close(old_runners)
             self._forget_subscriptions()
         return self.master_url
+
+    @staticmethod
+    async def _close(runners: list[web.AppRunner]) -> None:
+        for runner in runners:
+            await runner.cleanup()
 
     def _forget_subscriptions(self) -> None:
         """A new master knows no live stream: every framework must subscribe again."""

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from calico_dcos.devcluster.master import Master
 
-FailoverHook = Callable[[], Awaitable[str]]
+FailoverHook = Callable[[bool], Awaitable[str]]
 MASTER = web.AppKey("devcluster_master", Master)
 FAILOVER = web.AppKey("devcluster_failover", list)
 
@@ -109,5 +109,13 @@ async def disconnect_framework(request: web.Request) -> web.Response:
 
 @routes.post("/devcluster/failover")
 async def failover(request: web.Request) -> web.Response:
-    new_url = await request.app[FAILOVER][0]()
+    """A new leading master; body `{"old_master": "redirect"|"gone"}` as in
+    `DevCluster.failover_master` (default "redirect": this port then answers 307)."""
+    body = await _body(request)
+    old_master = body.get("old_master", "redirect")
+    if old_master not in ("redirect", "gone"):
+        raise web.HTTPBadRequest(
+            text=f"'old_master' must be \"redirect\" or \"gone\", not {old_master!r}"
+        )
+    new_url = await request.app[FAILOVER][0](old_master == "gone")
     return web.json_response({"master_url": new_url})

@@ -8,7 +8,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass, field
 
-from calico_dcos.devcluster.resources import Resources
+from calico_dcos.devcluster.resources import Resources, pools_contain
 
 
 class Subscription:
@@ -66,6 +66,15 @@ class Task:
 
 
 @dataclass
+class OfferFilter:
+    """`RefusedOfferFilter` (apache/mesos `src/master/allocator/mesos/hierarchical.cpp`):
+    the refused resources by reservation role, and when the filter ends (monotonic)."""
+
+    refused: dict[str, Resources]
+    expiry: float
+
+
+@dataclass
 class Offer:
     offer_id: str
     framework_id: str
@@ -88,7 +97,7 @@ class Framework:
         self.tasks: dict[str, Task] = {}
         self.completed_tasks: deque[Task] = deque(maxlen=1000)
         self.offers: dict[str, Offer] = {}
-        self.filters: dict[tuple[str, str], float] = {}
+        self.filters: dict[tuple[str, str], list[OfferFilter]] = {}  # (role, agent) ->
         self.suppressed: set[str] = set()
         self.registered_time = time.time()
         self.unregistered_time = 0.0
@@ -131,14 +140,22 @@ class Framework:
         if self.subscription:
             self.subscription.send(event)
 
-    def filtered(self, role: str, agent_id: str, now: float) -> bool:
-        expiry = self.filters.get((role, agent_id))
-        if expiry is None:
+    def filtered(self, role: str, agent_id: str, pools: dict[str, Resources], now: float) -> bool:
+        """True when an unexpired filter of `role` on the agent holds all of `pools`
+        (`RefusedOfferFilter::filter`: the refused resources are a superset)."""
+        filters = self.filters.get((role, agent_id))
+        if not filters:
             return False
-        if expiry <= now:
-            del self.filters[(role, agent_id)]
-            return False
-        return True
+        live = [f for f in filters if f.expiry > now]
+        if len(live) != len(filters):
+            if live:
+                self.filters[(role, agent_id)] = live
+            else:
+                del self.filters[(role, agent_id)]
+        return any(pools_contain(f.refused, pools) for f in live)
+
+    def add_filter(self, role: str, agent_id: str, offer_filter: OfferFilter) -> None:
+        self.filters.setdefault((role, agent_id), []).append(offer_filter)
 
     def revive(self, roles: list[str]) -> None:
         """Unsuppress `roles` and clear their filters."""

@@ -51,6 +51,7 @@ class Master:
         offer_timeout: float | None = None,
         credentials: dict[str, str] | None = None,
         status_retry_interval: float = 10.0,
+        allocation_seed: int | None = None,
     ) -> None:
         self.id = str(uuid.uuid4())
         self.workdir = workdir
@@ -68,7 +69,7 @@ class Master:
         self.removed_frameworks: dict[str, Framework] = {}
         self.agents: dict[str, Agent] = {}
         self.offers: dict = {}
-        self.allocator = Allocator(self, allocation_interval, offer_timeout)
+        self.allocator = Allocator(self, allocation_interval, offer_timeout, allocation_seed)
         self.timeline_entries: deque[dict] = deque(maxlen=TIMELINE_LENGTH)
         self.faults: list[tuple[re.Pattern, str]] = []
         self.task_faults = TaskFaults()  # lost KILLs, tasks held in STAGING
@@ -162,6 +163,7 @@ class Master:
         prepare_host_root(agent, dcos_calico, docker_flags)
         self.agents[agent.agent_id] = agent
         self.record("agent_registered", agent_id=agent.agent_id, hostname=hostname)
+        self.allocator.request()
         return agent
 
     def restart_agent(self, agent_id: str) -> None:
@@ -193,6 +195,7 @@ class Master:
         agent.registered_time = time.time()
         agent.set_unit(agent.unit, "active")
         self.record("agent_reregistered", agent_id=agent_id, hostname=agent.hostname)
+        self.allocator.request()
 
     def remove_agent(self, agent_id: str) -> None:
         """The agent is lost for good: FAILURE and TASK_LOST go to the frameworks."""
@@ -256,6 +259,7 @@ class Master:
         framework.subscription = Subscription(framework.id, self.heartbeat_interval, subscribed)
         framework.registered_time = time.time()
         self.record("framework_subscribed", framework_id=framework.id, name=info.get("name"))
+        self.allocator.request()
         return framework.subscription
 
     def _refusal(self, info: dict, framework_id: str | None, principal: str | None) -> str | None:
@@ -295,6 +299,7 @@ class Master:
         framework.subscription = None
         framework.unregistered_time = time.time()
         self.allocator.drop_framework_offers(framework)
+        framework.filters.clear()  # `HierarchicalAllocatorProcess::deactivateFramework`
         self.record("framework_disconnected", framework_id=framework.id)
         loop = asyncio.get_running_loop()
         framework.failover_timer = loop.call_later(

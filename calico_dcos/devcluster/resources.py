@@ -98,6 +98,16 @@ class Resources:
         return out
 
 
+def pools_contain(have: dict[str, Resources], want: dict[str, Resources]) -> bool:
+    """True when `have` holds every resource of `want`, reservation by reservation."""
+    for reserved, pool in want.items():
+        if pool.is_empty():
+            continue
+        if reserved not in have or not have[reserved].contains(pool):
+            return False
+    return True
+
+
 def reserved_role(item: dict) -> str:
     """The role a `Resource` is reserved for (`*` when unreserved), in either format."""
     reservations = item.get("reservations") or []

@@ -15,7 +15,8 @@ def test_subscribe_gives_a_framework_id_and_offers_from_every_agent(cluster, fra
     agent_ids = {a.agent_id for a in cluster.agents}
     wait_until(lambda: {o["agent_id"]["value"] for o in framework.offers} >= agent_ids)
     roles = {o["hostname"]: o["allocation_info"]["role"] for o in framework.offers}
-    assert roles == {"agent-1": "*", "agent-2": "*", "public-agent-1": "slave_public"}
+    assert roles["public-agent-1"] == "slave_public"
+    assert {roles["agent-1"], roles["agent-2"]} <= {"*", "slave_public"}
     assert framework.framework_id.startswith(cluster.master.id)
 
 
@@ -44,15 +45,18 @@ def test_injected_failure_gives_failed(cluster, framework):
     assert failed["message"] == "exit status 3"
 
 
-def test_declined_agent_is_not_offered_again_until_revive(cluster):
+def test_declined_agent_is_not_offered_again_under_the_same_role_until_revive(cluster):
+    """A filter is per role (hierarchical.cpp `isFiltered`): a private agent declined under
+    one role may come back once under the framework's other role, never twice under one."""
     with Framework(cluster, on_offers=decline_all) as fw:
-        wait_until(lambda: len(fw.offers) >= 3)
-        wait_until(lambda: len([e for e in cluster.timeline() if e["event"] == "decline"]) >= 3)
-        seen = len(fw.offers)
-        wait_until(lambda: cluster.allocator_stats()["rounds"] >= 5)
-        assert len(fw.offers) == seen
+        pairs = lambda: [(o["hostname"], o["allocation_info"]["role"]) for o in fw.offers]  # noqa: E731
+        wait_until(lambda: len(set(pairs())) >= 5, what="each agent under each possible role")
+        wait_until(lambda: len([e for e in cluster.timeline() if e["event"] == "decline"]) >= 5)
+        rounds = cluster.allocator_stats()["rounds"]
+        wait_until(lambda: cluster.allocator_stats()["rounds"] >= rounds + 5)
+        assert len(pairs()) == len(set(pairs())) == 5
         fw.driver.reviveOffers()
-        wait_until(lambda: len(fw.offers) >= seen + 3, what="offers after REVIVE")
+        wait_until(lambda: len(fw.offers) >= 8, what="offers after REVIVE")
 
 
 def test_short_refuse_seconds_expire(cluster):

@@ -175,17 +175,22 @@ class Framework(Scheduler):
 
 
 def command_task(offer: dict, task_id: str, command: str = "true", **extra: Any) -> dict:
-    """A TaskInfo running `command` with a little of the offer's role's resources."""
-    role = offer["allocation_info"]["role"]
-    reserved = {"role": role} if role != "*" else {}
+    """A TaskInfo running `command` with a little of the offer's cpus and mem. Each resource
+    copies the offered resource's own reservation (`role`/`reservations`) and the offer's
+    `allocation_info`: the allocation role says nothing about the reservation, since Mesos
+    offers unreserved resources under any of a MULTI_ROLE framework's roles."""
+    offered = {r["name"]: r for r in offer["resources"] if r.get("type") == "SCALAR"}
+
+    def resource(name: str, value: float) -> dict:
+        own = {k: offered[name][k] for k in ("role", "reservations") if k in offered[name]}
+        return {"name": name, "type": "SCALAR", "scalar": {"value": value}, **own,
+                "allocation_info": offer["allocation_info"]}  # fmt: skip
+
     return {
         "name": extra.pop("name", task_id),
         "task_id": {"value": task_id},
         "agent_id": offer["agent_id"],
-        "resources": [
-            {"name": "cpus", "type": "SCALAR", "scalar": {"value": 0.1}, **reserved},
-            {"name": "mem", "type": "SCALAR", "scalar": {"value": 32}, **reserved},
-        ],
+        "resources": [resource("cpus", 0.1), resource("mem", 32)],
         "command": {"value": command},
         **extra,
     }
