@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from calico_dcos.devcluster import protocol, resources
+from calico_dcos.devcluster import protocol, resources, task_validation
 from calico_dcos.devcluster.agent import Agent
 from calico_dcos.devcluster.framework import Framework, Offer, Task
 from calico_dcos.devcluster.master import Master
@@ -18,31 +18,96 @@ Reply = tuple[int, str] | None
 DEFAULT_KILL_GRACE = 3.0
 
 
+LAUNCHES = {"LAUNCH": ("launch", "REASON_TASK_INVALID"),
+            "LAUNCH_GROUP": ("launch_group", "REASON_TASK_GROUP_INVALID")}  # fmt: skip
+
+
+def _operation_tasks(operation: dict) -> list[dict]:
+    if operation.get("type") == "LAUNCH":
+        return operation.get("launch", {}).get("task_infos", [])
+    if operation.get("type") == "LAUNCH_GROUP":
+        return operation.get("launch_group", {}).get("task_group", {}).get("tasks", [])
+    return []
+
+
 def accept(master: Master, framework: Framework, body: dict) -> Reply:
-    offer_ids = [o.get("value", "") for o in body.get("offer_ids", [])]
+    """`Master::accept` (apache/mesos src/master/master.cpp): offers checked first, then each
+    operation in order against what is left of the offers."""
+    offer_ids = [o["value"] for o in body.get("offer_ids", [])]
     operations = body.get("operations", [])
-    tasks = [
-        task
-        for op in operations
-        if op.get("type") == "LAUNCH"
-        for task in op.get("launch", {}).get("task_infos", [])
-    ]
     error = _offer_error(master, framework, offer_ids)
     if error:
-        _reject_invalid_offers(master, framework, offer_ids, tasks, error)
+        _reject_invalid_offers(master, framework, offer_ids, operations, error)
         return None
     offers = [master.offers.pop(oid) for oid in offer_ids]
     for offer in offers:
         framework.offers.pop(offer.offer_id, None)
     remaining = _pool(offers)
     agent = master.agents[offers[0].agent_id]
-    for task in tasks:
-        _launch_one(master, framework, agent, offers[0], remaining, task)
+    for operation in operations:
+        kind = operation.get("type", "UNKNOWN")
+        if kind in LAUNCHES and "id" in operation:
+            message = f"The `id` field cannot be set on {kind} operations"
+            _task_errors(framework, agent, _operation_tasks(operation), LAUNCHES[kind][1], message)
+        elif kind == "LAUNCH":
+            for task in _operation_tasks(operation):
+                _launch_one(master, framework, agent, offers[0], remaining, task)
+        elif kind == "LAUNCH_GROUP":
+            _launch_group(master, framework, agent, offers[0], remaining, operation)
+        elif kind == "UNKNOWN":
+            master.record("operation_ignored", framework_id=framework.id, message="UNKNOWN")
+        else:
+            _unsupported_operation(master, framework, agent, operation)
     _return_unused(master, offers[0], remaining, protocol.refuse_seconds(body.get("filters")))
     return None
 
 
+def _task_errors(
+    framework: Framework, agent: Agent, tasks: list[dict], reason: str, message: str
+) -> None:
+    for task in tasks:
+        status = protocol.master_status(
+            task["task_id"]["value"], "TASK_ERROR", reason, message, agent.agent_id
+        )
+        framework.send(protocol.update_event(status))
+
+
+def drop_operation(master: Master, framework: Framework, operation: dict, message: str) -> None:
+    """`Master::drop(Framework*, const Offer::Operation&, ...)`: OPERATION_ERROR for an
+    operation that asked for feedback (`id`), nothing otherwise (the master only logs)."""
+    kind = operation.get("type", "UNKNOWN")
+    master.record("operation_dropped", framework_id=framework.id, type=kind, message=message)
+    if "id" in operation:
+        status = {
+            "operation_id": operation["id"],
+            "state": "OPERATION_ERROR",
+            "message": message,
+            "uuid": {"value": protocol.new_uuid_b64()},
+        }
+        framework.send({"type": "UPDATE_OPERATION_STATUS",
+                        "update_operation_status": {"status": status}})  # fmt: skip
+
+
+def _unsupported_operation(
+    master: Master, framework: Framework, agent: Agent, operation: dict
+) -> None:
+    """RESERVE, UNRESERVE, CREATE, DESTROY, ...: with an `id`, refused exactly as the master
+    refuses feedback from an agent without the RESOURCE_PROVIDER capability (devcluster
+    agents have none). Without one the real master would apply the operation; the devcluster
+    does not implement reservations or volumes, so it drops it and says so in the timeline
+    (`operation_dropped`), never silently."""
+    if "id" in operation:
+        message = (
+            f"Operation requested feedback, but agent {agent.agent_id} does not have the"
+            " required RESOURCE_PROVIDER capability"
+        )
+    else:
+        message = f"devcluster does not implement {operation.get('type')} operations"
+    drop_operation(master, framework, operation, message)
+
+
 def _offer_error(master: Master, framework: Framework, offer_ids: list[str]) -> str | None:
+    """`validation::offer::validate`."""
     if not offer_ids:
         return "No offers specified"
     if len(set(offer_ids)) != len(offer_ids):
@@ -63,19 +128,25 @@ def _offer_error(master: Master, framework: Framework, offer_ids: list[str]) -> 
 
 
 def _reject_invalid_offers(
-    master: Master, framework: Framework, offer_ids: list[str], tasks: list[dict], error: str
+    master: Master, framework: Framework, offer_ids: list[str], operations: list[dict], error: str
 ) -> None:
     for offer_id in offer_ids:
         offer = master.offers.get(offer_id)
         if offer and offer.framework_id == framework.id:
             master.allocator.recover(offer_id)
     state = "TASK_DROPPED" if framework.partition_aware else "TASK_LOST"
-    for task in tasks:
-        status = protocol.master_status(
-            task["task_id"]["value"], state, "REASON_INVALID_OFFERS",
-            f"Task launched with invalid offers: {error}", task.get("agent_id", {}).get("value"),
-        )  # fmt: skip
-        framework.send(protocol.update_event(status))
+    for operation in operations:
+        if operation.get("type") not in LAUNCHES:
+            drop_operation(
+                master, framework, operation, f"Operation attempted with invalid offers: {error}"
+            )
+            continue
+        for task in _operation_tasks(operation):
+            status = protocol.master_status(
+                task["task_id"]["value"], state, "REASON_INVALID_OFFERS",
+                f"Task launched with invalid offers: {error}", task["agent_id"]["value"],
+            )  # fmt: skip
+            framework.send(protocol.update_event(status))
 
 
 def _pool(offers: list[Offer]) -> dict[str, Resources]:
@@ -84,6 +155,18 @@ def _pool(offers: list[Offer]) -> dict[str, Resources]:
         for reserved, pool in offer.pools.items():
             pooled.setdefault(reserved, Resources()).add(pool)
     return pooled
+
+
+def _agent_gone(framework: Framework, agent: Agent, task_id: str) -> bool:
+    """A task for an agent that went away after the offer: TASK_LOST / TASK_DROPPED."""
+    if not agent.removed and agent.connected:
+        return False
+    state = "TASK_DROPPED" if framework.partition_aware else "TASK_LOST"
+    reason = "REASON_AGENT_REMOVED" if agent.removed else "REASON_AGENT_DISCONNECTED"
+    message = "Agent removed" if agent.removed else "Agent disconnected"
+    status = protocol.master_status(task_id, state, reason, message, agent.agent_id)
+    framework.send(protocol.update_event(status))
+    return True
 
 
 def _launch_one(
@@ -95,18 +178,13 @@ def _launch_one(
     info: dict,
 ) -> None:
     task_id = info["task_id"]["value"]
-    if agent.removed or not agent.connected:
-        removed = agent.removed
-        state = "TASK_LOST"
-        if framework.partition_aware:
-            state = "TASK_DROPPED"
-        reason = "REASON_AGENT_REMOVED" if removed else "REASON_AGENT_DISCONNECTED"
-        message = "Agent removed" if removed else "Agent disconnected"
-        status = protocol.master_status(task_id, state, reason, message, agent.agent_id)
-        framework.send(protocol.update_event(status))
+    if _agent_gone(framework, agent, task_id):
         return
     info = _with_allocation_info(info, offer.role)
-    error, needed = task_error(framework, agent, remaining, info, offer.role)
+    error, needed = task_validation.task_error(
+        info, agent.agent_id, set(framework.tasks), framework.unreachable_tasks,
+        remaining, offer.role,
+    )  # fmt: skip
     if error:
         status = protocol.master_status(
             task_id, "TASK_ERROR", "REASON_TASK_INVALID", error, agent.agent_id
@@ -118,8 +196,81 @@ def _launch_one(
     master.launch(framework, agent, Task(info, framework.id, agent.agent_id, offer.role, needed))
 
 
+def _launch_group(
+    master: Master,
+    framework: Framework,
+    agent: Agent,
+    offer: Offer,
+    remaining: dict[str, Resources],
+    operation: dict,
+) -> None:
+    """LAUNCH_GROUP: validated as `task::group::validate` does (the parts that apply here),
+    then each task runs as its own task on the agent, all or none."""
+    group = operation.get("launch_group", {})
+    tasks = [_with_allocation_info(t, offer.role) for t in _operation_tasks(operation)]
+    if not agent.connected or agent.removed:
+        for task in tasks:
+            _agent_gone(framework, agent, task["task_id"]["value"])
+        return
+    executor = group.get("executor", {})
+    executor = {**executor, "resources": _with_allocation_info(executor, offer.role)["resources"]}
+    error, needed = _group_error(framework, agent, offer, remaining, tasks, executor)
+    if error:
+        reason = "REASON_TASK_GROUP_INVALID"
+        _task_errors(framework, agent, tasks, reason, error)
+        return
+    for reserved, pool in needed.items():
+        remaining[reserved].subtract(pool)
+    share = {r: p.copy() for r, p in needed.items()}
+    for index, info in enumerate(tasks):
+        pools = share if index == 0 else {}
+        task = Task(info, framework.id, agent.agent_id, offer.role, pools)
+        master.launch(framework, agent, task)
+
+
+def _group_error(
+    framework: Framework,
+    agent: Agent,
+    offer: Offer,
+    remaining: dict[str, Resources],
+    tasks: list[dict],
+    executor: dict,
+) -> tuple[str | None, dict[str, Resources]]:
+    known = set(framework.tasks)
+    for info in tasks:
+        for check in task_validation.task_checks(
+            info, agent.agent_id, known, framework.unreachable_tasks
+        ):
+            error = check()
+            if error:
+                return f"Task '{info['task_id']['value']}' is invalid: {error}", {}
+        if "executor" in info and info["executor"] != executor:
+            return "The `ExecutorInfo` of task '" + info["task_id"]["value"] + "' is different", {}
+    if "type" not in executor:
+        return "'ExecutorInfo.type' must be set", {}
+    if executor["type"] == "UNKNOWN":
+        return "Unknown executor type", {}
+    if executor["type"] != "DEFAULT":
+        return "devcluster runs task groups only with the DEFAULT executor", {}
+    items = executor.get("resources", []) + [r for t in tasks for r in t.get("resources", [])]
+    error = task_validation.resources_error(items)
+    if error:
+        return f"Task group and executor use invalid resources: {error}", {}
+    needed = resources.parse(items)
+    fits = all(r in remaining and remaining[r].contains(p) for r, p in needed.items())
+    if not fits:
+        return (
+            f"Total resources {resources.describe(needed, offer.role)} required by task group"
+            f" and its executor are more than available"
+            f" {resources.describe(remaining, offer.role)}",
+            {},
+        )
+    return None, needed
+
+
 def _with_allocation_info(info: dict, role: str) -> dict:
-    """The master injects the offer's allocation_info into resources that lack it."""
+    """`protobuf::injectAllocationInfo`: the offer's allocation_info into resources that
+    lack it."""
 
     def inject(items: list[dict]) -> list[dict]:
         return [{"allocation_info": {"role": role}, **item} for item in items]
@@ -129,77 +280,6 @@ def _with_allocation_info(info: dict, role: str) -> dict:
         executor = info["executor"]
         info["executor"] = {**executor, "resources": inject(executor.get("resources", []))}
     return info
-
-
-def task_error(
-    framework: Framework,
-    agent: Agent,
-    remaining: dict[str, Resources],
-    info: dict,
-    role: str,
-) -> tuple[str | None, dict[str, Resources]]:
-    """§7 C: the first failing per-task check, in the real master's order."""
-    task_id = info["task_id"]["value"]
-    checks: list[Callable[[], str | None]] = [
-        lambda: protocol.valid_id(task_id),
-        lambda: f"Task has duplicate ID: {task_id}" if task_id in framework.tasks else None,
-        lambda: _agent_error(info, agent),
-        lambda: _kill_policy_error(info),
-        lambda: _command_error(info),
-    ]
-    for check in checks:
-        error = check()
-        if error:
-            return error, {}
-    return _resource_error(info, remaining, role)
-
-
-def _agent_error(info: dict, agent: Agent) -> str | None:
-    given = info["agent_id"].get("value")
-    if given != agent.agent_id:
-        return f"Task uses invalid agent {given} while agent {agent.agent_id} is expected"
-    return None
-
-
-def _kill_policy_error(info: dict) -> str | None:
-    grace = info.get("kill_policy", {}).get("grace_period", {}).get("nanoseconds", 0)
-    if int(grace) < 0:
-        return "Task's 'kill_policy.grace_period' must be non-negative"
-    if int(info.get("max_completion_time", {}).get("nanoseconds", 0)) < 0:
-        return "Task's `max_completion_time` must be non-negative"
-    return None
-
-
-def _command_error(info: dict) -> str | None:
-    if ("command" in info) == ("executor" in info):
-        return "Task should have at least one (but not both) of CommandInfo or ExecutorInfo present"
-    executor = info.get("executor")
-    if executor is not None and "command" not in executor:
-        return "Executor must have a 'command'"
-    return None
-
-
-def _resource_error(
-    info: dict, remaining: dict[str, Resources], role: str
-) -> tuple[str | None, dict[str, Resources]]:
-    items = info.get("resources", [])
-    if not items:
-        return "Task uses no resources", {}
-    items = items + info.get("executor", {}).get("resources", [])
-    if any(i.get("allocation_info", {}).get("role", role) != role for i in items):
-        return "Task uses resources allocated to more than one role", {}
-    try:
-        needed = resources.parse(items)
-    except (ValueError, KeyError, TypeError) as exc:
-        return f"Task uses invalid resources: {exc}", {}
-    fits = all(r in remaining and remaining[r].contains(p) for r, p in needed.items())
-    if not fits:
-        return (
-            f"Total resources {resources.describe(needed)} required by task and its executor"
-            f" is more than available {resources.describe(remaining)}",
-            {},
-        )
-    return None, needed
 
 
 def _return_unused(
@@ -260,8 +340,7 @@ def kill(master: Master, framework: Framework, body: dict) -> Reply:
 
 
 def acknowledge(master: Master, framework: Framework, body: dict) -> Reply:
-    if not protocol.valid_uuid_b64(body.get("uuid")):
-        return 400, "Failed to validate scheduler::Call: Not a valid UUID"
+    """(The uuid was validated with the call, scheduler_api.call_error.)"""
     agent = master.agents.get(body["agent_id"]["value"])
     if agent and agent.connected:
         master.acknowledged(framework, agent, body["task_id"]["value"], body["uuid"])
@@ -269,8 +348,6 @@ def acknowledge(master: Master, framework: Framework, body: dict) -> Reply:
 
 
 def acknowledge_operation_status(master: Master, framework: Framework, body: dict) -> Reply:
-    if not protocol.valid_uuid_b64(body.get("uuid")):
-        return 400, "Failed to validate scheduler::Call: Not a valid UUID"
     return None
 
 

@@ -115,7 +115,7 @@ async def failover(request: web.Request) -> web.Response:
     old_master = body.get("old_master", "redirect")
     if old_master not in ("redirect", "gone"):
         raise web.HTTPBadRequest(
-            text=f"'old_master' must be \"redirect\" or \"gone\", not {old_master!r}"
+            text=f'\'old_master\' must be "redirect" or "gone", not {old_master!r}'
         )
     new_url = await request.app[FAILOVER][0](old_master == "gone")
     return web.json_response({"master_url": new_url})

@@ -228,6 +228,8 @@ class Master:
             state = "TASK_GONE" if reason == "REASON_AGENT_RESTARTED" else "TASK_UNREACHABLE"
         status = protocol.master_status(task_id, state, reason, message, agent.agent_id)
         task = framework.tasks[task_id]
+        if state == "TASK_UNREACHABLE":
+            framework.unreachable_tasks.add(task_id)
         self._set_state(agent, task, status)
         self._finish_task(framework, task_id)
         framework.send(protocol.update_event(status))

@@ -145,12 +145,18 @@ def total(pools: dict[str, Resources]) -> Resources:
     return out
 
 
-def describe(pools: dict[str, Resources]) -> str:
+def describe(pools: dict[str, Resources], allocation_role: str | None = None) -> str:
+    """Pools the way Mesos prints `Resources`: `cpus(allocated: R)(reservations: [...]):4`."""
     parts = []
-    for role, pool in sorted(pools.items()):
+    for reserved, pool in sorted(pools.items()):
+        tag = f"(allocated: {allocation_role})" if allocation_role else ""
+        if reserved != "*":
+            tag += f"(reservations: [(STATIC,{reserved})])"
         for name, value in sorted(pool.scalars.items()):
-            parts.append(f"{name}(allocated: {role}):{value:g}")
+            if value > 0:
+                parts.append(f"{name}{tag}:{value:g}")
         for name, ranges in sorted(pool.ranges.items()):
-            text = ", ".join(f"{b}-{e}" for b, e in ranges)
-            parts.append(f"{name}(allocated: {role}):[{text}]")
+            if ranges:
+                text = ", ".join(f"{b}-{e}" for b, e in ranges)
+                parts.append(f"{name}{tag}:[{text}]")
     return "; ".join(parts)

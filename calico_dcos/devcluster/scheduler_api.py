@@ -12,11 +12,12 @@ import json
 
 from aiohttp import web
 
-from calico_dcos.devcluster import calls, protocol
+from calico_dcos.devcluster import calls, protocol, wire
 from calico_dcos.devcluster.iam import InvalidToken
 from calico_dcos.devcluster.master import Master
 
 JSON = "application/json"
+PROTOBUF = "application/x-protobuf"
 MASTER_KEY = web.AppKey("master", Master)
 PORT_KEY = web.AppKey("port", list)
 
@@ -34,7 +35,7 @@ async def scheduler(request: web.Request) -> web.StreamResponse:
     try:
         principal = _authenticate(master, request)
         _check_leader(master, request)
-        call = await _parse(request)
+        call = await _parse(request, principal)
         if call["type"] == "SUBSCRIBE":
             return await _subscribe(master, request, call, principal)
         return _dispatch(master, request, call, principal)
@@ -82,86 +83,67 @@ def _check_leader(master: Master, request: web.Request) -> None:
         raise Refusal(307, "", {"Location": location})
 
 
-async def _parse(request: web.Request) -> dict:
-    """Checks 3 to 6: method, content type, body, and call-level validation."""
+async def _parse(request: web.Request, principal: str | None) -> dict:
+    """Checks 3 to 6: method, content type, body, and `validation::scheduler::call`."""
     if request.method != "POST":
         raise Refusal(405, f"Expecting 'POST', received '{request.method}'")
     content_type = request.headers.get("Content-Type")
     if content_type is None:
         raise Refusal(400, "Expecting 'Content-Type' to be present")
-    if content_type != JSON:
-        raise Refusal(415, f"Expecting 'Content-Type' of {JSON} (devcluster speaks only JSON)")
-    try:
-        call = json.loads(await request.read())
-    except ValueError as exc:
-        raise Refusal(400, f"Failed to parse body into JSON: {exc}") from exc
-    missing = missing_fields(call)
-    if missing:
-        raise Refusal(400, f"Failed to convert JSON into Call protobuf: {missing}")
-    error = call_error(call)
+    body = await request.read()
+    if content_type == PROTOBUF:
+        try:
+            message = wire.parse_protobuf(body)
+        except wire.CallError as exc:
+            raise Refusal(400, str(exc)) from exc
+    elif content_type == JSON:
+        try:
+            value = json.loads(body)
+        except ValueError as exc:
+            raise Refusal(400, f"Failed to parse body into JSON: {exc}") from exc
+        try:
+            message = wire.parse_json(value)
+        except wire.CallError as exc:
+            raise Refusal(400, f"Failed to convert JSON into Call protobuf: {exc}") from exc
+    else:
+        raise Refusal(415, f"Expecting 'Content-Type' of {JSON} or {PROTOBUF}")
+    call = wire.to_json(message)
+    error = call_error(call, principal)
     if error:
         raise Refusal(400, f"Failed to validate scheduler::Call: {error}")
-    if call["type"] == "UNKNOWN":
-        raise Refusal(501, "Received an unexpected 'UNKNOWN' call")
     return call
 
 
-def _require(value: object, path: str, keys: tuple[str, ...]) -> list[str]:
-    if not isinstance(value, dict):
-        return [f"{path} is not an object"]
-    return [f"{path}.{key}" for key in keys if key not in value]
-
-
-def missing_fields(call: object) -> str | None:
-    """Required proto fields absent from the JSON, as the stout protobuf parser checks."""
-    if not isinstance(call, dict) or "type" not in call:
-        return "Missing required fields: type"
-    if call["type"] not in protocol.CALL_TYPES:
-        return f"Failed to find enum for '{call['type']}'"
-    body = call.get(call["type"].lower())
-    if body is None:
-        return None
-    required = {
-        "SUBSCRIBE": ("framework_info",),
-        "KILL": ("task_id",),
-        "SHUTDOWN": ("executor_id", "agent_id"),
-        "ACKNOWLEDGE": ("agent_id", "task_id", "uuid"),
-        "MESSAGE": ("agent_id", "executor_id", "data"),
-    }
-    missing = _require(body, call["type"].lower(), required.get(call["type"], ()))
-    if call["type"] == "SUBSCRIBE" and not missing:
-        missing = _require(body["framework_info"], "framework_info", ("user", "name"))
-    if call["type"] == "RECONCILE" and not missing:
-        for task in body.get("tasks", []):
-            missing += _require(task, "tasks", ("task_id",))
-    if call["type"] == "ACCEPT" and not missing:
-        missing = _missing_in_operations(body.get("operations", []))
-    return f"Missing required fields: {', '.join(missing)}" if missing else None
-
-
-def _missing_in_operations(operations: list) -> list[str]:
-    missing: list[str] = []
-    for op in operations:
-        missing += _require(op, "operations", ("type",))
-        for task in op.get("launch", {}).get("task_infos", []) if not missing else []:
-            missing += _require(task, "task_infos", ("name", "task_id", "agent_id"))
-            for item in task.get("resources", []) if isinstance(task, dict) else []:
-                missing += _require(item, "resources", ("name", "type"))
-    return missing
-
-
-def call_error(call: dict) -> str | None:
-    """`validation::scheduler::call::validate`."""
-    kind = call["type"]
+def call_error(call: dict, principal: str | None = None) -> str | None:
+    """`validation::scheduler::call::validate` (apache/mesos src/master/validation.cpp), on a
+    call that already parsed as a `Call` (so required fields are there)."""
+    kind = call.get("type")
+    if kind is None:
+        return "Expecting 'type' to be present"
     key = kind.lower()
-    if kind != "SUBSCRIBE" and "framework_id" not in call:
+    if kind == "SUBSCRIBE":
+        if key not in call:
+            return "Expecting 'subscribe' to be present"
+        info = call[key]["framework_info"]
+        if call.get("framework_id") != info.get("id"):
+            return "'framework_id' differs from 'subscribe.framework_info.id'"
+        if principal is not None and info.get("principal", principal) != principal:
+            return (
+                f"Authenticated principal '{principal}' does not match principal"
+                f" '{info['principal']}' set in `FrameworkInfo`"
+            )
+        return None
+    if "framework_id" not in call:
         return "Expecting 'framework_id' to be present"
     if kind in protocol.BODY_REQUIRED and key not in call:
         return f"Expecting '{key}' to be present"
-    if kind == "SUBSCRIBE":
-        info_id = call[key]["framework_info"].get("id")
-        if call.get("framework_id") != info_id:
-            return "'framework_id' differs from 'subscribe.framework_info.id'"
+    if kind in ("ACKNOWLEDGE", "ACKNOWLEDGE_OPERATION_STATUS"):
+        if not protocol.valid_uuid_b64(call[key]["uuid"]):
+            return "Not a valid UUID"
+        if kind == "ACKNOWLEDGE_OPERATION_STATUS" and "agent_id" not in call[key]:
+            return "Expecting 'agent_id' to be present"
+    if kind == "UPDATE_FRAMEWORK" and call["framework_id"] != call[key]["framework_info"].get("id"):
+        return "'framework_id' differs from 'update_framework.framework_info.id'"
     return None
 
 
@@ -183,8 +165,6 @@ async def _subscribe(
         raise Refusal(400, "Subscribe calls should not include the 'Mesos-Stream-Id' header")
     body = call["subscribe"]
     info = body["framework_info"]
-    if principal is not None and info.get("principal", principal) != principal:
-        raise Refusal(400, "Authenticated principal does not match 'FrameworkInfo.principal'")
     master.record("call", type="SUBSCRIBE")
     subscription = master.subscribe(info, principal, body.get("suppressed_roles", []))
     response = web.StreamResponse(
@@ -212,14 +192,24 @@ def _dispatch(
     if framework is None:
         raise Refusal(400, "Framework cannot be found")
     if principal is not None and framework.principal != principal:
-        raise Refusal(400, "Authenticated principal does not match the framework's principal")
+        raise Refusal(
+            400,
+            f"Authenticated principal '{principal}' does not match principal"
+            f" '{framework.principal or ''}' set in `FrameworkInfo`",
+        )
     if framework.subscription is None:
         raise Refusal(403, "Framework is not subscribed")
     stream_id = request.headers.get("Mesos-Stream-Id")
     if stream_id is None:
         raise Refusal(400, "All non-subscribe calls should include the 'Mesos-Stream-Id' header")
     if stream_id != framework.subscription.stream_id:
-        raise Refusal(400, f"The stream ID '{stream_id}' included in this request didn't match")
+        raise Refusal(
+            400,
+            f"The stream ID '{stream_id}' included in this request didn't match the stream ID"
+            f" currently associated with framework ID {framework.id}",
+        )
+    if call["type"] == "UNKNOWN":
+        raise Refusal(501)
     master.record("call", type=call["type"], framework_id=framework_id)
     reply = calls.HANDLERS[call["type"]](master, framework, call.get(call["type"].lower()))
     if reply is None:
