@@ -162,6 +162,25 @@ class Agent:
         for task_id in list(self._retries):
             self._cancel_retry(task_id)
 
+    def resume(self) -> None:
+        """`TaskStatusUpdateManagerProcess::resume` (apache/mesos
+        src/slave/task_status_update_manager.cpp), which the agent runs on the master's
+        UpdateFrameworkMessage after a framework re-subscribes (src/slave/slave.cpp,
+        `Slave::updateFramework`): the head of every stream, of every framework, is resent
+        at once with the retry interval back at its minimum."""
+        if not self.connected:
+            return
+        for task_id in list(self._streams):
+            self._cancel_retry(task_id)
+            self._deliver(task_id, self.retry_interval)
+
+    def killing(self, task_id: str) -> None:
+        """The command executor's TASK_KILLING at the start of a kill, sent only when the
+        framework has TASK_KILLING_STATE (apache/mesos src/launcher/executor.cpp, `kill`)."""
+        framework = self.master.frameworks.get(self.task_frameworks.get(task_id, ""))
+        if framework and "TASK_KILLING_STATE" in framework.capabilities:
+            self.send_status(task_id, "TASK_KILLING")
+
     def reconnect(self) -> None:
         """Re-register: resend the head of every stream, as a recovered agent does."""
         self.connected = True

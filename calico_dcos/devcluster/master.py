@@ -250,6 +250,7 @@ class Master:
         else:
             self._fail_over(framework, info)
         framework.suppressed = set(suppressed)
+        resubscribed = "id" in info
         subscribed = {
             "type": "SUBSCRIBED",
             "subscribed": {
@@ -262,7 +263,16 @@ class Master:
         framework.registered_time = time.time()
         self.record("framework_subscribed", framework_id=framework.id, name=info.get("name"))
         self.allocator.request()
+        if resubscribed:
+            self._update_framework_on_agents()
         return framework.subscription
+
+    def _update_framework_on_agents(self) -> None:
+        """`Master::sendFrameworkUpdates`: every registered agent gets UpdateFrameworkMessage
+        and resumes its status update manager (Agent.resume)."""
+        for agent in self.agents.values():
+            if agent.connected and not agent.removed:
+                agent.resume()
 
     def _refusal(self, info: dict, framework_id: str | None, principal: str | None) -> str | None:
         if framework_id in self.removed_frameworks:

@@ -92,6 +92,7 @@ class ProcessExecutor:
             return
         running.killing, running.kill_grace = True, grace_seconds
         if running.process is not None:
+            agent.killing(task_id)
             await terminate(running.process, grace_seconds)
 
     async def agent_stopping(self, agent: Agent, keep_tasks: bool) -> None:

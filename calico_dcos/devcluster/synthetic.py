@@ -68,8 +68,18 @@ class SyntheticExecutor:
         return handles is not None
 
     async def kill(self, agent: Agent, task_id: str, grace_seconds: float) -> None:
+        """TASK_KILLING (for frameworks that take it), then TASK_KILLED a step later, as
+        the command executor's SIGTERM ends a process that exits at once."""
         if self._forget(agent.agent_id, task_id):
-            agent.send_status(task_id, "TASK_KILLED", message="Command terminated with signal")
+            agent.killing(task_id)
+            handle = asyncio.get_running_loop().call_later(
+                min(self.step, grace_seconds), self._killed, agent, task_id
+            )
+            self._timers.setdefault(agent.agent_id, {})[task_id] = [handle]
+
+    def _killed(self, agent: Agent, task_id: str) -> None:
+        self._forget(agent.agent_id, task_id)
+        agent.send_status(task_id, "TASK_KILLED", message="Command terminated with signal")
 
     async def agent_stopping(self, agent: Agent, keep_tasks: bool) -> None:
         """Checkpointed tasks keep running through an agent restart; others just stop."""

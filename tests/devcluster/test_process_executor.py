@@ -46,6 +46,9 @@ class RecordingAgent:
             }
         )
 
+    def killing(self, task_id: str) -> None:
+        """Agent.killing: the framework here has no TASK_KILLING_STATE, so nothing is sent."""
+
     def states(self, task_id: str) -> list[str]:
         return [u["state"] for u in self.updates if u["task_id"] == task_id]
 
