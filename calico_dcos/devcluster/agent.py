@@ -71,11 +71,26 @@ class Agent:
         self.retry_interval = retry_interval
         self.connected = True
         self.removed = False
+        # Partitions and master failovers (master.py): the link is down while partitioned or
+        # while a new master waits for this agent to re-register.
+        self.partitioned = False
+        self.partition_epoch = 0
+        self.unreachable = False
+        self.unreachable_time: float | None = None
+        self.recovering = False
+        self.undelivered: set[str] = set()  # launched while partitioned: never arrived
+        self.pending_kills: dict[str, float] = {}  # task ID -> grace, resent on re-register
+        self.latest: dict[str, dict] = {}  # each task's latest status, as the agent knows it
         self.registered_time = time.time()
         self.unit = "dcos-mesos-slave-public" if public else "dcos-mesos-slave"
         self.task_frameworks: dict[str, str] = {}
         self._streams: dict[str, deque[dict]] = {}
         self._retries: dict[str, asyncio.TimerHandle] = {}
+
+    @property
+    def link_up(self) -> bool:
+        """Messages get through between this agent and the leading master."""
+        return self.connected and not self.partitioned and not self.recovering
 
     @property
     def control_url(self) -> str:
@@ -103,10 +118,12 @@ class Agent:
         if self.removed or task_id not in self.task_frameworks:
             return
         status = self._status(task_id, state, message, reason, healthy, source)
-        self.master.on_latest_state(self, status)
+        self.latest[task_id] = status
+        if self.link_up:
+            self.master.on_latest_state(self, status)
         stream = self._streams.setdefault(task_id, deque())
         stream.append(status)
-        if len(stream) == 1 and self.connected:
+        if len(stream) == 1 and self.link_up:
             self._deliver(task_id, self.retry_interval)
 
     def _status(self, task_id, state, message, reason, healthy, source) -> dict:
@@ -126,7 +143,7 @@ class Agent:
 
     def _deliver(self, task_id: str, interval: float) -> None:
         stream = self._streams.get(task_id)
-        if not stream or not self.connected:
+        if not stream or not self.link_up:
             return
         self.master.forward_update(self, stream[0])
         loop = asyncio.get_running_loop()
@@ -146,6 +163,7 @@ class Agent:
             del self._streams[task_id]
         if status["state"] in protocol.TERMINAL_STATES and not stream:
             self.task_frameworks.pop(task_id, None)
+            self.latest.pop(task_id, None)
         return status
 
     def _cancel_retry(self, task_id: str) -> None:
@@ -155,6 +173,11 @@ class Agent:
 
     def pending_updates(self) -> int:
         return sum(len(stream) for stream in self._streams.values())
+
+    def pause(self) -> None:
+        """Stop sending (the master it talked to is gone); updates wait in their streams."""
+        for task_id in list(self._retries):
+            self._cancel_retry(task_id)
 
     def disconnect(self) -> None:
         """Stop talking to the master; updates wait in their streams."""
@@ -168,7 +191,7 @@ class Agent:
         UpdateFrameworkMessage after a framework re-subscribes (src/slave/slave.cpp,
         `Slave::updateFramework`): the head of every stream, of every framework, is resent
         at once with the retry interval back at its minimum."""
-        if not self.connected:
+        if not self.link_up:
             return
         for task_id in list(self._streams):
             self._cancel_retry(task_id)
@@ -182,15 +205,24 @@ class Agent:
             self.send_status(task_id, "TASK_KILLING")
 
     def reconnect(self) -> None:
-        """Re-register: resend the head of every stream, as a recovered agent does."""
+        """Re-register: the master learns each task's latest state (the re-registration
+        message carries the tasks), then the head of every stream is resent."""
         self.connected = True
+        if not self.link_up:
+            return
+        for status in list(self.latest.values()):
+            self.master.on_latest_state(self, status)
         for task_id in list(self._streams):
+            self._cancel_retry(task_id)
             self._deliver(task_id, self.retry_interval)
 
     def forget_task(self, task_id: str) -> None:
         """The task is gone from this agent (framework removed, agent restarted without it)."""
         self.task_frameworks.pop(task_id, None)
         self._streams.pop(task_id, None)
+        self.latest.pop(task_id, None)
+        self.undelivered.discard(task_id)
+        self.pending_kills.pop(task_id, None)
         self._cancel_retry(task_id)
 
     def set_unit(self, unit: str, state: str) -> None:

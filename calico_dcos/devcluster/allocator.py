@@ -101,7 +101,10 @@ class Allocator:
         if not members:
             return 0
         totals: dict[str, float] = {}
-        agents = [a for a in self.master.agents.values() if a.connected and not a.removed]
+        agents = [
+            a for a in self.master.agents.values()
+            if a.connected and not a.removed and not a.unreachable and not a.recovering
+        ]  # fmt: skip
         for agent in agents:
             _add_scalars(totals, agent.total)
         role_alloc, framework_alloc = self._allocations()

@@ -159,11 +159,12 @@ def _pool(offers: list[Offer]) -> dict[str, Resources]:
 
 def _agent_gone(framework: Framework, agent: Agent, task_id: str) -> bool:
     """A task for an agent that went away after the offer: TASK_LOST / TASK_DROPPED."""
-    if not agent.removed and agent.connected:
+    gone = agent.removed or agent.unreachable
+    if not gone and agent.connected:
         return False
     state = "TASK_DROPPED" if framework.partition_aware else "TASK_LOST"
-    reason = "REASON_AGENT_REMOVED" if agent.removed else "REASON_AGENT_DISCONNECTED"
-    message = "Agent removed" if agent.removed else "Agent disconnected"
+    reason = "REASON_AGENT_REMOVED" if gone else "REASON_AGENT_DISCONNECTED"
+    message = "Agent removed" if gone else "Agent disconnected"
     status = protocol.master_status(task_id, state, reason, message, agent.agent_id)
     framework.send(protocol.update_event(status))
     return True
@@ -208,7 +209,7 @@ def _launch_group(
     then each task runs as its own task on the agent, all or none."""
     group = operation.get("launch_group", {})
     tasks = [_with_allocation_info(t, offer.role) for t in _operation_tasks(operation)]
-    if not agent.connected or agent.removed:
+    if not agent.connected or agent.removed or agent.unreachable:
         for task in tasks:
             _agent_gone(framework, agent, task["task_id"]["value"])
         return
@@ -362,20 +363,22 @@ def reconcile(master: Master, framework: Framework, body: dict) -> Reply:
 
 
 def latest_status(task: Task) -> dict:
-    """A reconciliation answer for a known task: its latest state, without uuid."""
+    """A reconciliation answer for a known task (`Master::reconcile`): its latest state
+    (`status_update_state` when set), without uuid, `executor_id` only for a task with its own
+    executor (`Task.executor_id` is unset for command tasks), health as last reported."""
     status = protocol.master_status(
         task.task_id, task.status_update_state or task.state, "REASON_RECONCILIATION",
         "Reconciliation: Latest task state", task.agent_id,
     )  # fmt: skip
-    if task.status_update_state or task.state != "TASK_STAGING":
-        status["executor_id"] = {"value": task.task_id}
+    if "executor" in task.info:
+        status["executor_id"] = task.info["executor"]["executor_id"]
     if task.latest and "healthy" in task.latest:
         status["healthy"] = task.latest["healthy"]
     return status
 
 
 def reconcile_tasks(master: Master, framework: Framework, tasks: list[dict]) -> None:
-    """Explicit reconciliation, the table of §6."""
+    """Explicit reconciliation, `Master::reconcile`'s table."""
     for item in tasks:
         task_id = item["task_id"]["value"]
         task = framework.tasks.get(task_id)
@@ -390,26 +393,28 @@ def reconcile_tasks(master: Master, framework: Framework, tasks: list[dict]) -> 
 def _unknown_task_status(
     master: Master, framework: Framework, task_id: str, agent_field: dict | None
 ) -> dict | None:
+    """A task the master does not know. No answer while its agent (or, without an agent ID,
+    any agent) has not re-registered with a new master; TASK_GONE for an agent that is
+    registered (connected or not); TASK_UNREACHABLE (with `unreachable_time`) for an
+    unreachable one; TASK_UNKNOWN otherwise. Not PARTITION_AWARE: TASK_LOST for all."""
     pa = framework.partition_aware
     agent_id = (agent_field or {}).get("value")
     agent = master.agents.get(agent_id or "")
-    if agent is None:
-        recovering = any(not a.connected and not a.removed for a in master.agents.values())
-        if agent_id is None and recovering:
-            return None
-        state = "TASK_UNKNOWN" if pa else "TASK_LOST"
-        return protocol.master_status(
-            task_id, state, "REASON_RECONCILIATION", "Reconciliation: Task is unknown"
-        )
-    if agent.removed:
-        state, message = ("TASK_UNREACHABLE" if pa else "TASK_LOST"), "Task is unreachable"
-    elif not agent.connected:
+    recovering = any(a.recovering for a in master.agents.values())
+    if (agent is not None and agent.recovering) or (agent_id is None and recovering):
         return None
-    else:
+    if agent is not None and not agent.unreachable:
         state, message = ("TASK_GONE" if pa else "TASK_LOST"), "Task is unknown to the agent"
-    return protocol.master_status(
-        task_id, state, "REASON_RECONCILIATION", f"Reconciliation: {message}", agent.agent_id
+    elif agent is not None:
+        state, message = ("TASK_UNREACHABLE" if pa else "TASK_LOST"), "Task is unreachable"
+    else:
+        state, message = ("TASK_UNKNOWN" if pa else "TASK_LOST"), "Task is unknown"
+    status = protocol.master_status(
+        task_id, state, "REASON_RECONCILIATION", f"Reconciliation: {message}", agent_id
     )
+    if agent is not None and agent.unreachable_time is not None:
+        status["unreachable_time"] = {"nanoseconds": int(agent.unreachable_time * 1e9)}
+    return status
 
 
 def teardown(master: Master, framework: Framework, body: dict | None) -> Reply:

@@ -10,8 +10,6 @@ import asyncio
 import shutil
 import tempfile
 import threading
-import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,6 +51,9 @@ class DevCluster:
         strict: bool = False,
         token_lifetime: float = FIVE_DAYS,
         allocation_seed: int | None = None,
+        agent_ping_timeout: float = 75.0,
+        master_recovery_seconds: float = 0.5,
+        agent_reregister_window: float = 1.0,
     ) -> None:
         """`dcos_calico_agents`: private agents beyond `agents` whose hosts look like DC/OS
         2.x, with Calico already shipped (the framework must leave them alone).
@@ -74,6 +75,7 @@ class DevCluster:
         self.master = Master(
             self.workdir, host, allocation_interval, heartbeat_interval, agent_restart_delay,
             docker_version, offer_timeout, credentials, status_retry_interval, allocation_seed,
+            agent_ping_timeout, master_recovery_seconds, agent_reregister_window,
         )  # fmt: skip
         self.pki = Pki.create(self.workdir / "pki") if strict else None
         if self.pki:
@@ -254,6 +256,17 @@ class DevCluster:
     def silence_framework(self, framework_id: str) -> None:
         self.call(self.master.silence_framework, framework_id)
 
+    def partition_agent(self, agent_id: str) -> None:
+        """Cut the agent off the network (`Master.partition_agent`); `heal_agent` ends it."""
+        self.call(self.master.partition_agent, agent_id)
+
+    def heal_agent(self, agent_id: str) -> None:
+        self.call(self.master.heal_agent, agent_id)
+
+    def reregister_agent_now(self, agent_id: str) -> None:
+        """After `failover_master`: this agent's re-registration arrives now."""
+        self.call(self.master.reregister_agent_now, agent_id)
+
     def failover_master(self, old_master: str = "redirect") -> str:
         """A new leading master on a new port. `old_master="redirect"`: the old port answers
         307 to the new one (a master that lost the election). `"gone"`: the old port closes
@@ -268,11 +281,10 @@ class DevCluster:
         return await self._failover(old_gone, close_later=True)
 
     async def _failover(self, old_gone: bool, close_later: bool = False) -> str:
+        """A new leader (`Master.new_leader`: it knows no framework and no task until they
+        come back) on a new port."""
         master = self.master
-        if not old_gone:
-            self._forget_subscriptions()
-        master.id = str(uuid.uuid4())
-        master.elected_time = time.time()
+        master.new_leader()
         old_runners = list(self._runners)
         master.port = await self._serve(0)
         master.record("master_failover", message=f"new leader at {self.master_url}")
@@ -287,22 +299,12 @@ class DevCluster:
                 master.spawn(self._close(old_runners))
             else:
                 await self._close(old_runners)
-            self._forget_subscriptions()
         return self.master_url
 
     @staticmethod
     async def _close(runners: list[web.AppRunner]) -> None:
         for runner in runners:
             await runner.cleanup()
-
-    def _forget_subscriptions(self) -> None:
-        """A new master knows no live stream: every framework must subscribe again."""
-        for framework in list(self.master.frameworks.values()):
-            if framework.subscription:
-                self.master.stream_closed(framework.subscription)
-            if framework.failover_timer:
-                framework.failover_timer.cancel()
-            framework.filters.clear()
 
     def timeline(self) -> list[dict]:
         return self.call(self.master.timeline)

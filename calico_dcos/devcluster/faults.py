@@ -65,12 +65,18 @@ async def add_agent(request: web.Request) -> web.Response:
     return web.json_response(_agent_json(agent), status=201)
 
 
-AGENT_FAULTS = {"restart": Master.restart_agent, "remove": Master.remove_agent}
+AGENT_FAULTS = {
+    "restart": Master.restart_agent,
+    "remove": Master.remove_agent,
+    "partition": Master.partition_agent,
+    "heal": Master.heal_agent,
+}
 
 
-@routes.post("/devcluster/agents/{agent_id}/{fault:restart|remove}")
+@routes.post("/devcluster/agents/{agent_id}/{fault:restart|remove|partition|heal}")
 async def agent_fault(request: web.Request) -> web.Response:
-    """`restart` (what `systemctl restart dcos-mesos-slave` asks for) or `remove` an agent."""
+    """`restart` (what `systemctl restart dcos-mesos-slave` asks for), `remove` an agent,
+    `partition` it from the master or `heal` the partition."""
     master, agent_id = request.app[MASTER], request.match_info["agent_id"]
     _known_agent(master, agent_id)
     AGENT_FAULTS[request.match_info["fault"]](master, agent_id)

@@ -98,7 +98,7 @@ class Framework:
         self.completed_tasks: deque[Task] = deque(maxlen=1000)
         # IDs of tasks that went TASK_UNREACHABLE (the master's `unreachableTasks` cache,
         # `--max_unreachable_tasks_per_framework`, default 1000): a LAUNCH may not reuse them.
-        self.unreachable_tasks: set[str] = set()
+        self.unreachable_tasks: dict[str, Task] = {}
         self.offers: dict[str, Offer] = {}
         self.filters: dict[tuple[str, str], list[OfferFilter]] = {}  # (role, agent) ->
         self.suppressed: set[str] = set()

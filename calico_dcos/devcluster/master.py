@@ -52,7 +52,20 @@ class Master:
         credentials: dict[str, str] | None = None,
         status_retry_interval: float = 10.0,
         allocation_seed: int | None = None,
+        agent_ping_timeout: float = 75.0,
+        master_recovery_seconds: float = 0.5,
+        agent_reregister_window: float = 1.0,
     ) -> None:
+        """`agent_ping_timeout`: seconds without a pong before a partitioned agent is marked
+        unreachable (the real `--agent_ping_timeout` x `--max_agent_ping_timeouts`).
+        After a master failover the new leader answers 503 for `master_recovery_seconds`,
+        and its agents re-register at random times within `agent_reregister_window` after
+        that (see `new_leader`)."""
+        self.agent_ping_timeout = agent_ping_timeout
+        self.master_recovery_seconds = master_recovery_seconds
+        self.agent_reregister_window = agent_reregister_window
+        self.recovered_at = 0.0
+        self.previous_frameworks: dict[str, Framework] = {}
         self.id = str(uuid.uuid4())
         self.workdir = workdir
         self.host = host
@@ -167,54 +180,218 @@ class Master:
         return agent
 
     def restart_agent(self, agent_id: str) -> None:
-        """Restart the agent process: tasks of checkpointing frameworks survive."""
+        """Restart the agent process: the master sees it disconnect, then re-register.
+
+        apache/mesos src/master/master.cpp (`Master::exited(const UPID&)`, `removeFramework(
+        Slave*, Framework*)`): at the disconnection the tasks of frameworks that do not
+        checkpoint are TASK_LOST / REASON_AGENT_DISCONNECTED ("Agent <host> disconnected")
+        at once, whatever their capabilities; checkpointed tasks survive the restart."""
         agent = self.agents[agent_id]
-        if agent.removed or not agent.connected:
+        if agent.removed or agent.unreachable or not agent.connected:
             return
         agent.disconnect()
         self.record("agent_disconnected", agent_id=agent_id, hostname=agent.hostname)
         self.allocator.rescind_agent(agent_id)
         lost = [tid for tid, fid in agent.task_frameworks.items() if not self._checkpoints(fid)]
+        for task_id in lost:
+            message = f"Agent {agent.hostname} disconnected"
+            self._master_terminal(agent, task_id, "TASK_LOST", "REASON_AGENT_DISCONNECTED", message)
         if self.executor:
             self.spawn(self.executor.agent_stopping(agent, keep_tasks=not lost))
-        self.later(self.agent_restart_delay, self._reregister, agent_id, lost)
+        self.later(self.agent_restart_delay, self._reregister, agent_id)
 
     def _checkpoints(self, framework_id: str) -> bool:
         framework = self.frameworks.get(framework_id)
         return bool(framework and framework.checkpoint)
 
-    def _reregister(self, agent_id: str, lost: list[str]) -> None:
+    def _reregister(self, agent_id: str) -> None:
         agent = self.agents[agent_id]
-        if agent.removed:
+        if agent.removed or agent.unreachable:
             return
-        for task_id in lost:
-            self._master_terminal(
-                agent, task_id, "TASK_LOST", "REASON_AGENT_RESTARTED", "Agent restarted"
-            )
+        self._agent_back(agent)
+        agent.set_unit(agent.unit, "active")
+
+    def _agent_back(self, agent: Agent) -> None:
+        """The agent re-registers: the master learns its tasks' states, kills that waited
+        for it go out (`Master::reregisterSlave` resends `killedTasks`), its pending updates
+        are resent, and it is offered again."""
         agent.reconnect()
         agent.registered_time = time.time()
-        agent.set_unit(agent.unit, "active")
-        self.record("agent_reregistered", agent_id=agent_id, hostname=agent.hostname)
+        kills, agent.pending_kills = agent.pending_kills, {}
+        for task_id, grace in kills.items():
+            self.kill(agent, task_id, grace)
+        self.record("agent_reregistered", agent_id=agent.agent_id, hostname=agent.hostname)
         self.allocator.request()
 
     def remove_agent(self, agent_id: str) -> None:
-        """The agent is lost for good: FAILURE and TASK_LOST go to the frameworks."""
+        """The agent is lost for good (its machine died): marked unreachable, never back."""
         agent = self.agents[agent_id]
         if agent.removed:
             return
-        self.allocator.rescind_agent(agent_id)
+        if not agent.unreachable:
+            self._mark_unreachable(agent, "health check timed out")
         agent.removed = True
         agent.disconnect()
         if self.executor:
             self.spawn(self.executor.agent_stopping(agent, keep_tasks=False))
         for task_id in list(agent.task_frameworks):
-            message = f"Agent {agent.hostname} removed"
-            self._master_terminal(agent, task_id, "TASK_LOST", "REASON_AGENT_REMOVED", message)
+            agent.forget_task(task_id)
         agent.available = {}
-        failure = {"type": "FAILURE", "failure": {"agent_id": {"value": agent_id}}}
+        self.record("agent_removed", agent_id=agent_id, hostname=agent.hostname)
+
+    # Master failover ------------------------------------------------------------------------
+
+    @property
+    def recovering(self) -> bool:
+        """The registry is still being recovered: scheduler calls get 503."""
+        return time.monotonic() < self.recovered_at
+
+    def new_leader(self) -> None:
+        """This master is now a newly elected leader, as after a failover.
+
+        apache/mesos src/master/master.cpp and http.cpp: the new leader recovers the registry
+        (agents and unreachable agents, nothing about frameworks or tasks) and answers
+        "503 Master has not finished recovery" until then. Frameworks become known again
+        when they subscribe (any ID is accepted, even one torn down before the failover)
+        or when an agent running their tasks re-registers, which also brings the tasks
+        back. Until an agent re-registers, reconciliation of its tasks gets no answer and
+        implicit reconciliation leaves them out (`Master::reconcile`). Old offers and
+        streams die with the old leader."""
+        self.id = str(uuid.uuid4())
+        self.elected_time = time.time()
+        self.recovered_at = time.monotonic() + self.master_recovery_seconds
+        for offer_id in list(self.offers):
+            self.allocator.recover(offer_id)
+        previous = {**self.previous_frameworks, **self.frameworks}
+        for framework in previous.values():
+            if framework.subscription:
+                subscription, framework.subscription = framework.subscription, None
+                subscription.close()
+            if framework.failover_timer:
+                framework.failover_timer.cancel()
+                framework.failover_timer = None
+        self.previous_frameworks = previous
+        self.frameworks = {}
+        self.removed_frameworks = {}
+        rng = self.allocator.random
+        for agent in self.agents.values():
+            if agent.removed or agent.unreachable:
+                continue
+            agent.recovering = True
+            agent.pause()
+            delay = self.master_recovery_seconds + rng.uniform(0, self.agent_reregister_window)
+            self.later(delay, self._agent_reregistered_with_new_leader, agent.agent_id)
+        self.record("master_failover", message="new leader elected; recovering")
+
+    def reregister_agent_now(self, agent_id: str) -> None:
+        """Fault helper: the agent's re-registration with the new leader arrives now instead
+        of at its random time in `agent_reregister_window` (for tests that need to know)."""
+        self._agent_reregistered_with_new_leader(agent_id)
+
+    def _agent_reregistered_with_new_leader(self, agent_id: str) -> None:
+        agent = self.agents[agent_id]
+        if not agent.recovering:
+            return
+        agent.recovering = False
+        for task_id, framework_id in list(agent.task_frameworks.items()):
+            old = self.previous_frameworks.get(framework_id)
+            task = old.tasks.get(task_id) if old else None
+            if old is None or task is None or framework_id in self.removed_frameworks:
+                continue
+            framework = self.frameworks.get(framework_id)
+            if framework is None:
+                framework = Framework(framework_id, old.info, old.principal)
+                framework.unregistered_time = time.time()
+                self.frameworks[framework_id] = framework
+            framework.tasks[task_id] = task
+        if not any(a.recovering for a in self.agents.values()):
+            self.previous_frameworks = {}
+        if agent.connected:
+            self._agent_back(agent)
+
+    # Partitions -----------------------------------------------------------------------------
+
+    def partition_agent(self, agent_id: str) -> None:
+        """Fault: cut the network between the master and the agent. The master notices
+        nothing until `agent_ping_timeout` passes without a pong (apache/mesos
+        src/master/master.cpp, `SlaveObserver::timeout`: `--agent_ping_timeout` 15 s x
+        `--max_agent_ping_timeouts` 5 by default), then marks it unreachable. Meanwhile it
+        still offers the agent; what it sends there (launches, kills) is lost, and the
+        agent's updates wait in its status update manager."""
+        agent = self.agents[agent_id]
+        if agent.removed or agent.partitioned:
+            return
+        agent.partitioned = True
+        agent.partition_epoch += 1
+        self.record("agent_partitioned", agent_id=agent_id, hostname=agent.hostname)
+        self.later(self.agent_ping_timeout, self._ping_timed_out, agent_id, agent.partition_epoch)
+
+    def _ping_timed_out(self, agent_id: str, epoch: int) -> None:
+        agent = self.agents[agent_id]
+        if agent.partitioned and agent.partition_epoch == epoch and not agent.unreachable:
+            self._mark_unreachable(agent, "health check timed out")
+
+    def _mark_unreachable(self, agent: Agent, message: str) -> None:
+        """`Master::markUnreachable` then `__removeSlave`: offers rescinded, each task
+        TASK_UNREACHABLE (PARTITION_AWARE frameworks) or TASK_LOST, REASON_AGENT_REMOVED,
+        with `unreachable_time`; the task IDs are remembered as unreachable; FAILURE (agent
+        lost) to the frameworks."""
+        self.allocator.rescind_agent(agent.agent_id)
+        agent.unreachable = True
+        agent.unreachable_time = time.time()
+        for task_id, framework_id in list(agent.task_frameworks.items()):
+            framework = self.frameworks.get(framework_id)
+            task = framework.tasks.get(task_id) if framework else None
+            if framework is None or task is None:
+                continue
+            state = "TASK_UNREACHABLE" if framework.partition_aware else "TASK_LOST"
+            status = protocol.master_status(
+                task_id, state, "REASON_AGENT_REMOVED", message, agent.agent_id
+            )
+            status["unreachable_time"] = {"nanoseconds": int(agent.unreachable_time * 1e9)}
+            if "executor" in task.info:
+                status["executor_id"] = task.info["executor"]["executor_id"]
+            self._set_state(agent, task, status)
+            framework.tasks.pop(task_id, None)
+            framework.unreachable_tasks[task_id] = task
+            framework.send(protocol.update_event(status))
+        failure = {"type": "FAILURE", "failure": {"agent_id": {"value": agent.agent_id}}}
         for framework in self.frameworks.values():
             framework.send(failure)
-        self.record("agent_removed", agent_id=agent_id, hostname=agent.hostname)
+        self.record("agent_unreachable", agent_id=agent.agent_id, hostname=agent.hostname)
+
+    def heal_agent(self, agent_id: str) -> None:
+        """Fault: the partition ends. Before the ping timeout nothing happened as far as the
+        master knows; after it the agent re-registers as an unreachable agent coming back
+        (`Master::_reregisterSlave`): its tasks are added back in their current state
+        (RUNNING), no longer unreachable. Either way tasks the master sent while the link was
+        down never arrived: the agent answers the master's reconciliation with TASK_DROPPED
+        (PARTITION_AWARE) or TASK_LOST, "Reconciliation: task unknown to the agent"
+        (src/slave/slave.cpp, `Slave::reregistered`)."""
+        agent = self.agents[agent_id]
+        if agent.removed or not agent.partitioned:
+            return
+        agent.partitioned = False
+        if agent.unreachable:
+            agent.unreachable = False
+            agent.unreachable_time = None
+            for task_id, framework_id in list(agent.task_frameworks.items()):
+                framework = self.frameworks.get(framework_id)
+                task = framework.unreachable_tasks.pop(task_id, None) if framework else None
+                if task is None or task_id in agent.undelivered:
+                    agent.forget_task(task_id)
+                    continue
+                framework.tasks[task_id] = task
+        for task_id in list(agent.undelivered):
+            agent.undelivered.discard(task_id)
+            framework = self.frameworks.get(agent.task_frameworks.get(task_id, ""))
+            state = "TASK_DROPPED" if framework and framework.partition_aware else "TASK_LOST"
+            agent.send_status(
+                task_id, state, message="Reconciliation: task unknown to the agent",
+                reason="REASON_RECONCILIATION", source="SOURCE_AGENT",
+            )  # fmt: skip
+        self.record("agent_healed", agent_id=agent_id, hostname=agent.hostname)
+        self._agent_back(agent)
 
     def _master_terminal(
         self, agent: Agent, task_id: str, state: str, reason: str, message: str
@@ -224,12 +401,10 @@ class Master:
         agent.forget_task(task_id)
         if framework is None or task_id not in framework.tasks:
             return
-        if state == "TASK_LOST" and framework.partition_aware:
-            state = "TASK_GONE" if reason == "REASON_AGENT_RESTARTED" else "TASK_UNREACHABLE"
         status = protocol.master_status(task_id, state, reason, message, agent.agent_id)
         task = framework.tasks[task_id]
-        if state == "TASK_UNREACHABLE":
-            framework.unreachable_tasks.add(task_id)
+        if "executor" in task.info:
+            status["executor_id"] = task.info["executor"]["executor_id"]
         self._set_state(agent, task, status)
         self._finish_task(framework, task_id)
         framework.send(protocol.update_event(status))
@@ -324,12 +499,20 @@ class Master:
             self.remove_framework(framework, "failover timeout expired")
 
     def remove_framework(self, framework: Framework, why: str) -> None:
-        """TEARDOWN or failover timeout: kill its tasks, close its stream, remember it."""
+        """TEARDOWN or failover timeout (`Master::removeFramework`): each task is killed on
+        its agent and ends TASK_KILLED / REASON_FRAMEWORK_REMOVED in the master's books (no
+        update reaches the framework, which is gone); the stream closes; the ID is
+        remembered as completed, so it cannot subscribe again."""
         for task_id, task in list(framework.tasks.items()):
             agent = self.agents.get(task.agent_id)
             if agent and self.executor and not agent.removed:
                 self.spawn(self.executor.kill(agent, task_id, 0.0))
+            status = protocol.master_status(
+                task_id, "TASK_KILLED", "REASON_FRAMEWORK_REMOVED",
+                f"Framework {framework.id} removed", task.agent_id,
+            )  # fmt: skip
             if agent:
+                self._set_state(agent, task, status)
                 self._recover_task(agent, task)
                 agent.forget_task(task_id)
             self._finish_task(framework, task_id)
@@ -365,7 +548,9 @@ class Master:
             task_id=task.task_id, task_name=name, state="TASK_STAGING",
         )  # fmt: skip
         failure = self._take_fault(name)
-        if self.task_faults.launch_held(task.task_id, name):
+        if agent.partitioned:
+            agent.undelivered.add(task.task_id)
+        elif self.task_faults.launch_held(task.task_id, name):
             self.record("launch_held", agent_id=agent.agent_id, task_id=task.task_id)
         elif failure is not None:
             agent.send_status(task.task_id, "TASK_STARTING")
@@ -386,6 +571,9 @@ class Master:
         return None
 
     def kill(self, agent: Agent, task_id: str, grace_seconds: float) -> None:
+        """A kill for a disconnected agent waits for it to re-register (`Master::kill`:
+        "Kill will be retried if the agent reregisters"); one for a partitioned agent is
+        lost, as the master does not know yet."""
         self.record("kill", agent_id=agent.agent_id, hostname=agent.hostname, task_id=task_id)
         framework = self.frameworks.get(agent.task_frameworks.get(task_id, ""))
         task = framework and framework.tasks.get(task_id)
@@ -396,7 +584,9 @@ class Master:
             self.task_faults.held.discard(task_id)
             agent.send_status(task_id, "TASK_KILLED", message="Killed while STAGING")
             return
-        if self.executor and agent.connected:
+        if not agent.connected or agent.recovering:
+            agent.pending_kills[task_id] = grace_seconds
+        elif self.executor and not agent.partitioned:
             self.spawn(self.executor.kill(agent, task_id, grace_seconds))
 
     def on_latest_state(self, agent: Agent, status: dict) -> None:

@@ -65,6 +65,11 @@ class Running:
             self.agent.send_status(self.task_id, state, **kw)
 
 
+# The command executor's health updates carry this reason (apache/mesos
+# src/launcher/executor.cpp, `taskHealthUpdated`).
+HEALTH_UPDATED = "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
+
+
 class ProcessExecutor:
     """Executor protocol of docs/CONTRACTS.md. Injected failures are the master's
     (`Master.fail_next_task`), the same for every executor."""
@@ -225,7 +230,9 @@ class ProcessExecutor:
             run_health_checks(
                 HealthPolicy.from_health_check(health_check),
                 probe,
-                lambda healthy: running.send("TASK_RUNNING", healthy=healthy),
+                lambda healthy: running.send(
+                    "TASK_RUNNING", healthy=healthy, reason=HEALTH_UPDATED
+                ),
                 kill_unhealthy,
             )
         )

@@ -64,6 +64,15 @@ def recordio(event: dict) -> bytes:
     return str(len(data)).encode() + b"\n" + data
 
 
+def recordio_protobuf(event: dict) -> bytes:
+    """One RecordIO record of a `mesos.v1.scheduler.Event` in protobuf, for clients that
+    accept only `application/x-protobuf`."""
+    from calico_dcos.devcluster import wire
+
+    data = wire.event_to_protobuf(event)
+    return str(len(data)).encode() + b"\n" + data
+
+
 def new_uuid_b64() -> str:
     """A random RFC-4122 UUID as the base64 bytes field `TaskStatus.uuid` expects."""
     return base64.b64encode(uuid.uuid4().bytes).decode()

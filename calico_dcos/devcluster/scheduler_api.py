@@ -35,6 +35,8 @@ async def scheduler(request: web.Request) -> web.StreamResponse:
     try:
         principal = _authenticate(master, request)
         _check_leader(master, request)
+        if master.recovering:
+            raise Refusal(503, "Master has not finished recovery")
         call = await _parse(request, principal)
         if call["type"] == "SUBSCRIBE":
             return await _subscribe(master, request, call, principal)
@@ -147,20 +149,27 @@ def call_error(call: dict, principal: str | None = None) -> str | None:
     return None
 
 
-def _accepts_json(request: web.Request) -> bool:
+def _stream_type(request: web.Request) -> str | None:
+    """`request.acceptsMediaType`: JSON when the client takes it, else protobuf, else None
+    (http.cpp: "Expecting 'Accept' to allow 'application/x-protobuf' or 'application/json'")."""
     header = request.headers.get("Accept")
     if header is None:
-        return True
+        return JSON
     ranges = {part.split(";")[0].strip() for part in header.split(",")}
-    return bool(ranges & {JSON, "application/*", "*/*"})
+    if ranges & {JSON, "application/*", "*/*"}:
+        return JSON
+    if PROTOBUF in ranges:
+        return PROTOBUF
+    return None
 
 
 async def _subscribe(
     master: Master, request: web.Request, call: dict, principal: str | None
 ) -> web.StreamResponse:
     """Checks 7, 8 and the principal rule, then the stream until it ends."""
-    if not _accepts_json(request):
-        raise Refusal(406, f"Expecting 'Accept' to allow {JSON}")
+    stream_type = _stream_type(request)
+    if stream_type is None:
+        raise Refusal(406, f"Expecting 'Accept' to allow '{PROTOBUF}' or '{JSON}'")
     if "Mesos-Stream-Id" in request.headers:
         raise Refusal(400, "Subscribe calls should not include the 'Mesos-Stream-Id' header")
     body = call["subscribe"]
@@ -168,13 +177,14 @@ async def _subscribe(
     master.record("call", type="SUBSCRIBE")
     subscription = master.subscribe(info, principal, body.get("suppressed_roles", []))
     response = web.StreamResponse(
-        status=200, headers={"Content-Type": JSON, "Mesos-Stream-Id": subscription.stream_id}
+        status=200, headers={"Content-Type": stream_type, "Mesos-Stream-Id": subscription.stream_id}
     )
+    encode = protocol.recordio if stream_type == JSON else protocol.recordio_protobuf
     response.enable_chunked_encoding()
     await response.prepare(request)
     try:
         while (event := await subscription.queue.get()) is not None:
-            await response.write(protocol.recordio(event))
+            await response.write(encode(event))
         await response.write_eof()
     except ConnectionError:
         pass

@@ -9,7 +9,7 @@ from calico_dcos.devcluster.master import Master
 
 
 def master_state(master: Master) -> dict:
-    agents = [a for a in master.agents.values() if not a.removed]
+    agents = [a for a in master.agents.values() if not a.unreachable and not a.recovering]
     return {
         "version": protocol.MESOS_VERSION,
         "git_sha": "devcluster",
@@ -23,7 +23,8 @@ def master_state(master: Master) -> dict:
         "leader_info": master.master_info(),
         "activated_slaves": sum(1 for a in agents if a.connected),
         "deactivated_slaves": sum(1 for a in agents if not a.connected),
-        "unreachable_slaves": sum(1 for a in master.agents.values() if a.removed),
+        "unreachable_slaves": sum(1 for a in master.agents.values() if a.unreachable),
+        "recovered_slaves": sum(1 for a in master.agents.values() if a.recovering),
         "flags": {"allocation_interval": f"{master.allocator.interval}secs"},
         "slaves": [_agent(master, a) for a in agents],
         "frameworks": [_framework(f) for f in master.frameworks.values()],
@@ -106,7 +107,7 @@ def _task(task: Task) -> dict:
         "id": task.task_id,
         "name": task.info.get("name", ""),
         "framework_id": task.framework_id,
-        "executor_id": "",
+        "executor_id": task.info.get("executor", {}).get("executor_id", {}).get("value", ""),
         "slave_id": task.agent_id,
         "state": task.state,
         "role": task.role,

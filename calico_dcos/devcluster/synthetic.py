@@ -43,19 +43,25 @@ class SyntheticExecutor:
     async def launch(self, agent: Agent, task: dict) -> None:
         loop = asyncio.get_running_loop()
         task_id = task["task_id"]["value"]
-        healthy = True if "health_check" in task else None
         handles = [
             loop.call_later(self.step, agent.send_status, task_id, "TASK_STARTING"),
-            loop.call_later(
-                2 * self.step,
-                lambda: agent.send_status(task_id, "TASK_RUNNING", healthy=healthy),
-            ),
+            loop.call_later(2 * self.step, agent.send_status, task_id, "TASK_RUNNING"),
         ]
+        if "health_check" in task:
+            handles.append(loop.call_later(3 * self.step, self._healthy, agent, task_id))
         duration = self._duration(task)
         if duration is not None:
             finish_at = 2 * self.step + duration
             handles.append(loop.call_later(finish_at, self._finish, agent, task_id))
         self._timers.setdefault(agent.agent_id, {})[task_id] = handles
+
+    @staticmethod
+    def _healthy(agent: Agent, task_id: str) -> None:
+        """The command executor's first health result: TASK_RUNNING again, `healthy` set,
+        reason REASON_TASK_HEALTH_CHECK_STATUS_UPDATED (src/launcher/executor.cpp)."""
+        agent.send_status(
+            task_id, "TASK_RUNNING", healthy=True, reason="REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
+        )
 
     def _finish(self, agent: Agent, task_id: str) -> None:
         self._forget(agent.agent_id, task_id)

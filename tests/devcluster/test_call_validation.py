@@ -260,3 +260,33 @@ def test_reserve_with_an_id_gets_operation_error_not_silence(cluster, raw):
     assert status["state"] == "OPERATION_ERROR"
     assert status["operation_id"] == {"value": "r-1"}
     assert "RESOURCE_PROVIDER capability" in status["message"]
+
+
+def test_protobuf_calls_and_a_protobuf_stream(cluster):
+    """http.cpp takes `application/x-protobuf` bodies, and streams protobuf events to a
+    client whose Accept allows only protobuf."""
+    import requests
+
+    from calico_dcos.devcluster import wire
+    from tests.helpers.raw_client import read_records_bytes
+
+    call = wire.message_class("mesos.v1.scheduler.Call")()
+    call.type = call.SUBSCRIBE
+    call.subscribe.framework_info.user = "nobody"
+    call.subscribe.framework_info.name = "protobuf-client"
+    response = requests.post(
+        f"{cluster.base_url}/api/v1/scheduler", data=call.SerializeToString(), stream=True,
+        headers={"Content-Type": "application/x-protobuf", "Accept": "application/x-protobuf"},
+        timeout=10,
+    )  # fmt: skip
+    assert response.headers["Content-Type"] == "application/x-protobuf"
+    event = wire.message_class("mesos.v1.scheduler.Event")()
+    event.ParseFromString(next(read_records_bytes(response)))
+    response.close()
+    assert event.type == event.SUBSCRIBED
+    assert event.subscribed.framework_id.value.startswith(cluster.master.id)
+    bad = requests.post(
+        f"{cluster.base_url}/api/v1/scheduler", data=b"\xff\xff",
+        headers={"Content-Type": "application/x-protobuf"}, timeout=10,
+    )  # fmt: skip
+    assert (bad.status_code, bad.text) == (400, "Failed to parse body into Call protobuf")

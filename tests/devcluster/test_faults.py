@@ -47,11 +47,18 @@ def test_added_agent_is_offered(cluster, framework):
 
 
 def test_restart_of_a_non_checkpointing_framework_loses_its_tasks(cluster):
-    with Framework(cluster, framework_info(checkpoint=False)) as fw:
+    """master.cpp `exited` -> `removeFramework(Slave*, Framework*)`: at the disconnection,
+    TASK_LOST / REASON_AGENT_DISCONNECTED, even for a PARTITION_AWARE framework."""
+    info = framework_info(
+        checkpoint=False, capabilities=[{"type": "MULTI_ROLE"}, {"type": "PARTITION_AWARE"}]
+    )
+    with Framework(cluster, info) as fw:
         launch_daemon(cluster, fw, "nc-1")
-        cluster.restart_agent(cluster.agents[0].agent_id)
+        agent = cluster.agents[0]
+        cluster.restart_agent(agent.agent_id)
         lost = fw.wait_for_state("nc-1", "TASK_LOST")
-        assert lost["reason"] == "REASON_AGENT_RESTARTED"
+        assert lost["reason"] == "REASON_AGENT_DISCONNECTED"
+        assert lost["message"] == f"Agent {agent.hostname} disconnected"
 
 
 def test_fail_next_task_over_http(cluster, framework):

@@ -23,6 +23,12 @@ from tests.helpers.devcluster import framework_info, wait_until
 
 def read_records(response: requests.Response):
     """Yield each RecordIO record of a streamed response as parsed JSON."""
+    for record in read_records_bytes(response):
+        yield json.loads(record)
+
+
+def read_records_bytes(response: requests.Response):
+    """Yield each RecordIO record of a streamed response as bytes."""
     raw = response.raw
     while True:
         line = b""
@@ -38,7 +44,11 @@ def read_records(response: requests.Response):
             if not chunk:
                 return
             data += chunk
-        yield json.loads(data)
+        yield data
+
+
+class SubscriptionRefused(Exception):
+    """The master answered SUBSCRIBE with an ERROR event (its text)."""
 
 
 class RawScheduler:
@@ -70,8 +80,10 @@ class RawScheduler:
         self.stream_id = self.response.headers["Mesos-Stream-Id"]
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
-        subscribed = self.wait_for(lambda e: e["type"] == "SUBSCRIBED")
-        self.framework_id = subscribed["subscribed"]["framework_id"]["value"]
+        first = self.wait_for(lambda e: e["type"] in ("SUBSCRIBED", "ERROR"))
+        if first["type"] == "ERROR":
+            raise SubscriptionRefused(first["error"]["message"])
+        self.framework_id = first["subscribed"]["framework_id"]["value"]
         return self
 
     def _read(self) -> None:
@@ -86,6 +98,17 @@ class RawScheduler:
     def close(self) -> None:
         if self.response is not None:
             self.response.close()
+
+    def reconcile(self, *tasks: tuple[str, str | None]) -> requests.Response:
+        """Explicit reconciliation of (task ID, agent ID or None) pairs, agent IDs included
+        (which pymesos' `reconcileTasks` drops)."""
+        items = []
+        for task_id, agent_id in tasks:
+            item: dict[str, Any] = {"task_id": {"value": task_id}}
+            if agent_id:
+                item["agent_id"] = {"value": agent_id}
+            items.append(item)
+        return self.call("RECONCILE", {"tasks": items})
 
     def call(self, kind: str, body: Any = None, raw: bytes | None = None) -> requests.Response:
         """POST a call (`raw`: these exact bytes instead of the JSON of the call)."""
