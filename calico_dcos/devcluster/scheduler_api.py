@@ -42,6 +42,7 @@ async def scheduler(request: web.Request) -> web.StreamResponse:
             return await _subscribe(master, request, call, principal)
         return _dispatch(master, request, call, principal)
     except Refusal as refusal:
+        master.record("refused", status=refusal.response.status, message=refusal.response.text)
         return refusal.response
 
 

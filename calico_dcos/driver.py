@@ -1,0 +1,125 @@
+"""pymesos' driver with the three things a real master needs that pymesos does not do.
+
+1. Explicit reconciliation keeps each task's `agent_id`. pymesos' `reconcileTasks` sends
+   the task IDs only (douban/pymesos `pymesos/scheduler.py`), and without the agent ID the
+   master cannot answer for a task it does not know while any agent has yet to re-register
+   after a failover (apache/mesos src/master/master.cpp, `Master::reconcile`).
+2. A refused call is an exception that says what the master said. pymesos raises
+   `RuntimeError('Failed to send request 400: b"..."\\n<body>')`; `CallRefused` keeps the
+   status and the master's text (src/master/http.cpp: "Failed to validate scheduler::Call:
+   ...", "Failed to convert JSON into Call protobuf: ...").
+3. Reconnecting is bounded. When SUBSCRIBE is answered 503 ("Master has not finished
+   recovery", a new leader recovering the registry) pymesos closes the connection and opens
+   the next one at once (`pymesos/process.py`, `Process._run`: the backoff is only for
+   connect errors), thousands of times a second. Here a connection that closes before its
+   SUBSCRIBED waits before the next one, 0.1 s doubling to `MAX_RECONNECT_DELAY`.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import re
+import threading
+from collections.abc import Iterable, Mapping
+
+from pymesos import MesosSchedulerDriver
+
+LOG = logging.getLogger("calico_dcos.driver")
+FIRST_RECONNECT_DELAY = 0.1
+MAX_RECONNECT_DELAY = 5.0
+_REFUSED = re.compile(r"^Failed to send request (\d+): (b'.*'|b\".*\")\n", re.S)
+
+
+class CallRefused(Exception):
+    """The master answered a call with an HTTP error: `status` and its text (`reason`)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"Mesos refused the call ({status}): {reason}")
+        self.status = status
+        self.reason = reason
+
+    @classmethod
+    def from_pymesos(cls, exc: BaseException) -> CallRefused | None:
+        """The refusal inside pymesos' RuntimeError, or None for any other error."""
+        match = _REFUSED.match(str(exc))
+        if match is None:
+            return None
+        try:
+            text = ast.literal_eval(match.group(2)).decode("utf-8", "replace")
+        except (ValueError, SyntaxError):
+            text = match.group(2)
+        return cls(int(match.group(1)), text)
+
+
+def reconcile_call(framework_id: str, tasks: Iterable[tuple[str, str | None]]) -> dict:
+    """A RECONCILE call for (task ID, agent ID or None) pairs; no pairs: implicit."""
+    items = []
+    for task_id, agent_id in tasks:
+        item: dict = {"task_id": {"value": task_id}}
+        if agent_id:
+            item["agent_id"] = {"value": agent_id}
+        items.append(item)
+    return {
+        "type": "RECONCILE",
+        "framework_id": {"value": framework_id},
+        "reconcile": {"tasks": items},
+    }
+
+
+class Driver(MesosSchedulerDriver):
+    """`MesosSchedulerDriver` plus agent IDs in reconciliation, `CallRefused`, and a bounded
+    reconnection loop. Same constructor."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._reconnect_delay = 0.0
+        self._subscribed_since_close = False
+        self._stopped = threading.Event()
+
+    # 1. Reconciliation --------------------------------------------------------------------
+
+    def reconcileTasks(self, tasks: Iterable[Mapping]) -> None:  # noqa: N802 (pymesos' name)
+        """As pymesos', but each task's `agent_id` goes to the master too."""
+        if not self.connected:
+            return
+        pairs = [(t["task_id"]["value"], (t.get("agent_id") or {}).get("value")) for t in tasks]
+        self._send(reconcile_call(self.framework_id, pairs))
+
+    # 2. Refusals ---------------------------------------------------------------------------
+
+    def _send(self, body, *args, **kwargs):
+        """Every call (ACCEPT, DECLINE, KILL, ACKNOWLEDGE, ...): `CallRefused` for a 4xx/5xx."""
+        try:
+            return super()._send(body, *args, **kwargs)
+        except RuntimeError as exc:
+            refused = CallRefused.from_pymesos(exc)
+            if refused is None:
+                raise
+            raise refused from exc
+
+    # 3. Bounded reconnection ---------------------------------------------------------------
+
+    def on_subscribed(self, info):
+        self._subscribed_since_close = True
+        self._reconnect_delay = 0.0
+        return super().on_subscribed(info)
+
+    def on_close(self):
+        """Runs on pymesos' IO thread just before it opens the next connection: a
+        connection that never got its SUBSCRIBED (503, refused, dropped) makes it wait."""
+        super().on_close()
+        if self._subscribed_since_close or self._stopped.is_set():
+            self._subscribed_since_close = False
+            return
+        self._reconnect_delay = min(
+            MAX_RECONNECT_DELAY, max(FIRST_RECONNECT_DELAY, self._reconnect_delay * 2)
+        )
+        LOG.info(
+            "no subscription on %s; next attempt in %.1f s", self.master, self._reconnect_delay
+        )
+        self._stopped.wait(self._reconnect_delay)
+
+    def stop(self, failover=False):
+        self._stopped.set()
+        return super().stop(failover)
