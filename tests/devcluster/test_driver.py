@@ -10,9 +10,7 @@ from pymesos import MesosSchedulerDriver
 from calico_dcos.driver import CallRefused, Driver
 from tests.helpers.devcluster import Framework, framework_info, running_cluster, wait_until
 
-PARTITION_AWARE = framework_info(
-    capabilities=[{"type": "MULTI_ROLE"}, {"type": "PARTITION_AWARE"}]
-)
+PARTITION_AWARE = framework_info(capabilities=[{"type": "MULTI_ROLE"}, {"type": "PARTITION_AWARE"}])
 
 
 class DriverFramework(Framework):
@@ -32,9 +30,7 @@ def test_explicit_reconciliation_carries_the_agent_id(cluster):
     own call would have dropped it and got TASK_UNKNOWN."""
     with DriverFramework(cluster, PARTITION_AWARE) as fw:
         agent_id = cluster.agents[0].agent_id
-        fw.driver.reconcileTasks(
-            [{"task_id": {"value": "ghost"}, "agent_id": {"value": agent_id}}]
-        )
+        fw.driver.reconcileTasks([{"task_id": {"value": "ghost"}, "agent_id": {"value": agent_id}}])
         gone = fw.wait_for_state("ghost", "TASK_GONE")
     assert gone["agent_id"] == {"value": agent_id}
 
