@@ -82,3 +82,21 @@ def task_resources(offer: Mapping, wanted: Mapping[str, float]) -> list[dict] | 
         if left > 0:
             return None
     return out
+
+
+def fit_to_offer(task_info: Mapping, offer: Mapping) -> dict:
+    """`task_info` with its SCALAR resources taken from `offer` by `task_resources` (same
+    amounts, the offered reservations, the offer's allocation_info). Left as it is when the
+    offer does not hold them: the master then answers TASK_ERROR, as it should."""
+    wanted: dict[str, float] = {}
+    others = []
+    for resource in task_info.get("resources", ()):
+        if resource.get("type", "SCALAR") == "SCALAR" and "scalar" in resource:
+            name = resource["name"]
+            wanted[name] = round(wanted.get(name, 0.0) + float(resource["scalar"]["value"]), 3)
+        else:
+            others.append(resource)
+    taken = task_resources(offer, wanted)
+    if taken is None:
+        return dict(task_info)
+    return {**task_info, "resources": taken + others}

@@ -52,3 +52,24 @@ def test_an_amount_split_over_reserved_and_unreserved_resources():
     assert [(r.get("role"), r["scalar"]["value"]) for r in taken] == [("slave_public", 0.3),
                                                                        (None, 0.2)]  # fmt: skip
     assert task_resources(mixed, {"cpus": 2}) is None
+
+
+def test_fit_to_offer_rewrites_what_the_step_asked_for():
+    from calico_dcos.mesos import fit_to_offer
+
+    private = offer("slave_public", [scalar("cpus", 4, role="*"), scalar("mem", 4096, role="*")])
+    asked = {
+        "name": "calico-cni",
+        "resources": [
+            scalar("cpus", 0.1, role="slave_public", allocation_info={"role": "slave_public"}),
+            scalar("mem", 64, role="slave_public", allocation_info={"role": "slave_public"}),
+        ],
+    }
+    fitted = fit_to_offer(asked, private)
+    assert [(r["name"], r["role"], r["scalar"]["value"]) for r in fitted["resources"]] == [
+        ("cpus", "*", 0.1),
+        ("mem", "*", 64),
+    ]
+    assert fit_to_offer({**asked, "resources": [scalar("cpus", 99)]}, private)["resources"] == [
+        scalar("cpus", 99)
+    ]
