@@ -60,6 +60,18 @@ from calico_dcos.devcluster.hostroot import has_dcos_calico
     show_default=True,
     help="Seconds between offer rounds (Mesos' --allocation_interval).",
 )
+@click.option(
+    "--allocation-seed",
+    type=int,
+    default=None,
+    help="Seed the allocator's agent shuffle, so which role gets an agent is reproducible.",
+)
+@click.option(
+    "--agent-ping-timeout",
+    default=75.0,
+    show_default=True,
+    help="Seconds before a partitioned agent is marked unreachable (Mesos: 15 s x 5 pings).",
+)
 @click.option("--zk", default=None, help="Publish the leader record, e.g. 127.0.0.1:2181/mesos.")
 @click.option(
     "--etcd/--no-etcd",
@@ -76,6 +88,8 @@ def devcluster(
     executor: str,
     workdir: Path | None,
     allocation_interval: float,
+    allocation_seed: int | None,
+    agent_ping_timeout: float,
     zk: str | None,
     etcd: bool,
 ) -> None:
@@ -91,6 +105,8 @@ def devcluster(
         executor=executor,
         workdir=workdir,
         allocation_interval=allocation_interval,
+        allocation_seed=allocation_seed,
+        agent_ping_timeout=agent_ping_timeout,
         zk=zk,
     ).start()
     with contextlib.ExitStack() as stack:
