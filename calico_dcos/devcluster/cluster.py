@@ -250,6 +250,10 @@ class DevCluster:
     def fail_next_task(self, name_regex: str, message: str = "") -> None:
         self.call(self.master.fail_next_task, name_regex, message)
 
+    def refuse_next_call(self, call_type: str, status: int = 400, message: str = "") -> None:
+        """The next call of `call_type` is answered `status` and `message`, with no effect."""
+        self.call(self.master.refuse_next_call, call_type, status, message)
+
     def disconnect_framework(self, framework_id: str) -> None:
         self.call(self.master.disconnect_framework, framework_id)
 

@@ -104,6 +104,17 @@ async def task_fault(request: web.Request) -> web.Response:
     return web.Response(status=202)
 
 
+@routes.post("/devcluster/faults/refuse-next-call")
+async def refuse_next_call(request: web.Request) -> web.Response:
+    """Body `{"type": "ACCEPT", "status": 400, "message": "..."}`."""
+    body = await _body(request)
+    status = body.get("status", 400)
+    if not isinstance(body.get("type"), str) or not isinstance(status, int):
+        raise web.HTTPBadRequest(text="Expecting 'type' (a call type) and an integer 'status'")
+    request.app[MASTER].refuse_next_call(body["type"], status, body.get("message", ""))
+    return web.Response(status=202)
+
+
 @routes.post("/devcluster/frameworks/{framework_id}/disconnect")
 async def disconnect_framework(request: web.Request) -> web.Response:
     master = request.app[MASTER]

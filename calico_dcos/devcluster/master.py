@@ -86,6 +86,7 @@ class Master:
         self.timeline_entries: deque[dict] = deque(maxlen=TIMELINE_LENGTH)
         self.faults: list[tuple[re.Pattern, str]] = []
         self.task_faults = TaskFaults()  # lost KILLs, tasks held in STAGING
+        self.call_faults: list[tuple[str, int, str]] = []
         self.start_time = time.time()
         self.elected_time = time.time()
         self._counters = {"offer": 0, "framework": 0, "agent": 0, "private": 0, "public": 0}
@@ -562,6 +563,20 @@ class Master:
         """Fault: the next launched task whose name matches goes STARTING → FAILED instead of
         reaching the executor; the one mechanism for every executor."""
         self.faults.append((re.compile(name_regex), message or "Injected failure (devcluster)"))
+
+    def refuse_next_call(self, call_type: str, status: int = 400, message: str = "") -> None:
+        """Fault: answer the next scheduler call of `call_type` (ACCEPT, DECLINE, ...) with
+        `status` and `message` instead of acting on it, as the real master refuses a call it
+        cannot parse or validate (src/master/http.cpp): the call has no effect."""
+        text = message or "Failed to validate scheduler::Call: injected refusal (devcluster)"
+        self.call_faults.append((call_type, status, text))
+
+    def take_call_fault(self, call_type: str) -> tuple[int, str] | None:
+        for index, (kind, status, text) in enumerate(self.call_faults):
+            if kind == call_type:
+                del self.call_faults[index]
+                return status, text
+        return None
 
     def _take_fault(self, name: str) -> str | None:
         for index, (pattern, message) in enumerate(self.faults):

@@ -221,6 +221,9 @@ def _dispatch(
         )
     if call["type"] == "UNKNOWN":
         raise Refusal(501)
+    injected = master.take_call_fault(call["type"])
+    if injected is not None:
+        raise Refusal(*injected)
     master.record("call", type=call["type"], framework_id=framework_id)
     reply = calls.HANDLERS[call["type"]](master, framework, call.get(call["type"].lower()))
     if reply is None:

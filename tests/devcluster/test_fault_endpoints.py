@@ -72,3 +72,21 @@ def test_failover_over_http_with_the_old_master_gone_closes_its_port(cluster):
     assert requests.get(f"{cluster.base_url}/version").ok
     with Framework(cluster) as fw:
         assert fw.registrations == 1
+
+
+def test_refuse_next_call_over_http_answers_that_call_only(cluster):
+    from tests.helpers.raw_client import RawScheduler
+
+    url = f"{cluster.base_url}/devcluster/faults/refuse-next-call"
+    assert requests.post(url, json={"type": "REVIVE", "status": 400, "message": "no"}).ok
+    assert requests.post(url, json={"status": "x"}).status_code == 400
+    with RawScheduler(cluster.base_url) as raw:
+        refused = raw.call("REVIVE")
+        assert (refused.status_code, refused.text) == (400, "no")
+        assert raw.call("REVIVE").status_code == 202
+
+
+def test_partition_and_heal_unknown_agent_is_404(cluster):
+    for fault in ("partition", "heal"):
+        response = requests.post(f"{cluster.base_url}/devcluster/agents/nope/{fault}")
+        assert response.status_code == 404
