@@ -25,31 +25,25 @@ from collections.abc import Iterable, Mapping
 
 from pymesos import MesosSchedulerDriver
 
+from calico_dcos.sender import CallRefused
+
 LOG = logging.getLogger("calico_dcos.driver")
 FIRST_RECONNECT_DELAY = 0.1
 MAX_RECONNECT_DELAY = 5.0
 _REFUSED = re.compile(r"^Failed to send request (\d+): (b'.*'|b\".*\")\n", re.S)
 
 
-class CallRefused(Exception):
-    """The master answered a call with an HTTP error: `status` and its text (`reason`)."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(f"Mesos refused the call ({status}): {reason}")
-        self.status = status
-        self.reason = reason
-
-    @classmethod
-    def from_pymesos(cls, exc: BaseException) -> CallRefused | None:
-        """The refusal inside pymesos' RuntimeError, or None for any other error."""
-        match = _REFUSED.match(str(exc))
-        if match is None:
-            return None
-        try:
-            text = ast.literal_eval(match.group(2)).decode("utf-8", "replace")
-        except (ValueError, SyntaxError):
-            text = match.group(2)
-        return cls(int(match.group(1)), text)
+def refused(exc: BaseException, call: str) -> CallRefused | None:
+    """The refusal inside pymesos' RuntimeError (`Failed to send request 400: b'...'`) as
+    the sender's `CallRefused`, or None for any other error."""
+    match = _REFUSED.match(str(exc))
+    if match is None:
+        return None
+    try:
+        text = ast.literal_eval(match.group(2)).decode("utf-8", "replace")
+    except (ValueError, SyntaxError):
+        text = match.group(2)
+    return CallRefused(call, int(match.group(1)), text)
 
 
 def reconcile_call(framework_id: str, tasks: Iterable[tuple[str, str | None]]) -> dict:
@@ -93,10 +87,10 @@ class Driver(MesosSchedulerDriver):
         try:
             return super()._send(body, *args, **kwargs)
         except RuntimeError as exc:
-            refused = CallRefused.from_pymesos(exc)
-            if refused is None:
+            refusal = refused(exc, body.get("type", "call") if isinstance(body, dict) else "call")
+            if refusal is None:
                 raise
-            raise refused from exc
+            raise refusal from exc
 
     # 3. Bounded reconnection ---------------------------------------------------------------
 

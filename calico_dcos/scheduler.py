@@ -46,10 +46,11 @@ from calico_dcos.core.interface import Core
 from calico_dcos.core.records import agent_record, parse_task_id
 from calico_dcos.core.uninstall import Uninstall
 from calico_dcos.core.views import combine
+from calico_dcos.driver import Driver
 from calico_dcos.options import read_secret, roles
 from calico_dcos.pipeline import Action, Batch, Pipeline, Write
 from calico_dcos.report_auth import ReportKey, with_report_token
-from calico_dcos.sender import CONTROL, Call, Master, Sender
+from calico_dcos.sender import CONTROL, Call, CallRefused, Master, Sender
 from calico_dcos.steps import fetch_hint
 
 if TYPE_CHECKING:  # strict mode's modules load cryptography: only when strict mode is on
@@ -234,7 +235,7 @@ class CalicoScheduler(Scheduler):
         if self.tokens is not None:
             self.driver = self._strict_driver(info)
         else:
-            self.driver = MesosSchedulerDriver(
+            self.driver = Driver(
                 self,
                 info,
                 self.master,
@@ -423,7 +424,42 @@ class CalicoScheduler(Scheduler):
         else:
             self.counters["REVIVE"] += 1
             body = {"type": "REVIVE", "framework_id": framework_id}
-        self.master_api.post(session, body)
+        try:
+            self.master_api.post(session, body)
+        except CallRefused as refused:
+            if not isinstance(decision, ev.Launch):
+                raise
+            self._launch_refused(session, decision, refused)
+
+    def _launch_refused(self, session: Any, launch: ev.Launch, refused: CallRefused) -> None:
+        """The master refused the ACCEPT (apache/mesos src/master/http.cpp: a 400 names what
+        it could not parse or validate), so the call had no effect: the offer is still
+        outstanding and the task never existed. Say why, give the offer back, and fail the
+        step with the master's words (an ERROR an operator sees); other agents go on."""
+        task_id = launch.task_info["task_id"]["value"]
+        LOG.error("Mesos refused the launch of %s on %s: %s", task_id, launch.agent_id, refused)
+        self.counters["REFUSED"] += 1
+        decline = {
+            "type": "DECLINE",
+            "framework_id": {"value": self.driver.framework_id if self.driver else ""},
+            "decline": {
+                "offer_ids": [{"value": launch.offer_id}],
+                "filters": {"refuse_seconds": launch.refuse_seconds},
+            },
+        }
+        try:
+            self.master_api.post(session, decline)
+        except Exception:
+            LOG.exception("declining offer %s failed", launch.offer_id)
+        status = {
+            "task_id": {"value": task_id},
+            "agent_id": {"value": launch.agent_id},
+            "state": "TASK_ERROR",
+            "source": "SOURCE_MASTER",
+            "reason": "REASON_TASK_INVALID",
+            "message": f"Mesos refused the launch (HTTP {refused.status}): {refused.reason}",
+        }
+        self._event("refused", lambda now: self.plan.on_status(status, now))
 
     def _call_safely(self, decision: ev.Decision) -> None:
         if self.failure:

@@ -31,9 +31,9 @@ import ssl
 from typing import Any
 
 import pymesos.process
-from pymesos import MesosSchedulerDriver
 
 from calico_dcos.dcos_auth import AuthError, TokenSource
+from calico_dcos.driver import CallRefused, Driver
 
 LOG = logging.getLogger("calico_dcos.strict")
 MAX_UNAUTHORIZED = 3
@@ -127,8 +127,9 @@ def install() -> None:
     pymesos.process.Connection = TlsConnection
 
 
-class StrictSchedulerDriver(MesosSchedulerDriver):
-    """`MesosSchedulerDriver` with DC/OS' token on every request, over verified TLS.
+class StrictSchedulerDriver(Driver):
+    """`Driver` (pymesos' driver made fit for a real master) with DC/OS' token on every
+    request, over verified TLS.
 
     `master` is `host:port` or `zk://…` as for pymesos (the caller strips `https://`).
     """
@@ -223,8 +224,8 @@ class StrictSchedulerDriver(MesosSchedulerDriver):
         for attempt in (1, 2):
             try:
                 answer = super()._send(body, path=path, method=method, headers=dict(headers or {}))
-            except RuntimeError as exc:
-                if not str(exc).startswith("Failed to send request 401") or attempt == 2:
+            except CallRefused as exc:
+                if exc.status != 401 or attempt == 2:
                     raise
                 self.unauthorized(f"a {body.get('type', 'call') if body else 'call'} call")
                 continue

@@ -358,13 +358,15 @@ class Deploy(Engine):
         aid = offer["agent_id"]["value"]
         agent = self.agents.get(aid)
         attrs = offer_attributes(offer)
-        public = offer_is_public(offer, attrs)
+        public = offer_is_public(offer)
         hostname = offer.get("hostname", "")
         if agent is not None and not agent.lost and agent.hostname == hostname:
-            if (public and not agent.public) or attrs != agent.attributes:
-                # DC/OS agents may gain attributes (or turn public) when they restart under
-                # the same ID: read them from every offer, so constraints see them
-                agent.public = agent.public or public
+            if public != agent.public or attrs != agent.attributes:
+                # DC/OS agents may gain attributes when they restart under the same ID: read
+                # them from every offer, so constraints see them. Public-ness is what the agent
+                # is, from its offer; this also mends a record that an older version marked
+                # public from an offer allocated to `slave_public`.
+                agent.public = public
                 agent.attributes = attrs
                 agent.wanted = self.config.wants_agent(agent.view)
                 self._index(agent, now)
@@ -373,7 +375,7 @@ class Deploy(Engine):
         if agent is None:
             agent = self.agents[aid] = AgentState(aid)
         agent.hostname, agent.attributes, agent.lost = hostname, attrs, False
-        agent.public = agent.public or public
+        agent.public = public
         agent.wanted = self.config.wants_agent(agent.view)
         self._index(agent, now)
         out.append(SaveAgent(aid, agent_record(agent)))

@@ -41,7 +41,7 @@ from calico_dcos.core.events import (
     SaveFrameworkId,
 )
 from calico_dcos.core.failures import failure_words, host_caused
-from calico_dcos.core.offers import answer_offers, offer_role, shortfall
+from calico_dcos.core.offers import answer_offers, offer_role, shortfall, task_on_offer
 from calico_dcos.core.records import AgentState, StepState, task_id_for
 from calico_dcos.core.revive import REVIVE_WORTH_SECONDS, Reviver
 
@@ -253,6 +253,7 @@ class Engine:
         self._launching[st.task_id] = (agent.agent_id, spec.name, deadline)
         self.offer_notes.pop(agent.agent_id, None)
         task = self.config.build_task(spec, agent.view, st.task_id, offer_role(offer))
+        task = task_on_offer(task, offer)
         refuse = self._refuse(agent, self.config.wait_refuse_seconds, now)
         self._save_launch(agent, out)
         out.append(Launch(offer["id"]["value"], agent.agent_id, task, refuse))

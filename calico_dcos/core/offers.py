@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
+from calico_dcos import mesos
 from calico_dcos.core.events import Decision, Decline
 
 # Scalars are doubles of which Mesos keeps three decimal digits (apache/mesos
@@ -50,9 +51,18 @@ def offer_attributes(offer: Mapping) -> dict[str, str]:
     return attrs
 
 
-def offer_is_public(offer: Mapping, attrs: Mapping[str, str]) -> bool:
-    """DC/OS public agents offer role `slave_public` and carry `public_ip:true`."""
-    return offer_role(offer) == "slave_public" or attrs.get("public_ip") == "true"
+def offer_is_public(offer: Mapping) -> bool:
+    """Is the offer's agent a DC/OS public agent? By what the agent is (`public_ip:true`,
+    resources reserved to `slave_public`), never by the offer's allocation role, which Mesos
+    sets to any of a MULTI_ROLE framework's roles for unreserved resources
+    (`calico_dcos.mesos.offer_is_public`, with its sources)."""
+    return mesos.offer_is_public(offer)
+
+
+def task_on_offer(task_info: Mapping, offer: Mapping) -> dict:
+    """The step's TaskInfo with its resources taken from the offer: each copies the offered
+    resource's reservation and the offer's allocation_info (`calico_dcos.mesos.fit_to_offer`)."""
+    return mesos.fit_to_offer(task_info, offer)
 
 
 def _amount(value: float) -> str:

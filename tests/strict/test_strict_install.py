@@ -175,7 +175,7 @@ def test_the_strict_master_refuses_no_token_and_a_principal_that_is_not_the_toke
     assert (bare.status_code, bare.text) == (401, "401 Unauthorized.")
     assert bare.headers["WWW-Authenticate"].startswith("token ")
     assert mismatched.status_code == 400
-    assert "Authenticated principal does not match" in mismatched.text
+    assert "Authenticated principal 'other' does not match principal" in mismatched.text
 
 
 def test_tokens_refused_mid_install_are_renewed_and_nothing_is_lost(tmp_path, key):
