@@ -42,6 +42,8 @@ def test_a_second_scheduler_waits_and_takes_over_when_the_leader_is_killed(tmp_p
         leader.kill()
         agents = [a.agent_id for a in cluster.agents]
         try:
+            wait_until(lambda: len(subscriptions(cluster.timeline())) == 2, 40,
+                       "the standby to take over")  # fmt: skip
             standby.wait_installed(agents, 40)
         finally:
             standby.stop()
