@@ -159,7 +159,7 @@ def test_a_replaced_daemon_shows_task_killing(tmp_path):
     with running_cluster(agents=1, public_agents=0) as cluster:
         with scheduler_on(cluster, tmp_path, **ALL_AT_ONCE) as service:
             wait_until(converged(service), 30, "convergence")
-        with scheduler_on(cluster, tmp_path, node_image="calico/node:v3.99.0") as service:
+        with scheduler_on(cluster, tmp_path, node_image="calico/node:v2.6.13") as service:
             wait_until(
                 lambda: any(
                     e.get("state") == "TASK_KILLED" and e.get("task_name") == "calico-node"
