@@ -5,7 +5,7 @@
    master cannot answer for a task it does not know while any agent has yet to re-register
    after a failover (apache/mesos src/master/master.cpp, `Master::reconcile`).
 2. A refused call is an exception that says what the master said. pymesos raises
-   `RuntimeError('Failed to send request 400: b"..."\\n<body>')`; `CallRefused` keeps the
+   `RuntimeError("Failed to send request 400: ...")`; the sender's `CallRefused` keeps the
    status and the master's text (src/master/http.cpp: "Failed to validate scheduler::Call:
    ...", "Failed to convert JSON into Call protobuf: ...").
 3. Reconnecting is bounded. When SUBSCRIBE is answered 503 ("Master has not finished
