@@ -8,6 +8,10 @@ dependency of one command never breaks the others.
 from __future__ import annotations
 
 import importlib
+import os
+import shlex
+import sys
+from pathlib import Path
 
 import click
 
@@ -43,6 +47,16 @@ class LazyGroup(click.Group):
         rows = [(name, help_) for name, (_, help_) in sorted(COMMANDS.items())]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def own_command() -> str:
+    """How to run this very `calico-dcos` again from any shell, for the commands we print:
+    the absolute path of the running executable (after `make`, `.venv/bin/calico-dcos` is
+    not on PATH), else `python -m calico_dcos.cli` with this interpreter."""
+    for candidate in (Path(sys.argv[0]), Path(sys.executable).with_name("calico-dcos")):
+        if candidate.name == "calico-dcos" and os.access(candidate, os.X_OK):
+            return shlex.quote(str(candidate.absolute()))
+    return f"{shlex.quote(sys.executable)} -m calico_dcos.cli"
 
 
 @click.group(cls=LazyGroup)

@@ -28,6 +28,7 @@ from calico_dcos.artifacts import build_installer_zipapp
 from calico_dcos.dcos_auth import CREDENTIAL_ENV, AuthError, TokenSource, parse_credential
 from calico_dcos.options import Options, OptionsError, read_secret
 from calico_dcos.scheduler import CalicoScheduler, within
+from calico_dcos.signals import StopSignals
 from calico_dcos.store import open_store
 
 LOG = logging.getLogger("calico_dcos.service")
@@ -240,7 +241,7 @@ def wait_for_signal(service: Service, master: str = "") -> int:
     """Until SIGTERM/SIGINT (exit 0) or a failure Marathon should restart us for (exit 1).
     Not subscribed to a master after a while, it says which option names the master
     (`master`: where it came from, for the message); pymesos goes on retrying."""
-    signal.signal(signal.SIGTERM, lambda *_: service.scheduler.request_stop())
+    signals = StopSignals(service.scheduler.request_stop, raise_interrupt=False).install()
     started, warned = time.monotonic(), False
     try:
         while not service.scheduler.wait(1.0):
@@ -253,10 +254,25 @@ def wait_for_signal(service: Service, master: str = "") -> int:
                     NOT_SUBSCRIBED_WARNING_SECONDS,
                     master,
                 )
-    except KeyboardInterrupt:
-        LOG.info("interrupted")
     except Exception:
         LOG.exception("the pymesos driver failed")
         service.scheduler.fail("the pymesos driver failed")
+    signals.shield()
+    if signals.received is not None and not service.scheduler.failure:
+        LOG.warning("%s", stopped_words(signal.Signals(signals.received).name, service))
     service.stop()
     return 1 if service.scheduler.failure else 0
+
+
+def stopped_words(signal_name: str, service: Service) -> str:
+    """What a stopped scheduler leaves: the framework stays registered and its tasks run
+    until the master's failover timeout (Mesos `FrameworkInfo.failover_timeout`,
+    apache/mesos include/mesos/v1/mesos.proto), so running it again resumes the rollout
+    where it was, and only `uninstall` removes it."""
+    timeout = float(service.scheduler.options["service"]["failover_timeout_seconds"])
+    return (
+        f"stopped ({signal_name}): the framework stays registered in Mesos and its tasks keep "
+        f"running for up to {timeout:.0f} s (service.failover_timeout_seconds); run "
+        "`calico-dcos run` again with the same options to resume, or `calico-dcos uninstall` "
+        "with them to remove it"
+    )

@@ -15,6 +15,7 @@ import getpass
 import json
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -36,6 +37,7 @@ from calico_dcos.commands.run import load_or_exit, log_warnings
 from calico_dcos.display import REFRESH_SECONDS, PlanDisplay, duration
 from calico_dcos.options import env_name, format_env_value, load_options
 from calico_dcos.service import start_service
+from calico_dcos.signals import StopSignals
 
 LOG = logging.getLogger("calico_dcos.local")
 ETCD_BINARY = Path("/usr/bin/etcd")
@@ -173,7 +175,15 @@ def say_what_is_real(env: Mapping[str, str], etcd_client: str | None) -> None:
     "--serve", is_flag=True,
     help="Keep the scheduler and its status page up after every agent is done, until Ctrl-C.",
 )  # fmt: skip
-@click.option("--workdir", type=click.Path(file_okay=False), help="Default: a new temp dir.")
+@click.option(
+    "--workdir", type=click.Path(file_okay=False),
+    help="Where the agents' host roots, sandboxes, etcd and the log go (it stays). "
+    "Default: a new temp dir, removed at the end unless --keep.",
+)  # fmt: skip
+@click.option(
+    "--keep", is_flag=True,
+    help="Keep the temp work dir (~200 MB: the agents' host roots and sandboxes, the log).",
+)  # fmt: skip
 @click.option(
     "--strict", is_flag=True,
     help="DC/OS Enterprise strict mode: the embedded master speaks HTTPS (its own CA) and "
@@ -185,10 +195,13 @@ def local(
     options_file: str | None,
     serve: bool,
     workdir: str | None,
+    keep: bool,
     strict: bool,
 ) -> None:
     """Try the framework on this machine (embedded Mesos)."""
     load_or_exit(options_file)  # invalid options stop here, before anything starts
+    # Before anything starts: Ctrl-C or SIGTERM at any moment stops every process started.
+    signals = StopSignals().install()
     root = Path(workdir or tempfile.mkdtemp(prefix="calico-dcos-local-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
@@ -196,7 +209,22 @@ def local(
         filename=str(root / "scheduler.log"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    sys.exit(run_local(root, agents, public_agents, options_file, serve, strict))
+    try:
+        code = run_local(root, agents, public_agents, options_file, serve, strict, signals)
+    except KeyboardInterrupt:  # before the progress display, which says so itself
+        code = 130
+    signals.shield()
+    remove = workdir is None and not keep
+    click.echo(work_dir_words(root, remove))
+    if remove:
+        shutil.rmtree(root, ignore_errors=True)
+    sys.exit(code)
+
+
+def work_dir_words(root: Path, removed: bool) -> str:
+    if removed:
+        return f"work dir {root} removed (--keep keeps it: host roots, sandboxes, logs)"
+    return f"work dir kept: {root} (host roots, sandboxes, scheduler.log)"
 
 
 STRICT_UID = "calico-dcos-principal"
@@ -224,46 +252,67 @@ def run_local(
     options_file: str | None,
     serve: bool,
     strict: bool = False,
+    signals: StopSignals | None = None,
 ) -> int:
+    """The exit code: see `Progress.follow`. A `KeyboardInterrupt` (the first SIGINT or
+    SIGTERM, see `calico_dcos.signals`) may come at any moment; the scheduler, the embedded
+    cluster (every task process) and etcd are stopped whatever happens, with `signals`
+    shielded so that a second Ctrl-C cannot cut that short."""
     from calico_dcos.devcluster import DevCluster
 
     (root / "etcd").mkdir(parents=True, exist_ok=True)
     cluster = DevCluster(
         agents=agents, public_agents=public_agents, executor="process",
         workdir=root / "devcluster", allocation_interval=0.2, agent_restart_delay=0.5,
-        strict=strict,
+        strict=strict, agent_network="free",
     )  # fmt: skip
     with contextlib.ExitStack() as stack:
-        etcd_client = None
-        if ETCD_BINARY.exists():
-            etcd_client = stack.enter_context(real_etcd(root / "etcd", enable_v2=True))
-        cluster.start()
-        stack.callback(cluster.stop)
-        env = local_environment(root, cluster.master_url, root / "artifacts", etcd_client)
-        if strict:
-            env.update(strict_environment(root, cluster))
-        say_what_is_real(env, etcd_client)
-        if strict:
-            click.echo(
-                f"  strict mode: master {cluster.base_url} over HTTPS (CA {cluster.ca_bundle}), "
-                f"logging in as service account {STRICT_UID!r} at {cluster.login_endpoint}"
+        try:
+            etcd_client = None
+            if ETCD_BINARY.exists():
+                etcd_client = stack.enter_context(real_etcd(root / "etcd", enable_v2=True))
+            stack.callback(cluster.stop)  # before start(): a start cut short is stopped too
+            cluster.start()
+            env = local_environment(root, cluster.master_url, root / "artifacts", etcd_client)
+            if strict:
+                env.update(strict_environment(root, cluster))
+            say_what_is_real(env, etcd_client)
+            if strict:
+                click.echo(
+                    f"  strict mode: master {cluster.base_url} over HTTPS "
+                    f"(CA {cluster.ca_bundle}), "
+                    f"logging in as service account {STRICT_UID!r} at {cluster.login_endpoint}"
+                )
+            options = load_options(options_file, {**env, **os.environ})
+            service = start_service(
+                options, host="127.0.0.1", port=0, artifacts_dir=root / "artifacts", timings=TIMINGS
             )
-        options = load_options(options_file, {**env, **os.environ})
-        service = start_service(
-            options, host="127.0.0.1", port=0, artifacts_dir=root / "artifacts", timings=TIMINGS
-        )
-        stack.callback(service.stop)
-        url = f"http://127.0.0.1:{service.api.port}/"
-        click.echo(f"  status page: {url}   work dir: {root}")
-        click.echo(f"  scheduler log: {root / 'scheduler.log'}")
-        if serve:
-            click.echo(
-                "  --serve: the scheduler and the status page stay up after every agent is "
-                "done; Ctrl-C stops them, the embedded cluster and etcd."
-            )
-        click.echo()
-        progress = Progress(service.scheduler, sys.stdout, log_warnings(options))
-        return progress.follow(until_done=not serve, serving=url if serve else "")
+            stack.callback(service.stop)
+            url = f"http://127.0.0.1:{service.api.port}/"
+            click.echo(f"  status page: {url}   work dir: {root}")
+            click.echo(f"  scheduler log: {root / 'scheduler.log'}")
+            if serve:
+                click.echo(
+                    "  --serve: the scheduler and the status page stay up after every agent is "
+                    "done; Ctrl-C stops them, the embedded cluster and etcd."
+                )
+            click.echo()
+            progress = Progress(service.scheduler, sys.stdout, log_warnings(options))
+            code = progress.follow(until_done=not serve, serving=url if serve else "")
+        finally:
+            if signals is not None:
+                signals.shield()  # nothing cuts the clean-up short
+    click.echo(stopped_words(url, serve))
+    return code
+
+
+def stopped_words(url: str, serve: bool) -> str:
+    """The last words of a run: what stopped (the status page's URL is at the top too)."""
+    keep = "" if serve else " (--serve keeps them up until Ctrl-C)"
+    return (
+        f"stopped: the scheduler and its status page {url}{keep}, the embedded cluster's "
+        "task processes and etcd"
+    )
 
 
 class Progress:

@@ -9,7 +9,6 @@ up after the end (see `commands/run.py`).
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 
 import click
@@ -18,6 +17,7 @@ from calico_dcos.commands.run import load_or_exit, start_or_exit
 from calico_dcos.display import REFRESH_SECONDS, PlanDisplay
 from calico_dcos.plans import uninstalling
 from calico_dcos.service import Service
+from calico_dcos.signals import StopSignals
 
 LOG = logging.getLogger("calico_dcos.uninstall")
 
@@ -27,15 +27,15 @@ def wait_until_uninstalled(service: Service, display: PlanDisplay | None = None)
     `display` shows the uninstall plan meanwhile: tasks killed and hosts reverted, with an
     estimate."""
     scheduler = service.scheduler
-    signal.signal(signal.SIGTERM, lambda *_: scheduler.request_stop())
+    signals = StopSignals(scheduler.request_stop, raise_interrupt=False).install()
     display = display or PlanDisplay(sys.stdout)
     with display:
-        try:
-            while not scheduler.uninstalled.wait(REFRESH_SECONDS) and not scheduler.wait(0):
-                display.update(scheduler.plan_view(), scheduler.summary())
+        while not scheduler.uninstalled.wait(REFRESH_SECONDS) and not scheduler.wait(0):
             display.update(scheduler.plan_view(), scheduler.summary())
-        except KeyboardInterrupt:
-            LOG.info("interrupted: run `calico-dcos uninstall` again to go on")
+        display.update(scheduler.plan_view(), scheduler.summary())
+    signals.shield()
+    if signals.received is not None and not scheduler.uninstalled.is_set():
+        LOG.info("interrupted: run `calico-dcos uninstall` again to go on")
     service.stop()
     done = scheduler.uninstalled.is_set()
     display.print(scheduler.summary()["message"] if done else "uninstall stopped before the end")

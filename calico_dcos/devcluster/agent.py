@@ -8,6 +8,9 @@ master forwards each attempt. This class does the same on the master's event loo
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import random
+import socket
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -21,6 +24,11 @@ if TYPE_CHECKING:
     from calico_dcos.devcluster.master import Master
 
 AGENT_PORT = 5051
+# Agents' addresses by default (tests rely on them): 127.0.1.1, 127.0.1.2, …
+DEFAULT_AGENT_NETWORK = "127.0.1.0"
+# The etcd-proxy step's default `etcd.listen_port`, which every agent's proxy binds on its own
+# address: what two devclusters on one machine would collide on.
+ETCD_PROXY_PORT = 2379
 MAX_RETRY_INTERVAL = 600.0
 
 
@@ -36,9 +44,47 @@ class AgentInfo:
     connected: bool
 
 
-def agent_ip(number: int) -> str:
-    """127.0.1.N for the first 254 agents, then the next /24s of loopback."""
-    return f"127.0.{1 + (number - 1) // 254}.{1 + (number - 1) % 254}"
+def agent_ip(number: int, network: str = DEFAULT_AGENT_NETWORK) -> str:
+    """Agent `number` (from 1)'s address: `network` is a /24's first address (127.a.b.0);
+    its .1 to .254 for the first 254 agents, then the next /24s'."""
+    offset = 256 * ((number - 1) // 254) + 1 + (number - 1) % 254
+    return str(ipaddress.IPv4Address(network) + offset)
+
+
+def free_agent_network(
+    agents: int, port: int = ETCD_PROXY_PORT, tries: int = 50, rng: random.Random | None = None
+) -> str:
+    """A random loopback /24 (127.a.b.0, a in 2–254, so never the tests' 127.0.1.0) on which
+    the first `agents` agents' `port` can be bound now: so that two devclusters, or a
+    `calico-dcos local` and the tests, on one machine do not fight over their proxies'
+    127.0.1.N:2379 (Linux routes all of 127.0.0.0/8 to loopback). RuntimeError after `tries`
+    ranges, naming the last address taken."""
+    rng = rng or random.Random()
+    taken = ""
+    for _ in range(tries):
+        network = f"127.{rng.randint(2, 254)}.{rng.randint(0, 255)}.0"
+        last = agent_ip(agents, network)
+        if int(ipaddress.IPv4Address(last)) >> 24 != 127:
+            continue  # so many agents that the range leaves 127.0.0.0/8
+        taken = first_taken(network, agents, port)
+        if not taken:
+            return network
+    raise RuntimeError(
+        f"no free loopback range for {agents} agents' port {port} after {tries} tries "
+        f"(last taken: {taken}); stop other devclusters or `calico-dcos local` runs"
+    )
+
+
+def first_taken(network: str, agents: int, port: int) -> str:
+    """The first of the agents' `address:port` that cannot be bound now, or ''."""
+    for number in range(1, agents + 1):
+        address = agent_ip(number, network)
+        with socket.socket() as sock:
+            try:
+                sock.bind((address, port))
+            except OSError:
+                return f"{address}:{port}"
+    return ""
 
 
 class Agent:

@@ -9,6 +9,7 @@ Debian's etcd one etcd member on loopback for the etcd-proxy step), so that
 from __future__ import annotations
 
 import contextlib
+import shlex
 import signal
 import threading
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import click
 import yaml
 
+from calico_dcos.cli import own_command
 from calico_dcos.devcluster.cluster import DevCluster
 from calico_dcos.devcluster.hostroot import has_dcos_calico
 
@@ -108,6 +110,7 @@ def devcluster(
         allocation_seed=allocation_seed,
         agent_ping_timeout=agent_ping_timeout,
         zk=zk,
+        agent_network="free",
     ).start()
     with contextlib.ExitStack() as stack:
         stack.callback(cluster.stop)
@@ -120,7 +123,7 @@ def devcluster(
         path, api_port = write_scheduler_options(cluster, etcd_client)
         click.echo(f"etcd: {etcd_client or 'none (the etcd-proxy step is off)'}")
         click.echo("To run the scheduler against this cluster, in another terminal:")
-        click.echo(f"  calico-dcos run --options {path}")
+        click.echo(f"  {own_command()} run --options {shlex.quote(str(path))}")
         click.echo(f"  (status page: http://127.0.0.1:{api_port}/; Ctrl-C stops it)")
         click.echo("Ctrl-C here stops the cluster.")
         stopping.wait()

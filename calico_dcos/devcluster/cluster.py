@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from calico_dcos.devcluster.agent import AgentInfo
+from calico_dcos.devcluster.agent import DEFAULT_AGENT_NETWORK, AgentInfo, free_agent_network
 from calico_dcos.devcluster.app import make_app
 from calico_dcos.devcluster.iam import FIVE_DAYS, LOGIN_PATH, Iam
 from calico_dcos.devcluster.master import Executor, Master
@@ -54,6 +54,7 @@ class DevCluster:
         agent_ping_timeout: float = 75.0,
         master_recovery_seconds: float = 0.5,
         agent_reregister_window: float = 1.0,
+        agent_network: str = DEFAULT_AGENT_NETWORK,
     ) -> None:
         """`dcos_calico_agents`: private agents beyond `agents` whose hosts look like DC/OS
         2.x, with Calico already shipped (the framework must leave them alone).
@@ -62,7 +63,11 @@ class DevCluster:
         `token_lifetime` seconds), and every scheduler call needs `Authorization: token=…`
         whose uid is the framework's principal (`register_service_account`).
         `allocation_seed`: makes the allocator's agent shuffle (and so which of a framework's
-        roles gets an agent's unreserved resources) reproducible."""
+        roles gets an agent's unreserved resources) reproducible.
+        `agent_network`: the /24 whose .1, .2, … the agents get (`agent.agent_ip`), or
+        "free" for a random one whose agents' etcd-proxy port is free now
+        (`agent.free_agent_network`): what `calico-dcos local` and `devcluster` use, so that
+        two runs on one machine, or a run and the tests, do not collide."""
         if executor not in ("process", "synthetic"):
             raise ValueError(f"executor must be 'process' or 'synthetic', not {executor!r}")
         self.initial_agents = (agents, public_agents, dcos_calico_agents)
@@ -77,6 +82,9 @@ class DevCluster:
             docker_version, offer_timeout, credentials, status_retry_interval, allocation_seed,
             agent_ping_timeout, master_recovery_seconds, agent_reregister_window,
         )  # fmt: skip
+        if agent_network == "free":
+            agent_network = free_agent_network(agents + public_agents + dcos_calico_agents)
+        self.master.agent_network = agent_network
         self.pki = Pki.create(self.workdir / "pki") if strict else None
         if self.pki:
             self.master.iam = Iam(token_lifetime)
@@ -137,14 +145,20 @@ class DevCluster:
         return port_cell[0]
 
     def stop(self) -> None:
-        """Stop everything; a workdir the caller gave is left in place."""
+        """Stop everything: every task process (each task's whole process group, waited
+        for), the master's sockets, the loop; a workdir the caller gave is left in place."""
         if not self._thread.is_alive():
             return
-        if self._leader:
-            self._leader.stop()
-        self._run(self._stop())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        try:
+            if self._leader:
+                self._leader.stop()
+            self._run(self._stop())
+        finally:
+            kill_everything = getattr(self.master.executor, "kill_everything", None)
+            if kill_everything is not None:
+                kill_everything()  # anything _stop() left (a stuck loop, a timeout)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
         if not self._thread.is_alive():
             self._loop.close()
         if self._own_workdir:

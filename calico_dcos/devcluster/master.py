@@ -19,7 +19,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from calico_dcos.devcluster import protocol
-from calico_dcos.devcluster.agent import Agent, agent_ip, prepare_host_root
+from calico_dcos.devcluster.agent import (
+    DEFAULT_AGENT_NETWORK,
+    Agent,
+    agent_ip,
+    prepare_host_root,
+)
 from calico_dcos.devcluster.allocator import Allocator
 from calico_dcos.devcluster.framework import Framework, Subscription, Task
 from calico_dcos.devcluster.iam import Iam
@@ -78,6 +83,7 @@ class Master:
         self.ca_bundle: Path | None = None  # strict mode: HTTPS, vouched for by this CA
         self.status_retry_interval = status_retry_interval
         self.executor: Executor | None = None
+        self.agent_network = DEFAULT_AGENT_NETWORK  # agents' addresses: see `agent_ip`
         self.frameworks: dict[str, Framework] = {}
         self.removed_frameworks: dict[str, Framework] = {}
         self.agents: dict[str, Agent] = {}
@@ -166,7 +172,7 @@ class Master:
             self,
             f"{self.id}-S{number - 1}",
             hostname,
-            agent_ip(number),
+            agent_ip(number, self.agent_network),
             public,
             self.workdir / "hosts" / hostname,
             {role: pool},

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psutil
+
 from calico_dcos.devcluster.fetcher import FetchError, fetch_all
 from calico_dcos.devcluster.health import (
     HealthPolicy,
@@ -108,18 +110,29 @@ class ProcessExecutor:
         await asyncio.gather(*(self._destroy(r) for r in doomed))
 
     async def shutdown(self) -> None:
-        """Kill every task of every agent (the devcluster is stopping)."""
+        """Kill every task of every agent (the devcluster is stopping): each task's whole
+        process group, and wait until no process of those groups is left."""
         await asyncio.gather(*(self._destroy(r) for r in list(self._running.values())))
+
+    def kill_everything(self) -> None:
+        """`shutdown` without the loop, for a stop whose loop is stuck: SIGKILL to every
+        task's process group, without waiting."""
+        for running in list(self._running.values()):
+            if running.process is not None:
+                kill_group(running.process.pid, signal.SIGKILL)
 
     async def _destroy(self, running: Running) -> None:
         running.silenced = True
-        if running.process is not None:
-            kill_group(running.process.pid, signal.SIGKILL)
+        group = running.process.pid if running.process is not None else None
+        if group is not None:
+            kill_group(group, signal.SIGKILL)
         elif running.runner is not None:
             running.runner.cancel()
         if running.runner is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await running.runner
+        if group is not None:
+            await wait_for_group_end(group)
 
     async def _run(self, running: Running) -> None:
         try:
@@ -249,6 +262,26 @@ def kill_policy_grace(task: dict) -> float:
 def kill_group(pgid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process other than a zombie is still in process group `pgid` (the group's
+    leader reaped, its children are reparented but keep the group: POSIX setpgid)."""
+    for process in psutil.process_iter(["status"]):
+        with contextlib.suppress(psutil.Error, OSError):
+            if process.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(process.pid) == pgid:
+                return True
+    return False
+
+
+async def wait_for_group_end(pgid: int, timeout: float = 10.0) -> None:
+    """Until no live process is left in group `pgid` (SIGKILLed), at most `timeout` s."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while await asyncio.to_thread(group_alive, pgid):
+        if asyncio.get_running_loop().time() > deadline:
+            return
+        kill_group(pgid, signal.SIGKILL)
+        await asyncio.sleep(0.05)
 
 
 async def terminate(process: asyncio.subprocess.Process, grace_seconds: float) -> None:
