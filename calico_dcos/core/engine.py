@@ -44,6 +44,7 @@ from calico_dcos.core.failures import failure_words, host_caused
 from calico_dcos.core.offers import answer_offers, offer_role, shortfall, task_on_offer
 from calico_dcos.core.records import AgentState, StepState, task_id_for
 from calico_dcos.core.revive import REVIVE_WORTH_SECONDS, Reviver
+from calico_dcos.mesos import TERMINAL_STATES
 
 LAUNCHING = frozenset({"TASK_STAGING", "TASK_STARTING"})  # launched, not running yet
 
@@ -317,10 +318,16 @@ class Engine:
         return agent.name if agent is not None else agent_id
 
     def _update(self, spec: StepSpec, st: StepState, status: Mapping, now: float) -> bool:
-        """Apply a status update of the step's current task; False if it changes nothing."""
+        """Apply a status update of the step's current task; False if it changes nothing.
+
+        A task that reached a terminal state stays there: a later answer is stale. The master
+        forgets a task once its terminal update is acknowledged, so a reconciliation asked
+        before and answered after says TASK_GONE "Reconciliation: Task is unknown to the
+        agent" (apache/mesos src/master/master.cpp, `_reconcileTasks`) of a task that has
+        FINISHED; taken as news, it would run the step a second time."""
         state = status["state"]
         healthy = status.get("healthy", st.healthy)
-        if state == st.state and healthy == st.healthy:
+        if st.state in TERMINAL_STATES or (state == st.state and healthy == st.healthy):
             return False
         if state == "TASK_RUNNING" and st.state != "TASK_RUNNING":
             st.running_since = now

@@ -158,3 +158,21 @@ def test_a_daemon_that_stayed_up_starts_its_count_over():
     crash(sim)
     crash(sim, after_seconds=120.0)  # up for two minutes, then a crash: a first failure
     assert sim.core.agents["S0"].steps["etcd-proxy"].failures == 1
+
+
+def test_a_late_reconciliation_answer_never_undoes_a_finished_step():
+    """The master forgets a task once its terminal update is acknowledged, so a reconciliation
+    answered after that says TASK_GONE of a task that FINISHED (seen in the group-commit crash
+    test): the step stays done and is not run a second time."""
+    sim = Sim(agents=1, public=0)
+    sim.subscribe()
+    next_docker(sim)
+    docker = sim.live_task("S0", "docker")
+    sim.update(docker, "TASK_FINISHED")
+    sim.update(docker, "TASK_GONE", reason="REASON_RECONCILIATION",
+               message="Reconciliation: Task is unknown to the agent")  # fmt: skip
+    for _ in range(3):
+        sim.offer("S0")
+        sim.tick(10.0)
+    assert sim.steps_launched("S0").count("docker") == 1
+    assert sim.core.agents["S0"].steps["docker"].state == "TASK_FINISHED"
