@@ -53,3 +53,35 @@ def test_devcluster_refuses_a_negative_agent_count():
     result = CliRunner().invoke(main, ["devcluster", "--agents", "-1"])
     assert result.exit_code == 2
     assert "Invalid value for '--agents'" in result.output
+
+
+def test_uninstall_help_says_which_options_and_how_revert_hosts_relates_to_the_option():
+    text = _help("uninstall")
+    assert "the same options `calico-dcos run` used" in text
+    assert "service.uninstall_revert_hosts is its counterpart for DC/OS' package manager" in text
+
+
+def test_run_help_says_the_options_file_is_optional():
+    text = _help("run")
+    assert "Optional: without it, each option is its CALICO_* environment variable or its " in text
+
+
+def test_plan_show_exit_statuses_are_distinct_from_usage_and_unreachable():
+    from calico_dcos.commands.operator import plan_exit_status
+
+    statuses = {
+        plan_exit_status({"status": "COMPLETE", "errors": []}),
+        plan_exit_status({"status": "IN_PROGRESS", "errors": []}),
+        plan_exit_status({"status": "ERROR", "errors": ["agent-1: node: bad"]}),
+    }
+    assert statuses == {0, 3, 4}  # 1: cannot ask the scheduler; 2: click's usage errors
+    assert "0 complete, 3 in progress, 4 with errors" in _help("plan", "show")
+
+
+def test_status_without_a_scheduler_says_how_to_name_one():
+    result = CliRunner().invoke(
+        main, ["status"], env={"CALICO_DCOS_URL": "http://127.0.0.1:9"}
+    )  # port 9 (discard): nothing listens
+    assert result.exit_code == 1
+    assert "cannot reach the scheduler at http://127.0.0.1:9" in result.output
+    assert "--url http://HOST:PORT or $CALICO_DCOS_URL" in result.output

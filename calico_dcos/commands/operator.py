@@ -34,10 +34,19 @@ def fetch(url: str, path: str) -> dict:
     try:
         response = requests.get(url.rstrip("/") + path, timeout=TIMEOUT_SECONDS)
     except requests.RequestException as exc:
-        raise click.ClickException(f"cannot reach the scheduler at {url}: {exc}") from None
+        raise click.ClickException(unreachable_words(url, exc)) from None
     if response.status_code not in (200, 202, 417):
         raise click.ClickException(f"{path}: HTTP {response.status_code}: {response.text.strip()}")
     return response.json()
+
+
+def unreachable_words(url: str, exc: Exception) -> str:
+    """No scheduler there: say which URL was asked and how to name another."""
+    return (
+        f"cannot reach the scheduler at {url}: {exc}\n"
+        "Is it running? Name its API with --url http://HOST:PORT or $CALICO_DCOS_URL "
+        f"(default {DEFAULT_URL}; `calico-dcos local` prints its status page's URL)."
+    )
 
 
 def read_token(token_file: str | None) -> str | None:
@@ -54,7 +63,7 @@ def post(url: str, path: str, params: Mapping[str, str], token: str | None) -> d
             url.rstrip("/") + path, params=params, headers=headers, timeout=TIMEOUT_SECONDS
         )
     except requests.RequestException as exc:
-        raise click.ClickException(f"cannot reach the scheduler at {url}: {exc}") from None
+        raise click.ClickException(unreachable_words(url, exc)) from None
     if response.status_code == 401:
         raise click.ClickException(
             "the scheduler wants an API token: --token-file FILE or $CALICO_DCOS_API_TOKEN"
@@ -132,14 +141,26 @@ def plan() -> None:
 @url_option
 @json_option
 def show(url: str, as_json: bool) -> None:
-    """Print the plan; exit 0 complete, 2 in progress, 1 with errors."""
+    """Print the plan. Exit status: 0 complete, 3 in progress, 4 with errors; 1 when the
+    scheduler cannot be asked, 2 for a wrong command line (as every command)."""
     doc = fetch(url, "/v1/plan")
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     else:
         click.echo(f"deploy ({doc['strategy']}): {doc['status']}")
         click.echo("\n".join(plan_table(doc) + messages(doc) + doc["errors"]))
-    raise SystemExit(0 if doc["status"] == "COMPLETE" else 1 if doc["errors"] else 2)
+    raise SystemExit(plan_exit_status(doc))
+
+
+EXIT_COMPLETE, EXIT_IN_PROGRESS, EXIT_ERRORS = 0, 3, 4
+
+
+def plan_exit_status(doc: Mapping) -> int:
+    """`plan show`'s exit status for a plan document: distinct from 1 (the scheduler could
+    not be asked) and from 2 (click's usage errors), so that a script can tell them apart."""
+    if doc["status"] == "COMPLETE":
+        return EXIT_COMPLETE
+    return EXIT_ERRORS if doc["errors"] else EXIT_IN_PROGRESS
 
 
 def mutating(name: str, help_text: str, needs_step: bool) -> click.Command:

@@ -122,7 +122,11 @@ def log_warnings(options: Options) -> list[str]:
 
 
 @click.command()
-@click.option("--options", "options_file", type=click.Path(dir_okay=False), help="JSON or YAML.")
+@click.option(
+    "--options", "options_file", type=click.Path(dir_okay=False),
+    help="JSON or YAML. Optional: without it, each option is its CALICO_* environment "
+    "variable or its default (`calico-dcos config schema`); with it, the variables still win.",
+)  # fmt: skip
 @click.option("--master", default=None, help="Override service.master (zk://… or host:port).")
 def run(options_file: str | None, master: str | None) -> None:
     """Run the scheduler against a Mesos cluster."""

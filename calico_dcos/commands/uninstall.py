@@ -47,12 +47,20 @@ def wait_until_uninstalled(service: Service, display: PlanDisplay | None = None)
     "--revert-hosts",
     is_flag=True,
     help="Also put back Docker's daemon.json and the CNI files on every agent "
-    "(restarts Docker and the agents, within rollout.max_concurrent_restarts).",
+    "(restarts Docker and the agents, within rollout.max_concurrent_restarts). This flag "
+    "alone decides it here; service.uninstall_revert_hosts is its counterpart for DC/OS' "
+    "package manager (`dcos package uninstall`), which has no command line.",
 )
-@click.option("--options", "options_file", type=click.Path(dir_okay=False), help="JSON or YAML.")
+@click.option(
+    "--options", "options_file", type=click.Path(dir_okay=False),
+    help="JSON or YAML: the same options `calico-dcos run` used (with the same CALICO_* "
+    "variables), since service.name, service.state and service.master find the framework "
+    "and its state.",
+)  # fmt: skip
 @click.option("--master", default=None, help="Override service.master (zk://… or host:port).")
 def uninstall(revert_hosts: bool, options_file: str | None, master: str | None) -> None:
-    """Kill every task of the framework, optionally revert the hosts, then remove it."""
+    """Kill every task of the framework, optionally revert the hosts, then remove it (its
+    state too). Give it the options `run` was given."""
     options = load_or_exit(options_file)
     display = PlanDisplay(sys.stdout)
     logging.basicConfig(
