@@ -55,6 +55,7 @@ bench: $(VENV)/.installed
 
 ## The release: dist/calico-dcos-<version>-sha256-<hex>.pyz and the icons, with
 ## universe/resource.json pointing at them under RELEASE_URL (README: "Making a release").
+## One line when it works; shiv's and pip's output is in build/dist.log (shown on failure).
 VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 RELEASE_URL ?= $(shell sed -n 's/^Source = "\(.*\)"/\1/p' pyproject.toml)/releases/download/v$(VERSION)
 dist: deps

@@ -69,6 +69,28 @@ def sha256(path: pathlib.Path) -> str:
     return digest.hexdigest()
 
 
+DIST_LOG = ROOT / "build" / "dist.log"
+
+
+def quietly(argv: list[str], what: str, log: pathlib.Path = DIST_LOG) -> None:
+    """Run `argv` with its output (pip's lines about ignored find-links locations, shiv's)
+    appended to `log`, as `make`'s other steps do (scripts/quietly); on failure print the
+    end of it and where the rest is, and exit with its status."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as handle:
+        start = handle.tell()
+        handle.write(f"== {what}: {' '.join(argv)}\n")
+        handle.flush()
+        status = subprocess.run(argv, stdout=handle, stderr=subprocess.STDOUT).returncode
+    if status != 0:
+        with log.open() as handle:
+            handle.seek(start)
+            tail = handle.read().splitlines()[-40:]
+        print(f"{what} FAILED (exit {status}); its last lines (all of them: {log}):")
+        print("\n".join(tail))
+        raise SystemExit(status)
+
+
 def pyz_name(ver: str, digest: str) -> str:
     return f"calico-dcos-{ver}-sha256-{digest}.pyz"
 
@@ -80,12 +102,12 @@ def build_pyz(out_dir: pathlib.Path, wheelhouse: pathlib.Path = WHEELHOUSE) -> p
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="calico-dcos-dist-") as tmp:
         built = pathlib.Path(tmp) / "calico-dcos.pyz"
-        subprocess.run(
+        quietly(
             [sys.executable, "-m", "shiv", "--reproducible", "--console-script", "calico-dcos",
              "--python", "/usr/bin/env python3", "--output-file", str(built),
              "--find-links", str(wheelhouse), "--only-binary", "http-parser",
              "--disable-pip-version-check", "--quiet", str(ROOT)],
-            check=True,
+            "the zipapp (shiv, pip)",
         )  # fmt: skip
         target = out_dir / pyz_name(version(), sha256(built))
         for old in out_dir.glob(f"calico-dcos-{version()}-sha256-*.pyz"):
