@@ -218,6 +218,20 @@ class PlanView:
         return Text(current["message"], style="dim")
 
 
+# What Mesos' command executor says of every task that ends well (apache/mesos
+# src/launcher/executor.cpp: `message = "Command " + WSTRINGIFY(status)`): no news on a step
+# that is done.
+SUCCESS_WORDS = "Command exited with status 0"
+
+
+def shown_message(step: Mapping) -> str:
+    """A step's message as a person needs it: none for a step done with the executor's
+    success words (a failure's words, "force-completed" and the like stay)."""
+    if step["status"] == "COMPLETE" and step["message"] == SUCCESS_WORDS:
+        return ""
+    return step["message"]
+
+
 # Not started, whether an offer is in sight or not: a step flips between the two with every
 # offer round, which is no news in a log.
 NOT_STARTED = {"PREPARED": "PENDING"}
@@ -233,7 +247,7 @@ def plan_changes(plan: Mapping, seen: dict[tuple[str, str], str]) -> list[str]:
             status = NOT_STARTED.get(step["status"], step["status"])
             if seen.get(key) != status:
                 seen[key] = status
-                message = f"  {step['message']}" if step["message"] else ""
+                message = f"  {shown_message(step)}" if shown_message(step) else ""
                 text = word(status)[0]
                 lines.append(f"{phase['name']:<16} {step['name']:<11} {text}{message}")
     return lines

@@ -84,12 +84,18 @@ function stepNames(plan) {
   return [...new Set(plan.phases.flatMap((phase) => phase.steps.map((s) => s.name)))];
 }
 
+// Mesos' command executor says this of every task that ends well (display.py SUCCESS_WORDS).
+function shownMessage(step) {
+  const success = step.status === "COMPLETE" && step.message === "Command exited with status 0";
+  return success ? "" : step.message;
+}
+
 function stepCell(phase, name) {
   const step = phase.steps.find((s) => s.name === name);
   if (!step) return el("td", {});
   return el("td", {
     class: `step ${step.status}`,
-    title: `${step.name}: ${step.status}${step.message ? " — " + step.message : ""}`,
+    title: `${step.name}: ${step.status}${shownMessage(step) ? " — " + shownMessage(step) : ""}`,
     "data-step": step.name,
   }, step.status);
 }

@@ -169,8 +169,20 @@ def test_not_on_a_terminal_one_line_per_change_and_each_warning_once():
 
     assert lines[0] == f"warning: {WARNING}"
     assert len(lines) == 1 + 20 + 1
-    assert lines[-1] == "agent-2          cni         done  Command exited with status 0"
+    # Mesos' command executor's words for every task that ends well: no news on a done step.
+    assert lines[-1] == "agent-2          cni         done"
     assert "\x1b" not in out.getvalue()
+
+
+def test_a_done_step_keeps_words_other_than_the_executors_success():
+    plan, summary = rollout()
+    out = io.StringIO()
+    display = PlanDisplay(out)
+    display.update(plan, summary)
+    plan["phases"][1]["steps"][2].update(status="COMPLETE", message="force-completed")
+    display.update(plan, summary)
+
+    assert out.getvalue().splitlines()[-1] == "agent-2          cni         done  force-completed"
 
 
 def test_a_count_not_on_a_terminal_says_each_tenth_with_an_estimate():
