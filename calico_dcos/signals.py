@@ -52,8 +52,14 @@ class StopSignals:
         return self
 
     def shield(self) -> None:
-        """From now on every stop signal is ignored (a clean-up is under way)."""
+        """From now on every stop signal is ignored (a clean-up is under way): SIG_IGN, so
+        that one arriving while the interpreter exits, when Python puts back the default
+        action of the signals it handled (CPython `Modules/signalmodule.c`
+        `_PySignal_Fini`, which leaves ignored ones alone), cannot kill the process either."""
         self.shielded = True
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, signal.SIG_IGN)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         pymesos_relay(signum, frame)

@@ -68,16 +68,18 @@ def read_until(process: subprocess.Popen, wanted, timeout: float) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "moment, to_group, signum, ignore_sigint",
+    "moment, to_group, signums, ignore_sigint",
     [
-        ("rollout", False, signal.SIGINT, False),
-        ("rollout", True, signal.SIGINT, True),
-        ("converged", True, signal.SIGINT, False),
-        ("converged", False, signal.SIGTERM, False),
+        ("rollout", False, [signal.SIGINT], False),
+        ("rollout", True, [signal.SIGINT], True),
+        # An impatient user: Ctrl-C, Ctrl-C, then kill; none may cut the clean-up short.
+        ("rollout", True, [signal.SIGINT, signal.SIGINT, signal.SIGTERM], False),
+        ("converged", True, [signal.SIGINT], False),
+        ("converged", False, [signal.SIGTERM], False),
     ],
 )
 def test_a_stop_signal_at_any_moment_leaves_no_process_of_local_behind(
-    tmp_path, moment, to_group, signum, ignore_sigint
+    tmp_path, moment, to_group, signums, ignore_sigint
 ):
     workdir = tmp_path / "local"
     local = start_local(workdir, ignore_sigint)
@@ -88,10 +90,12 @@ def test_a_stop_signal_at_any_moment_leaves_no_process_of_local_behind(
             assert processes_inside(workdir, (local.pid,)), "no task process yet"
         else:
             read_until(local, lambda line: "still serving the status page" in line, 300)
-        if to_group:
-            os.killpg(local.pid, signum)  # a terminal's Ctrl-C: the whole foreground group
-        else:
-            local.send_signal(signum)
+        for signum in signums:
+            if to_group:
+                os.killpg(local.pid, signum)  # a terminal's Ctrl-C: the whole foreground group
+            else:
+                local.send_signal(signum)
+            time.sleep(0.1)  # the user's pace between keys, not a wait for an event
         rest, _ = local.communicate(timeout=120)
         left = processes_inside(workdir)
     finally:
