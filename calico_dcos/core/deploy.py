@@ -598,7 +598,9 @@ class Deploy(Engine):
         shown = [a for a in self.agents.values() if not a.lost and a.wanted]
         shown.sort(key=lambda a: (a.hostname, a.agent_id))
         phases = [kept.get(a.agent_id) or self._phase(a, now) for a in shown]
-        return plan_doc(phases, "serial" if self.budget == 1 else "parallel", self.interrupted)
+        # dcos-commons' strategy says whether phases (agents) run one after another or
+        # together: they always progress together; only restarts wait for the budget
+        return plan_doc(phases, "parallel", self.interrupted)
 
     def _phase(self, agent: AgentState, now: float) -> dict:
         """The agent's phase, kept for the next `plan_view` unless it counts down a retry."""

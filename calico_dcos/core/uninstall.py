@@ -53,6 +53,7 @@ from calico_dcos.core.views import (
     step_doc,
     summary_doc,
     task_words,
+    times,
 )
 
 META_KEY = "uninstall"
@@ -500,7 +501,7 @@ class Uninstall(Engine):
         if gone:
             message += "; gone, not reverted: " + ", ".join(gone)
         problems = [
-            f"{self._hostname(aid)}: {REVERT} failed {st.failures} times: {st.message}"
+            f"{self._hostname(aid)}: {REVERT} failed {times(st.failures)}: {st.message}"
             for aid, st in self.progress.reverts.items()
             if st.failures >= DEGRADED_FAILURES and not revert_done(st)
         ]

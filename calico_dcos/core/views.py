@@ -33,6 +33,11 @@ def combine(statuses: list[str], interrupted: bool) -> str:
     return "PENDING"
 
 
+def times(n: int) -> str:
+    """`once`, `twice`, `3 times`: how often something happened, in words."""
+    return {1: "once", 2: "twice"}.get(n, f"{n} times")
+
+
 def task_words(st: StepState, now: float) -> tuple[str, str] | None:
     """The status of a step whose task is live, failed for good, or waiting to be retried;
     None when it waits for the plan (interrupt, restart slot, offer, an earlier step)."""
@@ -47,7 +52,7 @@ def task_words(st: StepState, now: float) -> tuple[str, str] | None:
         return "ERROR", st.message
     if st.retry_at > now:
         wait = st.retry_at - now
-        return "DELAYED", f"failed {st.failures} times: {st.message}; retry in {wait:.0f}s"
+        return "DELAYED", f"failed {times(st.failures)}: {st.message}; retry in {wait:.0f}s"
     return None
 
 
@@ -66,7 +71,7 @@ def failing(name: str, step: str, st: StepState) -> str | None:
     if st.gave_up:
         return f"{name}: {step} {st.message}"
     if st.failures >= DEGRADED_FAILURES or st.state == "TASK_ERROR":
-        return f"{name}: {step} failed {st.failures} times: {st.message}"
+        return f"{name}: {step} failed {times(st.failures)}: {st.message}"
     return None
 
 

@@ -136,7 +136,7 @@ def test_a_delayed_agent_is_declined_until_its_retry_is_due():
     assert sim.of(ev.Decline)[-1].refuse_seconds == 30.0
     view = sim.core.plan_view(sim.now)["phases"][0]["steps"][0]
     assert view["status"] == "DELAYED"
-    assert "failed 1 times" in view["message"]
+    assert "failed once" in view["message"]
 
 
 def test_a_killed_daemon_is_relaunched():
