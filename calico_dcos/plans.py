@@ -21,7 +21,13 @@ from calico_dcos.core.config import PlanConfig, Restarts, StepKind, StepSpec
 from calico_dcos.core.deploy import Deploy
 from calico_dcos.core.interface import Core
 from calico_dcos.core.records import AgentView
-from calico_dcos.core.uninstall import META_KEY, REVERT_STEP, Uninstall
+from calico_dcos.core.uninstall import (
+    META_KEY,
+    REVERT_STEP,
+    Uninstall,
+    legacy_migration,
+    migrated,
+)
 from calico_dcos.options import agent_constraints
 
 # options, artifacts URL, store, timings -> the core, built from the stored records
@@ -91,16 +97,25 @@ def deploy(options: Mapping, artifacts_url: str, store: Any, timings: Mapping) -
 
 
 def uninstalling(revert_hosts: bool) -> CoreFactory:
-    """The uninstall, resumed from its stored progress (which keeps its `revert_hosts`)."""
+    """The uninstall, resumed from its stored progress (which keeps its `revert_hosts`).
+
+    A progress stored by a previous version (every host's revert in the one meta document)
+    is first moved into this version's layout in the store (`uninstall.legacy_migration`:
+    each revert into its agent's record), before anything else is written."""
 
     def core(options: Mapping, artifacts_url: str, store: Any, timings: Mapping) -> Uninstall:
+        records, progress = store.load_agents(), store.get_meta(META_KEY)
+        writes = legacy_migration(records, progress)
+        if writes:
+            store.put_many(writes)
+            records, progress = migrated(records, progress)
         return uninstall_from_options(
             options,
             artifacts_url,
             revert_hosts,
-            store.load_agents(),
+            records,
             store.get_framework_id(),
-            store.get_meta(META_KEY),
+            progress,
             **timings,
         )
 

@@ -4,8 +4,13 @@ Another plan on the same engine as the deploy (`engine.Engine`): the same events
 decisions out, plus three of its own that the scheduler applies after the store writes, in
 list order:
 
-- `SaveMeta(key, value)`: `store.put_meta(key, value)`; the uninstall's progress, so that a
-  scheduler restarted half-way goes on where it was (and the way it began).
+- `SaveMeta(key, value)`: `store.put_meta(key, value)`; the uninstall's stage and whether it
+  reverts the hosts, so that a scheduler restarted half-way goes on where it was (and the way
+  it began). Each host's revert task is stored in its agent's record (`SaveAgent`, field
+  `REVERT_FIELD`), in the same group commit: no stored document grows with the cluster
+  (ZooKeeper refuses a znode over jute.maxbuffer, 1 MB by default; the previous layout, one
+  meta document listing every host's revert at ~425 bytes each, broke above ~2,350 hosts).
+  `legacy_migration` moves a state written by that layout to this one.
 - `Teardown()`: `driver.stop(failover=False)`: pymesos sends TEARDOWN and Mesos forgets the
   framework (and kills anything of it still running).
 - `WipeState()`: `store.wipe()`: the framework ID, every agent record, the metadata.
@@ -30,6 +35,7 @@ from calico_dcos.core.events import (
     Decision,
     Kill,
     Reconcile,
+    SaveAgent,
     SaveFrameworkId,
     SaveMeta,
     Teardown,
@@ -57,6 +63,8 @@ from calico_dcos.core.views import (
 )
 
 META_KEY = "uninstall"
+REVERT_FIELD = "revert"  # an agent record's revert task (`step_record`), this layout
+LEGACY_REVERTS = "reverts"  # the previous layout's meta field: {agent_id: step record}
 REVERT = "revert-host"
 KILL = "kill-tasks"
 TEARDOWN = "teardown"
@@ -83,23 +91,53 @@ class Doomed:
 
 @dataclass
 class Progress:
-    """The part that is stored (`SaveMeta`): the stage and each host's revert task."""
+    """The uninstall's progress: the stage, stored as the meta document (`SaveMeta`), and
+    each host's revert task, stored in its agent's record (`REVERT_FIELD`)."""
 
     stage: str = KILL  # KILL -> REVERT -> TEARDOWN -> DONE
     reverts: dict[str, StepState] = field(default_factory=dict)
 
     def to_record(self, revert_hosts: bool) -> dict:
-        """The stored document: `{"revert_hosts", "stage", "reverts": {agent_id: step}}`."""
-        return {
-            "revert_hosts": revert_hosts,
-            "stage": self.stage,
-            "reverts": {aid: step_record(st) for aid, st in self.reverts.items()},
-        }
+        """The stored meta document, `{"revert_hosts": bool, "stage": str}`: a few dozen
+        bytes at any cluster size (the reverts are in the agents' records)."""
+        return {"revert_hosts": revert_hosts, "stage": self.stage}
 
-    @classmethod
-    def from_record(cls, record: Mapping) -> Progress:
-        reverts = {aid: step_from_record(doc) for aid, doc in record.get("reverts", {}).items()}
-        return cls(record.get("stage", KILL), reverts)
+
+def migrated(
+    records: Mapping[str, Mapping], progress: Mapping | None
+) -> tuple[dict[str, dict], dict | None]:
+    """(records, meta document) in this layout, from a state in this one or the previous.
+
+    The previous layout (every version before this one) kept every host's revert task in the
+    meta document (`LEGACY_REVERTS`: {agent_id: step record}); here each goes into its
+    agent's record as `REVERT_FIELD` (an agent with no record gets a record of its own).
+    Anything else is returned as it came (copied).
+    """
+    records = {aid: dict(rec) for aid, rec in records.items()}
+    if not progress or LEGACY_REVERTS not in progress:
+        return records, None if progress is None else dict(progress)
+    for aid, doc in dict(progress[LEGACY_REVERTS]).items():
+        records[aid] = {**records.get(aid, {"agent_id": aid}), REVERT_FIELD: dict(doc)}
+    meta = {k: v for k, v in progress.items() if k != LEGACY_REVERTS}
+    return records, meta
+
+
+def legacy_migration(
+    records: Mapping[str, Mapping], progress: Mapping | None
+) -> list[tuple[str, str, dict]]:
+    """The store writes (`StateStore.put_many`'s shape) that move a previous layout's state
+    to this one; [] when it is in this layout already.
+
+    Every agent record first, the meta document last: `put_many` writes in list order (a
+    ZooKeeper group too large for one transaction is split in order), so a crash half-way
+    leaves the old meta document, still complete, and it is migrated again on the next start.
+    """
+    if not progress or LEGACY_REVERTS not in progress:
+        return []
+    new_records, meta = migrated(records, progress)
+    return [("agent", aid, new_records[aid]) for aid in sorted(progress[LEGACY_REVERTS])] + [
+        ("meta", META_KEY, meta or {})
+    ]
 
 
 def touched_host(agent: AgentState) -> bool:
@@ -128,12 +166,14 @@ class Uninstall(Engine):
         progress: Mapping | None = None,
     ) -> None:
         super().__init__(config, framework_id)
+        records, progress = migrated(records or {}, progress)
         if progress is not None:
             revert_hosts = bool(progress.get("revert_hosts", revert_hosts))
         self.revert_hosts = revert_hosts
         self.spec: StepSpec = config.steps[0]
+        self._records = records  # as stored: what a revert's `SaveAgent` writes back
         self.agents = {
-            aid: agent_from_record({"agent_id": aid, **rec}) for aid, rec in dict(records).items()
+            aid: agent_from_record({"agent_id": aid, **rec}) for aid, rec in records.items()
         }
         self.doomed: dict[str, Doomed] = {}
         self._doomed_on: dict[str, list[str]] = {}  # agent_id -> its doomed task IDs
@@ -141,13 +181,15 @@ class Uninstall(Engine):
             for st in agent.steps.values():
                 if st.live:
                     self._doom(st.task_id, agent.agent_id, st.state)
-        self.progress = Progress.from_record(progress) if progress else Progress()
-        if revert_hosts and not progress:
+        self.progress = Progress(progress.get("stage", KILL)) if progress else Progress()
+        if revert_hosts:  # the hosts are those the start chose: the records did not change
             self.progress.reverts = {
-                aid: StepState() for aid, a in self.agents.items() if touched_host(a)
+                aid: step_from_record(rec[REVERT_FIELD]) if REVERT_FIELD in rec else StepState()
+                for aid, rec in sorted(records.items())
+                if REVERT_FIELD in rec or touched_host(self.agents[aid])
             }
         for aid, st in self.progress.reverts.items():
-            if self.agents.get(aid) is not None and self.agents[aid].lost:
+            if self.agents[aid].lost:
                 self._gone(aid, st)  # stored as gone: no offer of it will ever come
             self.slots.sync(aid, st.live)
             self._track(aid, REVERT_STEP, st, 0.0)
@@ -219,7 +261,7 @@ class Uninstall(Engine):
         if st is not None and not revert_done(st):
             self._gone(agent_id, st)
             self._sync_slot(agent_id, False)
-            self._save(out)
+            self._save(out, agent_id)
         self._advance(now, out)
         return out
 
@@ -279,7 +321,7 @@ class Uninstall(Engine):
         agent = self.agents[agent_id]
         self._revive.want(agent.filtered_until, agent.filtered_since)
         out: list[Decision] = []
-        self._save(out)
+        self._save(out, agent_id)
         self._revive_if_due(now, out)
         return out
 
@@ -289,7 +331,7 @@ class Uninstall(Engine):
         self._dirty(agent_id)
         st.forced, st.message = "operator", "force-completed by an operator"
         out: list[Decision] = []
-        self._save(out)
+        self._save(out, agent_id)
         self._advance(now, out)
         return out
 
@@ -357,7 +399,7 @@ class Uninstall(Engine):
             self._sync_slot(agent_id, False)
             if not revert_done(st):  # it runs again: bring its agent's offers back
                 self._want_offers(self.agents[agent_id], max(now, st.retry_at))
-        self._save(out)
+        self._save(out, agent_id)
 
     def _use_offer(
         self, offer: Mapping, now: float, launched: set[str], out: list[Decision]
@@ -384,13 +426,13 @@ class Uninstall(Engine):
         return not (st.live or st.retry_at > now or self.interrupted or agent.interrupted)
 
     def _save_launch(self, agent: AgentState, out: list[Decision]) -> None:
-        self._save(out)
+        self._save(out, agent.agent_id)
 
     def _step_state(self, agent_id: str, step: str) -> StepState | None:
         return self.progress.reverts.get(agent_id)
 
     def _saved(self, agent_id: str, now: float, out: list[Decision]) -> None:
-        self._save(out)
+        self._save(out, agent_id)
 
     # -- stages --------------------------------------------------------------------------
 
@@ -419,7 +461,18 @@ class Uninstall(Engine):
             and all(d.ended for d in self.doomed.values())
         )
 
-    def _save(self, out: list[Decision]) -> None:
+    def _save(self, out: list[Decision], agent_id: str | None = None) -> None:
+        """The agent's record with its revert task (when given), then the meta document.
+
+        The meta document (a few dozen bytes) goes with every save, so that a restart always
+        finds `revert_hosts` as the uninstall began, whatever was saved first."""
+        if agent_id is not None:
+            record = {
+                **self._records.get(agent_id, {"agent_id": agent_id}),
+                REVERT_FIELD: step_record(self.progress.reverts[agent_id]),
+            }
+            self._records[agent_id] = record
+            out.append(SaveAgent(agent_id, record))
         out.append(SaveMeta(META_KEY, self.progress.to_record(self.revert_hosts)))
 
     # -- views for people ----------------------------------------------------------------

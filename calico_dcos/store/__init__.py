@@ -19,17 +19,20 @@ from typing import Protocol
 # or a znode path.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
-# Size bounds, checked before every write (`check_size`), far below ZooKeeper's node limit
-# (jute.maxbuffer, 0xfffff bytes by default: apache/zookeeper,
-# zookeeper-jute/src/main/java/org/apache/jute/BinaryInputArchive.java). An agent record is a
-# few KiB at most: every field that comes from the network is bounded where it enters
-# (api.parse_report, scheduler.bounded_status).
+# Size bounds, checked before every write (`check_size`), far below ZooKeeper's node limit:
+# "jute.maxbuffer … specifies the maximum size of the data that can be stored in a znode. The
+# default is 0xfffff, or just under 1M" (ZooKeeper Administrator's Guide, apache/zookeeper
+# zookeeper-docs/src/main/resources/markdown/zookeeperAdmin.md; the server's check is in
+# zookeeper-jute/src/main/java/org/apache/jute/BinaryInputArchive.java). Every document is
+# per agent or of a fixed shape, so no bound grows with the cluster: an agent record is a few
+# KiB at most (every field that comes from the network is bounded where it enters:
+# api.parse_report, scheduler.bounded_status; the uninstall keeps each host's revert task in
+# its agent's record), and a meta document holds a few fields (the uninstall's stage, the
+# report key). Before this layout the uninstall kept every host's revert task in its one meta
+# document, ~425 bytes a host, and broke ZooKeeper's limit above ~2,350 hosts; such a document
+# is still read (reads have no bound) and migrated (core/uninstall.py `legacy_migration`).
 MAX_RECORD_BYTES = 64 * 1024  # an agent record, the framework ID
-# A meta document. NOT far below the limit yet: the uninstall's progress (core/uninstall.py)
-# holds one revert task per host (~425 bytes each) in one document, so its only bound is the
-# one every write had before, just under ZooKeeper's (~2,350 reverted hosts). Storing each
-# host's revert task on its own would let this be 64 KiB too (issue 14, left open).
-MAX_META_BYTES = 1_000_000
+MAX_META_BYTES = 64 * 1024  # a meta document
 
 
 class StoreError(Exception):

@@ -169,7 +169,7 @@ def test_a_restarted_uninstall_goes_on_the_way_it_began():
     stored = sim.of(ev.SaveMeta)[-1]
     assert stored.key == "uninstall"
 
-    again = Sim.uninstalling(revert_hosts=False, progress=stored.value)
+    again = Sim.uninstalling(revert_hosts=False, records=sim.records, progress=stored.value)
 
     assert again.core.revert_hosts
     assert again.core.progress.stage == un.REVERT
