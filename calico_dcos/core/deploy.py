@@ -405,6 +405,7 @@ class Deploy(Engine):
         st = agent.step(spec.name)
         if not self._update(spec, st, status, now):
             return
+        self._ask_for_output(agent.agent_id, st, status, out)
         if step_done(spec, st) and spec.kind == StepKind.ONESHOT:
             # a daemon's count starts over only once it has stayed up (`Engine._failed`)
             st.failures = st.host_failures = 0

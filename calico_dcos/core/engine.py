@@ -38,11 +38,12 @@ from calico_dcos.core.events import (
     Kill,
     Launch,
     Note,
+    ReadStderr,
     SaveFrameworkId,
 )
-from calico_dcos.core.failures import failure_words, host_caused
+from calico_dcos.core.failures import failure_words, gave_up_words, host_caused, output_words
 from calico_dcos.core.offers import answer_offers, offer_role, shortfall, task_on_offer
-from calico_dcos.core.records import AgentState, StepState, task_id_for
+from calico_dcos.core.records import AgentState, StepState, parse_task_id, task_id_for
 from calico_dcos.core.revive import REVIVE_WORTH_SECONDS, Reviver
 from calico_dcos.mesos import TERMINAL_STATES
 
@@ -376,4 +377,39 @@ class Engine:
             return out
         st.reason, st.host_caused = report.get("reason", ""), bool(report.get("host_caused"))
         self._dirty(agent_id)
+        return out
+
+    def _ask_for_output(self, agent_id: str, st: StepState, status: Mapping, out: list) -> None:
+        """A task that failed on its own (TASK_FAILED: its command exited non-zero) with no
+        report from the installer: ask for the end of its `stderr`, where the command's own
+        words are. Not for a task that finished, was killed (by us, or for a missed launch
+        deadline: those words are already the reason), vanished, or never ran (TASK_ERROR,
+        a failed fetch: Mesos' message says why)."""
+        if (
+            st.state == "TASK_FAILED"
+            and st.task_id
+            and not st.reason
+            and status.get("source", "SOURCE_EXECUTOR") == "SOURCE_EXECUTOR"
+        ):
+            out.append(ReadStderr(st.task_id, agent_id, status.get("message", "") or ""))
+
+    def on_task_output(self, task_id: str, output: str, message: str, now: float) -> list[Decision]:
+        """The end of a failed task's `stderr` (`ReadStderr`'s answer: a few lines, bounded
+        and redacted by the scheduler) becomes its step's reason, shown with Mesos' words
+        (`message`), if the task is still the step's current one, still failed, and the
+        installer gave no reason of its own (its report wins). Logged once (`Note`)."""
+        out: list[Decision] = []
+        parsed = parse_task_id(task_id)
+        if parsed is None or not output:
+            return out
+        step, agent_id = parsed[0], parsed[1]
+        st = self._step_state(agent_id, step)
+        if st is None or st.task_id != task_id or st.state != "TASK_FAILED" or st.reason:
+            return out
+        st.reason = output
+        words = output_words(output, message)
+        st.message = gave_up_words(st.host_failures, words) if st.gave_up else words
+        self._dirty(agent_id)
+        self._saved(agent_id, now, out)
+        out.append(Note(f"{self._agent_name(agent_id)}: {step} failed: {words}"))
         return out

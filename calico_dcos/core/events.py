@@ -3,7 +3,9 @@
 The scheduler applies a list of decisions in two passes: the store writes (`SaveAgent`,
 `SaveFrameworkId`, `SaveMeta`) first, then the calls to Mesos in list order, so that a
 launch is on record before its ACCEPT leaves. `Teardown` and `WipeState` come last, and
-only from the uninstall. `Note` changes nothing: it is a line for the log.
+only from the uninstall. `Note` changes nothing: it is a line for the log. `ReadStderr` asks
+the scheduler for the end of a failed task's sandbox `stderr`, which comes back as
+`Core.on_task_output` (or not at all: the reason then stays as it is).
 
 Task states: apache/mesos include/mesos/v1/mesos.proto (`TaskState`, `TaskStatus.Reason`).
 """
@@ -125,6 +127,17 @@ class Note:
     level: str = "warning"
 
 
+@dataclass(frozen=True)
+class ReadStderr:
+    """Read the end of the sandbox `stderr` of `task_id`, a command task on `agent_id` that
+    failed without the installer saying why; `message` is its terminal update's message
+    ("Command exited with status 1"), handed back with the words (`Core.on_task_output`)."""
+
+    task_id: str
+    agent_id: str
+    message: str
+
+
 Decision = (
     Launch
     | Decline
@@ -138,4 +151,5 @@ Decision = (
     | Teardown
     | WipeState
     | Note
+    | ReadStderr
 )

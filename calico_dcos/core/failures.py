@@ -7,6 +7,9 @@ places:
 - the installer's own report (`POST …/report`, `{"failed": true, "task_id", "exit_code",
   "host_caused", "reason"}`, docs/CONTRACTS.md), sent before it exits: its last error line,
   and whether the host's own configuration is the cause (exit status 3);
+- the end of the task's sandbox `stderr` (`python3: not found`, `bind: address already in
+  use`), read by the scheduler from the agent once the task failed without a report
+  (`output_words`; calico_dcos/sandbox.py);
 - the exit status itself: 126 and 127 are the shell's "found but not executable" and "not
   found" (POSIX `sh`, "Command Search and Execution"), which on an agent means a program the
   options name is not there (`service.agent_python`, the etcd binary).
@@ -46,6 +49,17 @@ def failure_words(reason: str, status: Mapping) -> str:
     status' own message; Mesos' words follow in parentheses when they add something."""
     message = status.get("message", "") or ""
     words = reason or SHELL_WORDS.get(exit_status(message), "")
+    if not words:
+        return message
+    return f"{words} ({message})" if message else words
+
+
+def output_words(output: str, message: str) -> str:
+    """A failed task's last words on `stderr`, the shell's meaning of its exit status when it
+    has one, and Mesos' words (`message`) in parentheses: "sh: 1: python3: not found; a
+    command of the step is not on the agent: … (Command exited with status 127)"."""
+    hint = SHELL_WORDS.get(exit_status(message), "")
+    words = "; ".join(w for w in (output, hint) if w)
     if not words:
         return message
     return f"{words} ({message})" if message else words

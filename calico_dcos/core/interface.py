@@ -55,6 +55,9 @@ class Core(Protocol):
     def on_report(self, agent_id: str, report: Mapping, now: float) -> list[Decision]:
         """The installer on an agent reported (Calico already present)."""
 
+    def on_task_output(self, task_id: str, output: str, message: str, now: float) -> list[Decision]:
+        """The end of a failed task's sandbox `stderr`, asked for by `ReadStderr`."""
+
     def on_options(self, config: PlanConfig, now: float) -> list[Decision]:
         """The options changed: the plan's new configuration."""
 

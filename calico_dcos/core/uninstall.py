@@ -395,6 +395,7 @@ class Uninstall(Engine):
         st = self.progress.reverts[agent_id]
         if not self._update(self.spec, st, status, now):
             return
+        self._ask_for_output(agent_id, st, status, out)
         if st.state in ENDED:
             self._sync_slot(agent_id, False)
             if not revert_done(st):  # it runs again: bring its agent's offers back
