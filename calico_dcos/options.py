@@ -398,13 +398,18 @@ def node_extra_env(options: Mapping) -> dict[str, str]:
 _URL_PASSWORD = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:@/\s]+):[^@/\s]+@", re.I)
 
 
+def redact_text(text: str) -> str:
+    """`scheme://user:password@host` anywhere in `text` -> `scheme://user:***@host`."""
+    return _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
+
+
 def redacted(options: Mapping) -> dict:
     """Options safe to show: passwords inside URLs replaced; secret options are paths only."""
     raw = options.raw if isinstance(options, Options) else copy.deepcopy(dict(options))
     for values in raw.values():
         for key, value in values.items():
             if isinstance(value, str):
-                values[key] = _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", value)
+                values[key] = redact_text(value)
     return raw
 
 

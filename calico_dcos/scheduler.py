@@ -50,6 +50,7 @@ from calico_dcos.driver import Driver
 from calico_dcos.options import read_secret, roles
 from calico_dcos.pipeline import Action, Batch, Pipeline, Write
 from calico_dcos.report_auth import ReportKey, with_report_token
+from calico_dcos.sandbox import AgentFiles
 from calico_dcos.sender import CONTROL, Call, CallRefused, Master, Sender
 from calico_dcos.steps import fetch_hint
 
@@ -201,6 +202,10 @@ class CalicoScheduler(Scheduler):
         self._ticker: threading.Thread | None = None
         self.sender = Sender(ca_bundle=options["service"]["ca_bundle"])
         self.master_api = Master(lambda: self.driver)
+        # the end of failed tasks' stderr, read from their agents (`ReadStderr`)
+        self.agent_files = AgentFiles(
+            self._task_output, self._agent_credential, options["service"]["ca_bundle"]
+        )
         self.pipeline = Pipeline(
             self.store.put_many,
             self.sender.put,
@@ -279,6 +284,7 @@ class CalicoScheduler(Scheduler):
             self._ticker.join(timeout)
         self.pipeline.close(timeout)  # what is decided is written, and its calls sent
         self.sender.close(timeout)
+        self.agent_files.close(timeout)
         within(timeout, self._stop_driver, "stopping the pymesos driver")
 
     def _stop_driver(self) -> None:
@@ -473,6 +479,12 @@ class CalicoScheduler(Scheduler):
         if isinstance(decision, ev.WipeState):
             threading.Thread(target=self._wipe, name="wipe-state", daemon=True).start()
             return
+        if isinstance(decision, ev.ReadStderr):
+            framework_id = self.plan.framework_id or ""
+            self.agent_files.request(
+                decision.task_id, decision.agent_id, framework_id, decision.message
+            )
+            return
         if isinstance(decision, ev.Note):
             LOG.log(
                 logging.WARNING if decision.level == "warning" else logging.INFO,
@@ -636,6 +648,7 @@ class CalicoScheduler(Scheduler):
 
     def resourceOffers(self, driver, offers) -> None:  # noqa: N802
         self.counters["offers"] += len(offers)
+        self.agent_files.remember(offers)
         self._safely("offers", self._event, "offers", lambda now: self.plan.on_offers(offers, now))
 
     def offerRescinded(self, driver, offer_id) -> None:  # noqa: N802
@@ -674,6 +687,19 @@ class CalicoScheduler(Scheduler):
             },
         }
         self.master_api.post(session, body)
+
+    def _task_output(self, task_id: str, words: str, message: str) -> None:
+        """From the agent-files thread: the end of a failed task's stderr."""
+        self._event("stderr", lambda now: self.plan.on_task_output(task_id, words, message, now))
+
+    def _agent_credential(self) -> tuple[str | None, bool]:
+        """What a request to an agent carries, as the calls to the master do (`sender.Master`):
+        the driver's `Authorization` (Basic, or strict mode's `token=…`), and TLS in strict
+        mode."""
+        driver = self.driver
+        if driver is None:
+            return None, self.tokens is not None
+        return driver._basic_credential, getattr(driver, "tls_context", None) is not None
 
     def slaveLost(self, driver, agent_id) -> None:  # noqa: N802
         aid = agent_id["value"]

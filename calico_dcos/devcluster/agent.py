@@ -42,6 +42,7 @@ class AgentInfo:
     public: bool
     host_root: Path
     connected: bool
+    port: int = AGENT_PORT  # its HTTP endpoint's (the offers' `url`)
 
 
 def agent_ip(number: int, network: str = DEFAULT_AGENT_NETWORK) -> str:
@@ -144,7 +145,13 @@ class Agent:
 
     def info(self) -> AgentInfo:
         return AgentInfo(
-            self.agent_id, self.hostname, self.ip, self.public, self.host_root, self.connected
+            self.agent_id,
+            self.hostname,
+            self.ip,
+            self.public,
+            self.host_root,
+            self.connected,
+            self.port,
         )
 
     def framework_id_of(self, task_id: str) -> str | None:

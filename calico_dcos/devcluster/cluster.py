@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from calico_dcos.devcluster.agent import DEFAULT_AGENT_NETWORK, AgentInfo, free_agent_network
+from calico_dcos.devcluster.agent_http import AgentEndpoints
 from calico_dcos.devcluster.app import make_app
 from calico_dcos.devcluster.iam import FIVE_DAYS, LOGIN_PATH, Iam
 from calico_dcos.devcluster.master import Executor, Master
@@ -96,6 +97,7 @@ class DevCluster:
         self._runners: list[web.AppRunner] = []
         self._allocation: asyncio.Task | None = None
         self._leader: LeaderRecord | None = None
+        self._agent_endpoints: AgentEndpoints | None = None
 
     # Life cycle -----------------------------------------------------------------------------
 
@@ -112,6 +114,11 @@ class DevCluster:
 
     async def _start(self) -> None:
         self.master.executor = self._make_executor()
+        sandbox_for = getattr(self.master.executor, "sandbox_for", None)
+        if sandbox_for is not None:  # agents with sandboxes serve them, as Mesos agents do
+            tls = self.pki.context_for if self.pki else None
+            self._agent_endpoints = AgentEndpoints(self.master, sandbox_for, tls)
+            self.master.open_agent_endpoint = self._agent_endpoints.open
         self.master.port = await self._serve(self.port)
         self._allocation = asyncio.get_running_loop().create_task(self.master.allocator.run())
         agents, public_agents, dcos_calico_agents = self.initial_agents
@@ -175,6 +182,8 @@ class DevCluster:
             await shutdown()
         for runner in self._runners:
             await runner.cleanup()
+        if self._agent_endpoints is not None:
+            await self._agent_endpoints.close()
         await cancel_the_rest()
 
     def __enter__(self) -> DevCluster:

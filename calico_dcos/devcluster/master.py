@@ -83,6 +83,8 @@ class Master:
         self.ca_bundle: Path | None = None  # strict mode: HTTPS, vouched for by this CA
         self.status_retry_interval = status_retry_interval
         self.executor: Executor | None = None
+        # the agent's own HTTP endpoint (agent_http.py), opened as it registers: sets its port
+        self.open_agent_endpoint: Callable[[Agent], None] | None = None
         self.agent_network = DEFAULT_AGENT_NETWORK  # agents' addresses: see `agent_ip`
         self.frameworks: dict[str, Framework] = {}
         self.removed_frameworks: dict[str, Framework] = {}
@@ -181,6 +183,8 @@ class Master:
             self.status_retry_interval,
         )
         prepare_host_root(agent, dcos_calico, docker_flags)
+        if self.open_agent_endpoint is not None:
+            self.open_agent_endpoint(agent)
         self.agents[agent.agent_id] = agent
         self.record("agent_registered", agent_id=agent.agent_id, hostname=hostname)
         self.allocator.request()

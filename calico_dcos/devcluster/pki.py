@@ -8,6 +8,7 @@ signs for `localhost` and the loopback addresses. `ca_bundle` is what a client i
     pki = Pki.create(directory)
     pki.ca_bundle          # <directory>/ca-bundle.crt: the CA certificate, PEM
     pki.server_context()   # ssl.SSLContext with the server certificate and key
+    pki.context_for(ip)    # the same for a certificate of its own (an agent's address)
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Pki:
     ca_bundle: Path
     certificate: Path
     key: Path
+    ca_key: Path  # the CA's private key, for `context_for`
 
     @classmethod
     def create(cls, directory: Path, hosts: tuple[str, ...] = ("localhost", "127.0.0.1")) -> Pki:
@@ -49,32 +51,51 @@ class Pki:
             .add_extension(_key_usage(ca=True), critical=True)
             .sign(ca_key, hashes.SHA256())
         )
+        pki = cls(
+            directory / "ca-bundle.crt",
+            directory / "server.crt",
+            directory / "server.key",
+            directory / "ca.key",
+        )
+        _write(pki.ca_bundle, ca.public_bytes(serialization.Encoding.PEM), 0o644)
+        _write(pki.ca_key, _private_pem(ca_key), 0o600)
+        pki._issue(hosts, pki.certificate, pki.key)
+        return pki
+
+    def _issue(self, hosts: tuple[str, ...], certificate_path: Path, key_path: Path) -> None:
+        """A server certificate for `hosts` (names or IP addresses), signed by the CA."""
+        ca = x509.load_pem_x509_certificate(self.ca_bundle.read_bytes())
+        ca_key = serialization.load_pem_private_key(self.ca_key.read_bytes(), password=None)
+        now = datetime.datetime.now(datetime.UTC)
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
         certificate = (
-            _builder(subject, ca_name, key.public_key(), now)
+            _builder(subject, ca.subject, key.public_key(), now)
             .add_extension(x509.SubjectAlternativeName([_san(h) for h in hosts]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_key_usage(ca=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
-        pki = cls(directory / "ca-bundle.crt", directory / "server.crt", directory / "server.key")
-        _write(pki.ca_bundle, ca.public_bytes(serialization.Encoding.PEM), 0o644)
-        _write(pki.certificate, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
-        private = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        _write(pki.key, private, 0o600)
-        return pki
+        _write(certificate_path, certificate.public_bytes(serialization.Encoding.PEM), 0o644)
+        _write(key_path, _private_pem(key), 0o600)
 
     def server_context(self) -> ssl.SSLContext:
         """TLS 1.2 or later with the server certificate, for aiohttp's `ssl_context`."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(self.certificate, self.key)
+        return context
+
+    def context_for(self, host: str) -> ssl.SSLContext:
+        """A server context with a certificate of its own for `host` (an agent's address)."""
+        certificate = self.certificate.with_name(f"{host}.crt")
+        key = self.key.with_name(f"{host}.key")
+        if not certificate.exists():
+            self._issue((host,), certificate, key)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(certificate, key)
         return context
 
 
@@ -111,6 +132,14 @@ def _san(host: str) -> x509.GeneralName:
         return x509.IPAddress(ipaddress.ip_address(host))
     except ValueError:
         return x509.DNSName(host)
+
+
+def _private_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
 
 
 def _write(path: Path, data: bytes, mode: int) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import json
 import os
 import signal
@@ -81,15 +82,25 @@ class ProcessExecutor:
         self.standins_dir = Path(standins_dir)
         self.bin_dir = install_standins(self.workdir / "standins-bin", self.standins_dir)
         self._running: dict[tuple[str, str], Running] = {}
+        # (agent, framework, executor ID) -> sandbox: what each agent attaches at
+        # /frameworks/<framework>/executors/<executor>/runs/latest (agent_http.py); kept, as
+        # Mesos keeps it until the sandbox is garbage collected
+        self._attached: dict[tuple[str, str, str], Path] = {}
 
     def sandbox_of(self, agent_id: str, task_id: str) -> Path:
         return self.workdir / "agents" / agent_id / "sandboxes" / task_id
+
+    def sandbox_for(self, agent_id: str, framework_id: str, executor_id: str) -> Path | None:
+        """The latest run's directory of a (command) executor, if the agent ran it."""
+        return self._attached.get((agent_id, framework_id, executor_id))
 
     async def launch(self, agent: Agent, task: dict) -> None:
         """Start the task in the background; its updates go through `agent.send_status`."""
         task_id = task["task_id"]["value"]
         running = Running(agent, task, self.sandbox_of(agent.agent_id, task_id))
         self._running[(agent.agent_id, task_id)] = running
+        framework_id = agent.framework_id_of(task_id) or ""
+        self._attached[(agent.agent_id, framework_id, task_id)] = running.sandbox
         running.runner = asyncio.create_task(self._run(running))
 
     async def kill(self, agent: Agent, task_id: str, grace_seconds: float) -> None:
@@ -196,13 +207,14 @@ class ProcessExecutor:
             self._start_health_checks(running, env)
         returncode = await running.process.wait()
         kill_group(running.process.pid, signal.SIGKILL)
+        state, details = terminal_update(running, returncode)
+        log_reaped(running.sandbox / "stderr", details["message"], running.process.pid)
         if container is not None:
             write_container(
                 running.agent.host_root,
                 running.task_id,
                 {**container, "running": False, "exit_status": returncode},
             )
-        state, details = terminal_update(running, returncode)
         running.send(state, **details)
 
     def environment(self, running: Running) -> dict[str, str]:
@@ -217,7 +229,7 @@ class ProcessExecutor:
             "MESOS_TASK_ID": task_id,
             "MESOS_FRAMEWORK_ID": agent.framework_id_of(task_id) or "",
             "MESOS_EXECUTOR_ID": task_id,
-            "MESOS_AGENT_ENDPOINT": f"{agent.ip}:5051",
+            "MESOS_AGENT_ENDPOINT": f"{agent.ip}:{agent.port}",
             "HOST": agent.hostname,
             "LIBPROCESS_IP": agent.ip,
             "MESOS_CONTAINER_IP": agent.ip,
@@ -302,6 +314,16 @@ def terminal_update(running: Running, returncode: int) -> tuple[str, dict]:
         extra = {"healthy": False} if running.unhealthy else {}
         return "TASK_KILLED", {"message": message, **extra}
     return ("TASK_FINISHED" if returncode == 0 else "TASK_FAILED"), {"message": message}
+
+
+def log_reaped(stderr: Path, message: str, pid: int) -> None:
+    """The command executor's own line after its command ends, on the same stderr (apache/mesos
+    src/launcher/executor.cpp, `reaped`: `LOG(INFO) << message << " (pid: " << pid << ")"`),
+    in glog's format (`Lmmdd hh:mm:ss.uuuuuu threadid file:line] `)."""
+    now = datetime.datetime.now()
+    line = f"I{now:%m%d %H:%M:%S.%f} {os.getpid():>5} executor.cpp:1041] {message} (pid: {pid})"
+    with contextlib.suppress(OSError), open(stderr, "a") as handle:
+        handle.write(line + "\n")
 
 
 def process_argv(command: dict, container: dict | None) -> tuple[str, list[str]]:

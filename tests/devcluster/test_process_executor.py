@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,7 @@ class RecordingAgent:
         self.agent_id = agent_id
         self.hostname = "agent-1"
         self.ip = "127.0.1.1"
+        self.port = 5051
         self.host_root = tmp_path / "host"
         create_host_root(self.host_root, agent_id=agent_id, hostname=self.hostname, ip=self.ip)
         self.updates: list[dict] = []
@@ -97,7 +99,13 @@ async def test_shell_command_goes_starting_running_finished_with_output_in_sandb
     sandbox = executor.sandbox_of(agent.agent_id, "hello")
     assert sandbox == executor.workdir / "agents/0f1e-S1/sandboxes/hello"
     assert (sandbox / "stdout").read_text() == "hello\n"
-    assert (sandbox / "stderr").read_text() == "oops\n"
+    command_output, executor_line = (sandbox / "stderr").read_text().splitlines()
+    assert command_output == "oops"  # then the command executor's own glog line, as Mesos'
+    assert re.fullmatch(
+        r"I\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ executor\.cpp:1041\] "
+        r"Command exited with status 0 \(pid: \d+\)",
+        executor_line,
+    )
 
 
 @scenario

@@ -6,6 +6,7 @@ agent's host root, with the project's systemctl/docker stand-ins for systemd and
 """
 
 import json
+import logging
 
 import requests
 
@@ -60,3 +61,42 @@ def test_a_host_caused_failure_stops_after_the_cap_and_says_why_while_others_go_
     assert "stopped after 2 failures caused by the host" in error
     assert "calico-dcos plan restart" in error
     assert any("is not a JSON object" in p for p in summary["problems"])
+
+
+def test_a_command_that_fails_without_a_report_shows_the_end_of_its_stderr(tmp_path, caplog):
+    """`service.agent_python` names an interpreter the agent lacks: the shell says so on the
+    task's stderr and exits 127, and no installer runs to report it. The scheduler reads the
+    end of that stderr from the agent's `/files/read` (the devcluster agent's own listener,
+    at the address its offers' `url` names) and the words reach the plan, the agent records
+    and the log; the command executor's own log line on that stderr is left out."""
+    missing = str(tmp_path / "no-such-dir" / "python3")
+    with running_cluster(agents=1, public_agents=0, executor="process") as cluster:
+        (agent,) = cluster.agents
+        with (
+            caplog.at_level(logging.INFO, logger="calico_dcos"),
+            scheduler_on(
+                cluster, tmp_path, service_agent_python=missing, rollout_max_host_failures="1"
+            ) as service,
+        ):
+            plan = service.scheduler.plan
+
+            def docker_reason() -> str:
+                record = plan.agents.get(agent.agent_id)
+                step = record.steps.get("docker") if record else None
+                return step.reason if step else ""
+
+            wait_until(docker_reason, 30, "the docker step's stderr to be read")
+            url = f"http://127.0.0.1:{service.api.port}"
+            plan_doc = requests.get(f"{url}/v1/plan", timeout=5).json()
+            agents_doc = requests.get(f"{url}/v1/agents", timeout=5).json()
+            reads = [e for e in cluster.timeline() if e["event"] == "files_read"]
+
+    not_found = f"{missing}: not found"
+    assert not_found in docker_reason()
+    assert "executor.cpp" not in docker_reason()  # the executor's own glog line
+    assert agent.port != 0 and reads and all(e["agent_id"] == agent.agent_id for e in reads)
+    (error,) = plan_doc["errors"]
+    assert not_found in error and "(Command exited with status 127)" in error
+    assert not_found in json.dumps(agents_doc)
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(not_found in line and "docker failed" in line for line in logged)
