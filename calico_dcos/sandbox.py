@@ -25,7 +25,8 @@ Mesos' own way, as its web UI and `dcos task log` do it:
   enforced in strict mode only, DC/OS "Mesos master and agent permissions"), and speak TLS,
   verified against the cluster's CA as the master is, though the offer's scheme says "http"
   (the master always writes "http": master.cpp, "TODO(bmahler): Set 'https' if only
-  'https' is supported"). The service account needs read access to its tasks' sandboxes.
+  'https' is supported"). The service account needs `dcos:mesos:agent:sandbox:app_id` read
+  ("Controls access to the Mesos sandbox", DC/OS "Permissions Reference").
 
 Never in the way: requests go out from one worker thread fed by a bounded queue (a full
 queue drops the request), with short timeouts; whatever goes wrong (agent unreachable,
@@ -62,7 +63,7 @@ READ_TIMEOUT_SECONDS = 3.0
 # stderr ("Command exited with status 1 (pid: 42)", executor.cpp `reaped`); they say nothing
 # the update does not, so they are left out.
 _GLOG_INFO = re.compile(r"^I\d{4} \d\d:\d\d:\d\d\.\d{6}\s+\d+ [^\s\]]+:\d+\] ")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]|\x1b\[[0-9;]*[A-Za-z]")
+_CONTROL = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")  # colours first
 
 # How to reach an agent: (scheme, "host:port"), from its offers.
 Address = tuple[str, str]
