@@ -111,6 +111,31 @@ def _basename(uri: str) -> str:
     return urlsplit(uri).path.rstrip("/").rsplit("/", 1)[-1]
 
 
+def _uri(value: str, pinned: bool, **fields: bool) -> dict:
+    """A `CommandInfo.URI`, through the agent's fetcher cache when its content is `pinned`.
+
+    Mesos' fetcher cache keeps a URI's file per agent and user and never refreshes it ("there
+    is no mechanism to refresh a cache entry … The framework should start using a fresh unique
+    URI whenever the resource's content has changed", apache/mesos docs/fetcher.md; the field
+    is mesos.proto `CommandInfo.URI.cache`). So only a URI whose content cannot change under
+    it is cached: a release asset whose name carries its version, or a file the task checks
+    against a checksum (a changed file would fail the check whether fetched or cached). A
+    crash-looping daemon is then downloaded once per agent, not once per relaunch. Not pinned:
+    no `cache` field (Mesos' default, false: straight into the sandbox).
+    """
+    return {"value": value, **fields, **({"cache": True} if pinned else {})}
+
+
+def _pinned(download: matrix.Download, options: Mapping) -> bool:
+    """Fixed content: checked against a checksum, or one of the profile's own downloads (a
+    GitHub release asset under its version's tag, e.g. cni-plugin/releases/download/v1.11.8)."""
+    profile = matrix.profile_of(options)
+    own = {profile.calico_plugin.uri, profile.calico_ipam_plugin.uri}
+    if profile.libnetwork_binary is not None:
+        own.add(profile.libnetwork_binary.uri)
+    return bool(download.checksum) or download.uri in own
+
+
 def _quote_all(argv: list[str]) -> str:
     return " ".join(shlex.quote(arg) for arg in argv)
 
@@ -130,7 +155,16 @@ def _etcd_proxy(step: Step, options: Mapping, agent: AgentView, artifacts_url: s
         "command": {
             "shell": True,
             "value": command,
-            "uris": [{"value": etcd["binary_uri"], "extract": True, "executable": False}],
+            # Cached when its name carries the version (etcd-vX.Y.Z-…, the release asset's
+            # name, which `matrix.etcd_version` already trusts for what the proxy can do).
+            "uris": [
+                _uri(
+                    etcd["binary_uri"],
+                    matrix.etcd_version(etcd["binary_uri"]) is not None,
+                    extract=True,
+                    executable=False,
+                )
+            ],
         }
     }
 
@@ -185,7 +219,8 @@ def _installer_command(
         "command": {
             "shell": True,
             "value": "exec " + _quote_all([python, "./installer.pyz", *argv, *stability, *force]),
-            "uris": [{"value": artifacts_url + INSTALLER_PATH, "executable": False}, *uris],
+            # Never cached: the scheduler serves each version's installer under this one URI.
+            "uris": [_uri(artifacts_url + INSTALLER_PATH, False, executable=False), *uris],
             "environment": _environment(
                 {
                     "ETCD_ENDPOINTS": _etcd_endpoints(options),
@@ -241,7 +276,10 @@ def _cni(step: Step, options: Mapping, agent: AgentView, artifacts_url: str) -> 
         argv.append("--restart-agent")
     if agent.public:
         argv.append("--public")
-    uris = [{"value": calico.uri, "executable": True}, {"value": ipam.uri, "executable": True}]
+    uris = [
+        _uri(calico.uri, _pinned(calico, options), executable=True),
+        _uri(ipam.uri, _pinned(ipam, options), executable=True),
+    ]
     environment = {}
     if policy == "allow-all" and matrix.profile_of(options).etcd_api == "v3":
         environment["CALICO_DCOS_PROFILE_ETCD_ENDPOINTS"] = ",".join(
@@ -310,7 +348,7 @@ def _libnetwork(step: Step, options: Mapping, agent: AgentView, artifacts_url: s
         "command": {
             "shell": True,
             "value": f"{check}exec ./{shlex.quote(name)}",
-            "uris": [{"value": binary.uri, "executable": True}],
+            "uris": [_uri(binary.uri, _pinned(binary, options), executable=True)],
             "environment": _environment(env),
         }
     }

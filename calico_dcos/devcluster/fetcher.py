@@ -1,17 +1,32 @@
 """The Mesos fetcher, for the devcluster: put a task's `CommandInfo.uris` into its sandbox.
 
-Like Mesos' fetcher: the file lands in the sandbox under `output_file` or the URI's basename;
-`executable` makes it executable and skips extraction; `extract` (default true) unpacks
-tar and zip archives into the sandbox; `cache` is ignored (there is no fetcher cache here).
+Like Mesos' fetcher (apache/mesos docs/fetcher.md, src/launcher/fetcher.cpp): the file lands
+in the sandbox under `output_file` or the URI's basename; `executable` makes it executable
+and skips extraction; `extract` (default true) unpacks tar and zip archives into the sandbox.
+
+`cache: true` goes through the agent's fetcher cache (`FetcherCache`), as Mesos' does: a URI
+is downloaded once per user into the cache ("the combination of user name and "uri" uniquely
+identifies a cacheable fetch result", docs/fetcher.md), and every fetch of it, that one
+included, copies or extracts from the cache file into the sandbox; an archive extracted from
+the cache is not copied into the sandbox ("In case a cache file is unpacked, only the
+extraction result will be found in the sandbox"); `executable` is applied to the sandbox's
+copy only. A cache entry is never refreshed: a URI whose content may change must not be
+cached ("The framework should start using a fresh unique URI whenever the resource's content
+has changed"). Without `cache` the download goes straight into the sandbox, every time.
 Blocking: the process executor runs it in a thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tarfile
+import tempfile
+import threading
 import zipfile
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -19,27 +34,164 @@ import requests
 
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
 HTTP_TIMEOUT = 30.0
+# The agent's --fetcher_cache_size default (apache/mesos src/slave/constants.hpp
+# DEFAULT_FETCHER_CACHE_SIZE = Gigabytes(2)).
+DEFAULT_CACHE_BYTES = 2 * 1024**3
+CACHE_FILE_PREFIX = (
+    "c"  # cache files are c<serial>-<basename> (src/slave/containerizer/fetcher.cpp)
+)
 
 
 class FetchError(Exception):
     """A URI could not be fetched; the message says which and why, for TASK_FAILED."""
 
 
-def fetch_all(uris: list[dict], sandbox: Path) -> list[Path]:
-    """Fetch every URI in order; the first failure stops the launch, as in Mesos."""
-    return [fetch(uri, sandbox) for uri in uris]
+@dataclass
+class _Entry:
+    """One cached URI: its file in the cache, once downloaded (`ready`)."""
+
+    filename: str
+    ready: threading.Event = field(default_factory=threading.Event)
+    error: Exception | None = None
+    size: int = 0
+    in_use: int = 0  # fetches copying or extracting from it: not evictable
 
 
-def fetch(uri: dict, sandbox: Path) -> Path:
+class FetcherCache:
+    """One agent's fetcher cache: `<directory>/<user>/c<serial>-<basename>` (or directly
+    under `directory` without a user), keyed by (user, URI), as Mesos' is (apache/mesos
+    src/slave/containerizer/fetcher.cpp: `cacheKey`, `nextFilename`, and the per-user
+    directory of `FetcherProcess::fetch`).
+
+    Like Mesos' agent, the cache starts empty (the agent clears `--fetcher_cache_dir` on
+    startup: `Fetcher::Fetcher`), concurrent fetches of a URI wait for the first download
+    ("Competing requests for the same URI simply wait upon completion of the first
+    request", docs/fetcher.md), and files not in use are evicted, least recently used
+    first, to stay within `size_limit` bytes (`--fetcher_cache_size`). Unlike Mesos, the
+    size is known only after the download (Mesos asks for it first, with a HEAD request
+    or stat, and bypasses the cache when it cannot), so a file larger than the whole cache
+    is delivered and then dropped, as Mesos does with a file "larger than expected".
+    A failed download is not cached: the next fetch tries again.
+
+    `downloads` counts the URIs downloaded into the cache; `hits` the fetches served from a
+    file already there. Thread-safe.
+    """
+
+    def __init__(self, directory: Path, size_limit: int = DEFAULT_CACHE_BYTES) -> None:
+        self.directory = Path(directory)
+        self.size_limit = size_limit
+        self.downloads = 0
+        self.hits = 0
+        self._entries: OrderedDict[tuple[str | None, str], _Entry] = OrderedDict()
+        self._serial = 0
+        self._lock = threading.Lock()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def clear(self) -> None:
+        """Forget every entry and delete the files: what an agent restart does."""
+        with self._lock:
+            self._entries.clear()
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def fetch(self, uri: dict, sandbox: Path, user: str | None = None) -> Path:
+        """Put `uri` into `sandbox` from the cache, downloading it first if it is not there;
+        returns the file written (the sandbox itself when an archive was extracted)."""
+        value = uri.get("value", "")
+        entry, download_it = self._reserve(user, value)
+        try:
+            path = self._path(user, entry.filename)
+            if download_it:
+                self._download(entry, value, path)
+            else:
+                entry.ready.wait()
+                if entry.error is not None:
+                    raise entry.error
+            return deliver(uri, path, sandbox, from_cache=True)
+        finally:
+            self._release(user, value, entry)
+
+    def _reserve(self, user: str | None, value: str) -> tuple[_Entry, bool]:
+        with self._lock:
+            key = (user, value)
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+                entry.in_use += 1
+                self.hits += 1
+                return entry, False
+            self._serial += 1
+            entry = _Entry(f"{CACHE_FILE_PREFIX}{self._serial}-{_short_basename(value)}")
+            entry.in_use = 1
+            self._entries[key] = entry
+            self.downloads += 1
+            return entry, True
+
+    def _download(self, entry: _Entry, value: str, path: Path) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, temp = tempfile.mkstemp(prefix=".part-", dir=path.parent)
+            os.close(fd)
+            try:
+                download(value, Path(temp))
+                os.replace(temp, path)
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
+            entry.size = path.stat().st_size
+        except BaseException as exc:
+            entry.error = exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+            with self._lock:  # not cached: the next fetch downloads again
+                for key, known in list(self._entries.items()):
+                    if known is entry:
+                        del self._entries[key]
+            raise
+        finally:
+            entry.ready.set()
+
+    def _release(self, user: str | None, value: str, entry: _Entry) -> None:
+        with self._lock:
+            entry.in_use -= 1
+            total = sum(e.size for e in self._entries.values())
+            for key, known in list(self._entries.items()):  # least recently used first
+                if total <= self.size_limit:
+                    break
+                if known.in_use or not known.ready.is_set():
+                    continue
+                del self._entries[key]
+                total -= known.size
+                with contextlib.suppress(FileNotFoundError):
+                    self._path(key[0], known.filename).unlink()
+
+    def _path(self, user: str | None, filename: str) -> Path:
+        return (self.directory / user if user else self.directory) / filename
+
+
+def _short_basename(value: str) -> str:
+    """The URI's basename, at most 21 characters keeping the extension (as Mesos'
+    `nextFilename`): for people looking at the cache, and for extraction by extension."""
+    name = os.path.basename(unquote(urlparse(value).path)) or "uri"
+    return name if len(name) <= 20 else f"{name[:10]}_{name[-10:]}"
+
+
+def fetch_all(
+    uris: list[dict], sandbox: Path, cache: FetcherCache | None = None, user: str | None = None
+) -> list[Path]:
+    """Fetch every URI in order; the first failure stops the launch, as in Mesos. URIs with
+    `cache: true` go through `cache` when there is one."""
+    return [fetch(uri, sandbox, cache, user) for uri in uris]
+
+
+def fetch(
+    uri: dict, sandbox: Path, cache: FetcherCache | None = None, user: str | None = None
+) -> Path:
     """Fetch one `CommandInfo.URI` into `sandbox`; returns the file it wrote."""
     value = uri.get("value", "")
     try:
+        if cache is not None and uri.get("cache", False):
+            return cache.fetch(uri, sandbox, user)
         target = sandbox / output_name(uri)
         download(value, target)
-        if uri.get("executable", False):
-            target.chmod(0o755)
-        elif uri.get("extract", True) and is_archive(target.name):
-            extract(target, sandbox)
+        return deliver(uri, target, sandbox, from_cache=False)
     except (
         OSError,
         ValueError,
@@ -48,7 +200,31 @@ def fetch(uri: dict, sandbox: Path) -> Path:
         zipfile.BadZipFile,
     ) as exc:
         raise FetchError(f"Failed to fetch '{value}': {exc}") from exc
+
+
+def deliver(uri: dict, source: Path, sandbox: Path, from_cache: bool) -> Path:
+    """What Mesos' fetcher does after the download (src/launcher/fetcher.cpp, `fetchBypassing
+    Cache` and `fetchFromCache`): `executable` chmods the sandbox's copy; an archive with
+    `extract` is unpacked into the sandbox (from the cache file: without a copy of the archive
+    in the sandbox); anything else is copied from the cache under `output_file` or its name.
+    `source` is the downloaded file: in the cache, or already in the sandbox."""
+    target = sandbox / output_name(uri)
+    if uri.get("executable", False):
+        if from_cache:
+            copy_into(source, target)
+        target.chmod(0o755)
+        return target
+    if uri.get("extract", True) and is_archive(source.name):  # the cache file keeps the suffix
+        extract(source, sandbox)
+        return sandbox if from_cache else target
+    if from_cache:
+        copy_into(source, target)
     return target
+
+
+def copy_into(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, target)
 
 
 def output_name(uri: dict) -> str:

@@ -1,7 +1,9 @@
 """The devcluster's process executor: runs each task's CommandInfo as a real process.
 
 It plays Mesos' agent, fetcher and command executor for one task at a time: a sandbox per
-task (`<workdir>/agents/<agent_id>/sandboxes/<task_id>/`), the URIs fetched into it, the Mesos
+task (`<workdir>/agents/<agent_id>/sandboxes/<task_id>/`), the URIs fetched into it (those
+with `cache: true` through the agent's fetcher cache, `<workdir>/agents/<agent_id>/fetch/`,
+emptied when the agent restarts, as Mesos' agent empties `--fetcher_cache_dir`), the Mesos
 environment, the host stand-ins first on PATH (no systemd or Docker can run on a test
 machine), stdout/stderr in the sandbox, STARTING → RUNNING → FINISHED | FAILED | KILLED, and
 health checks. A DOCKER or MESOS container with an image cannot really run here: it is
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
-from calico_dcos.devcluster.fetcher import FetchError, fetch_all
+from calico_dcos.devcluster.fetcher import FetcherCache, FetchError, fetch_all
 from calico_dcos.devcluster.health import (
     HealthPolicy,
     command_argv,
@@ -86,6 +88,16 @@ class ProcessExecutor:
         # /frameworks/<framework>/executors/<executor>/runs/latest (agent_http.py); kept, as
         # Mesos keeps it until the sandbox is garbage collected
         self._attached: dict[tuple[str, str, str], Path] = {}
+        self._caches: dict[str, FetcherCache] = {}
+
+    def fetcher_cache(self, agent_id: str) -> FetcherCache:
+        """The agent's fetcher cache (one per agent, as in Mesos), made on first use."""
+        cache = self._caches.get(agent_id)
+        if cache is None:
+            cache = self._caches[agent_id] = FetcherCache(
+                self.workdir / "agents" / agent_id / "fetch"
+            )
+        return cache
 
     def sandbox_of(self, agent_id: str, task_id: str) -> Path:
         return self.workdir / "agents" / agent_id / "sandboxes" / task_id
@@ -114,7 +126,11 @@ class ProcessExecutor:
             await terminate(running.process, grace_seconds)
 
     async def agent_stopping(self, agent: Agent, keep_tasks: bool) -> None:
-        """An agent restart: checkpointed tasks keep running, others die without a word."""
+        """An agent restart: checkpointed tasks keep running, others die without a word; the
+        fetcher cache starts empty again (Mesos' agent clears it on startup)."""
+        cache = self._caches.pop(agent.agent_id, None)
+        if cache is not None:
+            cache.clear()
         if keep_tasks:
             return
         doomed = [r for (agent_id, _), r in self._running.items() if agent_id == agent.agent_id]
@@ -161,7 +177,13 @@ class ProcessExecutor:
         running.sandbox.mkdir(parents=True, exist_ok=True)
         command = running.task.get("command", {})
         try:
-            await asyncio.to_thread(fetch_all, command.get("uris", []), running.sandbox)
+            await asyncio.to_thread(
+                fetch_all,
+                command.get("uris", []),
+                running.sandbox,
+                self.fetcher_cache(running.agent.agent_id),
+                command.get("user"),  # the framework's user is not known here (runs as ours)
+            )
         except FetchError as exc:
             running.send(
                 "TASK_FAILED",

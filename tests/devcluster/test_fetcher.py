@@ -1,4 +1,5 @@
-"""The fetcher puts a task's URIs in its sandbox as Mesos' fetcher does."""
+"""The fetcher puts a task's URIs in its sandbox as Mesos' fetcher does, through the agent's
+fetcher cache for URIs with `cache: true` (apache/mesos docs/fetcher.md)."""
 
 from __future__ import annotations
 
@@ -13,24 +14,42 @@ from pathlib import Path
 
 import pytest
 
-from calico_dcos.devcluster.fetcher import FetchError, fetch, fetch_all
+from calico_dcos.devcluster.fetcher import FetcherCache, FetchError, fetch, fetch_all
 from tests.devcluster.test_process_executor import make, run_to_end, task
 
 
 @pytest.fixture
-def served(tmp_path):
+def served(counted):
     """A directory served over HTTP on loopback, like the scheduler's artifact endpoint."""
+    root, url, _ = counted
+    return root, url
+
+
+@pytest.fixture
+def counted(tmp_path):
+    """`served`, and the GET requests it answered, by path: the copies that left the server."""
     root = tmp_path / "served"
     root.mkdir()
-    handler = functools.partial(QuietHandler, directory=str(root))
+    gets: dict[str, int] = {}
+    handler = functools.partial(QuietHandler, gets, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}", gets
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 class QuietHandler(SimpleHTTPRequestHandler):
+    def __init__(self, gets: dict[str, int], *args, **kwargs):
+        self.gets = gets
+        super().__init__(*args, **kwargs)
+
+    def do_GET(self):
+        self.gets[self.path] = self.gets.get(self.path, 0) + 1
+        super().do_GET()
+
     def log_message(self, *args):
         pass
 
@@ -154,5 +173,93 @@ def test_failed_fetch_fails_the_task_before_it_starts(tmp_path, served):
         assert f"Failed to fetch '{url}/gone.pyz'" in final["message"]
         assert "404" in final["message"]
         assert final["reason"] == "REASON_CONTAINER_LAUNCH_FAILED"
+
+    asyncio.run(scenario())
+
+
+def test_a_cached_archive_is_downloaded_once_per_user_and_extracted_from_the_cache(
+    tmp_path, counted
+):
+    root, url, gets = counted
+    make_tgz(root / "etcd-v3.5.17.tar.gz", {"etcd-v3.5.17/etcd": b"#!/bin/sh\n"})
+    uri = {"value": f"{url}/etcd-v3.5.17.tar.gz", "extract": True, "cache": True}
+    cache = FetcherCache(tmp_path / "fetch")
+
+    for n in range(4):
+        fetch(uri, tmp_path / f"sandbox{n}", cache)
+    fetch(uri, tmp_path / "other-user", cache, user="nobody")
+    fetch({**uri, "cache": False}, tmp_path / "bypass", cache)
+
+    assert gets == {"/etcd-v3.5.17.tar.gz": 3}  # once, once for another user, once bypassing
+    assert (cache.downloads, cache.hits) == (2, 3)
+    for n in range(4):
+        sandbox = tmp_path / f"sandbox{n}"
+        assert (sandbox / "etcd-v3.5.17/etcd").read_bytes() == b"#!/bin/sh\n"
+        assert not (sandbox / "etcd-v3.5.17.tar.gz").exists()  # only what it held
+    assert (tmp_path / "bypass" / "etcd-v3.5.17.tar.gz").exists()  # bypassing: both
+    cached = sorted(p.relative_to(tmp_path / "fetch") for p in (tmp_path / "fetch").rglob("c*"))
+    assert [str(p) for p in cached] == ["c1-etcd-v3.5.17.tar.gz", "nobody/c2-etcd-v3.5.17.tar.gz"]
+
+
+def test_a_cached_executable_is_copied_under_its_output_file_and_made_executable_there(
+    tmp_path, counted
+):
+    root, url, gets = counted
+    (root / "calico-amd64").write_bytes(b"elf")
+    uri = {"value": f"{url}/calico-amd64", "executable": True, "cache": True}
+    cache = FetcherCache(tmp_path / "fetch")
+
+    first = fetch({**uri, "output_file": "bin/calico"}, tmp_path / "a", cache)
+    second = fetch(uri, tmp_path / "b", cache)
+
+    assert gets == {"/calico-amd64": 1}
+    assert first == tmp_path / "a/bin/calico" and first.stat().st_mode & 0o111
+    assert second == tmp_path / "b/calico-amd64" and second.read_bytes() == b"elf"
+    assert not (tmp_path / "fetch/c1-calico-amd64").stat().st_mode & 0o111  # not the cache's
+
+
+def test_a_failed_download_is_not_cached_and_the_next_fetch_tries_again(tmp_path, counted):
+    root, url, gets = counted
+    uri = {"value": f"{url}/late.pyz", "cache": True}
+    cache = FetcherCache(tmp_path / "fetch")
+
+    with pytest.raises(FetchError, match="HTTP return code 404"):
+        fetch(uri, tmp_path / "a", cache)
+    (root / "late.pyz").write_bytes(b"PK")
+    fetch(uri, tmp_path / "b", cache)
+    fetch(uri, tmp_path / "c", cache)
+
+    assert gets == {"/late.pyz": 2} and (tmp_path / "c/late.pyz").read_bytes() == b"PK"
+
+
+def test_the_cache_evicts_the_least_recently_used_file_beyond_its_size(tmp_path, counted):
+    root, url, gets = counted
+    for name in ("a.bin", "b.bin", "c.bin"):
+        (root / name).write_bytes(b"x" * 100)
+    cache = FetcherCache(tmp_path / "fetch", size_limit=250)
+
+    for name in ("a.bin", "b.bin", "a.bin", "c.bin", "a.bin", "b.bin"):
+        fetch({"value": f"{url}/{name}", "cache": True}, tmp_path / "s", cache)
+
+    assert gets == {"/a.bin": 1, "/b.bin": 2, "/c.bin": 1}  # b went for c, then came back
+
+
+def test_a_crash_looping_task_relaunched_on_its_agent_fetches_its_archive_once(tmp_path, counted):
+    """The executor fetches as the agent does: each relaunch (a new task ID, a new sandbox)
+    copies from the agent's cache; an agent restart empties the cache, as Mesos' does."""
+    root, url, gets = counted
+    make_tgz(root / "calico.tar.gz", {"calico/crash.sh": b"#!/bin/sh\nexit 1\n"})
+    uris = [{"value": f"{url}/calico.tar.gz", "cache": True}, {"value": f"{url}/calico.tar.gz"}]
+
+    async def scenario():
+        executor, agent = make(tmp_path)
+        for attempt in range(1, 5):
+            tid = f"calico-node__S1__f00d__{attempt}"
+            final = await run_to_end(executor, agent, task(tid, "calico/crash.sh", uris=uris))
+            assert final["state"] == "TASK_FAILED"
+        assert gets == {"/calico.tar.gz": 1 + 4}  # cached once; the uncached one every time
+        await executor.agent_stopping(agent, keep_tasks=True)
+        await run_to_end(executor, agent, task("calico-node__S1__f00d__5", "true", uris=uris))
+        assert gets == {"/calico.tar.gz": 2 + 5}
 
     asyncio.run(scenario())

@@ -146,6 +146,7 @@ def test_calico_v3_runs_d2iq_libnetwork_fork_binary_checked_against_dcos_sha1():
             "value": "https://github.com/mesosphere/libnetwork-plugin/releases/download/"
             "v1.1.3-2-d2iq/libnetwork-plugin-amd64",
             "executable": True,
+            "cache": True,  # checked against the sha1 before it runs: fixed content
         }
     ]
     assert argv_of(info) == (

@@ -150,6 +150,7 @@ def test_etcd_v2_proxy_by_srv_discovery_on_localhost_by_default(tmp_path):
             "value": "https://github.com/etcd-io/etcd/releases/download/v3.5.17/etcd-v3.5.17-linux-amd64.tar.gz",
             "extract": True,
             "executable": False,
+            "cache": True,
         }
     ]
     assert run_in_sandbox(info, etcd_sandbox(tmp_path)) == [
@@ -273,6 +274,7 @@ def test_cni_step_on_a_public_agent_with_hostile_values(tmp_path):
         {
             "value": "https://github.com/projectcalico/cni-plugin/releases/download/v1.11.8/calico-ipam",
             "executable": True,
+            "cache": True,
         },
     ]
     assert env_of(info)["CALICO_DCOS_REPORT_URL"] == f"{ARTIFACTS}/v1/agents/M1-S4/report"
@@ -375,3 +377,26 @@ def test_the_installer_accepts_the_arguments_a_step_builds(tmp_path, step):
     args = build_parser().parse_args(argv[1:])
     assert args.stability_seconds == 30.0
     assert args.force is True
+
+
+def test_only_uris_whose_content_is_fixed_go_through_the_agents_fetcher_cache():
+    """Mesos never refreshes a cached URI (apache/mesos docs/fetcher.md): a versioned release
+    asset or a checksummed file is cached, the scheduler's installer and an operator's
+    unversioned, unchecked file are not."""
+
+    def cached(step, options):
+        return {u["value"].rsplit("/", 1)[-1]: u.get("cache", False)
+                for u in task(step, options)["command"]["uris"]}  # fmt: skip
+
+    mirror = "http://mirror.example/etcd.tar.gz"
+    assert cached("etcd-proxy", defaults()) == {"etcd-v3.5.17-linux-amd64.tar.gz": True}
+    assert cached("etcd-proxy", defaults(etcd__binary_uri=mirror)) == {"etcd.tar.gz": False}
+    assert cached("docker", defaults()) == {"installer.pyz": False}
+    assert cached("cni", defaults()) == {"installer.pyz": False, "calico": True,
+                                         "calico-ipam": True}  # fmt: skip
+    given = defaults(
+        cni__calico_uri="http://mirror.example/calico",
+        cni__calico_checksum="sha1:" + "a" * 40,
+        cni__calico_ipam_uri="http://mirror.example/calico-ipam",
+    )
+    assert cached("cni", given) == {"installer.pyz": False, "calico": True, "calico-ipam": False}
