@@ -1,6 +1,10 @@
 """The production store: ZooKeeper through kazoo, with a leader lock.
 
-    zk://host:port[,host:port]/path[?session_timeout=SECONDS]
+    zk://host:port[,host:port]/path[?session_timeout=SECONDS][&connect_timeout=SECONDS]
+
+`session_timeout` (default 10 s) is the session's timeout asked of the server;
+`connect_timeout` (default 15 s) how long start-up waits for a first session before it
+gives up with `StoreError` (a scheduler started while ZooKeeper is down then exits).
 
     <root>/framework_id        the framework ID as UTF-8 text
     <root>/agents/<agent_id>   one agent's record (compact JSON, a few hundred bytes)
@@ -131,15 +135,18 @@ def read_credentials(credentials_file: str) -> tuple[str, str] | None:
     return user, password
 
 
+URL_OPTIONS = ("session_timeout", "connect_timeout")  # seconds; see the module docstring
+
+
 def parse_url(url: str) -> tuple[str, str, dict[str, float]]:
-    """(hosts, root, options) of zk://host:port[,host:port]/path[?session_timeout=S]."""
+    """(hosts, root, options) of zk://host:port[,…]/path[?session_timeout=S&connect_timeout=S]."""
     parts = urlsplit(url)
     root = parts.path.rstrip("/")
     if parts.scheme != "zk" or not parts.netloc or not root:
         raise StoreError(f"invalid ZooKeeper URL {url!r}: expected zk://host:port[,…]/path")
     options = {}
     for name, values in parse_qs(parts.query).items():
-        if name != "session_timeout":
+        if name not in URL_OPTIONS:
             raise StoreError(f"invalid ZooKeeper URL {url!r}: unknown option {name!r}")
         try:
             options[name] = float(values[-1])

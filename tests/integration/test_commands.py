@@ -282,7 +282,8 @@ def test_by_hand_devcluster_writes_the_options_run_needs_and_run_converges_with_
 
 
 def test_zookeeper_unreachable_stops_run_naming_service_state(tmp_path):
-    env = {"CALICO_SERVICE_STATE": f"zk://127.0.0.1:{free_port()}/calico"}
+    # connect_timeout=1: the default 15 s would be waited out, proving nothing more.
+    env = {"CALICO_SERVICE_STATE": f"zk://127.0.0.1:{free_port()}/calico?connect_timeout=1"}
 
     result = cli("run", "--master", "127.0.0.1:1", env=env, timeout=60)
 

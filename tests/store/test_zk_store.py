@@ -114,6 +114,13 @@ def test_unreachable_zookeeper_is_a_clear_error():
         ZooKeeperStore(hosts, "/x", connect_timeout=0.5)
 
 
+def test_the_url_sets_the_connect_timeout():
+    hosts = f"127.0.0.1:{free_port()}"
+
+    with pytest.raises(StoreError, match=r"within 0\.3s"):
+        open_store(f"zk://{hosts}/x?connect_timeout=0.3&session_timeout=2")
+
+
 def test_session_expiry_calls_on_lost_and_fences_writes_until_leader_again(zookeeper, root):
     store = ZooKeeperStore(zookeeper.hosts, root, session_timeout=2, lost_grace=30)
     store.put_agent("a1b2-S0", agent_record("a1b2-S0"))
