@@ -9,9 +9,17 @@ What stands in for Mesos, and why it is shaped so:
   OFFERS event (apache/mesos src/master/allocator/mesos/hierarchical.cpp, `__allocate`;
   src/master/master.cpp, `Master::offer`). At the first round that is one event with an
   offer from every agent: the largest single decision batch the plan ever gets.
-- An ACCEPT's or DECLINE's `refuse_seconds` filters the agent for that long; REVIVE clears
-  every filter and allocates at once (hierarchical.cpp, `reviveOffers`: `reviveRoles` then
-  `generateOffers()`, `allocate()` in older releases).
+- Each agent has `AGENT_CPUS` and `AGENT_MEM`; a task holds its resources until it ends (a
+  one-shot's come back at FINISHED, a daemon's stay), an outstanding offer holds the rest.
+- A refusal (DECLINE, or the unused part of an ACCEPT) filters exactly the refused
+  resources for `max(allocation_interval, refuse_seconds)`, none at all for 0; the filter
+  hides the agent only while the refused resources contain what it could offer, so a
+  one-shot's freed resources come back at the next round unfiltered (hierarchical.cpp,
+  `recoverResources`, `RefusedOfferFilter::filter`). Recovered resources wait for the next
+  round (no allocation on recovery: MESOS-3078 in `recoverResources`); REVIVE clears
+  every filter and allocates at once (`reviveOffers`: `reviveRoles` then `generateOffers()`).
+- `latency_seconds` between a decision and Mesos acting on it: the group commit and the
+  sender (0 by default: the plan's own pace).
 - Each task goes STARTING after half of `step_seconds`, RUNNING (healthy) after
   `step_seconds`, and a restarting step's one-shot FINISHED `restart_seconds` later: the
   bench's synthetic executor. Every update is one event, as on the subscription stream.
@@ -26,6 +34,7 @@ converge (which the allocation interval and the restart budget decide, not the C
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import itertools
 import time
@@ -54,6 +63,13 @@ class SimSettings:
     restart_seconds: float = 0.2
     tick_seconds: float = 0.5
     max_virtual_seconds: float = 3600.0
+    latency_seconds: float = 0.0  # decision to Mesos (group commit, sender)
+    timings: dict[str, float] | None = None  # PlanConfig timings, for experiments
+
+
+AGENT_CPUS = 4.0
+AGENT_MEM = 8192.0
+TOLERANCE = 1e-9
 
 
 @dataclass
@@ -71,10 +87,13 @@ class SimResult:
     largest_call_size: int  # offers in that event (1 for an update or a tick)
     largest_call_decisions: int
     rss_growth_bytes: int
+    revives: int = 0
 
     @property
     def events_per_cpu_second(self) -> float:
         return self.events / self.core_cpu_seconds if self.core_cpu_seconds else 0.0
+
+    lower_bound_seconds: float = 0.0
 
     def as_dict(self) -> dict:
         return {
@@ -84,7 +103,9 @@ class SimResult:
         }
 
 
-def offer(offer_id: str, agent_id: str, hostname: str) -> dict:
+def offer(
+    offer_id: str, agent_id: str, hostname: str, cpus: float = AGENT_CPUS, mem: float = AGENT_MEM
+) -> dict:
     """A Mesos v1 Offer of a private agent's unreserved resources (role `*`)."""
 
     def scalar(name: str, value: float) -> dict:
@@ -101,7 +122,7 @@ def offer(offer_id: str, agent_id: str, hostname: str) -> dict:
         "agent_id": {"value": agent_id},
         "hostname": hostname,
         "allocation_info": {"role": "*"},
-        "resources": [scalar("cpus", 4.0), scalar("mem", 8192.0), scalar("disk", 10240.0)],
+        "resources": [scalar("cpus", cpus), scalar("mem", mem), scalar("disk", 10240.0)],
     }
 
 
@@ -114,10 +135,15 @@ class Simulation:
         self.agents = [f"5f1c0000-sim-S{i}" for i in range(settings.agents)]
         self.hostnames = {aid: f"10.{i // 65536}.{i // 256 % 256}.{i % 256}" for i, aid in
                           enumerate(self.agents)}  # fmt: skip
-        self.offered: dict[str, str] = {}  # offer ID -> agent ID, outstanding
+        # offer ID -> (agent ID, cpus, mem), outstanding
+        self.offered: dict[str, tuple[str, float, float]] = {}
         self.agent_offer: set[str] = set()  # agents with an outstanding offer
-        self.filtered: dict[str, float] = {}  # agent ID -> filtered until
+        # agent ID -> (until, refused cpus, refused mem): `RefusedOfferFilter`
+        self.filtered: dict[str, tuple[float, float, float]] = {}
+        self.free = {aid: (AGENT_CPUS, AGENT_MEM) for aid in self.agents}  # not offered, not used
         self.tasks: dict[str, tuple[str, str]] = {}  # task ID -> (agent ID, latest state)
+        self.task_needs: dict[str, tuple[float, float]] = {}  # task ID -> (cpus, mem)
+        self.revives = 0
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
         self._order = itertools.count()
         self._ids = itertools.count()
@@ -126,7 +152,10 @@ class Simulation:
         self.largest = (0.0, "", 0, 0)
         options = load_options(None, {"CALICO_ROLLOUT_MAX_CONCURRENT_RESTARTS":
                                       settings.restart_budget})  # fmt: skip
-        self.core = Deploy(plans.config_from_options(options, ARTIFACTS), {}, None)
+        config = plans.config_from_options(options, ARTIFACTS)
+        if settings.timings:
+            config = dataclasses.replace(config, **settings.timings)
+        self.core = Deploy(config, {}, None)
 
     # -- the virtual clock --------------------------------------------------------------
 
@@ -161,7 +190,22 @@ class Simulation:
             largest_call_size=size,
             largest_call_decisions=decisions,
             rss_growth_bytes=peak - rss_before,
+            revives=self.revives,
+            lower_bound_seconds=self.lower_bound(),
         )
+
+    def lower_bound(self) -> float:
+        """The bench's bound (`calico_dcos.bench.lower_bound`) for these settings."""
+        from calico_dcos.bench import Settings, lower_bound
+
+        restarts = {name: self.s.restart_seconds for name in RESTARTING}
+        settings = Settings(
+            restart_budget=self.s.restart_budget,
+            step_seconds=self.s.step_seconds,
+            restart_seconds=restarts,
+            allocation_interval=self.s.allocation_interval,
+        )
+        return lower_bound(settings, self.s.agents)
 
     # -- events into the core -------------------------------------------------------------
 
@@ -180,17 +224,27 @@ class Simulation:
         """One allocation round: an offer from every agent not offered and not filtered."""
         offers = []
         for aid in self.agents:
-            if aid in self.agent_offer or self.filtered.get(aid, 0.0) > self.now:
+            cpus, mem = self.free[aid]
+            if aid in self.agent_offer or (cpus < 0.01 and mem < 32) or self._hidden(aid):
                 continue
             offer_id = f"o{next(self._ids)}"
-            self.offered[offer_id] = aid
+            self.offered[offer_id] = (aid, cpus, mem)
             self.agent_offer.add(aid)
-            offers.append(offer(offer_id, aid, self.hostnames[aid]))
+            self.free[aid] = (0.0, 0.0)
+            offers.append(offer(offer_id, aid, self.hostnames[aid], cpus, mem))
         if offers:
             self.offers_sent += len(offers)
             self.call("offers", len(offers), lambda: self.core.on_offers(offers, self.now))
         if periodic:
             self.at(self.now + self.s.allocation_interval, self.allocate)
+
+    def _hidden(self, aid: str) -> bool:
+        """`RefusedOfferFilter::filter`: the refused resources contain what is free."""
+        until, cpus, mem = self.filtered.get(aid, (0.0, 0.0, 0.0))
+        if until <= self.now:
+            return False
+        free = self.free[aid]
+        return free[0] <= cpus + TOLERANCE and free[1] <= mem + TOLERANCE
 
     def tick(self) -> None:
         self.call("tick", 1, lambda: self.core.on_tick(self.now))
@@ -213,35 +267,63 @@ class Simulation:
     # -- decisions into the simulated Mesos -----------------------------------------------
 
     def apply(self, decisions: list[ev.Decision]) -> None:
+        if self.s.latency_seconds and decisions:
+            self.at(self.now + self.s.latency_seconds, lambda: self._apply(decisions))
+        else:
+            self._apply(decisions)
+
+    def _apply(self, decisions: list[ev.Decision]) -> None:
         for decision in decisions:
             if isinstance(decision, ev.Launch):
-                self._answered(decision.offer_id, decision.refuse_seconds)
-                self._launch(decision)
+                self._answered(decision.offer_id, decision.refuse_seconds, decision.task_info)
             elif isinstance(decision, ev.Decline):
                 for offer_id in decision.offer_ids:
                     self._answered(offer_id, decision.refuse_seconds)
             elif isinstance(decision, ev.Revive):
+                self.revives += 1
                 self.filtered.clear()
                 self.at(self.now, lambda: self.allocate(periodic=False))
             elif isinstance(decision, ev.Reconcile):
                 self._reconcile(decision)
 
-    def _answered(self, offer_id: str, refuse_seconds: float) -> None:
-        agent_id = self.offered.pop(offer_id, None)
-        if agent_id is not None:
-            self.agent_offer.discard(agent_id)
-            self.filtered[agent_id] = self.now + refuse_seconds
+    def _answered(self, offer_id: str, refuse_seconds: float, task: dict | None = None) -> None:
+        """The offer's resources back to its agent but a launched task's; the rest filtered
+        for `max(allocation_interval, refuse_seconds)`, or not at all for 0."""
+        if offer_id not in self.offered:
+            return
+        agent_id, cpus, mem = self.offered.pop(offer_id)
+        self.agent_offer.discard(agent_id)
+        if task is not None:
+            needs = {r["name"]: r["scalar"]["value"] for r in task.get("resources", ())
+                     if r.get("type", "SCALAR") == "SCALAR"}  # fmt: skip
+            used = (needs.get("cpus", 0.0), needs.get("mem", 0.0))
+            cpus, mem = cpus - used[0], mem - used[1]
+            self._launch(agent_id, task, used)
+        free = self.free[agent_id]
+        self.free[agent_id] = (free[0] + cpus, free[1] + mem)
+        if refuse_seconds > 0:
+            until = self.now + max(self.s.allocation_interval, refuse_seconds)
+            self.filtered[agent_id] = (until, cpus, mem)
 
-    def _launch(self, launch: ev.Launch) -> None:
-        task_id = launch.task_info["task_id"]["value"]
-        name = launch.task_info.get("name", "")
-        self.tasks[task_id] = (launch.agent_id, "TASK_STAGING")
+    def _launch(self, agent_id: str, task: dict, used: tuple[float, float]) -> None:
+        task_id = task["task_id"]["value"]
+        name = task.get("name", "")
+        self.tasks[task_id] = (agent_id, "TASK_STAGING")
+        self.task_needs[task_id] = used
         step = self.s.step_seconds
         self.at(self.now + step / 2, lambda: self.update(task_id, "TASK_STARTING"))
         self.at(self.now + step, lambda: self.update(task_id, "TASK_RUNNING", healthy=True))
         if name in RESTARTING:
             done = self.now + step + self.s.restart_seconds
-            self.at(done, lambda: self.update(task_id, "TASK_FINISHED"))
+            self.at(done, lambda: self._finished(task_id))
+
+    def _finished(self, task_id: str) -> None:
+        """A one-shot ends: its resources come back to the agent, unfiltered."""
+        agent_id, _ = self.tasks[task_id]
+        used = self.task_needs.pop(task_id, (0.0, 0.0))
+        free = self.free[agent_id]
+        self.free[agent_id] = (free[0] + used[0], free[1] + used[1])
+        self.update(task_id, "TASK_FINISHED")
 
     def _reconcile(self, call: ev.Reconcile) -> None:
         asked = [task_id for task_id, _ in call.tasks] or list(self.tasks)

@@ -176,7 +176,7 @@ def bench(
     """Measure convergence at cluster scale: the real scheduler against N synthetic agents."""
     if simulate is not None:
         simulated(simulate, restart_budget, step_seconds, restart_seconds,
-                  allocation_interval, json_file)  # fmt: skip
+                  allocation_interval, json_file, parse_timings(timings))  # fmt: skip
         return
     if store and not store.startswith("zk://"):
         raise click.BadParameter("expected zk://host:port/path", param_hint="--store")
@@ -206,8 +206,10 @@ def simulated(
     restart_seconds: str,
     allocation_interval: float,
     json_file: Path | None,
+    timings: dict[str, float] | None = None,
 ) -> None:
-    """`--simulate N`: the decision core alone (`calico_dcos.simulate`)."""
+    """`--simulate N`: the decision core alone (`calico_dcos.simulate`); `timings`: the
+    plan's, as `--scheduler-timing` gives them."""
     from calico_dcos.simulate import SimSettings, Simulation
 
     if agents < 1:
@@ -219,12 +221,15 @@ def simulated(
         allocation_interval=allocation_interval,
         step_seconds=step_seconds,
         restart_seconds=max(restarts.values()),
+        timings=timings or None,
     )
     result = Simulation(settings).run().as_dict()
     click.echo(
         f"{agents} agents (plan only, virtual clock): "
         f"{'converged' if result['converged'] else 'NOT converged'} after "
-        f"{result['virtual_seconds']:.1f} virtual s\n"
+        f"{result['virtual_seconds']:.1f} virtual s (bound {result['lower_bound_seconds']:.1f} s)\n"
+        f"per agent: {result['offers'] / agents:.1f} offers, "
+        f"{result['revives'] / agents:.3f} REVIVEs ({result['revives']} in all)\n"
         f"core CPU {result['core_cpu_seconds']:.1f} s for {result['events']} events "
         f"({result['events_per_cpu_second']:.0f} events/s; {result['updates']} updates, "
         f"{result['offers']} offers, {result['decisions']} decisions)\n"

@@ -64,7 +64,8 @@ class Slots:
     budget: RestartBudget
     holders: set[str] = field(default_factory=set)
     waiters: set[str] = field(default_factory=set)  # refused an offer for want of a slot
-    wait_filter: tuple[float, float] = (0.0, -math.inf)  # latest such refusal: since, until
+    # latest such refusal's filter: (REVIVEs decided before it, until); see `Reviver`
+    wait_filter: tuple[int, float] = (0, -math.inf)
 
     def limit(self, agents: int) -> int:
         """The budget's slots among `agents`."""
@@ -82,10 +83,11 @@ class Slots:
         self.holders.add(agent_id)
         self.waiters.discard(agent_id)
 
-    def refused(self, agent_id: str, since: float, until: float) -> None:
-        """An offer of the agent was declined (filtered `since`…`until`) for want of a slot."""
+    def refused(self, agent_id: str, after: int, until: float) -> None:
+        """An offer of the agent was declined for want of a slot, filtered until `until`
+        by a filter set after `after` REVIVEs (`calico_dcos.core.revive.Reviver`)."""
         self.waiters.add(agent_id)
-        self.wait_filter = (since, until)
+        self.wait_filter = (after, until)
 
     def not_waiting(self, agent_id: str) -> None:
         """The agent no longer waits for a slot (its next step needs none, or it is done)."""
@@ -102,6 +104,6 @@ class Slots:
             self.holders.discard(agent_id)
         return held and not holds
 
-    def freed_filter(self) -> tuple[float, float] | None:
+    def freed_filter(self) -> tuple[int, float] | None:
         """After a slot frees: the filter to lift so that refused agents get offers again."""
         return self.wait_filter if self.waiters else None

@@ -78,7 +78,7 @@ class PlanConfig:
     # constraints want when it restarts under the same ID, and only its offers say so
     unwanted_refuse_seconds: float = 300.0
     wait_refuse_seconds: float = 5.0  # running steps, restart slots, and every ACCEPT
-    revive_interval_seconds: float = 1.0  # about Mesos' allocation interval: none sooner
+    revive_interval_seconds: float = 0.25  # REVIVEs coalesce within this window (`revive`)
     revive_per_agent_seconds: float = 0.0004  # each REVIVE re-offers every agent
     reconcile_backoff_seconds: float = 2.0
     reconcile_max_backoff_seconds: float = 60.0
@@ -94,10 +94,11 @@ class PlanConfig:
         return tuple(s for s in self.steps if s.enabled)
 
     def revive_interval(self, agents: int) -> float:
-        """At least `revive_interval_seconds` between REVIVEs, and longer in a big cluster:
-        Mesos answers each with an offer of every agent (done ones too), which the scheduler
-        must decline, so their cost stays a small share of its time (0.4 ms per agent:
-        2 s at 5,000 agents)."""
+        """The coalescing window of REVIVEs (`calico_dcos.core.revive`): at least
+        `revive_interval_seconds`, and longer in a big cluster: Mesos answers each with an
+        offer of every agent (done ones too), which the scheduler must decline, so the agents
+        offered again stay below one per `revive_per_agent_seconds` (0.4 s at 1,000 agents,
+        2 s at 5,000, 20 s at 50,000)."""
         return max(self.revive_interval_seconds, agents * self.revive_per_agent_seconds)
 
     def kill_backoff(self, kills: int) -> float:

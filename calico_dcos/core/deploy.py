@@ -502,7 +502,7 @@ class Deploy(Engine):
             agent.wanted = config.wants_agent(agent.view)
             self._index(agent, now)
             if agent.agent_id not in self._done:
-                self._revive.want(agent.filtered_until, agent.filtered_since)
+                self._revive.want(agent.filtered_until, agent.filtered_after)
         self._pump(now, out)
         return out
 

@@ -114,7 +114,7 @@ class Engine:
 
     def _refuse_for_slot(self, agent: AgentState, now: float) -> float:
         seconds = self._refuse(agent, self.config.wait_refuse_seconds, now)
-        self.slots.refused(agent.agent_id, agent.filtered_since, agent.filtered_until)
+        self.slots.refused(agent.agent_id, agent.filtered_after, agent.filtered_until)
         return seconds
 
     # -- events ----------------------------------------------------------------------------
@@ -189,7 +189,7 @@ class Engine:
 
     def _refuse(self, agent: AgentState, seconds: float, now: float) -> float:
         """Decline the agent's offer for `seconds`, remembering the filter."""
-        agent.filtered_since, agent.filtered_until = now, now + seconds
+        agent.filtered_after, agent.filtered_until = self._revive.sent, now + seconds
         return float(seconds)
 
     def _fits(self, agent: AgentState, spec: StepSpec, offer: Mapping, out: list[Decision]) -> bool:
@@ -229,7 +229,7 @@ class Engine:
     def _want_offers(self, agent: AgentState, start: float) -> None:
         """The agent has work from `start`: REVIVE if our filter hides it well past that."""
         if agent.filtered_until > start + REVIVE_WORTH_SECONDS:
-            self._revive.want(agent.filtered_until, agent.filtered_since)
+            self._revive.want(agent.filtered_until, agent.filtered_after)
 
     # -- the life of a step's task ---------------------------------------------------------
 

@@ -71,8 +71,10 @@ class AgentState:
     lost: bool = False
     lost_at: float = 0.0  # when it was found gone (records are deleted a while after)
     wanted: bool = True  # passes agents.include_public and agents.constraints
-    filtered_since: float = 0.0  # the filter of our last decline or ACCEPT, from
-    filtered_until: float = 0.0  # … to
+    # the filter of our last decline or ACCEPT: set when this many REVIVEs had been decided
+    # (`Reviver.sent`), until this time (plan clock)
+    filtered_after: int = 0
+    filtered_until: float = 0.0
 
     @property
     def view(self) -> AgentView:

@@ -1,9 +1,28 @@
-"""REVIVE, rate-limited: offers come back when work appears on an agent our filters hide.
+"""REVIVE, coalesced: offers come back when work appears on an agent our filters hide.
 
 Every DECLINE and ACCEPT carries a filter (`refuse_seconds`) during which Mesos does not
-offer that agent's resources again; a REVIVE lifts every filter of the framework and makes
-Mesos offer every agent anew (apache/mesos src/master/allocator/mesos/hierarchical.cpp,
-`reviveOffers`), so the core sends one only when it is worth it.
+offer the refused resources of that agent again; a REVIVE "clears all filters for its
+role(s) that were previously set via ACCEPT and DECLINE" (apache/mesos
+docs/scheduler-http-api.md, REVIVE) and the allocator then offers every agent at once
+(src/master/allocator/mesos/hierarchical.cpp, `reviveOffers`: `reviveRoles`, then
+`generateOffers()`), done ones included. So:
+
+- a REVIVE goes out as soon as work is ready on a hidden agent (a step done and the next
+  one waiting, a restart slot freed, a retry due), at most one per coalescing window
+  (`PlanConfig.revive_interval`): every want inside the window rides on one REVIVE;
+- the window grows with the cluster (`revive_per_agent_seconds`), so that the agents
+  offered again because of REVIVEs stay below ~2,500 per second at any size: "Do not
+  REVIVE frequently: REVIVEing clears all filters, and therefore if REVIVE occurs
+  frequently it is similar to always declining with a very short timeout" (apache/mesos
+  docs/app-framework-development-guide.md, guideline 4);
+- agents with nothing to do are declined for an hour (guideline 3, `long_refuse_seconds`).
+  The scheduler never SUPPRESSes (guideline 1): it learns of a new agent only from that
+  agent's offers, and a suppressed framework gets none, so guideline 3's long filters
+  stand in for it once the install is done.
+
+Which filters a REVIVE lifted is counted in REVIVEs, not seconds (`Reviver.sent`): the
+decisions of one event share a timestamp, and a REVIVE decided after an ACCEPT leaves after
+it (both on the sender's control lane, in decision order), so only order tells them apart.
 """
 
 from __future__ import annotations
@@ -14,7 +33,8 @@ from dataclasses import dataclass
 from calico_dcos.core.events import Revive
 
 # A REVIVE makes Mesos offer every agent again, done ones included: not worth it for a
-# filter that runs out within about one allocation interval (Mesos' default is 1 s).
+# filter that runs out within about one allocation interval (Mesos' default is 1 s; a
+# filter never hides for less: `recoverResources` keeps it `allocationInterval` at least).
 REVIVE_WORTH_SECONDS = 1.0
 
 
@@ -24,23 +44,27 @@ class Reviver:
 
     It keeps only the latest end of such a filter, so that wanting costs O(1) and a REVIVE
     that would come after every filter ran out by itself is never sent. A REVIVE lifts every
-    filter set before it, so a filter older than the last REVIVE needs none.
+    filter set before it, so a filter set before the last REVIVE needs none.
     """
 
     until: float = -math.inf  # the latest filter end of an agent that has work
-    last: float = -math.inf
+    last: float = -math.inf  # when the last REVIVE was decided (plan clock, seconds)
+    sent: int = 0  # REVIVEs decided so far: a filter set at `sent == n` is lifted by the n+1st
 
-    def want(self, until: float, since: float = math.inf) -> None:
-        """Work for an agent filtered from `since` to `until` (always, by default)."""
-        if since > self.last:
+    def want(self, until: float, after: int | None = None) -> None:
+        """Work for an agent filtered until `until` (plan clock) by a filter set when `after`
+        REVIVEs had been decided (None: always counts, e.g. no filter recorded)."""
+        if after is None or after >= self.sent:
             self.until = max(self.until, until)
 
     def due(self, now: float, interval: float) -> list[Revive]:
-        """[Revive()] when wanted and at least `interval` seconds after the last one."""
+        """[Revive()] when wanted and at least `interval` seconds (the coalescing window)
+        after the last one; [] otherwise (a want stays until then)."""
         if self.until <= now + REVIVE_WORTH_SECONDS:
             self.until = -math.inf
             return []
         if now - self.last < interval:
             return []
         self.until, self.last = -math.inf, now
+        self.sent += 1
         return [Revive()]

@@ -319,7 +319,7 @@ class Uninstall(Engine):
         if not st.live:
             st.task_id, st.state, st.forced, st.failures, st.retry_at = None, None, None, 0, 0.0
         agent = self.agents[agent_id]
-        self._revive.want(agent.filtered_until, agent.filtered_since)
+        self._revive.want(agent.filtered_until, agent.filtered_after)
         out: list[Decision] = []
         self._save(out, agent_id)
         self._revive_if_due(now, out)

@@ -1,6 +1,8 @@
 """Offers keep pace with the rollout: filters are recorded, and REVIVE (rate-limited) brings
 back an agent that has work while our filter still hides it from the allocator."""
 
+import dataclasses
+
 from calico_dcos.core import events as ev
 from tests.helpers.plan_sim import Sim
 
@@ -110,7 +112,23 @@ def test_revives_never_exceed_the_rate_limit_over_a_whole_rollout():
 
 
 def test_revives_are_spaced_further_apart_in_a_big_cluster():
-    config = Sim(agents=1, public=0).core.config
+    config = dataclasses.replace(Sim(agents=1, public=0).core.config, revive_interval_seconds=0.25)
 
-    assert config.revive_interval(100) == config.revive_interval_seconds == 1.0
+    assert config.revive_interval(100) == config.revive_interval_seconds == 0.25
+    assert config.revive_interval(1000) == 0.4
     assert config.revive_interval(5000) == 2.0
+
+
+def test_a_filter_set_in_the_same_instant_as_a_revive_still_gets_one():
+    """The subscription's REVIVE and the first ACCEPT's filter share a timestamp: the ACCEPT
+    leaves after the REVIVE, so its filter hides the agent when its next step is ready."""
+    sim = Sim(agents=1, public=0, timings=SLOW_FILTERS)
+    sim.subscribe()  # reconciled: a REVIVE at this instant
+    assert len(sim.of(ev.Revive)) == 1
+    sim.offer()  # etcd-proxy launched in the same instant, the rest filtered for 5 s
+    sim.decisions.clear()
+    sim.tick(2.5)  # past the coalescing window
+
+    sim.update(sim.live_task("S0", "etcd-proxy"), "TASK_RUNNING")
+
+    assert len(sim.of(ev.Revive)) == 1
