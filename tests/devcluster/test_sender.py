@@ -5,11 +5,17 @@ order on one lane while the other lanes carry on."""
 
 from __future__ import annotations
 
+import select
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 
 from calico_dcos.sender import (
     CONTROL,
     Call,
+    CallLost,
     CallRefused,
     Master,
     NotSubscribed,
@@ -79,3 +85,46 @@ def test_a_tasks_calls_stay_in_order_on_their_lane_and_refusals_are_counted():
     for key in ("task-a", "task-b"):
         assert [n for k, n in seen if k == key] == list(range(50))
     assert sender.sent == 100 and sender.refused == 1
+
+
+class _ClosingMaster(BaseHTTPRequestHandler):
+    """Stands in for a master that closes a kept-alive connection while it is idle (an
+    idle timeout, a restart): it answers 202 and then closes without saying so."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        self.rfile.read(int(self.headers["Content-Length"]))
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        self.close_connection = True
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_connection_the_master_closed_is_replaced_before_the_next_call():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ClosingMaster)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    master = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        with connections() as session:
+            assert session.post(master, False, "/api/v1/scheduler", b"{}", {})[0] == 202
+            wait_until(
+                lambda: select.select([session._conn.sock], [], [], 0)[0],
+                what="the master's close to reach the client",
+            )
+            assert session.post(master, False, "/api/v1/scheduler", b"{}", {})[0] == 202
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_unreachable_master_is_a_lost_call():
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # nothing listens on it once closed
+
+    with connections() as session, pytest.raises(CallLost):
+        session.post(f"127.0.0.1:{port}", False, "/api/v1/scheduler", b"{}", {})
