@@ -12,7 +12,9 @@ Task states: apache/mesos include/mesos/v1/mesos.proto (`TaskState`, `TaskStatus
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from calico_dcos.mesos import TERMINAL_STATES
 
@@ -36,6 +38,31 @@ AGENT_RESTART_REASONS = frozenset(
         "REASON_SLAVE_REMOVED",
     }
 )
+# At most this many task or offer IDs in one RECONCILE or DECLINE. A call naming every task or
+# offer grows with the cluster: at 50,000 agents an explicit reconciliation of five tasks each
+# would be one ~35 MB request that the master answers with 250,000 updates at once (Mesos
+# answers each task of a RECONCILE with its own update, apache/mesos docs/reconciliation.md;
+# src/master/master.cpp `Master::reconcile`). In calls of at most 1,000 IDs (~140 KB of JSON)
+# each request stays small and the answers come as the calls leave; Mesos treats several
+# calls exactly as one listing all their IDs.
+MAX_IDS_PER_CALL = 1_000
+
+_T = TypeVar("_T")
+
+
+def in_calls(items: Iterable[_T], size: int = MAX_IDS_PER_CALL) -> Iterator[tuple[_T, ...]]:
+    """`items` in consecutive tuples of at most `size`; nothing at all for no items (an empty
+    RECONCILE would be an implicit one, about every task)."""
+    batch: list[_T] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield tuple(batch)
+            batch = []
+    if batch:
+        yield tuple(batch)
+
+
 # Transitions not worth a store write (each is an fsync on the scheduler's one thread): a
 # task that STARTS is as live as a STAGING one, for every decision and after a restart.
 UNSAVED_STATES = frozenset({"TASK_STARTING"})
@@ -53,7 +80,7 @@ class Launch:
 
 @dataclass(frozen=True)
 class Decline:
-    """DECLINE these offers with one filter."""
+    """DECLINE these offers (at most `MAX_IDS_PER_CALL`) with one filter."""
 
     offer_ids: tuple[str, ...]
     refuse_seconds: float
@@ -69,7 +96,8 @@ class Kill:
 
 @dataclass(frozen=True)
 class Reconcile:
-    """RECONCILE `(task_id, agent_id)` pairs; empty: implicit (every task Mesos knows)."""
+    """RECONCILE `(task_id, agent_id)` pairs (at most `MAX_IDS_PER_CALL`); empty: implicit
+    (every task Mesos knows)."""
 
     tasks: tuple[tuple[str, str], ...]
 

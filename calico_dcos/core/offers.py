@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from calico_dcos import mesos
-from calico_dcos.core.events import Decision, Decline
+from calico_dcos.core.events import Decision, Decline, in_calls
 
 # Scalars are doubles of which Mesos keeps three decimal digits (apache/mesos
 # docs/attributes-resources.md): 0.1 cpus left over may arrive as 0.09999999999999998.
@@ -111,7 +111,8 @@ OfferUse = Callable[[Mapping, set[str], list], float | None]
 
 def answer_offers(offers: Iterable[Mapping], use: OfferUse) -> list[Decision]:
     """Offers are never held: `use(offer, launched, out)` launches on each (None) or says
-    for how long to refuse its agent; the declines go in one call per refuse time."""
+    for how long to refuse its agent; the declines go in one call per refuse time and
+    `MAX_IDS_PER_CALL` offers."""
     out: list[Decision] = []
     declines: dict[float, list[str]] = {}
     launched: set[str] = set()
@@ -119,5 +120,7 @@ def answer_offers(offers: Iterable[Mapping], use: OfferUse) -> list[Decision]:
         refuse = use(offer, launched, out)
         if refuse is not None:
             declines.setdefault(refuse, []).append(offer["id"]["value"])
-    out.extend(Decline(tuple(ids), refuse) for refuse, ids in declines.items())
+    out.extend(
+        Decline(chunk, refuse) for refuse, ids in declines.items() for chunk in in_calls(ids)
+    )
     return out

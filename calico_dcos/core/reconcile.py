@@ -4,7 +4,8 @@ alive, with backoff until each is answered; then implicitly, now and periodicall
 Mesos answers an explicit reconciliation with the latest state of each task it knows, and
 TASK_LOST/TASK_UNKNOWN (PARTITION_AWARE) for one it does not; an implicit one (no tasks)
 with every task of the framework it knows (apache/mesos docs/reconciliation.md). Until the
-explicit round is answered the plan launches nothing, so no step runs twice.
+explicit round is answered the plan launches nothing, so no step runs twice. An explicit
+round goes in calls of at most `events.MAX_IDS_PER_CALL` tasks.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
-from calico_dcos.core.events import Decision, Reconcile
+from calico_dcos.core.events import Decision, Reconcile, in_calls
 
 
 class Reconciler:
@@ -39,7 +40,7 @@ class Reconciler:
         if not self.pending:
             return False
         self.explicit = True
-        out.append(Reconcile(tuple(self.pending.items())))
+        out.extend(Reconcile(tasks) for tasks in in_calls(self.pending.items()))
         self._retry_at = now + self.backoff_seconds
         return True
 
@@ -67,7 +68,7 @@ class Reconciler:
             self._round += 1
             if self._round >= self.max_rounds:
                 return True
-            out.append(Reconcile(tuple(self.pending.items())))
+            out.extend(Reconcile(tasks) for tasks in in_calls(self.pending.items()))
             delay = self.backoff_seconds * 2**self._round
             self._retry_at = now + min(delay, self.max_backoff_seconds)
         elif not self.explicit and now >= self._implicit_at:

@@ -40,6 +40,7 @@ from calico_dcos.core.events import (
     SaveMeta,
     Teardown,
     WipeState,
+    in_calls,
 )
 from calico_dcos.core.records import (
     AgentState,
@@ -373,8 +374,7 @@ class Uninstall(Engine):
             elif now - doomed.kill_sent_at >= self.config.kill_backoff(doomed.kills):
                 again.append((task_id, doomed.agent_id))
                 self._kill_doomed(task_id, now, out)
-        if again:
-            out.append(Reconcile(tuple(again)))
+        out.extend(Reconcile(tasks) for tasks in in_calls(again))
 
     def _kill_doomed(self, task_id: str, now: float, out: list[Decision]) -> None:
         doomed = self.doomed[task_id]
