@@ -7,6 +7,14 @@ take the scheduler's lock, so handlers run it on a worker thread, never on the e
 The plan's mutating endpoints change what the scheduler does on every agent, so when a token
 is configured they need `Authorization: Bearer <token>` (scheme in any case, the token
 compared in constant time); the GET routes are open.
+
+Answers that list agents are paged, so that none grows with the cluster (a phase is ~1 KB:
+the whole plan of 50,000 agents would be ~50 MB in one answer): `/v1/agents`, and the
+phases of `/v1/plan` and `/v1/status`, hold at most `PAGE_LIMIT` of them, from `?offset=`
+(default 0) up to `?limit=` (default and most `PAGE_LIMIT`). The plan's `status` and
+`errors` still speak for every phase, and `phases_total`, `phases_complete`, `phases_offset`
+and `phases_limit` say where the page lies (fields dcos-commons' plan has not; its clients
+ignore them).
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ STATIC = Path(__file__).with_name("static")
 PLAN_STATUS_CODES = {"COMPLETE": 200, "ERROR": 417}
 COMMANDS = ("interrupt", "continue", "restart", "force-complete")
 NEEDS_STEP = ("restart", "force-complete")
+PAGE_LIMIT = 500  # agents or phases in one answer: ~0.8 MB of records, ~0.45 MB of phases
 RP_FILTER_WARNING = (
     "node.ignore_loose_rpf is on: Felix runs although DC/OS sets rp_filter to loose, so a "
     "container with CAP_NET_RAW can spoof its source IP. To close this, set rp_filter to "
@@ -50,6 +59,41 @@ def add_operator_routes(app: web.Application, view: Any, token: str | None) -> N
     app.router.add_get("/v1/agents/{agent}", routes.agent)
     app.router.add_get("/v1/options", routes.options)
     app.router.add_get("/metrics", routes.metrics)
+
+
+def page_of(request: web.Request) -> tuple[int, int]:
+    """(offset, limit) from `?offset=&limit=`; 400 naming the parameter when it is not a
+    whole number in range."""
+    values = []
+    for name, default, low, high in (
+        ("offset", 0, 0, None),
+        ("limit", PAGE_LIMIT, 1, PAGE_LIMIT),
+    ):
+        text = request.query.get(name, "")
+        try:
+            value = int(text) if text else default
+        except ValueError:
+            value = -1
+        if value < low or (high is not None and value > high):
+            most = f" and at most {high}" if high is not None else ""
+            raise web.HTTPBadRequest(
+                text=f"{name}={text!r}: expected a whole number from {low}{most}\n"
+            )
+        values.append(value)
+    return values[0], values[1]
+
+
+def paged_plan(plan: dict, offset: int, limit: int) -> dict:
+    """The plan with `limit` of its phases from `offset`, and where they lie among all."""
+    phases = plan["phases"]
+    return {
+        **plan,
+        "phases": phases[offset : offset + limit],
+        "phases_total": len(phases),
+        "phases_complete": sum(1 for phase in phases if phase["status"] == "COMPLETE"),
+        "phases_offset": offset,
+        "phases_limit": limit,
+    }
 
 
 def plan_http_status(plan: dict) -> int:
@@ -108,16 +152,15 @@ class OperatorRoutes:
         return web.FileResponse(STATIC / "index.html")
 
     async def status(self, request: web.Request) -> web.Response:
-        """Everything the status page shows, in one consistent read."""
-        doc = await call_view(self._status)
-        return web.json_response(doc)
+        """Everything the status page shows, in one consistent read (a page of phases)."""
+        return web.json_response(await call_view(self._status, *page_of(request)))
 
-    def _status(self) -> dict:
+    def _status(self, offset: int = 0, limit: int = PAGE_LIMIT) -> dict:
         options = getattr(self.view, "options", None)
         return {
             "service": options["service"]["name"] if options is not None else "calico",
             "summary": self.view.summary(),
-            "plan": self.view.plan_view(),
+            "plan": paged_plan(self.view.plan_view(), offset, limit),
             "warnings": warnings_for(options),
         }
 
@@ -125,7 +168,8 @@ class OperatorRoutes:
         return web.json_response(["deploy"])
 
     async def plan(self, request: web.Request) -> web.Response:
-        plan = await call_view(self.view.plan_view)
+        offset, limit = page_of(request)
+        plan = await call_view(lambda: paged_plan(self.view.plan_view(), offset, limit))
         return web.json_response(plan, status=plan_http_status(plan))
 
     def command_handler(self, name: str) -> Callable[[web.Request], Any]:
@@ -157,9 +201,14 @@ class OperatorRoutes:
         return web.json_response({"message": f"Received cmd: {name} {target}".rstrip()})
 
     async def agents(self, request: web.Request) -> web.Response:
-        records = await call_view(self.view.agent_records)
+        """`{"agents": [record…], "total", "offset"}`: a page of records by hostname."""
+        return web.json_response(await call_view(self._agents, *page_of(request)))
+
+    def _agents(self, offset: int, limit: int) -> dict:
+        records = self.view.agent_records()
         ordered = sorted(records.values(), key=lambda r: (r.get("hostname", ""), r["agent_id"]))
-        return web.json_response({"agents": ordered})
+        page = ordered[offset : offset + limit]
+        return {"agents": page, "total": len(ordered), "offset": offset}
 
     async def agent(self, request: web.Request) -> web.Response:
         records = await call_view(self.view.agent_records)

@@ -129,7 +129,7 @@ def status(url: str, as_json: bool) -> None:
         click.echo(json.dumps(doc, indent=2))
         return
     lines = summary_lines(doc) + [""] + plan_table(doc["plan"]) + messages(doc["plan"])
-    click.echo("\n".join(lines))
+    click.echo("\n".join(lines + page_note(doc["plan"])))
 
 
 @click.group()
@@ -148,8 +148,18 @@ def show(url: str, as_json: bool) -> None:
         click.echo(json.dumps(doc, indent=2))
     else:
         click.echo(f"deploy ({doc['strategy']}): {doc['status']}")
-        click.echo("\n".join(plan_table(doc) + messages(doc) + doc["errors"]))
+        click.echo("\n".join(plan_table(doc) + messages(doc) + doc["errors"] + page_note(doc)))
     raise SystemExit(plan_exit_status(doc))
+
+
+def page_note(plan: Mapping) -> list[str]:
+    """A line saying which agents the answer held, when it held only a page of them (the
+    API answers at most `operator_api.PAGE_LIMIT` phases; the status and errors are whole)."""
+    total, shown = plan.get("phases_total", len(plan["phases"])), len(plan["phases"])
+    if total <= shown:
+        return []
+    first = plan.get("phases_offset", 0) + 1
+    return [f"(agents {first}-{first + shown - 1} of {total}; the API pages them: ?offset=)"]
 
 
 EXIT_COMPLETE, EXIT_IN_PROGRESS, EXIT_ERRORS = 0, 3, 4

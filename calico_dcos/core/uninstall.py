@@ -73,6 +73,7 @@ DONE = "done"
 REVERT_STEP = "uninstall"  # the revert task's step in its task ID: calico-uninstall__…
 DEREGISTER_PHASE = "deregister-service"
 GONE = "agent gone"  # a revert's `forced` when its agent left the cluster
+MAX_NAMED = 20  # hosts named in the summary's message; the plan's phases name every one
 
 
 @dataclass
@@ -552,8 +553,10 @@ class Uninstall(Engine):
         if self.complete:
             message = "Uninstalled: the framework is torn down and its state deleted"
         gone = self.not_reverted()
-        if gone:
-            message += "; gone, not reverted: " + ", ".join(gone)
+        if gone:  # the first MAX_NAMED, so that the message stays short at any size
+            named = ", ".join(gone[:MAX_NAMED])
+            more = f" and {len(gone) - MAX_NAMED} more" if len(gone) > MAX_NAMED else ""
+            message += f"; gone, not reverted: {named}{more}"
         problems = [
             f"{self._hostname(aid)}: {REVERT} failed {times(st.failures)}: {st.message}"
             for aid, st in self.progress.reverts.items()

@@ -108,6 +108,12 @@ def plan_doc(phases: list[dict], strategy: str, interrupted: bool) -> dict:
     }
 
 
+# The summary lists at most this many problems (one per failing step of an agent, so as many
+# as the agents when an option is wrong everywhere), then says how many more there are: the
+# page and `/v1/status` stay small at any cluster size; the plan's steps hold every one.
+MAX_PROBLEMS = 50
+
+
 def summary_doc(
     *,
     available: bool,
@@ -118,8 +124,12 @@ def summary_doc(
     budget: int,
     interrupted: bool,
 ) -> dict:
-    """The page's and `/v1/status`'s summary; `degraded` when there are problems."""
+    """The page's and `/v1/status`'s summary; `degraded` when there are problems (the first
+    `MAX_PROBLEMS`, then a line counting the others)."""
     problems = sorted(problems)
+    if len(problems) > MAX_PROBLEMS:
+        more = len(problems) - MAX_PROBLEMS
+        problems = problems[:MAX_PROBLEMS] + [f"… and {more} more (see the plan's steps)"]
     return {
         "available": available,
         "progressing": progressing,

@@ -12,7 +12,12 @@ const STATUSES = {
   DELAYED: "failed, retrying later",
   ERROR: "error",
 };
-const REFRESH_MS = 1000 * Number(new URLSearchParams(location.search).get("refresh") || 2);
+const PARAMS = new URLSearchParams(location.search);
+const REFRESH_MS = 1000 * Number(PARAMS.get("refresh") || 2);
+// The table shows one page of agents (v1/status answers at most 500 phases): ?offset=N
+// (and ?limit=M for a shorter page).
+const PAGE = new URLSearchParams({ offset: String(Math.max(0, Number(PARAMS.get("offset")) || 0)) });
+if (PARAMS.get("limit")) PAGE.set("limit", PARAMS.get("limit"));
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -46,15 +51,15 @@ function holderLabel(id, phases) {
 function renderOverview(doc) {
   const summary = doc.summary;
   const phases = doc.plan.phases;
-  const done = phases.filter((p) => p.status === "COMPLETE").length;
+  const total = doc.plan.phases_total ?? phases.length;
+  const done = doc.plan.phases_complete ?? phases.filter((p) => p.status === "COMPLETE").length;
   let message = summary.message;
   if (summary.interrupted) message += " — interrupted by an operator (calico-dcos plan continue)";
   document.getElementById("message").textContent = message;
   const bar = document.getElementById("progress");
-  bar.setAttribute("aria-valuemax", String(phases.length));
+  bar.setAttribute("aria-valuemax", String(total));
   bar.setAttribute("aria-valuenow", String(done));
-  document.getElementById("progress-bar").style.width =
-    phases.length ? `${(100 * done) / phases.length}%` : "0";
+  document.getElementById("progress-bar").style.width = total ? `${(100 * done) / total}%` : "0";
   const restarting = summary.restarting.map((id) => holderLabel(id, phases));
   document.getElementById("counts").textContent =
     `Restart slots: ${restarting.length} of ${summary.budget} in use` +
@@ -100,6 +105,27 @@ function stepCell(phase, name) {
   }, step.status);
 }
 
+// "Agents 1001–2000 of 50000", with links to the pages around, when there is more than one.
+function renderPager(plan) {
+  const total = plan.phases_total ?? plan.phases.length;
+  const first = plan.phases_offset ?? 0;
+  const size = plan.phases_limit ?? plan.phases.length;
+  const pager = document.getElementById("pager");
+  if (total <= plan.phases.length) {
+    pager.replaceChildren();
+    return;
+  }
+  const link = (offset, text) => {
+    const params = new URLSearchParams(location.search);
+    params.set("offset", String(Math.max(0, offset)));
+    return el("a", { href: `?${params}` }, text);
+  };
+  const parts = [`Agents ${first + 1}–${first + plan.phases.length} of ${total}`];
+  if (first > 0) parts.push(" · ", link(first - size, "‹ previous"));
+  if (first + plan.phases.length < total) parts.push(" · ", link(first + size, "next ›"));
+  pager.replaceChildren(...parts);
+}
+
 function renderTable(plan) {
   const names = stepNames(plan);
   document.getElementById("head").replaceChildren(
@@ -118,13 +144,14 @@ function renderTable(plan) {
 
 async function refresh() {
   try {
-    const response = await fetch("v1/status", { cache: "no-store" });
+    const response = await fetch(`v1/status?${PAGE}`, { cache: "no-store" });
     if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
     const doc = await response.json();
     document.getElementById("service").textContent = doc.service;
     document.title = `${doc.service}: ${doc.summary.message}`;
     renderConditions(doc.summary);
     renderOverview(doc);
+    renderPager(doc.plan);
     renderTable(doc.plan);
     document.getElementById("updated").textContent =
       `updated ${new Date().toLocaleTimeString()}`;

@@ -8,7 +8,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from calico_dcos.operator_api import plan_http_status
+from calico_dcos.operator_api import PAGE_LIMIT, plan_http_status
 from tests.api.operator_harness import operator_service
 from tests.integration.harness import converged, running_cluster, wait_until
 
@@ -137,6 +137,37 @@ def test_agents_show_each_step_task_state_attempts_and_time(rollout):
     by_hostname = requests.get(f"{url}/v1/agents/{one['hostname']}", timeout=5).json()
     assert by_id == by_hostname == one
     assert requests.get(f"{url}/v1/agents/nobody", timeout=5).status_code == 404
+
+
+def test_agents_plan_and_status_answer_a_page_at_a_time(rollout):
+    """No answer grows with the cluster: at most PAGE_LIMIT agents or phases, from ?offset=;
+    the plan's status and the counts still speak for every agent."""
+    cluster, _, url = rollout
+    ids = sorted(a.agent_id for a in cluster.agents)
+    pages = [requests.get(f"{url}/v1/agents", params={"offset": o, "limit": 2}, timeout=5).json()
+             for o in (0, 2)]  # fmt: skip
+    assert [len(page["agents"]) for page in pages] == [2, len(ids) - 2]
+    assert sorted(a["agent_id"] for page in pages for a in page["agents"]) == ids
+    assert {page["total"] for page in pages} == {len(ids)}
+
+    plan = requests.get(f"{url}/v1/plan", params={"offset": 1, "limit": 1}, timeout=5)
+    status = requests.get(f"{url}/v1/status", params={"limit": 2}, timeout=5).json()["plan"]
+    assert plan.status_code == 200 and plan.json()["status"] == "COMPLETE"
+    assert len(plan.json()["phases"]) == 1 and len(status["phases"]) == 2
+    for doc, offset in ((plan.json(), 1), (status, 0)):
+        assert doc["phases_total"] == doc["phases_complete"] == len(ids)
+        assert doc["phases_offset"] == offset
+    whole = requests.get(f"{url}/v1/plan", timeout=5).json()
+    assert len(whole["phases"]) == len(ids)  # under PAGE_LIMIT: one page, as before
+
+    for params, words in (
+        ({"limit": PAGE_LIMIT + 1}, f"limit='{PAGE_LIMIT + 1}': expected a whole number from 1"),
+        ({"offset": "-1"}, "offset='-1': expected a whole number from 0"),
+        ({"limit": "many"}, "limit='many'"),
+    ):
+        for path in ("/v1/agents", "/v1/plan", "/v1/status"):
+            refused = requests.get(url + path, params=params, timeout=5)
+            assert refused.status_code == 400 and words in refused.text
 
 
 def test_options_are_the_effective_ones_with_passwords_masked(rollout):

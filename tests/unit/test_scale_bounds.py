@@ -6,9 +6,11 @@ the pieces that build those calls, fed 50,000 agents' worth in memory."""
 import json
 
 from calico_dcos.core import events as ev
+from calico_dcos.core import uninstall as un
 from calico_dcos.core.offers import answer_offers
 from calico_dcos.core.reconcile import Reconciler
-from tests.helpers.plan_sim import offer
+from calico_dcos.core.views import MAX_PROBLEMS, summary_doc
+from tests.helpers.plan_sim import Sim, converged_records, offer
 
 AGENTS = 50_000
 
@@ -63,3 +65,20 @@ def reconcile_body(call: ev.Reconcile) -> dict:
             ]
         },
     }
+
+
+def test_the_summary_names_a_bounded_number_of_problems_and_gone_hosts():
+    """Every agent failing (a wrong option everywhere) must not make the page's summary as
+    long as the cluster: the first problems, then a count; the plan's steps hold them all."""
+    problems = [f"agent-{i:05d}: node failed 3 times: bad image" for i in range(AGENTS)]
+    doc = summary_doc(available=False, progressing=True, message="", problems=problems,
+                      restarting=(), budget=1, interrupted=False)  # fmt: skip
+    assert doc["degraded"] and len(doc["problems"]) == MAX_PROBLEMS + 1
+    assert doc["problems"][-1] == f"… and {AGENTS - MAX_PROBLEMS} more (see the plan's steps)"
+
+    records = converged_records(un.MAX_NAMED + 5, 0)
+    for record in records.values():
+        record["lost"] = True  # every agent left before its host was reverted
+    sim = Sim.uninstalling(revert_hosts=True, records=records)
+    message = sim.core.summary(sim.now)["message"]
+    assert message.endswith(" and 5 more") and message.count("agent-") == un.MAX_NAMED

@@ -107,7 +107,24 @@ def test_page_follows_a_rollout_and_shows_it_half_done(half_done_rollout):
         assert "agents done" in page["message"]
         assert "rp_filter" in page["warnings"]
         assert page["legend"] == 8
+
+        browser.get(f"{url}/?refresh=0.2&limit=3&offset=3")  # the last page of 3 agents each
+        wait_until(lambda: len(phase_statuses(browser)) == 1, 10, "one row on the last page")
+        paged = browser.execute_script(READ_PAGER)
+        assert paged["pager"] == "Agents 4–4 of 4 · ‹ previous"
+        assert paged["previous"].endswith("offset=0")
+        assert paged["max"] == "4"  # the progress counts every agent, not the page's
     assert SCREENSHOT.stat().st_size > 10_000
+
+
+READ_PAGER = """
+const link = document.querySelector('#pager a');
+return {
+  pager: document.getElementById('pager').textContent,
+  previous: link ? link.search : '',
+  max: document.getElementById('progress').getAttribute('aria-valuemax'),
+};
+"""
 
 
 # Where the page's own requests went, and how its stylesheet and footer links resolved.
