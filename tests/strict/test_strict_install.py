@@ -220,3 +220,30 @@ def test_a_master_found_through_zookeeper_is_spoken_to_over_verified_tls(tmp_pat
             framework = cluster.state()["frameworks"][0]
 
     assert framework["principal"] == UID
+
+
+def test_a_failed_tasks_stderr_is_read_from_its_agent_with_the_token_over_tls(tmp_path, key):
+    """Strict mode: the agent's `/files/read` wants the scheduler's token and speaks TLS (its
+    certificate from the cluster's CA) though the offer's url says "http", as Mesos' does; the
+    end of the failed task's stderr still reaches the plan (issue 13, case 3)."""
+    missing = str(tmp_path / "absent" / "python3")
+    with running_cluster(agents=1, public_agents=0, strict=True, executor="process") as cluster:
+        cluster.register_service_account(UID, public_pem(key))
+        (agent,) = cluster.agents
+        options = strict_options(cluster, tmp_path, key, service_agent_python=missing,
+                                 rollout_max_host_failures="1")  # fmt: skip
+        with scheduler_on(cluster, tmp_path, **options) as service:
+            known = service.scheduler.plan.agents
+
+            def docker_reason() -> str:
+                step = (
+                    known[agent.agent_id].steps.get("docker") if agent.agent_id in known else None
+                )
+                return step.reason if step else ""
+
+            wait_until(docker_reason, 30, "the docker step's stderr, read over TLS")
+        timeline = cluster.timeline()
+
+    assert f"{missing}: not found" in docker_reason()
+    assert [e for e in timeline if e["event"] == "files_read"]
+    assert not [e for e in timeline if e["event"] == "unauthenticated"]
