@@ -8,7 +8,10 @@ Mesos' own way, as its web UI and `dcos task log` do it:
 - Where the agent is: each offer's `url` (mesos.proto `Offer.url`: `scheme`, `address`
   {`hostname`, `ip`, `port`}, `path`), which the master builds from the agent's libprocess
   address (apache/mesos src/master/master.cpp, `Master::offer`: scheme "http", the agent
-  pid's ip and port, path "/slave(1)"), remembered per agent ID (`AgentFiles.remember`).
+  pid's ip and port, path "/slave(1)"), remembered per agent ID (`AgentFiles.remember`);
+  after each subscription also from the master's `/master/state` (each of `slaves` has its
+  `pid`, `slave(1)@<ip>:<port>`: src/master/readonly_handler.cpp), so that an agent whose
+  task fails before it offered anything to a restarted scheduler is known too.
 - Which file: the agent attaches each executor's latest run directory at the virtual path
   `/frameworks/<framework_id>/executors/<executor_id>/runs/latest` (src/slave/paths.cpp,
   `getExecutorVirtualPath`; attached in src/slave/slave.cpp, `Framework::launchExecutor`,
@@ -63,6 +66,7 @@ READ_TIMEOUT_SECONDS = 3.0
 # stderr ("Command exited with status 1 (pid: 42)", executor.cpp `reaped`); they say nothing
 # the update does not, so they are left out.
 _GLOG_INFO = re.compile(r"^I\d{4} \d\d:\d\d:\d\d\.\d{6}\s+\d+ [^\s\]]+:\d+\] ")
+_PID = re.compile(r"^[^@\s]+@(?P<ip>[0-9.]+):(?P<port>\d{1,5})$")  # libprocess UPID, IPv4
 _CONTROL = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]")  # colours first
 
 # How to reach an agent: (scheme, "host:port"), from its offers.
@@ -150,6 +154,20 @@ class AgentFiles:
                 continue
             if address is not None and self._agents.get(agent_id) != address:
                 self._agents[agent_id] = address
+
+    def remember_state(self, slaves: object) -> None:
+        """Keep the address of each agent of `/master/state`'s `slaves` not known from its
+        offers (`"pid": "slave(1)@10.0.0.7:5051"`); anything malformed is skipped."""
+        if not isinstance(slaves, list):
+            return
+        for slave in slaves:
+            if not isinstance(slave, Mapping) or not isinstance(slave.get("id"), str):
+                continue
+            found = (
+                _PID.match(slave.get("pid") or "") if isinstance(slave.get("pid"), str) else None
+            )
+            if found and 0 < int(found["port"]) < 65536 and slave["id"] not in self._agents:
+                self._agents[slave["id"]] = ("http", f"{found['ip']}:{found['port']}")
 
     def request(self, task_id: str, agent_id: str, framework_id: str, message: str) -> None:
         """Queue a read of the task's `stderr`; dropped when the queue is full."""

@@ -614,6 +614,7 @@ class CalicoScheduler(Scheduler):
             for agent in state[key]
             if isinstance(agent, Mapping) and "id" in agent
         }
+        self.agent_files.remember_state(state.get("slaves"))
         self._event("agents", lambda now: self.plan.on_agents_known(known, now))
 
     def _get_master(self, master: str, path: str) -> dict:
