@@ -120,10 +120,12 @@ class AgentEndpoints:
         self.sandboxes = sandboxes
         self.tls = tls  # strict mode: a server context for an agent's address
         self._runners: list[web.AppRunner] = []
+        self._sockets: list[socket.socket] = []
 
     def open(self, agent: Agent) -> None:
         """Bind the agent's socket now (its port goes into the offers at once), then serve."""
         sock = bind_agent_socket(agent.ip)
+        self._sockets.append(sock)
         agent.port = sock.getsockname()[1]
         self.master.spawn(self._serve(agent, sock))
 
@@ -140,6 +142,9 @@ class AgentEndpoints:
         for runner in self._runners:
             await runner.cleanup()
         self._runners.clear()
+        for sock in self._sockets:  # also those whose serving had not started
+            sock.close()
+        self._sockets.clear()
 
     async def _read(self, agent: Agent, request: web.Request) -> web.Response:
         if self.master.iam is not None:
