@@ -126,7 +126,7 @@ def test_a_step_that_gave_up_keeps_saying_so_with_the_words():
                                       "with status 127", sim.now))  # fmt: skip
 
     message = sim.core.agents["S0"].steps["docker"].message
-    assert message.startswith("stopped after 1 failures caused by the host: sh: 1: python3: ")
+    assert message.startswith("stopped after 1 failure caused by the host: sh: 1: python3: ")
     assert "calico-dcos plan restart" in message
 
 
