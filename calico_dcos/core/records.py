@@ -23,9 +23,10 @@ class AgentView:
     attributes: Mapping[str, str] = field(default_factory=dict, hash=False)
 
 
-@dataclass
+@dataclass(slots=True)
 class StepState:
-    """One step's task on one agent. Times are the core's clock (seconds)."""
+    """One step's task on one agent. Times are the core's clock (seconds). Slotted: five
+    per agent, kept for every agent (about 200 bytes each instead of 1.3 KiB)."""
 
     task_id: str | None = None
     state: str | None = None  # Mesos TaskState name, e.g. "TASK_RUNNING"
@@ -57,9 +58,10 @@ class StepState:
         return self.task_id is not None and self.state not in ENDED
 
 
-@dataclass
+@dataclass(slots=True)
 class AgentState:
-    """One agent: identity from its offers, its steps, and the operator's flags."""
+    """One agent: identity from its offers, its steps, and the operator's flags (slotted,
+    like `StepState`)."""
 
     agent_id: str
     hostname: str = ""
