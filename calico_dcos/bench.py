@@ -582,6 +582,7 @@ def _figures(
         "store_syncs": stats.get("store_syncs"),
         "store_writes_per_sync": _ratio(stats.get("store_writes"), stats.get("store_syncs")),
         "scheduler_peak_rss_bytes": peak_rss,
+        "store_most_pending_records": (stats.get("groups") or {}).get("most_pending"),
         "devcluster_cpu_seconds": measured["devcluster_cpu"],
         "event_thread_busy_share": _ratio(
             (stats.get("event_thread") or {}).get("busy_seconds"),

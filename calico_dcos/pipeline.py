@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 LOG = logging.getLogger("calico_dcos.pipeline")
 
 # What a record is, for `StateStore.put_many`: ("agent", agent ID, record, or None to
-# delete it), ("meta", key, document) or ("framework_id", "", {"framework_id": ID or None}).
-Write = tuple[str, str, dict | None]
+# delete it), ("meta", key, document) or ("framework_id", "", {"framework_id": ID or None});
+# a record or document may come encoded already (`store.encode_document`'s bytes).
+Write = tuple[str, str, dict | bytes | None]
 Action = Callable[[], None]
 
 MAX_GROUP_RECORDS = 512  # ZooKeeper's request limit is 1 MiB; records are ~1.2 KiB
@@ -58,6 +59,7 @@ class GroupStats:
     records: int = 0
     largest: int = 0
     commit_seconds: float = 0.0
+    most_pending: int = 0  # records submitted and not yet durable, at the most
 
     def as_dict(self) -> dict:
         return {
@@ -65,6 +67,7 @@ class GroupStats:
             "records": self.records,
             "largest": self.largest,
             "commit_seconds": self.commit_seconds,
+            "most_pending": self.most_pending,
         }
 
 
@@ -112,6 +115,7 @@ class Pipeline:
                 return
             self._batches.append(batch)
             self._pending += len(batch.writes)
+            self.stats.most_pending = max(self.stats.most_pending, self._pending)
             self._cond.notify_all()
 
     def flush(self, timeout: float | None = None) -> bool:

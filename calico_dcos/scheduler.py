@@ -48,11 +48,12 @@ from calico_dcos.core.uninstall import Uninstall
 from calico_dcos.core.views import combine
 from calico_dcos.driver import Driver
 from calico_dcos.options import read_secret, roles
-from calico_dcos.pipeline import Action, Batch, Pipeline, Write
+from calico_dcos.pipeline import Action, Batch, Pipeline, Write, coalesce
 from calico_dcos.report_auth import ReportKey, with_report_token
 from calico_dcos.sandbox import AgentFiles
 from calico_dcos.sender import CONTROL, Call, CallRefused, Master, Sender
 from calico_dcos.steps import fetch_hint
+from calico_dcos.store import encode_document
 
 if TYPE_CHECKING:  # strict mode's modules load cryptography: only when strict mode is on
     from calico_dcos.dcos_auth import TokenSource
@@ -378,6 +379,12 @@ class CalicoScheduler(Scheduler):
                 actions.append(partial(self._call_safely, decision))
         if then is not None:
             actions.append(then)
+        # The last write of each record only (a new agent's offer and its launch are two),
+        # encoded now: thousands of records may wait for their group (`encode_document`).
+        writes = [
+            (kind, name, encode_document(doc) if kind == "agent" and doc is not None else doc)
+            for kind, name, doc in coalesce(writes)
+        ]
         self.pipeline.submit(Batch(writes, actions, cause))
 
     def _send_call(self, decision: ev.Decision, session: Any) -> None:

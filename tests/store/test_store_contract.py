@@ -16,6 +16,7 @@ from calico_dcos.store import (
     RecordTooLarge,
     StateCorrupt,
     StoreError,
+    encode_document,
 )
 
 HOLDER = Path(__file__).with_name("lock_holder.py")
@@ -220,6 +221,16 @@ def test_put_many_writes_a_group_that_a_second_store_reads_back(backend):
     assert reader.get_meta("flags") == {"paused": True}
     assert reader.get_framework_id() == "f-9"
     assert store.writes == 1 + len(writes)
+
+
+def test_put_many_takes_records_encoded_already_and_reads_them_back_as_objects(backend):
+    """The scheduler encodes a record when it decides it (`encode_document`'s bytes)."""
+    store = backend.open()
+    records = {f"g-S{n}": agent_record(f"g-S{n}") for n in range(3)}
+
+    store.put_many([("agent", aid, encode_document(record)) for aid, record in records.items()])
+
+    assert backend.open().load_agents() == records
 
 
 def test_put_many_is_one_flush_for_the_whole_group(backend):
