@@ -18,15 +18,31 @@ Source: apache/mesos `src/master/allocator/mesos/hierarchical.cpp`
   filters are cleared when it disconnects (`deactivateFramework`) and per role on REVIVE.
 - REVIVE, a framework subscribing and an agent (re-)registering ask for an allocation at
   once (`generateOffers`), besides the periodic one.
+- Scalars are added in Mesos' fixed point, thousandths (`convertToFixed` in
+  src/common/values.cpp), so shares are exact and ties are ties.
+
+What it costs (Python, where Mesos is C++): a round visits every agent in the shuffled order,
+as `__generateOffers` does, but what it computes there is kept between rounds: the DRF sums
+are a ledger updated as offers and tasks come and go (`Ledger`; rebuilt from scratch only
+after a master failover or a framework's removal), the roles' and frameworks' sort orders
+are computed again only after an offer changed a share, and an agent that offered nothing
+is skipped until its free resources, the frameworks wanting offers, or their filters change,
+or its earliest filter expires (`_Idle`). Such an agent yields nothing in the skipped rounds
+either, so the offers made, their order and the random draws are those of the full walk.
+`CALICO_DEVCLUSTER_CHECKS=1` (set by the tests) checks both shortcuts against the full
+computation on every round.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import os
 import random
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from calico_dcos.devcluster.framework import Framework, Offer, OfferFilter
 from calico_dcos.devcluster.resources import Resources
@@ -42,15 +58,97 @@ SHARE_RESOURCES = ("cpus", "mem", "disk")
 Pools = dict[str, Resources]
 
 
+def _has_free(agent: Agent) -> bool:
+    """Some pool of the agent's free resources is not empty (`Resources.is_empty`)."""
+    for pool in agent.available.values():
+        for value in pool.scalars.values():
+            if value > 0:
+                return True
+        for ranges in pool.ranges.values():
+            if ranges:
+                return True
+    return False
+
+
 def allocatable(pool: Resources) -> bool:
     """Mesos offers only resources worth offering (`--min_allocatable_resources`)."""
     return pool.scalars.get("cpus", 0.0) >= MIN_CPUS or pool.scalars.get("mem", 0.0) >= MIN_MEM
 
 
-def _add_scalars(into: dict[str, float], pools: Pools) -> None:
+Amounts = dict[str, int]  # scalar name -> thousandths
+
+
+def _add_scalars(into: Amounts, pools: Pools, sign: int = 1) -> None:
+    """Add (or with `sign` -1 take away) the pools' scalars, in thousandths."""
     for pool in pools.values():
         for name, value in pool.scalars.items():
-            into[name] = into.get(name, 0.0) + value
+            into[name] = into.get(name, 0) + sign * round(value * 1000)
+
+
+def _nonzero(amounts: dict[Any, Amounts]) -> dict[Any, Amounts]:
+    out = {}
+    for key, values in amounts.items():
+        kept = {name: value for name, value in values.items() if value}
+        if kept:
+            out[key] = kept
+    return out
+
+
+class Ledger:
+    """Scalars offered or held by live tasks, per role and per (framework ID, role), kept up
+    to date by the master as offers are made and recovered and tasks take and free resources
+    (DRF's `allocated`, `DRFSorter`). `dirty`: some change was not followed one by one (a
+    master failover, a framework removed); the next round rebuilds it from scratch."""
+
+    def __init__(self) -> None:
+        self.by_role: dict[str, Amounts] = {}
+        self.by_framework: dict[tuple[str, str], Amounts] = {}
+        self.dirty = True
+
+    def add(self, framework_id: str, role: str, pools: Pools, sign: int = 1) -> None:
+        if self.dirty or not pools:
+            return
+        _add_scalars(self.by_role.setdefault(role, {}), pools, sign)
+        _add_scalars(self.by_framework.setdefault((framework_id, role), {}), pools, sign)
+
+
+class OfferBook(dict):
+    """The master's outstanding offers by ID; the ledger follows what enters and leaves."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        super().__init__()
+        self.ledger = ledger
+
+    def __setitem__(self, offer_id: str, offer: Offer) -> None:
+        old = self.get(offer_id)
+        if old is not None:
+            self.ledger.add(old.framework_id, old.role, old.pools, -1)
+        super().__setitem__(offer_id, offer)
+        self.ledger.add(offer.framework_id, offer.role, offer.pools)
+
+    def pop(self, offer_id: str, *default: Any) -> Any:
+        offer = super().pop(offer_id, *default)
+        if isinstance(offer, Offer):
+            self.ledger.add(offer.framework_id, offer.role, offer.pools, -1)
+        return offer
+
+    def __delitem__(self, offer_id: str) -> None:
+        self.pop(offer_id)
+
+    def clear(self) -> None:
+        super().clear()
+        self.ledger.dirty = True
+
+
+@dataclass
+class _Idle:
+    """An agent that offered nothing: while `epoch` (the frameworks wanting offers and their
+    filter clearings) and its free resources stay as they were, and before `until` (its
+    earliest live filter's expiry), it offers nothing again."""
+
+    epoch: tuple
+    available: Pools
+    until: float
 
 
 class Allocator:
@@ -72,6 +170,12 @@ class Allocator:
         self.counts: dict[str, int] = {}
         self.framework_counts: dict[tuple[str, str], int] = {}
         self._requested: asyncio.Handle | None = None
+        self.ledger = Ledger()
+        self._totals_key: tuple[str, ...] = ()
+        self._totals: Amounts = {}
+        self._idle: dict[str, _Idle] = {}
+        self.skipped = 0  # agent visits skipped as idle (for profiles and tests)
+        self.checks = os.environ.get("CALICO_DEVCLUSTER_CHECKS") == "1"
 
     async def run(self) -> None:
         """Allocate forever, one round per interval (a late round starts the next at once)."""
@@ -100,39 +204,40 @@ class Allocator:
         members = self._role_members()
         if not members:
             return 0
-        totals: dict[str, float] = {}
         agents = [
             a for a in self.master.agents.values()
             if a.connected and not a.removed and not a.unreachable and not a.recovering
         ]  # fmt: skip
-        for agent in agents:
-            _add_scalars(totals, agent.total)
-        role_alloc, framework_alloc = self._allocations()
+        totals = self._agent_totals(agents)
+        role_alloc, framework_alloc = self._ledger_allocations()
+        epoch = tuple(
+            (role, tuple((f.id, id(f), f.filters_cleared) for f in frameworks))
+            for role, frameworks in members.items()
+        )
         self.random.shuffle(agents)
         batches: dict[str, list[dict]] = {}
+        order: dict[Any, list] = {}  # sort orders, forgotten when an offer changes a share
         for agent in agents:
-            for role in self._sorted_roles(members, role_alloc, totals):
-                if not any(not p.is_empty() for p in agent.available.values()):
-                    break
-                frameworks = sorted(
-                    members[role],
-                    key=lambda f, r=role: self._framework_key(f, r, framework_alloc, totals),
-                )
-                for framework in frameworks:
-                    pools = self._allocatable_to(agent, role)
-                    if not pools:
-                        break
-                    merged = Resources()
-                    for pool in pools.values():
-                        merged.add(pool)
-                    if not allocatable(merged):
-                        continue
-                    if framework.filtered(role, agent.agent_id, pools, now):
-                        continue
-                    offer = self._make_offer(framework, agent, role, pools)
-                    batches.setdefault(framework.id, []).append(offer.json)
-                    _add_scalars(role_alloc.setdefault(role, {}), pools)
-                    _add_scalars(framework_alloc.setdefault((framework.id, role), {}), pools)
+            idle = self._idle.get(agent.agent_id)
+            skip = (
+                idle is not None
+                and idle.until > now
+                and idle.epoch == epoch
+                and idle.available == agent.available
+            )
+            if skip and not self.checks:
+                self.skipped += 1
+                continue
+            offered, until = self._allocate_agent(
+                agent, members, role_alloc, framework_alloc, totals, order, batches, now
+            )
+            if skip and offered:
+                raise AssertionError(f"agent {agent.agent_id} was taken as idle but offered")
+            if offered:
+                self._idle.pop(agent.agent_id, None)
+            else:
+                available = {r: p.copy() for r, p in agent.available.items()}
+                self._idle[agent.agent_id] = _Idle(epoch, available, until)
         made = 0
         for framework_id, offers in batches.items():
             framework = self.master.frameworks[framework_id]
@@ -140,6 +245,85 @@ class Allocator:
             made += len(offers)
         self.offers_made += made
         return made
+
+    def _allocate_agent(
+        self,
+        agent: Agent,
+        members: dict[str, list[Framework]],
+        role_alloc: dict[str, Amounts],
+        framework_alloc: dict[tuple, Amounts],
+        totals: Amounts,
+        order: dict[Any, list],
+        batches: dict[str, list[dict]],
+        now: float,
+    ) -> tuple[bool, float]:
+        """One agent's turn in a round: whether it was offered, and else until when (at
+        the latest) it would offer nothing again (infinity when no filter is involved)."""
+        offered, until = False, math.inf
+        if not _has_free(agent):
+            return offered, until
+        for role in self._role_order(order, members, role_alloc, totals):
+            if not _has_free(agent):
+                break
+            frameworks = order.get(role)
+            if frameworks is None:
+                frameworks = order[role] = sorted(
+                    members[role],
+                    key=lambda f, r=role: self._framework_key(f, r, framework_alloc, totals),
+                )
+            for framework in frameworks:
+                pools = self._allocatable_to(agent, role)
+                if not pools:
+                    break
+                merged = Resources()
+                for pool in pools.values():
+                    merged.add(pool)
+                if not allocatable(merged):
+                    continue
+                expiry = framework.filtered_until(role, agent.agent_id, pools, now)
+                if expiry:
+                    until = min(until, expiry)
+                    continue
+                offer = self._make_offer(framework, agent, role, pools)
+                batches.setdefault(framework.id, []).append(offer.json)
+                offered = True
+                order.clear()  # the shares and allocation counts moved
+        return offered, until
+
+    def _role_order(
+        self,
+        order: dict[Any, list],
+        members: dict[str, list[Framework]],
+        role_alloc: dict[str, Amounts],
+        totals: Amounts,
+    ) -> list[str]:
+        roles = order.get(None)
+        if roles is None:
+            roles = order[None] = self._sorted_roles(members, role_alloc, totals)
+        return roles
+
+    def _agent_totals(self, agents: list[Agent]) -> Amounts:
+        """The agents' total scalars (DRF's denominators), computed again only when the set of
+        agents changes (an agent's total never does)."""
+        key = tuple(a.agent_id for a in agents)
+        if key != self._totals_key:
+            totals: Amounts = {}
+            for agent in agents:
+                _add_scalars(totals, agent.total)
+            self._totals_key, self._totals = key, totals
+        return self._totals
+
+    def _ledger_allocations(self) -> tuple[dict[str, Amounts], dict[tuple, Amounts]]:
+        ledger = self.ledger
+        if ledger.dirty:
+            ledger.by_role, ledger.by_framework = self._allocations()
+            ledger.dirty = False
+        elif self.checks:
+            expected = tuple(_nonzero(a) for a in self._allocations())
+            actual = (_nonzero(ledger.by_role), _nonzero(ledger.by_framework))
+            if expected != actual:
+                raise AssertionError(f"allocator ledger {actual} != recomputed {expected}")
+        return ledger.by_role, ledger.by_framework
 
     def _role_members(self) -> dict[str, list[Framework]]:
         """Each role's frameworks that want offers for it (connected, not suppressed)."""
@@ -152,10 +336,11 @@ class Allocator:
                     members.setdefault(role, []).append(framework)
         return members
 
-    def _allocations(self) -> tuple[dict[str, dict[str, float]], dict[tuple, dict[str, float]]]:
-        """Scalars offered or used by live tasks, per role and per (framework, role)."""
-        by_role: dict[str, dict[str, float]] = {}
-        by_framework: dict[tuple, dict[str, float]] = {}
+    def _allocations(self) -> tuple[dict[str, Amounts], dict[tuple, Amounts]]:
+        """Scalars offered or used by live tasks, per role and per (framework, role), from
+        scratch (the ledger's reference)."""
+        by_role: dict[str, Amounts] = {}
+        by_framework: dict[tuple, Amounts] = {}
         for offer in self.master.offers.values():
             _add_scalars(by_role.setdefault(offer.role, {}), offer.pools)
             _add_scalars(by_framework.setdefault((offer.framework_id, offer.role), {}), offer.pools)
@@ -168,20 +353,20 @@ class Allocator:
         return by_role, by_framework
 
     @staticmethod
-    def _share(allocated: dict[str, float], totals: dict[str, float]) -> float:
+    def _share(allocated: Amounts, totals: Amounts) -> float:
         """DRF's dominant share (`DRFSorter::calculateShare`), weight 1."""
         shares = [
-            allocated.get(name, 0.0) / totals[name]
+            allocated.get(name, 0) / totals[name]
             for name in SHARE_RESOURCES
-            if totals.get(name, 0.0) > 0
+            if totals.get(name, 0) > 0
         ]
         return max(shares, default=0.0)
 
     def _sorted_roles(
         self,
         members: dict[str, list[Framework]],
-        role_alloc: dict[str, dict[str, float]],
-        totals: dict[str, float],
+        role_alloc: dict[str, Amounts],
+        totals: Amounts,
     ) -> list[str]:
         """`compareDRF`: share, then allocation count, then name."""
         return sorted(
@@ -193,8 +378,8 @@ class Allocator:
         self,
         framework: Framework,
         role: str,
-        framework_alloc: dict[tuple, dict[str, float]],
-        totals: dict[str, float],
+        framework_alloc: dict[tuple, Amounts],
+        totals: Amounts,
     ) -> tuple:
         key = (framework.id, role)
         share = self._share(framework_alloc.get(key, {}), totals)

@@ -101,6 +101,9 @@ class Framework:
         self.unreachable_tasks: dict[str, Task] = {}
         self.offers: dict[str, Offer] = {}
         self.filters: dict[tuple[str, str], list[OfferFilter]] = {}  # (role, agent) ->
+        # Counts the times filters were removed before they expired (REVIVE, disconnection):
+        # the allocator's note that an agent offers nothing holds only while it is unchanged.
+        self.filters_cleared = 0
         self.suppressed: set[str] = set()
         self.registered_time = time.time()
         self.unregistered_time = 0.0
@@ -112,6 +115,7 @@ class Framework:
         self.info = {**info, **keep, "id": {"value": self.id}}
         if self.principal:
             self.info["principal"] = self.principal
+        self._capabilities = frozenset(c.get("type", "") for c in self.info.get("capabilities", []))
 
     @property
     def roles(self) -> list[str]:
@@ -120,8 +124,8 @@ class Framework:
         return [self.info.get("role", "*")]
 
     @property
-    def capabilities(self) -> set[str]:
-        return {c.get("type", "") for c in self.info.get("capabilities", [])}
+    def capabilities(self) -> frozenset[str]:
+        return self._capabilities
 
     @property
     def checkpoint(self) -> bool:
@@ -146,16 +150,26 @@ class Framework:
     def filtered(self, role: str, agent_id: str, pools: dict[str, Resources], now: float) -> bool:
         """True when an unexpired filter of `role` on the agent holds all of `pools`
         (`RefusedOfferFilter::filter`: the refused resources are a superset)."""
+        return self.filtered_until(role, agent_id, pools, now) > 0.0
+
+    def filtered_until(
+        self, role: str, agent_id: str, pools: dict[str, Resources], now: float
+    ) -> float:
+        """0.0 when no unexpired filter of `role` on the agent holds all of `pools`; else the
+        earliest expiry (monotonic seconds) among that key's live filters, before which the
+        answer cannot change unless filters are cleared."""
         filters = self.filters.get((role, agent_id))
         if not filters:
-            return False
+            return 0.0
         live = [f for f in filters if f.expiry > now]
         if len(live) != len(filters):
             if live:
                 self.filters[(role, agent_id)] = live
             else:
                 del self.filters[(role, agent_id)]
-        return any(pools_contain(f.refused, pools) for f in live)
+        if any(pools_contain(f.refused, pools) for f in live):
+            return min(f.expiry for f in live)
+        return 0.0
 
     def add_filter(self, role: str, agent_id: str, offer_filter: OfferFilter) -> None:
         self.filters.setdefault((role, agent_id), []).append(offer_filter)
@@ -165,3 +179,9 @@ class Framework:
         self.suppressed.difference_update(roles)
         for key in [k for k in self.filters if k[0] in roles]:
             del self.filters[key]
+        self.filters_cleared += 1
+
+    def clear_filters(self) -> None:
+        """All filters go (`HierarchicalAllocatorProcess::deactivateFramework`)."""
+        self.filters.clear()
+        self.filters_cleared += 1

@@ -25,7 +25,7 @@ from calico_dcos.devcluster.agent import (
     agent_ip,
     prepare_host_root,
 )
-from calico_dcos.devcluster.allocator import Allocator
+from calico_dcos.devcluster.allocator import Allocator, OfferBook
 from calico_dcos.devcluster.framework import Framework, Subscription, Task
 from calico_dcos.devcluster.iam import Iam
 from calico_dcos.devcluster.resources import Resources
@@ -89,8 +89,8 @@ class Master:
         self.frameworks: dict[str, Framework] = {}
         self.removed_frameworks: dict[str, Framework] = {}
         self.agents: dict[str, Agent] = {}
-        self.offers: dict = {}
         self.allocator = Allocator(self, allocation_interval, offer_timeout, allocation_seed)
+        self.offers: OfferBook = OfferBook(self.allocator.ledger)
         self.timeline_entries: deque[dict] = deque(maxlen=TIMELINE_LENGTH)
         self.faults: list[tuple[re.Pattern, str]] = []
         self.task_faults = TaskFaults()  # lost KILLs, tasks held in STAGING
@@ -284,6 +284,7 @@ class Master:
         self.previous_frameworks = previous
         self.frameworks = {}
         self.removed_frameworks = {}
+        self.allocator.ledger.dirty = True
         rng = self.allocator.random
         for agent in self.agents.values():
             if agent.removed or agent.unreachable:
@@ -315,6 +316,7 @@ class Master:
                 framework.unregistered_time = time.time()
                 self.frameworks[framework_id] = framework
             framework.tasks[task_id] = task
+            self.allocator.ledger.dirty = True
         if not any(a.recovering for a in self.agents.values()):
             self.previous_frameworks = {}
         if agent.connected:
@@ -497,7 +499,7 @@ class Master:
         framework.subscription = None
         framework.unregistered_time = time.time()
         self.allocator.drop_framework_offers(framework)
-        framework.filters.clear()  # `HierarchicalAllocatorProcess::deactivateFramework`
+        framework.clear_filters()  # `HierarchicalAllocatorProcess::deactivateFramework`
         self.record("framework_disconnected", framework_id=framework.id)
         loop = asyncio.get_running_loop()
         framework.failover_timer = loop.call_later(
@@ -533,6 +535,7 @@ class Master:
             framework.subscription = None
         del self.frameworks[framework.id]
         self.removed_frameworks[framework.id] = framework
+        self.allocator.ledger.dirty = True
         self.record("framework_removed", framework_id=framework.id, message=why)
 
     def disconnect_framework(self, framework_id: str) -> None:
@@ -552,6 +555,7 @@ class Master:
     def launch(self, framework: Framework, agent: Agent, task: Task) -> None:
         """The task is STAGING on the agent; the executor reports from here on."""
         framework.tasks[task.task_id] = task
+        self._account(task, 1)
         agent.task_frameworks[task.task_id] = framework.id
         name = task.info.get("name", "")
         self.record(
@@ -641,7 +645,18 @@ class Master:
             return
         for reserved, pool in task.pools.items():
             agent.available.setdefault(reserved, Resources()).add(pool)
+        self._account(task, -1)
         task.pools = {}
+
+    def _account(self, task: Task, sign: int) -> None:
+        """The allocator's ledger counts the resources of the current frameworks' tasks."""
+        if not task.pools:
+            return
+        framework = self.frameworks.get(task.framework_id)
+        if framework is not None and framework.tasks.get(task.task_id) is task:
+            self.allocator.ledger.add(framework.id, task.role, task.pools, sign)
+        else:
+            self.allocator.ledger.dirty = True
 
     def forward_update(self, agent: Agent, status: dict) -> None:
         """One delivery attempt of an agent's update; dropped if the framework is away."""
@@ -659,8 +674,10 @@ class Master:
             self._finish_task(framework, task_id)
 
     def _finish_task(self, framework: Framework, task_id: str) -> None:
-        task = framework.tasks.pop(task_id, None)
+        task = framework.tasks.get(task_id)
         if task:
+            self._account(task, -1)
+            del framework.tasks[task_id]
             framework.completed_tasks.append(task)
 
     def timeline(self) -> list[dict]:
