@@ -58,9 +58,12 @@ DEFAULT_REFUSE_SECONDS = 5.0
 MAX_REFUSE_SECONDS = 365 * 24 * 3600.0
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def recordio(event: dict) -> bytes:
     """One RecordIO record: decimal length, newline, that many bytes of JSON."""
-    data = json.dumps(event, separators=(",", ":")).encode()
+    data = _ENCODER.encode(event).encode()
     return str(len(data)).encode() + b"\n" + data
 
 

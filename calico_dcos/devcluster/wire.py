@@ -20,6 +20,12 @@ Here the same messages come from `proto/mesos_v1.desc`, compiled from apache/mes
 The result is the call as the master sees it, as JSON again (`MessageToDict` with the
 proto field names): unknown keys gone, types normalized (64-bit integers as strings, as the
 protobuf JSON mapping writes them), so the handlers never meet a value of the wrong type.
+
+Every call of every size goes through here, so the per-field facts the walk needs (repeated,
+required, type, converter) are looked up once per message type (`_fields`), and `to_json`
+writes the dictionary itself with `MessageToDict`'s rules for these proto2 messages (it
+hands any well-known type or extension to `MessageToDict`); `CALICO_DEVCLUSTER_CHECKS=1`
+(set by the tests) compares it with `MessageToDict` on every call.
 """
 
 from __future__ import annotations
@@ -27,13 +33,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import os
 import string
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.internal import type_checkers
 from google.protobuf.message import DecodeError, Message
 
 DESCRIPTORS = Path(__file__).with_name("proto") / "mesos_v1.desc"
@@ -82,6 +92,28 @@ def _required(field: FieldDescriptor) -> bool:
     if flag is not None:
         return bool(flag)
     return field.label == FieldDescriptor.LABEL_REQUIRED
+
+
+class _Field:
+    """What the JSON walk and `to_json` need of one field, looked up once."""
+
+    __slots__ = ("field", "name", "type", "repeated", "required", "message", "map", "out")
+
+    def __init__(self, field: FieldDescriptor) -> None:
+        self.field = field
+        self.name = field.name
+        self.type = field.type
+        self.repeated = _repeated(field)
+        self.required = _required(field)
+        self.message = field.type == FieldDescriptor.TYPE_MESSAGE
+        self.map = self.message and field.message_type.GetOptions().map_entry
+        self.out: Callable[[Any], Any] = _converter(field)
+
+
+@cache
+def _fields(descriptor: Descriptor) -> dict[str, _Field]:
+    """A message type's fields by name."""
+    return {name: _Field(field) for name, field in descriptor.fields_by_name.items()}
 
 
 def stout_base64_decode(text: str) -> bytes:
@@ -154,50 +186,58 @@ def _from_number(message: Message, field: FieldDescriptor, number: int | float) 
         raise CallError(f"Bad number for field '{field.name}': {exc}") from exc
 
 
-def _value(message: Message, field: FieldDescriptor, value: Any) -> None:
-    """`internal::Parser`: one JSON value into `field` of `message`."""
+def _value(message: Message, plan: _Field, value: Any) -> None:
+    """`internal::Parser`: one JSON value into the field `plan` of `message`."""
     if value is None:
         return
+    field = plan.field
     if isinstance(value, list):
-        if not _repeated(field):
-            raise CallError(f"Not expecting a JSON array for field '{field.name}'")
+        if not plan.repeated:
+            raise CallError(f"Not expecting a JSON array for field '{plan.name}'")
         for item in value:
-            _value(message, field, item)
+            _value(message, plan, item)
     elif isinstance(value, dict):
-        if field.type != FieldDescriptor.TYPE_MESSAGE:
-            raise CallError(f"Not expecting a JSON object for field '{field.name}'")
-        if field.message_type.GetOptions().map_entry:
-            target = getattr(message, field.name)
+        if not plan.message:
+            raise CallError(f"Not expecting a JSON object for field '{plan.name}'")
+        if plan.map:
+            target = getattr(message, plan.name)
+            entries = _fields(field.message_type)
             for key, item in value.items():
-                entry = field.message_type.fields_by_name["value"]
+                entry = entries["value"]
                 holder = message_class(field.message_type.full_name)()
-                _value(holder, field.message_type.fields_by_name["key"], key)
+                _value(holder, entries["key"], key)
                 _value(holder, entry, item)
-                if entry.type == FieldDescriptor.TYPE_MESSAGE:
+                if entry.message:
                     target[holder.key].CopyFrom(holder.value)
                 else:
                     target[holder.key] = holder.value
-        elif _repeated(field):
-            _object(getattr(message, field.name).add(), value)
+        elif plan.repeated:
+            _object(getattr(message, plan.name).add(), value)
         else:
-            _object(getattr(message, field.name), value)
-            getattr(message, field.name).SetInParent()
+            _object(getattr(message, plan.name), value)
+            getattr(message, plan.name).SetInParent()
     elif isinstance(value, bool):
-        if field.type != FieldDescriptor.TYPE_BOOL:
-            raise CallError(f"Not expecting a JSON boolean for field '{field.name}'")
+        if plan.type != FieldDescriptor.TYPE_BOOL:
+            raise CallError(f"Not expecting a JSON boolean for field '{plan.name}'")
         _set(message, field, value)
     elif isinstance(value, int | float):
         _from_number(message, field, value)
     elif isinstance(value, str):
-        _from_string(message, field, value)
+        if plan.type == FieldDescriptor.TYPE_STRING:
+            if plan.repeated:
+                getattr(message, plan.name).append(value)
+            else:
+                setattr(message, plan.name, value)
+        else:
+            _from_string(message, field, value)
 
 
 def _object(message: Message, obj: dict) -> None:
-    descriptor: Descriptor = message.DESCRIPTOR
+    fields = _fields(message.DESCRIPTOR)
     for name, value in obj.items():
-        field = descriptor.fields_by_name.get(name)
-        if field is not None:
-            _value(message, field, value)
+        plan = fields.get(name)
+        if plan is not None:
+            _value(message, plan, value)
 
 
 def parse_json(value: Any, full_name: str = "mesos.v1.scheduler.Call") -> Message:
@@ -224,9 +264,95 @@ def parse_protobuf(body: bytes, full_name: str = "mesos.v1.scheduler.Call") -> M
     return message
 
 
+CHECKS = os.environ.get("CALICO_DEVCLUSTER_CHECKS") == "1"
+
+
 def to_json(message: Message) -> dict:
-    """The message as the JSON the master would write (proto field names)."""
-    return json_format.MessageToDict(message, preserving_proto_field_name=True)
+    """The message as the JSON the master would write (proto field names): what
+    `json_format.MessageToDict(message, preserving_proto_field_name=True)` gives."""
+    out = _message_json(message)
+    if CHECKS:
+        expected = json_format.MessageToDict(message, preserving_proto_field_name=True)
+        if out != expected:
+            raise AssertionError(f"wire.to_json {out} != MessageToDict {expected}")
+    return out
+
+
+def _message_json(message: Message) -> dict:
+    descriptor = message.DESCRIPTOR
+    if descriptor.full_name.startswith("google.protobuf."):
+        return json_format.MessageToDict(message, preserving_proto_field_name=True)
+    fields = _fields(descriptor)
+    out = {}
+    for field, value in message.ListFields():
+        plan = fields.get(field.name)
+        if plan is None or plan.field is not field:  # an extension
+            return json_format.MessageToDict(message, preserving_proto_field_name=True)
+        if plan.map:
+            value_plan = _fields(field.message_type)["value"]
+            out[plan.name] = {_map_key(k): value_plan.out(value[k]) for k in value}
+        elif plan.repeated:
+            convert = plan.out
+            out[plan.name] = [convert(item) for item in value]
+        else:
+            out[plan.name] = plan.out(value)
+    return out
+
+
+def _map_key(key: Any) -> str:
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _converter(field: FieldDescriptor) -> Callable[[Any], Any]:
+    """`_Printer._FieldToJsonObject` (google/protobuf/json_format.py) for one field."""
+    cpp = field.cpp_type
+    if cpp == FieldDescriptor.CPPTYPE_MESSAGE:
+        return _message_json
+    if cpp == FieldDescriptor.CPPTYPE_ENUM:
+        enum = field.enum_type
+        if enum.full_name == "google.protobuf.NullValue" or any(
+            v.GetOptions().ListFields() for v in enum.values
+        ):
+            return lambda value: _printed(field, value)
+        names = {number: value.name for number, value in enum.values_by_number.items()}
+        return lambda value: names[value] if value in names else _printed(field, value)
+    if cpp == FieldDescriptor.CPPTYPE_STRING:
+        if field.type == FieldDescriptor.TYPE_BYTES:
+            return lambda value: base64.b64encode(value).decode("utf-8")
+        return str
+    if cpp == FieldDescriptor.CPPTYPE_BOOL:
+        return bool
+    if cpp in (FieldDescriptor.CPPTYPE_INT64, FieldDescriptor.CPPTYPE_UINT64):
+        return str
+    if cpp in (FieldDescriptor.CPPTYPE_DOUBLE, FieldDescriptor.CPPTYPE_FLOAT):
+        single = cpp == FieldDescriptor.CPPTYPE_FLOAT
+        return lambda value: _float_json(value, single)
+    return _identity
+
+
+def _float_json(value: float, single: bool) -> Any:
+    if math.isinf(value):
+        return "-Infinity" if value < 0.0 else "Infinity"
+    if math.isnan(value):
+        return "NaN"
+    return type_checkers.ToShortestFloat(value) if single else value
+
+
+def _printed(field: FieldDescriptor, value: Any) -> Any:
+    """A value only `MessageToDict` knows how to print (an enum number without a name, an
+    enum with JSON options): ask it, through a message holding just this field."""
+    holder = message_class(field.containing_type.full_name)()
+    if field.cpp_type == FieldDescriptor.CPPTYPE_ENUM and _repeated(field):
+        getattr(holder, field.name).append(value)
+        return json_format.MessageToDict(holder, preserving_proto_field_name=True)[field.name][0]
+    setattr(holder, field.name, value)
+    return json_format.MessageToDict(holder, preserving_proto_field_name=True)[field.name]
 
 
 def event_to_protobuf(event: dict) -> bytes:
