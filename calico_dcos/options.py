@@ -62,6 +62,8 @@ class Options(Mapping):
 
     def __init__(self, raw: Mapping[str, Mapping[str, Any]]) -> None:
         self._raw = copy.deepcopy(dict(raw))
+        # step name -> `Step.fingerprint` of these options: read-only, so it never changes
+        self.fingerprints: dict[str, str] = {}
 
     def __getitem__(self, section: str) -> Mapping[str, Any]:
         return MappingProxyType(self._raw[section])

@@ -7,6 +7,7 @@ step, the agent and the options' fingerprint, because reconciliation answers car
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -119,9 +120,12 @@ STEP_FIELDS = (
 _STEP_FIELD_SET = frozenset(STEP_FIELDS)  # O(1) membership: a restart reads every record
 
 
+_STEP_VALUES = operator.attrgetter(*STEP_FIELDS)
+
+
 def step_record(st: StepState) -> dict:
     """A step's stored document (every field of `STEP_FIELDS`)."""
-    return {k: getattr(st, k) for k in STEP_FIELDS}
+    return dict(zip(STEP_FIELDS, _STEP_VALUES(st), strict=True))
 
 
 def step_from_record(doc: Mapping) -> StepState:
