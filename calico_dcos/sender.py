@@ -37,6 +37,7 @@ import queue
 import select
 import ssl
 import threading
+import time
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -48,6 +49,7 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 30.0
 CONTROL = ""  # the lane key of every call but acknowledgements
 PATH = "/api/v1/scheduler"
+IDLE_CHECK_SECONDS = 1.0  # a kept connection unused this long is checked before use
 
 
 class CallRefused(Exception):
@@ -83,6 +85,7 @@ class Connection:
         self._conn: http.client.HTTPConnection | None = None
         self._target: tuple[str, bool] | None = None
         self._tls: ssl.SSLContext | None = None
+        self._used = 0.0  # when the connection last carried a call (monotonic seconds)
 
     def post(self, master: str, tls: bool, path: str, body: bytes, headers: dict) -> tuple:
         """POST `body` to `path` on `master` ("host:port"): (HTTP status, the answer's body,
@@ -98,16 +101,21 @@ class Connection:
             raise CallLost(f"{type(exc).__name__}: {exc}") from exc
         if response.will_close:
             self.clear()
+        self._used = time.monotonic()
         return response.status, data
 
     def _open(self, master: str, tls: bool) -> http.client.HTTPConnection:
         """The kept connection if it is to `master` and still open, else a new one. A kept
         connection the master closed meanwhile reads as readable at EOF (as urllib3's
-        `is_connection_dropped` checks): it is replaced before anything is sent on it."""
+        `is_connection_dropped` checks): it is replaced before anything is sent on it. Checked
+        only after `IDLE_CHECK_SECONDS` unused, since masters close idle connections (a busy
+        lane would pay a system call, and the GIL handed over, at every call)."""
         conn = self._conn
         if conn is not None and self._target == (master, tls):
             sock = conn.sock
-            if sock is None or not select.select([sock], [], [], 0)[0]:
+            if sock is None or time.monotonic() - self._used < IDLE_CHECK_SECONDS:
+                return conn
+            if not select.select([sock], [], [], 0)[0]:
                 return conn
         self.clear()
         try:

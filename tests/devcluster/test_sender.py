@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from calico_dcos import sender as sender_module
 from calico_dcos.sender import (
     CONTROL,
     Call,
@@ -104,7 +105,8 @@ class _ClosingMaster(BaseHTTPRequestHandler):
         pass
 
 
-def test_a_connection_the_master_closed_is_replaced_before_the_next_call():
+def test_a_connection_the_master_closed_is_replaced_before_the_next_call(monkeypatch):
+    monkeypatch.setattr(sender_module, "IDLE_CHECK_SECONDS", 0.0)  # idle long enough at once
     server = ThreadingHTTPServer(("127.0.0.1", 0), _ClosingMaster)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     master = f"127.0.0.1:{server.server_address[1]}"
