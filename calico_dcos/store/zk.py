@@ -12,9 +12,14 @@ gives up with `StoreError` (a scheduler started while ZooKeeper is down then exi
     <root>/leader              kazoo Lock: the scheduler holding it is the one that acts
 
 One node per agent keeps every value far below ZooKeeper's 1 MiB limit at any cluster size,
-and each transition rewrites one small node. With credentials (`user:password` in a file),
-the client authenticates with the digest scheme and every node it creates carries an ACL
-granting that user everything and nobody else anything.
+and each transition rewrites one small node. The one answer that grows is the list of
+`<root>/agents`' children that `load_agents` asks for (~49 bytes an agent: ~2.4 MB at 50,000),
+which the server sends whole and kazoo reads whole (tested at 50,000 with ZooKeeper 3.8); a
+Java client with its default 1 MB `jute.maxbuffer` (e.g. `zkCli.sh ls`) cannot read it.
+
+With credentials (`user:password` in a file), the client authenticates with the digest
+scheme and every node it creates carries an ACL granting that user everything and nobody
+else anything.
 
 kazoo logs every request it sends at debug level, with its fields: the `Auth` request holds
 the digest credentials as `user:password`, each create carries the ACL (the user and the
