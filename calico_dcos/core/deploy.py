@@ -54,6 +54,7 @@ from calico_dcos.core.views import (
     step_doc,
     summary_doc,
     task_words,
+    waiting_for_operator,
 )
 
 
@@ -270,6 +271,7 @@ class Deploy(Engine):
         elif not self.reconciler.explicit:
             self._resend_kills(now, out)
             self._check_deadlines(now, out)
+            self._check_stable(now, out)
             self._forget_gone(now, out)
         self._pump(now, out)
         return out
@@ -407,8 +409,9 @@ class Deploy(Engine):
             return
         self._ask_for_output(agent.agent_id, st, status, out)
         if step_done(spec, st) and spec.kind == StepKind.ONESHOT:
-            # a daemon's count starts over only once it has stayed up (`Engine._failed`)
+            # a daemon's count starts over only once it has stayed up (`_check_stable`)
             st.failures = st.host_failures = 0
+            st.last_failure = ""
         self._touch(agent, now, out)
         if status["state"] not in UNSAVED_STATES:
             out.append(SaveAgent(agent.agent_id, agent_record(agent)))
@@ -531,7 +534,7 @@ class Deploy(Engine):
         agent, spec = self._known(agent_id), self._spec(step)
         st = agent.step(spec.name)
         st.forced, st.failures, st.retry_at, st.fingerprint = None, 0, 0.0, None
-        st.host_failures, st.gave_up = 0, ""
+        st.host_failures, st.gave_up, st.last_failure = 0, "", ""
         self._touch(agent, now, out)
         out.append(SaveAgent(agent_id, agent_record(agent)))
         return out
@@ -542,7 +545,7 @@ class Deploy(Engine):
         agent, spec = self._known(agent_id), self._spec(step)
         st = agent.step(spec.name)
         st.forced, st.failures, st.retry_at, st.replacing = spec.fingerprint, 0, 0.0, False
-        st.host_failures, st.gave_up = 0, ""
+        st.host_failures, st.gave_up, st.last_failure = 0, "", ""
         self._touch(agent, now, out)
         out.append(SaveAgent(agent_id, agent_record(agent)))
         return out
@@ -629,24 +632,48 @@ class Deploy(Engine):
         return phase
 
     def summary(self, now: float) -> dict:
-        """Available / Progressing / Degraded, each with words for people."""
+        """Available / Progressing / Degraded, each with words for people.
+
+        Degraded: a step failing now (`views.failing`; a done step never is). Progressing:
+        something will move without the operator (reconciling, or an agent not done whose
+        next action is not to wait for the operator: a step that gave up, an interrupt), as
+        Kubernetes' Progressing condition is false once a rollout cannot go on by itself
+        (kubernetes.io "Deployments", "Failed Deployment"). The message says what the rest
+        waits for."""
         done, total = self.progress()
-        problems = [
-            line
-            for a in self.agents.values()
-            if a.agent_id in self._eligible
-            for name, st in a.steps.items()
-            if (line := failing(a.name, name, st)) is not None
-        ]
+        problems = []
+        moving, gave_up, held = 0, 0, 0
+        for a in self.agents.values():
+            if a.agent_id not in self._eligible:
+                continue
+            for spec in self.config.enabled_steps:
+                st = a.steps.get(spec.name)
+                if st is not None:
+                    line = failing(a.name, spec.name, st, step_done(spec, st))
+                    if line is not None:
+                        problems.append(line)
+            if a.agent_id in self._done:
+                continue
+            kind = self.next_action(a, now).kind
+            if kind == "gave_up":
+                gave_up += 1
+            elif kind == "interrupted":
+                held += 1
+            else:
+                moving += 1
         present = sum(1 for a in self.agents.values() if a.calico_present and not a.lost)
         message = f"{done} of {total} agents done"
         if present:
             message += f"; {present} already run Calico by other means"
         if self.reconciling:
             message += f"; reconciling {len(self.reconciling)} tasks with Mesos"
+        if gave_up:
+            message += f"; {waiting_for_operator(gave_up)}"
+        if held:
+            message += f"; {held} interrupted by an operator (calico-dcos plan continue)"
         return summary_doc(
             available=self.complete,
-            progressing=done < total or bool(self.reconciling),
+            progressing=moving > 0 or bool(self.reconciling),
             message=message,
             problems=problems,
             restarting=self.slots.holders,

@@ -81,6 +81,10 @@ class Engine:
         self._killing: dict[str, tuple[str, str]] = {}
         # tasks launched and not yet RUNNING: task_id -> (agent, step, deadline)
         self._launching: dict[str, tuple[str, str, float]] = {}
+        # RUNNING tasks of steps that have failed before: task_id -> (agent, step, when it
+        # has been up `stable_seconds`, when the count of failures starts over). Only steps
+        # with failures: a handful, whatever the size of the cluster.
+        self._stabilising: dict[str, tuple[str, str, float]] = {}
 
     # -- the restart budget ----------------------------------------------------------------
 
@@ -281,6 +285,30 @@ class Engine:
         elif st.state in LAUNCHING:
             deadline = st.updated + self.config.launch_timeout_seconds
             self._launching[st.task_id] = (agent_id, step, deadline)
+        elif st.state == "TASK_RUNNING":
+            self._watch_stable(agent_id, step, st)
+
+    def _watch_stable(self, agent_id: str, step: str, st: StepState) -> None:
+        """A RUNNING task of a step that failed before: when it has stayed up
+        `stable_seconds`, its count starts over (`_check_stable`, from the tick)."""
+        if st.failures or st.host_failures or st.last_failure:
+            due = st.running_since + self.config.stable_seconds
+            self._stabilising[st.task_id] = (agent_id, step, due)
+
+    def _check_stable(self, now: float, out: list[Decision]) -> None:
+        """Tasks up for `stable_seconds` since they last became RUNNING: their step's count
+        of failures starts over now, not at the next failure, which may never come. Without
+        this, a daemon that failed a few times and then came up (its port freed) kept the
+        service Degraded for ever. Called from every tick; O(tasks watched)."""
+        for task_id, (agent_id, step, due) in list(self._stabilising.items()):
+            st = self._step_state(agent_id, step)
+            if st is None or st.task_id != task_id or st.state != "TASK_RUNNING":
+                del self._stabilising[task_id]
+            elif now >= due:
+                del self._stabilising[task_id]
+                st.failures = st.host_failures = 0
+                st.last_failure = ""
+                self._saved(agent_id, now, out)
 
     def _kill(self, agent_id: str, step: str, st: StepState, now: float, out: list) -> None:
         """KILL the step's task, and again with backoff until Mesos confirms an end."""
@@ -333,6 +361,8 @@ class Engine:
         if state == "TASK_RUNNING" and st.state != "TASK_RUNNING":
             st.running_since = now
         st.state, st.healthy, st.updated = state, healthy, now
+        if state == "TASK_RUNNING" and st.task_id not in self._stabilising:
+            self._watch_stable(self._agent_of(st.task_id), spec.name, st)
         if not st.late:  # the deadline's words stay until the task ends
             st.message = status.get("message", "") or st.message
         if state in ENDED and state != "TASK_FINISHED" and not st.killing and not st.late:
@@ -368,6 +398,12 @@ class Engine:
             st.failures = st.host_failures = 0
         st.failures += 1
         st.retry_at = now + self.config.backoff(st.failures)
+        st.last_failure = st.message
+
+    @staticmethod
+    def _agent_of(task_id: str | None) -> str:
+        parsed = parse_task_id(task_id or "")
+        return parsed[1] if parsed else ""
 
     def _failure_report(self, agent_id: str, report: Mapping, now: float) -> list[Decision]:
         """The installer's words on why its task failed (`failures`), kept for its end."""
@@ -409,6 +445,7 @@ class Engine:
         st.reason = output
         words = output_words(output, message)
         st.message = gave_up_words(st.host_failures, words) if st.gave_up else words
+        st.last_failure = words if st.failures else st.last_failure
         self._dirty(agent_id)
         self._saved(agent_id, now, out)
         out.append(Note(f"{self._agent_name(agent_id)}: {step} failed: {words}"))

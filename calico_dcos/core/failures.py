@@ -69,6 +69,7 @@ def gave_up_words(st_failures: int, message: str) -> str:
     """What a step that stopped retrying shows, and what the operator does next."""
     failures = "1 failure" if st_failures == 1 else f"{st_failures} failures"
     return (
-        f"stopped after {failures} caused by the host: {message}; fix the host, "
-        "then restart this step (calico-dcos plan restart)"
+        f"stopped after {failures} caused by the host: {message}; waits for the operator: "
+        "fix the host, then restart this step (calico-dcos plan restart); or, if an option "
+        "is what is wrong, change it (changed options restart the step too)"
     )

@@ -49,6 +49,9 @@ class StepState:
     host_caused: bool = False  # the current task's failure is the host's (its report says so)
     host_failures: int = 0  # failures in a row caused by the host
     running_since: float = 0.0  # when the current task last became RUNNING
+    # why it failed last (the words `message` had then): kept while it tries again, so that
+    # a problem line always says why; forgotten when the count of failures starts over
+    last_failure: str = ""
     # failed `max_host_failures` times for the host: waits for an operator, or for other
     # options (the digest of those it gave up with; "" when it has not given up)
     gave_up: str = ""
@@ -116,6 +119,7 @@ STEP_FIELDS = (
     "host_failures",
     "running_since",
     "gave_up",
+    "last_failure",
 )
 _STEP_FIELD_SET = frozenset(STEP_FIELDS)  # O(1) membership: a restart reads every record
 

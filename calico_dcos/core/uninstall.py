@@ -53,6 +53,7 @@ from calico_dcos.core.records import (
 from calico_dcos.core.views import (
     DEGRADED_FAILURES,
     INTERRUPTED,
+    failed_line,
     offer_words,
     phase_doc,
     plan_doc,
@@ -60,7 +61,6 @@ from calico_dcos.core.views import (
     step_doc,
     summary_doc,
     task_words,
-    times,
 )
 
 META_KEY = "uninstall"
@@ -307,6 +307,7 @@ class Uninstall(Engine):
             self._kill_all(now, out)
         self._resend_kills(now, out)
         self._check_deadlines(now, out)
+        self._check_stable(now, out)
         self._advance(now, out)
         self._revive_if_due(now, out)
         return out
@@ -558,7 +559,7 @@ class Uninstall(Engine):
             more = f" and {len(gone) - MAX_NAMED} more" if len(gone) > MAX_NAMED else ""
             message += f"; gone, not reverted: {named}{more}"
         problems = [
-            f"{self._hostname(aid)}: {REVERT} failed {times(st.failures)}: {st.message}"
+            failed_line(self._hostname(aid), REVERT, st)
             for aid, st in self.progress.reverts.items()
             if st.failures >= DEGRADED_FAILURES and not revert_done(st)
         ]

@@ -66,13 +66,41 @@ def offer_words(note: str | None) -> tuple[str, str]:
     return "PREPARED", note or WAITING_FOR_OFFER
 
 
-def failing(name: str, step: str, st: StepState) -> str | None:
-    """A problem line when a step failed often enough to degrade the service."""
+def failing(name: str, step: str, st: StepState, done: bool = False) -> str | None:
+    """A problem line when a step is failing NOW: it gave up (waits for the operator), ended
+    in TASK_ERROR, or failed `DEGRADED_FAILURES` times in a row and is not done. A step that
+    is done (a daemon that came back up, even before its count starts over) is no problem:
+    Degraded says something is wrong now, as Kubernetes' conditions and dcos-commons' plan
+    statuses do (ERROR only while the step has not completed)."""
+    if done:
+        return None
     if st.gave_up:
-        return f"{name}: {step} {st.message}"
+        words = st.message or st.last_failure or "stopped: waits for the operator"
+        return f"{name}: {step} {words}"
     if st.failures >= DEGRADED_FAILURES or st.state == "TASK_ERROR":
-        return f"{name}: {step} failed {times(st.failures)}: {st.message}"
+        return failed_line(name, step, st)
     return None
+
+
+def failed_line(name: str, step: str, st: StepState) -> str:
+    """`agent-1: etcd-proxy failed 6 times: <why>`, never with an empty reason: while the step
+    tries again (its task live) the words of its last failure, and what it does now."""
+    if st.live:
+        why = st.last_failure or "no reason was given"
+        now = "starting again" if st.state in EARLY_STATES else "running again, not done yet"
+        return f"{name}: {step} failed {times(st.failures)}: {why}; {now}"
+    why = st.message or st.last_failure or f"its task ended {st.state or 'unknown'}"
+    return f"{name}: {step} failed {times(st.failures)}: {why}"
+
+
+def waiting_for_operator(agents: int) -> str:
+    """What agents whose step gave up wait for (the summary's message)."""
+    who = "1 agent waits" if agents == 1 else f"{agents} agents wait"
+    return (
+        f"{who} for the operator: a step stopped after failures caused by the host; "
+        "fix the host, then `calico-dcos plan restart`, or change the options (which "
+        "restarts it too)"
+    )
 
 
 def step_doc(step_id: str, name: str, status: str, message: str) -> dict:

@@ -1,6 +1,7 @@
 """Failures say why, and a failure the host causes stops after `rollout.max_host_failures`
 (issue 13, case 3): the decision core, with the plan simulator."""
 
+from calico_dcos.core import events as ev
 from calico_dcos.core.failures import exit_status, failure_words, host_caused
 from tests.helpers.plan_sim import Sim
 
@@ -176,3 +177,131 @@ def test_a_late_reconciliation_answer_never_undoes_a_finished_step():
         sim.tick(10.0)
     assert sim.steps_launched("S0").count("docker") == 1
     assert sim.core.agents["S0"].steps["docker"].state == "TASK_FINISHED"
+
+
+BIND = "listen tcp 127.0.0.1:2379: bind: address already in use"
+
+
+def crash_saying(sim: Sim, words: str) -> None:
+    """S0's etcd proxy is relaunched, starts and exits 1; its stderr's end says `words`."""
+    crash(sim)
+    task = sim.live_task("S0", "etcd-proxy")
+    sim.apply(sim.core.on_task_output(task, words, "Command exited with status 1", sim.now))
+
+
+def proxy_comes_up(sim: Sim) -> None:
+    """The port was freed: the next launch of S0's proxy starts and stays up."""
+    for _ in range(60):
+        if sim.core.agents["S0"].steps["etcd-proxy"].live:
+            break
+        sim.offer("S0")
+        sim.tick(5.0)
+    sim.update(sim.live_task("S0", "etcd-proxy"), "TASK_RUNNING")
+
+
+def test_a_daemon_that_came_back_is_no_problem_and_its_count_starts_over_on_time():
+    """The trial's case: etcd-proxy failed 6 times (a taken port), then the port was freed
+    and it came up. The service must not stay Degraded with 'failed 6 times: ' for ever."""
+    sim = Sim(agents=1, public=0, rollout_retry_backoff_seconds="1")
+    sim.subscribe()
+    for _ in range(6):
+        crash_saying(sim, BIND)
+    summary = sim.core.summary(sim.now)
+    assert summary["degraded"]
+    assert summary["problems"] == [
+        f"agent-S0: etcd-proxy failed 6 times: {BIND} (Command exited with status 1)"
+    ]
+
+    proxy_comes_up(sim)
+
+    # done and running now: not Degraded, even before the count starts over
+    assert sim.core.summary(sim.now)["problems"] == []
+    assert not sim.core.summary(sim.now)["degraded"]
+    proxy = sim.core.agents["S0"].steps["etcd-proxy"]
+    assert proxy.failures == 6
+    # no event but the tick: the count starts over once it has been up `stable_seconds`
+    saved = len(sim.of(ev.SaveAgent))
+    sim.tick(sim.core.config.stable_seconds - 1.0)
+    assert proxy.failures == 6
+    sim.tick(1.0)
+    assert proxy.failures == 0 and proxy.last_failure == ""
+    assert sim.records["S0"]["steps"]["etcd-proxy"]["failures"] == 0
+    assert len(sim.of(ev.SaveAgent)) == saved + 1
+
+
+def test_the_count_starts_over_on_time_after_a_scheduler_restart_too():
+    sim = Sim(agents=1, public=0, rollout_retry_backoff_seconds="1")
+    sim.subscribe()
+    for _ in range(3):
+        crash_saying(sim, BIND)
+    proxy_comes_up(sim)
+    restarted = Sim(agents=1, public=0, records=sim.records, framework_id="fw-1",
+                    rollout_retry_backoff_seconds="1")  # fmt: skip
+    restarted.now, restarted.tasks = sim.now, sim.tasks
+    restarted.subscribe()
+    restarted.tick(sim.core.config.stable_seconds)
+    assert restarted.core.agents["S0"].steps["etcd-proxy"].failures == 0
+
+
+def test_a_problem_line_never_ends_with_an_empty_reason():
+    """A step that failed 3 times and is trying again (its task relaunched, its message
+    reset) still says why it failed, and what it does now."""
+    sim = Sim(agents=1, public=0, rollout_retry_backoff_seconds="1")
+    sim.subscribe()
+    for _ in range(3):
+        crash_saying(sim, BIND)
+    for _ in range(60):
+        if sim.core.agents["S0"].steps["etcd-proxy"].live:
+            break
+        sim.offer("S0")
+        sim.tick(5.0)
+    (line,) = sim.core.summary(sim.now)["problems"]
+    assert line == (
+        f"agent-S0: etcd-proxy failed 3 times: {BIND} (Command exited with status 1); "
+        "starting again"
+    )
+    for problem in sim.core.summary(sim.now)["problems"]:
+        assert not problem.rstrip().endswith(":")
+
+
+def test_nothing_progresses_when_every_agent_waits_for_the_operator():
+    """The trial's case: every agent's docker step stopped after host-caused failures.
+    Progressing is 'no' (nothing moves without the operator) and the message says what it
+    waits for; the step's words name both ways out."""
+    sim = Sim(agents=2, public=0, rollout_max_host_failures="1")
+    sim.subscribe()
+
+    def docker(aid: str):
+        agent = sim.core.agents.get(aid)
+        return agent.steps.get("docker") if agent is not None else None
+
+    for _ in range(30):
+        if all(docker(a) is not None and docker(a).gave_up for a in ("S0", "S1")):
+            break
+        sim.offer()
+        for aid in ("S0", "S1"):
+            if docker(aid) is not None and docker(aid).live:
+                sim.update(docker(aid).task_id, "TASK_FAILED", message=NOT_FOUND)
+        sim.advance()
+        sim.tick(10.0)
+    summary = sim.core.summary(sim.now)
+    assert (summary["available"], summary["progressing"], summary["degraded"]) == (
+        False, False, True)  # fmt: skip
+    assert "2 agents wait for the operator" in summary["message"]
+    assert "calico-dcos plan restart" in summary["message"]
+    assert "change the options" in summary["message"]
+    message = sim.core.agents["S0"].steps["docker"].message
+    assert "calico-dcos plan restart" in message and "change it" in message
+
+    sim.apply(sim.core.restart("S0", "docker", sim.now))
+    assert sim.core.summary(sim.now)["progressing"]  # the operator acted: it moves again
+
+
+def test_an_interrupted_rollout_does_not_progress_and_says_so():
+    sim = Sim(agents=1, public=0)
+    sim.subscribe()
+    sim.apply(sim.core.interrupt(None, sim.now))
+    sim.offer()
+    summary = sim.core.summary(sim.now)
+    assert not summary["progressing"] and summary["interrupted"]
+    assert "interrupted by an operator" in summary["message"]
