@@ -104,10 +104,13 @@ def holder_labels(agent_ids: Sequence[str], plan: Mapping) -> list[str]:
 
 
 def slots_line(summary: Mapping, plan: Mapping) -> str:
-    """`Restart slots: 1 of 2 in use (agent-3)`."""
+    """`Restart slots: 1 of 2 in use (agent-3)`; past the holders the summary names,
+    `… and N more`."""
     holders = holder_labels(summary["restarting"], plan)
-    line = f"Restart slots: {len(holders)} of {summary['budget']} in use"
-    return line + (f" ({', '.join(holders)})" if holders else "")
+    count = summary.get("restarting_count", len(holders))
+    line = f"Restart slots: {count} of {summary['budget']} in use"
+    more = f" and {count - len(holders)} more" if count > len(holders) else ""
+    return line + (f" ({', '.join(holders)}{more})" if holders else "")
 
 
 def headline(plan: Mapping, summary: Mapping, elapsed: float) -> str:

@@ -140,6 +140,9 @@ def plan_doc(phases: list[dict], strategy: str, interrupted: bool) -> dict:
 # as the agents when an option is wrong everywhere), then says how many more there are: the
 # page and `/v1/status` stay small at any cluster size; the plan's steps hold every one.
 MAX_PROBLEMS = 50
+# The agents holding restart slots it names (the budget is a share of the agents: 5,000 at
+# 50,000 agents and 10 %); `restarting_count` says how many hold one.
+MAX_HOLDERS_NAMED = 50
 
 
 def summary_doc(
@@ -153,8 +156,10 @@ def summary_doc(
     interrupted: bool,
 ) -> dict:
     """The page's and `/v1/status`'s summary; `degraded` when there are problems (the first
-    `MAX_PROBLEMS`, then a line counting the others)."""
+    `MAX_PROBLEMS`, then a line counting the others); `restarting` names the first
+    `MAX_HOLDERS_NAMED` slot holders (agent IDs), `restarting_count` counts them all."""
     problems = sorted(problems)
+    holders = sorted(restarting)
     if len(problems) > MAX_PROBLEMS:
         more = len(problems) - MAX_PROBLEMS
         problems = problems[:MAX_PROBLEMS] + [f"… and {more} more (see the plan's steps)"]
@@ -164,7 +169,8 @@ def summary_doc(
         "degraded": bool(problems),
         "message": message,
         "problems": problems,
-        "restarting": sorted(restarting),
+        "restarting": holders[:MAX_HOLDERS_NAMED],
+        "restarting_count": len(holders),
         "budget": budget,
         "interrupted": interrupted,
     }

@@ -61,9 +61,11 @@ function renderOverview(doc) {
   bar.setAttribute("aria-valuenow", String(done));
   document.getElementById("progress-bar").style.width = total ? `${(100 * done) / total}%` : "0";
   const restarting = summary.restarting.map((id) => holderLabel(id, phases));
+  const holding = summary.restarting_count ?? restarting.length;
+  const more = holding > restarting.length ? ` and ${holding - restarting.length} more` : "";
   document.getElementById("counts").textContent =
-    `Restart slots: ${restarting.length} of ${summary.budget} in use` +
-    (restarting.length ? ` (${restarting.join(", ")})` : "") +
+    `Restart slots: ${holding} of ${summary.budget} in use` +
+    (restarting.length ? ` (${restarting.join(", ")}${more})` : "") +
     ` · plan ${doc.plan.status}, ${doc.plan.strategy}`;
   const list = (id, items) => document.getElementById(id)
     .replaceChildren(...items.map((text) => el("li", {}, text)));

@@ -9,7 +9,8 @@ from calico_dcos.core import events as ev
 from calico_dcos.core import uninstall as un
 from calico_dcos.core.offers import answer_offers
 from calico_dcos.core.reconcile import Reconciler
-from calico_dcos.core.views import MAX_PROBLEMS, summary_doc
+from calico_dcos.core.views import MAX_HOLDERS_NAMED, MAX_PROBLEMS, summary_doc
+from calico_dcos.display import slots_line
 from tests.helpers.plan_sim import Sim, converged_records, offer
 
 AGENTS = 50_000
@@ -82,3 +83,16 @@ def test_the_summary_names_a_bounded_number_of_problems_and_gone_hosts():
     sim = Sim.uninstalling(revert_hosts=True, records=records)
     message = sim.core.summary(sim.now)["message"]
     assert message.endswith(" and 5 more") and message.count("agent-") == un.MAX_NAMED
+
+
+def test_the_summary_names_a_bounded_number_of_restart_slot_holders_and_counts_them_all():
+    """The budget is a share of the agents (5,000 slots at 50,000 agents and 10 %)."""
+    holders = [f"S{i:05d}" for i in range(5_000)]
+    doc = summary_doc(available=False, progressing=True, message="", problems=(),
+                      restarting=holders, budget=5_000, interrupted=False)  # fmt: skip
+    assert doc["restarting"] == holders[:MAX_HOLDERS_NAMED]
+    assert doc["restarting_count"] == 5_000
+
+    line = slots_line(doc, {"phases": [{"id": "S00000", "name": "agent-0"}]})
+    assert line.startswith("Restart slots: 5000 of 5000 in use (agent-0, S00001, ")
+    assert line.endswith(f", S00049 and {5_000 - MAX_HOLDERS_NAMED} more)")
