@@ -168,6 +168,16 @@ def connections(ca_bundle: str = "") -> Connection:
     return Connection(ca_bundle)
 
 
+class Encoded:
+    """A `Call` body encoded already (JSON bytes), with its type for errors and logs."""
+
+    __slots__ = ("data", "type")
+
+    def __init__(self, call_type: str, data: bytes) -> None:
+        self.type = call_type
+        self.data = data
+
+
 class Master:
     """Where and how to call the master right now, read from the pymesos driver at each
     call (it changes on master failover and re-subscription)."""
@@ -175,19 +185,23 @@ class Master:
     def __init__(self, driver: Callable[[], Any]) -> None:
         self._driver = driver
 
-    def post(self, session: Connection, body: dict) -> None:
-        """POST one `Call` on `session`; `CallRefused` for a 4xx/5xx, `NotSubscribed` without
-        a stream, `CallLost` when the master cannot be reached.
+    def post(self, session: Connection, body: dict | Encoded) -> None:
+        """POST one `Call` (a dict, or `Encoded` JSON) on `session`; `CallRefused` for a
+        4xx/5xx, `NotSubscribed` without a stream, `CallLost` when the master cannot be
+        reached.
 
         Strict mode: a 401 makes the driver drop its token (`unauthorized`) and the call is
         sent once more with a fresh one, as pymesos' own calls are (calico_dcos/strict.py).
         """
-        data = json.dumps(body, separators=(",", ":")).encode()
+        if isinstance(body, Encoded):
+            call_type, data = body.type, body.data
+        else:
+            call_type, data = body["type"], json.dumps(body, separators=(",", ":")).encode()
         for attempt in (1, 2):
             driver = self._driver()
             stream_id = driver.stream_id if driver is not None else None
             if not stream_id:
-                raise NotSubscribed(body["type"])
+                raise NotSubscribed(call_type)
             tls = getattr(driver, "tls_context", None) is not None
             headers = {
                 "Mesos-Stream-Id": stream_id,
@@ -203,10 +217,10 @@ class Master:
                     driver.unauthorized_in_a_row = 0
                 return
             if status == 401 and attempt == 1 and hasattr(driver, "unauthorized"):
-                driver.unauthorized(f"a {body['type']} call")
+                driver.unauthorized(f"a {call_type} call")
                 continue
             reason = answer[:1024].decode("utf-8", "replace")
-            raise CallRefused(body["type"], status, reason)
+            raise CallRefused(call_type, status, reason)
 
 
 class Sender:
