@@ -10,6 +10,7 @@ acknowledges each update itself) so that tests can wait on what the scheduler sa
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,8 +20,22 @@ from pymesos import MesosSchedulerDriver, Scheduler
 from calico_dcos.devcluster import DevCluster
 from tests.helpers.wait import wait_until
 
+
+def worker_agent_network() -> str:
+    """The agents' /24 for this pytest process: 127.0.1.0 (the devcluster's default) alone or
+    on pytest-xdist's first worker, 127.0.17.0, 127.0.33.0, … on the next ones (the worker's
+    name, `gw<N>`, is in PYTEST_XDIST_WORKER). Process-executor agents bind their own address
+    (etcd proxies on :2379, the agent's /files/read on :5051), so two workers' clusters must
+    not share one; a stride of 16 /24s leaves each worker room for 4,064 agents, and
+    `free_agent_network` (what `local` and `devcluster` runs pick) never takes 127.0.x.0."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) if worker[:2] == "gw" and worker[2:].isdigit() else 0
+    return f"127.0.{1 + 16 * (index % 16)}.0"
+
+
 # Short intervals so that a test sees allocations, restarts and retries within a second.
 FAST = {
+    "agent_network": worker_agent_network(),
     "allocation_interval": 0.1,
     "heartbeat_interval": 1.0,
     "agent_restart_delay": 0.3,

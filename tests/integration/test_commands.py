@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 CLI = [str(Path(sys.executable).with_name("calico-dcos"))]
+# `local` waits its own rollout.stability_seconds (1 s) after each restart; no test of it
+# measures that wait, so their runs wait 0.2 s (CALICO_* variables override local's options).
+LOCAL_FAST = {"CALICO_ROLLOUT_STABILITY_SECONDS": "0.2"}
 
 
 def cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -59,11 +62,11 @@ def test_a_corrupt_state_stops_run_with_one_line_naming_the_file(tmp_path):
 
 
 def test_local_converges_three_agents_end_to_end(tmp_path):
-    env = {"CALICO_ROLLOUT_MAX_CONCURRENT_RESTARTS": "100%"}
+    """Also `--keep`: the temp work dir stays (test_local_signals.py's temp-dir test shows
+    it removed without; the --workdir runs there and in the strict test show it kept)."""
+    env = {"CALICO_ROLLOUT_MAX_CONCURRENT_RESTARTS": "100%", "TMPDIR": str(tmp_path), **LOCAL_FAST}
 
-    result = cli(
-        "local", "--agents", "2", "--public-agents", "1", "--workdir", str(tmp_path), env=env
-    )
+    result = cli("local", "--agents", "2", "--public-agents", "1", "--keep", env=env)
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "stand-ins" in result.stdout
@@ -72,10 +75,11 @@ def test_local_converges_three_agents_end_to_end(tmp_path):
     # The status page's URL at the top is dead now: the last lines say so, and where --serve is.
     assert stopped.startswith("stopped: the scheduler and its status page http://127.0.0.1:")
     assert "(--serve keeps them up until Ctrl-C)" in stopped
-    assert workdir == f"work dir kept: {tmp_path.resolve()} (host roots, sandboxes, scheduler.log)"
+    (kept,) = tmp_path.glob("calico-dcos-local-*")
+    assert workdir == f"work dir kept: {kept} (host roots, sandboxes, scheduler.log)"
     for host in ("agent-1", "agent-2", "public-agent-1"):
         assert f"{host:<16} node        done" in result.stdout
-    log = (tmp_path / "scheduler.log").read_text()
+    log = (kept / "scheduler.log").read_text()
     # local runs calico-v3 (Calico v3.14), whose Felix has no IgnoreLooseRPF: no such warning.
     assert "node.ignore_loose_rpf is on" not in log
     assert "profile calico-v3" in result.stdout
@@ -343,7 +347,7 @@ def test_a_master_that_never_answers_is_named_by_its_option(tmp_path, monkeypatc
 def test_local_strict_converges_over_https_with_a_service_account(tmp_path):
     """Issue 18: `calico-dcos local --strict` shows strict mode on a laptop: the embedded
     master wants HTTPS and a DC/OS token; the scheduler logs in as a service account."""
-    env = {"CALICO_ROLLOUT_MAX_CONCURRENT_RESTARTS": "100%"}
+    env = {"CALICO_ROLLOUT_MAX_CONCURRENT_RESTARTS": "100%", **LOCAL_FAST}
 
     result = cli(
         "local", "--strict", "--agents", "1", "--public-agents", "1", "--workdir", str(tmp_path),
@@ -352,7 +356,11 @@ def test_local_strict_converges_over_https_with_a_service_account(tmp_path):
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "strict mode: master https://127.0.0.1:" in result.stdout
-    assert result.stdout.strip().splitlines()[-3].startswith("2 of 2 agents done in ")
+    lines = result.stdout.strip().splitlines()
+    assert lines[-3].startswith("2 of 2 agents done in ")
+    assert (
+        lines[-1] == f"work dir kept: {tmp_path.resolve()} (host roots, sandboxes, scheduler.log)"
+    )
     log = (tmp_path / "scheduler.log").read_text()
     assert "strict mode: logged in as service account 'calico-dcos-principal'" in log
     credential = tmp_path / "service-account.json"
