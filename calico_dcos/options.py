@@ -34,7 +34,8 @@ _NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 
 
 class OptionsError(Exception):
-    """Invalid options: a list of `(dotted path, message)` pairs, sorted by path."""
+    """Invalid options: a list of `(dotted path, message)` pairs, sorted by path; the path is
+    the name given when that name is no option (a misspelled variable or file key)."""
 
     def __init__(self, errors: list[tuple[str, str]]) -> None:
         self.errors = sorted(errors)
@@ -43,12 +44,23 @@ class OptionsError(Exception):
         )
 
     def lines(self) -> list[str]:
-        """For the operator: `invalid option PATH: message`, or the message alone when no one
-        option is at fault (an options file that cannot be read)."""
-        return [
-            f"invalid option {path}: {message}" if path else message
-            for path, message in self.errors
-        ]
+        """For the operator, each line starting with what to look at: `invalid option PATH:
+        message` for a known option (or section); `unknown environment variable NAME: …` or
+        `unknown option PATH: …` for a name that is no option (a misspelling: the message says
+        which option is closest); the message alone when no one option is at fault (an options
+        file that cannot be read)."""
+        return [_line(path, message) for path, message in self.errors]
+
+
+def _line(path: str, message: str) -> str:
+    if not path:
+        return message
+    if path.startswith(ENV_PREFIX):
+        return f"unknown environment variable {path}: {message}"
+    section, _, key = path.partition(".")
+    sections = schema()["properties"]
+    known = section in sections and (not key or key in sections[section]["properties"])
+    return f"{'invalid' if known else 'unknown'} option {path}: {message}"
 
 
 @functools.cache
@@ -152,13 +164,14 @@ def _unknown_keys(given: dict) -> list[tuple[str, str]]:
     errors = []
     for section, values in given.items():
         if section not in sections:
-            errors.append((section, "unknown option section" + _did_you_mean(section, sections)))
+            hint = _did_you_mean(section, sections)
+            errors.append((section, "names no option section" + hint))
         elif not isinstance(values, dict):
             errors.append((section, "must be an object of options"))
         else:
             known = sections[section]["properties"]
             errors += [
-                (f"{section}.{key}", "unknown option" + _did_you_mean(key, known, f"{section}."))
+                (f"{section}.{key}", "names no option" + _did_you_mean(key, known, f"{section}."))
                 for key in values
                 if key not in known
             ]
@@ -193,8 +206,7 @@ def _unknown_environment(environ: Mapping[str, str]) -> list[tuple[str, str]]:
             if not close:
                 continue  # not ours: Calico's own variables, the installer's
         hint = f"; did you mean {close[0]}?" if close else ""
-        path = known[close[0]] if close else name
-        errors.append((path, f"environment variable {name} names no option{hint}"))
+        errors.append((name, f"names no option{hint}"))
     return errors
 
 

@@ -120,8 +120,14 @@ def test_bad_environment_value_names_the_variable_and_the_option():
 def test_unknown_keys_are_errors_naming_their_path(tmp_path):
     path = write(tmp_path, "o.json", json.dumps({"node": {"imag": "x"}, "nodes": {}}))
     assert errors_of(path, {}) == [
-        ("node.imag", "unknown option; did you mean node.image?"),
-        ("nodes", "unknown option section; did you mean node?"),
+        ("node.imag", "names no option; did you mean node.image?"),
+        ("nodes", "names no option section; did you mean node?"),
+    ]
+    with pytest.raises(OptionsError) as refused:
+        load_options(path, {})
+    assert refused.value.lines() == [
+        "unknown option node.imag: names no option; did you mean node.image?",
+        "unknown option nodes: names no option section; did you mean node?",
     ]
 
 
