@@ -669,7 +669,11 @@ class CalicoScheduler(Scheduler):
         self._safely("disconnected", self._disconnected)
 
     def _disconnected(self) -> None:
-        if not self._stopping.is_set():
+        """A warning only when unexpected: not while stopping, nor after our own TEARDOWN
+        (the master closes the subscription of a framework it removes)."""
+        if self._torn_down is not None:
+            LOG.info("disconnected from the Mesos master after the TEARDOWN, as expected")
+        elif not self._stopping.is_set():
             LOG.warning("disconnected from the Mesos master; pymesos reconnects")
         with self.lock:
             self.plan.on_disconnected()
