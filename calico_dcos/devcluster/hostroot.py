@@ -139,7 +139,8 @@ def set_unit(root: Path, unit: str, state: str) -> None:
 
 
 def read_calls(root: Path) -> list[dict]:
-    """Every stand-in call on this host, oldest first: {"t", "wall", "tool", "argv"}."""
+    """Every stand-in call on this host, oldest first: {"t", "wall", "tool", "argv"} and,
+    for a tool whose settings are environment variables (start_runit), "env"."""
     return Host(root).calls()
 
 

@@ -698,12 +698,15 @@ class Master:
                 data = handle.read()
             complete = data[: data.rfind(b"\n") + 1]
             self._hostcall_offsets[agent.agent_id] = offset + len(complete)
-            for line in complete.decode().splitlines():
+            for line in complete.decode().splitlines():  # already redacted (hostsim.redact)
                 call = json.loads(line)
-                self.hostcalls.append(
-                    {"t": call["t"], "event": "hostcall", "agent_id": agent.agent_id,
-                     "hostname": agent.hostname, "tool": call["tool"], "argv": call["argv"]}
-                )  # fmt: skip
+                entry = {
+                    "t": call["t"], "event": "hostcall", "agent_id": agent.agent_id,
+                    "hostname": agent.hostname, "tool": call["tool"], "argv": call["argv"],
+                }  # fmt: skip
+                if "env" in call:
+                    entry["env"] = call["env"]
+                self.hostcalls.append(entry)
 
 
 def public_ip_attribute() -> dict:

@@ -62,6 +62,11 @@ def calls_of(host_root: Path, tool: str) -> list[list[str]]:
     return [call["argv"] for call in read_calls(host_root) if call["tool"] == tool]
 
 
+def environments_of(host_root: Path, tool: str) -> list[dict[str, str]]:
+    """The environment each call of `tool` recorded (start_runit: calico/node's settings)."""
+    return [call["env"] for call in read_calls(host_root) if call["tool"] == tool]
+
+
 def container_of(host_root: Path, task_name: str) -> dict:
     records = [
         json.loads(path.read_text())
@@ -225,7 +230,7 @@ def test_calico_2_6_installs_on_etcd_v2_through_each_agents_v2_proxy(tmp_path):
             node = container_of(root, "calico-node")
             assert node["image"] == "calico/node:v2.6.12"
             assert node["env"]["DATASTORE_TYPE"] == "etcdv2"
-            assert f"IP={agent.ip}" in calls_of(root, "start_runit")[-1]
+            assert environments_of(root, "start_runit")[-1]["IP"] == agent.ip
             readiness = ["-q", "-O", "/dev/null", "http://localhost:9099/readiness"]
             assert readiness in calls_of(root, "wget")
             libnetwork = container_of(root, "calico-libnetwork")
@@ -289,7 +294,7 @@ def test_calico_v3_installs_on_an_etcd_v3_cluster_given_by_endpoints(tmp_path):
             assert node["image"] == "calico/node:v3.14.0"
             assert node["env"]["CALICO_IPV4POOL_VXLAN"] == "always"
             assert node["env"]["CALICO_NETWORKING_BACKEND"] == "vxlan"
-            assert f"IP={agent.ip}" in calls_of(root, "start_runit")[-1]
+            assert environments_of(root, "start_runit")[-1]["IP"] == agent.ip
             assert ["-felix-ready"] in calls_of(root, "calico-node")
             assert any(
                 "CALICO_LIBNETWORK_NAMESPACE=default" in out for out in plugin_out[agent.agent_id]

@@ -12,14 +12,25 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 AGENT_UNITS = ("dcos-mesos-slave", "dcos-mesos-slave-public")
 UNIT_FILE_DIR = "etc/systemd/system"
 DEFAULT_START_LIMIT_BURST = 5
 DEFAULT_START_LIMIT_INTERVAL = 10.0
+
+
+# `scheme://user:password@host` -> `scheme://user:***@host`: the rule of
+# calico_dcos.options.redact_text, restated here since this file imports nothing of the package.
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:@/\s]+):[^@/\s]+@", re.I)
+
+
+def redact(text: str) -> str:
+    """A URL's password in `text` replaced by `***`: the call log is for reading, by anyone."""
+    return _URL_PASSWORD.sub(r"\g<head>:***@", text)
 
 
 class HostError(Exception):
@@ -88,11 +99,16 @@ class Host:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
 
-    def record_call(self, tool: str, argv: list[str]) -> None:
-        """Append one JSON line; `t` is CLOCK_MONOTONIC, shared by all processes on Linux."""
-        line = json.dumps(
-            {"t": time.monotonic(), "wall": time.time(), "tool": tool, "argv": list(argv)}
-        )
+    def record_call(self, tool: str, argv: list[str], env: Mapping[str, str] | None = None) -> None:
+        """Append one JSON line, `{"t", "wall", "tool", "argv"[, "env"]}`: `argv` the
+        arguments the tool was called with, `env` the environment variables it was started
+        with that matter (calico/node's settings), each with URL passwords redacted. `t` is
+        CLOCK_MONOTONIC, shared by all processes on Linux."""
+        call = {"t": time.monotonic(), "wall": time.time(), "tool": tool}
+        call["argv"] = [redact(arg) for arg in argv]
+        if env is not None:
+            call["env"] = {name: redact(value) for name, value in env.items()}
+        line = json.dumps(call)
         self.meta_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.meta_dir / "calls.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
