@@ -280,6 +280,9 @@ def serve_devcluster(agents: int, interval: float, step: float, durations: dict)
     # as the process: later collections need not scan them again (`gc.freeze`).
     gc.collect()
     gc.freeze()
+    # Fewer, larger young collections and rarer full ones (a full one scans every status
+    # and timeline entry kept so far): the real master has no collector to pay for.
+    gc.set_threshold(50_000, 20, 20)
     # The synthetic executor takes `step` from launch to STARTING and again to RUNNING.
     cluster.call(setattr, cluster.master.executor, "step", step / 2)
     lines.emit(event="ready", master=cluster.master_url, seconds=time.monotonic() - started)

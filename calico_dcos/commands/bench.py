@@ -30,6 +30,7 @@ COLUMNS = (
     ("busy %", "{:>6}"),
     ("wr/sync", "{:>7}"),
     ("mesos cpu s", "{:>11}"),
+    ("mesos ms/ag", "{:>11}"),
     ("load", "{:>9}"),
 )
 
@@ -106,6 +107,7 @@ def row(run: dict) -> list[str]:
         _scaled(run.get("event_thread_busy_share"), 100.0, 0),
         _scaled(run.get("store_writes_per_sync"), 1.0, 2),
         _scaled(run.get("devcluster_cpu_seconds"), 1.0, 1),
+        per(run.get("devcluster_cpu_seconds"), 1000.0, 1),
         "/".join(f"{load:.1f}" for load in run.get("load_average", [])) or "-",
     ]
 

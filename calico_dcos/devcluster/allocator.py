@@ -75,6 +75,18 @@ def allocatable(pool: Resources) -> bool:
     return pool.scalars.get("cpus", 0.0) >= MIN_CPUS or pool.scalars.get("mem", 0.0) >= MIN_MEM
 
 
+def _allocatable_pools(pools: Pools) -> bool:
+    """`allocatable` of the pools added together (as `Resources.add` adds: to 3 decimals)."""
+    cpus = mem = 0.0
+    for pool in pools.values():
+        scalars = pool.scalars
+        if "cpus" in scalars:
+            cpus = round(cpus + scalars["cpus"], 3)
+        if "mem" in scalars:
+            mem = round(mem + scalars["mem"], 3)
+    return cpus >= MIN_CPUS or mem >= MIN_MEM
+
+
 Amounts = dict[str, int]  # scalar name -> thousandths
 
 
@@ -108,8 +120,13 @@ class Ledger:
     def add(self, framework_id: str, role: str, pools: Pools, sign: int = 1) -> None:
         if self.dirty or not pools:
             return
-        _add_scalars(self.by_role.setdefault(role, {}), pools, sign)
-        _add_scalars(self.by_framework.setdefault((framework_id, role), {}), pools, sign)
+        by_role = self.by_role.setdefault(role, {})
+        by_framework = self.by_framework.setdefault((framework_id, role), {})
+        for pool in pools.values():
+            for name, value in pool.scalars.items():
+                amount = sign * round(value * 1000)
+                by_role[name] = by_role.get(name, 0) + amount
+                by_framework[name] = by_framework.get(name, 0) + amount
 
 
 class OfferBook(dict):
@@ -275,10 +292,7 @@ class Allocator:
                 pools = self._allocatable_to(agent, role)
                 if not pools:
                     break
-                merged = Resources()
-                for pool in pools.values():
-                    merged.add(pool)
-                if not allocatable(merged):
+                if not _allocatable_pools(pools):
                     continue
                 expiry = framework.filtered_until(role, agent.agent_id, pools, now)
                 if expiry:
@@ -287,7 +301,9 @@ class Allocator:
                 offer = self._make_offer(framework, agent, role, pools)
                 batches.setdefault(framework.id, []).append(offer.json)
                 offered = True
-                order.clear()  # the shares and allocation counts moved
+                # The role's share and count moved, and the framework's within the role.
+                order.pop(None, None)
+                order.pop(role, None)
         return offered, until
 
     def _role_order(

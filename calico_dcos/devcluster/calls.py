@@ -183,7 +183,7 @@ def _launch_one(
         return
     info = _with_allocation_info(info, offer.role)
     error, needed = task_validation.task_error(
-        info, agent.agent_id, set(framework.tasks), framework.unreachable_tasks,
+        info, agent.agent_id, framework.tasks, framework.unreachable_tasks,
         remaining, offer.role,
     )  # fmt: skip
     if error:
@@ -237,7 +237,7 @@ def _group_error(
     tasks: list[dict],
     executor: dict,
 ) -> tuple[str | None, dict[str, Resources]]:
-    known = set(framework.tasks)
+    known = framework.tasks  # looked up, never copied: a copy per launch grows with the cluster
     for info in tasks:
         for check in task_validation.task_checks(
             info, agent.agent_id, known, framework.unreachable_tasks

@@ -185,7 +185,17 @@ async def _subscribe(
     await response.prepare(request)
     try:
         while (event := await subscription.queue.get()) is not None:
-            await response.write(encode(event))
+            # Events queued meanwhile (a burst of updates whose timers fired together) go out
+            # in this one chunk: RecordIO frames each, and a reader of the stream cannot tell
+            # chunks apart (TCP merges them anyway); one write instead of one per event.
+            records = [encode(event)]
+            while not subscription.queue.empty() and event is not None:
+                event = subscription.queue.get_nowait()
+                if event is not None:
+                    records.append(encode(event))
+            await response.write(b"".join(records))
+            if event is None:
+                break
         await response.write_eof()
     except ConnectionError:
         pass

@@ -13,7 +13,7 @@ are present and every value has its field's type (64-bit integers as strings).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 from calico_dcos.devcluster import protocol, resources
 from calico_dcos.devcluster.resources import Resources
@@ -177,7 +177,9 @@ def _prefixed(prefix: str, error: str | None) -> str | None:
     return f"{prefix}{error}" if error else None
 
 
-def task_checks(info: dict, agent_id: str, known: set[str], unreachable: set[str]) -> list[Check]:
+def task_checks(
+    info: dict, agent_id: str, known: Container[str], unreachable: Container[str]
+) -> list[Check]:
     """`task::internal::validateTask`, in order."""
     task_id = info["task_id"]["value"]
     grace = info.get("kill_policy", {}).get("grace_period", {}).get("nanoseconds", 0)
@@ -255,8 +257,8 @@ def _overlap(task_items: list[dict], executor_items: list[dict]) -> bool:
 def task_error(
     info: dict,
     agent_id: str,
-    known: set[str],
-    unreachable: set[str],
+    known: Container[str],
+    unreachable: Container[str],
     remaining: Pools,
     offer_role: str,
 ) -> tuple[str | None, Pools]:
