@@ -16,7 +16,7 @@ import functools
 import json
 import pathlib
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
@@ -115,12 +115,40 @@ def option_spec(option: str) -> dict:
     return schema()["properties"][section]["properties"][key]
 
 
-def load_options(path: str | None, environ: Mapping[str, str]) -> Options:
-    """File, then environment overrides, then schema defaults, then validation."""
+# What a command sets under the user's options: `{section: {key: value}}`, or a function of
+# what the user gave (the file's sections with the environment's values applied) returning it.
+Defaults = Mapping[str, Mapping[str, Any]] | Callable[[Mapping[str, Any]], Mapping]
+
+
+def load_options(
+    path: str | None,
+    environ: Mapping[str, str],
+    defaults: Defaults | None = None,
+    owned: Mapping[str, tuple[Any, str]] | None = None,
+) -> Options:
+    """File, then environment overrides, then schema defaults, then validation.
+
+    A command that runs the scheduler in a setting of its own (`calico-dcos local`) gives
+    `defaults`, which come between the user's values and the schema's: what the user gives
+    in the file or in `CALICO_*` variables always wins over them. `owned` (`{"section.key":
+    (value, why)}`) are the few options such a command must set itself (the master of its
+    embedded cluster): their values win, and a user's value for one is an error saying `why`,
+    never silently replaced.
+    """
     errors: list[tuple[str, str]] = []
     given = _read_file(path) if path else {}
     errors += _unknown_keys(given)
     errors += _apply_environment(given, environ)
+    for option, (value, why) in (owned or {}).items():
+        section, key = option.split(".", 1)
+        values = given.setdefault(section, {})
+        if isinstance(values, dict):
+            if key in values and values[key] != value:
+                errors.append((option, why))
+            values[key] = value
+    if defaults is not None:
+        layer = defaults(copy.deepcopy(given)) if callable(defaults) else defaults
+        given = _under(given, layer)
     doc = _with_defaults(given)
     errors += _schema_errors(doc)
     errors += _semantic_errors(doc, {option for option, _ in errors})
@@ -128,6 +156,18 @@ def load_options(path: str | None, environ: Mapping[str, str]) -> Options:
     if errors:
         raise OptionsError(errors)
     return Options(doc)
+
+
+def _under(given: dict, defaults: Mapping[str, Mapping[str, Any]]) -> dict:
+    """`given` with `defaults` filling the options it leaves out (a section that is not an
+    object stays as given: it is reported as such)."""
+    merged = copy.deepcopy(given)
+    for section, values in defaults.items():
+        target = merged.setdefault(section, {})
+        if isinstance(target, dict):
+            for key, value in values.items():
+                target.setdefault(key, copy.deepcopy(value))
+    return merged
 
 
 def _naming_the_variables(

@@ -23,19 +23,21 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import click
 import requests
 
+from calico_dcos import matrix
 from calico_dcos.artifacts import (
     build_cni_standins,
     build_etcd_tarball,
     build_libnetwork_standin,
     etcd_version,
 )
-from calico_dcos.commands.run import load_or_exit, log_warnings
+from calico_dcos.commands.run import EXIT_INVALID_OPTIONS, log_warnings
 from calico_dcos.display import REFRESH_SECONDS, PlanDisplay, duration
-from calico_dcos.options import env_name, format_env_value, load_options
+from calico_dcos.options import Options, OptionsError, load_options, option_spec
 from calico_dcos.service import start_service
 from calico_dcos.signals import StopSignals
 
@@ -89,77 +91,183 @@ def wait_for_etcd(client: str, process: subprocess.Popen, timeout: float = 20.0)
     raise click.ClickException(f"etcd did not answer on {client} within {timeout:.0f} s")
 
 
+class LocalEtcd(NamedTuple):
+    """The etcd member on loopback (`real_etcd`): its client URL, and its peer URL, which is
+    what etcd's v2 proxy is given (`--initial-cluster`: the members' peer URLs)."""
+
+    client: str
+    peer: str
+
+
+def build_standins(artifacts: Path, with_etcd: bool) -> dict[str, str]:
+    """The stand-ins agents fetch, as `{option: file:// URI}`: the CNI plugins, D2iQ's
+    libnetwork binary (calico-v3's) and, with a real etcd, the tarball the etcd-proxy step
+    unpacks, packed from this machine's etcd and named after its version."""
+    cni = build_cni_standins(artifacts / "cni")
+    uris = {
+        "cni.calico_uri": cni["calico"].as_uri(),
+        "cni.calico_ipam_uri": cni["calico-ipam"].as_uri(),
+        "libnetwork.binary_uri": build_libnetwork_standin(artifacts).as_uri(),
+    }
+    if with_etcd:
+        tarball = build_etcd_tarball(ETCD_BINARY, artifacts, etcd_version(ETCD_BINARY))
+        uris["etcd.binary_uri"] = tarball.as_uri()
+    return uris
+
+
+def _given(given: Mapping, option: str) -> Any:
+    """The user's value of `option` (file or CALICO_* variable), else the schema's default."""
+    section, key = option.split(".", 1)
+    values = given.get(section)
+    if isinstance(values, dict) and key in values:
+        return values[key]
+    return option_spec(option)["default"]
+
+
 def devcluster_options(
-    workdir: Path, master_url: str, artifacts: Path, etcd_client: str | None
+    given: Mapping,
+    workdir: Path,
+    uris: Mapping[str, str],
+    etcd: LocalEtcd | None,
+    agent_ips: Sequence[str],
 ) -> dict[str, dict]:
-    """The options a scheduler needs on this machine, against the embedded cluster at
-    `master_url`: the master, a state directory, the agents' Python (this one), the CNI
-    plugins' stand-ins and, with a real etcd, the etcd binary the proxies fetch; short
-    waits so that a rollout takes seconds. `local` passes them as CALICO_* variables
-    (`local_environment`); `calico-dcos devcluster` writes them to a file for `run`."""
-    standins = build_cni_standins(artifacts / "cni")
+    """What a scheduler on this machine needs against the embedded cluster, for the options
+    the user leaves out (`given`: what they set, in a file or CALICO_* variables, which wins
+    over all of this; `options.load_options`' `defaults`): a state directory, the agents'
+    Python (this one), the stand-ins (`build_standins`), short waits so that a rollout takes
+    seconds, and with a real etcd (`etcd`) the etcd-proxy step and the network's allow-all
+    profile. The master is not here: `local_owned` (the embedded cluster's, whatever the
+    user says); `calico-dcos devcluster` adds it to the file it writes for `run`.
+
+    The etcd settings follow the profile the user picks (calico.profile; its default,
+    calico-2.6, when they pick none) and etcd.run_proxy:
+    - calico-2.6: etcd's v2 proxy on each agent, given the member's peer URL (etcd 3.4's v2
+      proxy cannot find members by DNS SRV, the package's default: matrix.ETCD_SRV_BUG).
+    - calico-v3: grpc-proxy on each agent, given the member's client URL; the member serves
+      v2 too (as DC/OS 2.x's etcd does) for Docker's cluster store; D2iQ's libnetwork binary.
+    - Every agent's proxy listens on its own loopback address (they share this machine), so
+      Calico's etcd.endpoints lists every agent's proxy, each of which reaches the member;
+      without the proxy step, the member itself.
+    """
     options: dict[str, dict] = {
         "service": {
-            "master": master_url,
             "state": str(workdir / "state"),
             "agent_python": sys.executable,
             "user": getpass.getuser(),
         },
         "rollout": {"stability_seconds": 1, "retry_backoff_seconds": 1},
         "cni": {
-            "calico_uri": standins["calico"].as_uri(),
-            "calico_ipam_uri": standins["calico-ipam"].as_uri(),
+            "calico_uri": uris["cni.calico_uri"],
+            "calico_ipam_uri": uris["cni.calico_ipam_uri"],
         },
         "etcd": {"run_proxy": False},
         "node": {"health_check_interval_seconds": 1},
         # Without etcd nothing can hold the network's profile.
         "calico": {"default_profile_policy": "plugin-default"},
     }
-    if etcd_client:
-        tarball = build_etcd_tarball(ETCD_BINARY, artifacts, etcd_version(ETCD_BINARY))
-        # calico-v3 on a real etcd 3.4 that also serves v2 (real_etcd(enable_v2=True)), as
-        # DC/OS 2.x runs its own: the agents' grpc-proxies for Calico, the etcd itself for
-        # Docker's cluster store, and D2iQ's libnetwork binary stood in for.
-        options["calico"] = {"profile": "calico-v3", "default_profile_policy": "allow-all"}
-        options["etcd"] = {
-            "run_proxy": True,
-            "cluster_endpoints": etcd_client,
-            "cluster_serves_v2": True,
-            "binary_uri": tarball.as_uri(),
-            "listen_address": "agent-ip",
-        }
-        options["libnetwork"] = {"binary_uri": build_libnetwork_standin(artifacts).as_uri()}
+    if etcd is None:
+        return options
+    v3 = _given(given, "calico.profile") == "calico-v3"
+    run_proxy = _given(given, "etcd.run_proxy") is not False
+    port = _given(given, "etcd.listen_port")
+    proxies = ",".join(f"http://{ip}:{port}" for ip in agent_ips)
+    options["calico"]["default_profile_policy"] = "allow-all"
+    options["etcd"] = {
+        "run_proxy": True,
+        "binary_uri": uris["etcd.binary_uri"],
+        "listen_address": "agent-ip",
+        "cluster_endpoints": etcd.client if v3 else etcd.peer,
+        "endpoints": proxies if run_proxy else etcd.client,
+    }
+    if v3:
+        options["etcd"]["cluster_serves_v2"] = True
+        options["libnetwork"] = {"binary_uri": uris["libnetwork.binary_uri"]}
     return options
 
 
-def local_environment(
-    workdir: Path, master_url: str, artifacts: Path, etcd_client: str | None
-) -> dict[str, str]:
-    """What `local` sets; the caller's own CALICO_* variables still win."""
-    options = devcluster_options(workdir, master_url, artifacts, etcd_client)
-    return {
-        env_name(f"{section}.{key}"): format_env_value(value)
-        for section, values in options.items()
-        for key, value in values.items()
-    }
+def local_owned(master_url: str, strict: dict[str, str] | None) -> dict[str, tuple[Any, str]]:
+    """The options `local` must set itself (`options.load_options`' `owned`): the embedded
+    cluster's master, and strict mode only with --strict (its service account and CA are
+    made for the run). A user's value for one is an error naming it."""
+    why = (
+        "calico-dcos local runs the scheduler against its own embedded Mesos master; leave "
+        "it out (`calico-dcos run` runs against another master)"
+    )
+    owned: dict[str, tuple[Any, str]] = {"service.master": (master_url, why)}
+    if strict is None:
+        owned["service.strict"] = (
+            False,
+            "calico-dcos local's embedded master is strict only with --strict; use that flag",
+        )
+        return owned
+    made = "calico-dcos local --strict makes it for the run; leave it out"
+    for option, value in strict.items():
+        owned[option] = (value, made)
+    return owned
 
 
-def say_what_is_real(env: Mapping[str, str], etcd_client: str | None) -> None:
+def local_options(
+    options_file: str | None,
+    environ: Mapping[str, str],
+    root: Path,
+    uris: Mapping[str, str],
+    master_url: str,
+    etcd: LocalEtcd | None,
+    agent_ips: Sequence[str],
+    strict: dict[str, str] | None = None,
+) -> Options:
+    """The scheduler's options: the user's (file, then CALICO_* variables) over `local`'s
+    (`devcluster_options`), with the master (and strict mode's settings) `local`'s own."""
+    return load_options(
+        options_file,
+        environ,
+        defaults=lambda given: devcluster_options(given, root, uris, etcd, agent_ips),
+        owned=local_owned(master_url, strict),
+    )
+
+
+def say_what_is_real(
+    options: Options, cluster_url: str, agents: Sequence, etcd: LocalEtcd | None
+) -> None:
+    """The banner, from the options the scheduler runs with (the user's overrides included):
+    what is real, what stands in for what, and where the embedded master is."""
+    profile = matrix.profile_of(options)
+    default = option_spec("calico.profile")["default"]
     click.echo("calico-dcos local: the embedded Mesos cluster runs every step as a real process.")
+    click.echo(
+        f"  profile {profile.name} (Calico {'.'.join(map(str, profile.calico))})"
+        + (", the default" if profile.name == default else "")
+    )
     click.echo("  stand-ins (a laptop cannot have them):")
-    click.echo(f"    calico CNI plugin      {env['CALICO_CNI_CALICO_URI']}")
-    click.echo(f"    calico-ipam CNI plugin {env['CALICO_CNI_CALICO_IPAM_URI']}")
-    click.echo("    Docker images          container stand-ins (calico/node, libnetwork-plugin)")
-    if env.get("CALICO_LIBNETWORK_BINARY_URI"):
-        click.echo(f"    libnetwork binary      {env['CALICO_LIBNETWORK_BINARY_URI']}")
+    click.echo(f"    calico CNI plugin      {options['cni']['calico_uri']}")
+    click.echo(f"    calico-ipam CNI plugin {options['cni']['calico_ipam_uri']}")
+    binary = options["libnetwork"]["enable"] and not matrix.libnetwork_image(options)
+    images = "calico/node" if binary else "calico/node, libnetwork-plugin"
+    click.echo(f"    Docker images          container stand-ins ({images})")
+    if binary:
+        click.echo(f"    libnetwork binary      {matrix.libnetwork_binary(options).uri}")
     click.echo("    systemctl, docker      host stand-ins acting on each agent's host root")
-    if etcd_client:
+    etcd_options = options["etcd"]
+    if etcd is None:
+        click.echo(f"  no {ETCD_BINARY}: the etcd-proxy step is off")
+    elif etcd_options["run_proxy"]:
         click.echo(
-            f"  real etcd: {etcd_client} (v3, and v2 for Docker), proxied on every agent by the "
-            "etcd-proxy step; profile calico-v3"
+            f"  real etcd: {etcd.client} (v2 and v3 APIs), proxied on every agent by the "
+            f"etcd-proxy step ({matrix.proxy_mode(options)} proxy to "
+            f"{etcd_options['cluster_endpoints']})"
         )
     else:
-        click.echo(f"  no {ETCD_BINARY}: the etcd-proxy step is disabled")
+        click.echo(f"  real etcd: {etcd.client}; the etcd-proxy step is off (etcd.run_proxy)")
+    click.echo(f"  Calico's etcd.endpoints: {etcd_options['endpoints']}")
+    click.echo(
+        f"  Mesos master: {options['service']['master']}  (state: {cluster_url}/master/state)"
+    )
+    for agent in agents:
+        click.echo(f"    {agent.hostname:<16} {agent.ip:<15} {agent.agent_id}")
+    click.echo(
+        f"  agent faults: POST {cluster_url}/devcluster/agents/<agent id>/"
+        'remove|restart|partition|heal (README: "Trying faults")'
+    )
 
 
 @click.command()
@@ -199,26 +307,51 @@ def local(
     strict: bool,
 ) -> None:
     """Try the framework on this machine (embedded Mesos)."""
-    load_or_exit(options_file)  # invalid options stop here, before anything starts
     # Before anything starts: Ctrl-C or SIGTERM at any moment stops every process started.
     signals = StopSignals().install()
     root = Path(workdir or tempfile.mkdtemp(prefix="calico-dcos-local-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
+    remove = workdir is None and not keep
     logging.basicConfig(
         level=logging.INFO,
         filename=str(root / "scheduler.log"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        code = run_local(root, agents, public_agents, options_file, serve, strict, signals)
+        uris = build_standins(root / "artifacts", ETCD_BINARY.exists())
+        check_options_first(options_file, root, uris, strict)
+        code = run_local(
+            root, agents, public_agents, options_file, serve, strict, signals, uris=uris
+        )
+    except OptionsError as exc:  # before anything started
+        if workdir is None:
+            shutil.rmtree(root, ignore_errors=True)
+        for line in exc.lines():
+            click.echo(line, err=True)
+        sys.exit(EXIT_INVALID_OPTIONS)
     except KeyboardInterrupt:  # before the progress display, which says so itself
         code = 130
     signals.shield()
-    remove = workdir is None and not keep
     click.echo(work_dir_words(root, remove))
     if remove:
         shutil.rmtree(root, ignore_errors=True)
     sys.exit(code)
+
+
+def check_options_first(
+    options_file: str | None, root: Path, uris: Mapping[str, str], strict: bool
+) -> None:
+    """Invalid options stop `local` before anything starts: the same options as the run's
+    (`local_options`), with stand-in values for what is known only once the cluster and
+    etcd are up (their addresses: what `local` sets there is never the user's)."""
+    etcd = (
+        LocalEtcd("http://127.0.0.1:2379", "http://127.0.0.1:2380")
+        if "etcd.binary_uri" in uris
+        else None
+    )
+    master = "https://127.0.0.1:5050" if strict else "127.0.0.1:5050"
+    strict_options = strict_settings(root, master, root / "ca.crt") if strict else None
+    local_options(options_file, os.environ, root, uris, master, etcd, ["127.0.0.1"], strict_options)
 
 
 def work_dir_words(root: Path, removed: bool) -> str:
@@ -230,19 +363,25 @@ def work_dir_words(root: Path, removed: bool) -> str:
 STRICT_UID = "calico-dcos-principal"
 
 
-def strict_environment(root: Path, cluster) -> dict[str, str]:
+def strict_settings(root: Path, master: str, ca_bundle: Path) -> dict[str, Any]:
+    """Strict mode's options on the embedded cluster (`local_owned`)."""
+    return {
+        "service.strict": True,
+        "service.master": master,
+        "service.ca_bundle": str(ca_bundle),
+        "service.service_account_credential_file": str(root / "service-account.json"),
+    }
+
+
+def strict_options(root: Path, cluster) -> dict[str, Any]:
     """Strict mode on the embedded cluster: a service account made for this run, its
     credential in a file only this user can read, the master's https:// URL and its CA."""
-    credential = root / "service-account.json"
+    settings = strict_settings(root, cluster.base_url, cluster.ca_bundle)
+    credential = settings["service.service_account_credential_file"]
     fd = os.open(credential, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(json.dumps(cluster.create_service_account(STRICT_UID)))
-    return {
-        "CALICO_SERVICE_STRICT": "true",
-        "CALICO_SERVICE_MASTER": cluster.base_url,
-        "CALICO_SERVICE_CA_BUNDLE": str(cluster.ca_bundle),
-        "CALICO_SERVICE_SERVICE_ACCOUNT_CREDENTIAL_FILE": str(credential),
-    }
+    return settings
 
 
 def run_local(
@@ -253,6 +392,7 @@ def run_local(
     serve: bool,
     strict: bool = False,
     signals: StopSignals | None = None,
+    uris: Mapping[str, str] | None = None,
 ) -> int:
     """The exit code: see `Progress.follow`. A `KeyboardInterrupt` (the first SIGINT or
     SIGTERM, see `calico_dcos.signals`) may come at any moment; the scheduler, the embedded
@@ -260,6 +400,8 @@ def run_local(
     shielded so that a second Ctrl-C cannot cut that short."""
     from calico_dcos.devcluster import DevCluster
 
+    if uris is None:
+        uris = build_standins(root / "artifacts", ETCD_BINARY.exists())
     (root / "etcd").mkdir(parents=True, exist_ok=True)
     cluster = DevCluster(
         agents=agents, public_agents=public_agents, executor="process",
@@ -268,25 +410,30 @@ def run_local(
     )  # fmt: skip
     with contextlib.ExitStack() as stack:
         try:
-            etcd_client = None
-            if ETCD_BINARY.exists():
-                etcd_client = stack.enter_context(real_etcd(root / "etcd", enable_v2=True))
+            etcd = None
+            if "etcd.binary_uri" in uris:
+                peer = f"http://127.0.0.1:{free_port()}"
+                client = stack.enter_context(real_etcd(root / "etcd", enable_v2=True, peer=peer))
+                etcd = LocalEtcd(client, peer)
             stack.callback(cluster.stop)  # before start(): a start cut short is stopped too
             cluster.start()
-            env = local_environment(root, cluster.master_url, root / "artifacts", etcd_client)
-            if strict:
-                env.update(strict_environment(root, cluster))
-            say_what_is_real(env, etcd_client)
+            settings = strict_options(root, cluster) if strict else None
+            master = cluster.base_url if strict else cluster.master_url
+            ips = [agent.ip for agent in cluster.agents]
+            options = local_options(
+                options_file, os.environ, root, uris, master, etcd, ips, settings
+            )
+            say_what_is_real(options, cluster.base_url, cluster.agents, etcd)
             if strict:
                 click.echo(
                     f"  strict mode: master {cluster.base_url} over HTTPS "
                     f"(CA {cluster.ca_bundle}), "
                     f"logging in as service account {STRICT_UID!r} at {cluster.login_endpoint}"
                 )
-            options = load_options(options_file, {**env, **os.environ})
             service = start_service(
-                options, host="127.0.0.1", port=0, artifacts_dir=root / "artifacts", timings=TIMINGS
-            )
+                options, host="127.0.0.1", port=options["service"]["api_port"],
+                artifacts_dir=root / "artifacts", timings=TIMINGS,
+            )  # fmt: skip
             stack.callback(service.stop)
             url = f"http://127.0.0.1:{service.api.port}/"
             click.echo(f"  status page: {url}   work dir: {root}")

@@ -119,9 +119,9 @@ def devcluster(
         for agent in cluster.agents:
             shipped = "  (DC/OS Calico)" if has_dcos_calico(agent.host_root) else ""
             click.echo(f"  {agent.hostname:<16} {agent.ip:<12} {agent.agent_id}{shipped}")
-        etcd_client = stack.enter_context(maybe_etcd(cluster.workdir, etcd))
-        path, api_port = write_scheduler_options(cluster, etcd_client)
-        click.echo(f"etcd: {etcd_client or 'none (the etcd-proxy step is off)'}")
+        member = stack.enter_context(maybe_etcd(cluster.workdir, etcd))
+        path, api_port = write_scheduler_options(cluster, member)
+        click.echo(f"etcd: {member.client if member else 'none (the etcd-proxy step is off)'}")
         click.echo("To run the scheduler against this cluster, in another terminal:")
         click.echo(f"  {own_command()} run --options {shlex.quote(str(path))}")
         click.echo(f"  (status page: http://127.0.0.1:{api_port}/; Ctrl-C stops it)")
@@ -132,29 +132,37 @@ def devcluster(
 
 @contextlib.contextmanager
 def maybe_etcd(workdir: Path, wanted: bool):
-    """One etcd member on loopback (its client URL), or None without Debian's etcd."""
-    from calico_dcos.commands.local import ETCD_BINARY, real_etcd
+    """One etcd member on loopback (`commands.local.LocalEtcd`), or None without Debian's etcd."""
+    from calico_dcos.commands.local import ETCD_BINARY, LocalEtcd, free_port, real_etcd
 
     if not wanted or not ETCD_BINARY.exists():
         yield None
         return
     (workdir / "etcd").mkdir(parents=True, exist_ok=True)
-    with real_etcd(workdir / "etcd", enable_v2=True) as client:
-        yield client
+    peer = f"http://127.0.0.1:{free_port()}"
+    with real_etcd(workdir / "etcd", enable_v2=True, peer=peer) as client:
+        yield LocalEtcd(client, peer)
 
 
-def write_scheduler_options(cluster: DevCluster, etcd_client: str | None) -> tuple[Path, int]:
+def write_scheduler_options(cluster: DevCluster, etcd) -> tuple[Path, int]:
     """`scheduler-options.yaml` in the work directory, for `calico-dcos run --options`: what
-    `calico-dcos local` gives its scheduler (`commands.local.devcluster_options`), plus an
-    API port free now, which agents fetch the installer from on loopback."""
-    from calico_dcos.commands.local import devcluster_options, free_port
+    `calico-dcos local` gives its scheduler with the default profile
+    (`commands.local.devcluster_options`), the master, and an API port free now, which agents
+    fetch the installer from on loopback."""
+    from calico_dcos.commands.local import build_standins, devcluster_options, free_port
 
     workdir = cluster.workdir
-    options = devcluster_options(
-        workdir / "scheduler", cluster.master_url, workdir / "scheduler" / "artifacts", etcd_client
-    )
+    scheduler = workdir / "scheduler"
+    uris = build_standins(scheduler / "artifacts", etcd is not None)
+    ips = [agent.ip for agent in cluster.agents]
+    options = devcluster_options({}, scheduler, uris, etcd, ips)
     port = free_port()
-    options["service"] |= {"api_port": port, "artifacts_url": f"http://127.0.0.1:{port}"}
+    options["service"] = {
+        "master": cluster.master_url,
+        **options["service"],
+        "api_port": port,
+        "artifacts_url": f"http://127.0.0.1:{port}",
+    }
     path = workdir / "scheduler-options.yaml"
     path.write_text(
         "# Written by `calico-dcos devcluster` for `calico-dcos run --options` against it.\n"

@@ -80,9 +80,9 @@ def test_local_converges_three_agents_end_to_end(tmp_path):
     for host in ("agent-1", "agent-2", "public-agent-1"):
         assert f"{host:<16} node        done" in result.stdout
     log = (kept / "scheduler.log").read_text()
-    # local runs calico-v3 (Calico v3.14), whose Felix has no IgnoreLooseRPF: no such warning.
-    assert "node.ignore_loose_rpf is on" not in log
-    assert "profile calico-v3" in result.stdout
+    # local runs the default profile, as README says, and says where its master is.
+    assert "profile calico-2.6 (Calico 2.6.12), the default" in result.stdout
+    assert "Mesos master: 127.0.0.1:" in result.stdout
     assert "Task was destroyed but it is pending" not in log
 
 
