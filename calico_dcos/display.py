@@ -240,11 +240,23 @@ def shown_message(step: Mapping) -> str:
 NOT_STARTED = {"PREPARED": "PENDING"}
 
 
+GONE_WORDS = "no longer in the plan: the agent left the cluster (or agents.constraints changed)"
+
+
 def plan_changes(plan: Mapping, seen: dict[tuple[str, str], str]) -> list[str]:
     """One line per step whose status changed since `seen` (which is updated); PENDING and
-    PREPARED count as one."""
+    PREPARED count as one. An agent whose phase is gone (the plan shows only agents in the
+    cluster and wanted) gets one line saying so: else it would vanish without a word, as
+    when a user removes an agent from `local`'s embedded cluster."""
     lines = []
+    shown = {phase["id"] for phase in plan["phases"]}
+    for key, name in list(seen.items()):
+        if key[1] == "" and key[0] not in shown:  # (phase id, ""): the phase's name
+            lines.append(f"{name:<16} {GONE_WORDS}")
+            for stale in [k for k in seen if k[0] == key[0]]:
+                del seen[stale]
     for phase in plan["phases"]:
+        seen[(phase["id"], "")] = phase["name"]
         for step in phase["steps"]:
             key = (phase["id"], step["name"])
             status = NOT_STARTED.get(step["status"], step["status"])

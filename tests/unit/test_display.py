@@ -174,6 +174,24 @@ def test_not_on_a_terminal_one_line_per_change_and_each_warning_once():
     assert "\x1b" not in out.getvalue()
 
 
+def test_not_on_a_terminal_an_agent_that_leaves_the_plan_is_said_once():
+    """`POST /devcluster/agents/<id>/remove` under `local`: the agent's rows go from the plan;
+    one line says why instead of nothing."""
+    plan, summary = rollout()
+    out = io.StringIO()
+    display = PlanDisplay(out)
+    display.update(plan, summary)
+    del plan["phases"][2]
+    display.update(plan, summary)
+    display.update(plan, summary)
+
+    assert out.getvalue().splitlines()[-1] == (
+        "agent-3          no longer in the plan: the agent left the cluster (or "
+        "agents.constraints changed)"
+    )
+    assert out.getvalue().count("no longer in the plan") == 1
+
+
 def test_a_done_step_keeps_words_other_than_the_executors_success():
     plan, summary = rollout()
     out = io.StringIO()
