@@ -164,10 +164,17 @@ def write_scheduler_options(cluster: DevCluster, etcd) -> tuple[Path, int]:
         "artifacts_url": f"http://127.0.0.1:{port}",
     }
     path = workdir / "scheduler-options.yaml"
-    path.write_text(
-        "# Written by `calico-dcos devcluster` for `calico-dcos run --options` against it.\n"
-        + yaml.safe_dump(options, sort_keys=False)
-    )
+    header = "# Written by `calico-dcos devcluster` for `calico-dcos run --options` against it.\n"
+    if etcd is not None:  # what `local` sets for calico-v3 (devcluster_options)
+        v3 = devcluster_options({"calico": {"profile": "calico-v3"}}, scheduler, uris, etcd, ips)
+        header += (
+            "# For calico-v3 (Calico v3.14 as DC/OS 2.x runs it), set calico.profile: calico-v3,\n"
+            f"# etcd.cluster_endpoints: {v3['etcd']['cluster_endpoints']} (the member's client "
+            "URL, not its peer URL),\n"
+            "# etcd.cluster_serves_v2: true and libnetwork.binary_uri: "
+            f"{v3['libnetwork']['binary_uri']}\n"
+        )
+    path.write_text(header + yaml.safe_dump(options, sort_keys=False))
     return path, port
 
 
