@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml scripts/build_http_parser_wheel.py
 
 # Plus the test and release tools: the developer's environment.
 $(VENV)/.installed-test: $(VENV)/.installed
-	@$(QUIETLY) "test and release tools (pytest, ruff, selenium, pyte, shiv, pystache)" \
+	@$(QUIETLY) "test and release tools (pytest, pytest-xdist, ruff, selenium, pyte, shiv, pystache)" \
 		$(PY) -m pip install -q --find-links $(WHEELHOUSE) --only-binary http-parser -e '.[test]'
 	@touch $@
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import requests
 
+from calico_dcos.devcluster.agent import agent_ip
 from tests.helpers.devcluster import (
     Framework,
     command_task,
@@ -41,7 +42,9 @@ def test_added_agent_is_offered(cluster, framework):
     response = requests.post(f"{cluster.base_url}/devcluster/agents", json={"public": True})
     assert response.status_code == 201
     added = response.json()
-    assert added["hostname"] == "public-agent-2" and added["ip"] == "127.0.1.4"
+    # The fourth agent's address in the cluster's loopback range (127.0.1.4 alone).
+    assert added["hostname"] == "public-agent-2"
+    assert added["ip"] == agent_ip(4, cluster.master.agent_network)
     offer = framework.offer_from(added["agent_id"])
     assert offer["allocation_info"]["role"] == "slave_public"
 

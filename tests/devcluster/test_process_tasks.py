@@ -9,7 +9,7 @@ def test_command_task_runs_and_finishes_with_acknowledged_updates(process_cluste
     agent = process_cluster.agents[0]
     with Framework(process_cluster) as fw:
         offer = fw.offer_from(agent.agent_id)
-        command = 'test "$MESOS_TASK_ID" = ok-1 && test "$LIBPROCESS_IP" = 127.0.1.1'
+        command = f'test "$MESOS_TASK_ID" = ok-1 && test "$LIBPROCESS_IP" = {agent.ip}'
         fw.driver.launchTasks([offer["id"]], [command_task(offer, "ok-1", command)])
         fw.wait_for_state("ok-1", "TASK_FINISHED")
         assert fw.states("ok-1") == ["TASK_STARTING", "TASK_RUNNING", "TASK_FINISHED"]
