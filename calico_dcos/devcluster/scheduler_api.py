@@ -96,7 +96,7 @@ async def _parse(request: web.Request, principal: str | None) -> dict:
     body = await request.read()
     if content_type == PROTOBUF:
         try:
-            message = wire.parse_protobuf(body)
+            call = wire.to_json(wire.parse_protobuf(body))
         except wire.CallError as exc:
             raise Refusal(400, str(exc)) from exc
     elif content_type == JSON:
@@ -105,12 +105,11 @@ async def _parse(request: web.Request, principal: str | None) -> dict:
         except ValueError as exc:
             raise Refusal(400, f"Failed to parse body into JSON: {exc}") from exc
         try:
-            message = wire.parse_json(value)
+            call = wire.call_json(value)
         except wire.CallError as exc:
             raise Refusal(400, f"Failed to convert JSON into Call protobuf: {exc}") from exc
     else:
         raise Refusal(415, f"Expecting 'Content-Type' of {JSON} or {PROTOBUF}")
-    call = wire.to_json(message)
     error = call_error(call, principal)
     if error:
         raise Refusal(400, f"Failed to validate scheduler::Call: {error}")
