@@ -34,6 +34,7 @@ from calico_dcos.api_guard import (
 )
 from calico_dcos.loops import cancel_the_rest
 from calico_dcos.operator_api import add_operator_routes
+from calico_dcos.options import redact_text
 from calico_dcos.steps import STEP_NAMES
 
 # A report's stored fields: what the installer finds is a few short lines (detect.py).
@@ -41,6 +42,7 @@ MAX_FOUND_ITEMS = 16
 MAX_FOUND_CHARS = 256
 REPORT_FIELDS = {"agent_id", "step", "calico_present", "found"}
 FAILURE_FIELDS = {"agent_id", "step", "task_id", "failed", "exit_code", "host_caused", "reason"}
+WARNING_FIELDS = {"agent_id", "step", "task_id", "warning"}
 MAX_REASON_CHARS = 1100  # the installer sends at most 1,024 (installer/report.py)
 MAX_TASK_ID_CHARS = 256
 
@@ -129,11 +131,38 @@ async def report(request: web.Request) -> web.Response:
 
 
 def parse_report(agent_id: str, body: dict) -> dict:
-    """A "Calico already present" report (`parse_present`) or a failure report
-    (`parse_failure`), as the plan takes it. Raises ValueError saying what is wrong."""
+    """A "Calico already present" report (`parse_present`), a failure report
+    (`parse_failure`) or a warning (`parse_warning`), as the plan takes it. Raises ValueError
+    saying what is wrong."""
     if body.get("failed") is True:
         return parse_failure(agent_id, body)
+    if "warning" in body:
+        return parse_warning(agent_id, body)
     return parse_present(agent_id, body)
+
+
+def parse_warning(agent_id: str, body: dict) -> dict:
+    """`{"agent_id", "step", "task_id", "warning"}` (CONTRACTS.md, "Agent-side installer"):
+    the installer's task `task_id` ends well (exit 0) but left something not as the options
+    want it (a cluster store someone else set). The plan shows the step done with it."""
+    unknown = sorted(set(body) - WARNING_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown report fields {unknown}: expected {sorted(WARNING_FIELDS)}")
+    if body.get("agent_id") not in (None, "", agent_id):
+        raise ValueError(f"the report's agent_id is not {agent_id!r}, the agent of the URL")
+    if body.get("step") not in STEP_NAMES:
+        raise ValueError(f"step {body.get('step')!r} is none of {list(STEP_NAMES)}")
+    task_id, warning = body.get("task_id"), body.get("warning")
+    if not isinstance(task_id, str) or not 0 < len(task_id) <= MAX_TASK_ID_CHARS:
+        raise ValueError(f"task_id: expected the task's ID (at most {MAX_TASK_ID_CHARS})")
+    if not isinstance(warning, str) or not warning.strip() or len(warning) > MAX_REASON_CHARS:
+        raise ValueError(f"warning: expected words, at most {MAX_REASON_CHARS} characters")
+    return {
+        "agent_id": agent_id,
+        "step": body["step"],
+        "task_id": task_id,
+        "warning": redact_text(" ".join(warning.split())),
+    }
 
 
 def parse_failure(agent_id: str, body: dict) -> dict:

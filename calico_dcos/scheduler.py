@@ -850,11 +850,11 @@ class CalicoScheduler(Scheduler):
         return self.artifacts.get(name)
 
     def report(self, agent_id: str, report: Mapping) -> None:
-        """The installer on an agent found Calico already there, or says why its task fails
-        (`api.parse_report`'s shapes)."""
+        """The installer on an agent found Calico already there, says why its task fails, or
+        what its task left not as the options want (`api.parse_report`'s shapes)."""
         if report.get("failed"):
             LOG.warning("agent %s: %s failed: %s", agent_id, report["task_id"], report["reason"])
-        else:
+        elif "warning" not in report:  # a warning is logged by the plan (`Note`), once
             LOG.warning("agent %s already runs Calico: %s", agent_id, report.get("found"))
         self._event("report", lambda now: self.plan.on_report(agent_id, report, now))
 

@@ -46,6 +46,7 @@ from calico_dcos.core.records import (
 )
 from calico_dcos.core.views import (
     INTERRUPTED,
+    done_words,
     failing,
     offer_words,
     phase_doc,
@@ -486,6 +487,8 @@ class Deploy(Engine):
         why its task is failing (`failures`: kept for when the task ends)."""
         if report.get("failed"):
             return self._failure_report(agent_id, report, now)
+        if report.get("warning"):
+            return self._warning_report(agent_id, report, now)
         out: list[Decision] = []
         agent = self.agents.get(agent_id)
         if agent is None or not report.get("calico_present"):
@@ -545,7 +548,7 @@ class Deploy(Engine):
         agent, spec = self._known(agent_id), self._spec(step)
         st = agent.step(spec.name)
         st.forced, st.failures, st.retry_at, st.replacing = spec.fingerprint, 0, 0.0, False
-        st.host_failures, st.gave_up, st.last_failure = 0, "", ""
+        st.host_failures, st.gave_up, st.last_failure, st.warning = 0, "", "", ""
         self._touch(agent, now, out)
         out.append(SaveAgent(agent_id, agent_record(agent)))
         return out
@@ -577,7 +580,7 @@ class Deploy(Engine):
             return "COMPLETE", PRESENT
         st = agent.steps.get(spec.name) or StepState()
         if step_done(spec, st):
-            return "COMPLETE", "force-completed" if st.forced else st.message
+            return "COMPLETE", done_words(st)
         return task_words(st, now) or self._waiting(agent, spec, action, now)
 
     def _waiting(
@@ -617,7 +620,7 @@ class Deploy(Engine):
             if present:
                 status, message = "COMPLETE", PRESENT
             elif step_done(spec, st):
-                status, message = "COMPLETE", "force-completed" if st.forced else st.message
+                status, message = "COMPLETE", done_words(st)
             else:
                 words = task_words(st, now)
                 countdown = countdown or st.retry_at > now

@@ -254,7 +254,7 @@ class Engine:
         st.state, st.fingerprint, st.healthy = "TASK_STAGING", spec.fingerprint, None
         st.killing, st.message, st.updated, st.retry_at = False, "", now, 0.0
         st.kills, st.kill_at, st.late = 0, 0.0, False
-        st.reason, st.host_caused = "", False
+        st.reason, st.host_caused, st.warning = "", False, ""
         deadline = now + self.config.launch_timeout_seconds
         self._launching[st.task_id] = (agent.agent_id, spec.name, deadline)
         self.offer_notes.pop(agent.agent_id, None)
@@ -413,6 +413,23 @@ class Engine:
             return out
         st.reason, st.host_caused = report.get("reason", ""), bool(report.get("host_caused"))
         self._dirty(agent_id)
+        return out
+
+    def _warning_report(self, agent_id: str, report: Mapping, now: float) -> list[Decision]:
+        """The installer's warning for its task (`report["warning"]`): the task ends well, but
+        left something not as the options want it. Kept on the step while that task is its
+        current one (the report may come before or after the task's end), shown with the
+        step (done with a warning), as a problem (Degraded), in the record, and logged once."""
+        out: list[Decision] = []
+        step = report.get("step", "")
+        st = self._step_state(agent_id, step)
+        words = report.get("warning", "")
+        if st is None or st.task_id != report.get("task_id") or not words:
+            return out
+        if st.warning != words:
+            st.warning = words
+            self._saved(agent_id, now, out)
+            out.append(Note(f"{self._agent_name(agent_id)}: {step}: {words}"))
         return out
 
     def _ask_for_output(self, agent_id: str, st: StepState, status: Mapping, out: list) -> None:

@@ -52,6 +52,9 @@ class StepState:
     # why it failed last (the words `message` had then): kept while it tries again, so that
     # a problem line always says why; forgotten when the count of failures starts over
     last_failure: str = ""
+    # the installer's warning for the current task (its report): done, but not as the options
+    # want (a cluster store someone else set, left alone); "" when none
+    warning: str = ""
     # failed `max_host_failures` times for the host: waits for an operator, or for other
     # options (the digest of those it gave up with; "" when it has not given up)
     gave_up: str = ""
@@ -120,6 +123,7 @@ STEP_FIELDS = (
     "running_since",
     "gave_up",
     "last_failure",
+    "warning",
 )
 _STEP_FIELD_SET = frozenset(STEP_FIELDS)  # O(1) membership: a restart reads every record
 

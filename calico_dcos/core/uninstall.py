@@ -245,6 +245,8 @@ class Uninstall(Engine):
         """A revert's failure report gives its failure words; other reports change nothing."""
         if report.get("failed"):
             return self._failure_report(agent_id, report, now)
+        if report.get("warning"):
+            return self._warning_report(agent_id, report, now)
         return []
 
     def on_options(self, config: PlanConfig, now: float) -> list[Decision]:

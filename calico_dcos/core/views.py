@@ -71,15 +71,24 @@ def failing(name: str, step: str, st: StepState, done: bool = False) -> str | No
     in TASK_ERROR, or failed `DEGRADED_FAILURES` times in a row and is not done. A step that
     is done (a daemon that came back up, even before its count starts over) is no problem:
     Degraded says something is wrong now, as Kubernetes' conditions and dcos-commons' plan
-    statuses do (ERROR only while the step has not completed)."""
+    statuses do (ERROR only while the step has not completed); but a done step whose
+    installer warned that it left something not as the options want is one."""
     if done:
-        return None
+        return f"{name}: {step} {done_words(st)}" if st.warning else None
     if st.gave_up:
         words = st.message or st.last_failure or "stopped: waits for the operator"
         return f"{name}: {step} {words}"
     if st.failures >= DEGRADED_FAILURES or st.state == "TASK_ERROR":
         return failed_line(name, step, st)
     return None
+
+
+def done_words(st: StepState) -> str:
+    """What a done step shows: its task's last words, or the installer's warning (done, but
+    not as the options want it: a value someone else set, left alone)."""
+    if st.warning:
+        return f"done with a warning: {st.warning}"
+    return "force-completed" if st.forced else st.message
 
 
 def failed_line(name: str, step: str, st: StepState) -> str:

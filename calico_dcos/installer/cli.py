@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import logging
 import os
-import re
 import sys
 from typing import Callable, List, Optional
 
@@ -34,12 +33,7 @@ HOST_ROOT_ENV = "CALICO_INSTALLER_HOST_ROOT"
 CLUSTER_STORE_ENV = "CALICO_DCOS_CLUSTER_STORE"
 ETCD_ENDPOINTS_ENV = "ETCD_ENDPOINTS"
 PROFILE_ETCD_ENV = "CALICO_DCOS_PROFILE_ETCD_ENDPOINTS"
-_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:@/\s]+):[^@/\s]+@", re.I)
-
-
-def redact(text: str) -> str:
-    """`scheme://user:password@host` -> `scheme://user:***@host`."""
-    return _URL_PASSWORD.sub(r"\g<head>:***@", text)
+redact = report.redact  # `scheme://user:password@host` -> `scheme://user:***@host`
 
 
 class RedactingFormatter(logging.Formatter):

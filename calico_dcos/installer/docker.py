@@ -33,7 +33,7 @@ import subprocess
 from pathlib import Path
 from typing import NamedTuple, Optional
 
-from . import crashpoints, detect
+from . import crashpoints, detect, report
 from .hostfs import (
     MARKER_DOCKER_RESTART,
     HostProblem,
@@ -186,9 +186,12 @@ def decide(
     running: Optional[str],
     pending: bool,
     force: bool,
+    ours: bool = False,
 ) -> Decision:
     """What to do, from daemon.json's `cluster-store` (`in_file`, None when absent), the
-    running Docker's (`running`: "" none, None unknown) and a pending restart marker.
+    running Docker's (`running`: "" none, None unknown), a pending restart marker, and
+    whether `in_file` is a value this installer wrote itself (`ours`, `owns`): ours is
+    replaced when the options change; someone else's is left alone, with a warning.
 
     A cluster store that Docker runs with but daemon.json lacks comes from a dockerd flag
     (or another configuration file): writing the key would stop dockerd from starting, even
@@ -229,13 +232,49 @@ def decide(
                 "start again): changing nothing; remove one of them, then restart Docker",
             )
         return Decision(NOTHING, f"daemon.json already has {KEY} {wanted}")
+    if in_file is not None and ours:
+        return Decision(
+            WRITE, f"replace {KEY} {in_file}, which this installer wrote, with {wanted}"
+        )
     if in_file is not None and not force:
         return Decision(
             LEAVE,
-            f"daemon.json has {KEY} {in_file}, not {wanted}: leaving it as it is "
-            "(--force replaces it)",
+            f"daemon.json has {KEY} {in_file}, not {wanted}, and this installer did not write "
+            "it: leaving it as it is (remove the key, or run the step with --force, to "
+            "replace it)",
         )
     return Decision(WRITE, f"set {KEY} {wanted} in daemon.json (was {in_file or 'not set'})")
+
+
+def owns(host: HostRoot, path: Path, in_file: Optional[str]) -> bool:
+    """Whether daemon.json's `cluster-store` value `in_file` is one this installer wrote.
+
+    The values it wrote are recorded before each write (`HostRoot.add_written`). A host
+    changed by a version that kept no such record has only the original this installer saved
+    before its first change: the only key it changes is `cluster-store`, so a value that
+    differs from the original's is its own.
+    """
+    if in_file is None:
+        return False
+    written = host.written(OWNER, path).get(KEY)
+    if written:
+        return in_file in written
+    original = host.original(OWNER, path)
+    if original is None:
+        return False
+    try:
+        before = json.loads(original.data.decode("utf-8")) if original.data else {}
+    except ValueError:
+        return False
+    return isinstance(before, dict) and before.get(KEY) != in_file
+
+
+def warn(words: str) -> int:
+    """Done, but not as the options want it: logged, and reported to the scheduler, which
+    shows the step done with this warning (and the service Degraded). Returns 0."""
+    LOG.warning("%s", words)
+    report.warning(OWNER, words)
+    return 0
 
 
 def install(host: HostRoot, cluster_store: str, waits: Waits, force: bool) -> int:
@@ -254,18 +293,21 @@ def install(host: HostRoot, cluster_store: str, waits: Waits, force: bool) -> in
     config = read_config(current, path)
     in_file = config.get(KEY)
     pending = host.read_marker(MARKER_DOCKER_RESTART)
-    decision = decide(cluster_store, in_file, daemon.cluster_store, pending is not None, force)
+    ours = owns(host, path, in_file)
+    decision = decide(
+        cluster_store, in_file, daemon.cluster_store, pending is not None, force, ours
+    )
     if decision.action == NOTHING:
         LOG.info("%s: nothing to do", decision.why)
         return 0
     if decision.action == LEAVE:
-        LOG.warning("%s", decision.why)
-        return 0
+        return warn(decision.why)
     if decision.action == REFUSE:
         raise HostProblem(decision.why)
     LOG.info("%s", decision.why)
     if decision.action == WRITE:
         config[KEY] = cluster_store
+        host.add_written(OWNER, path, KEY, cluster_store)
         change(host, path, current, render_config(config), pending)
     return restart_or_roll_back(host, path, waits)
 
@@ -274,17 +316,16 @@ def version_allows_cluster_store(version: tuple, daemon_json: Snapshot) -> bool:
     """Below 20.10 yes; 20.10 to 22.x yes, with the deprecation warning; 23.0 and later no."""
     shown = f"{version[0]}.{version[1]}"
     if version >= REMOVED_IN:
-        LOG.warning(
-            "Docker %s has no cluster-store (removed in 23.0): changing nothing; "
-            "calico-libnetwork's global networks need Docker < 23.0",
-            shown,
+        words = (
+            f"Docker {shown} has no cluster-store (removed in 23.0): changing nothing; "
+            "calico-libnetwork's global networks need Docker < 23.0"
         )
         if daemon_json.data and KEY.encode() in daemon_json.data:
-            LOG.warning(
-                "daemon.json mentions %s, with which this Docker refuses to start; "
-                "`uninstall --docker` puts back the file this installer found",
-                KEY,
+            words += (
+                f"; daemon.json mentions {KEY}, with which this Docker refuses to start; "
+                "`uninstall --docker` puts back the file this installer found"
             )
+        warn(words)
         return False
     if version >= DEPRECATED_IN:
         LOG.warning("Docker %s: cluster-store is deprecated since 20.10, removed in 23.0", shown)

@@ -19,6 +19,7 @@ BACKUPS_DIR = STATE_DIR + "/backups"
 MARKER_DOCKER_RESTART = "docker-restart"
 MARKER_CNI_RESTART = "cni-agent-restart"
 MARKERS = (MARKER_DOCKER_RESTART, MARKER_CNI_RESTART)
+MAX_WRITTEN = 16  # values of one key this installer remembers having written
 
 
 class InstallerError(Exception):
@@ -106,8 +107,37 @@ class HostRoot:
         return sorted(found)
 
     def drop_original(self, owner: str, path: Path) -> None:
+        """Forget the saved original (the file is the host's again), and what we wrote."""
         for present in (True, False):
             remove_durably(self.backup_path(owner, path, present))
+        remove_durably(self.written_path(owner, path))
+
+    def written_path(self, owner: str, path: Path) -> Path:
+        return self.path(BACKUPS_DIR) / owner / "written" / (self.relative(path) + ".json")
+
+    def written(self, owner: str, path: Path) -> dict:
+        """The values this installer has written into keys of `path`: {key: [value, …]}
+        ({} when none are recorded). A value found there is this installer's own, to be
+        replaced when the options change; any other is someone else's, left alone."""
+        data = read_bytes(self.written_path(owner, path))
+        if data is None:
+            return {}
+        try:
+            record = json.loads(data.decode())
+        except ValueError:
+            return {}
+        return record if isinstance(record, dict) else {}
+
+    def add_written(self, owner: str, path: Path, key: str, value: str) -> None:
+        """Record that this installer writes `value` into `key` of `path`, BEFORE writing it:
+        a run cut off in between finds the value recorded either way. The last
+        `MAX_WRITTEN` values are kept (a value restored by a rollback is one we wrote too)."""
+        record = self.written(owner, path)
+        values = [v for v in record.get(key, []) if v != value] + [value]
+        record[key] = values[-MAX_WRITTEN:]
+        write_atomic(
+            self.written_path(owner, path), json.dumps(record, sort_keys=True).encode(), 0o644
+        )
 
 
 class Snapshot:

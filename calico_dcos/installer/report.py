@@ -10,6 +10,7 @@ verdict and exit code stand. Body shapes are in docs/CONTRACTS.md ("Agent-side i
 import json
 import logging
 import os
+import re
 
 LOG = logging.getLogger("calico-installer")
 REPORT_URL_ENV = "CALICO_DCOS_REPORT_URL"
@@ -17,6 +18,12 @@ REPORT_URL_ENV = "CALICO_DCOS_REPORT_URL"
 REPORT_TOKEN_ENV = "CALICO_DCOS_REPORT_TOKEN"  # noqa: S105
 REPORT_TIMEOUT_SECONDS = 5.0
 MAX_REASON_CHARS = 1024
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:@/\s]+):[^@/\s]+@", re.I)
+
+
+def redact(text: str) -> str:
+    """`scheme://user:password@host` -> `scheme://user:***@host`."""
+    return _URL_PASSWORD.sub(r"\g<head>:***@", text)
 
 
 def one_line(text: str) -> str:
@@ -74,4 +81,16 @@ def failure(step: str, reason: str, exit_code: int, host_caused: bool, environ=N
         "host_caused": host_caused,
         "reason": reason,
     }
+    return post(body, environ)
+
+
+def warning(step: str, words: str, environ=None) -> bool:
+    """`{"step", "task_id", "warning"}`: this run ended well (exit 0) but left something not
+    as the options want it (a cluster store someone else set), in one line, cut to
+    `MAX_REASON_CHARS`. The scheduler shows the step done WITH this warning, and Degraded."""
+    environ = os.environ if environ is None else environ
+    words = redact(one_line(words))
+    if len(words) > MAX_REASON_CHARS:
+        words = words[: MAX_REASON_CHARS - 1] + "…"
+    body = {"step": step, "task_id": environ.get("MESOS_TASK_ID", ""), "warning": words}
     return post(body, environ)

@@ -315,3 +315,94 @@ def test_a_password_in_a_reason_is_redacted_on_stderr_and_in_the_report(make_age
     assert "etcd://root:***@192.0.2.5:2379" in last_line(result)
     assert "s3cret" not in result.stderr and "s3cret" not in json.dumps(bodies)
     assert "root:***@" in bodies[0]["reason"]
+
+
+NEW = "etcd://10.0.0.9:2379"
+OTHER = "etcd://192.0.2.5:2379"
+WRITTEN = f"{STATE_DIR}/backups/docker/written/etc/docker/daemon.json.json"
+
+
+def test_a_value_this_installer_wrote_is_replaced_when_the_option_changes(make_agent):
+    """The trial's case: an install wrote the cluster store, the operator changed the etcd
+    endpoints, and the step left daemon.json as it was, calling its own value foreign."""
+    agent = make_agent(daemon_json={"debug": True})
+    original = agent.path(DAEMON_JSON).read_bytes()
+    assert agent.docker(STORE).returncode == 0
+
+    result = agent.docker(NEW)
+
+    assert result.returncode == 0, result.stderr
+    assert "which this installer wrote" in result.stderr
+    assert "WARNING" not in result.stderr
+    assert daemon_json(agent) == {"debug": True, "cluster-store": NEW}
+    assert agent.restarts("docker") == 2
+    assert agent.docker(NEW).returncode == 0 and agent.restarts("docker") == 2  # then done
+    # the backup is still what the host had before the first change: uninstall restores it
+    assert agent.run("uninstall", "--docker").returncode == 0
+    assert agent.path(DAEMON_JSON).read_bytes() == original
+    assert not agent.path(WRITTEN).exists()
+
+
+def test_a_host_changed_by_an_installer_that_kept_no_record_is_still_its_own(make_agent):
+    """Hosts installed before the record of written values: the saved original says the
+    file's cluster store is not the host's own."""
+    agent = make_agent(daemon_json={"debug": True})
+    assert agent.docker(STORE).returncode == 0
+    agent.path(WRITTEN).unlink()
+
+    assert agent.docker(NEW).returncode == 0
+    assert daemon_json(agent)["cluster-store"] == NEW
+
+
+def test_a_value_someone_else_set_is_left_alone_and_the_warning_reported(make_agent, report_url):
+    """Someone replaced the installer's value after it: theirs now, left alone; the run ends
+    0 (nothing was changed on the host) and the warning goes to the scheduler, which shows
+    the step done with it. A daemon.json key the installer never wrote is treated alike."""
+    url, bodies, _ = report_url
+    task_id = "calico-docker__5f1c-S0__4f2a91c0__2"
+    env = {REPORT_URL_ENV: url, REPORT_TOKEN_ENV: "t0ken", "MESOS_TASK_ID": task_id}
+    agent = make_agent()
+    assert agent.docker(STORE).returncode == 0
+    agent.path(DAEMON_JSON).write_text(json.dumps({"cluster-store": OTHER}))
+    before = agent.files()
+
+    result = agent.docker(NEW, env=env)
+
+    assert result.returncode == 0, result.stderr
+    assert agent.files() == before and agent.restarts("docker") == 1
+    (body,) = bodies
+    assert body == {"agent_id": "5f1c-S0", "step": "docker", "task_id": task_id,
+                    "warning": body["warning"]}  # fmt: skip
+    assert OTHER in body["warning"] and "did not write it" in body["warning"]
+    assert "leaving it as it is" in result.stderr
+
+    foreign = make_agent(daemon_json={"cluster-store": OTHER})
+    assert foreign.docker(NEW, env=env).returncode == 0
+    assert daemon_json(foreign)["cluster-store"] == OTHER and len(bodies) == 2
+
+
+def test_a_value_rolled_back_to_is_still_the_installers_own(make_agent):
+    """A change Docker refused is rolled back to the installer's earlier value, which stays
+    its own: the next options change replaces it."""
+    agent = make_agent()
+    assert agent.docker(STORE).returncode == 0
+    set_fault(agent.root, "docker-fails-to-start")
+    assert agent.docker(NEW).returncode == EXIT_HOST
+    assert daemon_json(agent)["cluster-store"] == STORE
+    set_fault(agent.root, "docker-fails-to-start", on=False)
+
+    result = agent.docker(NEW)
+
+    assert result.returncode == 0, result.stderr
+    assert daemon_json(agent)["cluster-store"] == NEW
+
+
+def test_a_warning_with_a_password_is_redacted_in_the_report(make_agent, report_url):
+    url, bodies, _ = report_url
+    agent = make_agent(daemon_json={"cluster-store": "etcd://root:s3cret@192.0.2.5:2379"})
+
+    result = agent.docker(STORE, env={REPORT_URL_ENV: url, "MESOS_TASK_ID": "t"})
+
+    assert result.returncode == 0
+    assert "s3cret" not in result.stderr and "s3cret" not in json.dumps(bodies)
+    assert "root:***@" in bodies[0]["warning"]

@@ -45,6 +45,19 @@ def test_decide(in_file, running, pending, force, action):
     assert decide(W, in_file, running, pending, force).action == action
 
 
+@pytest.mark.parametrize(
+    ("in_file", "running", "pending", "force", "action"),
+    [
+        (OTHER, OTHER, False, False, WRITE),  # the installer's own earlier value: replaced
+        (OTHER, None, False, False, WRITE),
+        (W, W, False, False, NOTHING),  # its own and the wanted one: done
+        (None, OTHER, False, False, LEAVE),  # a flag is never the installer's
+    ],
+)
+def test_decide_replaces_a_value_the_installer_wrote(in_file, running, pending, force, action):
+    assert decide(W, in_file, running, pending, force, ours=True).action == action
+
+
 def test_every_decision_names_the_stores_it_is_about():
     decision = decide(W, None, OTHER, False, True)
 

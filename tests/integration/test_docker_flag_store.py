@@ -6,12 +6,24 @@ retried for ever with two Docker restarts each time.
 The agent's docker unit and its flag are modelled by the host stand-ins (no systemd can run
 here); the real engine's answer to the same flag is in
 tests/installer/test_installer_docker_engine.py.
+
+The trial's case (a changed option was not applied, and the step said done): the flagged
+agent's step is done WITH the installer's warning, on /v1/plan, /v1/agents, /v1/status and in
+the log; then the cluster store option changes, and the docker step runs again on both agents:
+the daemon.json the installer wrote is its own and is replaced, the flag is still left alone.
 """
 
+import json
+import logging
+
+import requests
+
+from calico_dcos.options import load_options
 from tests.integration.harness import (
     cni_standins,
     converged,
     launch_counts,
+    options_env,
     running_cluster,
     scheduler_on,
     wait_until,
@@ -21,9 +33,11 @@ from tests.integration.test_rollout_process import calls
 FLAG_STORE = "etcd://192.0.2.5:2379"
 
 
-def test_a_cluster_store_from_a_dockerd_flag_is_left_alone_at_the_first_attempt(tmp_path):
+def test_a_cluster_store_from_a_dockerd_flag_is_left_alone_at_the_first_attempt(tmp_path, caplog):
+    caplog.set_level(logging.WARNING)
     only_oneshots = {"node_enable": "false", "libnetwork_enable": "false"}
     with running_cluster(agents=1, public_agents=0, executor="process") as cluster:
+        (plain,) = cluster.agents
         flagged = cluster.add_agent(docker_flags=["--cluster-store", FLAG_STORE])
         standins = cni_standins(tmp_path / "cni")
         with scheduler_on(cluster, tmp_path, **only_oneshots, **standins) as service:
@@ -31,8 +45,52 @@ def test_a_cluster_store_from_a_dockerd_flag_is_left_alone_at_the_first_attempt(
             timeline = cluster.timeline()
             host_calls = calls(flagged.host_root)
             daemon_json = (flagged.host_root / "etc" / "docker" / "daemon.json").exists()
+            url = f"http://127.0.0.1:{service.api.port}"
+            wait_until(lambda: "done with a warning" in step_message(url, flagged), 10,
+                       "the installer's warning on /v1/plan")  # fmt: skip
+            flagged_docker = step_of(service, flagged.agent_id, "docker")
+            status = requests.get(f"{url}/v1/status", timeout=5).json()
+            agents = requests.get(f"{url}/v1/agents", timeout=5).json()
+            ours = plain.host_root / "etc" / "docker" / "daemon.json"
+            first = json.loads(ours.read_text())["cluster-store"]
+
+            new_store = "etcd://192.0.2.9:2379"
+            env = options_env(tmp_path / "state", cluster.master_url,
+                              docker_cluster_store=new_store, **only_oneshots,
+                              **standins)  # fmt: skip
+            service.scheduler.change_options(load_options(None, env))
+            wait_until(lambda: json.loads(ours.read_text())["cluster-store"] == new_store, 60,
+                       "the plain agent's daemon.json to get the new store")  # fmt: skip
+            wait_until(converged(service), 60, "convergence after the change")
+            again = cluster.timeline()[len(timeline) :]
+            after = step_message(url, flagged)
 
     assert launch_counts(timeline)[(flagged.agent_id, "calico-docker")] == 1
     assert ["docker", "info", "--format", "{{json .}}"] in host_calls
     assert ["systemctl", "restart", "docker"] not in host_calls
     assert not daemon_json
+    assert FLAG_STORE in flagged_docker and "set by a dockerd flag" in flagged_docker
+    assert status["summary"]["degraded"]
+    assert any(FLAG_STORE in p and "warning" in p for p in status["summary"]["problems"])
+    assert FLAG_STORE in json.dumps(agents)
+    assert any(FLAG_STORE in r.getMessage() for r in caplog.records)
+    assert first != new_store  # the installer's own value was replaced, not left alone
+    relaunched = {e["agent_id"] for e in again if e["event"] == "launch"}
+    assert relaunched == {plain.agent_id, flagged.agent_id}
+    assert "192.0.2.9:2379" in after and FLAG_STORE in after  # still left alone, still says
+
+
+def step_of(service, agent_id: str, step: str) -> str:
+    """The step's message on the scheduler's own plan view."""
+    for phase in service.scheduler.plan_view()["phases"]:
+        if phase["id"] == agent_id:
+            return next(s["message"] for s in phase["steps"] if s["name"] == step)
+    return ""
+
+
+def step_message(url: str, agent) -> str:
+    """The docker step's message for `agent` on /v1/plan."""
+    for phase in requests.get(f"{url}/v1/plan", timeout=5).json()["phases"]:
+        if phase["id"] == agent.agent_id:
+            return next(s["message"] for s in phase["steps"] if s["name"] == "docker")
+    return ""

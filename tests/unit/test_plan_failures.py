@@ -305,3 +305,42 @@ def test_an_interrupted_rollout_does_not_progress_and_says_so():
     summary = sim.core.summary(sim.now)
     assert not summary["progressing"] and summary["interrupted"]
     assert "interrupted by an operator" in summary["message"]
+
+
+FOREIGN = (
+    "daemon.json has cluster-store etcd://192.0.2.5:2379, not etcd://10.0.0.1:2379, and this "
+    "installer did not write it: leaving it as it is"
+)
+
+
+def test_a_step_done_with_the_installers_warning_is_not_done_and_fine():
+    """The docker step exits 0 but left someone else's cluster store alone: the step is done
+    (the chain goes on) but says so, and the service is Degraded until it is dealt with."""
+    sim = Sim(agents=1, public=0)
+    sim.subscribe()
+    next_docker(sim)
+    task = sim.live_task("S0", "docker")
+    sim.update(task, "TASK_FINISHED", message="Command exited with status 0")
+    notes = len(sim.of(ev.Note))
+    report = {"step": "docker", "task_id": task, "warning": FOREIGN}  # after its end, too
+    sim.apply(sim.core.on_report("S0", report, sim.now))
+    sim.apply(sim.core.on_report("S0", report, sim.now))  # the same again: logged once
+
+    spec = sim.core._spec("docker")
+    status, message = sim.core.step_status(sim.core.agents["S0"], spec, sim.now)
+    assert (status, message) == ("COMPLETE", f"done with a warning: {FOREIGN}")
+    summary = sim.core.summary(sim.now)
+    assert summary["degraded"]
+    assert summary["problems"] == [f"agent-S0: docker done with a warning: {FOREIGN}"]
+    assert [n.message for n in sim.of(ev.Note)[notes:]] == [f"agent-S0: docker: {FOREIGN}"]
+    assert sim.records["S0"]["steps"]["docker"]["warning"] == FOREIGN
+    phase = sim.core.plan_view(sim.now)["phases"][0]
+    assert phase["steps"][1]["message"] == f"done with a warning: {FOREIGN}"
+
+    stale = {"step": "docker", "task_id": "calico-docker__S0__old__1", "warning": "stale"}
+    sim.apply(sim.core.on_report("S0", stale, sim.now))
+    assert sim.core.agents["S0"].steps["docker"].warning == FOREIGN
+
+    sim.apply(sim.core.restart("S0", "docker", sim.now))  # the operator removed the key
+    next_docker(sim)
+    assert sim.core.agents["S0"].steps["docker"].warning == ""
