@@ -365,6 +365,9 @@ class Master:
             if "executor" in task.info:
                 status["executor_id"] = task.info["executor"]["executor_id"]
             self._set_state(agent, task, status)
+            # Mesos' allocator removes an unreachable agent with its allocations
+            # (`HierarchicalAllocatorProcess::removeSlave`): its tasks count no more.
+            self._account(task, -1)
             framework.tasks.pop(task_id, None)
             framework.unreachable_tasks[task_id] = task
             framework.send(protocol.update_event(status))
@@ -395,6 +398,7 @@ class Master:
                     agent.forget_task(task_id)
                     continue
                 framework.tasks[task_id] = task
+                self._account(task, +1)
         for task_id in list(agent.undelivered):
             agent.undelivered.discard(task_id)
             framework = self.frameworks.get(agent.task_frameworks.get(task_id, ""))
