@@ -6,6 +6,11 @@ What a laptop cannot have is replaced by stand-ins, and the screen says so: the 
 (container stand-ins of the devcluster). etcd is real whenever `/usr/bin/etcd` exists: one
 member on loopback, and the etcd-proxy step runs the same binary on every agent. The agents'
 Python is this one; the devcluster points the installer at each agent's host root.
+
+Options: what `local` picks for this machine (`devcluster_options`) lies under the user's
+own (`--options FILE`, then CALICO_* variables), which always win; only the embedded master
+(and --strict's settings) is `local`'s (`local_owned`), and a user's value for it is an
+error naming it. The banner is built from the options the scheduler then runs with.
 """
 
 from __future__ import annotations
