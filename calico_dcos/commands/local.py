@@ -283,7 +283,11 @@ def say_what_is_real(
     "--public-agents", default=1, show_default=True, type=click.IntRange(min=0),
     help="Public agents.",
 )  # fmt: skip
-@click.option("--options", "options_file", type=click.Path(dir_okay=False), help="JSON or YAML.")
+@click.option(
+    "--options", "options_file", type=click.Path(dir_okay=False),
+    help="JSON or YAML. Its options, and your CALICO_* variables (which beat it), win over "
+    "what local picks for this machine; service.master is the embedded master's.",
+)  # fmt: skip
 @click.option(
     "--serve", is_flag=True,
     help="Keep the scheduler and its status page up after every agent is done, until Ctrl-C.",
