@@ -9,9 +9,10 @@ Mesos' own way, as its web UI and `dcos task log` do it:
   {`hostname`, `ip`, `port`}, `path`), which the master builds from the agent's libprocess
   address (apache/mesos src/master/master.cpp, `Master::offer`: scheme "http", the agent
   pid's ip and port, path "/slave(1)"), remembered per agent ID (`AgentFiles.remember`);
-  after each subscription also from the master's `/master/state` (each of `slaves` has its
-  `pid`, `slave(1)@<ip>:<port>`: src/master/readonly_handler.cpp), so that an agent whose
-  task fails before it offered anything to a restarted scheduler is known too.
+  after each subscription also from the master's `/master/slaves` (each of `slaves` has its
+  `pid`, `slave(1)@<ip>:<port>`: src/master/http.cpp `SlaveWriter`, in
+  src/master/readonly_handler.cpp from Mesos 1.8), so that an agent whose task fails before
+  it offered anything to a restarted scheduler is known too.
 - Which file: the agent attaches each executor's latest run directory at the virtual path
   `/frameworks/<framework_id>/executors/<executor_id>/runs/latest` (src/slave/paths.cpp,
   `getExecutorVirtualPath`; attached in src/slave/slave.cpp, `Framework::launchExecutor`,
@@ -155,8 +156,8 @@ class AgentFiles:
             if address is not None and self._agents.get(agent_id) != address:
                 self._agents[agent_id] = address
 
-    def remember_state(self, slaves: object) -> None:
-        """Keep the address of each agent of `/master/state`'s `slaves` not known from its
+    def remember_slaves(self, slaves: object) -> None:
+        """Keep the address of each agent of `/master/slaves`' `slaves` not known from its
         offers (`"pid": "slave(1)@10.0.0.7:5051"`); anything malformed is skipped."""
         if not isinstance(slaves, list):
             return

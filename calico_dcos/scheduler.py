@@ -579,23 +579,37 @@ class CalicoScheduler(Scheduler):
         would run a second copy of every daemon. `service.existing_framework` says what to
         do: `refuse` (fail, naming it) or `replace` (take over its ID: the tasks the lost
         state cannot vouch for are killed, and the plan runs afresh). Either way the new,
-        empty registration is torn down before the plan hears of it. True if it acted."""
+        empty registration is torn down before the plan hears of it. True if it acted.
+
+        Asked with the operator API's `GET_FRAMEWORKS` (`POST /api/v1`, apache/mesos
+        src/master/http.cpp `Master::Http::getFrameworks`, Mesos 1.0 onwards): every
+        registered framework (connected, disconnected or recovered) with its whole
+        `framework_info` (so its `principal`) and no tasks, where `/master/state` and
+        `/master/frameworks` (`Master::Http::frameworks`, whose `framework_id` filter needs
+        the ID we are looking for) carry every task of every framework, and
+        `/master/state-summary` (`Master::Http::stateSummary`) has no principal but every
+        agent. Frameworks the principal may not view are left out, as in `/master/state`."""
         self._fresh = False
         driver = self.driver
         try:
-            state = self._get_master(driver.master, "/master/state")
+            answer = self._ask_master(driver.master, "/api/v1", {"type": "GET_FRAMEWORKS"})
         except Exception as exc:
             LOG.warning("cannot ask the master for frameworks like this one: %s", exc)
             return False
         service = self.options["service"]
         principal = self.tokens.account.uid if self.tokens else (service["principal"] or None)
-        others = [
-            f
-            for f in state.get("frameworks", ())
-            if f.get("id") != framework_id
-            and f.get("name") == service["name"]
-            and (f.get("principal") or None) == principal
-        ]
+        others = []
+        for f in (answer.get("get_frameworks") or {}).get("frameworks") or ():
+            info = f.get("framework_info") if isinstance(f, Mapping) else None
+            fid = (info or {}).get("id") or {}
+            if (
+                isinstance(info, Mapping)
+                and isinstance(fid, Mapping)
+                and fid.get("value") not in (None, framework_id)
+                and info.get("name") == service["name"]
+                and (info.get("principal") or None) == principal
+            ):
+                others.append({"id": fid["value"], "name": info["name"], "active": f.get("active")})
         if not others:
             return False
         old = others[0]
@@ -625,30 +639,43 @@ class CalicoScheduler(Scheduler):
         return True
 
     def _agents_known(self) -> None:
-        """Ask the master which agents it knows (`/master/state`: `slaves`, and any
-        `recovered_slaves` and `unreachable_slaves` listed with IDs), so that agents removed
-        while this scheduler was away leave the plan. A failed request changes nothing."""
+        """Ask the master which agents it knows, so that agents removed while this scheduler
+        was away leave the plan; a failed request changes nothing.
+
+        `/master/slaves` (apache/mesos src/master/http.cpp `Master::Http::slaves`, from 1.8
+        src/master/readonly_handler.cpp `ReadOnlyHandler::slaves`): `slaves`, the registered
+        agents, each with its `pid` (`slave(1)@<ip>:<port>`, kept for reading sandboxes), and
+        `recovered_slaves`, those a failed-over master recovered from its registry that have
+        not re-registered yet (kept: they are coming back). No task, where `/master/state`
+        has every task of the cluster; `/master/state-summary` has no `recovered_slaves`.
+        Unreachable agents are in neither list (`/master/state` only counts them), so they
+        leave the plan here as they do while it runs, where the master's `__removeSlave`
+        sends every framework a FAILURE for an agent it marks unreachable or gone
+        (src/master/master.cpp, `sendSlaveLost`); their tasks are reconciled as
+        TASK_UNREACHABLE/TASK_GONE/TASK_UNKNOWN, and an agent that comes back offers again
+        and rejoins the plan."""
         driver = self.driver
         master = driver.master if driver is not None else None
         if not master:
             return
         try:
-            state = self._get_master(master, "/master/state")
+            answer = self._ask_master(master, "/master/slaves")
         except Exception as exc:  # the plan just keeps every agent it knows
             LOG.warning("cannot ask the master %s for its agents: %s", master, exc)
             return
         known = {
             agent["id"]
-            for key in ("slaves", "recovered_slaves", "unreachable_slaves")
-            if isinstance(state.get(key), list)
-            for agent in state[key]
+            for key in ("slaves", "recovered_slaves")
+            if isinstance(answer.get(key), list)
+            for agent in answer[key]
             if isinstance(agent, Mapping) and "id" in agent
         }
-        self.agent_files.remember_state(state.get("slaves"))
+        self.agent_files.remember_slaves(answer.get("slaves"))
         self._event("agents", lambda now: self.plan.on_agents_known(known, now))
 
-    def _get_master(self, master: str, path: str) -> dict:
-        """GET a JSON endpoint of the leading master, authenticated as the scheduler is."""
+    def _ask_master(self, master: str, path: str, call: Mapping | None = None) -> dict:
+        """GET a JSON endpoint of the leading master, or POST `call` as JSON (the operator
+        API), authenticated as the scheduler is."""
         import requests
 
         service = self.options["service"]
@@ -661,7 +688,13 @@ class CalicoScheduler(Scheduler):
         if self.tokens is None and service["principal"] and service["secret_file"]:
             secret = read_secret(service["secret_file"], "service.secret_file")
             auth = (service["principal"], secret)
-        reply = requests.get(url, headers=headers, auth=auth, verify=verify, timeout=15)
+        if call is None:
+            reply = requests.get(url, headers=headers, auth=auth, verify=verify, timeout=15)
+        else:
+            headers = {**headers, "Accept": "application/json"}
+            reply = requests.post(
+                url, json=dict(call), headers=headers, auth=auth, verify=verify, timeout=15
+            )
         reply.raise_for_status()
         return reply.json()
 

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from calico_dcos.devcluster import faults, protocol, scheduler_api
 from calico_dcos.devcluster.master import Master
-from calico_dcos.devcluster.state import master_state
+from calico_dcos.devcluster.state import get_frameworks, master_slaves, master_state
 
 
 async def version(request: web.Request) -> web.Response:
@@ -26,6 +26,39 @@ async def state(request: web.Request) -> web.Response:
     return web.json_response(master_state(request.app[scheduler_api.MASTER_KEY]))
 
 
+async def slaves(request: web.Request) -> web.Response:
+    """`/master/slaves` (state.master_slaves), authenticated as the scheduler API is."""
+    master = request.app[scheduler_api.MASTER_KEY]
+    try:
+        scheduler_api.authenticate(master, request)
+    except scheduler_api.Refusal as refusal:
+        return refusal.response
+    return web.json_response(master_slaves(master, request.query.get("slave_id")))
+
+
+async def operator(request: web.Request) -> web.Response:
+    """The operator API (`POST /api/v1`, apache/mesos src/master/http.cpp `Master::Http::api`):
+    JSON only, and of its calls only `GET_FRAMEWORKS` (state.get_frameworks); any other is
+    answered 501, naming the devcluster, rather than guessed at."""
+    master = request.app[scheduler_api.MASTER_KEY]
+    try:
+        scheduler_api.authenticate(master, request)
+    except scheduler_api.Refusal as refusal:
+        return refusal.response
+    if request.method != "POST":
+        return web.Response(status=405, text=f"Expecting 'POST', received '{request.method}'")
+    if request.headers.get("Content-Type") != "application/json":
+        return web.Response(status=415, text="the devcluster's operator API speaks JSON only")
+    try:
+        call = await request.json()
+    except ValueError as exc:
+        return web.Response(status=400, text=f"Failed to parse body into JSON: {exc}")
+    kind = call.get("type") if isinstance(call, dict) else None
+    if kind != "GET_FRAMEWORKS":
+        return web.Response(status=501, text=f"the devcluster does not serve {kind!r} calls")
+    return web.json_response(get_frameworks(master))
+
+
 def make_app(
     master: Master, port_cell: list[int], failover: faults.FailoverHook
 ) -> web.Application:
@@ -41,5 +74,7 @@ def make_app(
     app.router.add_get("/master/state", state)
     app.router.add_get("/state", state)
     app.router.add_get("/master/state.json", state)
+    app.router.add_get("/master/slaves", slaves)
+    app.router.add_route("*", "/api/v1", operator)
     app.add_routes(faults.routes)
     return app

@@ -33,7 +33,7 @@ class Refusal(Exception):
 async def scheduler(request: web.Request) -> web.StreamResponse:
     master = request.app[MASTER_KEY]
     try:
-        principal = _authenticate(master, request)
+        principal = authenticate(master, request)
         _check_leader(master, request)
         if master.recovering:
             raise Refusal(503, "Master has not finished recovery")
@@ -53,7 +53,7 @@ UNAUTHORIZED_BODY = "401 Unauthorized."
 TOKEN_CHALLENGE = {"WWW-Authenticate": 'token realm="mesos-master-scheduler"'}
 
 
-def _authenticate(master: Master, request: web.Request) -> str | None:
+def authenticate(master: Master, request: web.Request) -> str | None:
     """Check 0: in strict mode a DC/OS authentication token (`Authorization: token=…`, whose
     uid is the principal), else Basic auth when credentials are configured; the principal,
     or None."""

@@ -115,3 +115,94 @@ def _task(task: Task) -> dict:
         "statuses": task.statuses,
         "labels": task.info.get("labels", {}).get("labels", []),
     }
+
+
+def master_slaves(master: Master, slave_id: str | None = None) -> dict:
+    """`/master/slaves` (apache/mesos src/master/http.cpp, `Master::Http::slaves` and its
+    `SlavesWriter`; `ReadOnlyHandler::slaves` in src/master/readonly_handler.cpp from 1.8):
+    `slaves`, the registered agents as `/master/state` has them plus the resources in full
+    (`reserved_resources_full`, `unreserved_resources_full`, `used_resources_full`,
+    `offered_resources_full`), and `recovered_slaves`, the agents recovered from the registry
+    after a master failover that have not re-registered yet (`id`, `hostname`, `port`,
+    `attributes`). Unreachable agents are in neither. `slave_id` (a query parameter since
+    Mesos 1.4) keeps one agent."""
+
+    def wanted(agent: Agent) -> bool:
+        return slave_id is None or agent.agent_id == slave_id
+
+    registered = [
+        a for a in master.agents.values() if not a.unreachable and not a.recovering and wanted(a)
+    ]
+    recovered = [a for a in master.agents.values() if a.recovering and wanted(a)]
+    return {
+        "slaves": [{**_agent(master, a), **_agent_full(master, a)} for a in registered],
+        "recovered_slaves": [
+            {
+                "id": a.agent_id,
+                "hostname": a.hostname,
+                "port": a.port,
+                "attributes": {at["name"]: _attribute_value(at) for at in a.attributes},
+            }
+            for a in recovered
+        ],
+    }
+
+
+def _agent_full(master: Master, agent: Agent) -> dict:
+    """The `*_full` fields: `Resource` objects, reservations in the post-refinement shape."""
+    offered: dict[str, resources.Resources] = {}
+    for offer in master.offers.values():
+        if offer.agent_id == agent.agent_id:
+            for role, pool in offer.pools.items():
+                offered.setdefault(role, resources.Resources()).add(pool)
+    used: dict[str, resources.Resources] = {}
+    for role, pool in agent.total.items():
+        left = pool.copy()
+        left.subtract(agent.available.get(role, resources.Resources()))
+        left.subtract(offered.get(role, resources.Resources()))
+        used[role] = left
+
+    def full(pools: dict[str, resources.Resources]) -> list[dict]:
+        out = []
+        for role, pool in pools.items():
+            for item in pool.to_json(role, role, True):
+                item.pop("allocation_info", None)
+                out.append(item)
+        return out
+
+    return {
+        "reserved_resources_full": {r: full({r: p}) for r, p in agent.total.items() if r != "*"},
+        "unreserved_resources_full": full({"*": agent.total.get("*", resources.Resources())}),
+        "used_resources_full": full(used),
+        "offered_resources_full": full(offered),
+    }
+
+
+def get_frameworks(master: Master) -> dict:
+    """The operator API's `GET_FRAMEWORKS` answer in JSON (apache/mesos src/master/http.cpp,
+    `Master::Http::getFrameworks`/`_getFrameworks`; include/mesos/v1/master/master.proto
+    `Response.GetFrameworks`): every registered framework (connected, disconnected or
+    recovered) and the completed ones, each with its whole `framework_info` (`id`, `name`,
+    `principal`, …), `active`, `connected`, `recovered`, its outstanding `offers`, and no
+    tasks (those are `GET_TASKS`)."""
+
+    def one(framework: Framework) -> dict:
+        out: dict = {
+            "framework_info": framework.info,
+            "active": framework.connected,
+            "connected": framework.connected,
+            "recovered": False,
+            "registered_time": {"nanoseconds": int(framework.registered_time * 1e9)},
+            "offers": [o.json for o in framework.offers.values()],
+        }
+        if framework.unregistered_time:
+            out["unregistered_time"] = {"nanoseconds": int(framework.unregistered_time * 1e9)}
+        return out
+
+    return {
+        "type": "GET_FRAMEWORKS",
+        "get_frameworks": {
+            "frameworks": [one(f) for f in master.frameworks.values()],
+            "completed_frameworks": [one(f) for f in master.removed_frameworks.values()],
+        },
+    }

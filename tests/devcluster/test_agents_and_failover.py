@@ -49,6 +49,8 @@ def test_a_partitioned_agent_is_unreachable_only_after_the_ping_timeout_then_com
         assert int(unreachable["unreachable_time"]["nanoseconds"]) > 0
         assert agent_id in fw.lost_agents
         assert cluster.state()["unreachable_slaves"] == 1
+        listed = requests.get(f"{cluster.base_url}/master/slaves", timeout=5).json()
+        assert agent_id not in [a["id"] for a in listed["slaves"] + listed["recovered_slaves"]]
         cluster.heal_agent(agent_id)
         wait_until(lambda: cluster.state()["frameworks"][0]["tasks"], what="task re-added")
         task = cluster.state()["frameworks"][0]["tasks"][0]
@@ -166,6 +168,10 @@ def test_a_new_master_answers_503_then_rebuilds_frameworks_and_tasks_from_agents
         try:
             assert raw.framework_id == framework_id
             cluster.reregister_agent_now(other)
+            listed = requests.get(f"http://{new_url}/master/slaves", timeout=5).json()
+            recovered = [a["id"] for a in listed["recovered_slaves"]]
+            assert agent_id in recovered and other not in recovered
+            assert other in [a["id"] for a in listed["slaves"]]
             before = len(raw.events)
             raw.call("RECONCILE", {"tasks": []})
             raw.reconcile(("m-1", agent_id), ("elsewhere", other))

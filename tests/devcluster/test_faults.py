@@ -102,6 +102,31 @@ def test_timeline_endpoint_filters_by_event(cluster, framework):
     assert state["frameworks"][0]["id"] == framework.framework_id
 
 
+def test_master_slaves_and_get_frameworks_answer_in_the_real_masters_shapes(cluster, framework):
+    """`/master/slaves` and the operator API's `GET_FRAMEWORKS` as apache/mesos
+    src/master/http.cpp writes them (`SlavesWriter`, `Master::Http::getFrameworks`)."""
+    agent = cluster.agents[0]
+    slaves = requests.get(f"{cluster.base_url}/master/slaves", timeout=5).json()
+    assert {a["hostname"] for a in slaves["slaves"]} == {"agent-1", "agent-2", "public-agent-1"}
+    assert slaves["recovered_slaves"] == []
+    mine = next(a for a in slaves["slaves"] if a["id"] == agent.agent_id)
+    assert mine["pid"] == f"slave(1)@{agent.ip}:{agent.port}"
+    assert {"resources", "active", "unreserved_resources_full", "used_resources_full"} <= set(mine)
+    one = requests.get(
+        f"{cluster.base_url}/master/slaves", params={"slave_id": agent.agent_id}, timeout=5
+    ).json()
+    assert [a["id"] for a in one["slaves"]] == [agent.agent_id]
+
+    url = f"{cluster.base_url}/api/v1"
+    answer = requests.post(url, json={"type": "GET_FRAMEWORKS"}, timeout=5).json()
+    assert answer["type"] == "GET_FRAMEWORKS"
+    [listed] = answer["get_frameworks"]["frameworks"]
+    assert listed["framework_info"]["id"] == {"value": framework.framework_id}
+    assert (listed["active"], listed["connected"], "tasks" in listed) == (True, True, False)
+    refused = requests.post(url, json={"type": "GET_TASKS"}, timeout=5)
+    assert refused.status_code == 501 and "GET_TASKS" in refused.text
+
+
 def test_offer_timeout_rescinds_unanswered_offers():
     with running_cluster(offer_timeout=0.2) as cluster, Framework(cluster) as fw:
         first = fw.offer_from(cluster.agents[0].agent_id)

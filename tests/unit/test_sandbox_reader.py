@@ -59,13 +59,13 @@ def test_the_offer_url_gives_the_agent_address():
     files = AgentFiles(lambda *w: None, lambda: (None, False))
     try:
         files.remember([{"agent_id": {"value": "S0"}, "url": url}])
-        files.remember_state([
+        files.remember_slaves([
             {"id": "S0", "pid": "slave(1)@10.0.0.99:5051"},  # known from its offers: kept
             {"id": "S1", "pid": "slave(1)@10.0.0.8:5052"},
             {"id": "S2", "pid": "garbage"}, {"id": "S3"}, "x", {"pid": "slave(1)@1.2.3.4:1"},
             {"id": "S4", "pid": "slave(1)@10.0.0.9:99999"},
         ])  # fmt: skip
-        files.remember_state({"not": "a list"})
+        files.remember_slaves({"not": "a list"})
         assert files._agents == {"S0": ("http", "10.0.0.7:5051"), "S1": ("http", "10.0.0.8:5052")}
     finally:
         files.close(5)
