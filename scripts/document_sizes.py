@@ -8,6 +8,13 @@ host's revert task FINISHED; then prints, in bytes: the uninstall's meta documen
 previous layout (every revert in one document) and in this one, the largest agent record,
 `/v1/plan` and `/v1/agents` whole and as the API answers them (a page), and the largest
 RECONCILE and DECLINE the core builds. ZooKeeper refuses a znode over ~1 MB (jute.maxbuffer).
+
+Then what the scheduler reads from the master after each subscription, as the devcluster
+renders it (calico_dcos/devcluster/state.py) for that many agents running our five steps'
+tasks, without starting them: one agent's and one agent's five tasks' JSON, times the agents.
+Before: `/master/state` (twice). Now: `/master/slaves` and `GET_FRAMEWORKS`. The real master
+writes more per task (`container`, `discovery`, each status' `container_status`), so the
+`/master/state` figure is a lower bound.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import uuid
+from types import SimpleNamespace
 
 from calico_dcos import plans
 from calico_dcos.core import events as ev
@@ -22,6 +30,9 @@ from calico_dcos.core import uninstall as un
 from calico_dcos.core.deploy import Deploy
 from calico_dcos.core.offers import answer_offers
 from calico_dcos.core.records import step_record, task_id_for
+from calico_dcos.devcluster import state as rendered
+from calico_dcos.devcluster.framework import Framework, Task
+from calico_dcos.devcluster.resources import Resources
 from calico_dcos.operator_api import PAGE_LIMIT, paged_plan
 from calico_dcos.options import load_options
 from calico_dcos.store import encode_document
@@ -48,6 +59,84 @@ def converged_records(agents: int) -> dict[str, dict]:
         }
         records[aid] = {"agent_id": aid, "hostname": f"agent-{i}.example", "steps": steps}
     return records
+
+
+def master_reads(agents: int) -> dict[str, int]:
+    """Bytes of `/master/state`, `/master/slaves` and `GET_FRAMEWORKS` (no offers out) for
+    `agents` agents each running our five steps' tasks, as the devcluster renders them."""
+    framework_id = str(uuid.UUID(int=0xF00D)) + "-0001"
+    pools = {
+        "*": Resources(
+            scalars={"cpus": 4.0, "mem": 14019.0, "disk": 35577.0},
+            ranges={
+                "ports": [
+                    (1025, 2180),
+                    (2182, 3887),
+                    (3889, 5049),
+                    (5052, 8079),
+                    (8082, 8180),
+                    (8182, 32000),
+                ]
+            },
+        )
+    }
+    aid = f"{uuid.UUID(int=0x5F1C)}-S{agents - 1}"
+    agent = SimpleNamespace(
+        agent_id=aid,
+        ip="10.0.123.234",
+        port=5051,
+        hostname="ip-10-0-123-234.us-west-2.compute.internal",
+        registered_time=1764357000.0,
+        total=pools,
+        available={"*": Resources(dict(pools["*"].scalars), dict(pools["*"].ranges))},
+        attributes=[],
+        connected=True,
+    )
+    agent.available["*"].subtract(Resources(scalars={"cpus": 0.3, "mem": 192.0}))  # our 3 daemons
+    master = SimpleNamespace(offers={})
+    tasks = []
+    for step in STEPS:
+        states = ["TASK_STARTING", "TASK_RUNNING"] + ([] if step in DAEMONS else ["TASK_FINISHED"])
+        labels = [
+            {"key": "calico-dcos.step", "value": step},
+            {"key": "calico-dcos.fingerprint", "value": "4f2a" * 16},
+        ]
+        info = {
+            "name": f"calico-{step}",
+            "task_id": {"value": task_id_for(step, aid, "4f2a" * 16, 1)},
+            "labels": {"labels": labels},
+        }
+        task = Task(
+            info,
+            framework_id,
+            aid,
+            "*",
+            {"*": Resources(scalars={"cpus": 0.1, "mem": 64.0})},
+            states[-1],
+            statuses=[{"state": s, "timestamp": 1764357000.0} for s in states],
+        )
+        tasks.append(rendered._task(task))
+    per_agent = len(json.dumps(rendered._agent(master, agent))) + 2  # ", " between items
+    per_tasks = sum(len(json.dumps(t)) + 2 for t in tasks)
+    full = {**rendered._agent(master, agent), **rendered._agent_full(master, agent)}
+    ours = Framework(
+        framework_id,
+        {
+            "name": "calico",
+            "user": "root",
+            "role": "slave_public",
+            "checkpoint": True,
+            "failover_timeout": 604800.0,
+            "capabilities": [{"type": "MULTI_ROLE"}, {"type": "PARTITION_AWARE"}],
+        },
+        "calico",
+    )
+    listed = SimpleNamespace(frameworks={framework_id: ours}, removed_frameworks={})
+    return {
+        "/master/state (before; twice when registered anew)": agents * (per_agent + per_tasks),
+        "/master/slaves (now)": agents * (len(json.dumps(full)) + 2),
+        "GET_FRAMEWORKS, our framework (now)": len(json.dumps(rendered.get_frameworks(listed))),
+    }
 
 
 def main() -> None:
@@ -84,6 +173,8 @@ def main() -> None:
     offers = [{"id": {"value": f"{uuid.uuid4()}-O{i}"}} for i in range(agents)]
     declines = answer_offers(offers, lambda offer, launched, out: 5.0)
     size["largest DECLINE (offer IDs)"] = max(len(d.offer_ids) for d in declines)
+
+    size.update(master_reads(agents))
 
     width = max(map(len, size))
     for name, value in size.items():
