@@ -177,9 +177,10 @@ def install(
     for wanted in files:
         if wanted not in changes:
             LOG.info("%s is already as wanted: skipped", wanted.path)
+    changes += stale_files(host, files)
     if not restart_agent:
-        for wanted in changes:
-            install_file(host, wanted)
+        for change in changes:
+            apply_change(host, change)
         if after is not None:
             after()
         LOG.info(
@@ -189,7 +190,28 @@ def install(
         return 0
     if after is not None:
         after()
-    return apply_and_restart(host, changes, lambda w: install_file(host, w), unit, waits)
+    return apply_and_restart(host, changes, lambda c: apply_change(host, c), unit, waits)
+
+
+def stale_files(host: HostRoot, files: List[Wanted]) -> List[Path]:
+    """Files this installer wrote (it saved their originals) that the options no longer
+    want: another `--config-name`, `--config-dir` or `--plugins-dir` than before. Left, an
+    old network config would stay a second `calico` network with the old settings; they
+    are put back as the installer found them (removed, if there was none). Files it never
+    wrote are someone else's and never touched."""
+    wanted = {w.path for w in files}
+    stale = [p for p in host.originals(OWNER) if p not in wanted]
+    for path in stale:
+        LOG.info("%s was written by this installer for other options: putting it back", path)
+    return stale
+
+
+def apply_change(host: HostRoot, change) -> None:
+    """Install a wanted file, or put back a stale one (a Path)."""
+    if isinstance(change, Wanted):
+        install_file(host, change)
+    else:
+        put_back(host, change)
 
 
 def apply_and_restart(host: HostRoot, changes: list, apply, unit: str, waits: Waits) -> int:

@@ -142,3 +142,25 @@ def test_agent_that_stays_failed_fails_the_step_and_is_restarted_by_the_next_run
     assert again.returncode == 0, again.stderr
     assert agent.restarts("dcos-mesos-slave") == 2
     assert not agent.path(MARKER).exists()
+
+
+def test_another_config_name_puts_back_the_config_this_installer_wrote_before(make_agent):
+    """An options change of `cni.config_name` (or the directories): the old network config
+    is the installer's own and would stay a second `calico` network with the old settings;
+    a file it never wrote is left alone."""
+    agent = make_agent()
+    theirs = agent.path(CONFIG_DIR + "other.conf")
+    theirs.parent.mkdir(parents=True, exist_ok=True)
+    theirs.write_text('{"name": "other", "type": "bridge"}\n')
+    assert agent.cni().returncode == 0
+
+    result = agent.cni("--config-name", "calico-2.conf", endpoints="http://10.0.0.9:2379")
+
+    assert result.returncode == 0, result.stderr
+    assert not agent.path(CONFIG_DIR + "calico.cni").exists()
+    config = json.loads(agent.path(CONFIG_DIR + "calico-2.conf").read_text())
+    assert config["etcd_endpoints"] == "http://10.0.0.9:2379"
+    assert theirs.read_text() == '{"name": "other", "type": "bridge"}\n'
+    assert agent.restarts("dcos-mesos-slave") == 2
+    assert agent.run("uninstall", "--cni").returncode == 0
+    assert not agent.path(CONFIG_DIR + "calico-2.conf").exists() and theirs.exists()
