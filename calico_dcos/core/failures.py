@@ -68,6 +68,7 @@ def output_words(output: str, message: str) -> str:
 def gave_up_words(st_failures: int, message: str) -> str:
     """What a step that stopped retrying shows, and what the operator does next."""
     failures = "1 failure" if st_failures == 1 else f"{st_failures} failures"
+    message = message or "no reason was given"
     return (
         f"stopped after {failures} caused by the host: {message}; waits for the operator: "
         "fix the host, then restart this step (calico-dcos plan restart); or, if an option "

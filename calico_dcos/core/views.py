@@ -52,7 +52,8 @@ def task_words(st: StepState, now: float) -> tuple[str, str] | None:
         return "ERROR", st.message
     if st.retry_at > now:
         wait = st.retry_at - now
-        return "DELAYED", f"failed {times(st.failures)}: {st.message}; retry in {wait:.0f}s"
+        why = st.message or st.last_failure or "no reason was given"
+        return "DELAYED", f"failed {times(st.failures)}: {why}; retry in {wait:.0f}s"
     return None
 
 

@@ -344,3 +344,14 @@ def test_a_step_done_with_the_installers_warning_is_not_done_and_fine():
     sim.apply(sim.core.restart("S0", "docker", sim.now))  # the operator removed the key
     next_docker(sim)
     assert sim.core.agents["S0"].steps["docker"].warning == ""
+
+
+def test_words_without_a_reason_say_so_rather_than_end_empty():
+    from calico_dcos.core.failures import gave_up_words
+    from calico_dcos.core.records import StepState
+    from calico_dcos.core.views import failing, task_words
+
+    assert "the host: no reason was given; waits for the operator" in gave_up_words(1, "")
+    st = StepState(failures=3, state="TASK_FAILED", retry_at=10.0)
+    assert task_words(st, 0.0) == ("DELAYED", "failed 3 times: no reason was given; retry in 10s")
+    assert failing("a", "docker", st) == "a: docker failed 3 times: its task ended TASK_FAILED"
