@@ -175,9 +175,10 @@ class Engine:
         raise NotImplementedError
 
     def on_agents_known(self, agent_ids: Iterable[str], now: float) -> list[Decision]:
-        """The agents the master knows (registered, recovered or unreachable), asked after
-        each subscription: an agent removed while the scheduler was away is gone, as if
-        Mesos had said so (the same removal while it runs comes as a FAILURE event)."""
+        """The agents the master knows (registered, or recovered by a failed-over master),
+        asked after each subscription: an agent removed or unreachable while the scheduler
+        was away is gone, as if Mesos had said so (the same while it runs comes as a FAILURE
+        event); one that comes back offers again."""
         known = set(agent_ids)
         out: list[Decision] = []
         for agent_id in [a for a in self.agents if a not in known]:
