@@ -118,6 +118,10 @@ def test_master_failover_with_a_recovery_window_keeps_the_rollout(tmp_path):
         wait_until(lambda: cluster.state()["recovered_slaves"] == 0, 10, "agents back")
         wait_until(converged(service), 30, "converged again")
         timeline = cluster.timeline()
+        records = service.store.load_agents()
+    # Agents not yet re-registered are in /master/slaves' `recovered_slaves`: none was
+    # taken for gone when the scheduler asked after re-subscribing.
+    assert [r["hostname"] for r in records.values() if r.get("lost_at")] == []
     refusals = [e for e in events(timeline, "refused") if e["status"] == 503]
     assert len(refusals) <= 10, "reconnecting to a recovering master must be bounded"
     assert set(launch_counts(timeline).values()) == {1}, "no step ran twice"
