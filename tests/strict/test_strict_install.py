@@ -171,7 +171,17 @@ def test_the_strict_master_refuses_no_token_and_a_principal_that_is_not_the_toke
         )
         with pytest.raises(requests.exceptions.SSLError):
             requests.post(url, json=subscribe, headers=headers, timeout=5)  # system CAs only
+        # What the scheduler reads after subscribing asks for the token too.
+        readers = [
+            requests.get(f"{cluster.base_url}/master/slaves", verify=cluster.ca_bundle),
+            requests.post(
+                f"{cluster.base_url}/api/v1",
+                json={"type": "GET_FRAMEWORKS"},
+                verify=cluster.ca_bundle,
+            ),
+        ]
 
+    assert [r.status_code for r in readers] == [401, 401]
     assert (bare.status_code, bare.text) == (401, "401 Unauthorized.")
     assert bare.headers["WWW-Authenticate"].startswith("token ")
     assert mismatched.status_code == 400
