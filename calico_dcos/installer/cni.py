@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Callable, List, NamedTuple, Optional
 
 from . import crashpoints, detect, systemd
-from .hostfs import MARKER_CNI_RESTART, HostRoot, InstallerError, Snapshot, sha256, write_atomic
+from .hostfs import (
+    MARKER_CNI_RESTART,
+    HostRoot,
+    InstallerError,
+    Snapshot,
+    private_if_secret,
+    sha256,
+    write_atomic,
+)
 from .restarts import Waits
 
 LOG = logging.getLogger("calico-installer")
@@ -138,7 +146,8 @@ def wanted_files(
         )
         for name, source in binaries.items()
     ]
-    return files + [Wanted(configs / config_name, config, CONFIG_MODE, "cni:config-written")]
+    mode = private_if_secret(config, CONFIG_MODE)
+    return files + [Wanted(configs / config_name, config, mode, "cni:config-written")]
 
 
 def differs(wanted: Wanted) -> bool:

@@ -40,6 +40,7 @@ from .hostfs import (
     HostRoot,
     InstallerError,
     Snapshot,
+    private_if_secret,
     write_atomic,
 )
 from .report import one_line
@@ -341,7 +342,7 @@ def change(
     if pending is None:
         host.write_marker(MARKER_DOCKER_RESTART, {"before": current.to_record()})
         crashpoints.reached("docker:marker-written")
-    write_atomic(path, data, current.mode or 0o644)
+    write_atomic(path, data, private_if_secret(data, current.mode or 0o644))
     crashpoints.reached("docker:daemon-json-written")
 
 

@@ -11,6 +11,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 from pathlib import Path
 from typing import List, Optional, Union
 
@@ -20,6 +21,19 @@ MARKER_DOCKER_RESTART = "docker-restart"
 MARKER_CNI_RESTART = "cni-agent-restart"
 MARKERS = (MARKER_DOCKER_RESTART, MARKER_CNI_RESTART)
 MAX_WRITTEN = 16  # values of one key this installer remembers having written
+# The installer's own records (markers, what it wrote) may hold a daemon.json or a cluster
+# store with an etcd password: only their owner (root on an agent) reads them.
+PRIVATE_MODE = 0o600
+# `scheme://user:password@` in a file's bytes (the shape report.redact hides in output).
+_URL_CREDENTIALS = re.compile(rb"[a-z][a-z0-9+.-]*://[^:@/\s\"]+:[^@/\s\"]+@", re.I)
+
+
+def private_if_secret(data: bytes, mode: int) -> int:
+    """`mode` without its group and other bits when `data` holds a URL with a password (an
+    etcd endpoint `https://user:pw@…` in daemon.json's cluster-store or a CNI config's
+    etcd_endpoints), so that no other user of the agent can read it; `mode` otherwise.
+    dockerd and the Mesos agent, which read these files, run as root."""
+    return mode & 0o700 if _URL_CREDENTIALS.search(data) else mode
 
 
 class InstallerError(Exception):
@@ -62,7 +76,8 @@ class HostRoot:
         return None if data is None else json.loads(data.decode())
 
     def write_marker(self, name: str, record: dict) -> None:
-        write_atomic(self.marker_path(name), json.dumps(record, sort_keys=True).encode(), 0o644)
+        data = json.dumps(record, sort_keys=True).encode()
+        write_atomic(self.marker_path(name), data, PRIVATE_MODE)
 
     def clear_marker(self, name: str) -> None:
         remove_durably(self.marker_path(name))
@@ -135,9 +150,8 @@ class HostRoot:
         record = self.written(owner, path)
         values = [v for v in record.get(key, []) if v != value] + [value]
         record[key] = values[-MAX_WRITTEN:]
-        write_atomic(
-            self.written_path(owner, path), json.dumps(record, sort_keys=True).encode(), 0o644
-        )
+        data = json.dumps(record, sort_keys=True).encode()
+        write_atomic(self.written_path(owner, path), data, PRIVATE_MODE)
 
 
 class Snapshot:
