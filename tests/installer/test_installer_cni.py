@@ -6,7 +6,7 @@ import json
 
 from calico_dcos.devcluster.hostroot import set_unit
 from calico_dcos.installer.hostfs import MARKER_CNI_RESTART, STATE_DIR
-from tests.installer.installer_host import CONFIG_DIR, PLUGINS_DIR
+from tests.installer.installer_host import CONFIG_DIR, FAST, PLUGINS_DIR
 
 MARKER = f"{STATE_DIR}/{MARKER_CNI_RESTART}"
 
@@ -162,5 +162,5 @@ def test_another_config_name_puts_back_the_config_this_installer_wrote_before(ma
     assert config["etcd_endpoints"] == "http://10.0.0.9:2379"
     assert theirs.read_text() == '{"name": "other", "type": "bridge"}\n'
     assert agent.restarts("dcos-mesos-slave") == 2
-    assert agent.run("uninstall", "--cni").returncode == 0
+    assert agent.run("uninstall", "--cni", *FAST).returncode == 0
     assert not agent.path(CONFIG_DIR + "calico-2.conf").exists() and theirs.exists()

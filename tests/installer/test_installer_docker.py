@@ -12,6 +12,7 @@ from calico_dcos.devcluster.hostroot import STANDINS_DIR, read_calls, set_fault
 from calico_dcos.installer.cli import EXIT_HOST
 from calico_dcos.installer.hostfs import MARKER_DOCKER_RESTART, STATE_DIR
 from calico_dcos.installer.report import REPORT_TOKEN_ENV, REPORT_URL_ENV
+from tests.installer.installer_host import FAST
 
 STORE = "etcd://10.0.0.1:2379,10.0.0.2:2379"
 DAEMON_JSON = "/etc/docker/daemon.json"
@@ -338,7 +339,7 @@ def test_a_value_this_installer_wrote_is_replaced_when_the_option_changes(make_a
     assert agent.restarts("docker") == 2
     assert agent.docker(NEW).returncode == 0 and agent.restarts("docker") == 2  # then done
     # the backup is still what the host had before the first change: uninstall restores it
-    assert agent.run("uninstall", "--docker").returncode == 0
+    assert agent.run("uninstall", "--docker", *FAST).returncode == 0
     assert agent.path(DAEMON_JSON).read_bytes() == original
     assert not agent.path(WRITTEN).exists()
 
