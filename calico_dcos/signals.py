@@ -16,7 +16,8 @@ frame)`), a `TypeError: 'Handlers' object is not callable` instead of a stop.
 
 pymesos also uses SIGINT to carry an exception from its driver thread into the main thread
 (`_thread.interrupt_main()` after storing `sys.exc_info()` in `pymesos.process._exc_info`,
-same file, `Process._run`); that exception is raised again here as pymesos would.
+same file, `Process._run`); that exception is raised again here as pymesos would, by the
+first stop signal only: once stopping, pymesos' is ignored like any other.
 """
 
 from __future__ import annotations
@@ -62,12 +63,14 @@ class StopSignals:
                 signal.signal(signum, signal.SIG_IGN)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        pymesos_relay(signum, frame)
         if self.received is not None or self.shielded:
+            # Even one pymesos' `interrupt_main` made: its exception, raised in the middle
+            # of the clean-up, would cut that short as a second Ctrl-C would.
             LOG.info("%s ignored: already stopping", signal.Signals(signum).name)
             return
         self.received = signum
         self.event.set()
+        pymesos_relay(signum, frame)  # the stop is then pymesos' exception
         LOG.info("%s: stopping", signal.Signals(signum).name)
         if self.on_stop is not None:
             self.on_stop()

@@ -338,8 +338,10 @@ def local(
         for line in exc.lines():
             click.echo(line, err=True)
         sys.exit(EXIT_INVALID_OPTIONS)
-    except KeyboardInterrupt:  # before the progress display, which says so itself
-        code = 130
+    except KeyboardInterrupt:  # before anything started (run_local handles its own)
+        signals.shield()
+        code = interrupted_code(serve)
+        click.echo(stopped_words("", serve))
     signals.shield()
     click.echo(work_dir_words(root, remove))
     if remove:
@@ -406,7 +408,10 @@ def run_local(
     """The exit code: see `Progress.follow`. A `KeyboardInterrupt` (the first SIGINT or
     SIGTERM, see `calico_dcos.signals`) may come at any moment; the scheduler, the embedded
     cluster (every task process) and etcd are stopped whatever happens, with `signals`
-    shielded so that a second Ctrl-C cannot cut that short."""
+    shielded so that a second Ctrl-C cannot cut that short, and the run ends as
+    `Progress.follow` ends an interrupted one (`interrupted_code`), with the "stopped:" line:
+    not only while the progress display follows the plan, but also while the cluster, etcd
+    or the scheduler start, between the banner and the display, or as the clean-up begins."""
     from calico_dcos.devcluster import DevCluster
 
     if uris is None:
@@ -417,53 +422,76 @@ def run_local(
         workdir=root / "devcluster", allocation_interval=0.2, agent_restart_delay=0.5,
         strict=strict, agent_network="free",
     )  # fmt: skip
-    with contextlib.ExitStack() as stack:
-        try:
-            etcd = None
-            if "etcd.binary_uri" in uris:
-                peer = f"http://127.0.0.1:{free_port()}"
-                client = stack.enter_context(real_etcd(root / "etcd", enable_v2=True, peer=peer))
-                etcd = LocalEtcd(client, peer)
-            stack.callback(cluster.stop)  # before start(): a start cut short is stopped too
-            cluster.start()
-            settings = strict_options(root, cluster) if strict else None
-            master = cluster.base_url if strict else cluster.master_url
-            ips = [agent.ip for agent in cluster.agents]
-            options = local_options(
-                options_file, os.environ, root, uris, master, etcd, ips, settings
-            )
-            say_what_is_real(options, cluster.base_url, cluster.agents, etcd)
-            if strict:
-                click.echo(
-                    f"  strict mode: master {cluster.base_url} over HTTPS "
-                    f"(CA {cluster.ca_bundle}), "
-                    f"logging in as service account {STRICT_UID!r} at {cluster.login_endpoint}"
+    url = ""  # the status page's, once the scheduler is up
+    try:
+        with contextlib.ExitStack() as stack:
+            try:
+                etcd = None
+                if "etcd.binary_uri" in uris:
+                    peer = f"http://127.0.0.1:{free_port()}"
+                    client = stack.enter_context(
+                        real_etcd(root / "etcd", enable_v2=True, peer=peer)
+                    )
+                    etcd = LocalEtcd(client, peer)
+                stack.callback(cluster.stop)  # before start(): a start cut short is stopped too
+                cluster.start()
+                settings = strict_options(root, cluster) if strict else None
+                master = cluster.base_url if strict else cluster.master_url
+                ips = [agent.ip for agent in cluster.agents]
+                options = local_options(
+                    options_file, os.environ, root, uris, master, etcd, ips, settings
                 )
-            service = start_service(
-                options, host="127.0.0.1", port=options["service"]["api_port"],
-                artifacts_dir=root / "artifacts", timings=TIMINGS,
-            )  # fmt: skip
-            stack.callback(service.stop)
-            url = f"http://127.0.0.1:{service.api.port}/"
-            click.echo(f"  status page: {url}   work dir: {root}")
-            click.echo(f"  scheduler log: {root / 'scheduler.log'}")
-            if serve:
-                click.echo(
-                    "  --serve: the scheduler and the status page stay up after every agent is "
-                    "done; Ctrl-C stops them, the embedded cluster and etcd."
-                )
-            click.echo()
-            progress = Progress(service.scheduler, sys.stdout, log_warnings(options))
-            code = progress.follow(until_done=not serve, serving=url if serve else "")
-        finally:
-            if signals is not None:
-                signals.shield()  # nothing cuts the clean-up short
+                say_what_is_real(options, cluster.base_url, cluster.agents, etcd)
+                if strict:
+                    click.echo(
+                        f"  strict mode: master {cluster.base_url} over HTTPS "
+                        f"(CA {cluster.ca_bundle}), "
+                        f"logging in as service account {STRICT_UID!r} at "
+                        f"{cluster.login_endpoint}"
+                    )
+                service = start_service(
+                    options, host="127.0.0.1", port=options["service"]["api_port"],
+                    artifacts_dir=root / "artifacts", timings=TIMINGS,
+                )  # fmt: skip
+                stack.callback(service.stop)
+                url = f"http://127.0.0.1:{service.api.port}/"
+                click.echo(f"  status page: {url}   work dir: {root}")
+                click.echo(f"  scheduler log: {root / 'scheduler.log'}")
+                if serve:
+                    click.echo(
+                        "  --serve: the scheduler and the status page stay up after every agent "
+                        "is done; Ctrl-C stops them, the embedded cluster and etcd."
+                    )
+                click.echo()
+                progress = Progress(service.scheduler, sys.stdout, log_warnings(options))
+                code = progress.follow(until_done=not serve, serving=url if serve else "")
+            except KeyboardInterrupt:  # outside the display's own watch (which says so itself)
+                code = interrupted_code(serve)
+            finally:
+                if signals is not None:
+                    signals.shield()  # nothing cuts the clean-up short
+    except KeyboardInterrupt:
+        # The first stop signal landed as the clean-up began (after `follow` returned, before
+        # the shield): every callback still ran, as `ExitStack` runs them all for an exception.
+        code = interrupted_code(serve)
     click.echo(stopped_words(url, serve))
     return code
 
 
+def interrupted_code(serve: bool) -> int:
+    """The exit code of a run a stop signal ended: 0 with --serve (Ctrl-C is how it ends),
+    else 130 (stopped before every agent was done), as `Progress.follow` says."""
+    return 0 if serve else 130
+
+
 def stopped_words(url: str, serve: bool) -> str:
-    """The last words of a run: what stopped (the status page's URL is at the top too)."""
+    """The last words of a run: what stopped (the status page's URL is at the top too).
+    `url` is "" when a stop signal came before the scheduler was up."""
+    if not url:
+        return (
+            "stopped: before the scheduler started; the embedded cluster's task processes and "
+            "etcd, if any"
+        )
     keep = "" if serve else " (--serve keeps them up until Ctrl-C)"
     return (
         f"stopped: the scheduler and its status page {url}{keep}, the embedded cluster's "
@@ -490,7 +518,7 @@ class Progress:
             self.display.print(self.summary_line())
             return 0
         if outcome == "interrupted":
-            return 0 if not until_done else 130
+            return interrupted_code(serve=not until_done)
         self.display.print(f"scheduler stopped: {self.scheduler.failure or 'interrupted'}")
         return 1 if self.scheduler.failure else 0
 

@@ -105,6 +105,7 @@ def test_a_stop_signal_at_any_moment_leaves_no_process_of_local_behind(
 
     assert left == [], rest
     assert local.returncode == 0, rest
+    assert "\nstopped: " in f"\n{rest}", rest  # the clean-up ran to its end
     assert "Traceback" not in rest and "TypeError" not in rest, rest
     assert f"work dir kept: {workdir.resolve()}" in rest
 
