@@ -8,6 +8,7 @@ directory or command line is inside the run's work dir.
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import time
@@ -74,6 +75,9 @@ def read_until(process: subprocess.Popen, wanted, timeout: float) -> list[str]:
         ("rollout", True, [signal.SIGINT], True),
         # An impatient user: Ctrl-C, Ctrl-C, then kill; none may cut the clean-up short.
         ("rollout", True, [signal.SIGINT, signal.SIGINT, signal.SIGTERM], False),
+        # Right after the start-up summary, before the progress display runs (the window
+        # where a KeyboardInterrupt once escaped run_local with 130).
+        ("startup", True, [signal.SIGINT, signal.SIGINT, signal.SIGTERM], False),
         ("converged", True, [signal.SIGINT], False),
         ("converged", False, [signal.SIGTERM], False),
     ],
@@ -86,8 +90,10 @@ def test_a_stop_signal_at_any_moment_leaves_no_process_of_local_behind(
     try:
         if moment == "rollout":
             # The first step done is an etcd-proxy (a long-running task), the rest to come.
-            read_until(local, lambda line: " done" in line, 240)
+            read_until(local, lambda line: re.match(r"\S+\s+etcd-proxy\s+done\s*$", line), 240)
             assert processes_inside(workdir, (local.pid,)), "no task process yet"
+        elif moment == "startup":
+            read_until(local, lambda line: "scheduler log:" in line, 240)
         else:
             read_until(local, lambda line: "still serving the status page" in line, 300)
         for signum in signums:
