@@ -9,13 +9,14 @@ import io
 import tarfile
 import threading
 import zipfile
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from calico_dcos.devcluster.fetcher import FetcherCache, FetchError, fetch, fetch_all
 from tests.devcluster.test_process_executor import make, run_to_end, task
+from tests.helpers.counting_http import CountingHandler
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ def counted(tmp_path):
     root = tmp_path / "served"
     root.mkdir()
     gets: dict[str, int] = {}
-    handler = functools.partial(QuietHandler, gets, directory=str(root))
+    handler = functools.partial(CountingHandler, gets, directory=str(root))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
@@ -39,19 +40,6 @@ def counted(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
-
-
-class QuietHandler(SimpleHTTPRequestHandler):
-    def __init__(self, gets: dict[str, int], *args, **kwargs):
-        self.gets = gets
-        super().__init__(*args, **kwargs)
-
-    def do_GET(self):
-        self.gets[self.path] = self.gets.get(self.path, 0) + 1
-        super().do_GET()
-
-    def log_message(self, *args):
-        pass
 
 
 def make_tgz(path: Path, files: dict[str, bytes]) -> Path:

@@ -13,8 +13,9 @@ import functools
 import io
 import tarfile
 import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
+from tests.helpers.counting_http import CountingHandler
 from tests.integration.harness import running_cluster, scheduler_on, wait_until
 
 ONLY_THE_PROXY = {
@@ -24,21 +25,6 @@ ONLY_THE_PROXY = {
     "node_enable": "false",
 }
 RELEASE = "etcd-v3.5.17-linux-amd64"
-
-
-class CountingHandler(SimpleHTTPRequestHandler):
-    """Serves the directory and counts GETs by path: the copies that left the server."""
-
-    def __init__(self, gets: dict[str, int], *args, **kwargs):
-        self.gets = gets
-        super().__init__(*args, **kwargs)
-
-    def do_GET(self):
-        self.gets[self.path] = self.gets.get(self.path, 0) + 1
-        super().do_GET()
-
-    def log_message(self, *args):
-        pass
 
 
 def crashing_etcd_release(path) -> None:
