@@ -16,12 +16,21 @@ PYTEST_WORKERS ?= 2
 
 .PHONY: deps system-deps local-system-deps local devcluster test lint bench clean dist universe
 
-# The scheduler and its Python dependencies (what `local`, `devcluster` and `bench` run).
-$(VENV)/.installed: pyproject.toml scripts/build_http_parser_wheel.py
+# The Python environment itself, with the build tools the wheel below needs.
+$(VENV)/.created:
 	@$(QUIETLY) "build tools (gcc, Python headers, venv)" scripts/system-deps.sh build
 	@$(QUIETLY) "Python environment $(VENV)" python3 -m venv $(VENV)
 	@$(QUIETLY) "pip, setuptools, wheel" $(PY) -m pip install -q --upgrade pip setuptools wheel
+	@touch $@
+
+# The http-parser wheel (see README), a target of its own so that a deleted build/ is rebuilt
+# (and the environment reinstalled from it) even when the environment is newer.
+$(WHEELHOUSE)/.built: scripts/build_http_parser_wheel.py $(VENV)/.created
 	@$(QUIETLY) "http-parser wheel (see README)" $(PY) scripts/build_http_parser_wheel.py $(WHEELHOUSE)
+	@touch $@
+
+# The scheduler and its Python dependencies (what `local`, `devcluster` and `bench` run).
+$(VENV)/.installed: pyproject.toml $(WHEELHOUSE)/.built
 	@$(QUIETLY) "calico-dcos and its dependencies" \
 		$(PY) -m pip install -q --find-links $(WHEELHOUSE) --only-binary http-parser -e .
 	@touch $@
