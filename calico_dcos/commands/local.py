@@ -318,15 +318,16 @@ def local(
     """Try the framework on this machine (embedded Mesos)."""
     # Before anything starts: Ctrl-C or SIGTERM at any moment stops every process started.
     signals = StopSignals().install()
-    root = Path(workdir or tempfile.mkdtemp(prefix="calico-dcos-local-")).resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    root: Path | None = None  # until the work dir exists, a stop has nothing to clean up
     remove = workdir is None and not keep
-    logging.basicConfig(
-        level=logging.INFO,
-        filename=str(root / "scheduler.log"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
     try:
+        root = Path(workdir or tempfile.mkdtemp(prefix="calico-dcos-local-")).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        logging.basicConfig(
+            level=logging.INFO,
+            filename=str(root / "scheduler.log"),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
         uris = build_standins(root / "artifacts", ETCD_BINARY.exists())
         check_options_first(options_file, root, uris, strict)
         code = run_local(
@@ -342,6 +343,8 @@ def local(
         signals.shield()
         code = interrupted_code(serve)
         click.echo(stopped_words("", serve))
+        if root is None:  # stopped before the work dir was made: nothing to say of it
+            sys.exit(code)
     signals.shield()
     click.echo(work_dir_words(root, remove))
     if remove:
