@@ -5,7 +5,8 @@ store never guesses: data it cannot read or parse raises `StateCorrupt` naming t
 file, and is never replaced silently. Two implementations share one interface:
 
 - `ZooKeeperStore` for `zk://host:port[,host:port]/path` (production, with a leader lock);
-- `FileStore` for a local directory (the embedded default of `calico-dcos local`).
+- `FileStore` for a local directory: one SQLite database in it (the embedded default of
+  `calico-dcos local` and the bench).
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ class RecordTooLarge(StoreError):
 
 
 class StateCorrupt(StoreError):
-    """Stored data exists but cannot be read or parsed; `where` is the znode or file."""
+    """Stored data exists but cannot be read or parsed; `where` is the znode, or the file
+    (with the database row, for the file store); `why` says what is wrong and, where the
+    store knows one, how to repair it."""
 
     def __init__(self, where: str, why: str) -> None:
         super().__init__(f"state at {where} is unreadable or corrupt: {why}")
@@ -57,7 +60,9 @@ class StateStore(Protocol):
 
     writes: int
     bytes_written: int
-    syncs: int  # fsyncs (file store) or write requests (ZooKeeper): the benchmark's figure
+    # Commits: transactions, one fsync of SQLite's log each (file store), or write requests
+    # (ZooKeeper); the benchmark's "writes per sync" divides `writes` by it.
+    syncs: int
 
     def get_framework_id(self) -> str | None: ...
 

@@ -45,7 +45,9 @@ def run_on_state(tmp_path, state: str) -> tuple[int, str]:
     return code, scheduler.log_path.read_text()
 
 
-def test_a_corrupt_agent_file_stops_the_scheduler_naming_the_file(tmp_path):
+def test_a_corrupt_agent_file_of_the_old_layout_stops_the_scheduler_naming_the_file(tmp_path):
+    """The file store's previous layout (a file per record) is imported when the store opens;
+    a file it cannot parse stops the import, and the scheduler, before anything changes."""
     record = tmp_path / "state" / "agents" / "a1b2-S0.json"
     record.parent.mkdir(parents=True)
     record.write_bytes(CORRUPT)

@@ -3,26 +3,34 @@ was lost) is adopted when it matches the step's current options, and killed othe
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
+from calico_dcos.store import open_store
 from tests.failover.harness import SchedulerProcess, launches_by_step, scheduler_env
 from tests.helpers.devcluster import running_cluster, wait_until
 
 
 def stored_task(tmp_path, agent_id: str) -> str | None:
-    """The node task the store records for the agent, once there is one."""
-    path = tmp_path / "state" / "agents" / f"{agent_id}.json"
-    return json.loads(path.read_text())["steps"].get("node", {}).get("task_id")
+    """The node task the store records for the agent, once there is one (read through a
+    store of its own, beside the running scheduler's)."""
+    store = open_store(str(tmp_path / "state"))
+    try:
+        record = store.load_agents()[agent_id]
+    finally:
+        store.close()
+    return record["steps"].get("node", {}).get("task_id")
 
 
 def forget_step(state_dir, agent_id: str, step: str) -> None:
-    """Drop one step from an agent's record, as if its launch was never stored."""
-    path = state_dir / "agents" / f"{agent_id}.json"
-    record = json.loads(path.read_text())
-    del record["steps"][step]
-    path.write_text(json.dumps(record))
+    """Drop one step from an agent's record, as if its launch was never stored (the
+    scheduler that wrote it is dead)."""
+    store = open_store(str(state_dir))
+    try:
+        record = store.load_agents()[agent_id]
+        del record["steps"][step]
+        store.put_agent(agent_id, record)
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize(

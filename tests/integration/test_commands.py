@@ -1,15 +1,20 @@
 """`calico-dcos run` and `calico-dcos local` as a user runs them: separate processes."""
 
+import contextlib
 import io
 import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from calico_dcos.store import open_store
+from calico_dcos.store.file import DATABASE_NAME
 
 CLI = [str(Path(sys.executable).with_name("calico-dcos"))]
 # `local` waits its own rollout.stability_seconds (1 s) after each restart; no test of it
@@ -46,10 +51,15 @@ def test_an_invalid_environment_override_stops_run_too(tmp_path):
     assert "etcd.proxy_mode" in result.stderr
 
 
+CORRUPT = b'{"agent_id": "S1", "steps": '
+
+
 def test_a_corrupt_state_stops_run_with_one_line_naming_the_file(tmp_path):
-    record = tmp_path / "state" / "agents" / "S1.json"
-    record.parent.mkdir(parents=True)
-    record.write_text('{"agent_id": "S1", "steps": ')
+    open_store(str(tmp_path / "state")).close()
+    database = tmp_path / "state" / DATABASE_NAME
+    with contextlib.closing(sqlite3.connect(database)) as db, db:
+        db.execute("INSERT INTO agents VALUES ('S1', ?)", (CORRUPT,))
+    record = f"{database} (agent S1)"
     env = {"CALICO_SERVICE_STATE": str(tmp_path / "state"), "CALICO_SERVICE_API_PORT": "0"}
 
     result = cli("run", "--master", "127.0.0.1:1", env=env, timeout=30)
@@ -58,7 +68,10 @@ def test_a_corrupt_state_stops_run_with_one_line_naming_the_file(tmp_path):
     assert "Traceback" not in result.stderr
     reason = [line for line in result.stderr.splitlines() if line.startswith("calico-dcos: ")]
     assert len(reason) == 1 and str(record) in reason[0] and "corrupt" in reason[0]
-    assert record.read_text() == '{"agent_id": "S1", "steps": '
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        assert db.execute("SELECT record FROM agents").fetchall() == [
+            (b'{"agent_id": "S1", "steps": ',)
+        ]
 
 
 def test_local_converges_three_agents_end_to_end(tmp_path):
@@ -121,7 +134,6 @@ def test_a_stop_signal_stops_run_with_zero_and_leaves_the_framework_to_mesos(tmp
 
 
 def test_run_with_sdk_uninstall_tears_down_wipes_and_stays_up_healthy(tmp_path):
-    from calico_dcos.store import open_store
     from tests.integration.harness import events, options_env, running_cluster, wait_until
 
     with running_cluster(agents=1, public_agents=0) as cluster:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sqlite3
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ import pytest
 from kazoo.client import KazooClient
 
 from calico_dcos.store import StateStore, open_store
+from calico_dcos.store.file import DATABASE_NAME
 from tests.helpers.zookeeper import ZooKeeperServer
 
 
@@ -55,9 +58,10 @@ class Backend:
         return store
 
     def agent_location(self, agent_id: str) -> str:
-        """The file or znode that holds one agent's record."""
+        """Where one agent's record is, as StateCorrupt names it: the database and the row
+        (file store), or the znode."""
         if self.kind == "file":
-            return f"{self.url}/agents/{agent_id}.json"
+            return f"{self.url}/{DATABASE_NAME} (agent {agent_id})"
         return f"{self.root}/agents/{agent_id}"
 
     @property
@@ -67,7 +71,8 @@ class Backend:
     def write_raw(self, agent_id: str, data: bytes) -> None:
         """Put bytes where the agent's record lives, behind the store's back."""
         if self.kind == "file":
-            Path(self.agent_location(agent_id)).write_bytes(data)
+            with contextlib.closing(sqlite3.connect(Path(self.url) / DATABASE_NAME)) as db, db:
+                db.execute("INSERT INTO agents (agent_id, record) VALUES (?, ?)", (agent_id, data))
             return
         client = KazooClient(hosts=self.zk_hosts)
         client.start(timeout=10)

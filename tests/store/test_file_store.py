@@ -1,15 +1,22 @@
-"""What only the embedded file store does: files, permissions, atomic replacement."""
+"""What only the embedded file store does: its SQLite database, permissions, a group cut
+short by a crash, and the one-time migration of the old one-file-per-record layout."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
 import os
+import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 
 import pytest
 
-from calico_dcos.store import StateCorrupt, StoreError, open_store
+from calico_dcos.store import StateCorrupt, StoreError, encode_document, open_store
+from calico_dcos.store.file import DATABASE_NAME, LOCK_NAME, MIGRATED_NAME
 from tests.store.test_store_contract import agent_record
 
 NOBODY = 65534
@@ -28,17 +35,43 @@ def as_unprivileged_user() -> Iterator[None]:
         os.seteuid(0)
 
 
-def test_an_unreadable_record_is_a_clear_error_naming_the_file(world_readable_dir):
+def test_an_unreadable_database_is_a_clear_error_naming_the_file(world_readable_dir):
     store = open_store(str(world_readable_dir / "state"))
     store.put_agent("a1b2-S0", agent_record("a1b2-S0"))
-    record = world_readable_dir / "state" / "agents" / "a1b2-S0.json"
-    record.chmod(0)
+    store.close()
+    database = world_readable_dir / "state" / DATABASE_NAME
+    database.chmod(0)
 
     with as_unprivileged_user(), pytest.raises(StateCorrupt) as raised:
+        open_store(str(world_readable_dir / "state"))
+
+    assert str(database) in str(raised.value)
+    assert "Permission denied" in str(raised.value)
+
+
+def test_a_file_that_is_not_a_database_is_corrupt_and_kept(tmp_path):
+    (tmp_path / DATABASE_NAME).write_bytes(b"not a database, but some bytes of an editor" * 50)
+
+    with pytest.raises(StateCorrupt) as raised:
+        open_store(str(tmp_path))
+
+    assert str(tmp_path / DATABASE_NAME) in str(raised.value)
+    assert "restore it from a backup" in str(raised.value)
+    assert (tmp_path / DATABASE_NAME).read_bytes().startswith(b"not a database")
+
+
+def test_a_corrupt_row_names_the_database_the_agent_and_the_fix(tmp_path):
+    store = open_store(str(tmp_path))
+    store.put_agent("a1b2-S0", agent_record("a1b2-S0"))
+    with contextlib.closing(sqlite3.connect(tmp_path / DATABASE_NAME)) as db, db:
+        db.execute("UPDATE agents SET record = ? WHERE agent_id = 'a1b2-S0'", (b'{"half',))
+
+    with pytest.raises(StateCorrupt) as raised:
         store.load_agents()
 
-    assert str(record) in str(raised.value)
-    assert "Permission denied" in str(raised.value)
+    message = str(raised.value)
+    assert f"{tmp_path / DATABASE_NAME} (agent a1b2-S0)" in message
+    assert "DELETE FROM agents WHERE agent_id = 'a1b2-S0'" in message
 
 
 def test_a_state_directory_that_cannot_be_created_is_a_clear_error(tmp_path):
@@ -48,28 +81,49 @@ def test_a_state_directory_that_cannot_be_created_is_a_clear_error(tmp_path):
         open_store(str(tmp_path / "file" / "state"))
 
 
-def test_writes_leave_only_whole_records_and_leftover_temp_files_are_ignored(tmp_path):
+# A writer killed in the middle of its transaction, after SQLite has spilled pages of it to
+# the log (cache_size=1 forces the spill): what a scheduler killed inside `put_many` leaves.
+KILLED_WRITER = """
+import os, sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA synchronous=FULL")
+db.execute("PRAGMA cache_size=1")
+db.execute("BEGIN IMMEDIATE")
+db.execute("UPDATE agents SET record = ?", (b'{"half": "' + b"x" * 3000 + b'"}',))
+print(os.path.getsize(sys.argv[1] + "-wal"), flush=True)
+os._exit(137)
+"""
+
+
+def test_a_group_cut_short_by_a_crash_leaves_every_old_record(tmp_path):
     store = open_store(str(tmp_path))
-    for i in range(3):
-        store.put_agent(f"a1b2-S{i}", agent_record(f"a1b2-S{i}"))
-    (tmp_path / "agents" / ".tmp-crashed").write_bytes(b'{"half')
+    records = {f"g-S{n}": agent_record(f"g-S{n}") for n in range(200)}
+    store.put_many([("agent", aid, encode_document(r)) for aid, r in records.items()])
+    wal_before = (tmp_path / f"{DATABASE_NAME}-wal").stat().st_size
 
-    assert sorted(p.name for p in (tmp_path / "agents").iterdir()) == [
-        ".tmp-crashed",
-        "a1b2-S0.json",
-        "a1b2-S1.json",
-        "a1b2-S2.json",
-    ]
-    assert sorted(open_store(str(tmp_path)).load_agents()) == ["a1b2-S0", "a1b2-S1", "a1b2-S2"]
+    writer = subprocess.run(
+        [sys.executable, "-c", KILLED_WRITER, str(tmp_path / DATABASE_NAME)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+    assert writer.returncode == 137, writer.stderr
+    assert int(writer.stdout) > wal_before  # the uncommitted group did reach the log
+    assert open_store(str(tmp_path)).load_agents() == records
+    assert store.load_agents() == records
 
 
-def test_wipe_keeps_a_held_leader_lock(tmp_path):
+def test_wipe_keeps_a_held_leader_lock_and_removes_the_records(tmp_path):
     leader, contender = open_store(str(tmp_path)), open_store(str(tmp_path))
     leader.acquire_leadership(on_lost=lambda: None)
-    leader.put_agent("a1b2-S0", agent_record("a1b2-S0"))
+    leader.put_meta("report-key", {"key": "5ec7e7" * 8})
 
     leader.wipe()
 
+    assert b"5ec7e7" not in (tmp_path / DATABASE_NAME).read_bytes()
+    assert b"5ec7e7" not in (tmp_path / f"{DATABASE_NAME}-wal").read_bytes()
     acquired = threading.Event()
     threading.Thread(
         target=lambda: (contender.acquire_leadership(lambda: None), acquired.set()), daemon=True
@@ -78,3 +132,101 @@ def test_wipe_keeps_a_held_leader_lock(tmp_path):
     leader.close()
     assert acquired.wait(5)
     contender.close()
+
+
+def old_layout(root) -> dict:
+    """A state directory as the previous file store wrote it (the records it reads back)."""
+    (root / "agents").mkdir(parents=True)
+    (root / "meta").mkdir()
+    agents = {f"a1b2-S{n}": agent_record(f"a1b2-S{n}") for n in range(3)}
+    for agent_id, record in agents.items():
+        (root / "agents" / f"{agent_id}.json").write_text(json.dumps(record))
+    (root / "agents" / ".tmp-crashed").write_bytes(b'{"half')  # an interrupted old write
+    (root / "meta" / "report-key.json").write_text('{"key": "00ff"}')
+    (root / "framework.json").write_text('{"framework_id": "f0c2-0001"}')
+    (root / LOCK_NAME).write_text("4242\n")
+    return agents
+
+
+def test_an_old_layout_directory_is_imported_once_and_its_files_set_aside(tmp_path):
+    agents = old_layout(tmp_path)
+
+    store = open_store(str(tmp_path))
+
+    assert store.load_agents() == agents
+    assert store.get_meta("report-key") == {"key": "00ff"}
+    assert store.get_framework_id() == "f0c2-0001"
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(DATABASE_NAME)) == [
+        LOCK_NAME,
+        MIGRATED_NAME,
+    ]
+    aside = tmp_path / MIGRATED_NAME
+    assert sorted(p.name for p in aside.iterdir()) == ["agents", "framework.json", "meta"]
+    assert (aside / "agents" / ".tmp-crashed").read_bytes() == b'{"half'
+    store.put_agent("a1b2-S0", {"newer": True})
+    assert open_store(str(tmp_path)).load_agents()["a1b2-S0"] == {"newer": True}
+
+
+def test_a_migration_interrupted_after_its_commit_only_finishes_moving_the_files(tmp_path):
+    """The crash between the import's commit and the renames: the next open must not import
+    the old files again (they may be older than what was written since)."""
+    agents = old_layout(tmp_path)
+    open_store(str(tmp_path)).close()
+    aside = tmp_path / MIGRATED_NAME
+    (aside / "meta").rename(tmp_path / "meta")  # as if the crash came before this rename
+    (tmp_path / "meta" / "report-key.json").write_text('{"key": "changed behind our back"}')
+
+    store = open_store(str(tmp_path))
+
+    assert store.get_meta("report-key") == {"key": "00ff"}
+    assert store.load_agents() == agents
+    assert not (tmp_path / "meta").exists() and (aside / "meta").is_dir()
+
+
+def test_a_corrupt_old_file_stops_the_migration_naming_it_and_changes_nothing(tmp_path):
+    old_layout(tmp_path)
+    broken = tmp_path / "agents" / "a1b2-S1.json"
+    broken.write_bytes(b'{"agent_id": "a1b2-S1", "ste')
+
+    with pytest.raises(StateCorrupt) as raised:
+        open_store(str(tmp_path))
+
+    assert str(broken) in str(raised.value)
+    assert not (tmp_path / MIGRATED_NAME).exists() and broken.exists()
+    broken.write_text(json.dumps(agent_record("a1b2-S1")))  # the operator repairs it
+    assert sorted(open_store(str(tmp_path)).load_agents()) == ["a1b2-S0", "a1b2-S1", "a1b2-S2"]
+
+
+def test_no_migration_while_a_scheduler_holds_the_old_layouts_lock(tmp_path):
+    """A scheduler of the earlier version still writing the files (here: this test process
+    holding its flock): importing them now would miss its later writes, so an open in
+    another process refuses, naming the holder from the lock file."""
+    old_layout(tmp_path)
+    fd = os.open(tmp_path / LOCK_NAME, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        child = subprocess.run(
+            [sys.executable, "-c", OPEN_STORE, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    finally:
+        os.close(fd)
+
+    assert child.returncode == 3, child.stderr
+    assert "held by pid 4242: a scheduler of that version still runs on it" in child.stdout
+    assert (tmp_path / "agents").is_dir() and not (tmp_path / MIGRATED_NAME).exists()
+    assert sorted(open_store(str(tmp_path)).load_agents()) == ["a1b2-S0", "a1b2-S1", "a1b2-S2"]
+
+
+OPEN_STORE = """
+import sys
+from calico_dcos.store import StoreError, open_store
+try:
+    open_store(sys.argv[1])
+except StoreError as exc:
+    print(exc)
+    sys.exit(3)
+"""

@@ -5,6 +5,9 @@ what is left of it is a few dozen bytes."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+
 from kazoo.client import KazooClient
 
 from calico_dcos import plans
@@ -21,7 +24,8 @@ def write_legacy_meta(backend, store, document: dict) -> None:
     version refuses a meta document over MAX_META_BYTES)."""
     data = encode_document(document)
     if backend.kind == "file":
-        (store.root / "meta" / "uninstall.json").write_bytes(data)
+        with contextlib.closing(sqlite3.connect(store.database)) as db, db:
+            db.execute("INSERT INTO meta (key, document) VALUES ('uninstall', ?)", (data,))
         return
     client = KazooClient(hosts=backend.zk_hosts)
     client.start(timeout=10)
