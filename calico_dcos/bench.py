@@ -50,6 +50,10 @@ DONE_STATE = {
     for s in catalog.STEPS
 }
 RESTARTING = tuple(f"calico-{s.name}" for s in catalog.STEPS if s.restarts)
+# The cores this process may run on (and so its children): the CPU floor of a run is the
+# scheduler's and the devcluster's CPU spread over them, the least wall time the machine needs
+# for that work alone, whatever the plan's own pace (the lower bound).
+CORES = len(os.sched_getaffinity(0))
 
 
 # ---------------------------------------------------------------------------------------
@@ -579,6 +583,7 @@ def _figures(
     """Totals per run (per-agent figures are these divided by `agents`)."""
     bound = lower_bound(settings, agents)
     wall = measured.get("wall")
+    cpu = measured["cpu"] - measured["startup_cpu"] + measured["devcluster_cpu"]
     return {
         "agents": agents,
         "converged": wall is not None,
@@ -598,6 +603,8 @@ def _figures(
         "scheduler_peak_rss_bytes": peak_rss,
         "store_most_pending_records": (stats.get("groups") or {}).get("most_pending"),
         "devcluster_cpu_seconds": measured["devcluster_cpu"],
+        "cores": CORES,
+        "cpu_floor_seconds": cpu / CORES,
         "event_thread_busy_share": _ratio(
             (stats.get("event_thread") or {}).get("busy_seconds"),
             (stats.get("event_thread") or {}).get("window_seconds"),

@@ -46,8 +46,10 @@ def test_bench_of_five_agents_converges_and_writes_every_figure(tmp_path):
     assert 0 < run["event_thread_busy_share"] < 1
     assert run["store_writes_per_sync"] > 0
     assert run["devcluster_cpu_seconds"] > 0
+    cpu = run["scheduler_cpu_seconds"] + run["devcluster_cpu_seconds"]
+    assert run["cpu_floor_seconds"] == pytest.approx(cpu / run["cores"]) and run["cores"] >= 1
     assert document["cpu_growth_exponent"] is None
-    assert "bound s" in result.output and str(AGENTS) in result.output
+    assert "bound s" in result.output and "cpu floor s" in result.output
 
 
 def test_bench_refuses_an_unknown_restarting_step():
