@@ -54,6 +54,13 @@ RESTARTING = tuple(f"calico-{s.name}" for s in catalog.STEPS if s.restarts)
 # scheduler's and the devcluster's CPU spread over them, the least wall time the machine needs
 # for that work alone, whatever the plan's own pace (the lower bound).
 CORES = len(os.sched_getaffinity(0))
+# the steps that take a restart slot with the bench's options (`scheduler_options`: the
+# defaults but for the budget, so no `cni.restart_agent`)
+SLOT_TAKING = tuple(
+    f"calico-{s.name}"
+    for s in catalog.STEPS
+    if s.restarts_with({"cni": {"restart_agent": False}}) is not None
+)
 
 
 # ---------------------------------------------------------------------------------------
@@ -91,16 +98,22 @@ def lower_bound(settings: Settings, agents: int) -> float:
     `HierarchicalAllocatorProcess::addFramework` and `reviveOffers` both call `allocate()`,
     src/master/allocator/mesos/hierarchical.cpp; the devcluster does the same), and a
     finished task's resources come back unfiltered; plus the restart budget's
-    serialisation: each restarting step holds a slot from launch to FINISHED, so the other
-    agents' holds take (agents × hold ÷ budget − hold) seconds before the slowest agent's
-    own. `allocation_interval` does not enter it: a scheduler that revives never waits for
-    a timed round. (Until 2026-11-29 this counted one allocation interval per step, 5 s of
-    the 11.3 s the README's older tables divide by: the strict devcluster's immediate
-    REVIVE made 100 agents converge in 0.59 of that "bound".)
+    serialisation: each step that takes a restart slot with the bench's options holds it
+    from launch to FINISHED, so the other agents' holds take (agents × hold ÷ budget − hold)
+    seconds before the slowest agent's own. Only docker takes one: the cni step restarts
+    the agent only with `cni.restart_agent`, off by default and in the bench (`steps.Step.
+    restarts_with`), though its synthetic task still takes `restart_seconds` (until
+    2026-11-29 the bound counted it as a slot holder too: 6.3 s instead of 3.6 s at 10 %).
+    `allocation_interval` does not enter it: a scheduler that revives never waits for a
+    timed round (one that holds offers instead waits for about one round per step: the
+    unused part of an ACCEPT comes back at the next, `calico_dcos.core.deploy`).
+    (Until 2026-11-29 this counted one allocation interval per step, 5 s of the 11.3 s
+    the README's older tables divide by: the strict devcluster's immediate REVIVE made 100
+    agents converge in 0.59 of that "bound".)
     """
     restarts = sum(settings.restart_seconds.values())
     chain = len(DONE_STATE) * settings.step_seconds + restarts
-    hold = len(RESTARTING) * settings.step_seconds + restarts
+    hold = sum(settings.step_seconds + settings.restart_seconds.get(n, 0.0) for n in SLOT_TAKING)
     serial = agents * hold / settings.budget_for(agents) - hold
     return chain + max(0.0, serial)
 
@@ -520,7 +533,9 @@ def run_size(settings: Settings, agents: int, progress: Progress) -> dict:
     ):
         master = devcluster.until("ready", deadline)["master"]
         options = scheduler_options(settings, master, state)
-        timings = settings.scheduler_timings
+        # the master's allocation interval, as `calico-dcos run` would be told of it
+        timings = {"allocation_interval_seconds": settings.allocation_interval}
+        timings |= settings.scheduler_timings
         with scheduler_child(options, timings, Path(tmp)) as (scheduler, stats_file):
             sampler = Sampler(scheduler.pid)
             sampler.start()

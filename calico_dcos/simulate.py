@@ -88,6 +88,7 @@ class SimResult:
     largest_call_decisions: int
     rss_growth_bytes: int
     revives: int = 0
+    held_peak: int = 0  # most offers the plan held at once (after an allocation round)
 
     @property
     def events_per_cpu_second(self) -> float:
@@ -137,7 +138,7 @@ class Simulation:
                           enumerate(self.agents)}  # fmt: skip
         # offer ID -> (agent ID, cpus, mem), outstanding
         self.offered: dict[str, tuple[str, float, float]] = {}
-        self.agent_offer: set[str] = set()  # agents with an outstanding offer
+        self.held_peak = 0  # most offers the plan held at once
         # agent ID -> (until, refused cpus, refused mem): `RefusedOfferFilter`
         self.filtered: dict[str, tuple[float, float, float]] = {}
         self.free = {aid: (AGENT_CPUS, AGENT_MEM) for aid in self.agents}  # not offered, not used
@@ -153,6 +154,8 @@ class Simulation:
         options = load_options(None, {"CALICO_ROLLOUT_MAX_CONCURRENT_RESTARTS":
                                       settings.restart_budget})  # fmt: skip
         config = plans.config_from_options(options, ARTIFACTS)
+        interval = settings.allocation_interval
+        config = dataclasses.replace(config, allocation_interval_seconds=interval)
         if settings.timings:
             config = dataclasses.replace(config, **settings.timings)
         self.core = Deploy(config, {}, None)
@@ -191,6 +194,7 @@ class Simulation:
             largest_call_decisions=decisions,
             rss_growth_bytes=peak - rss_before,
             revives=self.revives,
+            held_peak=self.held_peak,
             lower_bound_seconds=self.lower_bound(),
         )
 
@@ -221,20 +225,25 @@ class Simulation:
         self.apply(decisions)
 
     def allocate(self, periodic: bool = True) -> None:
-        """One allocation round: an offer from every agent not offered and not filtered."""
+        """One allocation round: an offer of every agent's free resources (neither offered
+        nor used) that are allocatable and not filtered. Resources outstanding in an offer
+        are not offered again; an agent with an offer outstanding is offered what was freed
+        since, as a second offer (hierarchical.cpp `__allocate` allocates an agent's
+        `available()` resources, which exclude those offered; `isAllocatable`: at least
+        MIN_CPUS 0.01 or MIN_MEM 32 MB, src/master/constants.hpp)."""
         offers = []
         for aid in self.agents:
             cpus, mem = self.free[aid]
-            if aid in self.agent_offer or (cpus < 0.01 and mem < 32) or self._hidden(aid):
+            if (cpus < 0.01 and mem < 32) or self._hidden(aid):
                 continue
             offer_id = f"o{next(self._ids)}"
             self.offered[offer_id] = (aid, cpus, mem)
-            self.agent_offer.add(aid)
             self.free[aid] = (0.0, 0.0)
             offers.append(offer(offer_id, aid, self.hostnames[aid], cpus, mem))
         if offers:
             self.offers_sent += len(offers)
             self.call("offers", len(offers), lambda: self.core.on_offers(offers, self.now))
+            self.held_peak = max(self.held_peak, self.core.held_offers)
         if periodic:
             self.at(self.now + self.s.allocation_interval, self.allocate)
 
@@ -292,7 +301,6 @@ class Simulation:
         if offer_id not in self.offered:
             return
         agent_id, cpus, mem = self.offered.pop(offer_id)
-        self.agent_offer.discard(agent_id)
         if task is not None:
             needs = {r["name"]: r["scalar"]["value"] for r in task.get("resources", ())
                      if r.get("type", "SCALAR") == "SCALAR"}  # fmt: skip

@@ -66,6 +66,13 @@ class Slots:
     waiters: set[str] = field(default_factory=set)  # refused an offer for want of a slot
     # latest such refusal's filter: (REVIVEs decided before it, until); see `Reviver`
     wait_filter: tuple[int, float] = (0, -math.inf)
+    # when each holder was admitted (plan clock), and how long a slot is held, on average of
+    # the recent ones (None until one ends): how fast slots free (`Deploy._slot_pool`)
+    since: dict[str, float] = field(default_factory=dict)
+    held_seconds: float | None = None
+    # launch to TASK_RUNNING of any step, the same kind of average: a slot is held at least
+    # this long, the best guess of `held_seconds` before a slot has ended
+    step_seconds: float | None = None
 
     def limit(self, agents: int) -> int:
         """The budget's slots among `agents`."""
@@ -75,13 +82,27 @@ class Slots:
         """The agent holds a slot already, or one is free."""
         return agent_id in self.holders or len(self.holders) < self.limit(agents)
 
-    def admit(self, agent_id: str, agents: int) -> None:
-        """Give `agent_id` a slot for a launch or a replacement it is about to send."""
+    def admit(self, agent_id: str, agents: int, now: float | None = None) -> None:
+        """Give `agent_id` a slot for a launch or a replacement it is about to send (at
+        `now`, plan clock, if known: the slot's time is measured from it)."""
         assert self.free_for(agent_id, agents), (
             f"restart budget exceeded: {sorted(self.holders)} hold {self.limit(agents)} slots"
         )
+        if agent_id not in self.holders and now is not None:
+            self.since[agent_id] = now
         self.holders.add(agent_id)
         self.waiters.discard(agent_id)
+
+    def launched_in(self, seconds: float) -> None:
+        """A task of ours went from launch to TASK_RUNNING in `seconds`."""
+        last = self.step_seconds
+        took = max(0.0, seconds)
+        self.step_seconds = took if last is None else 0.8 * last + 0.2 * took
+
+    def expected_hold(self) -> float | None:
+        """How long the next slot will likely be held: `held_seconds`, or before any slot
+        ended `step_seconds`; None before anything was seen."""
+        return self.held_seconds if self.held_seconds is not None else self.step_seconds
 
     def refused(self, agent_id: str, after: int, until: float) -> None:
         """An offer of the agent was declined for want of a slot, filtered until `until`
@@ -93,15 +114,22 @@ class Slots:
         """The agent no longer waits for a slot (its next step needs none, or it is done)."""
         self.waiters.discard(agent_id)
 
-    def sync(self, agent_id: str, holds: bool) -> bool:
+    def sync(self, agent_id: str, holds: bool, now: float | None = None) -> bool:
         """Record what the agent's state says (it holds a slot or not); True if that freed a
         slot. Holding without `admit` happens only for state read back from records or a
-        task adopted after a restart: what is already running keeps its slot."""
+        task adopted after a restart: what is already running keeps its slot. A slot freed
+        at `now` after an `admit` with a time counts in `held_seconds` (a moving average
+        weighing the latest fifth)."""
         held = agent_id in self.holders
         if holds:
             self.holders.add(agent_id)
         else:
             self.holders.discard(agent_id)
+            start = self.since.pop(agent_id, None)
+            if held and start is not None and now is not None:
+                took = max(0.0, now - start)
+                last = self.held_seconds
+                self.held_seconds = took if last is None else 0.8 * last + 0.2 * took
         return held and not holds
 
     def freed_filter(self) -> tuple[int, float] | None:

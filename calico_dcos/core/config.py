@@ -78,6 +78,18 @@ class PlanConfig:
     # constraints want when it restarts under the same ID, and only its offers say so
     unwanted_refuse_seconds: float = 300.0
     wait_refuse_seconds: float = 5.0  # running steps, restart slots, and every ACCEPT
+    # An offer of an agent whose next step will be ready soon (its step of ours is running,
+    # or it is among the next in line for a restart slot) is held, not declined, and
+    # ACCEPTed the moment the step ends or a slot frees; released (DECLINE, a short filter)
+    # after this long, so that a stalled agent's resources go back to other frameworks.
+    # 30 s: longer than a step takes on a healthy host (a Docker restart, a download of a
+    # few MB), far shorter than the launch deadline. 0: never hold (`core.holding`).
+    offer_hold_seconds: float = 30.0
+    # Mesos' `--allocation_interval` (apache/mesos src/master/constants.hpp,
+    # DEFAULT_ALLOCATION_INTERVAL = 1 s): resources recovered after an ACCEPT or a DECLINE
+    # are offered again only at the next round. The plan holds enough slot waiters' offers
+    # to keep every restart slot busy until then (`Deploy._slot_pool`).
+    allocation_interval_seconds: float = 1.0
     revive_interval_seconds: float = 0.25  # REVIVEs coalesce within this window (`revive`)
     revive_per_agent_seconds: float = 0.0004  # each REVIVE re-offers every agent
     reconcile_backoff_seconds: float = 2.0

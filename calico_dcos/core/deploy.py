@@ -31,6 +31,7 @@ from calico_dcos.core.events import (
 )
 from calico_dcos.core.failures import gave_up_words
 from calico_dcos.core.offers import (
+    Hold,
     chain_shortfall,
     offer_attributes,
     offer_is_public,
@@ -186,7 +187,7 @@ class Deploy(Engine):
             if st is not None and st.replacing and step_done(spec, st):
                 st.replacing = False
         _toggle(self._eligible, aid, self.eligible(agent))
-        self._sync_slot(aid, self._holds_slot(agent))
+        self._sync_slot(aid, self._holds_slot(agent), now)
         action = self.next_action(agent, now)
         _toggle(self._done, aid, action.kind == "done")
         if action.kind != "launch":
@@ -201,24 +202,71 @@ class Deploy(Engine):
         return action
 
     def _touch(self, agent: AgentState, now: float, out: list[Decision]) -> None:
-        """After a change: reindex, ask for offers if the agent is filtered and has work
-        (to launch now, or when its retry is due)."""
+        """After a change: reindex; launch on the agent's held offer if its next step can
+        run now (else keep or release it); with none held, ask for offers if the agent is
+        filtered and has work (to launch now, or when its retry is due)."""
         action = self._index(agent, now)
-        if action.kind in ("launch", "delay"):
+        if agent.agent_id in self._held:
+            self._use_held(agent.agent_id, now, out)
+        elif action.kind in ("launch", "delay"):
             self._want_offers(agent, max(now, action.until))
         self._pump(now, out)
 
     def _pump(self, now: float, out: list[Decision]) -> None:
         """Replace the running daemons that must be: first on agents that hold a restart slot
         already (a restarting step of theirs waits for a retry; without this they would wait
-        for a slot they hold themselves), then as free slots allow, in the order asked."""
+        for a slot they hold themselves), then as free slots allow, in the order asked; then
+        launch on the held offers of agents waiting for a slot, in line, while slots are
+        free; and REVIVE if that is due."""
         while self._replace_now:
             self._replace(self._replace_now.pop(), now, out)
         while self._replace_queue and len(self.slots.holders) < self.budget:
             aid = next(iter(self._replace_queue))
             del self._replace_queue[aid]
             self._replace(aid, now, out)
+        for aid in list(self._slot_held):
+            if not self._slot_free(aid):
+                break
+            self._use_held(aid, now, out)
+        if self._slot_free("") and not self._slot_held:
+            waited = self.slots.freed_filter()  # slots free, no offer held to take them
+            if waited is not None:
+                self._revive.want(waited[1], waited[0])
         self._revive_if_due(now, out)
+
+    def _accept_refuse_seconds(self) -> float:
+        """0 while offers are held: the ACCEPT's unused resources come back unfiltered at
+        the next allocation round (a filter of 0 s is none: apache/mesos
+        src/master/allocator/mesos/hierarchical.cpp, `recoverResources`), and the plan
+        holds them until the step just launched ends, so the next step launches at once."""
+        return 0.0 if self.holding else super()._accept_refuse_seconds()
+
+    def _slot_pool(self) -> int:
+        """How many offers of agents waiting for a restart slot to hold: the budget (the
+        next agents in line), or as many budgets as free in one allocation interval when
+        slots are held for less than one (as in the bench: their offers come back only at
+        the next round, so fewer would leave slots idle until then), at most 10. How long a
+        slot is held: `Slots.expected_hold` (what slots took, or before one ended, what a
+        launch took)."""
+        seconds = self.slots.expected_hold()
+        budget = self.budget
+        if seconds is None:
+            return budget
+        interval = self.config.allocation_interval_seconds
+        rounds = math.ceil(1.25 * interval / seconds) if seconds > 0 else 10
+        return budget * max(1, min(10, rounds))
+
+    def _slot_refuse_seconds(self) -> float:
+        """How long to decline an agent waiting for a slot behind those held: about until
+        its turn (the agents ahead of it, in waves of the budget, each wave as long as a
+        slot is held, `Slots.expected_hold`, or an allocation interval before any news), less one
+        allocation interval so it is offered and held before then; at most
+        `max_backoff_seconds`. 0 (back at the next round) when its turn is that close. An
+        estimate too long costs a REVIVE (`_pump`); too short, an offer declined again."""
+        seconds = self.slots.expected_hold() or self.config.allocation_interval_seconds
+        ahead = len(self._slot_held) + len(self.slots.waiters)
+        turn = ahead / max(1, self.budget) * seconds - self.config.allocation_interval_seconds
+        return min(self.config.max_backoff_seconds, max(0.0, round(turn, 1)))
 
     def _replace(self, aid: str, now: float, out: list[Decision]) -> None:
         """Kill the agent's daemon that runs with old options, holding a slot meanwhile."""
@@ -251,6 +299,7 @@ class Deploy(Engine):
         """Mesos removed the framework and killed its tasks: register afresh, keep progress."""
         self.framework_id = None
         self.subscribed = False
+        self._forget_held()
         self.reconciler.forget()
         return [SaveFrameworkId(None)]
 
@@ -274,13 +323,23 @@ class Deploy(Engine):
             self._check_deadlines(now, out)
             self._check_stable(now, out)
             self._forget_gone(now, out)
+        self._release_stale(now)
         self._pump(now, out)
+        self._flush_declines(out)
         return out
 
     def _use_offer(
         self, offer: Mapping, now: float, launched: set[str], out: list[Decision]
-    ) -> float | None:
+    ) -> float | Hold | None:
         agent = self._agent_from_offer(offer, now, out)
+        return self._decide(agent, offer, now, launched, out)
+
+    def _decide(
+        self, agent: AgentState, offer: Mapping, now: float, launched: set[str], out: list
+    ) -> float | Hold | None:
+        """Launch the agent's next step on the offer; hold the offer if that step waits for
+        a step of ours still running (it launches the moment that one is done) or for a
+        restart slot with the agent among the next in line (`_slot_pool`); else decline."""
         short = self.config.wait_refuse_seconds
         if self.reconciling or not self.subscribed or agent.agent_id in launched:
             return self._refuse(agent, short, now)
@@ -293,14 +352,23 @@ class Deploy(Engine):
             return self._refuse(
                 agent, min(action.until - now, self.config.long_refuse_seconds), now
             )
+        if action.kind == "wait" and self.holding and not (self.interrupted or agent.interrupted):
+            return self._hold(agent, offer, now, for_slot=False)
         if action.kind != "launch" or not self._fits(agent, action.step, offer, out):
             return self._refuse(agent, short, now)
         if action.step.restarts:
             if not self._chain_fits(agent, offer, out):
                 return self._refuse(agent, short, now)
             if not self._slot_free(agent.agent_id):
+                aid = agent.agent_id
+                if self.holding and (
+                    aid in self._slot_held or len(self._slot_held) < self._slot_pool()
+                ):
+                    return self._hold(agent, offer, now, for_slot=True)
+                if self.holding:
+                    return self._refuse_for_slot(agent, now, self._slot_refuse_seconds())
                 return self._refuse_for_slot(agent, now)
-            self._admit(agent.agent_id)
+            self._admit(agent.agent_id, now)
         launched.add(agent.agent_id)
         st = agent.step(action.step.name)
         self._launch(agent, st, action.step, offer, now, out)
@@ -456,6 +524,9 @@ class Deploy(Engine):
             return out
         agent.lost, agent.lost_at = True, now
         self._gone[agent_id] = now
+        # the master rescinds the offers of an agent it removes (apache/mesos
+        # docs/scheduler-http-api.md, FAILURE): nothing to decline
+        self._unhold(agent_id)
         self._touch(agent, now, out)
         out.append(SaveAgent(agent_id, agent_record(agent)))
         return out
@@ -474,6 +545,7 @@ class Deploy(Engine):
                 out.append(DeleteAgent(agent_id))
 
     def _index_removed(self, agent_id: str) -> None:
+        self._unhold(agent_id)
         for index in (self._eligible, self._done):
             index.discard(agent_id)
         self._replace_queue.pop(agent_id, None)
@@ -509,6 +581,8 @@ class Deploy(Engine):
             self._index(agent, now)
             if agent.agent_id not in self._done:
                 self._revive.want(agent.filtered_until, agent.filtered_after)
+        for aid in list(self._held):
+            self._use_held(aid, now, out)
         self._pump(now, out)
         return out
 
@@ -520,6 +594,8 @@ class Deploy(Engine):
             self.interrupted = value
             if not value:
                 self._revive.want(math.inf)
+            for aid in list(self._held):
+                self._use_held(aid, now, out)
             self._pump(now, out)
             return out
         agent = self._known(agent_id)
@@ -593,7 +669,7 @@ class Deploy(Engine):
         if action.kind == "interrupted":
             return "WAITING", INTERRUPTED
         if spec.restarts and not self._slot_free(agent.agent_id):
-            return slot_words(self.budget)
+            return slot_words(self.budget, agent.agent_id in self._slot_held)
         if action.kind == "launch":
             return offer_words(self.offer_notes.get(agent.agent_id))
         return "PENDING", ""

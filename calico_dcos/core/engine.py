@@ -8,6 +8,9 @@ does the rest the same way for both:
 - answering offers (`on_offers`): one launch per agent per batch, declines batched, every
   filter recorded so that a REVIVE (rate-limited, `revive.Reviver`) brings back an agent
   that gets work while filtered;
+- held offers (`_hold`, used by the deploy plan): at most one per agent, ACCEPTed the moment
+  the agent's next step can run, released (DECLINE) after `offer_hold_seconds`, forgotten
+  when Mesos rescinds it, the agent goes, or the subscription ends;
 - offer evaluation: an offer too small for a step is refused with a reason an operator can
   read ("agent-3 offers 0.05 cpus; calico-node needs 0.1"), shown on the step and logged
   once per change (`Note`);
@@ -35,14 +38,23 @@ from calico_dcos.core.events import (
     ENDED,
     VANISHED,
     Decision,
+    Decline,
     Kill,
     Launch,
     Note,
     ReadStderr,
     SaveFrameworkId,
+    in_calls,
 )
 from calico_dcos.core.failures import failure_words, gave_up_words, host_caused, output_words
-from calico_dcos.core.offers import answer_offers, offer_role, shortfall, task_on_offer
+from calico_dcos.core.offers import (
+    HOLD,
+    Hold,
+    answer_offers,
+    offer_role,
+    shortfall,
+    task_on_offer,
+)
 from calico_dcos.core.records import AgentState, StepState, parse_task_id, task_id_for
 from calico_dcos.core.revive import REVIVE_WORTH_SECONDS, Reviver
 from calico_dcos.mesos import TERMINAL_STATES
@@ -85,6 +97,13 @@ class Engine:
         # has been up `stable_seconds`, when the count of failures starts over). Only steps
         # with failures: a handful, whatever the size of the cluster.
         self._stabilising: dict[str, tuple[str, str, float]] = {}
+        # offers held (`_hold`): agent_id -> (offer, held since), oldest first; offer ID ->
+        # agent_id; the agents among them waiting for a restart slot, in line; and offers to
+        # DECLINE with the next batch (refuse seconds -> offer IDs)
+        self._held: dict[str, tuple[Mapping, float]] = {}
+        self._held_ids: dict[str, str] = {}
+        self._slot_held: dict[str, None] = {}
+        self._declining: dict[float, list[str]] = {}
 
     # -- the restart budget ----------------------------------------------------------------
 
@@ -105,21 +124,27 @@ class Engine:
     def _slot_free(self, agent_id: str) -> bool:
         return self.slots.free_for(agent_id, self.restart_limit_agents())
 
-    def _admit(self, agent_id: str) -> None:
-        self.slots.admit(agent_id, self.restart_limit_agents())
+    def _admit(self, agent_id: str, now: float | None = None) -> None:
+        self.slots.admit(agent_id, self.restart_limit_agents(), now)
 
-    def _sync_slot(self, agent_id: str, holds: bool) -> None:
-        """The agent's state says it holds a slot or not; a freed slot brings back the agents
-        refused one (their filters lifted by a REVIVE)."""
-        if self.slots.sync(agent_id, holds):
+    def _sync_slot(self, agent_id: str, holds: bool, now: float | None = None) -> None:
+        """The agent's state says it holds a slot or not; a freed slot goes to a held offer
+        of an agent waiting for one (`Deploy._pump`), or, when none is held, brings back
+        the agents refused one (their filters lifted by a REVIVE)."""
+        if self.slots.sync(agent_id, holds, now):
             waited = self.slots.freed_filter()
-            if waited is not None:
+            if waited is not None and not self._slot_held:
                 self._revive.want(waited[1], waited[0])
 
-    def _refuse_for_slot(self, agent: AgentState, now: float) -> float:
-        seconds = self._refuse(agent, self.config.wait_refuse_seconds, now)
+    def _refuse_for_slot(
+        self, agent: AgentState, now: float, seconds: float | None = None
+    ) -> float:
+        """Decline the agent's offer for want of a restart slot, for `seconds` (default
+        `wait_refuse_seconds`), and count it among the agents waiting for one."""
+        wait = self.config.wait_refuse_seconds if seconds is None else seconds
+        refused = self._refuse(agent, wait, now)
         self.slots.refused(agent.agent_id, agent.filtered_after, agent.filtered_until)
-        return seconds
+        return refused
 
     # -- events ----------------------------------------------------------------------------
 
@@ -127,6 +152,7 @@ class Engine:
         """SUBSCRIBED (first time or again): keep the framework ID, then the plan's start."""
         out: list[Decision] = []
         self.subscribed = True
+        self._forget_held()  # any offer of an earlier subscription is void
         if framework_id != self.framework_id:
             self.framework_id = framework_id
             out.append(SaveFrameworkId(framework_id))
@@ -137,26 +163,138 @@ class Engine:
         raise NotImplementedError
 
     def on_disconnected(self) -> None:
-        """Offers die with the stream; nothing else changes."""
+        """Offers die with the stream: the master rescinds every outstanding offer of a
+        framework that disconnects (apache/mesos src/master/master.cpp, `Master::disconnect`
+        calls `deactivate(framework, true)`, which rescinds them); nothing else changes."""
         self.subscribed = False
+        self._forget_held()
 
     def on_rescind(self, offer_id: str) -> list[Decision]:
-        """Offers are never held, so a rescinded one needs nothing."""
+        """Mesos took a held offer back (`--offer_timeout`, its agent removed or gone): it
+        is forgotten, and any DECLINE of it not sent yet is dropped. Its resources come back
+        unfiltered at a later allocation round (`Master::rescindOffer` recovers them with no
+        filter), where the agent's next offer is answered afresh."""
+        agent_id = self._held_ids.get(offer_id)
+        if agent_id is not None:
+            self._unhold(agent_id)
+        for ids in self._declining.values():
+            if offer_id in ids:
+                ids.remove(offer_id)
         return []
 
     def on_offers(self, offers: Iterable[Mapping], now: float) -> list[Decision]:
-        """At most one launch per agent per batch; everything else declined, batched."""
+        """At most one launch per agent per batch; the offers of agents whose next step will
+        be ready soon held (deploy); everything else declined, batched."""
         out = answer_offers(
             offers, lambda offer, launched, out: self._use_offer(offer, now, launched, out)
         )
+        self._flush_declines(out)
         self._revive_if_due(now, out)
         return out
 
     def _use_offer(
         self, offer: Mapping, now: float, launched: set[str], out: list[Decision]
-    ) -> float | None:
-        """Launch on this offer (None) or say how long to refuse the agent's resources."""
+    ) -> float | Hold | None:
+        """Launch on this offer (None), hold it (HOLD) or say how long to refuse the agent's
+        resources."""
         raise NotImplementedError
+
+    # -- held offers -------------------------------------------------------------------------
+
+    @property
+    def holding(self) -> bool:
+        """Does this plan hold offers at all (`PlanConfig.offer_hold_seconds` > 0)?"""
+        return self.config.offer_hold_seconds > 0
+
+    @property
+    def held_offers(self) -> int:
+        """Offers held now."""
+        return len(self._held)
+
+    def _hold(self, agent: AgentState, offer: Mapping, now: float, for_slot: bool) -> float | Hold:
+        """Keep the agent's offer, to be ACCEPTed the moment its next step can run
+        (`_use_held`); `for_slot`: that step waits for a restart slot, in line. One offer per
+        agent: another offer of an agent already held (resources freed since) is declined
+        with `wait_refuse_seconds`, its refused resources filtered alone."""
+        aid, offer_id = agent.agent_id, offer["id"]["value"]
+        held = self._held.get(aid)
+        if held is not None and held[0]["id"]["value"] != offer_id:
+            return self._refuse(agent, self.config.wait_refuse_seconds, now)
+        if held is None:
+            self._held[aid] = (offer, now)
+            self._held_ids[offer_id] = aid
+        if for_slot:
+            self._slot_held.setdefault(aid, None)
+            self.slots.not_waiting(aid)
+        else:
+            self._slot_held.pop(aid, None)
+        self._dirty(aid)
+        return HOLD
+
+    def _unhold(self, agent_id: str) -> Mapping | None:
+        """Forget the agent's held offer (used, declined, rescinded, or its agent gone)."""
+        held = self._held.pop(agent_id, None)
+        self._slot_held.pop(agent_id, None)
+        if held is None:
+            return None
+        self._held_ids.pop(held[0]["id"]["value"], None)
+        self._dirty(agent_id)
+        return held[0]
+
+    def _forget_held(self) -> None:
+        """Every held offer is void: the stream ended, or a new subscription began (on a
+        framework's failover the master discards its offers without a RESCIND:
+        src/master/master.cpp, `Master::_failoverFramework`)."""
+        for agent_id in list(self._held):
+            self._unhold(agent_id)
+        self._declining.clear()
+
+    def _decide(
+        self, agent: AgentState, offer: Mapping, now: float, launched: set[str], out: list
+    ) -> float | Hold | None:
+        """What to do with an offer of a known agent (the plan's rules)."""
+        raise NotImplementedError
+
+    def _use_held(self, agent_id: str, now: float, out: list[Decision]) -> None:
+        """The agent changed: decide again on its held offer (launch on it now, keep it, or
+        DECLINE it with the next batch)."""
+        held = self._held.get(agent_id)
+        agent = self.agents.get(agent_id)
+        if held is None or agent is None:
+            return
+        offer = held[0]
+        answer = self._decide(agent, offer, now, set(), out)
+        if answer is HOLD:
+            return
+        self._unhold(agent_id)
+        if answer is not None:
+            self._declining.setdefault(answer, []).append(offer["id"]["value"])
+
+    def _release_stale(self, now: float) -> None:
+        """Offers held `offer_hold_seconds` are declined with `wait_refuse_seconds`, so that
+        an agent whose step takes long does not keep its resources from other frameworks
+        ("Do not hold onto offers", apache/mesos docs/app-framework-development-guide.md);
+        it is offered again once the filter ends. O(offers released): the oldest first."""
+        expired = now - self.config.offer_hold_seconds
+        while self._held:
+            agent_id, (offer, since) = next(iter(self._held.items()))
+            if since > expired:
+                return
+            for_slot = agent_id in self._slot_held
+            self._unhold(agent_id)
+            agent = self.agents.get(agent_id)
+            refuse = self.config.wait_refuse_seconds
+            if agent is not None and for_slot:
+                refuse = self._refuse_for_slot(agent, now)
+            elif agent is not None:
+                refuse = self._refuse(agent, refuse, now)
+            self._declining.setdefault(refuse, []).append(offer["id"]["value"])
+
+    def _flush_declines(self, out: list[Decision]) -> None:
+        """The held offers given up since the last batch, in one DECLINE per refuse time."""
+        for refuse, ids in self._declining.items():
+            out.extend(Decline(chunk, refuse) for chunk in in_calls(ids))
+        self._declining.clear()
 
     # -- operator commands -----------------------------------------------------------------
 
@@ -261,9 +399,15 @@ class Engine:
         self.offer_notes.pop(agent.agent_id, None)
         task = self.config.build_task(spec, agent.view, st.task_id, offer_role(offer))
         task = task_on_offer(task, offer)
-        refuse = self._refuse(agent, self.config.wait_refuse_seconds, now)
+        refuse = self._refuse(agent, self._accept_refuse_seconds(), now)
         self._save_launch(agent, out)
         out.append(Launch(offer["id"]["value"], agent.agent_id, task, refuse))
+
+    def _accept_refuse_seconds(self) -> float:
+        """The ACCEPT's filter on the offer's unused resources. `wait_refuse_seconds` here;
+        the deploy plan, which holds offers, takes 0: the remainder comes back at the next
+        allocation round, to be held until the step launched ends."""
+        return self.config.wait_refuse_seconds
 
     def _save_launch(self, agent: AgentState, out: list[Decision]) -> None:
         raise NotImplementedError
@@ -361,6 +505,9 @@ class Engine:
             return False
         if state == "TASK_RUNNING" and st.state != "TASK_RUNNING":
             st.running_since = now
+            launch = self._launching.get(st.task_id or "")
+            if launch is not None:  # how long a launch takes here: `Slots.step_seconds`
+                self.slots.launched_in(now - (launch[2] - self.config.launch_timeout_seconds))
         st.state, st.healthy, st.updated = state, healthy, now
         if state == "TASK_RUNNING" and st.task_id not in self._stabilising:
             self._watch_stable(self._agent_of(st.task_id), spec.name, st)

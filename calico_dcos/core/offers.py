@@ -104,21 +104,31 @@ def chain_shortfall(
     }
 
 
-# offer, agent IDs launched on in this batch, decisions so far -> None (launched) or how
-# long to refuse the offer's agent (seconds)
-OfferUse = Callable[[Mapping, set[str], list], float | None]
+class Hold:
+    """The answer "kept for now": the plan holds the offer (`Engine._hold`) and answers it
+    later, with a launch the moment its agent's next step can run, or a DECLINE."""
+
+    def __repr__(self) -> str:
+        return "HOLD"
+
+
+HOLD = Hold()
+
+# offer, agent IDs launched on in this batch, decisions so far -> None (launched), HOLD, or
+# how long to refuse the offer's agent (seconds)
+OfferUse = Callable[[Mapping, set[str], list], float | Hold | None]
 
 
 def answer_offers(offers: Iterable[Mapping], use: OfferUse) -> list[Decision]:
-    """Offers are never held: `use(offer, launched, out)` launches on each (None) or says
-    for how long to refuse its agent; the declines go in one call per refuse time and
-    `MAX_IDS_PER_CALL` offers."""
+    """`use(offer, launched, out)` launches on each offer (None), holds it (HOLD: the plan
+    answers it later) or says for how long to refuse its agent; the declines go in one call
+    per refuse time and `MAX_IDS_PER_CALL` offers."""
     out: list[Decision] = []
     declines: dict[float, list[str]] = {}
     launched: set[str] = set()
     for offer in offers:
         refuse = use(offer, launched, out)
-        if refuse is not None:
+        if refuse is not None and refuse is not HOLD:
             declines.setdefault(refuse, []).append(offer["id"]["value"])
     out.extend(
         Decline(chunk, refuse) for refuse, ids in declines.items() for chunk in in_calls(ids)

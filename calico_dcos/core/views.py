@@ -57,9 +57,13 @@ def task_words(st: StepState, now: float) -> tuple[str, str] | None:
     return None
 
 
-def slot_words(limit: int) -> tuple[str, str]:
-    """WAITING for one of the `limit` restart slots."""
-    return "WAITING", f"waiting for a restart slot ({limit} at a time)"
+def slot_words(limit: int, held: bool = False) -> tuple[str, str]:
+    """WAITING for one of the `limit` restart slots; `held`: with an offer of its agent held
+    for it, so it launches the moment one frees."""
+    words = f"waiting for a restart slot ({limit} at a time)"
+    if held:
+        words += "; next in line: its agent's offer is held to launch as soon as one frees"
+    return "WAITING", words
 
 
 def offer_words(note: str | None) -> tuple[str, str]:

@@ -6,7 +6,9 @@ import dataclasses
 from calico_dcos.core import events as ev
 from tests.helpers.plan_sim import Sim
 
-SLOW_FILTERS = {"wait_refuse_seconds": 5.0, "revive_interval_seconds": 2.0}
+# Offers not held (`offer_hold_seconds` 0): the ACCEPT filters the rest for 5 s, so a
+# REVIVE is what brings an agent back (with holding, tests/unit/test_plan_hold.py).
+SLOW_FILTERS = {"wait_refuse_seconds": 5.0, "revive_interval_seconds": 2.0, "offer_hold_seconds": 0}
 ONLY_PROXY_AND_DOCKER = {
     "cni_enable": "false",
     "libnetwork_enable": "false",
