@@ -720,7 +720,11 @@ class CalicoScheduler(Scheduler):
         self._safely("offers", self._event, "offers", lambda now: self.plan.on_offers(offers, now))
 
     def offerRescinded(self, driver, offer_id) -> None:  # noqa: N802
-        self._safely("rescind", self._event, "rescind", lambda now: self.plan.on_rescind(offer_id))
+        """RESCIND: pymesos hands the event's `offer_id` as the v1 OfferID message, a dict
+        `{"value": …}` (douban/pymesos `pymesos/scheduler.py`, `on_rescind`); the plan keys
+        held offers by the value."""
+        value = offer_id.get("value", "") if isinstance(offer_id, Mapping) else str(offer_id)
+        self._safely("rescind", self._event, "rescind", lambda now: self.plan.on_rescind(value))
 
     def statusUpdate(self, driver, status) -> None:  # noqa: N802
         self._safely("update", self._status, driver, status)

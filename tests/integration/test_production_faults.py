@@ -217,3 +217,39 @@ def test_lost_state_never_gives_a_second_framework(tmp_path):
     running = [t for f in state["frameworks"] for t in f["tasks"] if t["state"] == "TASK_RUNNING"]
     names = [t["name"] for t in running]
     assert sorted(names) == sorted(set(names))  # … with one copy of each daemon
+
+
+def test_an_offer_rescinded_while_the_plan_holds_it_is_never_accepted(tmp_path):
+    """The master rescinds every offer kept longer than `--offer_timeout` (0.3 s here); the
+    plan holds an agent's offer while calico-libnetwork is held in STAGING (its next step
+    waits for it), so the master takes that offer back, again and again, until the launch
+    deadline kills libnetwork and the retry goes on. No ACCEPT may name an offer after its
+    RESCIND reached the plan, and the rollout converges on later offers."""
+    from calico_dcos.core import events as ev
+
+    with running_cluster(agents=1, public_agents=0, offer_timeout=0.3) as cluster:
+        cluster.hold_next_task("calico-libnetwork")
+        with scheduler_on(cluster, tmp_path, timings={"launch_timeout_seconds": 2.0}) as service:
+            plan = service.scheduler.plan
+            rescinded: list[str] = []  # offers the plan held when Mesos rescinded them
+            accepted_after: list[str] = []
+            real = {name: getattr(plan, name) for name in ("on_rescind", "on_status", "on_tick")}
+
+            def spy(name):
+                def call(*args):
+                    if name == "on_rescind" and args[0] in plan._held_ids:
+                        rescinded.append(args[0])
+                    out = real[name](*args)
+                    for decision in out:
+                        if isinstance(decision, ev.Launch) and decision.offer_id in rescinded:
+                            accepted_after.append(decision.offer_id)
+                    return out
+
+                return call
+
+            for name in real:  # called under the scheduler's lock, on its event thread
+                setattr(plan, name, spy(name))
+            wait_until(converged(service), 30, "convergence with held offers rescinded")
+
+    assert rescinded, "the scenario needs an offer rescinded while held"
+    assert accepted_after == []
