@@ -10,9 +10,11 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import pycurl
 import pytest
 
 from calico_dcos import sender as sender_module
+from calico_dcos.devcluster.pki import Pki
 from calico_dcos.sender import (
     CONTROL,
     Call,
@@ -90,34 +92,68 @@ def test_a_tasks_calls_stay_in_order_on_their_lane_and_refusals_are_counted():
 
 class _ClosingMaster(BaseHTTPRequestHandler):
     """Stands in for a master that closes a kept-alive connection while it is idle (an
-    idle timeout, a restart): it answers 202 and then closes without saying so."""
+    idle timeout, a restart): it answers 202 and then closes without saying so. With
+    `silent`, it closes the connection after reading a call on it without answering (a
+    master that dies mid-call), and counts the calls it read."""
 
     protocol_version = "HTTP/1.1"
+    silent = False
+    calls_read = 0
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).calls_read += 1
+        self.close_connection = True
+        if self.silent and type(self).calls_read > 1:
+            return
         self.send_response(202)
         self.send_header("Content-Length", "0")
         self.end_headers()
-        self.close_connection = True
+        if self.silent:
+            self.close_connection = False
 
     def log_message(self, *args) -> None:
         pass
 
 
+def _serve(handler):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"127.0.0.1:{server.server_address[1]}"
+
+
 def test_a_connection_the_master_closed_is_replaced_before_the_next_call(monkeypatch):
     monkeypatch.setattr(sender_module, "IDLE_CHECK_SECONDS", 0.0)  # idle long enough at once
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _ClosingMaster)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    master = f"127.0.0.1:{server.server_address[1]}"
+    server, master = _serve(_ClosingMaster)
     try:
         with connections() as session:
-            assert session.post(master, False, "/api/v1/scheduler", b"{}", {})[0] == 202
+            assert session.post(master, False, "/api/v1/scheduler", b"{}", [])[0] == 202
+            kept = session._curl.getinfo(pycurl.ACTIVESOCKET)
             wait_until(
-                lambda: select.select([session._conn.sock], [], [], 0)[0],
+                lambda: select.select([kept], [], [], 0)[0],
                 what="the master's close to reach the client",
             )
-            assert session.post(master, False, "/api/v1/scheduler", b"{}", {})[0] == 202
+            assert session.post(master, False, "/api/v1/scheduler", b"{}", [])[0] == 202
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_call_whose_connection_closes_unanswered_is_lost_and_never_sent_again():
+    """libcurl would resend it on a fresh connection (curl lib/transfer.c,
+    `Curl_retry_request`): the master may have acted on it, so it is a `CallLost`."""
+
+    class Silent(_ClosingMaster):
+        silent = True
+        calls_read = 0
+
+    server, master = _serve(Silent)
+    try:
+        with connections() as session:
+            assert session.post(master, False, "/api/v1/scheduler", b"{}", [])[0] == 202
+            with pytest.raises(CallLost, match="not sent again"):
+                session.post(master, False, "/api/v1/scheduler", b"{}", [])
+        assert Silent.calls_read == 2
     finally:
         server.shutdown()
         server.server_close()
@@ -129,4 +165,23 @@ def test_an_unreachable_master_is_a_lost_call():
         port = unused.getsockname()[1]  # nothing listens on it once closed
 
     with connections() as session, pytest.raises(CallLost):
-        session.post(f"127.0.0.1:{port}", False, "/api/v1/scheduler", b"{}", {})
+        session.post(f"127.0.0.1:{port}", False, "/api/v1/scheduler", b"{}", [])
+
+
+def test_over_tls_the_master_is_verified_against_the_ca_bundle_alone(tmp_path):
+    """Strict mode: the master's certificate must chain to `service.ca_bundle` (the
+    devcluster's own CA here, `calico_dcos.devcluster.pki`), never to any other CA."""
+    pki, other = Pki.create(tmp_path / "pki"), Pki.create(tmp_path / "other")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _ClosingMaster)
+    server.socket = pki.server_context().wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    master = f"127.0.0.1:{server.server_address[1]}"
+    try:
+        with connections(str(pki.ca_bundle)) as session:
+            assert session.post(master, True, "/api/v1/scheduler", b"{}", [])[0] == 202
+        with connections(str(other.ca_bundle)) as session, pytest.raises(CallLost) as lost:
+            session.post(master, True, "/api/v1/scheduler", b"{}", [])
+        assert "certificate" in str(lost.value)
+    finally:
+        server.shutdown()
+        server.server_close()
