@@ -39,6 +39,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from pymesos import MesosSchedulerDriver, Scheduler
 
 from calico_dcos import plans
@@ -423,7 +424,7 @@ class CalicoScheduler(Scheduler):
             launch.offer_id,
             launch.agent_id,
             launch.task_info["task_id"]["value"],
-            json.dumps(task, separators=(",", ":")),
+            orjson.dumps(task).decode(),
             launch.refuse_seconds,
         )
 
@@ -731,15 +732,12 @@ class CalicoScheduler(Scheduler):
 
     def _status(self, driver, status: Mapping) -> None:
         seen = bounded_status(status)
-        LOG.info(
-            "%s %s%s",
-            seen["task_id"]["value"],
-            seen["state"],
-            f": {seen['message']}" if seen.get("message") else "",
-        )
+        task_id, message = seen["task_id"]["value"], seen.get("message")
+        sep = ": " if message else ""
+        LOG.info("%s %s%s%s", task_id, seen["state"], sep, message or "")  # formatted if shown
         then = None
         if "uuid" in status:
-            then = Call(seen["task_id"]["value"], partial(self._acknowledge, status))
+            then = Call(task_id, partial(self._acknowledge, status))
         self._event("update", lambda now: self.plan.on_status(seen, now), then)
 
     def _acknowledge(self, status: Mapping, session: Any) -> None:

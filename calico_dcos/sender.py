@@ -30,7 +30,6 @@ reconciles after reconnecting.
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import select
@@ -41,6 +40,7 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 import pycurl
 
 LOG = logging.getLogger("calico_dcos.sender")
@@ -256,7 +256,7 @@ class Master:
         if isinstance(body, Encoded):
             call_type, data = body.type, body.data
         else:
-            call_type, data = body["type"], json.dumps(body, separators=(",", ":")).encode()
+            call_type, data = body["type"], orjson.dumps(body)
         for attempt in (1, 2):
             driver = self._driver()
             stream_id = driver.stream_id if driver is not None else None

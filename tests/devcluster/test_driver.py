@@ -4,10 +4,13 @@ reconnection loop while a new master answers 503."""
 
 from __future__ import annotations
 
+import json
+
+import pymesos.process
 import pytest
 from pymesos import MesosSchedulerDriver
 
-from calico_dcos.driver import CallRefused, Driver
+from calico_dcos.driver import EVENT_RECV_BYTES, CallRefused, Driver, read_events_faster
 from tests.helpers.devcluster import Framework, framework_info, running_cluster, wait_until
 
 PARTITION_AWARE = framework_info(capabilities=[{"type": "MULTI_ROLE"}, {"type": "PARTITION_AWARE"}])
@@ -74,3 +77,21 @@ def test_reconnecting_to_a_recovering_master_is_bounded(driver_class):
         assert 1 <= attempts <= 8
     else:
         assert attempts > 50, "pymesos' loop is unbounded: the reason for Driver"
+
+
+def test_events_decode_to_what_the_standard_library_gives():
+    """pymesos decodes each event with `pymesos.process.json.loads`; the driver's is orjson's
+    with the standard library's behind it, so no event decodes differently (integers up to
+    64 bits, as Mesos' int64/uint64 fields, are exact)."""
+    read_events_faster()
+    loads = pymesos.process.json.loads
+    offer = {"id": {"value": "O-1"}, "resources": [{"name": "cpus", "scalar": {"value": 0.1}}],
+             "hostname": "agent-ü", "unavailability": None, "uint64": 2**64 - 1,
+             "int64": -(2**63)}  # fmt: skip
+    text = json.dumps({"type": "OFFERS", "offers": {"offers": [offer]}})
+    assert loads(text) == json.loads(text)
+    for refused_by_orjson in ('{"value": NaN}', '{"message": "\\ud800"}'):
+        assert repr(loads(refused_by_orjson)) == repr(json.loads(refused_by_orjson))
+    with pytest.raises(json.JSONDecodeError):
+        loads('{"type": ')
+    assert pymesos.process.PIPE_BUF == EVENT_RECV_BYTES
