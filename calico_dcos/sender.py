@@ -7,10 +7,10 @@ one `http.client` connection under the driver's lock (douban/pymesos
 `pymesos/scheduler.py`, `MesosSchedulerDriver._send`), one at a time: at thousands of agents
 the ACKNOWLEDGEs (12 per agent) and ACCEPTs (5 per agent) queue behind each other there.
 Here they go out on `LANES` threads, each with its own kept-alive connection (`Connection`:
-a libcurl handle through pycurl, ~55 µs of CPU per call against ~160 µs for the standard
-library's `http.client` and 310 µs for urllib3's pool manager), as the Mesos v1 scheduler
-API describes them: a POST of the JSON `Call` to `/api/v1/scheduler` with the
-`Mesos-Stream-Id` header of the current subscription (apache/mesos
+a libcurl handle through pycurl, ~75 µs of CPU per call against ~150 µs for the standard
+library's `http.client` and 310 µs for urllib3's pool manager, `scripts/call_cpu.py`), as
+the Mesos v1 scheduler API describes them: a POST of the JSON `Call` to `/api/v1/scheduler`
+with the `Mesos-Stream-Id` header of the current subscription (apache/mesos
 docs/scheduler-http-api.md, "Calls"; src/master/http.cpp rejects a call without it) and the
 driver's `Authorization` (Basic, or DC/OS' `token=` in strict mode).
 
@@ -74,16 +74,16 @@ class CallLost(Exception):
 
 class Connection:
     """One kept-alive HTTP/1.1 connection to the current master: a libcurl easy handle
-    (pycurl), which keeps its connection open between calls, checks before reusing it that
-    the master has not closed it meanwhile (masters close idle connections), and opens a new
-    one when it has, when the master changes or after an error. Not thread-safe: one per
-    sender lane.
+    (pycurl), which keeps its connection open between calls and opens a new one after the
+    master closed it (`_open`), when the master changes or after an error. Not thread-safe:
+    one per sender lane.
 
-    Why libcurl: a call costs ~55 µs of CPU here against ~160 µs with `http.client` (which
-    sends the headers and the body in two segments and parses every answer's headers with
-    `email.parser`) and ~310 µs with urllib3's pool manager, measured on loopback against a
-    keep-alive server answering 202 as the devcluster does; and libcurl sends and waits
-    without the GIL, which the event thread and the group committer need meanwhile.
+    Why libcurl: a call costs ~75 µs of CPU here against ~150 µs with `http.client` (which
+    sends the headers and the body in two segments and parses every answer's headers in
+    Python with `email.parser`) and ~310 µs with urllib3's pool manager, measured on
+    loopback against a keep-alive server answering 202 as the devcluster does
+    (`scripts/call_cpu.py`); and libcurl builds and parses in C without the GIL, which the
+    event thread and the group committer need meanwhile.
 
     No retries of its own: a POST that may have arrived is never sent twice (an ACCEPT sent
     again would use an offer that no longer exists, and the master would answer the task
