@@ -25,7 +25,11 @@ Every call of every size goes through here, so the per-field facts the walk need
 required, type, converter) are looked up once per message type (`_fields`), and `to_json`
 writes the dictionary itself with `MessageToDict`'s rules for these proto2 messages (it
 hands any well-known type or extension to `MessageToDict`); `CALICO_DEVCLUSTER_CHECKS=1`
-(set by the tests) compares it with `MessageToDict` on every call.
+(set by the tests) compares it with `MessageToDict` on every call. A call made only of the
+plain values clients send (objects, ASCII text, booleans, in-range integers, finite
+doubles, known enum names, required fields set) is normalized on its JSON directly
+(`direct_json`: the same facts, no protobuf message, ~3x faster for an ACCEPT); anything
+else takes the full walk, and the checks compare the two, key order included.
 """
 
 from __future__ import annotations
@@ -94,10 +98,23 @@ def _required(field: FieldDescriptor) -> bool:
     return field.label == FieldDescriptor.LABEL_REQUIRED
 
 
-class _Field:
-    """What the JSON walk and `to_json` need of one field, looked up once."""
+# The integer ranges protobuf's setters enforce (`type_checkers`), by C++ type.
+_INT_RANGES = {
+    FieldDescriptor.CPPTYPE_INT32: (-(2**31), 2**31 - 1),
+    FieldDescriptor.CPPTYPE_UINT32: (0, 2**32 - 1),
+    FieldDescriptor.CPPTYPE_INT64: (-(2**63), 2**63 - 1),
+    FieldDescriptor.CPPTYPE_UINT64: (0, 2**64 - 1),
+}
 
-    __slots__ = ("field", "name", "type", "repeated", "required", "message", "map", "out")
+
+class _Field:
+    """What the JSON walk and `to_json` need of one field, looked up once. `fast`: how
+    `_direct` takes a value of this field ("string", "bool", "int", "double", "enum",
+    "message"), or None when only the full walk may (bytes, floats, maps, enums with JSON
+    options, messages of google.protobuf or with a oneof)."""
+
+    __slots__ = ("field", "name", "type", "repeated", "required", "message", "map", "out",
+                 "fast", "low", "high", "enum_numbers")  # fmt: skip
 
     def __init__(self, field: FieldDescriptor) -> None:
         self.field = field
@@ -108,12 +125,49 @@ class _Field:
         self.message = field.type == FieldDescriptor.TYPE_MESSAGE
         self.map = self.message and field.message_type.GetOptions().map_entry
         self.out: Callable[[Any], Any] = _converter(field)
+        self.low, self.high = _INT_RANGES.get(field.cpp_type, (0, 0))
+        self.enum_numbers: dict[str, int] = {}
+        self.fast = _fast_kind(field, self.map)
+        if self.fast == "enum":
+            self.enum_numbers = {v.name: v.number for v in field.enum_type.values}
+
+
+def _fast_kind(field: FieldDescriptor, is_map: bool) -> str | None:
+    cpp = field.cpp_type
+    if field.type == FieldDescriptor.TYPE_STRING:
+        return "string"
+    if cpp == FieldDescriptor.CPPTYPE_BOOL:
+        return "bool"
+    if cpp in _INT_RANGES:
+        return "int"
+    if cpp == FieldDescriptor.CPPTYPE_DOUBLE:
+        return "double"
+    if cpp == FieldDescriptor.CPPTYPE_ENUM:
+        enum = field.enum_type
+        plain = enum.full_name != "google.protobuf.NullValue" and not any(
+            v.GetOptions().ListFields() for v in enum.values
+        )
+        return "enum" if plain else None
+    if cpp == FieldDescriptor.CPPTYPE_MESSAGE and not is_map:
+        kind = field.message_type
+        if not kind.full_name.startswith("google.protobuf.") and not kind.oneofs:
+            return "message"
+    return None
 
 
 @cache
 def _fields(descriptor: Descriptor) -> dict[str, _Field]:
     """A message type's fields by name."""
     return {name: _Field(field) for name, field in descriptor.fields_by_name.items()}
+
+
+@cache
+def _shape(descriptor: Descriptor) -> tuple[dict[str, int], tuple[str, ...]]:
+    """A message type's field order (`ListFields`: by field number) and its required
+    fields."""
+    fields = sorted(descriptor.fields, key=lambda f: f.number)
+    order = {field.name: index for index, field in enumerate(fields)}
+    return order, tuple(f.name for f in fields if _required(f))
 
 
 def stout_base64_decode(text: str) -> bytes:
@@ -276,12 +330,89 @@ def call_json(value: Any) -> dict:
     anything else takes the full walk. `CALICO_DEVCLUSTER_CHECKS=1` compares the two."""
     plain = _plain_acknowledge(value)
     if plain is None:
+        plain = direct_json(value)
+    if plain is None:
         return to_json(parse_json(value))
     if CHECKS:
         expected = to_json(parse_json(value))
-        if plain != expected:
+        if json.dumps(plain) != json.dumps(expected):  # key order too, at every depth
             raise AssertionError(f"wire.call_json {plain} != full parse {expected}")
     return plain
+
+
+class _Unusual(Exception):
+    """A value `direct_json` leaves to the full walk."""
+
+
+def direct_json(value: Any, full_name: str = "mesos.v1.scheduler.Call") -> dict | None:
+    """What `to_json(parse_json(value))` gives, computed on the JSON itself with the same
+    per-field facts, for a call made only of what clients send: objects, text (ASCII),
+    booleans, integers in their field's range, finite doubles, enum names; with every
+    required field set. None for anything else (bytes, a string where a number is
+    expected, an unknown enum name, null in a list, a missing required field, …): the
+    full walk then gives the answer or stout's error. An ACCEPT (1.3 KB, a TaskInfo) takes
+    ~40 µs here against ~200 µs through the protobuf message."""
+    if not isinstance(value, dict):
+        return None
+    try:
+        return _direct(value, message_class(full_name).DESCRIPTOR)
+    except _Unusual:
+        return None
+
+
+def _direct(obj: dict, descriptor: Descriptor) -> dict:
+    fields = _fields(descriptor)
+    order, required = _shape(descriptor)
+    out: dict[str, Any] = {}
+    for name, value in obj.items():
+        plan = fields.get(name)
+        if plan is None or value is None:
+            continue
+        if plan.repeated:
+            items = value if isinstance(value, list) else [value]
+            converted = [_direct_value(plan, item) for item in items]
+            if converted:
+                out[name] = converted
+        elif isinstance(value, list):
+            raise _Unusual
+        else:
+            out[name] = _direct_value(plan, value)
+    for name in required:
+        if name not in out:
+            raise _Unusual
+    if len(out) > 1:
+        names = list(out)
+        ordered = sorted(names, key=order.__getitem__)
+        if ordered != names:
+            out = {name: out[name] for name in ordered}
+    return out
+
+
+def _direct_value(plan: _Field, value: Any) -> Any:
+    """One value (not a list, not null) of the field `plan`, as `to_json` writes it."""
+    kind = plan.fast
+    if kind == "string":
+        if type(value) is str and value.isascii():
+            return value
+    elif kind == "message":
+        if type(value) is dict:
+            return _direct(value, plan.field.message_type)
+    elif kind == "bool":
+        if type(value) is bool:
+            return value
+    elif kind == "int":
+        if type(value) is int and plan.low <= value <= plan.high:
+            return plan.out(value)
+    elif kind == "double":
+        if type(value) is float and math.isfinite(value):
+            return value
+        if type(value) is int and -(2**53) <= value <= 2**53:
+            return float(value)
+    elif kind == "enum" and type(value) is str:
+        number = plan.enum_numbers.get(value)
+        if number is not None:
+            return plan.out(number)
+    raise _Unusual
 
 
 def _plain_acknowledge(value: Any) -> dict | None:
