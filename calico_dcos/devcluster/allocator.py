@@ -284,9 +284,8 @@ class Allocator:
                 break
             frameworks = order.get(role)
             if frameworks is None:
-                frameworks = order[role] = sorted(
-                    members[role],
-                    key=lambda f, r=role: self._framework_key(f, r, framework_alloc, totals),
+                frameworks = order[role] = self._sorted_frameworks(
+                    role, members[role], framework_alloc, totals
                 )
             for framework in frameworks:
                 pools = self._allocatable_to(agent, role)
@@ -315,8 +314,26 @@ class Allocator:
     ) -> list[str]:
         roles = order.get(None)
         if roles is None:
-            roles = order[None] = self._sorted_roles(members, role_alloc, totals)
+            # One role (the usual case) is its own order: no shares to work out.
+            if len(members) == 1:
+                roles = order[None] = list(members)
+            else:
+                roles = order[None] = self._sorted_roles(members, role_alloc, totals)
         return roles
+
+    def _sorted_frameworks(
+        self,
+        role: str,
+        frameworks: list[Framework],
+        framework_alloc: dict[tuple, Amounts],
+        totals: Amounts,
+    ) -> list[Framework]:
+        """The role's frameworks in DRF order (`compareDRF` within the role)."""
+        if len(frameworks) == 1:
+            return frameworks
+        return sorted(
+            frameworks, key=lambda f: self._framework_key(f, role, framework_alloc, totals)
+        )
 
     def _agent_totals(self, agents: list[Agent]) -> Amounts:
         """The agents' total scalars (DRF's denominators), computed again only when the set of
@@ -456,7 +473,10 @@ class Allocator:
         if offer is None:
             return None
         framework = self.master.frameworks.get(offer.framework_id)
-        refused = {r: p.copy() for r, p in offer.pools.items() if not p.is_empty()}
+        # The offer's pools are its own (`_make_offer` took them out of the agent's free
+        # resources, `accept` built new ones for the unused part) and are not changed after
+        # it is gone: the filter can hold them as they are.
+        refused = {r: p for r, p in offer.pools.items() if not p.is_empty()}
         if framework:
             framework.offers.pop(offer_id, None)
             if refuse_seconds and refuse_seconds > 0 and refused:
