@@ -56,6 +56,7 @@ MIN_MEM = 32.0
 SHARE_RESOURCES = ("cpus", "mem", "disk")
 
 Pools = dict[str, Resources]
+_ROLE_KEYS = ("role keys",)  # in a round's `order`: each role's DRF sort key (never a role)
 
 
 def _has_free(agent: Agent) -> bool:
@@ -253,7 +254,12 @@ class Allocator:
             if offered:
                 self._idle.pop(agent.agent_id, None)
             else:
-                available = {r: p.copy() for r, p in agent.available.items()}
+                # The snapshot of the agent's free resources: the previous one while they
+                # are still what it holds (cheaper to compare than to copy).
+                if idle is not None and idle.available == agent.available:
+                    available = idle.available
+                else:
+                    available = {r: p.copy() for r, p in agent.available.items()}
                 self._idle[agent.agent_id] = _Idle(epoch, available, until)
         made = 0
         for framework_id, offers in batches.items():
@@ -300,9 +306,11 @@ class Allocator:
                 offer = self._make_offer(framework, agent, role, pools)
                 batches.setdefault(framework.id, []).append(offer.json)
                 offered = True
-                # The role's share and count moved, and the framework's within the role.
+                # The role's share and count moved, and the framework's within the role;
+                # no other role's or framework's did.
                 order.pop(None, None)
                 order.pop(role, None)
+                order.get(_ROLE_KEYS, {}).pop(role, None)
         return offered, until
 
     def _role_order(
@@ -314,11 +322,18 @@ class Allocator:
     ) -> list[str]:
         roles = order.get(None)
         if roles is None:
-            # One role (the usual case) is its own order: no shares to work out.
+            # One role is its own order: no shares to work out. With more, only the key of
+            # the role that was offered last is worked out again (`_allocate_agent`).
             if len(members) == 1:
                 roles = order[None] = list(members)
             else:
-                roles = order[None] = self._sorted_roles(members, role_alloc, totals)
+                keys = order.setdefault(_ROLE_KEYS, {})
+                for role in members:
+                    if role not in keys:
+                        keys[role] = self._role_key(role, role_alloc, totals)
+                roles = order[None] = sorted(members, key=keys.__getitem__)
+                if self.checks and roles != self._sorted_roles(members, role_alloc, totals):
+                    raise AssertionError(f"allocator role order {roles} is stale")
         return roles
 
     def _sorted_frameworks(
@@ -402,10 +417,10 @@ class Allocator:
         totals: Amounts,
     ) -> list[str]:
         """`compareDRF`: share, then allocation count, then name."""
-        return sorted(
-            members,
-            key=lambda r: (self._share(role_alloc.get(r, {}), totals), self.counts.get(r, 0), r),
-        )
+        return sorted(members, key=lambda r: self._role_key(r, role_alloc, totals))
+
+    def _role_key(self, role: str, role_alloc: dict[str, Amounts], totals: Amounts) -> tuple:
+        return (self._share(role_alloc.get(role, {}), totals), self.counts.get(role, 0), role)
 
     def _framework_key(
         self,
