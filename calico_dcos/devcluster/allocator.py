@@ -27,7 +27,8 @@ are a ledger updated as offers and tasks come and go (`Ledger`; rebuilt from scr
 after a master failover or a framework's removal), the roles' and frameworks' sort orders
 are computed again only after an offer changed a share, and an agent that offered nothing
 is skipped until its free resources, the frameworks wanting offers, or their filters change,
-or its earliest filter expires (`_Idle`). Such an agent yields nothing in the skipped rounds
+or its earliest filter expires (`_Idle`); one with nothing free (all of it offered or used)
+is skipped at once. Such an agent yields nothing in the skipped rounds
 either, so the offers made, their order and the random draws are those of the full walk.
 `CALICO_DEVCLUSTER_CHECKS=1` (set by the tests) checks both shortcuts against the full
 computation on every round.
@@ -236,6 +237,9 @@ class Allocator:
         batches: dict[str, list[dict]] = {}
         order: dict[Any, list] = {}  # sort orders, forgotten when an offer changes a share
         for agent in agents:
+            if not _has_free(agent):  # nothing to offer, whatever the frameworks and filters
+                self.skipped += 1
+                continue
             idle = self._idle.get(agent.agent_id)
             skip = (
                 idle is not None
