@@ -61,9 +61,11 @@ def store_metrics(store: Any) -> Iterator[Metric]:
 
 
 def offer_metrics(counters: Mapping[str, int]) -> Iterator[Metric]:
-    """Offers are never held (plan.py): each one is accepted by one launch or declined."""
+    """Each offer is accepted by one launch, declined, or taken back by Mesos (RESCIND) while
+    the plan held it (`calico_dcos.core.engine`, held offers)."""
     received = counters.get("offers", 0)
     accepted = counters.get("ACCEPT", 0)
+    rescinded = counters.get("RESCIND", 0)
     yield CounterMetricFamily(
         f"{PREFIX}_offers_received", "Resource offers received from Mesos.", value=received
     )
@@ -72,8 +74,13 @@ def offer_metrics(counters: Mapping[str, int]) -> Iterator[Metric]:
     )
     yield CounterMetricFamily(
         f"{PREFIX}_offers_declined",
-        "Offers declined (nothing to launch there now).",
-        value=max(0, received - accepted),
+        "Offers declined (nothing to launch there now), or held and not answered yet.",
+        value=max(0, received - accepted - rescinded),
+    )
+    yield CounterMetricFamily(
+        f"{PREFIX}_offers_rescinded",
+        "Offers Mesos took back (RESCIND) before the scheduler answered them.",
+        value=rescinded,
     )
 
 

@@ -725,6 +725,7 @@ class CalicoScheduler(Scheduler):
         `{"value": …}` (douban/pymesos `pymesos/scheduler.py`, `on_rescind`); the plan keys
         held offers by the value."""
         value = offer_id.get("value", "") if isinstance(offer_id, Mapping) else str(offer_id)
+        self.counters["RESCIND"] += 1
         self._safely("rescind", self._event, "rescind", lambda now: self.plan.on_rescind(value))
 
     def statusUpdate(self, driver, status) -> None:  # noqa: N802

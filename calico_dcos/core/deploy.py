@@ -224,10 +224,13 @@ class Deploy(Engine):
             aid = next(iter(self._replace_queue))
             del self._replace_queue[aid]
             self._replace(aid, now, out)
-        for aid in list(self._slot_held):
+        while self._slot_held:  # O(launches): the first in line, while slots are free
+            aid = next(iter(self._slot_held))
             if not self._slot_free(aid):
                 break
             self._use_held(aid, now, out)
+            if aid in self._slot_held:  # kept, not launched: the rest wait behind it
+                break
         if self._slot_free("") and not self._slot_held:
             waited = self.slots.freed_filter()  # slots free, no offer held to take them
             if waited is not None:

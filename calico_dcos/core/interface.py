@@ -38,10 +38,11 @@ class Core(Protocol):
         """Mesos removed the framework ("Framework has been removed"): its tasks are gone."""
 
     def on_offers(self, offers: Iterable[Mapping], now: float) -> list[Decision]:
-        """OFFERS (v1 Offer JSON): each is used for a launch or declined, never held."""
+        """OFFERS (v1 Offer JSON): each is used for a launch, declined, or held (deploy: the
+        agent's next step will be ready soon) and answered by a later call's decisions."""
 
     def on_rescind(self, offer_id: str) -> list[Decision]:
-        """RESCIND of an offer (offers are never held, so nothing to do)."""
+        """RESCIND of an offer (by its ID's value): a held one is forgotten, never used."""
 
     def on_status(self, status: Mapping, now: float) -> list[Decision]:
         """UPDATE (v1 TaskStatus JSON), from a task or from reconciliation."""

@@ -191,7 +191,8 @@ def test_metrics_of_a_converged_rollout_carry_every_figure_operators_asked_for(r
     received = samples[("calico_dcos_offers_received_total", ())]
     accepted = samples[("calico_dcos_offers_accepted_total", ())]
     assert received >= accepted >= 20  # 4 agents x 5 steps
-    assert samples[("calico_dcos_offers_declined_total", ())] == received - accepted
+    rescinded = samples[("calico_dcos_offers_rescinded_total", ())]
+    assert samples[("calico_dcos_offers_declined_total", ())] == received - accepted - rescinded
     assert samples[("calico_dcos_launches_total", (("step", "cni"),))] >= 4
     assert samples[("calico_dcos_tasks", (("state", "TASK_RUNNING"), ("step", "node")))] == 4
     assert samples[("calico_dcos_tasks", (("state", "TASK_FINISHED"), ("step", "docker")))] == 4
