@@ -29,6 +29,7 @@ Pure: events and the time in, decisions out; not thread-safe (the scheduler seri
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 
 from calico_dcos.core.budget import Slots
@@ -97,10 +98,12 @@ class Engine:
         # has been up `stable_seconds`, when the count of failures starts over). Only steps
         # with failures: a handful, whatever the size of the cluster.
         self._stabilising: dict[str, tuple[str, str, float]] = {}
-        # offers held (`_hold`): agent_id -> (offer, held since), oldest first; offer ID ->
-        # agent_id; the agents among them waiting for a restart slot, in line; and offers to
-        # DECLINE with the next batch (refuse seconds -> offer IDs)
-        self._held: dict[str, tuple[Mapping, float]] = {}
+        # offers held (`_hold`): agent_id -> (offer ID, the offer as JSON, held since), oldest
+        # first (JSON: a fifth of the dict's memory, and every agent's offer may be held at
+        # once while its first step runs); offer ID -> agent_id; the agents among them
+        # waiting for a restart slot, in line; and offers to DECLINE with the next batch
+        # (refuse seconds -> offer IDs)
+        self._held: dict[str, tuple[str, str, float]] = {}
         self._held_ids: dict[str, str] = {}
         self._slot_held: dict[str, None] = {}
         self._declining: dict[float, list[str]] = {}
@@ -218,10 +221,10 @@ class Engine:
         with `wait_refuse_seconds`, its refused resources filtered alone."""
         aid, offer_id = agent.agent_id, offer["id"]["value"]
         held = self._held.get(aid)
-        if held is not None and held[0]["id"]["value"] != offer_id:
+        if held is not None and held[0] != offer_id:
             return self._refuse(agent, self.config.wait_refuse_seconds, now)
         if held is None:
-            self._held[aid] = (offer, now)
+            self._held[aid] = (offer_id, json.dumps(offer, separators=(",", ":")), now)
             self._held_ids[offer_id] = aid
         if for_slot:
             self._slot_held.setdefault(aid, None)
@@ -231,15 +234,13 @@ class Engine:
         self._dirty(aid)
         return HOLD
 
-    def _unhold(self, agent_id: str) -> Mapping | None:
+    def _unhold(self, agent_id: str) -> None:
         """Forget the agent's held offer (used, declined, rescinded, or its agent gone)."""
         held = self._held.pop(agent_id, None)
         self._slot_held.pop(agent_id, None)
-        if held is None:
-            return None
-        self._held_ids.pop(held[0]["id"]["value"], None)
-        self._dirty(agent_id)
-        return held[0]
+        if held is not None:
+            self._held_ids.pop(held[0], None)
+            self._dirty(agent_id)
 
     def _forget_held(self) -> None:
         """Every held offer is void: the stream ended, or a new subscription began (on a
@@ -262,13 +263,13 @@ class Engine:
         agent = self.agents.get(agent_id)
         if held is None or agent is None:
             return
-        offer = held[0]
+        offer = json.loads(held[1])
         answer = self._decide(agent, offer, now, set(), out)
         if answer is HOLD:
             return
         self._unhold(agent_id)
         if answer is not None:
-            self._declining.setdefault(answer, []).append(offer["id"]["value"])
+            self._declining.setdefault(answer, []).append(held[0])
 
     def _release_stale(self, now: float) -> None:
         """Offers held `offer_hold_seconds` are declined with `wait_refuse_seconds`, so that
@@ -277,7 +278,7 @@ class Engine:
         it is offered again once the filter ends. O(offers released): the oldest first."""
         expired = now - self.config.offer_hold_seconds
         while self._held:
-            agent_id, (offer, since) = next(iter(self._held.items()))
+            agent_id, (offer_id, _, since) = next(iter(self._held.items()))
             if since > expired:
                 return
             for_slot = agent_id in self._slot_held
@@ -288,7 +289,7 @@ class Engine:
                 refuse = self._refuse_for_slot(agent, now)
             elif agent is not None:
                 refuse = self._refuse(agent, refuse, now)
-            self._declining.setdefault(refuse, []).append(offer["id"]["value"])
+            self._declining.setdefault(refuse, []).append(offer_id)
 
     def _flush_declines(self, out: list[Decision]) -> None:
         """The held offers given up since the last batch, in one DECLINE per refuse time."""
