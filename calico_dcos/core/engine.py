@@ -217,12 +217,16 @@ class Engine:
     def _hold(self, agent: AgentState, offer: Mapping, now: float, for_slot: bool) -> float | Hold:
         """Keep the agent's offer, to be ACCEPTed the moment its next step can run
         (`_use_held`); `for_slot`: that step waits for a restart slot, in line. One offer per
-        agent: another offer of an agent already held (resources freed since) is declined
-        with `wait_refuse_seconds`, its refused resources filtered alone."""
+        agent: another offer of an agent already held (resources freed since, e.g. by a
+        one-shot that finished) is declined for `offer_hold_seconds`. That filter hides only
+        offers made of no more than those resources (apache/mesos
+        src/master/allocator/mesos/hierarchical.cpp, `RefusedOfferFilter::filter`), so the
+        agent's next offer after the held one is used or released, which holds both, is not
+        hidden: it is not recorded as the agent's filter (no REVIVE for it)."""
         aid, offer_id = agent.agent_id, offer["id"]["value"]
         held = self._held.get(aid)
         if held is not None and held[0] != offer_id:
-            return self._refuse(agent, self.config.wait_refuse_seconds, now)
+            return float(self.config.offer_hold_seconds)
         if held is None:
             self._held[aid] = (offer_id, json.dumps(offer, separators=(",", ":")), now)
             self._held_ids[offer_id] = aid

@@ -167,6 +167,7 @@ def test_a_second_offer_of_an_agent_held_already_is_declined():
 
     (decline,) = sim.of(ev.Decline)
     assert decline.offer_ids == (other,)
+    assert decline.refuse_seconds == sim.core.config.offer_hold_seconds
     sim.update(sim.live_task("S0", "etcd-proxy"), "TASK_RUNNING", healthy=True)
     assert sim.of(ev.Launch)[0].offer_id == held
 
