@@ -148,6 +148,13 @@ class Connection:
         curl = pycurl.Curl()
         curl.setopt(pycurl.NOSIGNAL, 1)  # timeouts without SIGALRM: lanes are threads
         curl.setopt(pycurl.POST, 1)
+        # As http.client: straight to the master whatever http_proxy/ALL_PROXY say (libcurl
+        # reads them, curl docs/libcurl/opts/CURLOPT_PROXY.md: "" disables), HTTP/1.1 as
+        # libprocess speaks it, and a name resolved again for each new connection (libcurl
+        # would keep it 60 s, CURLOPT_DNS_CACHE_TIMEOUT) so a failed-over master is found.
+        curl.setopt(pycurl.PROXY, "")
+        curl.setopt(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1)
+        curl.setopt(pycurl.DNS_CACHE_TIMEOUT, 0)
         curl.setopt(pycurl.CONNECTTIMEOUT_MS, int(CONNECT_TIMEOUT_SECONDS * 1000))
         curl.setopt(pycurl.TIMEOUT_MS, int((CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS) * 1000))
         curl.setopt(pycurl.WRITEFUNCTION, self._write)

@@ -139,6 +139,22 @@ def test_a_connection_the_master_closed_is_replaced_before_the_next_call(monkeyp
         server.server_close()
 
 
+def test_calls_go_straight_to_the_master_whatever_the_proxy_variables_say(monkeypatch):
+    """libcurl reads http_proxy and ALL_PROXY; the master is called directly, as before."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{unused.getsockname()[1]}"
+    for variable in ("http_proxy", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.setenv(variable, nowhere)
+    server, master = _serve(_ClosingMaster)
+    try:
+        with connections() as session:
+            assert session.post(master, False, "/api/v1/scheduler", b"{}", [])[0] == 202
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def test_a_call_whose_connection_closes_unanswered_is_lost_and_never_sent_again():
     """libcurl would resend it on a fresh connection (curl lib/transfer.c,
     `Curl_retry_request`): the master may have acted on it, so it is a `CallLost`."""
