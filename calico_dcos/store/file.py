@@ -1,6 +1,6 @@
 """The embedded store: one SQLite database in a local directory, for a single scheduler machine.
 
-    <dir>/state.sqlite3          the database (tables below), journal_mode=WAL
+    <dir>/state.sqlite3          the database (tables below), journal_mode=WAL, mode 0600
     <dir>/state.sqlite3-wal      its write-ahead log, and state.sqlite3-shm its WAL index
                                  (SQLite's own files: never copy the database without them
                                  while a scheduler runs; `sqlite3 state.sqlite3 .backup X` does)
@@ -265,7 +265,20 @@ class FileStore:
     def _connect(self) -> sqlite3.Connection:
         """Open (or create) the database: WAL, synchronous=FULL, the schema."""
         existed = self.database.exists()
-        if existed:
+        if not existed:
+            # Owner only, as the old layout's files (mkstemp's 0600) were: the report key is
+            # in here. SQLite gives the log and its index the database file's permissions
+            # (src/os_unix.c `findCreateFileMode`, `unixOpenSharedMemory`), and takes an
+            # empty file for a new database.
+            try:
+                os.close(os.open(self.database, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+            except FileExistsError:
+                pass  # another store made it just now
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the state database {self.database}: {exc}"
+                ) from exc
+        else:
             try:  # the reason SQLite would only call "unable to open database file"
                 os.close(os.open(self.database, os.O_RDWR))
             except OSError as exc:

@@ -7,11 +7,13 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -165,6 +167,38 @@ def test_an_old_layout_directory_is_imported_once_and_its_files_set_aside(tmp_pa
     assert (aside / "agents" / ".tmp-crashed").read_bytes() == b'{"half'
     store.put_agent("a1b2-S0", {"newer": True})
     assert open_store(str(tmp_path)).load_agents()["a1b2-S0"] == {"newer": True}
+
+
+OLD_LAYOUT = Path(__file__).with_name("old_file_layout")
+
+
+def test_a_state_directory_written_by_the_previous_version_is_imported_whole(tmp_path):
+    """`old_file_layout/` is the state directory a `calico-dcos local --agents 2
+    --public-agents 1` run of the previous version (commit 727d49f) left behind: three
+    converged agents, the report key (of that throwaway run) and the framework ID."""
+    shutil.copytree(OLD_LAYOUT, tmp_path / "state")
+    files = {p.relative_to(OLD_LAYOUT): p.read_bytes() for p in OLD_LAYOUT.rglob("*.json")}
+
+    store = open_store(str(tmp_path / "state"))
+
+    agents = {p.stem: json.loads(data) for p, data in files.items() if p.parts[0] == "agents"}
+    assert len(agents) == 3 and store.load_agents() == agents
+    assert store.get_meta("report-key") == json.loads(files[Path("meta/report-key.json")])
+    assert store.get_framework_id() == json.loads(files[Path("framework.json")])["framework_id"]
+    aside = tmp_path / "state" / MIGRATED_NAME
+    assert {p: (aside / p).read_bytes() for p in files} == files  # kept as they were
+
+
+def test_the_database_and_its_log_are_the_owners_alone(tmp_path):
+    """They hold the report key (README, security), as the old layout's 0600 files did;
+    whatever the umask (the tests' 022 would give 0644)."""
+    store = open_store(str(tmp_path))
+    store.put_meta("report-key", {"key": "00ff"})
+
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.glob(f"{DATABASE_NAME}*")}
+
+    suffixes = ("", "-wal", "-shm")
+    assert modes == {f"{DATABASE_NAME}{suffix}": 0o600 for suffix in suffixes}
 
 
 def test_a_migration_interrupted_after_its_commit_only_finishes_moving_the_files(tmp_path):
