@@ -61,6 +61,7 @@ once more each and are not counted.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
@@ -266,26 +267,16 @@ class FileStore:
         """Open (or create) the database: WAL, synchronous=FULL, the schema."""
         existed = self.database.exists()
         if not existed:
-            # Owner only, as the old layout's files (mkstemp's 0600) were: the report key is
-            # in here. SQLite gives the log and its index the database file's permissions
-            # (src/os_unix.c `findCreateFileMode`, `unixOpenSharedMemory`), and takes an
-            # empty file for a new database.
-            try:
-                os.close(os.open(self.database, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
-            except FileExistsError:
-                pass  # another store made it just now
-            except OSError as exc:
-                raise StoreError(
-                    f"cannot create the state database {self.database}: {exc}"
-                ) from exc
-        else:
-            try:  # the reason SQLite would only call "unable to open database file"
-                os.close(os.open(self.database, os.O_RDWR))
-            except OSError as exc:
-                raise StateCorrupt(
-                    str(self.database),
-                    f"{exc.strerror}: the scheduler must be able to read and write it",
-                ) from exc
+            self._create_database_file()
+        elif not os.access(self.database, os.R_OK | os.W_OK, effective_ids=True):
+            # What SQLite would only call "unable to open database file". A probe must not
+            # open and close the file: closing any descriptor of it drops every POSIX lock
+            # this process holds on it, another connection's included ("Posix advisory
+            # locks canceled by a separate thread doing close()", https://www.sqlite.org/howtocorrupt.html).
+            raise StateCorrupt(
+                str(self.database),
+                f"{os.strerror(errno.EACCES)}: the scheduler must be able to read and write it",
+            )
         try:
             db = sqlite3.connect(
                 self.database,
@@ -320,6 +311,26 @@ class FileStore:
         if not existed:
             _fsync_directory(self.root)  # the database file's own name
         return db
+
+    def _create_database_file(self) -> None:
+        """An empty `state.sqlite3` (SQLite takes it for a new database), owner only, as the
+        old layout's files (mkstemp's 0600) were: the report key is in it. SQLite gives its
+        log and the log's index the database file's permissions (sqlite/sqlite
+        src/os_unix.c `findCreateFileMode`, `unixOpenSharedMemory`). Made under another name
+        and linked into place, so that no descriptor of the database is ever closed beside
+        a connection (see `_connect`), and a store opening it at the same time either finds
+        it whole or makes its own link fail."""
+        temporary = self.root / f".{DATABASE_NAME}-{os.getpid()}-{threading.get_ident()}"
+        try:
+            os.close(os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600))
+            try:
+                os.link(temporary, self.database)
+            except FileExistsError:
+                pass  # another store made it just now
+            finally:
+                os.unlink(temporary)
+        except OSError as exc:
+            raise StoreError(f"cannot create the database {self.database}: {exc}") from exc
 
     def _migrate_old_layout(self) -> None:
         """Import `agents/`, `meta/`, `framework.json` once, then rename them aside (see the
