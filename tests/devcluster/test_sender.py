@@ -118,7 +118,7 @@ class _ClosingMaster(BaseHTTPRequestHandler):
 
 def _serve(handler):
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     return server, f"127.0.0.1:{server.server_address[1]}"
 
 
@@ -190,7 +190,7 @@ def test_over_tls_the_master_is_verified_against_the_ca_bundle_alone(tmp_path):
     pki, other = Pki.create(tmp_path / "pki"), Pki.create(tmp_path / "other")
     server = ThreadingHTTPServer(("127.0.0.1", 0), _ClosingMaster)
     server.socket = pki.server_context().wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     master = f"127.0.0.1:{server.server_address[1]}"
     try:
         with connections(str(pki.ca_bundle)) as session:
