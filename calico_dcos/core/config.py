@@ -83,7 +83,10 @@ class PlanConfig:
     # ACCEPTed the moment the step ends or a slot frees; released (DECLINE, a short filter)
     # after this long, so that a stalled agent's resources go back to other frameworks.
     # 30 s: longer than a step takes on a healthy host (a Docker restart, a download of a
-    # few MB), far shorter than the launch deadline. 0: never hold (`core.holding`).
+    # few MB), far shorter than the launch deadline, and inside DC/OS' `--offer_timeout` of
+    # 2 min (dcos/dcos gen/dcos-config.yaml, MESOS_OFFER_TIMEOUT=2mins), so the scheduler
+    # gives an offer back before the master takes it (a RESCIND is handled all the same).
+    # 0: never hold (`Engine.holding`).
     offer_hold_seconds: float = 30.0
     # Mesos' `--allocation_interval` (apache/mesos src/master/constants.hpp,
     # DEFAULT_ALLOCATION_INTERVAL = 1 s): resources recovered after an ACCEPT or a DECLINE
