@@ -80,6 +80,7 @@ class Settings:
     store: str = ""  # zk://host:port/path, or "" for a file store in a temporary directory
     timeout: float = 600.0
     profile_dir: Path | None = None  # py-spy's samples of the scheduler, from SUBSCRIBE on
+    profile_cpu: bool = False  # only samples holding the GIL (CPU), not every thread's waits
     # The plan's timings (`PlanConfig`: wait_refuse_seconds, revive_interval_seconds, …) for
     # experiments and the fast smoke test; `calico-dcos run` has none, so figures to quote
     # leave this empty.
@@ -341,7 +342,7 @@ def serve_scheduler(options_file: str, stats_file: str, timings: dict[str, float
     stats = {
         "store_writes": service.store.writes,
         "store_bytes": service.store.bytes_written,
-        "store_syncs": getattr(service.store, "syncs", None),
+        "store_commits": getattr(service.store, "commits", None),
         "event_thread": service.scheduler.busy.summary(),
         "groups": service.scheduler.pipeline.stats.as_dict(),
         "counters": dict(service.scheduler.counters),
@@ -494,16 +495,20 @@ def state_store(settings: Settings, agents: int) -> Iterator[str]:
 
 
 @contextmanager
-def profiling(directory: Path | None, pid: int, agents: int) -> Iterator[None]:
-    """py-spy samples the scheduler while the body runs: every thread, waits included (wall
-    time: where a slow rollout waits is as telling as where it computes), without pausing it."""
+def profiling(directory: Path | None, pid: int, agents: int, cpu: bool = False) -> Iterator[None]:
+    """py-spy samples the scheduler while the body runs, without pausing it: by default every
+    thread, waits included (wall time: where a slow rollout waits is as telling as where it
+    computes; a sender thread blocked on its socket counts as busy there), or with `cpu` only
+    the samples of the thread holding the GIL (py-spy's `--gil`: where the CPU goes), into
+    `scheduler-<agents>.txt` or `scheduler-<agents>-cpu.txt`."""
     if directory is None:
         yield
         return
     directory.mkdir(parents=True, exist_ok=True)
-    out = directory / f"scheduler-{agents}.txt"
+    out = directory / f"scheduler-{agents}{'-cpu' if cpu else ''}.txt"
+    which = ["--gil"] if cpu else ["--idle"]
     spy = subprocess.Popen(
-        [_py_spy(), "record", "--pid", str(pid), "--nonblocking", "--threads", "--idle",
+        [_py_spy(), "record", "--pid", str(pid), "--nonblocking", "--threads", *which,
          "--format", "raw", "--rate", "50", "--output", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -539,7 +544,7 @@ def run_size(settings: Settings, agents: int, progress: Progress) -> dict:
         with scheduler_child(options, timings, Path(tmp)) as (scheduler, stats_file):
             sampler = Sampler(scheduler.pid)
             sampler.start()
-            with profiling(settings.profile_dir, scheduler.pid, agents):
+            with profiling(settings.profile_dir, scheduler.pid, agents, settings.profile_cpu):
                 measured = _follow(devcluster, sampler, agents, progress, deadline)
             scheduler.send_signal(signal.SIGTERM)
             scheduler.wait(timeout=60)
@@ -613,8 +618,8 @@ def _figures(
         "calls": {t: counts["calls"].get(t, 0) for t in CALL_TYPES},
         "store_writes": stats.get("store_writes"),
         "store_bytes": stats.get("store_bytes"),
-        "store_syncs": stats.get("store_syncs"),
-        "store_writes_per_sync": _ratio(stats.get("store_writes"), stats.get("store_syncs")),
+        "store_commits": stats.get("store_commits"),
+        "store_records_per_commit": _ratio(stats.get("store_writes"), stats.get("store_commits")),
         "scheduler_peak_rss_bytes": peak_rss,
         "store_most_pending_records": (stats.get("groups") or {}).get("most_pending"),
         "devcluster_cpu_seconds": measured["devcluster_cpu"],

@@ -63,7 +63,7 @@ def main() -> None:
     print(
         f"{n} records of {size:.0f} B in groups of {args.group}: {user + kernel:.0f} us of CPU "
         f"per record (user {user:.0f}, kernel {kernel:.0f}); {wall / n * args.group * 1e3:.2f} "
-        f"ms wall per group; writes {store.writes}, syncs {store.syncs}; "
+        f"ms wall per group; writes {store.writes}, commits {store.commits}; "
         f"1-minute load {os.getloadavg()[0]:.1f}"
     )
 

@@ -29,7 +29,7 @@ COLUMNS = (
     ("ack p99 ms", "{:>10}"),
     ("resent", "{:>6}"),
     ("busy %", "{:>6}"),
-    ("wr/sync", "{:>7}"),
+    ("rec/commit", "{:>10}"),
     ("mesos cpu s", "{:>11}"),
     ("mesos ms/ag", "{:>11}"),
     ("load", "{:>9}"),
@@ -107,7 +107,7 @@ def row(run: dict) -> list[str]:
         _scaled(run.get("ack_latency_p99_seconds"), 1000.0, 1),
         _scaled(run.get("updates_resent"), 1.0, 0),
         _scaled(run.get("event_thread_busy_share"), 100.0, 0),
-        _scaled(run.get("store_writes_per_sync"), 1.0, 2),
+        _scaled(run.get("store_records_per_commit"), 1.0, 2),
         _scaled(run.get("devcluster_cpu_seconds"), 1.0, 1),
         per(run.get("devcluster_cpu_seconds"), 1000.0, 1),
         "/".join(f"{load:.1f}" for load in run.get("load_average", [])) or "-",
@@ -155,7 +155,10 @@ def run_with_bar(settings: Settings, agents: int) -> dict:
 @click.option("--timeout", default=600.0, show_default=True, type=float,
               help="Seconds per size before the run is reported as not converged.")  # fmt: skip
 @click.option("--profile", "profile_dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Profile the scheduler with py-spy into this directory.")  # fmt: skip
+              help="Profile the scheduler with py-spy into this directory (every thread, "
+              "waits included: wall time).")  # fmt: skip
+@click.option("--profile-cpu", is_flag=True,
+              help="With --profile: only samples holding the GIL (CPU).")  # fmt: skip
 @click.option("--scheduler-timing", "timings", multiple=True, metavar="NAME=SECONDS",
               help="Experiment: a plan timing (wait_refuse_seconds, revive_interval_seconds, "
               "…) that `calico-dcos run` does not set. Repeatable.")  # fmt: skip
@@ -173,6 +176,7 @@ def bench(
     store: str,
     timeout: float,
     profile_dir: Path | None,
+    profile_cpu: bool,
     timings: tuple[str, ...],
     simulate: int | None,
     json_file: Path | None,
@@ -192,6 +196,7 @@ def bench(
         store=store,
         timeout=timeout,
         profile_dir=profile_dir,
+        profile_cpu=profile_cpu,
         scheduler_timings=parse_timings(timings),
     )
     runs = [run_with_bar(settings, agents) for agents in parse_sizes(sizes)]

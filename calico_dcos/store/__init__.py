@@ -61,8 +61,8 @@ class StateStore(Protocol):
     writes: int
     bytes_written: int
     # Commits: transactions, one fsync of SQLite's log each (file store), or write requests
-    # (ZooKeeper); the benchmark's "writes per sync" divides `writes` by it.
-    syncs: int
+    # (ZooKeeper); the benchmark's "records per commit" divides `writes` by it.
+    commits: int
 
     def get_framework_id(self) -> str | None: ...
 

@@ -52,7 +52,7 @@ version still running on the directory keeps writing the old files, so the open 
 a `StoreError` saying so instead of importing a state that is still changing.
 
 Counters (the bench's figures): `writes` records written, `bytes_written` their JSON bytes
-(SQLite writes whole 4 KiB pages to its log, two to three times that), `syncs` committed
+(SQLite writes whole 4 KiB pages to its log, two to three times that), `commits` committed
 transactions, each one fsync of the log; SQLite's automatic checkpoints, every 1,000 pages of
 log (https://www.sqlite.org/wal.html#automatic_checkpoint), sync the log and the database
 once more each and are not counted.
@@ -124,7 +124,7 @@ class FileStore:
         self.database = self.root / DATABASE_NAME
         self.writes = 0
         self.bytes_written = 0
-        self.syncs = 0  # committed transactions, one fsync of the WAL each (the bench's figure)
+        self.commits = 0  # committed transactions, one fsync of the WAL each (the bench's figure)
         self._lock_fd: int | None = None
         self._mutex = threading.Lock()
         try:
@@ -199,7 +199,7 @@ class FileStore:
                     self._db.executemany(UPSERT[kind], values)
             if deleted:
                 self._db.executemany("DELETE FROM agents WHERE agent_id = ?", deleted)
-        self.syncs += 1
+        self.commits += 1
         self.writes += sum(len(values) for values in rows.values())
         self.bytes_written += size
 

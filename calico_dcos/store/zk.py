@@ -177,7 +177,7 @@ class ZooKeeperStore:
         self.root = root
         self.writes = 0
         self.bytes_written = 0
-        self.syncs = 0  # write requests (each one commit in ZooKeeper's log): the bench's
+        self.commits = 0  # write requests (each one commit in ZooKeeper's log): the bench's
         self.lost_grace = session_timeout / 4 if lost_grace is None else lost_grace
         self._lock: Lock | None = None
         self._on_lost: Callable[[], None] | None = None
@@ -464,7 +464,7 @@ class ZooKeeperStore:
                 transaction.set_data(path, data)
             else:
                 transaction.create(path, data)
-        self.syncs += 1
+        self.commits += 1
         results = self._wait(transaction.commit_async())
         offset = 1 if fence is not None else 0
         if (
@@ -499,7 +499,7 @@ class ZooKeeperStore:
         """One write; while leading, in a transaction that first checks our lock node, so
         that a write delayed past the loss of the session can never land (fencing)."""
         fence = self._fence
-        self.syncs += 1
+        self.commits += 1
         if fence is None:
             operations = {"set": self._client.set_async, "create": self._client.create_async}
             if kind == "delete":
