@@ -52,7 +52,10 @@ class Resources:
         return Resources(dict(self.scalars), {k: list(v) for k, v in self.ranges.items()})
 
     def is_empty(self) -> bool:
-        return not any(v > 0 for v in self.scalars.values()) and not any(self.ranges.values())
+        for value in self.scalars.values():
+            if value > 0:
+                return False
+        return not any(self.ranges.values())
 
     def add(self, other: Resources) -> None:
         for name, value in other.scalars.items():
