@@ -114,7 +114,7 @@ class _Field:
     options, messages of google.protobuf or with a oneof)."""
 
     __slots__ = ("field", "name", "type", "repeated", "required", "message", "map", "out",
-                 "fast", "low", "high", "enum_numbers")  # fmt: skip
+                 "fast", "low", "high", "enum_numbers", "message_type")  # fmt: skip
 
     def __init__(self, field: FieldDescriptor) -> None:
         self.field = field
@@ -128,6 +128,7 @@ class _Field:
         self.low, self.high = _INT_RANGES.get(field.cpp_type, (0, 0))
         self.enum_numbers: dict[str, int] = {}
         self.fast = _fast_kind(field, self.map)
+        self.message_type = field.message_type if self.message else None
         if self.fast == "enum":
             self.enum_numbers = {v.name: v.number for v in field.enum_type.values}
 
@@ -368,13 +369,25 @@ def _direct(obj: dict, descriptor: Descriptor) -> dict:
         plan = fields.get(name)
         if plan is None or value is None:
             continue
+        kind = plan.fast
         if plan.repeated:
             items = value if isinstance(value, list) else [value]
-            converted = [_direct_value(plan, item) for item in items]
+            if kind == "message":  # the common kinds inline, the others in `_direct_value`
+                converted = []
+                for item in items:
+                    if type(item) is not dict:
+                        raise _Unusual
+                    converted.append(_direct(item, plan.message_type))
+            else:
+                converted = [_direct_value(plan, item) for item in items]
             if converted:
                 out[name] = converted
         elif isinstance(value, list):
             raise _Unusual
+        elif kind == "string" and type(value) is str and value.isascii():
+            out[name] = value
+        elif kind == "message" and type(value) is dict:
+            out[name] = _direct(value, plan.message_type)
         else:
             out[name] = _direct_value(plan, value)
     for name in required:
@@ -396,7 +409,7 @@ def _direct_value(plan: _Field, value: Any) -> Any:
             return value
     elif kind == "message":
         if type(value) is dict:
-            return _direct(value, plan.field.message_type)
+            return _direct(value, plan.message_type)
     elif kind == "bool":
         if type(value) is bool:
             return value
