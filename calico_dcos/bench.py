@@ -61,6 +61,11 @@ SLOT_TAKING = tuple(
     for s in catalog.STEPS
     if s.restarts_with({"cni": {"restart_agent": False}}) is not None
 )
+# Mesos' terminal task states (include/mesos/v1/mesos.proto, `TaskState`)
+TERMINAL = frozenset(
+    ("TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST", "TASK_DROPPED",
+     "TASK_GONE", "TASK_GONE_BY_OPERATOR")
+)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------
@@ -136,6 +141,11 @@ class Watch:
 
     An agent is done when the latest task of every step is in its done state (daemons
     RUNNING and not unhealthy, one-shots FINISHED). Each entry costs O(1).
+
+    `slot_seconds`: the time integral of slot-taking tasks (`SLOT_TAKING`) between their
+    launch and their terminal update, on the master's clock. Divided by the budget and the
+    wall time it says how busy the restart slots were: near 1 the budget paced the rollout;
+    well below it the slots waited (for offers, decisions, the store or the sender).
     """
 
     def __init__(self, agents: int) -> None:
@@ -147,6 +157,9 @@ class Watch:
         self._latest: dict[tuple[str, str], str] = {}  # (agent, task name) -> task ID
         self._done_steps: dict[str, set[str]] = {}
         self.done = 0
+        self.slot_seconds = 0.0
+        self._in_slot: set[str] = set()  # task IDs of slot-taking tasks not yet ended
+        self._slot_since = 0.0  # when `_in_slot` last changed (master clock)
 
     def see(self, entry: dict) -> None:
         kind = entry["event"]
@@ -159,9 +172,18 @@ class Watch:
         elif kind == "launch" and entry.get("task_name") in DONE_STATE:
             self._latest[(entry["agent_id"], entry["task_name"])] = entry["task_id"]
             self._mark(entry, False)
+            if entry["task_name"] in SLOT_TAKING:
+                self._slots(entry["t"], entry["task_id"], True)
         elif kind == "status" and self._is_latest(entry):
             done = entry["state"] == DONE_STATE[entry["task_name"]]
             self._mark(entry, done and entry.get("healthy") is not False)
+            if entry["state"] in TERMINAL and entry["task_id"] in self._in_slot:
+                self._slots(entry["t"], entry["task_id"], False)
+
+    def _slots(self, t: float, task_id: str, taken: bool) -> None:
+        self.slot_seconds += len(self._in_slot) * max(0.0, t - self._slot_since)
+        self._slot_since = t
+        (self._in_slot.add if taken else self._in_slot.discard)(task_id)
 
     def _is_latest(self, entry: dict) -> bool:
         return self._latest.get((entry["agent_id"], entry.get("task_name"))) == entry["task_id"]
@@ -318,8 +340,13 @@ def serve_devcluster(agents: int, interval: float, step: float, durations: dict)
     sys.stdin.read()
     stop.set()
     reporter.join()
-    counts = cluster.call(lambda: (dict(watch.calls), watch.offers, updates.summary()))
-    lines.emit(event="counts", calls=counts[0], offers=counts[1], updates=counts[2])
+    counts = cluster.call(
+        lambda: (dict(watch.calls), watch.offers, updates.summary(), watch.slot_seconds)
+    )
+    lines.emit(
+        event="counts", calls=counts[0], offers=counts[1], updates=counts[2],
+        slot_seconds=counts[3],
+    )  # fmt: skip
     cluster.stop()
 
 
@@ -615,6 +642,10 @@ def _figures(
         "scheduler_cpu_seconds": measured["cpu"] - measured["startup_cpu"],
         "scheduler_startup_cpu_seconds": measured["startup_cpu"],
         "offers_received": counts["offers"],
+        # how busy the restart slots were between SUBSCRIBE and convergence (`Watch`)
+        "restart_slot_busy_share": _ratio(
+            counts.get("slot_seconds"), (wall or 0.0) * settings.budget_for(agents)
+        ),
         "calls": {t: counts["calls"].get(t, 0) for t in CALL_TYPES},
         "store_writes": stats.get("store_writes"),
         "store_bytes": stats.get("store_bytes"),

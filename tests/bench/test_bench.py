@@ -48,6 +48,8 @@ def test_bench_of_five_agents_converges_and_writes_every_figure(tmp_path):
     assert run["devcluster_cpu_seconds"] > 0
     cpu = run["scheduler_cpu_seconds"] + run["devcluster_cpu_seconds"]
     assert run["cpu_floor_seconds"] == pytest.approx(cpu / run["cores"]) and run["cores"] >= 1
+    # every docker task held a slot at least launch-to-FINISHED (0.1 + 0.2 s), budget 100 %
+    assert AGENTS * 0.3 / (AGENTS * run["wall_seconds"]) <= run["restart_slot_busy_share"] < 1
     assert document["cpu_growth_exponent"] is None
     assert "bound s" in result.output and "cpu floor s" in result.output
 
@@ -106,3 +108,27 @@ def test_the_plan_only_simulation_converges_and_reports_its_figures(tmp_path):
     assert 1 <= figures["largest_call_size"] <= 200
     assert figures["events_per_cpu_second"] > 0 and figures["core_cpu_seconds"] > 0
     assert "events/s" in result.output
+
+
+def test_watch_integrates_the_slot_taking_tasks_in_flight_on_the_masters_clock():
+    from calico_dcos.bench import Watch
+
+    watch = Watch(agents=2)
+
+    def launch(t, task, name="calico-docker", agent="a1"):
+        watch.see({"event": "launch", "t": t, "agent_id": agent, "task_name": name,
+                   "task_id": task})  # fmt: skip
+
+    def status(t, task, state, name="calico-docker", agent="a1"):
+        watch.see({"event": "status", "t": t, "agent_id": agent, "task_name": name,
+                   "task_id": task, "state": state})  # fmt: skip
+
+    launch(0.0, "d1")
+    launch(1.0, "d2", agent="a2")
+    launch(1.0, "e1", name="calico-etcd-proxy")  # takes no slot
+    status(1.5, "d1", "TASK_RUNNING")
+    status(2.0, "d1", "TASK_FINISHED")
+    status(4.0, "d2", "TASK_FAILED", agent="a2")
+    status(5.0, "d2", "TASK_FAILED", agent="a2")  # a repeated terminal update counts once
+
+    assert watch.slot_seconds == pytest.approx(1.0 + 2 * 1.0 + 2.0)
