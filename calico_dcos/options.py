@@ -14,6 +14,7 @@ import copy
 import difflib
 import functools
 import json
+import math
 import pathlib
 import re
 from collections.abc import Callable, Iterator, Mapping
@@ -151,6 +152,7 @@ def load_options(
         given = _under(given, layer)
     doc = _with_defaults(given)
     errors += _schema_errors(doc)
+    errors += _non_finite_errors(doc)
     errors += _semantic_errors(doc, {option for option, _ in errors})
     errors = _naming_the_variables(errors, environ)
     if errors:
@@ -354,6 +356,19 @@ def _type_message(error: jsonschema.ValidationError) -> str:
         hint = f"; leave it out for the default {default!r}" if "default" in error.schema else ""
         return f"has no value (null); expected {wanted}{hint}"
     return f"{error.instance!r} is not {wanted}"
+
+
+def _non_finite_errors(doc: dict) -> list[tuple[str, str]]:
+    """YAML reads `.inf` and `.nan` as numbers, which JSON Schema's `number` accepts; no
+    option means anything by them, and the state store writes only finite numbers
+    (`store.encode_document`)."""
+    return [
+        (f"{section}.{key}", f"{value!r} is not a finite number: give a finite one")
+        for section, values in doc.items()
+        if isinstance(values, dict)
+        for key, value in values.items()
+        if isinstance(value, float) and not math.isfinite(value)
+    ]
 
 
 def _semantic_errors(doc: dict, failed: set[str]) -> list[tuple[str, str]]:

@@ -233,6 +233,18 @@ def test_put_many_takes_records_encoded_already_and_reads_them_back_as_objects(b
     assert backend.open().load_agents() == records
 
 
+def test_encoded_records_read_back_as_they_were_whatever_their_text(backend):
+    """orjson's bytes (UTF-8 beyond ASCII) and the standard library's (lone surrogates, which
+    orjson refuses) both read back as the documents they encode."""
+    store = backend.open()
+    record = agent_record("u-S1")
+    record["hostname"] = "agent-é-😀"
+    record["steps"]["cni"]["message"] = "bad byte \ud800 in the output"
+    store.put_many([("agent", "u-S1", encode_document(record))])
+
+    assert backend.open().load_agents() == {"u-S1": record}
+
+
 def test_put_many_is_one_flush_for_the_whole_group(backend):
     store = backend.open()
     before = store.commits

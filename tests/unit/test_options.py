@@ -184,6 +184,18 @@ def test_a_wrong_type_names_the_type_in_words(tmp_path):
     assert errors == [("rollout.stability_seconds", "'x' is not a number")]
 
 
+def test_infinite_and_nan_numbers_are_refused(tmp_path):
+    """YAML's `.inf` and `.nan` are numbers to JSON Schema; the state store writes only finite
+    ones (`store.encode_document`)."""
+    text = "rollout:\n  retry_backoff_seconds: .inf\n  max_backoff_seconds: .nan\n"
+    errors = errors_of(write(tmp_path, "o.yaml", text), {})
+    assert [path for path, _ in errors] == [
+        "rollout.max_backoff_seconds",
+        "rollout.retry_backoff_seconds",
+    ]
+    assert all("not a finite number" in message for _, message in errors)
+
+
 def test_an_unreadable_file_is_reported_without_an_option_prefix(tmp_path):
     missing = str(tmp_path / "missing.yaml")
     result = CliRunner().invoke(main, ["config", "validate", missing])
