@@ -32,6 +32,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 
+import orjson
+
 from calico_dcos.core.budget import Slots
 from calico_dcos.core.config import PlanConfig, Restarts, StepSpec
 from calico_dcos.core.events import (
@@ -72,6 +74,25 @@ def cut_off_by_restart(status: Mapping) -> bool:
     return status["state"] in VANISHED or status["state"] == "TASK_KILLED"
 
 
+def offer_json(offer: Mapping) -> bytes | str:
+    """A held offer as JSON: orjson's bytes (~1 µs for an offer, against ~10 for the standard
+    library's text), or the standard library's text for what orjson would not give back as it
+    was: what it refuses (a lone surrogate, an integer beyond 64 bits) and any `null` in its
+    bytes, where a NaN or infinite float may have gone (orjson writes them as null; the
+    standard library as `NaN`/`Infinity`, which it reads back). Either way
+    `offer_from_json` returns an equal offer."""
+    try:
+        data = orjson.dumps(offer)
+    except orjson.JSONEncodeError:
+        return json.dumps(offer, separators=(",", ":"))
+    return data if b"null" not in data else json.dumps(offer, separators=(",", ":"))
+
+
+def offer_from_json(data: bytes | str) -> dict:
+    """The inverse of `offer_json`."""
+    return orjson.loads(data) if isinstance(data, bytes) else json.loads(data)
+
+
 class Engine:
     """State and rules shared by every plan. Subclasses implement `_start` (after
     SUBSCRIBED), `_use_offer` (one offer), `_save_launch` (what to store with a launch),
@@ -103,7 +124,7 @@ class Engine:
         # once while its first step runs); offer ID -> agent_id; the agents among them
         # waiting for a restart slot, in line; and offers to DECLINE with the next batch
         # (refuse seconds -> offer IDs)
-        self._held: dict[str, tuple[str, str, float]] = {}
+        self._held: dict[str, tuple[str, bytes | str, float]] = {}
         self._held_ids: dict[str, str] = {}
         self._slot_held: dict[str, None] = {}
         self._declining: dict[float, list[str]] = {}
@@ -228,7 +249,7 @@ class Engine:
         if held is not None and held[0] != offer_id:
             return float(self.config.offer_hold_seconds)
         if held is None:
-            self._held[aid] = (offer_id, json.dumps(offer, separators=(",", ":")), now)
+            self._held[aid] = (offer_id, offer_json(offer), now)
             self._held_ids[offer_id] = aid
         if for_slot:
             self._slot_held.setdefault(aid, None)
@@ -267,7 +288,7 @@ class Engine:
         agent = self.agents.get(agent_id)
         if held is None or agent is None:
             return
-        offer = json.loads(held[1])
+        offer = offer_from_json(held[1])
         answer = self._decide(agent, offer, now, set(), out)
         if answer is HOLD:
             return

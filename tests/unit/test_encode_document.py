@@ -1,8 +1,9 @@
-"""`store.encode_document`: orjson's bytes where they equal what the standard library wrote,
-and the same values read back where they differ."""
+"""JSON made with orjson (`store.encode_document`, held offers): the bytes the standard
+library wrote where they are the same, and the same values read back where they differ."""
 
 import json
 
+from calico_dcos.core.engine import offer_from_json, offer_json
 from calico_dcos.core.records import AgentState, agent_record
 from calico_dcos.store import MAX_RECORD_BYTES, encode_document, parse_document
 
@@ -44,3 +45,22 @@ def test_what_orjson_refuses_is_encoded_as_before():
 
 def test_bytes_are_taken_as_they_are():
     assert encode_document(b'{"a":1}') == b'{"a":1}'
+
+
+def test_held_offers_come_back_as_they_were():
+    """`engine.offer_json`: orjson's bytes, or the standard library's text where orjson would
+    not give the offer back as it was (a NaN, a lone surrogate, a huge integer, a null)."""
+    offer = {
+        "id": {"value": "o-1"},
+        "agent_id": {"value": "S1"},
+        "hostname": "agent-é",
+        "resources": [{"name": "cpus", "type": "SCALAR", "scalar": {"value": 3.7}}],
+    }
+    assert isinstance(offer_json(offer), bytes)
+    assert offer_from_json(offer_json(offer)) == offer
+    for odd in (float("inf"), "\ud800", 2**70, None):
+        changed = {**offer, "odd": odd}
+        assert isinstance(offer_json(changed), str)
+        assert offer_from_json(offer_json(changed)) == changed
+    nan = offer_from_json(offer_json({**offer, "odd": float("nan")}))["odd"]
+    assert nan != nan
