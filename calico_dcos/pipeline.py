@@ -20,6 +20,15 @@ sender). So:
 Bounded: `submit` blocks while `max_pending` records wait (back-pressure on the event thread,
 which then stops reading events, and Mesos holds them), so memory stays bounded when the
 store is slow.
+
+Woken once per read, not once per event: a thread that says it will call `handed_over()`
+before it next waits for input (pymesos' event thread, before each `select`:
+`driver.read_events_faster`) leaves the committer asleep while it handles the events of one
+read, and wakes it then, or as soon as `WAKE_AFTER_RECORDS` records wait; every other
+thread's batch wakes it at once. The committer wakes by itself after `IDLE_WAIT_SECONDS`
+whatever happens, so a batch never waits longer for a thread that stopped before its next
+wait. What this changes is only when a group starts (larger groups, fewer wake-ups and
+commits), never what happens before a write is durable.
 """
 
 from __future__ import annotations
@@ -40,6 +49,30 @@ Action = Callable[[], None]
 
 MAX_GROUP_RECORDS = 512  # ZooKeeper's request limit is 1 MiB; records are ~1.2 KiB
 MAX_PENDING_RECORDS = 20_000
+WAKE_AFTER_RECORDS = 64  # records left unannounced by a deferring thread, at most
+IDLE_WAIT_SECONDS = 0.05  # the committer looks for batches at least this often
+
+
+class _Deferring(threading.local):
+    """Per thread: does it call `handed_over()` before it waits, and the pipelines whose
+    committer it has yet to wake."""
+
+    active = False
+    pipelines: dict[Pipeline, None] | None = None
+
+
+_deferring = _Deferring()
+
+
+def handed_over() -> None:
+    """The calling thread is about to wait for input: wake the committers of the batches it
+    submitted since its last call, and let its next batches wait for its next call (at
+    most `WAKE_AFTER_RECORDS` records, `IDLE_WAIT_SECONDS`)."""
+    here = _deferring
+    here.active = True
+    pipelines, here.pipelines = here.pipelines, None
+    for pipeline in pipelines or ():
+        pipeline.wake()
 
 
 @dataclass
@@ -87,6 +120,7 @@ class Pipeline:
         max_group: int = MAX_GROUP_RECORDS,
         max_pending: int = MAX_PENDING_RECORDS,
         after_commit: Callable[[int, list[Batch]], None] | None = None,
+        idle_wait: float = IDLE_WAIT_SECONDS,
     ) -> None:
         self._commit = commit
         self._run_actions = run_actions
@@ -94,9 +128,11 @@ class Pipeline:
         self._after_commit = after_commit  # tests: a crash between a group and its actions
         self.max_group = max_group
         self.max_pending = max_pending
+        self.idle_wait = idle_wait
         self.stats = GroupStats()
         self._batches: list[Batch] = []
         self._pending = 0  # records submitted and not yet durable
+        self._unannounced = 0  # records of batches submitted since the committer was woken
         self._busy = False  # the committer holds a group
         self._failed = False
         self._closed = False
@@ -108,20 +144,39 @@ class Pipeline:
         """Queue one event's batch; blocks while too many records wait (back-pressure)."""
         if not batch.writes and not batch.actions:
             return
+        here = _deferring
         with self._cond:
             while self._pending >= self.max_pending and not (self._failed or self._closed):
+                self._cond.notify_all()  # the committer may not have been woken for them
                 self._cond.wait()
             if self._failed or self._closed:
                 return
             self._batches.append(batch)
             self._pending += len(batch.writes)
             self.stats.most_pending = max(self.stats.most_pending, self._pending)
-            self._cond.notify_all()
+            self._unannounced += len(batch.writes) or 1
+            deferred = here.active and self._unannounced < WAKE_AFTER_RECORDS
+            if not deferred:
+                self._unannounced = 0
+                self._cond.notify_all()
+        if deferred:
+            if here.pipelines is None:
+                here.pipelines = {}
+            here.pipelines[self] = None
+
+    def wake(self) -> None:
+        """Wake the committer if batches wait that it was not woken for."""
+        with self._cond:
+            if self._unannounced:
+                self._unannounced = 0
+                self._cond.notify_all()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every batch submitted so far is committed and handed on (or failed)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
+            self._unannounced = 0
+            self._cond.notify_all()
             while (self._batches or self._busy) and not self._failed:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
@@ -145,9 +200,10 @@ class Pipeline:
         """Every waiting batch up to `max_group` records (at least one batch)."""
         with self._cond:
             while not self._batches and not self._closed:
-                self._cond.wait()
+                self._cond.wait(self.idle_wait)
             if not self._batches:
                 return None
+            self._unannounced = 0
             taken, records = [], 0
             while self._batches and (
                 not taken or records + len(self._batches[0].writes) <= self.max_group

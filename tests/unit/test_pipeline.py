@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-from calico_dcos.pipeline import Batch, Pipeline, coalesce
+from calico_dcos.pipeline import WAKE_AFTER_RECORDS, Batch, Pipeline, coalesce, handed_over
 from tests.helpers.wait import wait_until
 
 
@@ -96,4 +96,59 @@ def test_submit_blocks_while_too_many_records_wait():
     store.gate.set()
     third.join(5)
     assert not third.is_alive()
+    pipeline.close()
+
+
+def on_a_thread(fn) -> None:
+    thread = threading.Thread(target=fn)
+    thread.start()
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+def test_a_thread_that_hands_over_wakes_the_committer_once_per_read():
+    """pymesos' event thread calls `handed_over()` before each wait for the stream
+    (`driver.SelectHandingOver`): its batches wait for that call, or for 64 records; any
+    other thread's batch wakes the committer at once, and takes the waiting ones along."""
+    store = GatedStore()
+    store.gate.set()
+    done: list = []
+    # the committer never wakes by itself here: only a wake-up can start a group
+    pipeline = Pipeline(store.put_many, done.extend, lambda exc: None, idle_wait=3600)
+
+    def event_thread_reads(first: int, count: int, hand_over: bool) -> None:
+        handed_over()  # this thread waits for input between reads: it hands over
+        for n in range(first, first + count):
+            pipeline.submit(Batch([("agent", f"a-S{n}", {})], [lambda n=n: n]))
+        if hand_over:
+            handed_over()
+
+    on_a_thread(lambda: event_thread_reads(0, 3, hand_over=False))
+    pipeline.submit(Batch([("agent", "other", {})]))  # e.g. an operator's command
+    wait_until(lambda: len(store.groups) == 1)
+    assert [name for _, name, _ in store.groups[0]] == ["a-S0", "a-S1", "a-S2", "other"]
+
+    on_a_thread(lambda: event_thread_reads(3, 2, hand_over=True))
+    wait_until(lambda: len(store.groups) == 2)
+    assert [name for _, name, _ in store.groups[1]] == ["a-S3", "a-S4"]
+
+    on_a_thread(lambda: event_thread_reads(5, WAKE_AFTER_RECORDS, hand_over=False))
+    wait_until(lambda: sum(len(group) for group in store.groups) == 5 + 1 + WAKE_AFTER_RECORDS)
+    assert pipeline.flush(5)
+    assert [action() for action in done] == list(range(5 + WAKE_AFTER_RECORDS))
+    pipeline.close()
+
+
+def test_flush_wakes_the_committer_for_batches_not_handed_over():
+    store = GatedStore()
+    store.gate.set()
+    pipeline = Pipeline(store.put_many, lambda actions: None, lambda exc: None, idle_wait=3600)
+
+    def submit_without_handing_over() -> None:
+        handed_over()
+        pipeline.submit(Batch([("agent", "a-S0", {})]))
+
+    on_a_thread(submit_without_handing_over)
+    assert pipeline.flush(5)
+    assert store.groups == [[("agent", "a-S0", {})]]
     pipeline.close()
