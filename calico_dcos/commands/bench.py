@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -37,29 +39,79 @@ COLUMNS = (
 )
 
 
-def parse_sizes(text: str) -> list[int]:
+class Seconds(click.ParamType):
+    """A finite number of seconds, at least `minimum` (or above it, with `open_minimum`);
+    click's FloatRange lets `nan` and `inf` through."""
+
+    name = "seconds"
+
+    def __init__(self, minimum: float = 0.0, open_minimum: bool = False) -> None:
+        self.minimum = minimum
+        self.open_minimum = open_minimum
+
+    def convert(self, value, param, ctx) -> float:  # noqa: ANN001 (click's signature)
+        if isinstance(value, float):
+            return value
+        try:
+            return finite_seconds(str(value), self.minimum, self.open_minimum)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def finite_seconds(text: str, minimum: float = 0.0, open_minimum: bool = False) -> float:
+    """`text` as seconds, or ValueError saying what is wrong with it as typed."""
     try:
-        sizes = sorted({int(part) for part in text.split(",") if part.strip()})
+        seconds = float(text)
     except ValueError:
-        raise click.BadParameter(f"expected sizes like 100,1000,5000, not {text!r}") from None
-    if not sizes or sizes[0] < 1:
-        raise click.BadParameter("every size must be at least 1 agent")
+        raise ValueError(f"expected a number of seconds, not {text!r}") from None
+    if not math.isfinite(seconds):
+        raise ValueError(f"expected a finite number of seconds, not {text!r}")
+    if seconds < minimum or (open_minimum and seconds == minimum):
+        bound = f"more than {minimum:g}" if open_minimum else f"at least {minimum:g}"
+        raise ValueError(f"{text!r}: seconds must be {bound}")
+    return seconds
+
+
+def parse_sizes(text: str) -> list[int]:
+    """`--agents 100,1000,5000`: the sizes, each at least 1, in increasing order."""
+    parts = [part.strip() for part in text.split(",")]
+    if "" in parts:
+        raise click.BadParameter(
+            f"{text!r} has an empty size: expected sizes like 100,1000,5000",
+            param_hint="--agents",
+        )
+    try:
+        sizes = sorted({int(part) for part in parts})
+    except ValueError:
+        raise click.BadParameter(
+            f"expected sizes like 100,1000,5000, not {text!r}", param_hint="--agents"
+        ) from None
+    if sizes[0] < 1:
+        raise click.BadParameter(
+            f"every size must be at least 1 agent, not {text!r}", param_hint="--agents"
+        )
     return sizes
 
 
 def parse_restart_seconds(text: str) -> dict[str, float]:
-    """`0.2` for every restarting step, or per step: `docker=0.2,cni=1.5`."""
+    """`0.2` for every restarting step, or per step: `docker=0.2,cni=1.5` (each at least 0;
+    a step not named takes 0.2)."""
+    hint = "--restart-seconds"
+    steps = ", ".join(n.removeprefix("calico-") for n in RESTARTING)
     try:
         if "=" not in text:
-            return {name: float(text) for name in RESTARTING}
-        pairs = (part.split("=", 1) for part in text.split(","))
-        given = {f"calico-{step.strip()}": float(value) for step, value in pairs}
-    except ValueError:
-        raise click.BadParameter(f"expected seconds or step=seconds,…, not {text!r}") from None
-    unknown = set(given) - set(RESTARTING)
-    if unknown:
-        names = ", ".join(n.removeprefix("calico-") for n in RESTARTING)
-        raise click.BadParameter(f"restarting steps are {names}; not {sorted(unknown)}")
+            seconds = finite_seconds(text)
+            return {name: seconds for name in RESTARTING}
+        given = {}
+        for part in text.split(","):
+            step, equals, value = (item.strip() for item in part.partition("="))
+            if not (step and equals):
+                raise ValueError(f"expected seconds or STEP=SECONDS,… ({steps}), not {text!r}")
+            if f"calico-{step}" not in RESTARTING:
+                raise ValueError(f"restarting steps are {steps}, not {step!r}")
+            given[f"calico-{step}"] = finite_seconds(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
     return {name: given.get(name, 0.2) for name in RESTARTING}
 
 
@@ -68,21 +120,51 @@ def parse_budget(text: str) -> int | str:
     try:
         budget = RestartBudget.parse(text)
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise click.BadParameter(str(exc), param_hint="--restart-budget") from None
     return str(budget) if budget.percent is not None else budget.count
 
 
 def parse_timings(given: tuple[str, ...]) -> dict[str, float]:
+    """`--scheduler-timing NAME=SECONDS`, repeatable; each at least 0."""
     timings = {}
     for text in given:
         name, _, value = text.partition("=")
         if name not in TIMINGS:
-            raise click.BadParameter(f"no plan timing {name!r}", param_hint="--scheduler-timing")
+            raise click.BadParameter(
+                f"no plan timing {name!r} (given {text!r}); the timings are "
+                f"{', '.join(sorted(TIMINGS))}",
+                param_hint="--scheduler-timing",
+            )
         try:
-            timings[name] = float(value)
-        except ValueError:
-            raise click.BadParameter(f"{text!r}: expected NAME=SECONDS") from None
+            timings[name] = finite_seconds(value)
+        except ValueError as exc:
+            raise click.BadParameter(
+                f"{exc} (given {text!r}; expected NAME=SECONDS)", param_hint="--scheduler-timing"
+            ) from None
     return timings
+
+
+def check_writable(path: Path) -> None:
+    """Refuse `--json PATH` before a run of minutes whose figures it could not keep."""
+    parent = path.parent
+    problem = None
+    if not parent.is_dir():
+        problem = f"its directory {parent} does not exist"
+    elif path.is_dir():
+        problem = "it is a directory"
+    elif not os.access(path if path.exists() else parent, os.W_OK):
+        problem = f"{'it' if path.exists() else f'its directory {parent}'} is not writable"
+    if problem:
+        raise click.BadParameter(f"cannot write {str(path)!r}: {problem}", param_hint="--json")
+
+
+def write_json(path: Path, document: dict) -> None:
+    """The figures as JSON; after the table is out, so a failure loses nothing printed."""
+    try:
+        path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    except OSError as exc:
+        click.echo(f"calico-dcos bench: --json: cannot write {path}: {exc.strerror}", err=True)
+        raise SystemExit(1) from None
 
 
 def row(run: dict) -> list[str]:
@@ -143,18 +225,20 @@ def run_with_bar(settings: Settings, agents: int) -> dict:
 
 @click.command()
 @click.option("--agents", "sizes", default="100,1000,5000", show_default=True,
-              help="Cluster sizes, comma-separated.")  # fmt: skip
+              help="Cluster sizes, comma-separated, each at least 1.")  # fmt: skip
 @click.option("--restart-budget", default="10%", show_default=True,
               help="rollout.max_concurrent_restarts: a count or a percentage.")  # fmt: skip
-@click.option("--step-seconds", default=0.1, show_default=True, type=float,
-              help="Synthetic tasks: launch to RUNNING.")  # fmt: skip
+@click.option("--step-seconds", default=0.1, show_default=True, type=Seconds(),
+              help="Synthetic tasks: launch to RUNNING (at least 0).")  # fmt: skip
 @click.option("--restart-seconds", default="0.2", show_default=True,
-              help="Restarting steps RUNNING to FINISHED: seconds, or docker=S,cni=S.")  # fmt: skip
-@click.option("--allocation-interval", default=1.0, show_default=True, type=float,
+              help="Restarting steps RUNNING to FINISHED: seconds, or docker=S,cni=S "
+              "(at least 0).")  # fmt: skip
+@click.option("--allocation-interval", default=1.0, show_default=True,
+              type=Seconds(open_minimum=True),
               help="Seconds between the embedded master's offer rounds (Mesos' "
-              "--allocation_interval).")  # fmt: skip
+              "--allocation_interval; more than 0).")  # fmt: skip
 @click.option("--store", default="", help="zk://host:port/path (default: a file store).")
-@click.option("--timeout", default=600.0, show_default=True, type=float,
+@click.option("--timeout", default=600.0, show_default=True, type=Seconds(open_minimum=True),
               help="Seconds per size before the run is reported as not converged.")  # fmt: skip
 @click.option("--profile", "profile_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Profile the scheduler with py-spy into this directory (every thread, "
@@ -164,9 +248,13 @@ def run_with_bar(settings: Settings, agents: int) -> dict:
 @click.option("--scheduler-timing", "timings", multiple=True, metavar="NAME=SECONDS",
               help="Experiment: a plan timing (wait_refuse_seconds, revive_interval_seconds, "
               "…) that `calico-dcos run` does not set. Repeatable.")  # fmt: skip
-@click.option("--simulate", "simulate", type=int, default=None, metavar="AGENTS",
+@click.option("--simulate", "simulate", type=click.IntRange(min=1), default=None,
+              metavar="AGENTS",
               help="Instead: the plan alone on a virtual clock (no sockets, no store) for "
               "this many agents, with the same settings.")  # fmt: skip
+@click.option("--simulate-latency", "latency", type=Seconds(), default=None, metavar="SECONDS",
+              help="With --simulate: seconds from a decision to Mesos acting on it (the "
+              "scheduler's group commit and sender; 0 by default).")  # fmt: skip
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the figures here.")  # fmt: skip
 def bench(
@@ -181,31 +269,43 @@ def bench(
     profile_cpu: bool,
     timings: tuple[str, ...],
     simulate: int | None,
+    latency: float | None,
     json_file: Path | None,
 ) -> None:
     """Measure convergence at cluster scale: the real scheduler against N synthetic agents."""
+    # Every option is checked before a run that may take minutes.
+    agent_counts = parse_sizes(sizes)
+    budget = parse_budget(restart_budget)
+    restarts = parse_restart_seconds(restart_seconds)
+    plan_timings = parse_timings(timings)
+    if json_file:
+        check_writable(json_file)
+    if latency is not None and simulate is None:
+        raise click.BadParameter("only with --simulate AGENTS", param_hint="--simulate-latency")
     if simulate is not None:
-        simulated(simulate, restart_budget, step_seconds, restart_seconds,
-                  allocation_interval, json_file, parse_timings(timings))  # fmt: skip
+        simulated(simulate, str(budget), step_seconds, restarts, allocation_interval,
+                  json_file, plan_timings, latency or 0.0)  # fmt: skip
         return
     if store and not store.startswith("zk://"):
-        raise click.BadParameter("expected zk://host:port/path", param_hint="--store")
+        raise click.BadParameter(
+            f"expected zk://host:port/path, not {store!r}", param_hint="--store"
+        )
     settings = Settings(
-        restart_budget=parse_budget(restart_budget),
+        restart_budget=budget,
         step_seconds=step_seconds,
-        restart_seconds=parse_restart_seconds(restart_seconds),
+        restart_seconds=restarts,
         allocation_interval=allocation_interval,
         store=store,
         timeout=timeout,
         profile_dir=profile_dir,
         profile_cpu=profile_cpu,
-        scheduler_timings=parse_timings(timings),
+        scheduler_timings=plan_timings,
     )
-    runs = [run_with_bar(settings, agents) for agents in parse_sizes(sizes)]
+    runs = [run_with_bar(settings, agents) for agents in agent_counts]
     document = summarise(runs)
     click.echo(table(document))
     if json_file:
-        json_file.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+        write_json(json_file, document)
     if not all(run["converged"] for run in runs):
         raise SystemExit(1)
 
@@ -214,29 +314,29 @@ def simulated(
     agents: int,
     restart_budget: str,
     step_seconds: float,
-    restart_seconds: str,
+    restarts: dict[str, float],
     allocation_interval: float,
     json_file: Path | None,
     timings: dict[str, float] | None = None,
+    latency: float = 0.0,
 ) -> None:
     """`--simulate N`: the decision core alone (`calico_dcos.simulate`); `timings`: the
-    plan's, as `--scheduler-timing` gives them."""
+    plan's, as `--scheduler-timing` gives them; `latency`: `--simulate-latency`."""
     from calico_dcos.simulate import SimSettings, Simulation
 
-    if agents < 1:
-        raise click.BadParameter("at least 1 agent", param_hint="--simulate")
-    restarts = parse_restart_seconds(restart_seconds)
     settings = SimSettings(
         agents=agents,
-        restart_budget=str(parse_budget(restart_budget)),
+        restart_budget=restart_budget,
         allocation_interval=allocation_interval,
         step_seconds=step_seconds,
         restart_seconds=max(restarts.values()),
+        latency_seconds=latency,
         timings=timings or None,
     )
-    result = Simulation(settings).run().as_dict()
+    result = Simulation(settings).run().as_dict() | {"latency_seconds": latency}
     click.echo(
-        f"{agents} agents (plan only, virtual clock): "
+        f"{agents} agents (plan only, virtual clock"
+        f"{f', {latency:g} s decision-to-Mesos latency' if latency else ''}): "
         f"{'converged' if result['converged'] else 'NOT converged'} after "
         f"{result['virtual_seconds']:.1f} virtual s (bound {result['lower_bound_seconds']:.1f} s)\n"
         f"per agent: {result['offers'] / agents:.1f} offers, "
@@ -252,6 +352,6 @@ def simulated(
         f"({result['rss_bytes_per_agent'] / 1024:.1f} KiB per agent)"
     )
     if json_file:
-        json_file.write_text(json.dumps(result, indent=2) + "\n")
+        write_json(json_file, result)
     if not result["converged"]:
         raise SystemExit(1)

@@ -54,11 +54,82 @@ def test_bench_of_five_agents_converges_and_writes_every_figure(tmp_path):
     assert "bound s" in result.output and "cpu floor s" in result.output
 
 
-def test_bench_refuses_an_unknown_restarting_step():
-    result = CliRunner().invoke(bench, ["--agents", "1", "--restart-seconds", "node=1"])
+@pytest.mark.parametrize(
+    ("arguments", "option", "message"),
+    [
+        (["--restart-seconds", "node=1"], "--restart-seconds", "not 'node'"),
+        (["--restart-seconds", "-1"], "--restart-seconds", "'-1': seconds must be at least 0"),
+        (["--restart-seconds", "docker=-1"], "--restart-seconds", "'-1'"),
+        (["--restart-seconds", "docker=x"], "--restart-seconds", "not 'x'"),
+        (["--restart-seconds", "docker=1,"], "--restart-seconds", "STEP=SECONDS"),
+        (["--step-seconds", "-1", "--simulate", "10"], "--step-seconds", "at least 0"),
+        (["--allocation-interval", "0"], "--allocation-interval", "more than 0"),
+        (["--timeout", "-5"], "--timeout", "more than 0"),
+        (["--timeout", "nan"], "--timeout", "finite"),
+        (["--simulate", "0"], "--simulate", "x>=1"),
+        (["--simulate-latency", "-0.1", "--simulate", "5"], "--simulate-latency", "at least 0"),
+        (["--simulate-latency", "0.1"], "--simulate-latency", "only with --simulate"),
+        (["--agents", "100,,5"], "--agents", "'100,,5' has an empty size"),
+        (["--agents", "0,5"], "--agents", "every size must be at least 1 agent"),
+        (["--agents", "ten"], "--agents", "not 'ten'"),
+        (["--restart-budget", "0%"], "--restart-budget", "not '0%'"),
+        (["--scheduler-timing", "wait_refuse_seconds=-1"], "--scheduler-timing", "at least 0"),
+        (["--scheduler-timing", "nope=1"], "--scheduler-timing", "no plan timing 'nope'"),
+        (["--store", "/tmp/x"], "--store", "not '/tmp/x'"),
+    ],
+)
+def test_bench_refuses_bad_input_naming_the_option_and_what_was_typed(arguments, option, message):
+    result = CliRunner().invoke(bench, arguments)
 
-    assert result.exit_code != 0
-    assert "restarting steps are docker, cni" in result.output
+    assert result.exit_code == 2, result.output
+    assert f"Invalid value for {option}" in result.output.replace("'--", "--").replace("': ", ": ")
+    assert message in result.output
+
+
+def test_bench_refuses_a_json_path_it_could_not_write_before_running(tmp_path):
+    missing = tmp_path / "no" / "such" / "x.json"
+
+    result = CliRunner().invoke(bench, ["--simulate", "5", "--json", str(missing)])
+
+    assert result.exit_code == 2 and "--json" in result.output
+    assert "does not exist" in result.output and "agents (plan only" not in result.output
+
+
+def test_bench_prints_its_figures_before_a_json_write_that_fails(tmp_path, monkeypatch):
+    """The path was writable when checked and is not when the run ends (here: its directory
+    removed in between, by the real simulation wrapped to do so first)."""
+    import calico_dcos.simulate
+
+    out = tmp_path / "out" / "sim.json"
+    out.parent.mkdir()
+    run = calico_dcos.simulate.Simulation.run
+
+    def run_then_lose_the_directory(self):
+        out.parent.rmdir()
+        return run(self)
+
+    monkeypatch.setattr(calico_dcos.simulate.Simulation, "run", run_then_lose_the_directory)
+
+    result = CliRunner().invoke(bench, ["--simulate", "5", "--json", str(out)])
+
+    assert result.exit_code == 1
+    assert "5 agents (plan only" in result.output and "cannot write" in result.output
+
+
+def test_the_simulation_pace_depends_on_the_decision_to_mesos_latency(tmp_path):
+    paces = {}
+    for latency in ("0", "0.5"):
+        out = tmp_path / f"{latency}.json"
+        arguments = ["--simulate", "50", "--simulate-latency", latency, "--json", str(out)]
+        result = CliRunner().invoke(bench, arguments)
+        assert result.exit_code == 0, result.output
+        figures = json.loads(out.read_text())
+        assert figures["converged"] and figures["latency_seconds"] == float(latency)
+        paces[latency] = figures["virtual_seconds"]
+
+    # five steps, each at least one decision apart from the next: 2.5 s more at the least
+    assert paces["0.5"] >= paces["0"] + 5 * 0.5
+    assert "0.5 s decision-to-Mesos latency" in result.output
 
 
 def test_lower_bound_is_one_chain_plus_the_other_agents_restarts_through_the_budget():
