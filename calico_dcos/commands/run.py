@@ -23,7 +23,7 @@ from calico_dcos.operator_api import warnings_for
 from calico_dcos.options import Options, OptionsError, load_options
 from calico_dcos.plans import CoreFactory, deploy, uninstalling
 from calico_dcos.service import Service, api_port, start_service, wait_for_signal
-from calico_dcos.store import StateCorrupt, StoreError
+from calico_dcos.store import StateCorrupt, StoreAddressError, StoreError
 
 LOG = logging.getLogger("calico_dcos.run")
 EXIT_INVALID_OPTIONS = 2
@@ -84,7 +84,8 @@ def start_or_exit(options: Options, **kwargs) -> Service:
         click.echo(f"calico-dcos: strict mode: {exc}", err=True)
         raise SystemExit(EXIT_INVALID_OPTIONS) from None
     except StoreError as exc:
-        click.echo(f"calico-dcos: {exc}; {store_hint(exc, options)}", err=True)
+        hint = store_hint(exc, options)
+        click.echo(f"calico-dcos: {exc}{f'; {hint}' if hint else ''}", err=True)
         raise SystemExit(1) from None
     except OSError as exc:
         if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
@@ -100,12 +101,16 @@ def start_or_exit(options: Options, **kwargs) -> Service:
 
 
 def store_hint(exc: StoreError, options: Options) -> str:
-    """Which option chose the store that failed, and what it may be set to."""
+    """Which option chose the store that failed, and what it may be set to; "" for an error
+    that is not about the option (it says what to do itself: a scheduler of an earlier
+    version still running, leftovers of the old file layout, leadership lost)."""
     state = options["service"]["state"]
     if "credentials" in str(exc):
         return "check service.zk_credentials_file (a file holding user:password)"
     if isinstance(exc, StateCorrupt):
         return f"it is service.state ({state}): repair or move it aside, it is never replaced"
+    if not isinstance(exc, StoreAddressError):
+        return ""
     return (
         f"check service.state ({state}): a reachable ZooKeeper as zk://host:port[,…]/path, "
         "or a directory for a file store"

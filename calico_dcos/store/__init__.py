@@ -42,6 +42,12 @@ class StoreError(Exception):
     """The store cannot do what was asked (unreachable, bad URL, bad name)."""
 
 
+class StoreAddressError(StoreError):
+    """The state's address (the `service.state` option) is wrong: a malformed or unreachable
+    ZooKeeper URL, a directory that cannot be made or used. Only these errors send the
+    operator to that option; the others say what to do in their own words."""
+
+
 class RecordTooLarge(StoreError):
     """A record longer than its bound: refused before anything is written."""
 

@@ -45,11 +45,16 @@ commit are `agents/`, `meta/` and `framework.json` renamed into `<dir>/migrated-
 and the directory fsynced. A crash before the commit leaves the old layout as it was (the next
 open imports it again); a crash after it finds the marker and only finishes the renames. What an
 operator finds afterwards: `state.sqlite3` holding the state, and `migrated-file-layout/`
-holding the old files untouched, for reference (an earlier version started on this directory
-would not read the database; `wipe()` removes that folder). The migration runs only while
-`leader.lock` is free (taken for the migration and released): a scheduler of an earlier
+holding the old files untouched, for reference and roll-back (README; an earlier version
+started on this directory would not read the database; `wipe()` removes that folder); the
+log says so once (a WARNING of `calico_dcos.store`, with the counts). The migration runs only
+while `leader.lock` is free (taken for the migration and released): a scheduler of an earlier
 version still running on the directory keeps writing the old files, so the open refuses with
-a `StoreError` saying so instead of importing a state that is still changing.
+a `StoreError` saying so instead of importing a state that is still changing. Every check
+that can refuse an import (that lock, a corrupt old file, an earlier import's files in the
+way) comes before the database is created, so a refusal leaves the directory as it was. Old
+files found beside a database that imported them already (an earlier version ran here after
+the upgrade) are all named in one error, with both ways out.
 
 Counters (the bench's figures): `writes` records written, `bytes_written` their JSON bytes
 (SQLite writes whole 4 KiB pages to its log, two to three times that), `commits` committed
@@ -63,6 +68,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import shutil
 import sqlite3
@@ -75,12 +81,15 @@ from calico_dcos.store import (
     MAX_META_BYTES,
     MAX_RECORD_BYTES,
     StateCorrupt,
+    StoreAddressError,
     StoreError,
     check_name,
     check_size,
     encode_document,
     parse_document,
 )
+
+LOG = logging.getLogger("calico_dcos.store")
 
 DATABASE_NAME = "state.sqlite3"
 LOCK_NAME = "leader.lock"
@@ -130,14 +139,13 @@ class FileStore:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create the state directory {self.root}: {exc}") from exc
-        self._db = self._connect()
-        try:
-            if any((self.root / name).exists() for name in OLD_LAYOUT):
-                self._migrate_old_layout()
-        except BaseException:
-            self._db.close()
-            raise
+            raise StoreAddressError(
+                f"cannot create the state directory {self.root}: {exc}"
+            ) from exc
+        if any((self.root / name).exists() for name in OLD_LAYOUT):
+            self._db = self._migrate_old_layout()
+        else:
+            self._db = self._connect()
 
     # -- StateStore ------------------------------------------------------------------------
 
@@ -285,12 +293,14 @@ class FileStore:
                 check_same_thread=False,  # shared between threads under self._mutex
             )
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot open the state database {self.database}: {exc}") from exc
+            raise StoreAddressError(
+                f"cannot open the state database {self.database}: {exc}"
+            ) from exc
         try:
             with self._errors():
                 mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
                 if mode != "wal":
-                    raise StoreError(
+                    raise StoreAddressError(
                         f"{self.database}: SQLite refused its write-ahead log (journal mode "
                         f"{mode!r}); the state directory must be on a local file system"
                     )
@@ -330,11 +340,14 @@ class FileStore:
             finally:
                 os.unlink(temporary)
         except OSError as exc:
-            raise StoreError(f"cannot create the database {self.database}: {exc}") from exc
+            raise StoreAddressError(f"cannot create the database {self.database}: {exc}") from exc
 
-    def _migrate_old_layout(self) -> None:
+    def _migrate_old_layout(self) -> sqlite3.Connection:
         """Import `agents/`, `meta/`, `framework.json` once, then rename them aside (see the
-        module docstring). Runs while holding `leader.lock`, taken without waiting."""
+        module docstring); the open connection. Runs while holding `leader.lock`, taken
+        without waiting. Every check that can refuse (the lock, a corrupt old file, leftovers
+        beside an import already made) comes before a new database is created, so a refusal
+        leaves the directory as it was."""
         fd = self._open_lock()
         try:
             try:
@@ -346,33 +359,73 @@ class FileStore:
                     f"and {self.root / LOCK_NAME} is held{holder}: a scheduler of that version "
                     "still runs on it; stop it, and this one will import its state once"
                 ) from None
-            if self._query_one("SELECT 1 FROM migrations WHERE name = 'file-layout'", ()) is None:
-                framework, agents, meta = _read_old_layout(self.root)
-                with self._using(), self._transaction():
-                    if framework is not None:
-                        self._db.execute(UPSERT["framework_id"], (framework,))
-                    self._db.executemany(UPSERT["agent"], sorted(agents.items()))
-                    self._db.executemany(UPSERT["meta"], sorted(meta.items()))
-                    self._db.execute(
-                        "INSERT INTO migrations (name, at) VALUES ('file-layout', ?)",
-                        (time.time(),),
-                    )
-            aside = self.root / MIGRATED_NAME
-            aside.mkdir(exist_ok=True)
-            for name in OLD_LAYOUT:
-                if not (self.root / name).exists():
-                    continue
-                if (aside / name).exists():
+            old = None
+            if not self.database.exists():
+                aside = self.root / MIGRATED_NAME
+                taken = [name for name in OLD_LAYOUT if (aside / name).exists()]
+                if taken and any((self.root / name).exists() for name in taken):
                     raise StoreError(
-                        f"{self.root / name} is in the old file layout, but its state was "
-                        f"imported into {self.database} already and {aside / name} exists: "
-                        f"remove {self.root / name} (the database holds the state)"
+                        f"{self.root} holds state in the file layout of an earlier calico-dcos "
+                        f"to import, but {aside} holds files of an earlier import "
+                        f"({', '.join(taken)}) and there is no {self.database}: move {aside} "
+                        "out of the directory, and this one will import the old files once"
                     )
-                os.rename(self.root / name, aside / name)
-            _fsync_directory(aside)
-            _fsync_directory(self.root)
+                old = _read_old_layout(self.root)
+            db = self._connect()
+            try:
+                self._db = db
+                self._import_old_layout(old)
+            except BaseException:
+                db.close()
+                raise
+            return db
         finally:
             os.close(fd)  # releases the flock
+
+    def _import_old_layout(
+        self, old: tuple[bytes | None, dict[str, bytes], dict[str, bytes]] | None
+    ) -> None:
+        """The migration's transaction (unless its marker is in the database: a crash came
+        after it) and the renames; `old`: the old layout already read, or None."""
+        aside = self.root / MIGRATED_NAME
+        done = self._query_one("SELECT at FROM migrations WHERE name = 'file-layout'", ())
+        if done is None:
+            framework, agents, meta = _read_old_layout(self.root) if old is None else old
+            with self._using(), self._transaction():
+                if framework is not None:
+                    self._db.execute(UPSERT["framework_id"], (framework,))
+                self._db.executemany(UPSERT["agent"], sorted(agents.items()))
+                self._db.executemany(UPSERT["meta"], sorted(meta.items()))
+                self._db.execute(
+                    "INSERT INTO migrations (name, at) VALUES ('file-layout', ?)",
+                    (time.time(),),
+                )
+        else:
+            leftovers = [
+                name
+                for name in OLD_LAYOUT
+                if (self.root / name).exists() and (aside / name).exists()
+            ]
+            if leftovers:
+                raise StoreError(_leftovers_message(self.root, self.database, leftovers, done[0]))
+        aside.mkdir(exist_ok=True)
+        for name in OLD_LAYOUT:
+            if (self.root / name).exists():
+                os.rename(self.root / name, aside / name)
+        _fsync_directory(aside)
+        _fsync_directory(self.root)
+        if done is None:
+            LOG.warning(
+                "imported the state of an earlier calico-dcos's file layout in %s into %s: "
+                "%d agent records, %d meta documents, %s; its files are kept as they were in "
+                '%s (README: "A state directory of an earlier version" says how to roll back)',
+                self.root,
+                self.database,
+                len(agents),
+                len(meta),
+                "the framework ID" if framework is not None else "no framework ID",
+                aside,
+            )
 
     def _query_one(self, sql: str, parameters: tuple) -> tuple | None:
         with self._using():
@@ -470,6 +523,22 @@ def _row_fix(database: Path, table: str, key: str) -> str:
     if table == "meta":
         return f"stop the scheduler and repair the row key = '{key}' of table meta in {database}"
     return f"stop the scheduler and repair the row of table framework in {database}"
+
+
+def _leftovers_message(root: Path, database: Path, names: list[str], at: float) -> str:
+    """Every old-layout entry found beside an import already made, in one sentence: an
+    earlier calico-dcos ran on the directory after the upgrade (a downgrade), or someone
+    copied the files back."""
+    paths = ", ".join(str(root / name) for name in names)
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+    aside = root / MIGRATED_NAME
+    return (
+        f"{paths} {'is' if len(names) == 1 else 'are'} in the old file layout, but that layout "
+        f"was imported into {database} already ({when}) and {aside} holds what was imported: "
+        f"remove {paths} to keep the database's state; or, to keep theirs (an earlier "
+        f"calico-dcos ran here since), stop every scheduler and remove "
+        f"{database}, {database}-wal, {database}-shm and {aside}, and they are imported again"
+    )
 
 
 def _lock_holder(fd: int) -> str:

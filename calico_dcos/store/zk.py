@@ -67,6 +67,7 @@ from calico_dcos.store import (
     MAX_META_BYTES,
     MAX_RECORD_BYTES,
     StateCorrupt,
+    StoreAddressError,
     StoreError,
     check_name,
     check_size,
@@ -148,15 +149,17 @@ def parse_url(url: str) -> tuple[str, str, dict[str, float]]:
     parts = urlsplit(url)
     root = parts.path.rstrip("/")
     if parts.scheme != "zk" or not parts.netloc or not root:
-        raise StoreError(f"invalid ZooKeeper URL {url!r}: expected zk://host:port[,…]/path")
+        raise StoreAddressError(f"invalid ZooKeeper URL {url!r}: expected zk://host:port[,…]/path")
     options = {}
     for name, values in parse_qs(parts.query).items():
         if name not in URL_OPTIONS:
-            raise StoreError(f"invalid ZooKeeper URL {url!r}: unknown option {name!r}")
+            raise StoreAddressError(f"invalid ZooKeeper URL {url!r}: unknown option {name!r}")
         try:
             options[name] = float(values[-1])
         except ValueError as exc:
-            raise StoreError(f"invalid ZooKeeper URL {url!r}: {name} is not a number") from exc
+            raise StoreAddressError(
+                f"invalid ZooKeeper URL {url!r}: {name} is not a number"
+            ) from exc
     return parts.netloc, root, options
 
 
@@ -225,7 +228,9 @@ class ZooKeeperStore:
             self._client.start(timeout=timeout)
         except KazooTimeoutError as exc:
             self._client.close()
-            raise StoreError(f"cannot reach ZooKeeper at {self.hosts} within {timeout}s") from exc
+            raise StoreAddressError(
+                f"cannot reach ZooKeeper at {self.hosts} within {timeout}s"
+            ) from exc
         for path in (self.root, self._path("agents"), self._path("meta")):
             with self._errors(path):
                 self._client.retry(self._client.ensure_path, path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import shutil
 import sqlite3
@@ -191,6 +192,80 @@ def test_a_state_directory_written_by_the_previous_version_is_imported_whole(tmp
     assert {p: (aside / p).read_bytes() for p in files} == files  # kept as they were
 
 
+def test_the_migration_says_in_the_log_what_it_imported_and_where_the_files_went(tmp_path, caplog):
+    shutil.copytree(OLD_LAYOUT, tmp_path / "state")
+
+    with caplog.at_level(logging.INFO, logger="calico_dcos.store"):
+        open_store(str(tmp_path / "state")).close()
+        open_store(str(tmp_path / "state")).close()  # once only
+
+    [line] = [r for r in caplog.records if r.name == "calico_dcos.store"]
+    assert line.levelno == logging.WARNING
+    message = line.getMessage()
+    assert "3 agent records, 1 meta documents, the framework ID" in message
+    assert str(tmp_path / "state" / MIGRATED_NAME) in message
+
+
+def test_rolling_back_restores_the_earlier_versions_files_as_they_were(tmp_path):
+    """README's roll-back: with no scheduler running, move the files back out of
+    migrated-file-layout/ and remove state.sqlite3*: the directory holds what the earlier
+    version wrote, byte for byte (it reads nothing else: its store globbed agents/*.json and
+    read framework.json, commit f62ad17), and a later upgrade imports it again."""
+    state = tmp_path / "state"
+    shutil.copytree(OLD_LAYOUT, state)
+    before = {p.relative_to(state): p.read_bytes() for p in state.rglob("*") if p.is_file()}
+    store = open_store(str(state))
+    store.put_agent("08da6f65-439e-4763-b2ab-0ecc454b3a74-S9", agent_record("x-S9"))
+    store.close()
+
+    aside = state / MIGRATED_NAME
+    for entry in list(aside.iterdir()):
+        entry.rename(state / entry.name)
+    aside.rmdir()
+    for database_file in state.glob(f"{DATABASE_NAME}*"):
+        database_file.unlink()
+
+    after = {p.relative_to(state): p.read_bytes() for p in state.rglob("*") if p.is_file()}
+    assert after == before  # what was written after the upgrade (S9) is not in it
+    assert len(open_store(str(state)).load_agents()) == 3
+
+
+def test_after_a_downgrade_every_leftover_of_the_old_layout_is_named_at_once(tmp_path):
+    """An earlier version ran on the directory after the import (a downgrade) and wrote its
+    files again; the upgraded one refuses once, naming all of them and both ways out."""
+    agents = old_layout(tmp_path)
+    open_store(str(tmp_path)).close()
+    for name in ("agents", "meta", "framework.json"):  # what the earlier version writes
+        source = tmp_path / MIGRATED_NAME / name
+        copy = shutil.copytree if source.is_dir() else shutil.copyfile
+        copy(source, tmp_path / name)
+
+    with pytest.raises(StoreError) as raised:
+        open_store(str(tmp_path))
+
+    message = str(raised.value)
+    for name in ("agents", "meta", "framework.json"):
+        assert str(tmp_path / name) in message
+    assert f"remove {tmp_path / DATABASE_NAME}" in message
+    # The second way out: the earlier version's files are imported again.
+    for database_file in tmp_path.glob(f"{DATABASE_NAME}*"):
+        database_file.unlink()
+    shutil.rmtree(tmp_path / MIGRATED_NAME)
+    assert open_store(str(tmp_path)).load_agents() == agents
+
+
+def test_an_import_refuses_before_anything_when_an_earlier_imports_files_are_in_the_way(
+    tmp_path,
+):
+    old_layout(tmp_path)
+    (tmp_path / MIGRATED_NAME / "agents").mkdir(parents=True)
+
+    with pytest.raises(StoreError, match="move .* out of the directory"):
+        open_store(str(tmp_path))
+
+    assert not list(tmp_path.glob(f"{DATABASE_NAME}*")) and (tmp_path / "agents").is_dir()
+
+
 def test_the_database_and_its_log_are_the_owners_alone(tmp_path):
     """They hold the report key (README, security), as the old layout's 0600 files did;
     whatever the umask (the tests' 022 would give 0644)."""
@@ -229,6 +304,7 @@ def test_a_corrupt_old_file_stops_the_migration_naming_it_and_changes_nothing(tm
 
     assert str(broken) in str(raised.value)
     assert not (tmp_path / MIGRATED_NAME).exists() and broken.exists()
+    assert not list(tmp_path.glob(f"{DATABASE_NAME}*"))  # nothing created before the check
     broken.write_text(json.dumps(agent_record("a1b2-S1")))  # the operator repairs it
     assert sorted(open_store(str(tmp_path)).load_agents()) == ["a1b2-S0", "a1b2-S1", "a1b2-S2"]
 
@@ -254,7 +330,36 @@ def test_no_migration_while_a_scheduler_holds_the_old_layouts_lock(tmp_path):
     assert child.returncode == 3, child.stderr
     assert "held by pid 4242: a scheduler of that version still runs on it" in child.stdout
     assert (tmp_path / "agents").is_dir() and not (tmp_path / MIGRATED_NAME).exists()
+    assert not list(tmp_path.glob(f"{DATABASE_NAME}*"))  # no empty database left behind
     assert sorted(open_store(str(tmp_path)).load_agents()) == ["a1b2-S0", "a1b2-S1", "a1b2-S2"]
+
+
+def test_run_sends_to_service_state_only_errors_about_the_states_address(tmp_path, capsys):
+    """`calico-dcos run`'s start: an earlier version's scheduler holding the old layout's
+    lock (this test, on its own descriptor: flock(2) locks are per open file) is not a
+    wrong service.state; a directory that cannot be made is."""
+    from calico_dcos.commands.run import start_or_exit
+    from calico_dcos.options import load_options
+
+    old_layout(tmp_path / "state")
+    fd = os.open(tmp_path / "state" / LOCK_NAME, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        options = load_options(None, {"CALICO_SERVICE_STATE": str(tmp_path / "state")})
+        with pytest.raises(SystemExit):
+            start_or_exit(options, host="127.0.0.1", port=0)
+    finally:
+        os.close(fd)
+    (tmp_path / "file").write_text("")
+    options = load_options(None, {"CALICO_SERVICE_STATE": str(tmp_path / "file" / "state")})
+    with pytest.raises(SystemExit):
+        start_or_exit(options, host="127.0.0.1", port=0)
+
+    held, unmakeable = capsys.readouterr().err.strip().splitlines()
+    assert held.endswith("stop it, and this one will import its state once"), held
+    assert "cannot create the state directory" in unmakeable
+    assert f"check service.state ({tmp_path / 'file' / 'state'})" in unmakeable
+    assert not list((tmp_path / "state").glob(f"{DATABASE_NAME}*"))
 
 
 OPEN_STORE = """
