@@ -57,6 +57,15 @@ MIN_MEM = 32.0
 SHARE_RESOURCES = ("cpus", "mem", "disk")
 
 Pools = dict[str, Resources]
+
+# Why an offer ended without ACCEPT or DECLINE (the timeline's `rescind` entries, `reason`).
+OFFER_TIMEOUT = "OFFER_TIMEOUT"  # the master's --offer_timeout (`Master::offerTimeout`)
+AGENT_DISCONNECTED = "AGENT_DISCONNECTED"  # its agent restarts (`Master::disconnect(Slave*)`)
+AGENT_UNREACHABLE = "AGENT_UNREACHABLE"  # its agent is lost or removed (`markUnreachable`)
+FRAMEWORK_FAILED_OVER = "FRAMEWORK_FAILED_OVER"  # a new SUBSCRIBE with the framework's ID
+FRAMEWORK_DISCONNECTED = "FRAMEWORK_DISCONNECTED"  # its SUBSCRIBE stream closed
+FRAMEWORK_REMOVED = "FRAMEWORK_REMOVED"  # TEARDOWN or the failover timeout
+MASTER_FAILOVER = "MASTER_FAILOVER"  # a new leading master: old offers die with the old one
 _ROLE_KEYS = ("role keys",)  # in a round's `order`: each role's DRF sort key (never a role)
 
 
@@ -70,6 +79,16 @@ def _has_free(agent: Agent) -> bool:
             if ranges:
                 return True
     return False
+
+
+def _cpus_mem(pools: Pools) -> tuple[float, float]:
+    """The pools' cpus and mem added together (as `Resources.add` adds: to 3 decimals)."""
+    cpus = mem = 0.0
+    for pool in pools.values():
+        scalars = pool.scalars
+        cpus = round(cpus + scalars.get("cpus", 0.0), 3)
+        mem = round(mem + scalars.get("mem", 0.0), 3)
+    return cpus, mem
 
 
 def allocatable(pool: Resources) -> bool:
@@ -475,12 +494,14 @@ class Allocator:
         offer = Offer(offer_id, framework.id, agent.agent_id, role, pools, offer_json)
         framework.offers[offer_id] = offer
         self.master.offers[offer_id] = offer
+        cpus, mem = _cpus_mem(pools)
         self.master.record(
-            "offer", agent_id=agent.agent_id, hostname=agent.hostname, offer_id=offer_id, role=role
-        )
+            "offer", agent_id=agent.agent_id, hostname=agent.hostname, offer_id=offer_id,
+            role=role, framework_id=framework.id, cpus=cpus, mem=mem,
+        )  # fmt: skip
         if self.offer_timeout:
             loop = asyncio.get_running_loop()
-            loop.call_later(self.offer_timeout, self.rescind, offer_id)
+            loop.call_later(self.offer_timeout, self.rescind, offer_id, OFFER_TIMEOUT)
         return offer
 
     # Resources coming back --------------------------------------------------------------
@@ -507,21 +528,40 @@ class Allocator:
                 agent.available.setdefault(reserved, Resources()).add(pool)
         return offer
 
-    def rescind(self, offer_id: str) -> None:
-        """Take an offer back and tell its framework (RESCIND); no filter."""
+    def rescind(self, offer_id: str, reason: str) -> None:
+        """Take an offer back and tell its framework (RESCIND); no filter. `reason` goes to
+        the timeline's `rescind` entry (`OFFER_TIMEOUT`, `AGENT_DISCONNECTED`, …): Mesos'
+        RESCIND event itself carries no reason. An offer already accepted or declined is
+        left alone (an offer timeout that fires late)."""
         offer = self.recover(offer_id)
-        framework = offer and self.master.frameworks.get(offer.framework_id)
+        if offer is None:
+            return
+        framework = self.master.frameworks.get(offer.framework_id)
         if framework:
             framework.send({"type": "RESCIND", "rescind": {"offer_id": {"value": offer_id}}})
+        self.record_end(offer, reason, framework is not None)
 
-    def rescind_agent(self, agent_id: str) -> None:
+    def rescind_agent(self, agent_id: str, reason: str) -> None:
         for offer_id in [o.offer_id for o in self.master.offers.values() if o.agent_id == agent_id]:
-            self.rescind(offer_id)
+            self.rescind(offer_id, reason)
 
-    def drop_framework_offers(self, framework: Framework) -> None:
-        """Discard a framework's offers without RESCIND (failover, disconnection)."""
+    def drop_framework_offers(self, framework: Framework, reason: str) -> None:
+        """Discard a framework's offers, no RESCIND reaching it (apache/mesos
+        src/master/master.cpp: `_failoverFramework` and `removeFramework` discard them;
+        `deactivate(framework, true)` after a disconnection rescinds them on a stream that is
+        gone); the timeline still says they ended (`rescind`, `sent` false)."""
         for offer_id in list(framework.offers):
-            self.recover(offer_id)
+            offer = self.recover(offer_id)
+            if offer is not None:
+                self.record_end(offer, reason, False)
+
+    def record_end(self, offer: Offer, reason: str, sent: bool) -> None:
+        """The timeline's `rescind` entry: the offer is gone without ACCEPT or DECLINE;
+        `sent`: a RESCIND event went to the framework."""
+        self.master.record(
+            "rescind", agent_id=offer.agent_id, offer_id=offer.offer_id,
+            framework_id=offer.framework_id, reason=reason, sent=sent,
+        )  # fmt: skip
 
     def stats(self) -> dict:
         durations = [d for d, _ in self.rounds]

@@ -58,7 +58,12 @@ def accept(master: Master, framework: Framework, body: dict) -> Reply:
             master.record("operation_ignored", framework_id=framework.id, message="UNKNOWN")
         else:
             _unsupported_operation(master, framework, agent, operation)
-    _return_unused(master, offers[0], remaining, protocol.refuse_seconds(body.get("filters")))
+    refuse = protocol.refuse_seconds(body.get("filters"))
+    master.record(
+        "accept", agent_id=agent.agent_id, offer_ids=offer_ids, framework_id=framework.id,
+        refuse_seconds=refuse,
+    )  # fmt: skip
+    _return_unused(master, offers[0], remaining, refuse)
     return None
 
 
@@ -293,12 +298,19 @@ def _return_unused(
 
 
 def decline(master: Master, framework: Framework, body: dict) -> Reply:
+    """Each of the framework's offers goes back, filtered for `Filters.refuse_seconds` as the
+    master applies it (`protocol.refuse_seconds`: apache/mesos include/mesos/v1/mesos.proto
+    `Filters.refuse_seconds`, default 5 s when unset); the timeline's `decline` entry says
+    which filter it got."""
     refuse = protocol.refuse_seconds(body.get("filters"))
     for item in body.get("offer_ids", []):
         offer = master.offers.get(item.get("value", ""))
         if offer and offer.framework_id == framework.id:
             master.allocator.recover(offer.offer_id, refuse)
-            master.record("decline", agent_id=offer.agent_id, offer_id=offer.offer_id)
+            master.record(
+                "decline", agent_id=offer.agent_id, offer_id=offer.offer_id,
+                framework_id=framework.id, refuse_seconds=refuse,
+            )  # fmt: skip
     return None
 
 

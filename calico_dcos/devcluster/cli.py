@@ -4,11 +4,19 @@ It also writes the options a scheduler run by hand needs against it (`scheduler-
 in its work directory: the master, a state directory, the CNI plugins' stand-ins, and with
 Debian's etcd one etcd member on loopback for the etcd-proxy step), so that
 `calico-dcos run --options FILE` in another terminal is the whole by-hand path.
+
+Held offers and their RESCIND by hand: `--offer-timeout` is Mesos' `--offer_timeout` (none
+by default, as in Mesos; DC/OS sets `MESOS_OFFER_TIMEOUT=2mins`, dcos/dcos
+gen/dcos-config.yaml), and `--executor synthetic` with `--synthetic-step-seconds` and
+`--synthetic-restart-seconds` makes steps slow enough to watch. `--strict` runs strict mode
+and writes its CA bundle and a service account's credential into the options file, as
+`calico-dcos local --strict` does (`commands.local.strict_options`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import shlex
 import signal
 import threading
@@ -76,6 +84,35 @@ from calico_dcos.devcluster.hostroot import has_dcos_calico
 )
 @click.option("--zk", default=None, help="Publish the leader record, e.g. 127.0.0.1:2181/mesos.")
 @click.option(
+    "--offer-timeout",
+    type=float,
+    default=None,
+    callback=lambda ctx, param, value: positive_seconds(param, value),
+    help="Seconds before an offer neither accepted nor declined is rescinded (Mesos' "
+    "--offer_timeout; none by default, as in Mesos; DC/OS sets 2 minutes).",
+)
+@click.option(
+    "--synthetic-step-seconds",
+    type=float,
+    default=None,
+    callback=lambda ctx, param, value: positive_seconds(param, value),
+    help="--executor synthetic: seconds from launch to STARTING and again to RUNNING "
+    "[default: 0.05].",
+)
+@click.option(
+    "--synthetic-restart-seconds",
+    default=None,
+    callback=lambda ctx, param, value: restart_seconds(param, value),
+    help="--executor synthetic: the restarting steps' one-shot tasks, RUNNING to FINISHED: "
+    "seconds, or per step docker=S,cni=S [default: 0.2].",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="DC/OS Enterprise strict mode: HTTPS with its own CA, and every scheduler call needs "
+    "a service account's token; the options file written for `run` holds both.",
+)
+@click.option(
     "--etcd/--no-etcd",
     default=True,
     show_default=True,
@@ -93,10 +130,22 @@ def devcluster(
     allocation_seed: int | None,
     agent_ping_timeout: float,
     zk: str | None,
+    offer_timeout: float | None,
+    synthetic_step_seconds: float | None,
+    synthetic_restart_seconds: dict[str, float] | None,
+    strict: bool,
     etcd: bool,
 ) -> None:
     """Run the embedded Mesos master and agents until Ctrl-C (or SIGTERM), and write the
     options for `calico-dcos run` against them."""
+    synthetic = {"--synthetic-step-seconds": synthetic_step_seconds,
+                 "--synthetic-restart-seconds": synthetic_restart_seconds}  # fmt: skip
+    for option, value in synthetic.items():
+        if value is not None and executor != "synthetic":
+            raise click.UsageError(
+                f"{option} is for synthetic tasks: add --executor synthetic, or leave it out "
+                "(real processes take the time they take)"
+            )
     stopping = stop_on_signals()
     cluster = DevCluster(
         agents=agents,
@@ -111,6 +160,10 @@ def devcluster(
         agent_ping_timeout=agent_ping_timeout,
         zk=zk,
         agent_network="free",
+        offer_timeout=offer_timeout,
+        synthetic_step=synthetic_step_seconds,
+        synthetic_durations=synthetic_restart_seconds,
+        strict=strict,
     ).start()
     with contextlib.ExitStack() as stack:
         stack.callback(cluster.stop)
@@ -119,9 +172,21 @@ def devcluster(
         for agent in cluster.agents:
             shipped = "  (DC/OS Calico)" if has_dcos_calico(agent.host_root) else ""
             click.echo(f"  {agent.hostname:<16} {agent.ip:<12} {agent.agent_id}{shipped}")
+        if offer_timeout:
+            click.echo(f"Offer timeout: {offer_timeout:g} s (unused offers are rescinded)")
         member = stack.enter_context(maybe_etcd(cluster.workdir, etcd))
         path, api_port = write_scheduler_options(cluster, member)
         click.echo(f"etcd: {member.client if member else 'none (the etcd-proxy step is off)'}")
+        if strict:
+            from calico_dcos.commands.local import STRICT_UID
+
+            click.echo(
+                f"Strict mode: HTTPS, CA bundle {cluster.ca_bundle}; service account "
+                f"{STRICT_UID!r} (login at {cluster.login_endpoint}), its credential in "
+                f"{cluster.workdir / 'scheduler' / 'service-account.json'} (mode 0600); the "
+                "options file names both (service.ca_bundle, "
+                "service.service_account_credential_file)"
+            )
         click.echo("To run the scheduler against this cluster, in another terminal:")
         click.echo(f"  {own_command()} run --options {shlex.quote(str(path))}")
         click.echo(f"  (status page: http://127.0.0.1:{api_port}/; Ctrl-C stops it)")
@@ -149,7 +214,12 @@ def write_scheduler_options(cluster: DevCluster, etcd) -> tuple[Path, int]:
     `calico-dcos local` gives its scheduler with the default profile
     (`commands.local.devcluster_options`), the master, and an API port free now, which agents
     fetch the installer from on loopback."""
-    from calico_dcos.commands.local import build_standins, devcluster_options, free_port
+    from calico_dcos.commands.local import (
+        build_standins,
+        devcluster_options,
+        free_port,
+        strict_options,
+    )
 
     workdir = cluster.workdir
     scheduler = workdir / "scheduler"
@@ -163,6 +233,10 @@ def write_scheduler_options(cluster: DevCluster, etcd) -> tuple[Path, int]:
         "api_port": port,
         "artifacts_url": f"http://127.0.0.1:{port}",
     }
+    if cluster.pki is not None:  # strict: a service account made now, as `local --strict`
+        for dotted, value in strict_options(scheduler, cluster).items():
+            section, key = dotted.split(".", 1)
+            options.setdefault(section, {})[key] = value
     path = workdir / "scheduler-options.yaml"
     header = "# Written by `calico-dcos devcluster` for `calico-dcos run --options` against it.\n"
     if etcd is not None:  # what `local` sets for calico-v3 (devcluster_options)
@@ -176,6 +250,39 @@ def write_scheduler_options(cluster: DevCluster, etcd) -> tuple[Path, int]:
         )
     path.write_text(header + yaml.safe_dump(options, sort_keys=False))
     return path, port
+
+
+def positive_seconds(param: click.Parameter, value: float | None) -> float | None:
+    """A duration that must be more than zero when given (apache/mesos src/master/master.cpp
+    refuses `--offer_timeout` <= 0: "Must be greater than zero")."""
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise click.BadParameter(
+            f"must be a number of seconds greater than zero, not {value:g}; leave it out "
+            "for the default",
+            param=param,
+        )
+    return value
+
+
+def restart_seconds(param: click.Parameter, text: str | None) -> dict[str, float] | None:
+    """`--synthetic-restart-seconds`, read as the bench reads its `--restart-seconds`
+    (`commands.bench.parse_restart_seconds`): the synthetic executor's durations by task
+    name, none negative."""
+    if text is None:
+        return None
+    from calico_dcos.commands.bench import parse_restart_seconds
+
+    try:
+        durations = parse_restart_seconds(text)
+    except click.BadParameter as exc:
+        exc.param = param
+        raise
+    negative = sorted(n for n, s in durations.items() if not (s >= 0 and math.isfinite(s)))
+    if negative:
+        raise click.BadParameter(
+            f"seconds must be 0 or more, not {text!r} (for {', '.join(negative)})", param=param
+        )
+    return durations
 
 
 def stop_on_signals() -> threading.Event:

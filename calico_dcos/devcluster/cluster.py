@@ -56,6 +56,7 @@ class DevCluster:
         master_recovery_seconds: float = 0.5,
         agent_reregister_window: float = 1.0,
         agent_network: str = DEFAULT_AGENT_NETWORK,
+        synthetic_step: float | None = None,
     ) -> None:
         """`dcos_calico_agents`: private agents beyond `agents` whose hosts look like DC/OS
         2.x, with Calico already shipped (the framework must leave them alone).
@@ -68,13 +69,19 @@ class DevCluster:
         `agent_network`: the /24 whose .1, .2, … the agents get (`agent.agent_ip`), or
         "free" for a random one whose agents' etcd-proxy port is free now
         (`agent.free_agent_network`): what `calico-dcos local` and `devcluster` use, so that
-        two runs on one machine, or a run and the tests, do not collide."""
+        two runs on one machine, or a run and the tests, do not collide.
+        `synthetic_step` (synthetic executor): seconds from launch to STARTING and again to
+        RUNNING (`SyntheticExecutor.step`; its default when None); `synthetic_durations`:
+        task name -> seconds from RUNNING to FINISHED for one-shot tasks (`calico-docker`…).
+        `offer_timeout`: seconds before an offer neither accepted nor declined is rescinded
+        (Mesos' `--offer_timeout`; None, as Mesos' default, never)."""
         if executor not in ("process", "synthetic"):
             raise ValueError(f"executor must be 'process' or 'synthetic', not {executor!r}")
         self.initial_agents = (agents, public_agents, dcos_calico_agents)
         self.port = port
         self.executor_kind = executor
         self.synthetic_durations = synthetic_durations
+        self.synthetic_step = synthetic_step
         self.zk = zk
         self._own_workdir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="devcluster-"))
@@ -129,7 +136,9 @@ class DevCluster:
 
     def _make_executor(self) -> Executor:
         if self.executor_kind == "synthetic":
-            return SyntheticExecutor(self.synthetic_durations)
+            if self.synthetic_step is None:
+                return SyntheticExecutor(self.synthetic_durations)
+            return SyntheticExecutor(self.synthetic_durations, self.synthetic_step)
         from calico_dcos.devcluster.process_executor import ProcessExecutor
         from calico_dcos.devcluster.standins import STANDINS_DIR
 

@@ -25,7 +25,16 @@ from calico_dcos.devcluster.agent import (
     agent_ip,
     prepare_host_root,
 )
-from calico_dcos.devcluster.allocator import Allocator, OfferBook
+from calico_dcos.devcluster.allocator import (
+    AGENT_DISCONNECTED,
+    AGENT_UNREACHABLE,
+    FRAMEWORK_DISCONNECTED,
+    FRAMEWORK_FAILED_OVER,
+    FRAMEWORK_REMOVED,
+    MASTER_FAILOVER,
+    Allocator,
+    OfferBook,
+)
 from calico_dcos.devcluster.framework import Framework, Subscription, Task
 from calico_dcos.devcluster.iam import Iam
 from calico_dcos.devcluster.resources import Resources
@@ -202,7 +211,7 @@ class Master:
             return
         agent.disconnect()
         self.record("agent_disconnected", agent_id=agent_id, hostname=agent.hostname)
-        self.allocator.rescind_agent(agent_id)
+        self.allocator.rescind_agent(agent_id, AGENT_DISCONNECTED)
         lost = [tid for tid, fid in agent.task_frameworks.items() if not self._checkpoints(fid)]
         for task_id in lost:
             message = f"Agent {agent.hostname} disconnected"
@@ -272,7 +281,9 @@ class Master:
         self.elected_time = time.time()
         self.recovered_at = time.monotonic() + self.master_recovery_seconds
         for offer_id in list(self.offers):
-            self.allocator.recover(offer_id)
+            offer = self.allocator.recover(offer_id)
+            if offer is not None:
+                self.allocator.record_end(offer, MASTER_FAILOVER, False)
         previous = {**self.previous_frameworks, **self.frameworks}
         for framework in previous.values():
             if framework.subscription:
@@ -349,7 +360,7 @@ class Master:
         TASK_UNREACHABLE (PARTITION_AWARE frameworks) or TASK_LOST, REASON_AGENT_REMOVED,
         with `unreachable_time`; the task IDs are remembered as unreachable; FAILURE (agent
         lost) to the frameworks."""
-        self.allocator.rescind_agent(agent.agent_id)
+        self.allocator.rescind_agent(agent.agent_id, AGENT_UNREACHABLE)
         agent.unreachable = True
         agent.unreachable_time = time.time()
         for task_id, framework_id in list(agent.task_frameworks.items()):
@@ -491,7 +502,7 @@ class Master:
         if framework.failover_timer:
             framework.failover_timer.cancel()
             framework.failover_timer = None
-        self.allocator.drop_framework_offers(framework)
+        self.allocator.drop_framework_offers(framework, FRAMEWORK_FAILED_OVER)
         framework.update_info(info)
 
     def stream_closed(self, subscription: Subscription) -> None:
@@ -502,7 +513,7 @@ class Master:
             return
         framework.subscription = None
         framework.unregistered_time = time.time()
-        self.allocator.drop_framework_offers(framework)
+        self.allocator.drop_framework_offers(framework, FRAMEWORK_DISCONNECTED)
         framework.clear_filters()  # `HierarchicalAllocatorProcess::deactivateFramework`
         self.record("framework_disconnected", framework_id=framework.id)
         loop = asyncio.get_running_loop()
@@ -533,7 +544,7 @@ class Master:
                 self._recover_task(agent, task)
                 agent.forget_task(task_id)
             self._finish_task(framework, task_id)
-        self.allocator.drop_framework_offers(framework)
+        self.allocator.drop_framework_offers(framework, FRAMEWORK_REMOVED)
         if framework.subscription:
             framework.subscription.close()
             framework.subscription = None

@@ -100,7 +100,9 @@ def valid_uuid_b64(text: object) -> bool:
 
 
 def refuse_seconds(filters: dict | None) -> float:
-    """`Filters.refuse_seconds` as the master applies it: default 5 s, capped at 365 days."""
+    """`Filters.refuse_seconds` as the master applies it: default 5 s when unset or negative
+    (apache/mesos include/mesos/v1/mesos.proto `Filters`: `refuse_seconds` `[default = 5.0]`),
+    capped at 365 days."""
     value = (filters or {}).get("refuse_seconds", DEFAULT_REFUSE_SECONDS)
     try:
         seconds = float(value)
