@@ -647,7 +647,8 @@ def _figures(
         "wall_seconds": wall,
         "mesos_wall_seconds": measured.get("mesos_wall"),
         "lower_bound_seconds": bound,
-        "ratio": wall / bound if wall is not None else None,
+        # None when it did not converge, or when every step takes 0 s (a bound of 0)
+        "ratio": wall / bound if wall is not None and bound > 0 else None,
         "scheduler_cpu_seconds": measured["cpu"] - measured["startup_cpu"],
         "scheduler_startup_cpu_seconds": measured["startup_cpu"],
         "offers_received": counts["offers"],

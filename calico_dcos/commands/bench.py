@@ -78,17 +78,17 @@ def parse_sizes(text: str) -> list[int]:
     if "" in parts:
         raise click.BadParameter(
             f"{text!r} has an empty size: expected sizes like 100,1000,5000",
-            param_hint="--agents",
+            param_hint="'--agents'",
         )
     try:
         sizes = sorted({int(part) for part in parts})
     except ValueError:
         raise click.BadParameter(
-            f"expected sizes like 100,1000,5000, not {text!r}", param_hint="--agents"
+            f"expected sizes like 100,1000,5000, not {text!r}", param_hint="'--agents'"
         ) from None
     if sizes[0] < 1:
         raise click.BadParameter(
-            f"every size must be at least 1 agent, not {text!r}", param_hint="--agents"
+            f"every size must be at least 1 agent, not {text!r}", param_hint="'--agents'"
         )
     return sizes
 
@@ -120,7 +120,7 @@ def parse_budget(text: str) -> int | str:
     try:
         budget = RestartBudget.parse(text)
     except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--restart-budget") from None
+        raise click.BadParameter(str(exc), param_hint="'--restart-budget'") from None
     return str(budget) if budget.percent is not None else budget.count
 
 
@@ -133,13 +133,13 @@ def parse_timings(given: tuple[str, ...]) -> dict[str, float]:
             raise click.BadParameter(
                 f"no plan timing {name!r} (given {text!r}); the timings are "
                 f"{', '.join(sorted(TIMINGS))}",
-                param_hint="--scheduler-timing",
+                param_hint="'--scheduler-timing'",
             )
         try:
             timings[name] = finite_seconds(value)
         except ValueError as exc:
             raise click.BadParameter(
-                f"{exc} (given {text!r}; expected NAME=SECONDS)", param_hint="--scheduler-timing"
+                f"{exc} (given {text!r}; expected NAME=SECONDS)", param_hint="'--scheduler-timing'"
             ) from None
     return timings
 
@@ -155,7 +155,7 @@ def check_writable(path: Path) -> None:
     elif not os.access(path if path.exists() else parent, os.W_OK):
         problem = f"{'it' if path.exists() else f'its directory {parent}'} is not writable"
     if problem:
-        raise click.BadParameter(f"cannot write {str(path)!r}: {problem}", param_hint="--json")
+        raise click.BadParameter(f"cannot write {str(path)!r}: {problem}", param_hint="'--json'")
 
 
 def write_json(path: Path, document: dict) -> None:
@@ -281,14 +281,14 @@ def bench(
     if json_file:
         check_writable(json_file)
     if latency is not None and simulate is None:
-        raise click.BadParameter("only with --simulate AGENTS", param_hint="--simulate-latency")
+        raise click.BadParameter("only with --simulate AGENTS", param_hint="'--simulate-latency'")
     if simulate is not None:
         simulated(simulate, str(budget), step_seconds, restarts, allocation_interval,
                   json_file, plan_timings, latency or 0.0)  # fmt: skip
         return
     if store and not store.startswith("zk://"):
         raise click.BadParameter(
-            f"expected zk://host:port/path, not {store!r}", param_hint="--store"
+            f"expected zk://host:port/path, not {store!r}", param_hint="'--store'"
         )
     settings = Settings(
         restart_budget=budget,
