@@ -102,6 +102,13 @@ class PlanConfig:
     kill_retry_seconds: float = 5.0  # a KILL not confirmed is sent again, with backoff …
     kill_retry_max_seconds: float = 60.0  # … up to this
     launch_timeout_seconds: float = 600.0  # STAGING/STARTING longer than this: killed, retried
+    # A task still STAGING or STARTING this long after its launch is stalled: its step says
+    # how long and what it waits for, the plan is Degraded, the log says so once, and restart
+    # slot waiters are not held while every slot holder is stalled. 60 s: twice a hold, far
+    # longer than a launch takes on a healthy agent (an installer of a few MB fetched, a
+    # process started: under a few seconds), and a tenth of the launch deadline, so that an
+    # operator hears of it nine minutes before the deadline acts.
+    stalled_seconds: float = 60.0
     gone_retention_seconds: float = 7 * 86400.0  # records of agents gone are kept this long
 
     @cached_property

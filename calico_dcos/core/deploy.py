@@ -19,13 +19,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from calico_dcos.core.config import PlanConfig, StepKind, StepSpec
-from calico_dcos.core.engine import Engine
+from calico_dcos.core.engine import LAUNCHING, Engine
 from calico_dcos.core.events import (
     ENDED,
     UNSAVED_STATES,
     Decision,
     DeleteAgent,
     Kill,
+    Note,
     SaveAgent,
     SaveFrameworkId,
 )
@@ -173,9 +174,11 @@ class Deploy(Engine):
             if st.replacing:
                 return True
             if spec.restarts and st.task_id and st.state != "TASK_FINISHED":
-                # a step that gave up waits for the operator, not for its host: the
-                # installer rolled the host back, so others may use the slot meanwhile
-                return not step_done(spec, st) and not (st.gave_up and not st.live)
+                # its task may be restarting Docker or the agent until Mesos says it ended,
+                # even force-completed (killed, not confirmed yet). A step that gave up
+                # waits for the operator, not for its host: the installer rolled the host
+                # back, so others may use the slot meanwhile
+                return st.live or (not step_done(spec, st) and not st.gave_up)
         return False
 
     def _index(self, agent: AgentState, now: float) -> Action:
@@ -205,6 +208,7 @@ class Deploy(Engine):
         """After a change: reindex; launch on the agent's held offer if its next step can
         run now (else keep or release it); with none held, ask for offers if the agent is
         filtered and has work (to launch now, or when its retry is due)."""
+        self._touched(agent.agent_id)
         action = self._index(agent, now)
         if agent.agent_id in self._held:
             self._use_held(agent.agent_id, now, out)
@@ -326,7 +330,7 @@ class Deploy(Engine):
             self._check_deadlines(now, out)
             self._check_stable(now, out)
             self._forget_gone(now, out)
-        self._release_stale(now)
+        self._release_stale(now, out)
         self._pump(now, out)
         self._flush_declines(out)
         return out
@@ -356,6 +360,8 @@ class Deploy(Engine):
                 agent, min(action.until - now, self.config.long_refuse_seconds), now
             )
         if action.kind == "wait" and self.holding and not (self.interrupted or agent.interrupted):
+            if agent.agent_id in self._unheld:  # held once for nothing: others' turn
+                return self._refuse(agent, self._stalled_refuse(agent.agent_id, now, False), now)
             return self._hold(agent, offer, now, for_slot=False)
         if action.kind != "launch" or not self._fits(agent, action.step, offer, out):
             return self._refuse(agent, short, now)
@@ -364,6 +370,10 @@ class Deploy(Engine):
                 return self._refuse(agent, short, now)
             if not self._slot_free(agent.agent_id):
                 aid = agent.agent_id
+                if self.holding and (aid in self._unheld or self._slots_stalled()):
+                    # no slot will free within a hold: the agent goes to others meanwhile
+                    refuse = self._stalled_refuse(aid, now, True)
+                    return self._refuse_for_slot(agent, now, refuse)
                 if self.holding and (
                     aid in self._slot_held or len(self._slot_held) < self._slot_pool()
                 ):
@@ -610,26 +620,65 @@ class Deploy(Engine):
     def restart(self, agent_id: str, step: str, now: float) -> list[Decision]:
         """Run a step again on an agent, as if its options had changed: forgetting the
         fingerprint makes it not done, and keeps its task's real state, so an ended task is
-        relaunched (within the budget if it restarts Docker or the agent), a live daemon is
-        replaced within the budget, and a live one-shot runs again once it has ended."""
+        relaunched (within the budget if it restarts Docker or the agent), a task that has
+        not reached TASK_RUNNING is killed (KILL, sent again until Mesos confirms an end)
+        and launched again (it keeps its restart slot meanwhile), a live daemon is replaced
+        within the budget, and a RUNNING one-shot runs again once it has ended: killing a
+        Docker restart half-way could leave the host without Docker. What happens is said
+        in a `Note` (the log, and the command's reply).
+
+        dcos-commons' `plan restart` sets the step PENDING (mesosphere/dcos-commons
+        sdk/scheduler/.../plan/AbstractStep.java, `restart`), and the next offer cycle kills
+        whatever task of the step is not terminal before launching it again
+        (`DefaultPlanScheduler.killTasks`); here a RUNNING one-shot is spared, for the
+        reason above."""
         out: list[Decision] = []
         agent, spec = self._known(agent_id), self._spec(step)
         st = agent.step(spec.name)
         st.forced, st.failures, st.retry_at, st.fingerprint = None, 0, 0.0, None
         st.host_failures, st.gave_up, st.last_failure = 0, "", ""
+        budget = " within the restart budget" if spec.restarts else ""
+        task = f"its task {st.task_id} ({st.state})"
+        if st.live and st.killing:
+            words = f"{task} is being killed already; it runs again{budget} once that ends"
+        elif st.live and st.state in LAUNCHING:
+            self._kill(agent_id, spec.name, st, now, out)
+            words = f"{task} had not started: killed, and launched again{budget}"
+        elif st.live and spec.kind == StepKind.ONESHOT:
+            words = (
+                f"{task} is running: it runs again once that task ends (not killed: stopping "
+                "it half-way could leave the host broken)"
+            )
+        elif st.live:
+            words = f"{task} is replaced (killed, then launched again){budget}"
+        else:
+            words = f"launched again{budget}"
         self._touch(agent, now, out)
         out.append(SaveAgent(agent_id, agent_record(agent)))
+        out.append(Note(f"{agent.name}: {spec.name} restarted by an operator: {words}", "info"))
         return out
 
     def force_complete(self, agent_id: str, step: str, now: float) -> list[Decision]:
-        """Count a step as done with the current options, whatever its task did."""
+        """Count a step as done with the current options, whatever its task did; a task of
+        the step still live is killed (it could still restart Docker or the agent, outside
+        the budget and after the operator said the step is done), and its restart slot, if
+        it holds one, is kept until Mesos confirms its end. dcos-commons' `forceComplete`
+        only sets the step COMPLETE (AbstractStep.java), leaving its task to run."""
         out: list[Decision] = []
         agent, spec = self._known(agent_id), self._spec(step)
         st = agent.step(spec.name)
         st.forced, st.failures, st.retry_at, st.replacing = spec.fingerprint, 0, 0.0, False
         st.host_failures, st.gave_up, st.last_failure, st.warning = 0, "", "", ""
+        words = "done"
+        if st.live and not st.killing:
+            words = f"done; its task {st.task_id} ({st.state}) killed"
+            self._kill(agent_id, spec.name, st, now, out)
+        elif st.live:
+            words = f"done; its task {st.task_id} is being killed already"
         self._touch(agent, now, out)
         out.append(SaveAgent(agent_id, agent_record(agent)))
+        words = f"{agent.name}: {spec.name} force-completed by an operator: {words}"
+        out.append(Note(words, "info"))
         return out
 
     def _spec(self, step: str) -> StepSpec:
@@ -660,6 +709,9 @@ class Deploy(Engine):
         st = agent.steps.get(spec.name) or StepState()
         if step_done(spec, st):
             return "COMPLETE", done_words(st)
+        stalled = self.stalled_words(st, now) if st.live else None
+        if stalled is not None:
+            return "STARTING", stalled
         return task_words(st, now) or self._waiting(agent, spec, action, now)
 
     def _waiting(
@@ -673,6 +725,8 @@ class Deploy(Engine):
             return "WAITING", INTERRUPTED
         if spec.restarts and not self._slot_free(agent.agent_id):
             return slot_words(self.budget, agent.agent_id in self._slot_held)
+        if spec.restarts and action.kind == "launch" and agent.agent_id in self.slots.waiters:
+            return slot_words(self.budget, free=True)
         if action.kind == "launch":
             return offer_words(self.offer_notes.get(agent.agent_id))
         return "PENDING", ""
@@ -702,7 +756,10 @@ class Deploy(Engine):
                 status, message = "COMPLETE", done_words(st)
             else:
                 words = task_words(st, now)
-                countdown = countdown or st.retry_at > now
+                stalled = self.stalled_words(st, now) if st.live else None
+                if stalled is not None:
+                    words = ("STARTING", stalled)
+                countdown = countdown or st.retry_at > now or stalled is not None
                 if words is None:
                     action = action or self.next_action(agent, now)
                     words = self._waiting(agent, spec, action, now)
@@ -743,6 +800,8 @@ class Deploy(Engine):
                 held += 1
             else:
                 moving += 1
+        for agent_id, step, words in self.stalled_steps(now):
+            problems.append(f"{self._agent_name(agent_id)}: {step} {words}")
         present = sum(1 for a in self.agents.values() if a.calico_present and not a.lost)
         message = f"{done} of {total} agents done"
         if present:

@@ -58,8 +58,15 @@ from calico_dcos.core.offers import (
     shortfall,
     task_on_offer,
 )
-from calico_dcos.core.records import AgentState, StepState, parse_task_id, task_id_for
+from calico_dcos.core.records import (
+    AgentState,
+    StepState,
+    agent_record,
+    parse_task_id,
+    task_id_for,
+)
 from calico_dcos.core.revive import REVIVE_WORTH_SECONDS, Reviver
+from calico_dcos.core.views import span, stall_words
 from calico_dcos.mesos import TERMINAL_STATES
 
 LAUNCHING = frozenset({"TASK_STAGING", "TASK_STARTING"})  # launched, not running yet
@@ -128,6 +135,13 @@ class Engine:
         self._held_ids: dict[str, str] = {}
         self._slot_held: dict[str, None] = {}
         self._declining: dict[float, list[str]] = {}
+        # agents whose held offer was released unused (`_release_stale`) -> whether it was
+        # held for a restart slot: their offers are declined, not held, until something
+        # about them changes (`_touched`), or for slot waiters until a slot frees
+        self._unheld: dict[str, bool] = {}
+        # launches stalled: still STAGING or STARTING `stalled_seconds` after the launch
+        # (`_check_deadlines`): task_id -> (agent, step). Rare: a handful at any size.
+        self._stalled: dict[str, tuple[str, str]] = {}
 
     # -- the restart budget ----------------------------------------------------------------
 
@@ -156,6 +170,8 @@ class Engine:
         of an agent waiting for one (`Deploy._pump`), or, when none is held, brings back
         the agents refused one (their filters lifted by a REVIVE)."""
         if self.slots.sync(agent_id, holds, now):
+            for aid in [a for a, for_slot in self._unheld.items() if for_slot]:
+                del self._unheld[aid]  # a slot frees: its waiters' offers are held again
             waited = self.slots.freed_filter()
             if waited is not None and not self._slot_held:
                 self._revive.want(waited[1], waited[0])
@@ -167,6 +183,8 @@ class Engine:
         `wait_refuse_seconds`), and count it among the agents waiting for one."""
         wait = self.config.wait_refuse_seconds if seconds is None else seconds
         refused = self._refuse(agent, wait, now)
+        if agent.agent_id not in self.slots.waiters:
+            self._dirty(agent.agent_id)  # its step's words say it waits for a slot
         self.slots.refused(agent.agent_id, agent.filtered_after, agent.filtered_until)
         return refused
 
@@ -274,6 +292,88 @@ class Engine:
         for agent_id in list(self._held):
             self._unhold(agent_id)
         self._declining.clear()
+        self._unheld.clear()  # the master cleared our filters too (`deactivateFramework`)
+
+    def _touched(self, agent_id: str) -> None:
+        """Something about the agent changed (a status update of its task, a launch, an
+        operator's command, its loss): its offers may be held again."""
+        self._unheld.pop(agent_id, None)
+
+    def _stalled_refuse(self, agent_id: str, now: float, for_slot: bool) -> float:
+        """How long to decline an agent whose held offer was released unused (or a slot
+        waiter behind stalled slot holders), so that other frameworks get its resources:
+        until the launch deadline of the stalled task it waits for (its own, or the earliest
+        of the stalled slot holders'), when the plan kills that task and needs the agent
+        again; `max_backoff_seconds` when it waits for a task that runs (no deadline).
+        Between `offer_hold_seconds` and `long_refuse_seconds`. Anything that changes the
+        agent sooner (the task starts or ends, a slot frees, an operator's command, new
+        options) lifts the filter with a REVIVE (`_want_offers`, `_sync_slot`), so a long
+        filter delays nothing; a short one (the 5 s of `wait_refuse_seconds`) gave the
+        agent back to this framework, which held it again, for ever."""
+        deadlines = []
+        if for_slot:
+            for task_id, (aid, _) in self._stalled.items():
+                if aid in self.slots.holders and task_id in self._launching:
+                    deadlines.append(self._launching[task_id][2])
+        else:
+            agent = self.agents.get(agent_id)
+            for st in agent.steps.values() if agent is not None else ():
+                if st.live and st.task_id in self._launching:
+                    deadlines.append(self._launching[st.task_id][2])
+        until = min(deadlines) - now if deadlines else self.config.max_backoff_seconds
+        hold, longest = self.config.offer_hold_seconds, self.config.long_refuse_seconds
+        return float(round(min(longest, max(hold, until)), 1))
+
+    def _stalled_task(self, task_id: str, agent_id: str, step: str) -> StepState | None:
+        """The step's state if `task_id` is still its task, live, STAGING or STARTING, and
+        not being killed; else None."""
+        st = self._step_state(agent_id, step)
+        if st is None or st.task_id != task_id or st.state not in LAUNCHING or st.killing:
+            return None
+        return st
+
+    def _slots_stalled(self) -> bool:
+        """Every restart slot is held by an agent whose restarting task is stalled (still
+        STAGING or STARTING after `stalled_seconds`): no slot can be expected to free within
+        a hold, so slot waiters are not held. O(stalled launches)."""
+        holders = self.slots.holders
+        if not holders or not self._stalled:
+            return False
+        stalled = {
+            aid
+            for task_id, (aid, step) in self._stalled.items()
+            if aid in holders and self._stalled_task(task_id, aid, step) is not None
+        }
+        return len(stalled) >= len(holders)
+
+    def stalled_words(self, st: StepState, now: float) -> str | None:
+        """What a stalled step waits for (`views.stall_words`), None if it is not stalled."""
+        launch = self._launching.get(st.task_id or "")
+        if launch is None or st.task_id not in self._stalled:
+            return None
+        if st.state not in LAUNCHING or st.killing:
+            return None
+        timeout = self.config.launch_timeout_seconds
+        return stall_words(st.state or "", now - (launch[2] - timeout), timeout)
+
+    def stalled_steps(self, now: float) -> list[tuple[str, str, str]]:
+        """(agent_id, step, words) of every stalled step, for the views and the records."""
+        found = []
+        for task_id, (agent_id, step) in self._stalled.items():
+            st = self._stalled_task(task_id, agent_id, step)
+            words = self.stalled_words(st, now) if st is not None else None
+            if words is not None:
+                found.append((agent_id, step, words))
+        return found
+
+    def agent_records(self, now: float) -> dict[str, dict]:
+        """Every agent's record (`records.agent_record`) as the API shows it: a stalled
+        step's message says how long and what it waits for (words never stored: they
+        change with the time)."""
+        records = {aid: agent_record(agent) for aid, agent in self.agents.items()}
+        for agent_id, step, words in self.stalled_steps(now):
+            records[agent_id]["steps"][step]["message"] = words
+        return records
 
     def _decide(
         self, agent: AgentState, offer: Mapping, now: float, launched: set[str], out: list
@@ -296,11 +396,16 @@ class Engine:
         if answer is not None:
             self._declining.setdefault(answer, []).append(held[0])
 
-    def _release_stale(self, now: float) -> None:
-        """Offers held `offer_hold_seconds` are declined with `wait_refuse_seconds`, so that
-        an agent whose step takes long does not keep its resources from other frameworks
-        ("Do not hold onto offers", apache/mesos docs/app-framework-development-guide.md);
-        it is offered again once the filter ends. O(offers released): the oldest first."""
+    def _release_stale(self, now: float, out: list[Decision]) -> None:
+        """Offers held `offer_hold_seconds` are declined, so that an agent whose step takes
+        long does not keep its resources from other frameworks ("Do not hold onto offers",
+        apache/mesos docs/app-framework-development-guide.md). The agent is then not held
+        again until something about it changes (`_unheld`): its next offers, of every role
+        the framework has (Mesos offers an agent once per role, and a DECLINE filters only
+        the role of the offer it answers: src/master/allocator/mesos/hierarchical.cpp,
+        `HierarchicalAllocatorProcess::recoverResources` keys filters by role), are declined
+        for `_stalled_refuse` too, so the agent goes to other frameworks until then. One
+        log line per release. O(offers released): the oldest first."""
         expired = now - self.config.offer_hold_seconds
         while self._held:
             agent_id, (offer_id, _, since) = next(iter(self._held.items()))
@@ -310,11 +415,28 @@ class Engine:
             self._unhold(agent_id)
             agent = self.agents.get(agent_id)
             refuse = self.config.wait_refuse_seconds
-            if agent is not None and for_slot:
-                refuse = self._refuse_for_slot(agent, now)
-            elif agent is not None:
-                refuse = self._refuse(agent, refuse, now)
+            if agent is not None:
+                self._unheld[agent_id] = for_slot
+                refuse = self._stalled_refuse(agent_id, now, for_slot)
+                if for_slot:
+                    refuse = self._refuse_for_slot(agent, now, refuse)
+                else:
+                    refuse = self._refuse(agent, refuse, now)
+                out.append(Note(self._release_words(agent, now - since, refuse, for_slot), "info"))
             self._declining.setdefault(refuse, []).append(offer_id)
+
+    def _release_words(self, agent: AgentState, held: float, refuse: float, for_slot: bool) -> str:
+        """The log line of a released hold: what the agent waits for, and for how long
+        other frameworks get it."""
+        what = "a restart slot"
+        if not for_slot:
+            live = [(name, st) for name, st in agent.steps.items() if st.live]
+            what = ", ".join(f"{name} ({st.state})" for name, st in live) or "its step"
+        return (
+            f"{agent.name}: released its offer after holding it {span(held)} for its next "
+            f"step, which still waits for {what}; its offers go to other frameworks for "
+            f"{span(refuse)} (declined), or until that changes"
+        )
 
     def _flush_declines(self, out: list[Decision]) -> None:
         """The held offers given up since the last batch, in one DECLINE per refuse time."""
@@ -422,6 +544,7 @@ class Engine:
         st.reason, st.host_caused, st.warning = "", False, ""
         deadline = now + self.config.launch_timeout_seconds
         self._launching[st.task_id] = (agent.agent_id, spec.name, deadline)
+        self._touched(agent.agent_id)
         self.offer_notes.pop(agent.agent_id, None)
         task = self.config.build_task(spec, agent.view, st.task_id, offer_role(offer))
         task = task_on_offer(task, offer)
@@ -500,18 +623,29 @@ class Engine:
                 self._saved(agent_id, now, out)
 
     def _check_deadlines(self, now: float, out: list[Decision]) -> None:
-        """Kill launches that missed their deadline; their end will count as a failure."""
+        """Kill launches that missed their deadline (their end will count as a failure);
+        mark those STAGING or STARTING for `stalled_seconds` as stalled (`_stalled`: their
+        step says so, the plan is Degraded, one log line)."""
         for task_id, (agent_id, step, deadline) in list(self._launching.items()):
             st = self._step_state(agent_id, step)
             if st is None or st.task_id != task_id or st.state not in LAUNCHING:
                 del self._launching[task_id]
+                self._stalled.pop(task_id, None)
             elif now >= deadline:
                 del self._launching[task_id]
+                self._stalled.pop(task_id, None)
                 timeout = self.config.launch_timeout_seconds
                 st.late, st.message = True, f"still {st.state} after {timeout:g} s"
                 self._kill(agent_id, step, st, now, out)
                 self._saved(agent_id, now, out)
                 out.append(Note(f"{self._agent_name(agent_id)}: {step} {st.message}: killed"))
+            elif task_id not in self._stalled and not st.killing:
+                launched = deadline - self.config.launch_timeout_seconds
+                if now - launched >= self.config.stalled_seconds:
+                    self._stalled[task_id] = (agent_id, step)
+                    self._dirty(agent_id)
+                    words = self.stalled_words(st, now)
+                    out.append(Note(f"{self._agent_name(agent_id)}: {step} {words}"))
 
     def _agent_name(self, agent_id: str) -> str:
         agent = self.agents.get(agent_id)

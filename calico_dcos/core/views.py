@@ -57,10 +57,50 @@ def task_words(st: StepState, now: float) -> tuple[str, str] | None:
     return None
 
 
-def slot_words(limit: int, held: bool = False) -> tuple[str, str]:
+def span(seconds: float) -> str:
+    """A duration as people say it: `45 s`, `2 min 10 s`, `10 min`, `1 h 5 min`."""
+    whole = max(0, int(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        minutes, rest = divmod(whole, 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, rest = divmod(whole // 60, 60)
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
+
+
+# What a task stuck before TASK_RUNNING waits for, in Mesos' words: TASK_STAGING is the
+# state from the launch until the executor reports ("Initial state", apache/mesos
+# include/mesos/v1/mesos.proto, `TaskState`), while the agent fetches the task's URIs "in
+# preparation of running the task" (docs/fetcher.md) and starts its executor;
+# TASK_STARTING: "The task is being launched by the executor" (mesos.proto).
+STALL_REASONS = {
+    "TASK_STAGING": "the agent has not started it (fetching its URIs, or the agent is busy)",
+    "TASK_STARTING": "its executor is starting it and has not reported it running",
+}
+
+
+def stall_words(state: str, launched_ago: float, launch_timeout: float) -> str:
+    """A stalled launch: `launched 2 min 10 s ago, still TASK_STAGING on its agent: the agent
+    has not started it (…); killed and retried at 10 min (launch_timeout)`."""
+    why = STALL_REASONS.get(state, "it has not reported running")
+    return (
+        f"launched {span(launched_ago)} ago, still {state} on its agent: {why}; "
+        f"killed and retried at {span(launch_timeout)} (launch_timeout)"
+    )
+
+
+def slot_words(limit: int, held: bool = False, free: bool = False) -> tuple[str, str]:
     """WAITING for one of the `limit` restart slots; `held`: with an offer of its agent held
-    for it, so it launches the moment one frees."""
+    for it, so it launches the moment one frees; `free`: one is free now, but the agent's
+    offers were declined while none was, so it waits for its agent's next offer, and
+    another agent waiting may take the slot first."""
     words = f"waiting for a restart slot ({limit} at a time)"
+    if free:
+        words += (
+            ": one is free now, for the first waiting agent whose offer comes (this "
+            "agent's offers were declined while none was)"
+        )
     if held:
         words += "; next in line: its agent's offer is held to launch as soon as one frees"
     return "WAITING", words

@@ -116,7 +116,9 @@ def test_a_held_offer_is_released_after_offer_hold_seconds():
 
     (decline,) = sim.of(ev.Decline)
     assert decline.offer_ids == (held,)
-    assert decline.refuse_seconds == sim.core.config.wait_refuse_seconds
+    # until the launch deadline of the task it waits for (launched as the hold began)
+    config = sim.core.config
+    assert decline.refuse_seconds == config.launch_timeout_seconds - config.offer_hold_seconds
     assert sim.core.held_offers == 0
     sim.update(sim.live_task("S0", "etcd-proxy"), "TASK_RUNNING", healthy=True)
     assert sim.of(ev.Launch) == []  # nothing held any more: the next offer will do
