@@ -31,7 +31,8 @@ class ViewCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         counters = dict(self.view.counters)
         records = self.view.agent_records()
-        yield from offer_metrics(counters)
+        held_offers = getattr(self.view, "held_offers", None)
+        yield from offer_metrics(counters, held_offers() if held_offers is not None else 0)
         yield calls_metric(counters)
         yield CounterMetricFamily(
             f"{PREFIX}_reconciliation_rounds",
@@ -60,9 +61,9 @@ def store_metrics(store: Any) -> Iterator[Metric]:
     yield CounterMetricFamily(f"{PREFIX}_state_written_bytes", written, value=store.bytes_written)
 
 
-def offer_metrics(counters: Mapping[str, int]) -> Iterator[Metric]:
-    """Each offer is accepted by one launch, declined, or taken back by Mesos (RESCIND) while
-    the plan held it (`calico_dcos.core.engine`, held offers)."""
+def offer_metrics(counters: Mapping[str, int], held: int = 0) -> Iterator[Metric]:
+    """Each offer is accepted by one launch, declined, taken back by Mesos (RESCIND) while
+    the plan held it, or held now (`held`: `calico_dcos.core.engine`, held offers)."""
     received = counters.get("offers", 0)
     accepted = counters.get("ACCEPT", 0)
     rescinded = counters.get("RESCIND", 0)
@@ -74,8 +75,14 @@ def offer_metrics(counters: Mapping[str, int]) -> Iterator[Metric]:
     )
     yield CounterMetricFamily(
         f"{PREFIX}_offers_declined",
-        "Offers declined (nothing to launch there now), or held and not answered yet.",
-        value=max(0, received - accepted - rescinded),
+        "Offers declined: nothing to launch there now, or released after being held.",
+        value=max(0, received - accepted - rescinded - held),
+    )
+    yield GaugeMetricFamily(
+        f"{PREFIX}_offers_held",
+        "Offers held now, to be used the moment their agent's next step can run "
+        "(released after offer_hold_seconds).",
+        value=held,
     )
     yield CounterMetricFamily(
         f"{PREFIX}_offers_rescinded",

@@ -194,11 +194,14 @@ class OperatorRoutes:
             raise web.HTTPBadRequest(text=f"{name} needs ?phase=<agent>&step=<step>\n")
         agent_id = find_agent(await call_view(self.view.agent_records), phase) if phase else None
         try:
-            await call_view(self.view.command, name, agent_id, step)
+            said = await call_view(self.view.command, name, agent_id, step)
         except KeyError as exc:
             raise web.HTTPNotFound(text=f"{exc.args[0] if exc.args else exc}\n") from None
         target = " ".join(f"{k}={v}" for k, v in (("phase", phase), ("step", step)) if v)
-        return web.json_response({"message": f"Received cmd: {name} {target}".rstrip()})
+        # dcos-commons answers `{"message": "Received cmd: …"}` (PlansQueries.getCommandResult);
+        # what the plan does follows, so that the operator reads whether a task was killed
+        message = f"Received cmd: {name} {target}".rstrip()
+        return web.json_response({"message": f"{message}: {said}" if said else message})
 
     async def agents(self, request: web.Request) -> web.Response:
         """`{"agents": [record…], "total", "offset"}`: a page of records by hostname."""

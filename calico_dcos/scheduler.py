@@ -45,7 +45,7 @@ from calico_dcos import plans
 from calico_dcos.core import events as ev
 from calico_dcos.core.config import PlanConfig
 from calico_dcos.core.interface import Core
-from calico_dcos.core.records import agent_record, parse_task_id
+from calico_dcos.core.records import parse_task_id
 from calico_dcos.core.uninstall import Uninstall
 from calico_dcos.core.views import combine
 from calico_dcos.driver import Driver
@@ -857,8 +857,14 @@ class CalicoScheduler(Scheduler):
             return self.plan.summary(self.now())
 
     def agent_records(self) -> dict[str, dict]:
+        """Every agent's record, a stalled step's message saying how long it has waited."""
         with self.lock:
-            return {aid: agent_record(agent) for aid, agent in self.plan.agents.items()}
+            return self.plan.agent_records(self.now())
+
+    def held_offers(self) -> int:
+        """Offers the plan holds now (`/metrics`)."""
+        with self.lock:
+            return self.plan.held_offers
 
     def convergence_seconds(self) -> float | None:
         """Time to converge: from the first SUBSCRIBED until the plan was first complete."""
@@ -901,15 +907,24 @@ class CalicoScheduler(Scheduler):
         """Is `token` the report token of `agent_id` (constant-time)?"""
         return self.report_key.verify(agent_id, token)
 
-    def command(self, name: str, agent_id: str | None = None, step: str | None = None) -> None:
-        """Operator commands: interrupt, continue, restart, force-complete (KeyError if unknown)."""
+    def command(self, name: str, agent_id: str | None = None, step: str | None = None) -> str:
+        """Operator commands: interrupt, continue, restart, force-complete (KeyError if
+        unknown). Returns what the plan said it does (its `Note`s, also logged), or ""."""
         actions = {
             "interrupt": lambda now: self.plan.interrupt(agent_id, now),
             "continue": lambda now: self.plan.proceed(agent_id, now),
             "restart": lambda now: self.plan.restart(agent_id, step, now),
             "force-complete": lambda now: self.plan.force_complete(agent_id, step, now),
         }
-        self._event(name, actions[name])
+        said: list[str] = []
+
+        def run(now: float) -> list[ev.Decision]:
+            out = actions[name](now)
+            said.extend(d.message for d in out if isinstance(d, ev.Note))
+            return out
+
+        self._event(name, run)
+        return "; ".join(said)
 
     def change_options(self, options: Mapping) -> None:
         """New options: the steps whose fingerprint changed re-run, within the budget."""

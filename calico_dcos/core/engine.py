@@ -372,7 +372,9 @@ class Engine:
         change with the time)."""
         records = {aid: agent_record(agent) for aid, agent in self.agents.items()}
         for agent_id, step, words in self.stalled_steps(now):
-            records[agent_id]["steps"][step]["message"] = words
+            doc = records.get(agent_id, {}).get("steps", {}).get(step)
+            if doc is not None:  # an uninstall's revert step lives in its progress
+                doc["message"] = words
         return records
 
     def _decide(

@@ -80,5 +80,12 @@ class Core(Protocol):
     def plan_view(self, now: float) -> dict:
         """The plan in dcos-commons' shape (`/v1/plan`); O(agents)."""
 
+    def agent_records(self, now: float) -> dict[str, dict]:
+        """Every agent's record as the API shows it (a stalled step says how long); O(agents)."""
+
+    @property
+    def held_offers(self) -> int:
+        """Offers held now."""
+
     def summary(self, now: float) -> dict:
         """Available / Progressing / Degraded with words for people (`/v1/status`)."""
