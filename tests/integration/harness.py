@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from calico_dcos.artifacts import build_cni_standins
+from calico_dcos.mesos import TERMINAL_STATES
 from calico_dcos.options import load_options
 from calico_dcos.service import Service, start_service
 from tests.helpers.agent_python import find_oldest_agent_python
@@ -102,14 +103,15 @@ def steps_launched(timeline: list[dict], agent_id: str) -> list[str]:
     return [e["task_name"].removeprefix("calico-") for e in launches(timeline, agent_id)]
 
 
-def most_restarting_at_once(timeline: list[dict]) -> int:
-    """From the timeline: agents with a restarting step launched and not yet ended."""
+def most_restarting_at_once(timeline: list[dict], names: tuple[str, ...] = RESTARTING) -> int:
+    """From the timeline: agents with a restarting step (`names`: task names) launched and
+    not yet ended (in any terminal state: a task killed before it started ends TASK_KILLED)."""
     running: dict[str, str] = {}  # task_id -> agent_id
     most = 0
     for e in timeline:
-        if e["event"] == "launch" and e.get("task_name") in RESTARTING:
+        if e["event"] == "launch" and e.get("task_name") in names:
             running[e["task_id"]] = e["agent_id"]
-        elif e["event"] == "status" and e.get("state") == "TASK_FINISHED":
+        elif e["event"] == "status" and e.get("state") in TERMINAL_STATES:
             running.pop(e.get("task_id"), None)
         most = max(most, len(set(running.values())))
     return most

@@ -1,0 +1,115 @@
+"""A stalled agent over sockets (issue: held offers withheld a stalled agent from other
+frameworks): the devcluster holds one agent's calico-docker task in STAGING (its fault
+`hold-next-task`, as an agent that never starts a task) while a second framework, a plain
+pymesos scheduler (`tests.helpers.devcluster.Framework`), declines every offer for 1 s.
+The plan holds the stalled agent's offer one hold period, then releases it and declines
+the agent's offers until the stuck task's launch deadline: the second framework gets the
+agent within about one hold period, and the plan is offered it no more. The step says how
+long it has waited, the plan is Degraded, and `plan restart` kills the task and launches it
+again within the restart budget."""
+
+import logging
+import threading
+import time
+
+import requests
+
+from tests.helpers.devcluster import Framework, framework_info
+from tests.integration.harness import (
+    converged,
+    events,
+    most_restarting_at_once,
+    running_cluster,
+    scheduler_on,
+    steps_launched,
+    wait_until,
+)
+
+HOLD = 1.0  # offer_hold_seconds
+STALLED = 1.0  # stalled_seconds
+
+
+def test_a_stalled_agent_goes_to_other_frameworks_says_so_and_restarts_on_command(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="calico_dcos.scheduler")
+    lock = threading.Lock()
+    seen: list[tuple[float, str]] = []  # the second framework's offers: (when, agent ID)
+
+    def decline(fw: Framework, offers: list[dict]) -> None:
+        with lock:
+            seen.extend((time.monotonic(), o["agent_id"]["value"]) for o in offers)
+        fw.driver.declineOffer([o["id"] for o in offers], {"refuse_seconds": 1.0})
+
+    timings = {"offer_hold_seconds": HOLD, "stalled_seconds": STALLED}
+    timings["launch_timeout_seconds"] = 120.0  # the stall outlives the test
+    with running_cluster(agents=2, public_agents=0) as cluster:
+        cluster.hold_next_task("calico-docker")
+        other = Framework(cluster, framework_info(name="other", roles=["*"]), decline)
+        with other, scheduler_on(cluster, tmp_path, timings=timings) as service:
+            plan = service.scheduler.plan
+            url = f"http://127.0.0.1:{service.api.port}"
+
+            def stalled_agent() -> str | None:
+                held = events(cluster.timeline(), "launch_held")
+                return held[0]["agent_id"] if held else None
+
+            agent_id = wait_until(stalled_agent, 20, "calico-docker held in STAGING")
+            hostname = plan.agents[agent_id].hostname
+            wait_until(lambda: agent_id in plan._unheld, 10, "its held offer released")
+            released = time.monotonic()
+            revives = service.scheduler.counters["REVIVE"]
+
+            def offered_to_other() -> list[float]:
+                with lock:
+                    return [t for t, a in seen if a == agent_id and t > released]
+
+            wait_until(lambda: len(offered_to_other()) >= 3, 10, "the agent offered to others")
+            first = offered_to_other()[0]
+            timeline = cluster.timeline()
+            ours = [
+                e
+                for e in events(timeline, "offer")
+                if e["agent_id"] == agent_id and e["t"] > released + HOLD
+            ]
+            mine = {e["offer_id"] for e in events(timeline, "decline")} - {
+                o["id"]["value"] for o in other.offers
+            }
+            assert service.scheduler.counters["REVIVE"] == revives  # nothing lifted its filter
+            # after its two roles' offers were declined, the plan was not offered it again
+            assert [e for e in ours if e["offer_id"] in mine] == []
+            assert first - released < 2 * HOLD + 1.0  # the other framework got it at once
+
+            step = next(
+                s
+                for p in requests.get(f"{url}/v1/plan", timeout=5).json()["phases"]
+                if p["name"] == hostname
+                for s in p["steps"]
+                if s["name"] == "docker"
+            )
+            summary = requests.get(f"{url}/v1/status", timeout=5).json()["summary"]
+            record = requests.get(f"{url}/v1/agents/{agent_id}", timeout=5).json()
+            metrics = requests.get(f"{url}/metrics", timeout=5).text
+
+            answer = requests.post(
+                f"{url}/v1/plan/restart", params={"phase": hostname, "step": "docker"}, timeout=5
+            ).json()
+            wait_until(converged(service), 30, "convergence after the restart")
+            timeline = cluster.timeline()
+
+    assert step["status"] == "STARTING"
+    assert "still TASK_STAGING on its agent: the agent has not started it" in step["message"]
+    assert step["message"].startswith("launched ")
+    assert summary["degraded"] and any("still TASK_STAGING" in p for p in summary["problems"])
+    assert "still TASK_STAGING" in record["steps"]["docker"]["message"]
+    assert "calico_dcos_offers_held " in metrics
+    assert (
+        "had not started: killed, and launched again within the restart budget"
+        in (answer["message"])
+    )
+    held = events(timeline, "launch_held")[0]["task_id"]
+    assert held in [e["task_id"] for e in events(timeline, "kill")]
+    assert steps_launched(timeline, agent_id).count("docker") == 2
+    # cni restarts nothing on this Mesos (1.11): Docker restarts are the budget's
+    assert most_restarting_at_once(timeline, ("calico-docker",)) == 1
+    released_lines = [r for r in caplog.records if "released its offer" in r.getMessage()]
+    assert any(hostname in r.getMessage() for r in released_lines)
+    assert sum("still TASK_STAGING" in r.getMessage() for r in caplog.records) == 1
