@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping
 
 import orjson
 
+from calico_dcos import compact_json
 from calico_dcos.core.budget import Slots
 from calico_dcos.core.config import PlanConfig, Restarts, StepSpec
 from calico_dcos.core.events import (
@@ -89,7 +90,7 @@ def offer_json(offer: Mapping) -> bytes | str:
     standard library as `NaN`/`Infinity`, which it reads back). Either way
     `offer_from_json` returns an equal offer."""
     try:
-        data = orjson.dumps(offer)
+        data = compact_json.dumps(offer)  # held: its own size, not orjson's buffer
     except orjson.JSONEncodeError:
         return json.dumps(offer, separators=(",", ":"))
     return data if b"null" not in data else json.dumps(offer, separators=(",", ":"))

@@ -18,6 +18,8 @@ from typing import Protocol
 
 import orjson
 
+from calico_dcos import compact_json
+
 # Mesos agent IDs ("<uuid>-S3") and our meta keys; nothing that could escape a directory
 # or a znode path.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
@@ -136,7 +138,8 @@ def encode_document(document: dict | bytes) -> bytes:
     if isinstance(document, bytes):
         return document
     try:
-        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+        # held until its group commit: its own size, not orjson's buffer (`compact_json`)
+        return compact_json.dumps(document, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:
         return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
 
