@@ -589,6 +589,7 @@ class Deploy(Engine):
         self.config = config
         self.slots.budget = config.budget
         self._steps = {s.name: s for s in config.steps}
+        self._unheld.clear()  # every agent's plan may have changed: held again
         for agent in self.agents.values():
             agent.wanted = config.wants_agent(agent.view)
             self._index(agent, now)
@@ -607,6 +608,7 @@ class Deploy(Engine):
             self.interrupted = value
             if not value:
                 self._revive.want(math.inf)
+                self._unheld.clear()
             for aid in list(self._held):
                 self._use_held(aid, now, out)
             self._pump(now, out)

@@ -232,3 +232,17 @@ def test_a_waiter_declined_for_want_of_a_slot_says_so_while_a_slot_is_free():
     docker = next(s for s in phase["steps"] if s["name"] == "docker")
     assert docker["status"] == "WAITING"
     assert docker["message"].startswith("waiting for a restart slot (1 at a time): one is free")
+
+
+def test_new_options_let_a_released_agent_be_held_again():
+    sim = subscribed(1)
+    offer_role(sim, "S0", "*")
+    offer_role(sim, "S0", "slave_public")
+    sim.tick(sim.core.config.offer_hold_seconds)
+    offer_role(sim, "S0", "*")
+    assert sim.core.held_offers == 0
+
+    sim.change_options(rollout_retry_backoff_seconds="7")
+    offer_role(sim, "S0", "*")
+
+    assert sim.core.held_offers == 1
