@@ -26,6 +26,7 @@ from pathlib import Path
 from calico_dcos.api import ApiServer, build_app
 from calico_dcos.artifacts import build_installer_zipapp
 from calico_dcos.dcos_auth import CREDENTIAL_ENV, AuthError, TokenSource, parse_credential
+from calico_dcos.malloc_arenas import limit_arenas
 from calico_dcos.options import Options, OptionsError, read_secret
 from calico_dcos.scheduler import CalicoScheduler, within
 from calico_dcos.signals import StopSignals
@@ -165,6 +166,7 @@ def start_service(
     """Store, API, leadership, installer, then the scheduler subscribes (the deploy plan,
     or the uninstall with `core=uninstalling(…)`). The API answers from the start, so that
     Marathon's health check hears "waiting" (for the leader lock) rather than nothing."""
+    limit_arenas()  # before the API's, pymesos' and the sender's threads (issue 17)
     host = host or os.environ.get("HOST") or socket.getfqdn()
     token = api_token(options)
     tokens = strict_tokens(options, os.environ)
