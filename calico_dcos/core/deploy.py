@@ -426,6 +426,10 @@ class Deploy(Engine):
             st.gave_up, st.retry_at = self._options_key, 0.0
             st.message = gave_up_words(st.host_failures, st.message)
 
+    def _unfinished(self, step: str, st: StepState) -> bool:
+        spec = self._steps.get(step)
+        return st.live and (spec is None or not step_done(spec, st))
+
     def _save_launch(self, agent: AgentState, out: list[Decision]) -> None:
         out.append(SaveAgent(agent.agent_id, agent_record(agent)))
 

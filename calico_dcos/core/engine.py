@@ -428,13 +428,18 @@ class Engine:
                 out.append(Note(self._release_words(agent, now - since, refuse, for_slot), "info"))
             self._declining.setdefault(refuse, []).append(offer_id)
 
+    def _unfinished(self, step: str, st: StepState) -> bool:
+        """A step whose live task the agent's next step may wait for (the deploy plan
+        leaves out those done: a daemon that runs)."""
+        return st.live
+
     def _release_words(self, agent: AgentState, held: float, refuse: float, for_slot: bool) -> str:
         """The log line of a released hold: what the agent waits for, and for how long
         other frameworks get it."""
         what = "a restart slot"
         if not for_slot:
-            live = [(name, st) for name, st in agent.steps.items() if st.live]
-            what = ", ".join(f"{name} ({st.state})" for name, st in live) or "its step"
+            busy = [(name, st) for name, st in agent.steps.items() if self._unfinished(name, st)]
+            what = ", ".join(f"{name} ({st.state})" for name, st in busy) or "its step"
         return (
             f"{agent.name}: released its offer after holding it {span(held)} for its next "
             f"step, which still waits for {what}; its offers go to other frameworks for "

@@ -67,7 +67,7 @@ def test_a_released_hold_is_not_taken_back_and_both_roles_go_to_others_until_the
 
     assert declined(sim, held) == deadline - sim.now
     (line,) = notes(sim, "released its offer")
-    assert "etcd-proxy (TASK_STAGING)" in line and "other frameworks" in line
+    assert "still waits for etcd-proxy (TASK_STAGING);" in line and "other frameworks" in line
     for role in ("*", "slave_public"):  # each role's offer, declined as long: not held
         sim.tick(1)
         assert declined(sim, offer_role(sim, "S0", role)) == deadline - sim.now
@@ -100,12 +100,15 @@ def test_slot_waiters_are_not_held_while_every_slot_holder_is_stalled():
     sim = docker_launched_on_s0(agents=3, **ONLY_PROXY_AND_DOCKER)
     sim.offer("S1")  # next in line: held for the slot
     assert sim.core.held_offers == 1
+    sim.offer("S0")  # held while its docker runs
     config = sim.core.config
     launched = sim.now
 
     sim.tick(config.offer_hold_seconds)  # released: waits as long as it may take
     assert notes(sim, "agent-S1: released its offer")
     assert "a restart slot" in notes(sim, "agent-S1: released")[0]
+    (own,) = notes(sim, "agent-S0: released its offer")  # its etcd-proxy runs: done
+    assert "still waits for docker (TASK_STAGING);" in own
     sim.tick(config.stalled_seconds - config.offer_hold_seconds)  # S0's docker stalled
     sim.decisions.clear()
 
