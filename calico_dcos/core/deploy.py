@@ -665,22 +665,34 @@ class Deploy(Engine):
         return out
 
     def force_complete(self, agent_id: str, step: str, now: float) -> list[Decision]:
-        """Count a step as done with the current options, whatever its task did; a task of
-        the step still live is killed (it could still restart Docker or the agent, outside
-        the budget and after the operator said the step is done), and its restart slot, if
-        it holds one, is kept until Mesos confirms its end. dcos-commons' `forceComplete`
-        only sets the step COMPLETE (AbstractStep.java), leaving its task to run."""
+        """Count a step as done with the current options, whatever its task did. A task of
+        the step that has not reached TASK_RUNNING is killed (it could still start, and
+        restart Docker or the agent outside the budget, after the operator said the step is
+        done); a RUNNING one is left alone: a daemon is what the step is for, and stopping a
+        one-shot half-way through a Docker or agent restart could leave the host broken. A
+        restart slot the task holds is kept until Mesos confirms its end. dcos-commons'
+        `forceComplete` only sets the step COMPLETE (AbstractStep.java), leaving its task to
+        run."""
         out: list[Decision] = []
         agent, spec = self._known(agent_id), self._spec(step)
         st = agent.step(spec.name)
         st.forced, st.failures, st.retry_at, st.replacing = spec.fingerprint, 0, 0.0, False
         st.host_failures, st.gave_up, st.last_failure, st.warning = 0, "", "", ""
         words = "done"
-        if st.live and not st.killing:
-            words = f"done; its task {st.task_id} ({st.state}) killed"
+        task = f"its task {st.task_id} ({st.state})"
+        if st.live and st.killing:
+            words = f"done; {task} is being killed already"
+        elif st.live and st.state in LAUNCHING:
+            words = f"done; {task} had not started: killed"
             self._kill(agent_id, spec.name, st, now, out)
+        elif st.live and spec.kind == StepKind.ONESHOT:
+            slot = "; its restart slot is kept until it ends" if spec.restarts else ""
+            words = (
+                f"done; {task} is left to finish (not killed: stopping it half-way could "
+                f"leave the host broken){slot}"
+            )
         elif st.live:
-            words = f"done; its task {st.task_id} is being killed already"
+            words = f"done; {task} is left running"
         self._touch(agent, now, out)
         out.append(SaveAgent(agent_id, agent_record(agent)))
         words = f"{agent.name}: {spec.name} force-completed by an operator: {words}"

@@ -207,13 +207,47 @@ def test_force_complete_kills_the_live_task_and_keeps_its_slot_until_it_ends():
 
     assert [k.task_id for k in sim.of(ev.Kill)] == [stuck]
     (line,) = notes(sim, "force-completed by an operator")
-    assert f"its task {stuck} (TASK_STAGING) killed" in line
+    assert f"its task {stuck} (TASK_STAGING) had not started: killed" in line
     sim.offer("S1")
     assert sim.steps_launched("S1") == ["etcd-proxy"]  # S0 may still restart Docker
     sim.update(stuck, "TASK_KILLED")
     sim.offer("S1")
     assert sim.steps_launched("S1") == ["etcd-proxy", "docker"]
     assert sim.max_restarting == 1
+
+
+def test_force_complete_leaves_a_running_one_shot_to_finish_and_keeps_its_slot():
+    sim = docker_launched_on_s0(agents=2, **ONLY_PROXY_AND_DOCKER)
+    running = sim.live_task("S0", "docker")
+    sim.update(running, "TASK_RUNNING")
+    sim.decisions.clear()
+
+    sim.apply(sim.core.force_complete("S0", "docker", sim.now))
+
+    assert sim.of(ev.Kill) == []  # a Docker restart stopped half-way could break the host
+    (line,) = notes(sim, "force-completed by an operator")
+    assert "is left to finish" in line and "restart slot is kept until it ends" in line
+    sim.offer("S1")
+    assert sim.steps_launched("S1") == ["etcd-proxy"]
+    sim.update(running, "TASK_FINISHED")
+    sim.offer("S1")
+    assert sim.steps_launched("S1") == ["etcd-proxy", "docker"]
+    assert sim.max_restarting == 1
+
+
+def test_force_complete_of_a_running_daemon_leaves_it_running():
+    sim = subscribed(1, **ONLY_PROXY_AND_DOCKER)
+    sim.offer()
+    sim.tick(2)
+    proxy = sim.live_task("S0", "etcd-proxy")
+    sim.update(proxy, "TASK_RUNNING")
+    sim.decisions.clear()
+
+    sim.apply(sim.core.force_complete("S0", "etcd-proxy", sim.now))
+
+    assert sim.of(ev.Kill) == []
+    (line,) = notes(sim, "force-completed by an operator")
+    assert f"its task {proxy} (TASK_RUNNING) is left running" in line
 
 
 def test_a_waiter_declined_for_want_of_a_slot_says_so_while_a_slot_is_free():
