@@ -62,6 +62,9 @@ if TYPE_CHECKING:  # strict mode's modules load cryptography: only when strict m
     from calico_dcos.strict import StrictSchedulerDriver
 
 LOG = logging.getLogger("calico_dcos.scheduler")
+# Seconds after a subscription to ask the master for its agents if no OFFERS event came first
+# (`Scheduler._ask_for_agents`).
+AGENTS_ASK_FALLBACK_SECONDS = 2.0
 FRAMEWORK_REMOVED = "Framework has been removed"
 HEALTHY, WAITING, BROKEN = "healthy", "waiting", "broken"  # what /v1/health answers
 REFUSAL_MAX_BACKOFF_SECONDS = 30.0
@@ -208,6 +211,8 @@ class CalicoScheduler(Scheduler):
         self._refused_since: float | None = None  # monotonic, first refusal of the row
         self.refusal: str | None = None  # the master's last reason
         self._fresh = False  # the driver registers without a framework ID
+        self._agents_asked = threading.Lock()
+        self._agents_due = False  # subscribed: ask `/master/slaves` (`_ask_for_agents`)
         # The core's time: the wall clock read once, then moved on by the monotonic clock,
         # so that every timer, backoff and deadline is immune to steps of the wall clock
         # (NTP, a VM resumed) while stored times still read as wall time for people.
@@ -573,6 +578,23 @@ class CalicoScheduler(Scheduler):
         if self._subscribed_at is None:
             self._subscribed_at = self._last_heartbeat
         self._event("subscribed", lambda now: self.plan.on_subscribed(framework_id, now))
+        self._agents_due = True
+        later = threading.Timer(AGENTS_ASK_FALLBACK_SECONDS, self._ask_for_agents)
+        later.daemon = True
+        later.start()
+
+    def _ask_for_agents(self) -> None:
+        """Start `_agents_known` once per subscription: after the first OFFERS event that
+        follows it has been handled, or `AGENTS_ASK_FALLBACK_SECONDS` after it if none
+        comes. Not at SUBSCRIBED itself: the master allocates at once then, so the first
+        OFFERS event, one offer per agent, arrives at the same moment, and decoding
+        `/master/slaves` (~7 KiB of objects per agent) beside it made the scheduler's peak
+        memory (issue 17). Nothing waits for the answer: it only removes agents the master
+        no longer knows."""
+        with self._agents_asked:
+            if not self._agents_due:
+                return
+            self._agents_due = False
         threading.Thread(target=self._agents_known, name="master-agents", daemon=True).start()
 
     def _another_framework(self, framework_id: str) -> bool:
@@ -727,6 +749,8 @@ class CalicoScheduler(Scheduler):
         self.counters["offers"] += len(offers)
         self.agent_files.remember(offers)
         self._safely("offers", self._event, "offers", lambda now: self.plan.on_offers(offers, now))
+        if self._agents_due:
+            self._ask_for_agents()
 
     def offerRescinded(self, driver, offer_id) -> None:  # noqa: N802
         """RESCIND: pymesos hands the event's `offer_id` as the v1 OfferID message, a dict
