@@ -326,6 +326,7 @@ def serve_devcluster(agents: int, interval: float, step: float, durations: dict)
     cluster = DevCluster(
         agents=agents, public_agents=0, port=0, executor="synthetic",
         allocation_interval=interval, synthetic_durations=durations,
+        synthetic_step=step / 2,  # launch to STARTING, and again to RUNNING
     )  # fmt: skip
     observe(cluster.master, watch)
     updates = Updates()
@@ -338,8 +339,6 @@ def serve_devcluster(agents: int, interval: float, step: float, durations: dict)
     # Fewer, larger young collections and rarer full ones (a full one scans every status
     # and timeline entry kept so far): the real master has no collector to pay for.
     gc.set_threshold(50_000, 20, 20)
-    # The synthetic executor takes `step` from launch to STARTING and again to RUNNING.
-    cluster.call(setattr, cluster.master.executor, "step", step / 2)
     lines.emit(event="ready", master=cluster.master_url, seconds=time.monotonic() - started)
     stop = threading.Event()
     reporter = threading.Thread(

@@ -216,14 +216,24 @@ class Engine:
         """Mesos took a held offer back (`--offer_timeout`, its agent removed or gone): it
         is forgotten, and any DECLINE of it not sent yet is dropped. Its resources come back
         unfiltered at a later allocation round (`Master::rescindOffer` recovers them with no
-        filter), where the agent's next offer is answered afresh."""
+        filter), where the agent's next offer is answered afresh. A held one is said in a
+        `Note` (the log at INFO): the timeline is not the only place an operator sees it."""
+        out: list[Decision] = []
         agent_id = self._held_ids.get(offer_id)
         if agent_id is not None:
             self._unhold(agent_id)
+            out.append(
+                Note(
+                    f"{self._agent_name(agent_id)}: the master rescinded its held offer "
+                    f"{offer_id} (--offer_timeout, or the agent left); its next offer is "
+                    "answered afresh",
+                    "info",
+                )
+            )
         for ids in self._declining.values():
             if offer_id in ids:
                 ids.remove(offer_id)
-        return []
+        return out
 
     def on_offers(self, offers: Iterable[Mapping], now: float) -> list[Decision]:
         """At most one launch per agent per batch; the offers of agents whose next step will

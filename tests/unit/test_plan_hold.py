@@ -128,9 +128,15 @@ def test_a_rescinded_held_offer_is_never_used_and_the_next_one_is():
     sim = subscribed(1)
     held = held_while_proxy_runs(sim)
 
-    sim.apply(sim.core.on_rescind(held))
+    said = sim.core.on_rescind(held)
+    sim.apply(said)
     sim.update(sim.live_task("S0", "etcd-proxy"), "TASK_RUNNING", healthy=True)
 
+    assert [n.message for n in said if isinstance(n, ev.Note)] == [
+        f"{sim.hostnames['S0']}: the master rescinded its held offer {held} (--offer_timeout, "
+        "or the agent left); its next offer is answered afresh"
+    ]
+    assert sim.core.on_rescind("never-held") == []
     assert held not in answered(sim)
     assert sim.of(ev.Launch) == []
     fresh = offer(sim, "S0")
