@@ -34,6 +34,7 @@ from calico_dcos.core.events import (
     ENDED,
     Decision,
     Kill,
+    Note,
     Reconcile,
     SaveAgent,
     SaveFrameworkId,
@@ -321,12 +322,20 @@ class Uninstall(Engine):
         forgotten, so that the step is neither live nor done; a live one is left to end."""
         st = self._revert(agent_id, step)
         self._dirty(agent_id)
-        if not st.live:
+        if st.live:
+            words = (
+                f"its task {st.task_id} ({st.state}) is still live and is left to end "
+                "(stopping a revert half-way could leave the host broken); restart it again "
+                "then if it failed"
+            )
+        else:
             st.task_id, st.state, st.forced, st.failures, st.retry_at = None, None, None, 0, 0.0
+            words = "reverted again, within the restart budget"
         agent = self.agents[agent_id]
         self._revive.want(agent.filtered_until, agent.filtered_after)
         out: list[Decision] = []
         self._save(out, agent_id)
+        out.append(Note(f"{self._hostname(agent_id)}: {REVERT} restarted by an operator: {words}"))
         self._revive_if_due(now, out)
         return out
 
@@ -337,6 +346,9 @@ class Uninstall(Engine):
         st.forced, st.message = "operator", "force-completed by an operator"
         out: list[Decision] = []
         self._save(out, agent_id)
+        live = f"; its task {st.task_id} ({st.state}) is left to end" if st.live else ""
+        words = f"{self._hostname(agent_id)}: {REVERT} force-completed by an operator: counted "
+        out.append(Note(f"{words}as reverted{live}"))
         self._advance(now, out)
         return out
 

@@ -139,8 +139,13 @@ def test_restart_of_a_failed_revert_relaunches_it_at_once():
     first = sim.of(ev.Launch)[0].task_info["task_id"]["value"]
     sim.update(first, "TASK_FAILED", "S0", message="docker would not start")
 
-    sim.apply(sim.core.restart("S0", un.REVERT, sim.now))
+    said = sim.apply(sim.core.restart("S0", un.REVERT, sim.now))
     sim.offer("S0")
+
+    assert [d.message for d in said if isinstance(d, ev.Note)] == [
+        f"{sim.hostnames['S0']}: {un.REVERT} restarted by an operator: reverted again, within "
+        "the restart budget"
+    ]
 
     assert [launch.task_info["task_id"]["value"][-3:] for launch in sim.of(ev.Launch)] == [
         "__1",
@@ -154,6 +159,12 @@ def test_force_complete_counts_a_host_as_reverted_and_the_uninstall_ends():
     sim.kill_everything()
 
     decisions = sim.apply(sim.core.force_complete("S0", un.REVERT, sim.now))
+
+    (note,) = [d.message for d in decisions if isinstance(d, ev.Note)]
+    assert (
+        note
+        == f"{sim.hostnames['S0']}: {un.REVERT} force-completed by an operator: counted as reverted"
+    )
 
     assert [d for d in decisions if isinstance(d, ev.Teardown | ev.WipeState)] == [
         ev.Teardown(),
