@@ -622,6 +622,15 @@ class CalicoScheduler(Scheduler):
             return False
         service = self.options["service"]
         principal = self.tokens.account.uid if self.tokens else (service["principal"] or None)
+        if not _lists_framework(answer, framework_id):
+            LOG.warning(
+                "the master's GET_FRAMEWORKS does not list this framework itself (%s): the "
+                "principal %s may not view frameworks (Mesos' VIEW_FRAMEWORK; on DC/OS, "
+                "dcos:mesos:master:framework:role:<role> read), so a framework of ours that "
+                "the state lost cannot be found; grant it (README, strict mode)",
+                framework_id,
+                principal or "(none)",
+            )
         others = []
         for f in (answer.get("get_frameworks") or {}).get("frameworks") or ():
             info = f.get("framework_info") if isinstance(f, Mapping) else None
@@ -982,3 +991,20 @@ def _until_wiped(view: dict) -> dict:
     ]
     last["status"] = combine([s["status"] for s in last["steps"]], False)
     return {**view, "phases": phases, "status": combine([ph["status"] for ph in phases], False)}
+
+
+def _lists_framework(answer: Mapping, framework_id: str) -> bool:
+    """Does a `GET_FRAMEWORKS` answer list the framework `framework_id` (registered or
+    completed)? Mesos leaves out the frameworks the principal may not view (VIEW_FRAMEWORK),
+    so an answer without the asker's own framework means the principal may view none of its
+    role's."""
+    found = answer.get("get_frameworks") if isinstance(answer, Mapping) else None
+    if not isinstance(found, Mapping):
+        return False
+    for key in ("frameworks", "completed_frameworks"):
+        for f in found.get(key) or ():
+            info = f.get("framework_info") if isinstance(f, Mapping) else None
+            fid = info.get("id") if isinstance(info, Mapping) else None
+            if isinstance(fid, Mapping) and fid.get("value") == framework_id:
+                return True
+    return False

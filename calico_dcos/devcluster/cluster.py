@@ -282,6 +282,11 @@ class DevCluster:
     def fail_next_task(self, name_regex: str, message: str = "") -> None:
         self.call(self.master.fail_next_task, name_regex, message)
 
+    def deny_view_framework(self) -> None:
+        """Fault: `GET_FRAMEWORKS` lists no framework, as for a principal without
+        VIEW_FRAMEWORK (`Master.deny_view_framework`)."""
+        self.call(self.master.deny_view_framework)
+
     def refuse_next_call(self, call_type: str, status: int = 400, message: str = "") -> None:
         """The next call of `call_type` is answered `status` and `message`, with no effect."""
         self.call(self.master.refuse_next_call, call_type, status, message)

@@ -104,6 +104,7 @@ class Master:
         self.faults: list[tuple[re.Pattern, str]] = []
         self.task_faults = TaskFaults()  # lost KILLs, tasks held in STAGING
         self.call_faults: list[tuple[str, int, str]] = []
+        self.view_framework_denied = False  # `deny_view_framework`
         self.start_time = time.time()
         self.elected_time = time.time()
         self._counters = {"offer": 0, "framework": 0, "agent": 0, "private": 0, "public": 0}
@@ -592,6 +593,15 @@ class Master:
         """Fault: the next launched task whose name matches goes STARTING → FAILED instead of
         reaching the executor; the one mechanism for every executor."""
         self.faults.append((re.compile(name_regex), message or "Injected failure (devcluster)"))
+
+    def deny_view_framework(self) -> None:
+        """Fault: no principal may view any framework, as an authorizer that grants no
+        VIEW_FRAMEWORK does (on DC/OS, no `dcos:mesos:master:framework:role:<role>` read):
+        the operator API's `GET_FRAMEWORKS` then leaves every framework out of its answer
+        rather than refusing the call (apache/mesos src/master/http.cpp `getFrameworks`,
+        `ObjectApprovers` for {VIEW_FRAMEWORK}; `_getFrameworks` skips what the approver
+        denies)."""
+        self.view_framework_denied = True
 
     def refuse_next_call(self, call_type: str, status: int = 400, message: str = "") -> None:
         """Fault: answer the next scheduler call of `call_type` (ACCEPT, DECLINE, ...) with

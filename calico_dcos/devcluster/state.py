@@ -199,6 +199,8 @@ def get_frameworks(master: Master) -> dict:
             out["unregistered_time"] = {"nanoseconds": int(framework.unregistered_time * 1e9)}
         return out
 
+    if master.view_framework_denied:  # the authorizer lets the principal view none
+        return {"type": "GET_FRAMEWORKS", "get_frameworks": {}}
     return {
         "type": "GET_FRAMEWORKS",
         "get_frameworks": {

@@ -253,3 +253,32 @@ def test_an_offer_rescinded_while_the_plan_holds_it_is_never_accepted(tmp_path):
 
     assert rescinded, "the scenario needs an offer rescinded while held"
     assert accepted_after == []
+
+
+def test_a_principal_that_may_not_view_frameworks_is_told_the_lost_framework_check_is_blind(
+    tmp_path, caplog
+):
+    """Mesos answers GET_FRAMEWORKS without the frameworks the principal may not view
+    (VIEW_FRAMEWORK), so the check for a framework of ours the state lost would find none:
+    the scheduler says so, naming the grant, and carries on."""
+    caplog.set_level(logging.WARNING, logger="calico_dcos.scheduler")
+    with running_cluster(agents=1, public_agents=0) as cluster:
+        cluster.deny_view_framework()
+        with scheduler_on(cluster, tmp_path) as service:
+            wait_until(converged(service), 30, "convergence")
+            framework_id = service.scheduler.framework_id()
+
+    (line,) = [r.getMessage() for r in caplog.records if "GET_FRAMEWORKS" in r.getMessage()]
+    assert f"does not list this framework itself ({framework_id})" in line
+    assert "dcos:mesos:master:framework:role:<role> read" in line
+
+
+def test_a_principal_that_may_view_frameworks_hears_no_such_warning(tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="calico_dcos.scheduler")
+    with (
+        running_cluster(agents=1, public_agents=0) as cluster,
+        scheduler_on(cluster, tmp_path) as service,
+    ):
+        wait_until(converged(service), 30, "convergence")
+
+    assert not [r for r in caplog.records if "GET_FRAMEWORKS" in r.getMessage()]
