@@ -216,17 +216,24 @@ class Engine:
         """Mesos took a held offer back (`--offer_timeout`, its agent removed or gone): it
         is forgotten, and any DECLINE of it not sent yet is dropped. Its resources come back
         unfiltered at a later allocation round (`Master::rescindOffer` recovers them with no
-        filter), where the agent's next offer is answered afresh. A held one is said in a
-        `Note` (the log at INFO): the timeline is not the only place an operator sees it."""
+        filter). A held one ends the hold as `_release_stale` does: the agent is not held
+        again until something about it changes (`_unheld`), since a master whose
+        `--offer_timeout` is shorter than `offer_hold_seconds` would otherwise take back
+        every hold before its release and the stalled agent would never reach other
+        frameworks. Said in a `Note` (the log at INFO): the timeline is not the only place
+        an operator sees it."""
         out: list[Decision] = []
         agent_id = self._held_ids.get(offer_id)
         if agent_id is not None:
+            for_slot = agent_id in self._slot_held
             self._unhold(agent_id)
+            if agent_id in self.agents:  # taken back: holding again would be taken back too
+                self._unheld[agent_id] = for_slot
             out.append(
                 Note(
                     f"{self._agent_name(agent_id)}: the master rescinded its held offer "
-                    f"{offer_id} (--offer_timeout, or the agent left); its next offer is "
-                    "answered afresh",
+                    f"{offer_id} (--offer_timeout, or the agent left); not held again until "
+                    "it changes",
                     "info",
                 )
             )
@@ -418,25 +425,37 @@ class Engine:
         the role of the offer it answers: src/master/allocator/mesos/hierarchical.cpp,
         `HierarchicalAllocatorProcess::recoverResources` keys filters by role), are declined
         for `_stalled_refuse` too, so the agent goes to other frameworks until then. One
-        log line per release. O(offers released): the oldest first."""
+        log line per release. O(offers released): the oldest first. Offers held for a
+        restart slot are released at once when every slot holder is stalled
+        (`_slots_stalled`): no slot can free within a hold."""
+        if self._slot_held and self._slots_stalled():
+            for agent_id in list(self._slot_held):
+                offer_id, _, since = self._held[agent_id]
+                self._release(agent_id, offer_id, since, now, out)
         expired = now - self.config.offer_hold_seconds
         while self._held:
             agent_id, (offer_id, _, since) = next(iter(self._held.items()))
             if since > expired:
                 return
-            for_slot = agent_id in self._slot_held
-            self._unhold(agent_id)
-            agent = self.agents.get(agent_id)
-            refuse = self.config.wait_refuse_seconds
-            if agent is not None:
-                self._unheld[agent_id] = for_slot
-                refuse = self._stalled_refuse(agent_id, now, for_slot)
-                if for_slot:
-                    refuse = self._refuse_for_slot(agent, now, refuse)
-                else:
-                    refuse = self._refuse(agent, refuse, now)
-                out.append(Note(self._release_words(agent, now - since, refuse, for_slot), "info"))
-            self._declining.setdefault(refuse, []).append(offer_id)
+            self._release(agent_id, offer_id, since, now, out)
+
+    def _release(
+        self, agent_id: str, offer_id: str, since: float, now: float, out: list[Decision]
+    ) -> None:
+        """Decline a held offer, and hold the agent's offers no more until it changes."""
+        for_slot = agent_id in self._slot_held
+        self._unhold(agent_id)
+        agent = self.agents.get(agent_id)
+        refuse = self.config.wait_refuse_seconds
+        if agent is not None:
+            self._unheld[agent_id] = for_slot
+            refuse = self._stalled_refuse(agent_id, now, for_slot)
+            if for_slot:
+                refuse = self._refuse_for_slot(agent, now, refuse)
+            else:
+                refuse = self._refuse(agent, refuse, now)
+            out.append(Note(self._release_words(agent, now - since, refuse, for_slot), "info"))
+        self._declining.setdefault(refuse, []).append(offer_id)
 
     def _unfinished(self, step: str, st: StepState) -> bool:
         """A step whose live task the agent's next step may wait for (the deploy plan

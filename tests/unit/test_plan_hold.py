@@ -134,7 +134,7 @@ def test_a_rescinded_held_offer_is_never_used_and_the_next_one_is():
 
     assert [n.message for n in said if isinstance(n, ev.Note)] == [
         f"{sim.hostnames['S0']}: the master rescinded its held offer {held} (--offer_timeout, "
-        "or the agent left); its next offer is answered afresh"
+        "or the agent left); not held again until it changes"
     ]
     assert sim.core.on_rescind("never-held") == []
     assert held not in answered(sim)

@@ -283,3 +283,35 @@ def test_new_options_let_a_released_agent_be_held_again():
     offer_role(sim, "S0", "*")
 
     assert sim.core.held_offers == 1
+
+
+def test_a_hold_the_master_rescinds_is_not_renewed_so_the_agent_reaches_others():
+    """A master whose --offer_timeout (20 s here) is shorter than offer_hold_seconds takes
+    every hold back before its release: the rescind ends the hold as a release does."""
+    sim = docker_launched_on_s0(**ONLY_PROXY_AND_DOCKER)
+    held = offer_role(sim, "S0", "*")
+    assert sim.core.held_offers == 1
+
+    sim.tick(20)
+    sim.apply(sim.core.on_rescind(held))
+    again = offer_role(sim, "S0", "*")
+
+    assert sim.core.held_offers == 0
+    assert declined(sim, again) is not None and declined(sim, again) > 30
+    assert notes(sim, "the master rescinded its held offer")
+
+
+def test_held_slot_waiters_are_released_once_every_slot_holder_stalls():
+    sim = docker_launched_on_s0(agents=2, **ONLY_PROXY_AND_DOCKER)
+    config = sim.core.config
+    sim.tick(config.stalled_seconds - 5)  # S0's docker not stalled yet
+    held = offer_role(sim, "S1", "*")  # next in line: held for the slot
+    assert sim.core.held_offers == 1
+    sim.decisions.clear()
+
+    sim.tick(6)  # S0's docker stalled: S1 held 6 s, far less than a hold
+
+    assert config.offer_hold_seconds > 6
+    assert sim.core.held_offers == 0
+    assert declined(sim, held) is not None
+    assert notes(sim, "agent-S1: released its offer")
