@@ -45,6 +45,7 @@ from calico_dcos.display import REFRESH_SECONDS, PlanDisplay, duration
 from calico_dcos.options import Options, OptionsError, load_options, option_spec
 from calico_dcos.service import start_service
 from calico_dcos.signals import StopSignals
+from calico_dcos.store import StoreError
 
 LOG = logging.getLogger("calico_dcos.local")
 ETCD_BINARY = Path("/usr/bin/etcd")
@@ -452,11 +453,17 @@ def run_local(
                         f"logging in as service account {STRICT_UID!r} at "
                         f"{cluster.login_endpoint}"
                     )
-                service = start_service(
-                    options, host="127.0.0.1", port=options["service"]["api_port"],
-                    artifacts_dir=root / "artifacts", timings=TIMINGS,
-                )  # fmt: skip
+                try:
+                    service = start_service(
+                        options, host="127.0.0.1", port=options["service"]["api_port"],
+                        artifacts_dir=root / "artifacts", timings=TIMINGS,
+                    )  # fmt: skip
+                except StoreError as exc:  # it says what to do; everything started stops
+                    click.echo(f"calico-dcos local: {exc}", err=True)
+                    return 1
                 stack.callback(service.stop)
+                if getattr(service.store, "migrated", ""):
+                    click.echo(f"  state: {service.store.migrated}")
                 url = f"http://127.0.0.1:{service.api.port}/"
                 click.echo(f"  status page: {url}   work dir: {root}")
                 click.echo(f"  scheduler log: {root / 'scheduler.log'}")

@@ -701,7 +701,7 @@ class Deploy(Engine):
 
     def _spec(self, step: str) -> StepSpec:
         if step not in self._steps:
-            raise KeyError(f"unknown step {step}")
+            raise KeyError(f"unknown step {step} (the steps are {', '.join(self._steps)})")
         return self._steps[step]
 
     # -- views for people ------------------------------------------------------------

@@ -129,6 +129,7 @@ class FileStore:
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
+        self.migrated = ""  # what the open imported of the old layout, said once
         self.root = Path(path)
         self.database = self.root / DATABASE_NAME
         self.writes = 0
@@ -415,17 +416,14 @@ class FileStore:
         _fsync_directory(aside)
         _fsync_directory(self.root)
         if done is None:
-            LOG.warning(
-                "imported the state of an earlier calico-dcos's file layout in %s into %s: "
-                "%d agent records, %d meta documents, %s; its files are kept as they were in "
-                '%s (README: "A state directory of an earlier version" says how to roll back)',
-                self.root,
-                self.database,
-                len(agents),
-                len(meta),
-                "the framework ID" if framework is not None else "no framework ID",
-                aside,
+            self.migrated = (
+                f"imported the state of an earlier calico-dcos's file layout in {self.root} "
+                f"into {self.database}: {len(agents)} agent records, {len(meta)} meta "
+                f"documents, {'the framework ID' if framework is not None else 'no framework ID'}"
+                f'; its files are kept as they were in {aside} (README: "A state directory '
+                'of an earlier version" says how to roll back)'
             )
+            LOG.warning("%s", self.migrated)
 
     def _query_one(self, sql: str, parameters: tuple) -> tuple | None:
         with self._using():

@@ -110,7 +110,12 @@ def test_interrupt_and_continue_one_phase_by_hostname(rollout):
         ("restart", {"phase": "agent-1"}, 400, "needs ?phase"),
         ("force-complete", {"step": "docker"}, 400, "needs ?phase"),
         ("restart", {"phase": "no-such-agent", "step": "docker"}, 404, "no agent"),
-        ("force-complete", {"phase": "PHASE", "step": "no-such-step"}, 404, "unknown step"),
+        (
+            "force-complete",
+            {"phase": "PHASE", "step": "no-such-step"},
+            404,
+            "unknown step no-such-step (the steps are etcd-proxy, docker, cni, libnetwork, node)",
+        ),
     ],
 )
 def test_bad_commands_say_what_is_wrong(rollout, command, params, status, words):

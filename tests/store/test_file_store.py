@@ -196,10 +196,13 @@ def test_the_migration_says_in_the_log_what_it_imported_and_where_the_files_went
     shutil.copytree(OLD_LAYOUT, tmp_path / "state")
 
     with caplog.at_level(logging.INFO, logger="calico_dcos.store"):
-        open_store(str(tmp_path / "state")).close()
-        open_store(str(tmp_path / "state")).close()  # once only
+        first = open_store(str(tmp_path / "state"))
+        first.close()
+        second = open_store(str(tmp_path / "state"))  # once only
+        second.close()
 
     [line] = [r for r in caplog.records if r.name == "calico_dcos.store"]
+    assert first.migrated == line.getMessage() and second.migrated == ""  # local prints it
     assert line.levelno == logging.WARNING
     message = line.getMessage()
     assert "3 agent records, 1 meta documents, the framework ID" in message
