@@ -108,8 +108,11 @@ def parse_restart_seconds(text: str) -> dict[str, float]:
             if not (step and equals):
                 raise ValueError(f"expected seconds or STEP=SECONDS,… ({steps}), not {text!r}")
             if f"calico-{step}" not in RESTARTING:
-                raise ValueError(f"restarting steps are {steps}, not {step!r}")
-            given[f"calico-{step}"] = finite_seconds(value)
+                raise ValueError(f"the one-shot steps are {steps}, not {step!r}")
+            try:
+                given[f"calico-{step}"] = finite_seconds(value)
+            except ValueError as exc:
+                raise ValueError(f"{step}={value}: {exc}") from None
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint=hint) from None
     return {name: given.get(name, 0.2) for name in RESTARTING}
@@ -231,8 +234,9 @@ def run_with_bar(settings: Settings, agents: int) -> dict:
 @click.option("--step-seconds", default=0.1, show_default=True, type=Seconds(),
               help="Synthetic tasks: launch to RUNNING (at least 0).")  # fmt: skip
 @click.option("--restart-seconds", default="0.2", show_default=True,
-              help="Restarting steps RUNNING to FINISHED: seconds, or docker=S,cni=S "
-              "(at least 0).")  # fmt: skip
+              help="One-shot steps RUNNING to FINISHED: seconds, or docker=S,cni=S "
+              "(at least 0; only docker takes a restart slot, as cni.restart_agent is "
+              "off).")  # fmt: skip
 @click.option("--allocation-interval", default=1.0, show_default=True,
               type=Seconds(open_minimum=True),
               help="Seconds between the embedded master's offer rounds (Mesos' "

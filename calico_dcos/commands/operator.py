@@ -201,7 +201,20 @@ def mutating(name: str, help_text: str, needs_step: bool) -> click.Command:
 
 plan.add_command(mutating("interrupt", "Stop new launches (everywhere, or on --phase).", False))
 plan.add_command(mutating("continue", "Resume after interrupt (everywhere, or --phase).", False))
-plan.add_command(mutating("restart", "Run --step again on the agent --phase.", True))
 plan.add_command(
-    mutating("force-complete", "Count --step on --phase as done with the current options.", True)
+    mutating(
+        "restart",
+        "Run --step again on the agent --phase: a task of it not yet RUNNING is killed and "
+        "launched again, a running daemon is replaced, a running one-shot runs again once it "
+        "ends.",
+        True,
+    )
+)
+plan.add_command(
+    mutating(
+        "force-complete",
+        "Count --step on --phase as done with the current options: a task of it not yet "
+        "RUNNING is killed; a running one is left alone.",
+        True,
+    )
 )

@@ -99,9 +99,15 @@ async def task_fault(request: web.Request) -> web.Response:
     if not isinstance(body.get("name_regex"), str):
         raise web.HTTPBadRequest(text="Expecting 'name_regex'")
     faults = request.app[MASTER].task_faults
-    arm = faults.lose_next_kill if request.match_info["fault"] == "lose-next-kill" else None
-    (arm or faults.hold_next_task)(body["name_regex"])
-    return web.Response(status=202)
+    if request.match_info["fault"] == "lose-next-kill":
+        faults.lose_next_kill(body["name_regex"])
+        armed, what = faults.lost_kills, "KILL of a task whose name matches {!r} is lost"
+    else:
+        faults.hold_next_task(body["name_regex"])
+        armed, what = faults.held_launches, "task launched whose name matches {!r} stays STAGING"
+    # say what was armed, and how many wait: a second POST arms a second one
+    text = f"armed: the next {what.format(body['name_regex'])} ({len(armed)} armed)\n"
+    return web.Response(status=202, text=text)
 
 
 @routes.post("/devcluster/faults/refuse-next-call")

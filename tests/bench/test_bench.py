@@ -59,7 +59,7 @@ def test_bench_of_five_agents_converges_and_writes_every_figure(tmp_path):
     [
         (["--restart-seconds", "node=1"], "--restart-seconds", "not 'node'"),
         (["--restart-seconds", "-1"], "--restart-seconds", "'-1': seconds must be at least 0"),
-        (["--restart-seconds", "docker=-1"], "--restart-seconds", "'-1'"),
+        (["--restart-seconds", "docker=-1"], "--restart-seconds", "docker=-1: '-1'"),
         (["--restart-seconds", "docker=x"], "--restart-seconds", "not 'x'"),
         (["--restart-seconds", "docker=1,"], "--restart-seconds", "STEP=SECONDS"),
         (["--step-seconds", "-1", "--simulate", "10"], "--step-seconds", "at least 0"),

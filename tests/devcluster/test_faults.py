@@ -132,3 +132,18 @@ def test_offer_timeout_rescinds_unanswered_offers():
         first = fw.offer_from(cluster.agents[0].agent_id)
         wait_until(lambda: first["id"]["value"] in fw.rescinded, what="RESCIND")
         wait_until(lambda: fw.offer_from(cluster.agents[0].agent_id)["id"] != first["id"])
+
+
+def test_hold_next_task_over_http_says_what_it_armed_and_how_many_wait(cluster, framework):
+    url = f"{cluster.base_url}/devcluster/faults/hold-next-task"
+    first = requests.post(url, json={"name_regex": "daemon"})
+    second = requests.post(url, json={"name_regex": "daemon"})
+
+    assert first.status_code == second.status_code == 202
+    assert first.text == (
+        "armed: the next task launched whose name matches 'daemon' stays STAGING (1 armed)\n"
+    )
+    assert "(2 armed)" in second.text  # a second POST arms a second hold
+    offer = framework.offer_from(cluster.agents[0].agent_id)
+    framework.driver.launchTasks([offer["id"]], [command_task(offer, "h-1", name="daemon")])
+    wait_until(lambda: len(cluster.master.task_faults.held_launches) == 1, what="one used")

@@ -78,9 +78,9 @@ def test_offers_that_end_with_their_agent_or_framework_are_in_the_timeline(clust
         (["--synthetic-restart-seconds", "1"], "add --executor synthetic"),
         (["--executor", "synthetic", "--synthetic-step-seconds", "0"], "greater than zero"),
         (["--executor", "synthetic", "--synthetic-restart-seconds", "dns=1"],
-         "'--synthetic-restart-seconds': restarting steps are docker, cni"),
+         "'--synthetic-restart-seconds': the one-shot steps are docker, cni"),
         (["--executor", "synthetic", "--synthetic-restart-seconds", "docker=-1"],
-         "'--synthetic-restart-seconds': '-1': seconds must be at least 0"),
+         "'--synthetic-restart-seconds': docker=-1: '-1': seconds must be at least 0"),
     ],
 )  # fmt: skip
 def test_devcluster_options_are_checked_before_anything_starts(argv, message):
