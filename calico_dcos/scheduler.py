@@ -213,6 +213,7 @@ class CalicoScheduler(Scheduler):
         self._fresh = False  # the driver registers without a framework ID
         self._agents_asked = threading.Lock()
         self._agents_due = False  # subscribed: ask `/master/slaves` (`_ask_for_agents`)
+        self._agents_timer: threading.Timer | None = None  # its fallback, until OFFERS come
         # The core's time: the wall clock read once, then moved on by the monotonic clock,
         # so that every timer, backoff and deadline is immune to steps of the wall clock
         # (NTP, a VM resumed) while stored times still read as wall time for people.
@@ -393,10 +394,16 @@ class CalicoScheduler(Scheduler):
     ) -> None:
         """Store writes, then driver calls, through the group committer: a write that fails
         stops the scheduler before any later call (the store is the truth a restart resumes
-        from, and an update that is not acknowledged comes again)."""
+        from, and an update that is not acknowledged comes again).
+
+        `decisions` is consumed (emptied): each decision, and each record dict, is let go as
+        soon as its encoded form is made, so that at the first offer round (a launch and a
+        record per agent) the dicts and their JSON are not all alive together (issue 17)."""
         writes: list[Write] = []
         actions: list[Action] = []
-        for decision in decisions:
+        decisions.reverse()
+        while decisions:
+            decision = decisions.pop()
             if isinstance(decision, ev.SaveAgent):
                 writes.append(("agent", decision.agent_id, decision.record))
             elif isinstance(decision, ev.DeleteAgent):
@@ -415,10 +422,10 @@ class CalicoScheduler(Scheduler):
             actions.append(then)
         # The last write of each record only (a new agent's offer and its launch are two),
         # encoded now: thousands of records may wait for their group (`encode_document`).
-        writes = [
-            (kind, name, encode_document(doc) if kind == "agent" and doc is not None else doc)
-            for kind, name, doc in coalesce(writes)
-        ]
+        writes = coalesce(writes)
+        for i, (kind, name, doc) in enumerate(writes):
+            if kind == "agent" and doc is not None:
+                writes[i] = (kind, name, encode_document(doc))
         self.pipeline.submit(Batch(writes, actions, cause))
 
     def _encoded(self, launch: ev.Launch) -> EncodedLaunch:
@@ -581,6 +588,7 @@ class CalicoScheduler(Scheduler):
         self._agents_due = True
         later = threading.Timer(AGENTS_ASK_FALLBACK_SECONDS, self._ask_for_agents)
         later.daemon = True
+        self._agents_timer = later
         later.start()
 
     def _ask_for_agents(self) -> None:
@@ -589,8 +597,10 @@ class CalicoScheduler(Scheduler):
         comes. Not at SUBSCRIBED itself: the master allocates at once then, so the first
         OFFERS event, one offer per agent, arrives at the same moment, and decoding
         `/master/slaves` (~7 KiB of objects per agent) beside it made the scheduler's peak
-        memory (issue 17). Nothing waits for the answer: it only removes agents the master
-        no longer knows."""
+        memory (issue 17). Nor by the fallback while that event is being handled: at 1,000
+        agents its handling was still under way 2 s after SUBSCRIBED, so an OFFERS event
+        cancels the fallback (`resourceOffers`) and asks once it is handled. Nothing waits
+        for the answer: it only removes agents the master no longer knows."""
         with self._agents_asked:
             if not self._agents_due:
                 return
@@ -756,6 +766,8 @@ class CalicoScheduler(Scheduler):
 
     def resourceOffers(self, driver, offers) -> None:  # noqa: N802
         self.counters["offers"] += len(offers)
+        if self._agents_due and (timer := self._agents_timer) is not None:
+            timer.cancel()  # asked below, once this event is handled (`_ask_for_agents`)
         self.agent_files.remember(offers)
         self._safely("offers", self._event, "offers", lambda now: self.plan.on_offers(offers, now))
         if self._agents_due:
