@@ -103,8 +103,8 @@ from calico_dcos.devcluster.hostroot import has_dcos_calico
     "--synthetic-restart-seconds",
     default=None,
     callback=lambda ctx, param, value: restart_seconds(param, value),
-    help="--executor synthetic: the restarting steps' one-shot tasks, RUNNING to FINISHED: "
-    "seconds, or per step docker=S,cni=S [default: 0.2].",
+    help="--executor synthetic: the one-shot steps' tasks, RUNNING to FINISHED: seconds, or "
+    "per step docker=S,cni=S [default: 0.2].",
 )
 @click.option(
     "--strict",

@@ -239,3 +239,21 @@ class Sim:
 
     def of(self, kind: type) -> list:
         return [d for d in self.decisions if isinstance(d, kind)]
+
+
+# Only the two steps holding and restart slots are about: fewer updates per agent.
+ONLY_PROXY_AND_DOCKER = {
+    "cni_enable": "false",
+    "libnetwork_enable": "false",
+    "node_enable": "false",
+}
+
+
+def subscribed(agents: int, timings: dict | None = None, **env) -> Sim:
+    """Private agents, subscribed and reconciled, the subscription's own REVIVE long past and
+    its decisions cleared."""
+    sim = Sim(agents=agents, public=0, timings=timings, **env)
+    sim.subscribe()
+    sim.tick(3)
+    sim.decisions.clear()
+    return sim

@@ -5,22 +5,7 @@ it, the agent goes, or the subscription ends. The pure core, fed by the unit tes
 (`tests.helpers.plan_sim`)."""
 
 from calico_dcos.core import events as ev
-from tests.helpers.plan_sim import Sim
-
-ONLY_PROXY_AND_DOCKER = {
-    "cni_enable": "false",
-    "libnetwork_enable": "false",
-    "node_enable": "false",
-}
-
-
-def subscribed(agents: int, **env) -> Sim:
-    """Subscribed and reconciled, the subscription's own REVIVE long past."""
-    sim = Sim(agents=agents, public=0, **env)
-    sim.subscribe()
-    sim.tick(3)
-    sim.decisions.clear()
-    return sim
+from tests.helpers.plan_sim import ONLY_PROXY_AND_DOCKER, Sim, subscribed
 
 
 def offer(sim: Sim, agent_id: str) -> str:

@@ -4,25 +4,16 @@ back an agent that has work while our filter still hides it from the allocator."
 import dataclasses
 
 from calico_dcos.core import events as ev
-from tests.helpers.plan_sim import Sim
+from tests.helpers import plan_sim
+from tests.helpers.plan_sim import ONLY_PROXY_AND_DOCKER, Sim
 
 # Offers not held (`offer_hold_seconds` 0): the ACCEPT filters the rest for 5 s, so a
 # REVIVE is what brings an agent back (with holding, tests/unit/test_plan_hold.py).
 SLOW_FILTERS = {"wait_refuse_seconds": 5.0, "revive_interval_seconds": 2.0, "offer_hold_seconds": 0}
-ONLY_PROXY_AND_DOCKER = {
-    "cni_enable": "false",
-    "libnetwork_enable": "false",
-    "node_enable": "false",
-}
 
 
 def subscribed(agents: int, **env) -> Sim:
-    """Subscribed and reconciled, the subscription's own REVIVE long past."""
-    sim = Sim(agents=agents, public=0, timings=SLOW_FILTERS, **env)
-    sim.subscribe()
-    sim.tick(3)
-    sim.decisions.clear()
-    return sim
+    return plan_sim.subscribed(agents, SLOW_FILTERS, **env)
 
 
 def test_the_accept_filter_is_recorded_like_a_decline():

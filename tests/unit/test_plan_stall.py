@@ -6,21 +6,7 @@ plan is Degraded; `restart` and `force-complete` of a step whose task is live. F
 unit tests' simulator (`tests.helpers.plan_sim`)."""
 
 from calico_dcos.core import events as ev
-from tests.helpers.plan_sim import Sim, offer
-
-ONLY_PROXY_AND_DOCKER = {
-    "cni_enable": "false",
-    "libnetwork_enable": "false",
-    "node_enable": "false",
-}
-
-
-def subscribed(agents: int, **env) -> Sim:
-    sim = Sim(agents=agents, public=0, **env)
-    sim.subscribe()
-    sim.tick(3)
-    sim.decisions.clear()
-    return sim
+from tests.helpers.plan_sim import ONLY_PROXY_AND_DOCKER, Sim, offer, subscribed
 
 
 def offer_role(sim: Sim, agent_id: str, role: str) -> str:
