@@ -573,9 +573,9 @@ def run_size(settings: Settings, agents: int, progress: Progress) -> dict:
     ):
         master = devcluster.until("ready", deadline)["master"]
         options = scheduler_options(settings, master, state)
-        # the master's allocation interval, as `calico-dcos run` would be told of it
-        timings = {"allocation_interval_seconds": settings.allocation_interval}
-        timings |= settings.scheduler_timings
+        # the master's allocation interval is not among them: the scheduler asks the
+        # devcluster for it (GET_FLAGS), as `calico-dcos run` asks a real master
+        timings = dict(settings.scheduler_timings)
         with scheduler_child(options, timings, Path(tmp)) as (scheduler, stats_file):
             sampler = Sampler(scheduler.pid)
             sampler.start()

@@ -100,3 +100,81 @@ def fit_to_offer(task_info: Mapping, offer: Mapping) -> dict:
     if taken is None:
         return dict(task_info)
     return {**task_info, "resources": taken + others}
+
+
+# stout's Duration units (apache/mesos 3rdparty/stout/include/stout/duration.hpp), in
+# nanoseconds: what `Duration::parse` accepts after the number and `operator<<` writes.
+DURATION_UNITS = {
+    "ns": 1,
+    "us": 1_000,
+    "ms": 1_000_000,
+    "secs": 1_000_000_000,
+    "mins": 60 * 1_000_000_000,
+    "hrs": 3_600 * 1_000_000_000,
+    "days": 86_400 * 1_000_000_000,
+    "weeks": 7 * 86_400 * 1_000_000_000,
+}
+_INT64_MAX = 2**63 - 1
+_NUMBER_CHARS = frozenset("0123456789.")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds of a Mesos duration flag's value ("1secs", "500ms", "2mins", "1.5hrs"),
+    parsed exactly as stout's `Duration::parse` does (apache/mesos
+    3rdparty/stout/include/stout/duration.hpp): the longest prefix of ASCII digits and dots
+    is the number (`numify<double>`, boost's `lexical_cast`: "1.", ".5" and "1" are numbers,
+    "", "." and "1.2.3" are not), the rest the unit, exactly one of `DURATION_UNITS`
+    (case-sensitive, no space, no sign: stout has no negative durations); the duration is
+    `int64(number × unit in ns)`, truncated toward zero, and its seconds are those
+    nanoseconds / 1e9 (`Duration::secs`).
+
+    ValueError, in stout's words, for anything else: a unit missing ("Invalid duration
+    '5'"), unknown ("Unknown duration unit 's'; …"), a number that is none ("Failed to
+    convert '.' to number"), or a duration past int64 nanoseconds (where C++ would overflow).
+    """
+    index = 0
+    while index < len(text) and text[index] in _NUMBER_CHARS:
+        index += 1
+    if index == len(text):
+        raise ValueError(f"Invalid duration '{text}'")
+    number = text[:index]
+    try:
+        value = float(number)  # only digits and dots reach here: float() reads as boost does
+    except ValueError:
+        raise ValueError(f"Failed to convert '{number}' to number") from None
+    unit = text[index:]
+    if unit not in DURATION_UNITS:
+        raise ValueError(
+            f"Unknown duration unit '{unit}'; supported units are 'ns', 'us', 'ms', 'secs', "
+            "'mins', 'hrs', 'days', and 'weeks'"
+        )
+    nanos = value * DURATION_UNITS[unit]
+    if not nanos <= _INT64_MAX:  # also inf
+        raise ValueError(f"Duration '{text}' is out of the range of int64 nanoseconds")
+    return int(nanos) / 1_000_000_000
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as Mesos writes it (stout's `operator<<(ostream&, const Duration&)`,
+    3rdparty/stout/include/stout/duration.hpp), as `/flags` and `GET_FLAGS` show a duration
+    flag: `Duration::create(seconds)` (truncated to whole nanoseconds), then the largest unit
+    below which it falls, or the one below it when only that one writes it whole (90 s is
+    "90secs", 1.5 s "1500ms", 1 s "1secs", 0.1 s "100ms"), the number with 15 significant
+    digits (`digits10` of a double, `%.15g`). Negative durations get a "-"."""
+    nanos = int(seconds * 1_000_000_000)
+    sign = "-" if nanos < 0 else ""
+    nanos = abs(nanos)
+    names = list(DURATION_UNITS)  # smallest first
+    chosen = "ns"
+    for i in range(1, len(names)):
+        unit, smaller = DURATION_UNITS[names[i]], DURATION_UNITS[names[i - 1]]
+        upper = DURATION_UNITS[names[i + 1]] if i + 1 < len(names) else None
+        if upper is not None and nanos >= upper:
+            continue
+        if nanos < unit:
+            break  # below this unit: the smaller one (chosen so far) writes it
+        whole_smaller = nanos % unit != 0 and nanos % smaller == 0
+        chosen = names[i - 1] if whole_smaller else names[i]
+        break
+    value = nanos / DURATION_UNITS[chosen]
+    return f"{sign}{value:.15g}{chosen}"

@@ -49,6 +49,7 @@ from calico_dcos.core.records import parse_task_id
 from calico_dcos.core.uninstall import Uninstall
 from calico_dcos.core.views import combine
 from calico_dcos.driver import Driver
+from calico_dcos.master_flags import GET_FLAGS, MasterFlags
 from calico_dcos.options import read_secret, roles
 from calico_dcos.pipeline import Action, Batch, Pipeline, Write, coalesce
 from calico_dcos.report_auth import ReportKey, with_report_token
@@ -236,6 +237,9 @@ class CalicoScheduler(Scheduler):
         self._ticker: threading.Thread | None = None
         self.sender = Sender(ca_bundle=options["service"]["ca_bundle"])
         self.master_api = Master(lambda: self.driver)
+        self.master_flags = MasterFlags(
+            tokens.account.uid if tokens else (options["service"]["principal"] or None)
+        )
         # the end of failed tasks' stderr, read from their agents (`ReadStderr`)
         self.agent_files = AgentFiles(
             self._task_output, self._agent_credential, options["service"]["ca_bundle"]
@@ -586,6 +590,7 @@ class CalicoScheduler(Scheduler):
             self._subscribed_at = self._last_heartbeat
         self._event("subscribed", lambda now: self.plan.on_subscribed(framework_id, now))
         self._agents_due = True
+        threading.Thread(target=self._learn_master_flags, name="master-flags", daemon=True).start()
         later = threading.Timer(AGENTS_ASK_FALLBACK_SECONDS, self._ask_for_agents)
         later.daemon = True
         self._agents_timer = later
@@ -606,6 +611,26 @@ class CalicoScheduler(Scheduler):
                 return
             self._agents_due = False
         threading.Thread(target=self._agents_known, name="master-agents", daemon=True).start()
+
+    def _learn_master_flags(self) -> None:
+        """Ask the master for its `--allocation_interval` (`master_flags`, GET_FLAGS) and
+        hand it to the plan; kept for later option changes (`_config`). Refused or failed:
+        the plan keeps what it has, and one warning names the grant."""
+        driver = self.driver
+        master = driver.master if driver is not None else None
+        if not master:
+            return
+        keeps = self.timings.get("allocation_interval_seconds", 1.0)  # PlanConfig's default
+        ask = partial(self._ask_master, master, "/api/v1", GET_FLAGS)
+        seconds = self.master_flags.allocation_interval(ask, keeps)
+        if seconds is None:
+            return
+
+        def learned(now: float) -> list[ev.Decision]:
+            self.timings["allocation_interval_seconds"] = seconds  # under the lock
+            return self.plan.on_allocation_interval(seconds, now)
+
+        self._event("master-flags", learned)
 
     def _another_framework(self, framework_id: str) -> bool:
         """Registered anew: does the master still run a framework of ours (same name and

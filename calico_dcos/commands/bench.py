@@ -240,7 +240,8 @@ def run_with_bar(settings: Settings, agents: int) -> dict:
 @click.option("--allocation-interval", default=1.0, show_default=True,
               type=Seconds(open_minimum=True),
               help="Seconds between the embedded master's offer rounds (Mesos' "
-              "--allocation_interval; more than 0).")  # fmt: skip
+              "--allocation_interval; more than 0). The scheduler learns it from the "
+              "master (GET_FLAGS), as on a real cluster.")  # fmt: skip
 @click.option("--store", default="", help="zk://host:port/path (default: a file store).")
 @click.option("--timeout", default=600.0, show_default=True, type=Seconds(open_minimum=True),
               help="Seconds per size before the run is reported as not converged.")  # fmt: skip

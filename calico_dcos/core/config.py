@@ -6,6 +6,8 @@ reads options or files. Timings are short in tests and Mesos-friendly in `run`.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -91,7 +93,12 @@ class PlanConfig:
     # Mesos' `--allocation_interval` (apache/mesos src/master/constants.hpp,
     # DEFAULT_ALLOCATION_INTERVAL = 1 s): resources recovered after an ACCEPT or a DECLINE
     # are offered again only at the next round. The plan holds enough slot waiters' offers
-    # to keep every restart slot busy until then (`Deploy._slot_pool`).
+    # to keep every restart slot busy until then (`Deploy._slot_pool`). DC/OS leaves Mesos'
+    # default (dcos/dcos gen/dcos-config.yaml, /etc/mesos-master sets no
+    # MESOS_ALLOCATION_INTERVAL), but an operator may set it (dcos-mesos-master.service reads
+    # /opt/mesosphere/etc/mesos-master-extras and /etc/mesosphere/mesos/master.env), so the
+    # scheduler asks the master for it at each subscription (`GET_FLAGS`,
+    # `calico_dcos.master_flags`) and hands it to the plan (`Engine.on_allocation_interval`).
     allocation_interval_seconds: float = 1.0
     revive_interval_seconds: float = 0.25  # REVIVEs coalesce within this window (`revive`)
     revive_per_agent_seconds: float = 0.0004  # each REVIVE re-offers every agent
@@ -110,6 +117,13 @@ class PlanConfig:
     # operator hears of it nine minutes before the deadline acts.
     stalled_seconds: float = 60.0
     gone_retention_seconds: float = 7 * 86400.0  # records of agents gone are kept this long
+
+    def with_allocation_interval(self, seconds: float) -> PlanConfig:
+        """This configuration with the master's `--allocation_interval` (seconds, more than
+        0 and finite: ValueError otherwise, naming the value)."""
+        if not (math.isfinite(seconds) and seconds > 0):
+            raise ValueError(f"an allocation interval is more than 0 seconds, not {seconds!r}")
+        return dataclasses.replace(self, allocation_interval_seconds=float(seconds))
 
     @cached_property
     def enabled_steps(self) -> tuple[StepSpec, ...]:

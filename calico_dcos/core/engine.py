@@ -212,6 +212,23 @@ class Engine:
         self.subscribed = False
         self._forget_held()
 
+    def on_allocation_interval(self, seconds: float, now: float) -> list[Decision]:
+        """The master's `--allocation_interval` in seconds, which the scheduler asked it for
+        (`GET_FLAGS`, at each subscription): what the plan times its held offers by from now
+        on (`PlanConfig.allocation_interval_seconds`). Said in a `Note` (the log at INFO)
+        when it changes; ValueError for a value not more than 0."""
+        before = self.config.allocation_interval_seconds
+        self.config = self.config.with_allocation_interval(seconds)
+        if seconds == before:
+            return []
+        return [
+            Note(
+                f"the master's --allocation_interval is {seconds:g} s (GET_FLAGS; the plan "
+                f"assumed {before:g} s): held offers are timed by it",
+                "info",
+            )
+        ]
+
     def on_rescind(self, offer_id: str) -> list[Decision]:
         """Mesos took a held offer back (`--offer_timeout`, its agent removed or gone): it
         is forgotten, and any DECLINE of it not sent yet is dropped. Its resources come back

@@ -41,6 +41,9 @@ class Core(Protocol):
         """OFFERS (v1 Offer JSON): each is used for a launch, declined, or held (deploy: the
         agent's next step will be ready soon) and answered by a later call's decisions."""
 
+    def on_allocation_interval(self, seconds: float, now: float) -> list[Decision]:
+        """The master's `--allocation_interval` (seconds), learned from the master."""
+
     def on_rescind(self, offer_id: str) -> list[Decision]:
         """RESCIND of an offer (by its ID's value): a held one is forgotten, never used."""
 

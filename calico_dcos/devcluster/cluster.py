@@ -287,6 +287,11 @@ class DevCluster:
         VIEW_FRAMEWORK (`Master.deny_view_framework`)."""
         self.call(self.master.deny_view_framework)
 
+    def deny_view_flags(self) -> None:
+        """Fault: `GET_FLAGS` is refused 403, as for a principal without VIEW_FLAGS
+        (`Master.deny_view_flags`)."""
+        self.call(self.master.deny_view_flags)
+
     def refuse_next_call(self, call_type: str, status: int = 400, message: str = "") -> None:
         """The next call of `call_type` is answered `status` and `message`, with no effect."""
         self.call(self.master.refuse_next_call, call_type, status, message)

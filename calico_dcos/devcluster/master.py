@@ -105,6 +105,7 @@ class Master:
         self.task_faults = TaskFaults()  # lost KILLs, tasks held in STAGING
         self.call_faults: list[tuple[str, int, str]] = []
         self.view_framework_denied = False  # `deny_view_framework`
+        self.view_flags_denied = False  # `deny_view_flags`
         self.start_time = time.time()
         self.elected_time = time.time()
         self._counters = {"offer": 0, "framework": 0, "agent": 0, "private": 0, "public": 0}
@@ -602,6 +603,14 @@ class Master:
         `ObjectApprovers` for {VIEW_FRAMEWORK}; `_getFrameworks` skips what the approver
         denies)."""
         self.view_framework_denied = True
+
+    def deny_view_flags(self) -> None:
+        """Fault: no principal may view the master's flags, as an authorizer that grants no
+        VIEW_FLAGS does (on DC/OS strict mode, no `dcos:mesos:master:flags` read): the
+        operator API's `GET_FLAGS` is then refused 403 (apache/mesos src/master/http.cpp
+        `Master::Http::_flags` asks the authorizer for VIEW_FLAGS, with no object, and
+        `getFlags` answers `Forbidden()`, libprocess' "403 Forbidden.")."""
+        self.view_flags_denied = True
 
     def refuse_next_call(self, call_type: str, status: int = 400, message: str = "") -> None:
         """Fault: answer the next scheduler call of `call_type` (ACCEPT, DECLINE, ...) with

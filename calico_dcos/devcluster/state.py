@@ -6,6 +6,7 @@ from calico_dcos.devcluster import protocol, resources
 from calico_dcos.devcluster.agent import Agent
 from calico_dcos.devcluster.framework import Framework, Task
 from calico_dcos.devcluster.master import Master
+from calico_dcos.mesos import format_duration
 
 
 def master_state(master: Master) -> dict:
@@ -25,7 +26,7 @@ def master_state(master: Master) -> dict:
         "deactivated_slaves": sum(1 for a in agents if not a.connected),
         "unreachable_slaves": sum(1 for a in master.agents.values() if a.unreachable),
         "recovered_slaves": sum(1 for a in master.agents.values() if a.recovering),
-        "flags": {"allocation_interval": f"{master.allocator.interval}secs"},
+        "flags": master_flags(master),
         "slaves": [_agent(master, a) for a in agents],
         "frameworks": [_framework(f) for f in master.frameworks.values()],
         "completed_frameworks": [_framework(f) for f in master.removed_frameworks.values()],
@@ -208,3 +209,23 @@ def get_frameworks(master: Master) -> dict:
             "completed_frameworks": [one(f) for f in master.removed_frameworks.values()],
         },
     }
+
+
+def master_flags(master: Master) -> dict[str, str]:
+    """The master's flags that the devcluster has, by name, each value written as Mesos
+    writes it (apache/mesos src/master/http.cpp `Master::Http::__flags`: `flag.stringify`, a
+    duration by stout's `operator<<`, `mesos.format_duration`; an `Option` flag left unset,
+    such as `offer_timeout`, is left out)."""
+    allocator = master.allocator
+    flags = {"allocation_interval": format_duration(allocator.interval)}
+    if allocator.offer_timeout is not None:
+        flags["offer_timeout"] = format_duration(allocator.offer_timeout)
+    return flags
+
+
+def get_flags(master: Master) -> dict:
+    """The operator API's `GET_FLAGS` answer in JSON (apache/mesos src/master/http.cpp
+    `Master::Http::getFlags`; src/internal/evolve.cpp `evolve<GET_FLAGS>`: one `Flag`
+    `{"name", "value"}` per flag, include/mesos/v1/master/master.proto `Response.GetFlags`)."""
+    flags = [{"name": name, "value": value} for name, value in master_flags(master).items()]
+    return {"type": "GET_FLAGS", "get_flags": {"flags": flags}}

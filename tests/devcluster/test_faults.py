@@ -127,6 +127,31 @@ def test_master_slaves_and_get_frameworks_answer_in_the_real_masters_shapes(clus
     assert refused.status_code == 501 and "GET_TASKS" in refused.text
 
 
+def test_get_flags_answers_the_masters_allocation_interval_as_mesos_writes_it():
+    """`GET_FLAGS` as apache/mesos src/master/http.cpp `getFlags` answers it: one
+    `{"name", "value"}` per flag, a duration in stout's words; `/master/state` has the same
+    flags; and 403 "403 Forbidden." for a principal without VIEW_FLAGS."""
+    options = {"allocation_interval": 1.5, "offer_timeout": 120.0}
+    with running_cluster(agents=1, public_agents=0, **options) as cluster:
+        url = f"{cluster.base_url}/api/v1"
+        answer = requests.post(url, json={"type": "GET_FLAGS"}, timeout=5).json()
+        state = cluster.state()
+        cluster.deny_view_flags()
+        denied = requests.post(url, json={"type": "GET_FLAGS"}, timeout=5)
+
+    assert answer == {
+        "type": "GET_FLAGS",
+        "get_flags": {
+            "flags": [
+                {"name": "allocation_interval", "value": "1500ms"},
+                {"name": "offer_timeout", "value": "2mins"},
+            ]
+        },
+    }
+    assert state["flags"] == {"allocation_interval": "1500ms", "offer_timeout": "2mins"}
+    assert (denied.status_code, denied.text) == (403, "403 Forbidden.")
+
+
 def test_offer_timeout_rescinds_unanswered_offers():
     with running_cluster(offer_timeout=0.2) as cluster, Framework(cluster) as fw:
         first = fw.offer_from(cluster.agents[0].agent_id)

@@ -282,3 +282,30 @@ def test_a_principal_that_may_view_frameworks_hears_no_such_warning(tmp_path, ca
         wait_until(converged(service), 30, "convergence")
 
     assert not [r for r in caplog.records if "GET_FRAMEWORKS" in r.getMessage()]
+
+
+def test_the_scheduler_learns_the_masters_allocation_interval_and_keeps_it(tmp_path, caplog):
+    """A master whose `--allocation_interval` is not Mesos' default 1 s: the scheduler asks
+    it (GET_FLAGS) at its subscription and the plan times its held offers by it, also after
+    the options change (the plan's configuration is then built anew)."""
+    caplog.set_level(logging.INFO, logger="calico_dcos.scheduler")
+    with (
+        running_cluster(agents=1, public_agents=0, allocation_interval=0.3) as cluster,
+        scheduler_on(cluster, tmp_path) as service,
+    ):
+        scheduler = service.scheduler
+
+        def interval() -> float:
+            with scheduler.lock:
+                return scheduler.plan.config.allocation_interval_seconds
+
+        wait_until(lambda: interval() == 0.3, 20, "the master's 300ms learned")
+        scheduler.change_options(scheduler.options)
+        after_change = interval()
+
+    assert after_change == 0.3
+    said = [r.getMessage() for r in caplog.records if "--allocation_interval" in r.getMessage()]
+    assert said == [
+        "the master's --allocation_interval is 0.3 s (GET_FLAGS; the plan assumed 1 s): "
+        "held offers are timed by it"
+    ]

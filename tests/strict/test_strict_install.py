@@ -84,6 +84,9 @@ def test_a_strict_install_converges_renewing_short_lived_tokens_and_shows_no_sec
         with scheduler_on(cluster, tmp_path, **strict_options(cluster, tmp_path, key)) as service:
             wait_until(converged(service), 40, "a strict-mode install")
             wait_until(lambda: len(cluster.master.iam.logins) >= 3, 10, "a third login")
+            # GET_FLAGS carries the token too: the master's 100ms (tests' FAST) is learned
+            learned = lambda: service.scheduler.plan.config.allocation_interval_seconds  # noqa: E731
+            wait_until(lambda: learned() == 0.1, 10, "the master's allocation interval")
             token = service.scheduler.tokens.token()
             base = f"http://127.0.0.1:{service.api.port}"
             answers = [requests.get(base + p, timeout=5).text for p in PAGES]
@@ -188,6 +191,37 @@ def test_the_strict_master_refuses_no_token_and_a_principal_that_is_not_the_toke
     assert bare.headers["WWW-Authenticate"].startswith("token ")
     assert mismatched.status_code == 400
     assert "Authenticated principal 'other' does not match principal" in mismatched.text
+
+
+def test_an_account_without_view_flags_is_warned_once_naming_the_grant_and_installs(
+    tmp_path, key, caplog
+):
+    """Strict mode, the account not granted `dcos:mesos:master:flags` read: the master
+    refuses GET_FLAGS (403, VIEW_FLAGS denied), the plan keeps Mesos' default 1 s, one
+    warning names the grant however often the scheduler subscribes, and the install goes on."""
+    caplog.set_level(logging.INFO)
+    with running_cluster(
+        agents=1, public_agents=0, strict=True, allocation_interval=0.3
+    ) as cluster:
+        cluster.register_service_account(UID, public_pem(key))
+        cluster.deny_view_flags()
+        with scheduler_on(cluster, tmp_path, **strict_options(cluster, tmp_path, key)) as service:
+            scheduler = service.scheduler
+            wait_until(lambda: scheduler.master_flags.asked == 1, 20, "GET_FLAGS asked")
+            cluster.disconnect_framework(scheduler.framework_id())  # subscribes again, asks again
+            wait_until(lambda: scheduler.master_flags.asked == 2, 20, "GET_FLAGS asked again")
+            wait_until(converged(service), 40, "a strict-mode install")
+            interval = scheduler.plan.config.allocation_interval_seconds
+
+    assert interval == 1.0
+    warnings = [r.getMessage() for r in caplog.records if "--allocation_interval" in r.getMessage()]
+    [warning] = [w for w in warnings if "cannot learn" in w and "VIEW_FLAGS" in w]
+    assert "GET_FLAGS refused: 403" in warning
+    assert f"the principal {UID} needs VIEW_FLAGS (on DC/OS, dcos:mesos:master:flags read)" in (
+        warning
+    )
+    levels = [r.levelname for r in caplog.records if "cannot learn" in r.getMessage()]
+    assert levels == ["WARNING", "INFO"]
 
 
 def test_tokens_refused_mid_install_are_renewed_and_nothing_is_lost(tmp_path, key):

@@ -1,0 +1,115 @@
+"""The master's flags that the plan times itself by, asked of the master itself.
+
+Only `--allocation_interval` for now: how often the master offers again what was declined or
+left unused (`PlanConfig.allocation_interval_seconds`). Mesos' default is 1 s
+(apache/mesos src/master/constants.hpp, DEFAULT_ALLOCATION_INTERVAL); DC/OS keeps it
+(dcos/dcos gen/dcos-config.yaml: /etc/mesos-master sets no MESOS_ALLOCATION_INTERVAL), but an
+operator may set another in the files dcos-mesos-master.service reads last
+(/opt/mesosphere/etc/mesos-master-extras, /etc/mesosphere/mesos/master.env;
+dcos/dcos packages/mesos/extra/dcos-mesos-master.service). The scheduler cannot be told it,
+so it asks at each subscription.
+
+Asked with the operator API's `GET_FLAGS` (`POST /api/v1`, apache/mesos src/master/http.cpp
+`Master::Http::getFlags`): every flag the master was started with, as
+`{"type": "GET_FLAGS", "get_flags": {"flags": [{"name", "value"}, …]}}`
+(src/internal/evolve.cpp `evolve<GET_FLAGS>`; include/mesos/v1/master/master.proto
+`Response.GetFlags`), each value as Mesos writes it (a duration by stout's `operator<<`:
+"1secs", "500ms", "2mins"), read back with `mesos.parse_duration`. With an authorizer (DC/OS
+strict mode) the call needs VIEW_FLAGS: `Master::Http::_flags` asks the authorizer for that
+action, with no object, and `getFlags` answers 403 Forbidden when it is denied. On DC/OS that
+is the permission `dcos:mesos:master:flags` `read` (DC/OS "Permissions Reference", Mesos
+master permissions: view access to the master's flag configuration).
+
+Refused or failed, the plan keeps what it has (Mesos' default 1 s until the master has said
+otherwise) and the log says so once per process, naming the grant.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+
+import requests
+
+from calico_dcos.mesos import parse_duration
+
+LOG = logging.getLogger("calico_dcos.master_flags")
+GET_FLAGS = {"type": "GET_FLAGS"}
+GRANT = "dcos:mesos:master:flags read"
+
+
+def allocation_interval(answer: object) -> float:
+    """Seconds of the `allocation_interval` flag in a `GET_FLAGS` answer (JSON, as above).
+
+    ValueError naming what is wrong: not a GET_FLAGS answer, no such flag, a value that is
+    not a Mesos duration (stout's words, `parse_duration`), or not more than 0."""
+    found = answer.get("get_flags") if isinstance(answer, Mapping) else None
+    flags = found.get("flags") if isinstance(found, Mapping) else None
+    if not isinstance(flags, list):
+        raise ValueError("the answer has no get_flags.flags list")
+    values = [
+        f.get("value")
+        for f in flags
+        if isinstance(f, Mapping) and f.get("name") == "allocation_interval"
+    ]
+    if not values:
+        raise ValueError("the answer has no allocation_interval flag")
+    value = values[0]
+    if not isinstance(value, str):
+        raise ValueError(f"allocation_interval is {value!r}, not a duration")
+    seconds = parse_duration(value)
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"allocation_interval is {value!r}, not more than 0")
+    return seconds
+
+
+class MasterFlags:
+    """Learns the master's allocation interval; warns once per process when it cannot.
+
+    `principal`: the scheduler's (strict mode: its service account's uid), for the warning.
+    Each subscription asks on its own thread; a race of two could at worst warn twice."""
+
+    def __init__(self, principal: str | None) -> None:
+        self.principal = principal
+        self.warned = False
+        self.asked = 0  # GET_FLAGS calls answered or failed so far
+
+    def allocation_interval(self, ask: Callable[[], object], keeps: float) -> float | None:
+        """The master's `--allocation_interval` in seconds, or None (the plan keeps `keeps`
+        seconds) when it was refused, failed or answered something unusable. `ask()` POSTs
+        `GET_FLAGS` to the leading master, authenticated as the scheduler is, and returns
+        the decoded answer, raising `requests.HTTPError` for a refusal (401, 403) and any
+        other exception for a failure."""
+        try:
+            seconds = allocation_interval(ask())
+        except requests.HTTPError as exc:
+            self.asked += 1
+            status = exc.response.status_code if exc.response is not None else None
+            if status in (401, 403):
+                self._warn(f"GET_FLAGS refused: {status}", keeps)
+            else:
+                self._warn(f"GET_FLAGS failed: {exc}", keeps)
+            return None
+        except Exception as exc:  # unreachable, a timeout, an answer that is no JSON, …
+            self.asked += 1
+            self._warn(f"GET_FLAGS failed: {exc}", keeps)
+            return None
+        self.asked += 1
+        LOG.info("the master's --allocation_interval: %g s (GET_FLAGS)", seconds)
+        return seconds
+
+    def _warn(self, why: str, keeps: float) -> None:
+        if self.warned:
+            LOG.info("cannot learn the master's --allocation_interval (%s)", why)
+            return
+        self.warned = True
+        LOG.warning(
+            "cannot learn the master's --allocation_interval (%s): the plan times its held "
+            "offers by %g s (Mesos' default is 1 s). In strict mode the principal %s needs "
+            "VIEW_FLAGS (on DC/OS, %s); see README, strict mode",
+            why,
+            keeps,
+            self.principal or "(none)",
+            GRANT,
+        )
