@@ -235,6 +235,8 @@ class CalicoScheduler(Scheduler):
         self._converged_at: float | None = None  # monotonic, plan first complete
         self._stopping = threading.Event()
         self._ticker: threading.Thread | None = None
+        self._wake_at: float | None = None  # the plan's `wake_at` after the last event
+        self._woken = threading.Event()  # the ticker: `_wake_at` moved, or stopping
         self.sender = Sender(ca_bundle=options["service"]["ca_bundle"])
         self.master_api = Master(lambda: self.driver)
         self.master_flags = MasterFlags(
@@ -318,6 +320,7 @@ class CalicoScheduler(Scheduler):
         exiting (the threads are daemons; Mesos and the store keep what was done).
         """
         self._stopping.set()
+        self._woken.set()
         if self._ticker is not None:
             self._ticker.join(timeout)
         self.pipeline.close(timeout)  # what is decided is written, and its calls sent
@@ -334,6 +337,7 @@ class CalicoScheduler(Scheduler):
     def request_stop(self) -> None:
         """From a signal handler: `wait` returns and the caller stops the service."""
         self._stopping.set()
+        self._woken.set()
 
     def wait(self, timeout: float | None = None) -> bool:
         """True once a stop was requested or the scheduler failed (see `failure`)."""
@@ -345,9 +349,28 @@ class CalicoScheduler(Scheduler):
         LOG.error("scheduler failing: %s", why)
         self.failure = why
         self._stopping.set()
+        self._woken.set()
 
     def _tick_loop(self) -> None:
-        while not self._stopping.wait(self.tick_seconds):
+        """`on_tick` every `tick_seconds`, and once at each `wake_at` of the plan that comes
+        sooner (a REVIVE waiting for its coalescing window: without this it would wait for
+        the next periodic tick, up to 0.5 s, or for the allocation round it stands in for)."""
+        next_tick = time.monotonic() + self.tick_seconds
+        woke_for: float | None = None  # the last `wake_at` ticked for: once each
+        while not self._stopping.is_set():
+            wake = self._wake_at
+            due = next_tick
+            if wake is not None and wake != woke_for:
+                due = min(due, wake - self._epoch)  # plan clock -> monotonic
+            if self._woken.wait(max(0.0, due - time.monotonic())):
+                self._woken.clear()
+                continue  # `_wake_at` moved: wait again, for the sooner time
+            if self._stopping.is_set():
+                break
+            if due != next_tick:
+                woke_for = wake
+            else:
+                next_tick = time.monotonic() + self.tick_seconds
             try:
                 self._watch_driver()
                 self._event("tick", lambda now: self.plan.on_tick(now))
@@ -387,6 +410,10 @@ class CalicoScheduler(Scheduler):
                 return
             self._apply(handler(self.now()), then, name)
             self._note_convergence()
+            wake = self.plan.wake_at
+            if wake != self._wake_at:
+                self._wake_at = wake
+                self._woken.set()
 
     def _note_convergence(self) -> None:
         if self._converged_at is None and self._subscribed_at is not None and self.plan.complete:

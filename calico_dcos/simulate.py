@@ -145,6 +145,7 @@ class Simulation:
         self.tasks: dict[str, tuple[str, str]] = {}  # task ID -> (agent ID, latest state)
         self.task_needs: dict[str, tuple[float, float]] = {}  # task ID -> (cpus, mem)
         self.revives = 0
+        self._wakes: set[float] = set()  # the plan's `wake_at`s a tick is queued for
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
         self._order = itertools.count()
         self._ids = itertools.count()
@@ -223,6 +224,17 @@ class Simulation:
         if spent > self.largest[0]:
             self.largest = (spent, event, size, len(decisions))
         self.apply(decisions)
+        self._wake()
+
+    def _wake(self) -> None:
+        """A tick at the plan's `wake_at`, as the scheduler's ticker does, once per time."""
+        wake = self.core.wake_at
+        if wake is not None and wake not in self._wakes:
+            self._wakes.add(wake)
+            self.at(max(wake, self.now), self._woken_tick)
+
+    def _woken_tick(self) -> None:
+        self.call("tick", 1, lambda: self.core.on_tick(self.now))
 
     def allocate(self, periodic: bool = True) -> None:
         """One allocation round: an offer of every agent's free resources (neither offered

@@ -567,6 +567,14 @@ class Engine:
             self._phases_shared = shared
         return self._phases
 
+    @property
+    def wake_at(self) -> float | None:
+        """When (plan clock, seconds) `on_tick` should next be called, sooner than the
+        periodic tick, because a decision waits for a time rather than for an event: a
+        REVIVE wanted while its coalescing window is still open (`Reviver.opens_at`). None:
+        the periodic tick suffices. The adapters tick then (`Scheduler`, `Simulation`)."""
+        return self._revive.opens_at(self.config.revive_interval(len(self.agents)))
+
     def _revive_if_due(self, now: float, out: list[Decision]) -> None:
         interval = self.config.revive_interval(len(self.agents))
         out.extend(self._revive.due(now, interval))

@@ -68,6 +68,10 @@ class Core(Protocol):
     def on_tick(self, now: float) -> list[Decision]:
         """The timer (about every half second): retries, reconciliation, revives."""
 
+    @property
+    def wake_at(self) -> float | None:
+        """When (plan clock) to call `on_tick` sooner than the periodic timer; None: no need."""
+
     def interrupt(self, agent_id: str | None, now: float) -> list[Decision]:
         """No new launches on one agent (or anywhere); KeyError for an unknown agent."""
 

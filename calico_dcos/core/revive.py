@@ -50,6 +50,7 @@ class Reviver:
     until: float = -math.inf  # the latest filter end of an agent that has work
     last: float = -math.inf  # when the last REVIVE was decided (plan clock, seconds)
     sent: int = 0  # REVIVEs decided so far: a filter set at `sent == n` is lifted by the n+1st
+    round_until: float = -math.inf  # a want of the next round's offers, moot after this
 
     def want(self, until: float, after: int | None = None) -> None:
         """Work for an agent filtered until `until` (plan clock) by a filter set when `after`
@@ -57,14 +58,36 @@ class Reviver:
         if after is None or after >= self.sent:
             self.until = max(self.until, until)
 
+    def want_round(self, until: float, after: int) -> None:
+        """Work is ready on an agent that no filter hides: its resources come back at the
+        next allocation round, by `until` (plan clock) at the latest, the unused part of its
+        last ACCEPT, set when `after` REVIVEs had been decided. A REVIVE brings that round
+        forward (`reviveOffers` allocates at once). The caller decides where a round's wait
+        is worth a REVIVE (`Deploy`: where it lengthens the install). A REVIVE decided
+        since that ACCEPT has offered those resources already: no want."""
+        if after >= self.sent:
+            self.round_until = max(self.round_until, until)
+
+    def opens_at(self, interval: float) -> float | None:
+        """When (plan clock) a REVIVE wanted now may go: the end of the coalescing window of
+        `interval` seconds; None when none is wanted."""
+        if self.until == -math.inf and self.round_until == -math.inf:
+            return None
+        return self.last + interval
+
     def due(self, now: float, interval: float) -> list[Revive]:
         """[Revive()] when wanted and at least `interval` seconds (the coalescing window)
-        after the last one; [] otherwise (a want stays until then)."""
+        after the last one; [] otherwise (a want stays until then, a want of a round until
+        that round has come by itself)."""
         if self.until <= now + REVIVE_WORTH_SECONDS:
             self.until = -math.inf
+        if self.round_until <= now:
+            self.round_until = -math.inf
+        if self.until == -math.inf and self.round_until == -math.inf:
             return []
-        if now - self.last < interval:
+        if now < self.opens_at(interval):  # the same sum: a tick at `opens_at` finds it open
             return []
-        self.until, self.last = -math.inf, now
+        self.until = self.round_until = -math.inf
+        self.last = now
         self.sent += 1
         return [Revive()]

@@ -53,10 +53,12 @@ def start_scheduler(
     timings: dict[str, float] | None = None,
     clock: Callable[[], float] | None = None,
     refusal_timeout: float | None = None,
+    tick_seconds: float = 0.1,
     **options: str,
 ) -> Service:
     """A scheduler on `workdir/state`: a second one on the same workdir shares its state.
-    `timings` override the plan's (`PlanConfig`), `clock` is the wall clock it is given."""
+    `timings` override the plan's (`PlanConfig`), `clock` is the wall clock it is given,
+    `tick_seconds` its periodic timer's."""
     env = options_env(workdir / "state", cluster.master_url, **options)
     extra = {"clock": clock} if clock is not None else {}
     if refusal_timeout is not None:
@@ -67,7 +69,7 @@ def start_scheduler(
         port=0,
         artifacts_dir=workdir / "artifacts",
         timings=TIMINGS | (timings or {}),
-        tick_seconds=0.1,
+        tick_seconds=tick_seconds,
         heartbeat_timeout=heartbeat_timeout,
         **extra,
     )

@@ -5,6 +5,7 @@ import pytest
 from calico_dcos.options import load_options
 from tests.integration.harness import (
     converged,
+    events,
     launches,
     most_restarting_at_once,
     options_env,
@@ -109,3 +110,22 @@ def test_an_agent_added_later_is_brought_up(tmp_path):
         timeline = cluster.timeline()
 
     assert steps_launched(timeline, late.agent_id) == ["docker", "cni", "libnetwork", "node"]
+
+
+def test_the_tail_is_paced_by_revives_not_by_allocation_rounds(tmp_path):
+    """Rounds a minute apart, and the scheduler's periodic tick too: only REVIVEs bring each
+    next step's offer (a step's successor waits for the unused part of its ACCEPT, offered
+    again at the next round). They are spaced by 1 s, so most wait for the tick the plan
+    asks for at its window's end (`wake_at`), not for the periodic one."""
+    timings = {"allocation_interval_seconds": 60.0, "revive_interval_seconds": 1.0}
+    with (
+        running_cluster(agents=1, public_agents=0, allocation_interval=60.0) as cluster,
+        scheduler_on(cluster, tmp_path, timings=timings, tick_seconds=60.0) as service,
+    ):
+        wait_until(converged(service), 30, "convergence long before a second round")
+        timeline, (agent,) = cluster.timeline(), cluster.agents
+
+    assert steps_launched(timeline, agent.agent_id) == CHAIN[1:]  # the proxy is off here
+    revives = [e["t"] for e in events(timeline, "call") if e.get("type") == "REVIVE"]
+    assert len(revives) >= 4  # the subscription's, then one for each step after the first
+    assert all(b - a >= 1.0 - 0.05 for a, b in zip(revives, revives[1:], strict=False))
