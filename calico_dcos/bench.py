@@ -41,6 +41,7 @@ from typing import IO, Any
 
 import psutil
 
+from calico_dcos import logs
 from calico_dcos import steps as catalog
 from calico_dcos.core.budget import RestartBudget
 
@@ -368,10 +369,7 @@ def serve_scheduler(options_file: str, stats_file: str, timings: dict[str, float
     from calico_dcos.service import start_service, wait_for_signal
 
     options = load_options(options_file, os.environ)
-    logging.basicConfig(
-        level=options["service"]["log_level"].upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(options["service"]["log_level"].upper())
     service = start_service(options, host="127.0.0.1", timings=timings)
     code = wait_for_signal(service)
     stats = {

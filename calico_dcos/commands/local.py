@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import click
 import requests
 
-from calico_dcos import matrix
+from calico_dcos import logs, matrix
 from calico_dcos.artifacts import (
     build_cni_standins,
     build_etcd_tarball,
@@ -324,11 +324,7 @@ def local(
     try:
         root = Path(workdir or tempfile.mkdtemp(prefix="calico-dcos-local-")).resolve()
         root.mkdir(parents=True, exist_ok=True)
-        logging.basicConfig(
-            level=logging.INFO,
-            filename=str(root / "scheduler.log"),
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        )
+        logs.configure(logging.INFO, filename=str(root / "scheduler.log"))
         uris = build_standins(root / "artifacts", ETCD_BINARY.exists())
         check_options_first(options_file, root, uris, strict)
         code = run_local(

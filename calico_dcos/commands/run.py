@@ -18,6 +18,7 @@ from typing import NoReturn
 
 import click
 
+from calico_dcos import logs
 from calico_dcos.dcos_auth import AuthError
 from calico_dcos.operator_api import warnings_for
 from calico_dcos.options import Options, OptionsError, load_options
@@ -136,10 +137,7 @@ def log_warnings(options: Options) -> list[str]:
 def run(options_file: str | None, master: str | None) -> None:
     """Run the scheduler against a Mesos cluster."""
     options = load_or_exit(options_file)
-    logging.basicConfig(
-        level=options["service"]["log_level"].upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.configure(options["service"]["log_level"].upper())
     service = start_or_exit(options, master=master, core=core_for(options, os.environ))
     log_warnings(options)
     where = f"{master} (--master)" if master else options["service"]["master"]

@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from calico_dcos import logs
 from calico_dcos.commands.run import load_or_exit, start_or_exit
 from calico_dcos.display import REFRESH_SECONDS, PlanDisplay
 from calico_dcos.plans import uninstalling
@@ -63,10 +64,6 @@ def uninstall(revert_hosts: bool, options_file: str | None, master: str | None) 
     state too). Give it the options `run` was given."""
     options = load_or_exit(options_file)
     display = PlanDisplay(sys.stdout)
-    logging.basicConfig(
-        level=options["service"]["log_level"].upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=[display.log_handler()],
-    )
+    logs.configure(options["service"]["log_level"].upper(), handlers=[display.log_handler()])
     service = start_or_exit(options, master=master, core=uninstalling(revert_hosts))
     sys.exit(wait_until_uninstalled(service, display))
