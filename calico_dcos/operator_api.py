@@ -14,7 +14,7 @@ phases of `/v1/plan` and `/v1/status`, hold at most `PAGE_LIMIT` of them, from `
 (default 0) up to `?limit=` (default and most `PAGE_LIMIT`). The plan's `status` and
 `errors` still speak for every phase, and `phases_total`, `phases_complete`, `phases_offset`
 and `phases_limit` say where the page lies (fields dcos-commons' plan has not; its clients
-ignore them).
+ignore them), and `degraded` is the summary's (as `/v1/status` says it).
 """
 
 from __future__ import annotations
@@ -83,11 +83,14 @@ def page_of(request: web.Request) -> tuple[int, int]:
     return values[0], values[1]
 
 
-def paged_plan(plan: dict, offset: int, limit: int) -> dict:
-    """The plan with `limit` of its phases from `offset`, and where they lie among all."""
+def paged_plan(plan: dict, offset: int, limit: int, degraded: bool) -> dict:
+    """The plan with `limit` of its phases from `offset`, and where they lie among all; and
+    `degraded`, the summary's (a step failing now, or a launch stalled), so that `/v1/plan`
+    says it as `/v1/status` and `calico-dcos status` do."""
     phases = plan["phases"]
     return {
         **plan,
+        "degraded": degraded,
         "phases": phases[offset : offset + limit],
         "phases_total": len(phases),
         "phases_complete": sum(1 for phase in phases if phase["status"] == "COMPLETE"),
@@ -157,10 +160,11 @@ class OperatorRoutes:
 
     def _status(self, offset: int = 0, limit: int = PAGE_LIMIT) -> dict:
         options = getattr(self.view, "options", None)
+        summary = self.view.summary()
         return {
             "service": options["service"]["name"] if options is not None else "calico",
-            "summary": self.view.summary(),
-            "plan": paged_plan(self.view.plan_view(), offset, limit),
+            "summary": summary,
+            "plan": paged_plan(self.view.plan_view(), offset, limit, summary["degraded"]),
             "warnings": warnings_for(options),
         }
 
@@ -169,8 +173,12 @@ class OperatorRoutes:
 
     async def plan(self, request: web.Request) -> web.Response:
         offset, limit = page_of(request)
-        plan = await call_view(lambda: paged_plan(self.view.plan_view(), offset, limit))
+        plan = await call_view(self._plan, offset, limit)
         return web.json_response(plan, status=plan_http_status(plan))
+
+    def _plan(self, offset: int, limit: int) -> dict:
+        degraded = self.view.summary()["degraded"]
+        return paged_plan(self.view.plan_view(), offset, limit, degraded)
 
     def command_handler(self, name: str) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.Response:

@@ -147,7 +147,8 @@ def show(url: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     else:
-        click.echo(f"deploy ({doc['strategy']}): {doc['status']}")
+        degraded = yes_no(doc.get("degraded", False))
+        click.echo(f"deploy ({doc['strategy']}): {doc['status']}   Degraded: {degraded}")
         click.echo("\n".join(plan_table(doc) + messages(doc) + doc["errors"] + page_note(doc)))
     raise SystemExit(plan_exit_status(doc))
 

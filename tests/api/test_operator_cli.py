@@ -70,7 +70,7 @@ def test_plan_show_exits_0_when_complete(rollout):
     _, _, url = rollout
     result = in_process("plan", "show", "--url", url)
     assert result.exit_code == 0, result.output
-    assert result.output.splitlines()[0] == "deploy (parallel): COMPLETE"
+    assert result.output.splitlines()[0] == "deploy (parallel): COMPLETE   Degraded: no"
 
 
 def test_plan_interrupt_needs_the_token_and_continue_takes_it_from_the_environment(
