@@ -43,6 +43,10 @@ WORDS = {
     "DELAYED": ("retrying", "yellow"),
     "ERROR": ("error", "red"),
 }
+# A step COMPLETE only because an operator force-completed it (the plan's step has
+# `"forced": true`): not "done", since its task may never have run.
+FORCED = "FORCED"
+WORDS[FORCED] = ("forced", "yellow")
 AGENT_COLUMN_MAX = 32  # longer hostnames are cut with an ellipsis
 REFRESH_SECONDS = 0.3
 
@@ -50,6 +54,11 @@ REFRESH_SECONDS = 0.3
 def word(status: str) -> tuple[str, str]:
     """A status as (word, rich style)."""
     return WORDS.get(status, (status.lower(), ""))
+
+
+def step_status(step: Mapping) -> str:
+    """A step's status as people are shown it: FORCED for one done only by force."""
+    return FORCED if step.get("forced") else step["status"]
 
 
 def counts(plan: Mapping) -> tuple[int, int, int, int]:
@@ -194,8 +203,11 @@ class PlanView:
                 name = name[: name_width - 1] + "…"
             row = Text(f"{name:<{name_width}} {done}/{len(steps)} ", no_wrap=True)
             current = next((s for s in steps if s["status"] != "COMPLETE"), None)
+            forced = [s["name"] for s in steps if s.get("forced")]
             if current is None:
                 row.append("done", style="green")
+                if forced:
+                    row.append(f" (forced: {', '.join(forced)})", style="yellow")
             else:
                 text, style = word(current["status"])
                 row.append(f"{current['name']} ")
@@ -210,7 +222,7 @@ class PlanView:
     def _cell(step: Mapping | None) -> Text:
         if step is None:
             return Text("")
-        text, style = word(step["status"])
+        text, style = word(step_status(step))
         return Text(text, style=style)
 
     @staticmethod
@@ -259,7 +271,7 @@ def plan_changes(plan: Mapping, seen: dict[tuple[str, str], str]) -> list[str]:
         seen[(phase["id"], "")] = phase["name"]
         for step in phase["steps"]:
             key = (phase["id"], step["name"])
-            status = NOT_STARTED.get(step["status"], step["status"])
+            status = NOT_STARTED.get(step["status"], step_status(step))
             if seen.get(key) != status:
                 seen[key] = status
                 message = f"  {shown_message(step)}" if shown_message(step) else ""

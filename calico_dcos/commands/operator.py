@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import click
 import requests
 
-from calico_dcos.display import slots_line
+from calico_dcos.display import slots_line, step_status
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 TIMEOUT_SECONDS = 10.0
@@ -96,14 +96,16 @@ def summary_lines(doc: Mapping) -> list[str]:
 
 
 def plan_table(plan: Mapping) -> list[str]:
-    """One row per phase (agent), one column per step, then the phase's status."""
+    """One row per phase (agent), one column per step, then the phase's status; a step
+    COMPLETE only by an operator's force-complete reads FORCED (`display.step_status`)."""
     phases = plan["phases"]
     if not phases:
         return ["(no agents in the plan yet)"]
     steps = [step["name"] for step in phases[0]["steps"]]
     rows = [["AGENT", *(name.upper() for name in steps), "STATUS"]]
     for phase in phases:
-        rows.append([phase["name"], *(s["status"] for s in phase["steps"]), phase["status"]])
+        cells = [step_status(s) for s in phase["steps"]]
+        rows.append([phase["name"], *cells, phase["status"]])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
             for row in rows]  # fmt: skip

@@ -50,6 +50,7 @@ from calico_dcos.core.views import (
     INTERRUPTED,
     done_words,
     failing,
+    forced,
     offer_words,
     phase_doc,
     plan_doc,
@@ -747,7 +748,7 @@ class Deploy(Engine):
             return "COMPLETE", PRESENT
         st = agent.steps.get(spec.name) or StepState()
         if step_done(spec, st):
-            return "COMPLETE", done_words(st)
+            return "COMPLETE", done_words(st, spec.fingerprint)
         stalled = self.stalled_words(st, now) if st.live else None
         if stalled is not None:
             return "STARTING", stalled
@@ -789,10 +790,12 @@ class Deploy(Engine):
         steps = []
         for spec in self.config.enabled_steps:
             st = agent.steps.get(spec.name) or _NO_TASK
+            by_operator = False  # COMPLETE only by an operator's force-complete
             if present:
                 status, message = "COMPLETE", PRESENT
             elif step_done(spec, st):
-                status, message = "COMPLETE", done_words(st)
+                status, message = "COMPLETE", done_words(st, spec.fingerprint)
+                by_operator = forced(st, spec.fingerprint)
             else:
                 words = task_words(st, now)
                 stalled = self.stalled_words(st, now) if st.live else None
@@ -803,7 +806,8 @@ class Deploy(Engine):
                     action = action or self.next_action(agent, now)
                     words = self._waiting(agent, spec, action, now)
                 status, message = words
-            steps.append(step_doc(st.task_id or f"{aid}:{spec.name}", spec.name, status, message))
+            step_id = st.task_id or f"{aid}:{spec.name}"
+            steps.append(step_doc(step_id, spec.name, status, message, by_operator))
         phase = phase_doc(aid, agent.name, steps, agent.interrupted)
         if not countdown:
             self._phases[aid] = phase

@@ -74,6 +74,7 @@ DONE = "done"
 REVERT_STEP = "uninstall"  # the revert task's step in its task ID: calico-uninstall__…
 DEREGISTER_PHASE = "deregister-service"
 GONE = "agent gone"  # a revert's `forced` when its agent left the cluster
+OPERATOR = "operator"  # a revert's `forced` when an operator force-completed it
 MAX_NAMED = 20  # hosts named in the summary's message; the plan's phases name every one
 
 
@@ -343,7 +344,7 @@ class Uninstall(Engine):
         """Count a host as reverted (an operator cleaned it by hand)."""
         st = self._revert(agent_id, step)
         self._dirty(agent_id)
-        st.forced, st.message = "operator", "force-completed by an operator"
+        st.forced, st.message = OPERATOR, "force-completed by an operator"
         out: list[Decision] = []
         self._save(out, agent_id)
         live = f"; its task {st.task_id} ({st.state}) is left to end" if st.live else ""
@@ -515,7 +516,9 @@ class Uninstall(Engine):
         st = self.progress.reverts.get(aid)
         if st is not None:
             status, message = self._revert_status(aid, st, now)
-            steps.append(step_doc(st.task_id or f"{aid}:{REVERT}", REVERT, status, message))
+            by_operator = status == "COMPLETE" and st.forced == OPERATOR
+            step_id = st.task_id or f"{aid}:{REVERT}"
+            steps.append(step_doc(step_id, REVERT, status, message, by_operator))
         phase = phase_doc(aid, name, steps, False)
         if st is None or st.retry_at <= now:  # no countdown in it: keep it
             self._phases[aid] = phase

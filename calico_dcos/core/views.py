@@ -119,7 +119,7 @@ def failing(name: str, step: str, st: StepState, done: bool = False) -> str | No
     statuses do (ERROR only while the step has not completed); but a done step whose
     installer warned that it left something not as the options want is one."""
     if done:
-        return f"{name}: {step} {done_words(st)}" if st.warning else None
+        return f"{name}: {step} done with a warning: {st.warning}" if st.warning else None
     if st.gave_up:
         words = st.message or st.last_failure or "stopped: waits for the operator"
         return f"{name}: {step} {words}"
@@ -128,12 +128,22 @@ def failing(name: str, step: str, st: StepState, done: bool = False) -> str | No
     return None
 
 
-def done_words(st: StepState) -> str:
-    """What a done step shows: its task's last words, or the installer's warning (done, but
-    not as the options want it: a value someone else set, left alone)."""
+def forced(st: StepState, fingerprint: str | None) -> bool:
+    """Done because an operator force-completed it (`plan force-complete`) under the options
+    of `fingerprint`, not because its task did: its task may have been killed before it
+    started, or never launched. Read from the record (`forced` holds the fingerprint then),
+    so it survives a restart of the scheduler; a force-complete under older options is no
+    longer one once the step has run again under the current ones."""
+    return st.forced is not None and st.forced == fingerprint
+
+
+def done_words(st: StepState, fingerprint: str | None) -> str:
+    """What a done step shows: its task's last words, "force-completed" (`forced`), or the
+    installer's warning (done, but not as the options want it: a value someone else set,
+    left alone)."""
     if st.warning:
         return f"done with a warning: {st.warning}"
-    return "force-completed" if st.forced else st.message
+    return "force-completed" if forced(st, fingerprint) else st.message
 
 
 def failed_line(name: str, step: str, st: StepState) -> str:
@@ -157,9 +167,15 @@ def waiting_for_operator(agents: int) -> str:
     )
 
 
-def step_doc(step_id: str, name: str, status: str, message: str) -> dict:
-    """A dcos-commons step: `{"id", "name", "status", "message"}`."""
-    return {"id": step_id, "name": name, "status": status, "message": message}
+def step_doc(step_id: str, name: str, status: str, message: str, forced: bool = False) -> dict:
+    """A dcos-commons step: `{"id", "name", "status", "message"}`, and `"forced": true` for a
+    step COMPLETE only because an operator force-completed it (dcos-commons' step has no such
+    field: its clients ignore it; left out otherwise, so that a page of 500 agents' phases
+    does not grow by it)."""
+    doc = {"id": step_id, "name": name, "status": status, "message": message}
+    if forced:
+        doc["forced"] = True
+    return doc
 
 
 def phase_doc(phase_id: str, name: str, steps: list[dict], interrupted: bool) -> dict:

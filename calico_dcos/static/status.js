@@ -11,6 +11,7 @@ const STATUSES = {
   WAITING: "waiting (slot or operator)",
   DELAYED: "failed, retrying later",
   ERROR: "error",
+  FORCED: "force-completed by an operator (its task may never have run)",
 };
 const PARAMS = new URLSearchParams(location.search);
 const REFRESH_MS = 1000 * Number(PARAMS.get("refresh") || 2);
@@ -97,14 +98,16 @@ function shownMessage(step) {
   return success ? "" : step.message;
 }
 
+// A step COMPLETE only by an operator's force-complete reads FORCED (display.py FORCED).
 function stepCell(phase, name) {
   const step = phase.steps.find((s) => s.name === name);
   if (!step) return el("td", {});
+  const status = step.forced ? "FORCED" : step.status;
   return el("td", {
-    class: `step ${step.status}`,
-    title: `${step.name}: ${step.status}${shownMessage(step) ? " — " + shownMessage(step) : ""}`,
+    class: `step ${status}`,
+    title: `${step.name}: ${status}${shownMessage(step) ? " — " + shownMessage(step) : ""}`,
     "data-step": step.name,
-  }, step.status);
+  }, status);
 }
 
 // "Agents 1001–2000 of 50000", with links to the pages around, when there is more than one.

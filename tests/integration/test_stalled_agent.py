@@ -113,3 +113,58 @@ def test_a_stalled_agent_goes_to_other_frameworks_says_so_and_restarts_on_comman
     released_lines = [r for r in caplog.records if "released its offer" in r.getMessage()]
     assert any(hostname in r.getMessage() for r in released_lines)
     assert sum("still TASK_STAGING" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_stalled_step_force_completed_shows_forced_and_degraded_says_so_everywhere(tmp_path):
+    """`/v1/plan` says Degraded as `/v1/status` does while a launch is stalled; the operator
+    force-completes the step (its task, never started, is killed): the step shows FORCED on
+    `/v1/plan` and in `calico-dcos plan show`, not plain done, also after the scheduler
+    restarts from its stored records."""
+    from click.testing import CliRunner
+
+    from calico_dcos.cli import main
+
+    timings = {"stalled_seconds": STALLED, "launch_timeout_seconds": 120.0}
+    with running_cluster(agents=1, public_agents=0) as cluster:
+        cluster.hold_next_task("calico-docker")
+        with scheduler_on(cluster, tmp_path, timings=timings) as service:
+            url = f"http://127.0.0.1:{service.api.port}"
+
+            def plan_and_status() -> tuple[dict, dict]:
+                plan = requests.get(f"{url}/v1/plan", timeout=5).json()
+                return plan, requests.get(f"{url}/v1/status", timeout=5).json()
+
+            wait_until(lambda: plan_and_status()[0]["degraded"], 20, "Degraded on /v1/plan")
+            stalled_plan, stalled_status = plan_and_status()
+            hostname = stalled_plan["phases"][0]["name"]
+            requests.post(
+                f"{url}/v1/plan/force-complete",
+                params={"phase": hostname, "step": "docker"},
+                timeout=5,
+            ).raise_for_status()
+            wait_until(converged(service), 30, "convergence after the force-complete")
+            done_plan, _ = plan_and_status()
+            shown = CliRunner().invoke(main, ["plan", "show", "--url", url])
+        with scheduler_on(cluster, tmp_path, timings=timings) as again:
+            wait_until(converged(again), 30, "convergence of the restarted scheduler")
+            url = f"http://127.0.0.1:{again.api.port}"
+            restarted = requests.get(f"{url}/v1/plan", timeout=5).json()
+        timeline = cluster.timeline()
+        agent_id = cluster.agents[0].agent_id
+
+    assert stalled_status["summary"]["degraded"] and stalled_status["plan"]["degraded"]
+    docker = [s for s in done_plan["phases"][0]["steps"] if s["name"] == "docker"]
+    assert docker == [
+        {**docker[0], "status": "COMPLETE", "message": "force-completed", "forced": True}
+    ]
+    assert not done_plan["degraded"]
+    assert [s.get("forced", False) for s in restarted["phases"][0]["steps"]] == [
+        s.get("forced", False) for s in done_plan["phases"][0]["steps"]
+    ]
+    lines = shown.output.splitlines()
+    assert lines[0] == "deploy (parallel): COMPLETE   Degraded: no"
+    row = next(line for line in lines if line.startswith(hostname))
+    assert row.split()[1:] == ["FORCED", "COMPLETE", "COMPLETE", "COMPLETE", "COMPLETE"]
+    held = events(timeline, "launch_held")[0]["task_id"]
+    assert held in [e["task_id"] for e in events(timeline, "kill")]  # killed before it started
+    assert steps_launched(timeline, agent_id).count("docker") == 1

@@ -106,7 +106,7 @@ def test_page_follows_a_rollout_and_shows_it_half_done(half_done_rollout):
         assert page["conditions"] == ["Progressing"]
         assert "agents done" in page["message"]
         assert "rp_filter" in page["warnings"]
-        assert page["legend"] == 8
+        assert page["legend"] == 9  # dcos-commons' 8 statuses and FORCED
 
         browser.get(f"{url}/?refresh=0.2&limit=3&offset=3")  # the last page of 3 agents each
         wait_until(lambda: len(phase_statuses(browser)) == 1, 10, "one row on the last page")
