@@ -19,6 +19,7 @@ from aiohttp import web
 from calico_dcos.devcluster.agent import DEFAULT_AGENT_NETWORK, AgentInfo, free_agent_network
 from calico_dcos.devcluster.agent_http import AgentEndpoints
 from calico_dcos.devcluster.app import make_app
+from calico_dcos.devcluster.front import MasterPort
 from calico_dcos.devcluster.iam import FIVE_DAYS, LOGIN_PATH, Iam
 from calico_dcos.devcluster.master import Executor, Master
 from calico_dcos.devcluster.pki import Pki
@@ -101,7 +102,7 @@ class DevCluster:
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="devcluster", daemon=True
         )
-        self._runners: list[web.AppRunner] = []
+        self._ports: list[MasterPort] = []
         self._allocation: asyncio.Task | None = None
         self._leader: LeaderRecord | None = None
         self._agent_endpoints: AgentEndpoints | None = None
@@ -154,10 +155,9 @@ class DevCluster:
         )
         await runner.setup()
         tls = self.pki.server_context() if self.pki else None
-        site = web.TCPSite(runner, self.master.host, port, ssl_context=tls)
-        await site.start()
-        port_cell[0] = runner.addresses[0][1]
-        self._runners.append(runner)
+        master_port = MasterPort(self.master, runner, port_cell)  # front.py
+        await master_port.start(self.master.host, port, tls)
+        self._ports.append(master_port)
         return port_cell[0]
 
     def stop(self) -> None:
@@ -189,8 +189,8 @@ class DevCluster:
         shutdown = getattr(self.master.executor, "shutdown", None)
         if shutdown:
             await shutdown()
-        for runner in self._runners:
-            await runner.cleanup()
+        for master_port in self._ports:
+            await master_port.close()
         if self._agent_endpoints is not None:
             await self._agent_endpoints.close()
         await cancel_the_rest()
@@ -331,7 +331,7 @@ class DevCluster:
         come back) on a new port."""
         master = self.master
         master.new_leader()
-        old_runners = list(self._runners)
+        old_ports = list(self._ports)
         master.port = await self._serve(0)
         master.record("master_failover", message=f"new leader at {self.master_url}")
         if self._leader:
@@ -339,18 +339,18 @@ class DevCluster:
                 None, self._leader.publish, master.master_info()
             )
         if old_gone:
-            for runner in old_runners:
-                self._runners.remove(runner)
+            for master_port in old_ports:
+                self._ports.remove(master_port)
             if close_later:
-                master.spawn(self._close(old_runners))
+                master.spawn(self._close(old_ports))
             else:
-                await self._close(old_runners)
+                await self._close(old_ports)
         return self.master_url
 
     @staticmethod
-    async def _close(runners: list[web.AppRunner]) -> None:
-        for runner in runners:
-            await runner.cleanup()
+    async def _close(ports: list[MasterPort]) -> None:
+        for master_port in ports:
+            await master_port.close()
 
     def timeline(self) -> list[dict]:
         return self.call(self.master.timeline)
