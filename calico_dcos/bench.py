@@ -379,6 +379,8 @@ def serve_scheduler(options_file: str, stats_file: str, timings: dict[str, float
         "event_thread": service.scheduler.busy.summary(),
         "groups": service.scheduler.pipeline.stats.as_dict(),
         "counters": dict(service.scheduler.counters),
+        # what the plan timed itself by: the devcluster's, learned from it (GET_FLAGS)
+        "allocation_interval_seconds": service.scheduler.plan.config.allocation_interval_seconds,
     }
     Path(stats_file).write_text(json.dumps(stats))
     sys.exit(code)
@@ -659,6 +661,9 @@ def _figures(
         "store_commits": stats.get("store_commits"),
         "store_records_per_commit": _ratio(stats.get("store_writes"), stats.get("store_commits")),
         "scheduler_peak_rss_bytes": peak_rss,
+        # the master's --allocation_interval as the scheduler learned it (GET_FLAGS): the
+        # bench's --allocation-interval when it did, Mesos' default 1 s when it could not
+        "scheduler_allocation_interval_seconds": stats.get("allocation_interval_seconds"),
         "store_most_pending_records": (stats.get("groups") or {}).get("most_pending"),
         "devcluster_cpu_seconds": measured["devcluster_cpu"],
         "cores": CORES,

@@ -51,6 +51,7 @@ def test_bench_of_five_agents_converges_and_writes_every_figure(tmp_path):
     # every docker task held a slot at least launch-to-FINISHED (0.1 + 0.2 s), budget 100 %
     assert AGENTS * 0.3 / (AGENTS * run["wall_seconds"]) <= run["restart_slot_busy_share"] < 1
     assert document["cpu_growth_exponent"] is None
+    assert run["scheduler_allocation_interval_seconds"] == 0.1  # learned from the devcluster
     assert "bound s" in result.output and "cpu floor s" in result.output
 
 
