@@ -444,17 +444,9 @@ class CalicoScheduler(Scheduler):
             elif isinstance(decision, ev.SaveMeta):
                 writes.append(("meta", decision.key, decision.value))
             elif isinstance(decision, ev.Launch):
-                launch = self._encoded(decision)
-                actions.append(
-                    Call(
-                        CONTROL,
-                        self.master_api,
-                        partial(self._call_body, launch),
-                        partial(self._launch_refused, launch),
-                    )
-                )
+                actions.append(Call(CONTROL, partial(self._send_call, self._encoded(decision))))
             elif isinstance(decision, ev.Decline | ev.Kill | ev.Revive):
-                actions.append(Call(CONTROL, self.master_api, partial(self._call_body, decision)))
+                actions.append(Call(CONTROL, partial(self._send_call, decision)))
             else:
                 actions.append(partial(self._call_safely, decision))
         if then is not None:
@@ -480,13 +472,12 @@ class CalicoScheduler(Scheduler):
             launch.refuse_seconds,
         )
 
-    def _call_body(self, decision: ev.Decision | EncodedLaunch) -> dict | Encoded | None:
-        """ACCEPT, DECLINE, KILL or REVIVE, made by the sender (`calico_dcos.sender`) when
-        the call's turn comes, as pymesos' driver would build it (douban/pymesos
-        `pymesos/scheduler.py`); None once failing or without a driver (not sent)."""
+    def _send_call(self, decision: ev.Decision | EncodedLaunch, session: Any) -> None:
+        """ACCEPT, DECLINE, KILL or REVIVE, from the sender (`calico_dcos.sender`), as
+        pymesos' driver would build it (douban/pymesos `pymesos/scheduler.py`)."""
         driver = self.driver
         if self.failure or driver is None:
-            return None
+            return
         framework_id = {"value": driver.framework_id}
         body: dict | Encoded
         if isinstance(decision, EncodedLaunch):
@@ -514,9 +505,14 @@ class CalicoScheduler(Scheduler):
         else:
             self.counters["REVIVE"] += 1
             body = {"type": "REVIVE", "framework_id": framework_id}
-        return body
+        try:
+            self.master_api.post(session, body)
+        except CallRefused as refused:
+            if not isinstance(decision, EncodedLaunch):
+                raise
+            self._launch_refused(session, decision, refused)
 
-    def _launch_refused(self, launch: EncodedLaunch, refused: CallRefused, session: Any) -> None:
+    def _launch_refused(self, session: Any, launch: EncodedLaunch, refused: CallRefused) -> None:
         """The master refused the ACCEPT (apache/mesos src/master/http.cpp: a 400 names what
         it could not parse or validate), so the call had no effect: the offer is still
         outstanding and the task never existed. Say why, give the offer back, and fail the
@@ -847,18 +843,17 @@ class CalicoScheduler(Scheduler):
         LOG.info("%s %s%s%s", task_id, seen["state"], sep, message or "")  # formatted if shown
         then = None
         if "uuid" in status:
-            then = Call(task_id, self.master_api, partial(self._acknowledgement, status))
+            then = Call(task_id, partial(self._acknowledge, status))
         self._event("update", lambda now: self.plan.on_status(seen, now), then)
 
-    def _acknowledgement(self, status: Mapping) -> dict | None:
-        """The ACKNOWLEDGE, made by the sender once the update's effect is durable (never
-        after a failed write); on the task's own lane, so that its acknowledgements keep
-        their order. None once failing or without a driver (not sent)."""
+    def _acknowledge(self, status: Mapping, session: Any) -> None:
+        """From the sender, once the update's effect is durable (never after a failed
+        write); on the task's own lane, so that its acknowledgements keep their order."""
         driver = self.driver
         if self.failure or driver is None:
-            return None
+            return
         self.counters["ACKNOWLEDGE"] += 1
-        return {
+        body = {
             "type": "ACKNOWLEDGE",
             "framework_id": {"value": driver.framework_id},
             "acknowledge": {
@@ -867,6 +862,7 @@ class CalicoScheduler(Scheduler):
                 "uuid": status["uuid"],
             },
         }
+        self.master_api.post(session, body)
 
     def _task_output(self, task_id: str, words: str, message: str) -> None:
         """From the agent-files thread: the end of a failed task's stderr."""

@@ -7,11 +7,9 @@ figure for one part is easier to compare alone. This measures, over loopback aga
 child process answering every POST `202 Accepted` on a kept-alive connection (the headers
 the devcluster's aiohttp sends):
 
-- one call at a time as `calico_dcos.sender.Master.post` makes it, as libcurl through
-  pycurl made it (the sender before pipelining, if pycurl is installed), and as the
-  standard library's `http.client` would, in the calling thread's CPU (user + system,
-  `RUSAGE_THREAD`);
-- 32 calls pipelined on one connection (`Master.post_many`), per call;
+- one call as `calico_dcos.sender.Connection.post` makes it (libcurl), and as the standard
+  library's `http.client` would (what the sender used before), in the calling thread's CPU
+  (user + system, `RUSAGE_THREAD`);
 - calls through `Sender` (4 lanes, queues and all), in the process' CPU per call;
 - pymesos reading OFFERS events of 1,000 offers (~1 MB each) from a socket and decoding
   them, with pymesos' own settings and after `calico_dcos.driver.read_events_faster`.
@@ -101,28 +99,7 @@ def calls(port: int, count: int) -> None:
     api = sender.Master(lambda: Subscribed(master))
     with sender.connections() as session:
         us = per_call(lambda: api.post(session, ACK), count)
-        print(f"sender, one call at a time:           {us:6.0f} µs of CPU")
-        pipeline = [ACK] * sender.MAX_PIPELINED
-        us = per_call(lambda: api.post_many(session, pipeline), count // len(pipeline))
-        us /= len(pipeline)
-        print(f"sender, {len(pipeline)} calls pipelined, per call: {us:5.0f} µs of CPU")
-    try:
-        import pycurl
-    except ImportError:
-        pycurl = None
-    if pycurl is not None:
-        curl = pycurl.Curl()
-        curl.setopt(pycurl.URL, f"http://{master}{sender.PATH}")
-        curl.setopt(pycurl.HTTPHEADER, [*sender.header_lines(Subscribed(master).stream_id,
-                                         "Basic dXNlcjpwYXNz"), "Expect:"])  # fmt: skip
-        curl.setopt(pycurl.WRITEFUNCTION, lambda data: None)
-
-        def libcurl() -> None:
-            curl.setopt(pycurl.POSTFIELDS, body)
-            curl.perform()
-
-        print(f"libcurl (pycurl), one call:           {per_call(libcurl, count):6.0f} µs of CPU")
-        curl.close()
+    print(f"sender (libcurl), one call:           {us:6.0f} µs of CPU")
 
     conn = http.client.HTTPConnection(master)
     headers = {
@@ -140,7 +117,7 @@ def calls(port: int, count: int) -> None:
     conn.close()
 
     lanes = sender.Sender()
-    queued = [sender.Call(f"task-{n}", api, lambda: ACK) for n in range(count)]
+    queued = [sender.Call(f"task-{n}", lambda s: api.post(s, ACK)) for n in range(count)]
     before = cpu(resource.RUSAGE_SELF)
     lanes.put(queued)
     lanes.close(60)
