@@ -774,7 +774,29 @@ class CalicoScheduler(Scheduler):
 
     def _ask_master(self, master: str, path: str, call: Mapping | None = None) -> dict:
         """GET a JSON endpoint of the leading master, or POST `call` as JSON (the operator
-        API), authenticated as the scheduler is."""
+        API), authenticated as the scheduler is; `requests.HTTPError` for a 4xx/5xx answer.
+
+        Strict mode: a 401 is the master refusing the token (expired, or signed with a key
+        the IAM has since rotated). A Mesos HTTP authenticator that refuses a credential
+        makes libprocess answer `401 Unauthorized` (apache/mesos 3rdparty/libprocess
+        `include/process/http.hpp` `Unauthorized`, `src/process.cpp`), and a DC/OS token is
+        good until its `exp` only (DC/OS docs, "Service Authentication"). So the token is
+        dropped and the ask sent once more with a fresh login, as the sender does for calls
+        (`sender.Master.post`, `strict.py`); a second 401 is the answer.
+        """
+        reply = self._ask_master_once(master, path, call)
+        if reply.status_code == 401 and self.tokens is not None:
+            LOG.warning("the Mesos master refused the token for %s: logging in again", path)
+            self.tokens.invalidate()
+            reply = self._ask_master_once(master, path, call)
+        reply.raise_for_status()
+        try:  # from the bytes: no text copy of an answer of ~1 KB per agent, 10x faster
+            return orjson.loads(reply.content)
+        except orjson.JSONDecodeError:  # what orjson refuses (a lone surrogate, NaN): as before
+            return reply.json()
+
+    def _ask_master_once(self, master: str, path: str, call: Mapping | None) -> Any:
+        """One request of `_ask_master`: the `requests.Response`, whatever its status."""
         import requests
 
         service = self.options["service"]
@@ -788,17 +810,11 @@ class CalicoScheduler(Scheduler):
             secret = read_secret(service["secret_file"], "service.secret_file")
             auth = (service["principal"], secret)
         if call is None:
-            reply = requests.get(url, headers=headers, auth=auth, verify=verify, timeout=15)
-        else:
-            headers = {**headers, "Accept": "application/json"}
-            reply = requests.post(
-                url, json=dict(call), headers=headers, auth=auth, verify=verify, timeout=15
-            )
-        reply.raise_for_status()
-        try:  # from the bytes: no text copy of an answer of ~1 KB per agent, 10x faster
-            return orjson.loads(reply.content)
-        except orjson.JSONDecodeError:  # what orjson refuses (a lone surrogate, NaN): as before
-            return reply.json()
+            return requests.get(url, headers=headers, auth=auth, verify=verify, timeout=15)
+        headers = {**headers, "Accept": "application/json"}
+        return requests.post(
+            url, json=dict(call), headers=headers, auth=auth, verify=verify, timeout=15
+        )
 
     def disconnected(self, driver) -> None:
         self._safely("disconnected", self._disconnected)

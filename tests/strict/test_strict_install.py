@@ -293,3 +293,51 @@ def test_a_failed_tasks_stderr_is_read_from_its_agent_with_the_token_over_tls(tm
     assert f"{missing}: not found" in docker_reason()
     assert [e for e in timeline if e["event"] == "files_read"]
     assert not [e for e in timeline if e["event"] == "unauthenticated"]
+
+
+def test_the_masters_operator_api_asks_log_in_again_when_the_token_has_expired(
+    tmp_path, key, caplog
+):
+    """What the scheduler asks the master at each subscription (GET_FLAGS, GET_FRAMEWORKS,
+    `/master/slaves`) meets a token that has expired at the IAM (its clock moved past the
+    token's `exp`, as after a renewal missed while the host was paused): the master answers
+    401, the scheduler drops the token, logs in again and asks once more, as its calls do."""
+    caplog.set_level(logging.INFO)
+    lifetime = 20.0  # each jump below stays inside the service login token's 120 s
+    with running_cluster(
+        agents=1, public_agents=0, strict=True, token_lifetime=lifetime, allocation_interval=0.3
+    ) as cluster:
+        cluster.register_service_account(UID, public_pem(key))
+        iam = cluster.master.iam
+        with scheduler_on(cluster, tmp_path, **strict_options(cluster, tmp_path, key)) as service:
+            scheduler = service.scheduler
+            wait_until(converged(service), 40, "a strict-mode install")
+            wait_until(lambda: scheduler.master_flags.asked == 1, 10, "GET_FLAGS asked")
+            caplog.clear()
+            asks = {
+                "GET_FLAGS": scheduler._learn_master_flags,
+                "GET_FRAMEWORKS": lambda: scheduler._another_framework(scheduler.framework_id()),
+                "/master/slaves": scheduler._agents_known,
+            }
+            logins = {}
+            for jump, (name, ask) in enumerate(asks.items(), start=1):
+                held = scheduler.tokens.token()
+                iam.clock = lambda jump=jump: time.time() + jump * (lifetime + 1)
+                before = len(iam.logins)
+                ask()
+                logins[name] = len(iam.logins) - before
+                fresh = scheduler.tokens.token() != held
+                assert fresh, f"{name} kept the expired token"
+            asked, warned, failure = (
+                scheduler.master_flags.asked,
+                scheduler.master_flags.warned,
+                scheduler.failure,
+            )
+
+    assert failure is None
+    assert (asked, warned) == (2, False)  # answered, with the master's flags
+    assert all(n >= 1 for n in logins.values()), logins  # (a call of ours may log in too)
+    assert all(accepted for _, accepted in iam.logins)
+    words = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [w for w in words if "cannot" in w or "refused: 401" in w], words
+    assert [w for w in words if "refused the token" in w]
