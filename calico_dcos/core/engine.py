@@ -20,7 +20,8 @@ does the rest the same way for both:
 - KILLs until Mesos confirms an end: a KILL may be lost after the master accepted it, so
   one not confirmed is sent again with backoff, and at once after (re)subscription;
 - launch deadlines: a task still STAGING or STARTING after `launch_timeout_seconds` is
-  killed, and its end counts as a failure (retried with backoff, Degraded after three);
+  killed, and its end counts as a failure (retried with backoff, Degraded after three),
+  unless we were killing it already (`plan restart`): a kill we asked for is no failure;
 - the restart budget (`budget.Slots`, the one home of slot holding);
 - `interrupt` / `proceed` (the plan API's `continue`).
 
@@ -685,9 +686,10 @@ class Engine:
                 self._saved(agent_id, now, out)
 
     def _check_deadlines(self, now: float, out: list[Decision]) -> None:
-        """Kill launches that missed their deadline (their end will count as a failure);
-        mark those STAGING or STARTING for `stalled_seconds` as stalled (`_stalled`: their
-        step says so, the plan is Degraded, one log line)."""
+        """Kill launches that missed their deadline (their end will count as a failure),
+        unless we are killing them already (a kill we asked for is no failure); mark those
+        STAGING or STARTING for `stalled_seconds` as stalled (`_stalled`: their step says
+        so, the plan is Degraded, one log line)."""
         for task_id, (agent_id, step, deadline) in list(self._launching.items()):
             st = self._step_state(agent_id, step)
             if st is None or st.task_id != task_id or st.state not in LAUNCHING:
@@ -696,6 +698,8 @@ class Engine:
             elif now >= deadline:
                 del self._launching[task_id]
                 self._stalled.pop(task_id, None)
+                if st.killing:  # killed already at our asking (`plan restart`): not late,
+                    continue  # its end no failure; `_resend_kills` keeps at the KILL
                 timeout = self.config.launch_timeout_seconds
                 st.late, st.message = True, f"still {st.state} after {timeout:g} s"
                 self._kill(agent_id, step, st, now, out)

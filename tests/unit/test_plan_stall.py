@@ -301,3 +301,26 @@ def test_held_slot_waiters_are_released_once_every_slot_holder_stalls():
     assert sim.core.held_offers == 0
     assert declined(sim, held) is not None
     assert notes(sim, "agent-S1: released its offer")
+
+
+def test_a_task_restarted_by_an_operator_whose_kill_is_unconfirmed_at_its_deadline_is_no_failure():
+    """`plan restart` kills the STAGING task; the agent has not confirmed the KILL when the
+    task's launch deadline comes. The kill is ours: the deadline neither kills it as late nor
+    counts its end as a failure, and the step is launched again at the next offer."""
+    sim = docker_launched_on_s0(**ONLY_PROXY_AND_DOCKER)
+    stuck = sim.live_task("S0", "docker")
+    sim.apply(sim.core.restart("S0", "docker", sim.now))
+    sim.decisions.clear()
+
+    sim.tick(sim.core.config.launch_timeout_seconds + 1)  # past the deadline, unconfirmed
+    assert not notes(sim, "after")  # no "still TASK_STAGING after 600 s: killed"
+    sim.update(stuck, "TASK_KILLED", reason="REASON_TASK_KILLED_DURING_LAUNCH")
+    st = sim.core.agents["S0"].steps["docker"]
+    view = sim.core.plan_view(sim.now)["phases"][0]
+    words = str(next(s for s in view["steps"] if s["name"] == "docker"))
+
+    assert (st.failures, st.last_failure, st.retry_at) == (0, "", 0.0)
+    assert "fail" not in words.lower() and "after" not in words, words
+    assert not sim.core.summary(sim.now)["degraded"]
+    sim.offer("S0")
+    assert sim.steps_launched("S0") == ["etcd-proxy", "docker", "docker"]
