@@ -20,6 +20,8 @@ from prometheus_client.registry import Collector
 PREFIX = "calico_dcos"
 # The scheduler's own counter names (scheduler.py) for the Mesos calls it makes.
 CALLS = ("ACCEPT", "DECLINE", "KILL", "RECONCILE", "REVIVE", "ACKNOWLEDGE")
+# The scheduler's counter of offer IDs in the DECLINE calls the master took (scheduler.py).
+DECLINED = "offers_declined"
 
 
 class ViewCollector(Collector):
@@ -63,7 +65,15 @@ def store_metrics(store: Any) -> Iterator[Metric]:
 
 def offer_metrics(counters: Mapping[str, int], held: int = 0) -> Iterator[Metric]:
     """Each offer is accepted by one launch, declined, taken back by Mesos (RESCIND) while
-    the plan held it, or held now (`held`: `calico_dcos.core.engine`, held offers)."""
+    the plan held it, or held now (`held`: `calico_dcos.core.engine`, held offers).
+
+    `offers_declined` counts the offer IDs of each DECLINE the master took, when it took
+    it (`counters[DECLINED]`), and so never goes down, as a Prometheus counter must ("A
+    counter is a cumulative metric … whose value can only increase or be reset to zero on
+    restart", prometheus.io docs, concepts/metric_types). Derived as received − accepted −
+    rescinded − held now, it went down whenever a scrape fell between an offer's arrival
+    and the plan holding it, or between the plan using a held offer and its ACCEPT being
+    sent."""
     received = counters.get("offers", 0)
     accepted = counters.get("ACCEPT", 0)
     rescinded = counters.get("RESCIND", 0)
@@ -76,7 +86,7 @@ def offer_metrics(counters: Mapping[str, int], held: int = 0) -> Iterator[Metric
     yield CounterMetricFamily(
         f"{PREFIX}_offers_declined",
         "Offers declined: nothing to launch there now, or released after being held.",
-        value=max(0, received - accepted - rescinded - held),
+        value=counters.get(DECLINED, 0),
     )
     yield GaugeMetricFamily(
         f"{PREFIX}_offers_held",

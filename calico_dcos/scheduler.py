@@ -50,6 +50,7 @@ from calico_dcos.core.uninstall import Uninstall
 from calico_dcos.core.views import combine
 from calico_dcos.driver import Driver
 from calico_dcos.master_flags import GET_FLAGS, MasterFlags
+from calico_dcos.metrics import DECLINED
 from calico_dcos.options import read_secret, roles
 from calico_dcos.pipeline import Action, Batch, Pipeline, Write, coalesce
 from calico_dcos.report_auth import ReportKey, with_report_token
@@ -222,6 +223,7 @@ class CalicoScheduler(Scheduler):
         self._epoch = clock() - time.monotonic()
         self.lock = threading.RLock()
         self.counters: Counter[str] = Counter()
+        self._declined_lock = threading.Lock()  # the sender's lanes count DECLINEs at once
         self.busy = BusyMeter()  # pymesos' event thread in our callbacks
         self.artifacts: dict[str, Path] = {}  # served at /v1/artifacts/<name>
         self.failure: str | None = None  # why the scheduler must exit non-zero
@@ -511,6 +513,10 @@ class CalicoScheduler(Scheduler):
             if not isinstance(decision, EncodedLaunch):
                 raise
             self._launch_refused(session, decision, refused)
+            return
+        if isinstance(decision, ev.Decline):  # sent and taken: `offers_declined_total`
+            with self._declined_lock:
+                self.counters[DECLINED] += len(decision.offer_ids)
 
     def _launch_refused(self, session: Any, launch: EncodedLaunch, refused: CallRefused) -> None:
         """The master refused the ACCEPT (apache/mesos src/master/http.cpp: a 400 names what
