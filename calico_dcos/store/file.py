@@ -465,7 +465,8 @@ class FileStore:
                     "running and stops, naming it; service.existing_framework: replace takes "
                     "it over)",
                 ) from exc
-            raise StoreError(f"the state database {self.database}: {exc} ({code})") from exc
+            hint = _write_failure_hint(code, self.database, self.root)
+            raise StoreError(f"the state database {self.database}: {exc} ({code}){hint}") from exc
 
     def _parse(self, what: str, data: bytes) -> dict:
         """The JSON object in a row, or StateCorrupt naming the database and the row."""
@@ -507,6 +508,40 @@ def _read_old_layout(root: Path) -> tuple[bytes | None, dict[str, bytes], dict[s
         for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
             found[check_name(kind, path.stem)] = read(path)
     return framework, agents, meta
+
+
+def _write_failure_hint(code: str, database: Path, root: Path) -> str:
+    """What an operator does about the SQLite errors a host causes, as "; …" (or "" for the
+    others), from the error's (extended) result code name, `sqlite3.Error.sqlite_errorname`.
+
+    What each means, after https://www.sqlite.org/rescode.html: SQLITE_FULL (13), a write
+    could not complete for a full disk (or a temporary file's, or `max_page_count`
+    reached); SQLITE_READONLY (8) and its extended codes, the connection has no write
+    permission for what it alters (a read-only file, directory or mount); SQLITE_IOERR (10)
+    and its extended codes (SQLITE_IOERR_WRITE, _FSYNC, …), the operating system reported an
+    I/O error; SQLITE_CANTOPEN (14), SQLite could not open a file (the database, its -wal
+    or -shm). The original message and code stay in the error, before the hint."""
+    files = f"{database}, {database.name}-wal, {database.name}-shm and {root} itself"
+    if code.startswith("SQLITE_FULL"):
+        return (
+            f"; the file system holding {root} is full: free space there (df {root}), then "
+            "restart the scheduler (it resumes from the last group stored)"
+        )
+    if code.startswith("SQLITE_READONLY"):
+        return (
+            f"; SQLite may not write there: check that the file system holding {root} is "
+            f"mounted read-write (findmnt -T {root}) and that the scheduler's user may write "
+            f"{files}, then restart the scheduler"
+        )
+    if code.startswith("SQLITE_IOERR"):
+        return (
+            f"; the operating system failed to read or write {database}: check the disk and "
+            f"the mount of {root} (the kernel log: dmesg), then restart the scheduler; if "
+            "it then reports the database damaged, restore it from a backup"
+        )
+    if code.startswith("SQLITE_CANTOPEN"):
+        return f"; check that the scheduler's user may read and write {files}"
+    return ""
 
 
 def _row_fix(database: Path, table: str, key: str) -> str:

@@ -52,6 +52,53 @@ def test_an_unreadable_database_is_a_clear_error_naming_the_file(world_readable_
     assert "Permission denied" in str(raised.value)
 
 
+def test_a_full_disk_is_a_clear_error_naming_the_database_and_what_to_do(tmp_path):
+    """SQLite answers SQLITE_FULL when a write finds no room; `PRAGMA max_page_count` at the
+    database's size makes this SQLite answer it for real, without filling a disk."""
+    store = open_store(str(tmp_path))
+    store.put_agent("a1b2-S0", agent_record("a1b2-S0"))
+    with store._mutex:
+        pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+        store._db.execute(f"PRAGMA max_page_count = {pages}")
+    big = agent_record("a1b2-S1") | {"message": "x" * 60_000}
+
+    with pytest.raises(StoreError) as raised:
+        store.put_many([("agent", "a1b2-S0", big), ("agent", "a1b2-S1", big)])
+
+    message = str(raised.value)
+    assert str(tmp_path / DATABASE_NAME) in message
+    assert "database or disk is full (SQLITE_FULL)" in message  # SQLite's own words
+    assert f"the file system holding {tmp_path} is full: free space there" in message
+    assert isinstance(raised.value.__cause__, sqlite3.OperationalError)
+    assert store.load_agents() == {"a1b2-S0": agent_record("a1b2-S0")}  # all or nothing
+
+
+def test_a_state_directory_sqlite_may_not_write_is_a_clear_error_saying_what_to_check(
+    world_readable_dir,
+):
+    """The database is the scheduler's, but its directory is not writable (as on a file
+    system mounted read-only): SQLite cannot make its write-ahead log there and answers
+    SQLITE_READONLY_DIRECTORY (https://www.sqlite.org/rescode.html)."""
+    root = world_readable_dir / "state"
+    open_store(str(root)).close()
+    database = root / DATABASE_NAME
+    if os.geteuid() == 0:  # the database becomes the unprivileged user's; root keeps the dir
+        os.chown(database, NOBODY, NOBODY)
+    root.chmod(0o555)
+    try:
+        with as_unprivileged_user(), pytest.raises(StoreError) as raised:
+            open_store(str(root))
+    finally:
+        root.chmod(0o755)
+
+    message = str(raised.value)
+    assert str(database) in message
+    assert "attempt to write a readonly database (SQLITE_READONLY" in message
+    assert f"check that the file system holding {root} is mounted read-write" in message
+    assert "may write" in message and f"{root} itself" in message
+    assert isinstance(raised.value.__cause__, sqlite3.Error)
+
+
 def test_a_file_that_is_not_a_database_is_corrupt_and_kept(tmp_path):
     (tmp_path / DATABASE_NAME).write_bytes(b"not a database, but some bytes of an editor" * 50)
 
