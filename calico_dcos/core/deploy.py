@@ -547,7 +547,7 @@ class Deploy(Engine):
             )
             st.attempts = max(st.attempts, parsed[3])
             st.healthy, st.updated, st.killing = status.get("healthy"), now, False
-            st.message = status.get("message", "")
+            st.message, st.launched_at = status.get("message", ""), 0.0  # launch unknown
             if step_done(spec, st):
                 st.failures = 0
             self._touch(agent, now, out)

@@ -603,7 +603,7 @@ class Engine:
         st.task_id = task_id_for(spec.name, agent.agent_id, spec.fingerprint, st.attempts)
         st.state, st.fingerprint, st.healthy = "TASK_STAGING", spec.fingerprint, None
         st.killing, st.message, st.updated, st.retry_at = False, "", now, 0.0
-        st.kills, st.kill_at, st.late = 0, 0.0, False
+        st.kills, st.kill_at, st.late, st.launched_at = 0, 0.0, False, now
         st.reason, st.host_caused, st.warning = "", False, ""
         deadline = now + self.config.launch_timeout_seconds
         self._launching[st.task_id] = (agent.agent_id, spec.name, deadline)
@@ -634,13 +634,14 @@ class Engine:
 
     def _track(self, agent_id: str, step: str, st: StepState, now: float) -> None:
         """Watch a task read back from the records: a KILL not confirmed is sent again
-        (at once, once reconciled), a launch gets its deadline from its last update."""
+        (at once, once reconciled), a launch gets its deadline from its launch (from its
+        last update in a record written before the launch time was stored)."""
         if not st.live:
             return
         if st.killing:
             self._killing[st.task_id] = (agent_id, step)
         elif st.state in LAUNCHING:
-            deadline = st.updated + self.config.launch_timeout_seconds
+            deadline = (st.launched_at or st.updated) + self.config.launch_timeout_seconds
             self._launching[st.task_id] = (agent_id, step, deadline)
         elif st.state == "TASK_RUNNING":
             self._watch_stable(agent_id, step, st)

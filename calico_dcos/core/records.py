@@ -49,6 +49,10 @@ class StepState:
     host_caused: bool = False  # the current task's failure is the host's (its report says so)
     host_failures: int = 0  # failures in a row caused by the host
     running_since: float = 0.0  # when the current task last became RUNNING
+    # when the current task was launched (0.0 in records written before it was stored: its
+    # last update stands in, as it did then); its launch deadline and "launched … ago" count
+    # from it after a restart too
+    launched_at: float = 0.0
     # why it failed last (the words `message` had then): kept while it tries again, so that
     # a problem line always says why; forgotten when the count of failures starts over
     last_failure: str = ""
@@ -121,6 +125,7 @@ STEP_FIELDS = (
     "host_caused",
     "host_failures",
     "running_since",
+    "launched_at",
     "gave_up",
     "last_failure",
     "warning",

@@ -181,3 +181,50 @@ def test_a_lost_agent_frees_its_restart_slot():
     assert holder not in before.core.restarting
     assert len(before.core.restarting) <= 1
     assert before.records[holder]["lost"] is True
+
+
+def test_a_rebuilt_plan_says_how_long_ago_a_stalled_task_was_launched_not_last_updated():
+    """S0's docker launched, TASK_STARTING 30 s later, never RUNNING; the scheduler restarts
+    100 s after the launch. The rebuilt plan counts from the launch (stored in the record),
+    as the plan that launched it did, not from the STARTING update."""
+    from tests.helpers.plan_sim import ONLY_PROXY_AND_DOCKER, subscribed
+
+    before = subscribed(1, rollout_max_concurrent_restarts="1", **ONLY_PROXY_AND_DOCKER)
+    before.offer()
+    before.tick(2)
+    before.advance()  # etcd-proxy RUNNING
+    before.offer("S0")
+    launched = before.now
+    docker = before.live_task("S0", "docker")
+    before.tick(30)
+    before.update(docker, "TASK_STARTING")  # not stored by itself (UNSAVED_STATES) …
+    before.tick(20)
+    proxy = before.live_task("S0", "etcd-proxy")
+    before.update(proxy, "TASK_RUNNING", healthy=False)  # … but with the agent's record
+    assert before.records["S0"]["steps"]["docker"]["updated"] == launched + 30
+    before.tick(50)
+
+    after = Sim(agents=1, public=0, records=before.records, framework_id="fw-1",
+                rollout_max_concurrent_restarts="1", **ONLY_PROXY_AND_DOCKER)  # fmt: skip
+    after.tasks, after.now = before.tasks, before.now
+    after.subscribe()
+    after.tick(30)  # stalled (60 s) by either count
+
+    assert after.now - launched == 130
+    phase = after.core.plan_view(after.now)["phases"][0]
+    step = next(s for s in phase["steps"] if s["name"] == "docker")
+    assert step["message"].startswith("launched 2 min 10 s ago, still TASK_STARTING"), step
+    assert before.records["S0"]["steps"]["docker"]["launched_at"] == launched
+
+
+def test_a_record_without_a_launch_time_counts_from_its_last_update():
+    """Records written before the launch time was stored still load: the launch is taken to
+    be the last update, as before."""
+    from calico_dcos.core.records import agent_from_record
+
+    record = {
+        "agent_id": "S0",
+        "steps": {"docker": {"task_id": "t", "state": "TASK_STAGING", "updated": 1200.0}},
+    }
+
+    assert agent_from_record(record).steps["docker"].launched_at == 0.0
