@@ -63,6 +63,7 @@ class MasterPort:
         self.fronts: set[Front] = set()
         self._server: asyncio.Server | None = None
         self._date = (0, "")
+        self._accepted = b""
 
     async def start(self, host: str, port: int, tls: ssl.SSLContext | None) -> int:
         """Listen on `host:port` (0: any free port), with TLS when `tls`; the port bound."""
@@ -84,7 +85,18 @@ class MasterPort:
         now = int(time.time())
         if self._date[0] != now:
             self._date = (now, formatdate(now, usegmt=True))
+            self._accepted = b""
         return self._date[1]
+
+    def accepted(self) -> bytes:
+        """The answer to most calls, 202 with no body, made once a second (its `Date`)."""
+        date = self.date()
+        if not self._accepted:
+            self._accepted = (
+                f"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\nDate: {date}\r\n"
+                f"Server: {SERVER_SOFTWARE}\r\n\r\n"
+            ).encode()
+        return self._accepted
 
 
 class Front(asyncio.Protocol):
@@ -160,6 +172,8 @@ class Front(asyncio.Protocol):
     def _response(self, status: int, text: str | None, extra: dict | None) -> bytes:
         """What aiohttp writes for `web.Response(status=…, text=…, headers=…)`: the extra
         headers, then a text's `Content-Type`, `Content-Length`, `Date`, `Server`."""
+        if status == 202 and text is None and not extra:
+            return self.port.accepted()
         lines = [f"HTTP/1.1 {status} {_REASONS.get(status, '')}"]
         connection = None
         for name, value in (extra or {}).items():
