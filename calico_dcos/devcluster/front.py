@@ -11,14 +11,16 @@ writes (status line, headers in its order, `Date`, `Server`).
 
 What the front answers itself, and only that: `POST /api/v1/scheduler HTTP/1.1` with
 a `Content-Length` (digits, once) and no `Transfer-Encoding`, `Expect`, `Upgrade` or
-`Connection` other than `keep-alive`, an ASCII head of well-formed `name: value` lines, and a
-call that is not SUBSCRIBE (whose answer is a stream). At the first request that is anything
-else the connection, with every byte not yet answered, is handed to aiohttp's
-`RequestHandler` (`_hand_over`), which parses it again from its first byte and keeps the
-connection from then on: what the front does not answer gets aiohttp's answers, checks and
-errors as before (SUBSCRIBE, the other endpoints, a malformed request, a body over
-`MAX_BODY`). A connection the front keeps is not closed when idle (aiohttp closes one idle
-for 75 s); it closes when the client closes it or the port closes (`MasterPort.close`).
+`Connection` other than `keep-alive`, an ASCII head of well-formed `name: value` lines (fewer
+than `MAX_HEADERS`), and a call that is not SUBSCRIBE (whose answer is a stream). At the first
+request that is anything else the connection, with every byte not yet answered, is handed to
+aiohttp's `RequestHandler` (`_hand_over`), which parses that request again from its first
+byte and keeps the connection from then on (what the front read of it had no effect:
+`prepare` and `parse` change nothing unless they refuse, and a refusal is answered here).
+What the front does not answer gets aiohttp's answers, checks and errors as before
+(SUBSCRIBE, the other endpoints, a malformed request, a body over `MAX_BODY`). A connection
+the front keeps is not closed when idle (aiohttp closes one idle for 75 s); it closes when
+the client closes it or the port closes (`MasterPort.close`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from calico_dcos.devcluster.master import Master
 
 MAX_BODY = CLIENT_MAX_SIZE  # larger bodies go to aiohttp, which answers 413
 MAX_HEAD = 8190  # longer heads go to aiohttp, whose own limits then apply (8190 a line)
+MAX_HEADERS = 128  # more go to aiohttp, which refuses more than its `max_headers`, 128
 _REQUEST_LINE = "POST /api/v1/scheduler HTTP/1.1"
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # a header name (RFC 9110 §5.6.2)
 _CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")  # in a header line (a tab is allowed)
@@ -212,7 +215,7 @@ def read_head(head: bytes) -> dict[str, str] | None:
     if not head.isascii():
         return None
     lines = head.decode("ascii").split("\r\n")
-    if lines[0] != _REQUEST_LINE:
+    if lines[0] != _REQUEST_LINE or len(lines) > MAX_HEADERS:
         return None
     headers: dict[str, str] = {}
     for line in lines[1:]:
