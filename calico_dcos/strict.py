@@ -12,7 +12,8 @@ pymesos 0.3.15 speaks plain HTTP and knows only Basic authentication (douban/pym
   with an `ssl.SSLContext` that verifies the master's certificate against the CA bundle.
 - The subscription is one non-blocking socket in pymesos' IO thread, made by the module
   global `pymesos.process.Connection`. `TlsConnection` replaces it (`install`): a subclass
-  that behaves exactly as pymesos' own for a driver without `tls_context`, and otherwise
+  of the driver's `EventStream` that behaves exactly as it for a driver without
+  `tls_context`, and otherwise
   completes a TLS handshake once the TCP connection is up, then reads and writes through
   the TLS layer (a TLS "want read/write" is pymesos' EAGAIN).
 - A 401 on a call or on the subscription drops the token (the next request logs in again)
@@ -33,12 +34,11 @@ from typing import Any
 import pymesos.process
 
 from calico_dcos.dcos_auth import AuthError, TokenSource
-from calico_dcos.driver import CallRefused, Driver
+from calico_dcos.driver import CallRefused, Driver, EventStream
 
 LOG = logging.getLogger("calico_dcos.strict")
 MAX_UNAUTHORIZED = 3
 HANDSHAKE_TIMEOUT_SECONDS = 10.0
-_PYMESOS_CONNECTION = pymesos.process.Connection
 
 
 def tls_context(ca_bundle: str) -> ssl.SSLContext:
@@ -83,8 +83,9 @@ class _TlsSocket:
         self._sock.close()
 
 
-class TlsConnection(_PYMESOS_CONNECTION):
-    """pymesos' subscription connection; over TLS when its driver has a `tls_context`."""
+class TlsConnection(EventStream):
+    """pymesos' subscription connection (as the driver reads it: `driver.EventStream`);
+    over TLS when its driver has a `tls_context`."""
 
     def __init__(self, addr: str, callback: Any) -> None:
         super().__init__(addr, callback)
