@@ -26,7 +26,7 @@ from pathlib import Path
 from calico_dcos.api import ApiServer, build_app
 from calico_dcos.artifacts import build_installer_zipapp
 from calico_dcos.dcos_auth import CREDENTIAL_ENV, AuthError, TokenSource, parse_credential
-from calico_dcos.malloc_arenas import limit_arenas
+from calico_dcos.malloc_arenas import limit_arenas, mmap_large_chunks
 from calico_dcos.options import Options, OptionsError, read_secret
 from calico_dcos.scheduler import CalicoScheduler, within
 from calico_dcos.signals import StopSignals
@@ -167,6 +167,7 @@ def start_service(
     or the uninstall with `core=uninstalling(…)`). The API answers from the start, so that
     Marathon's health check hears "waiting" (for the leader lock) rather than nothing."""
     limit_arenas()  # before the API's, pymesos' and the sender's threads (issue 17)
+    mmap_large_chunks()
     host = host or os.environ.get("HOST") or socket.getfqdn()
     token = api_token(options)
     tokens = strict_tokens(options, os.environ)
