@@ -212,6 +212,9 @@ class EventStream(pymesos.process.Connection):
             del records[:end]
             try:
                 self._callback.process_event(event)
+            except OSError:  # as pymesos' own `read`: its `except socket.error` took these
+                LOG.exception("failed to handle an event: reconnecting")
+                return False  # closed: pymesos opens the next connection
             except Exception:
                 LOG.exception("failed to handle an event")
                 raise

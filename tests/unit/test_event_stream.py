@@ -165,6 +165,26 @@ def test_a_stream_that_is_no_recordio_is_closed(stream, caplog):
     assert "not RecordIO" in caplog.text
 
 
+def test_an_oserror_while_handling_an_event_closes_the_connection_as_pymesos_did(stream, caplog):
+    """pymesos' own `read` caught `socket.error` (OSError) around the whole read, the
+    handling of each event included, and closed the connection (the driver reconnects and
+    subscribes again) rather than ending the driver."""
+    conn, peer, callback = stream
+
+    def refuse(event: dict) -> None:
+        raise ConnectionResetError("the store went away")
+
+    callback.process_event = refuse
+    peer.sendall(HEADERS)  # pymesos' own read takes the headers; the records are ours
+    select.select([conn.fileno()], [], [], 5)
+    assert conn.read()
+    peer.sendall(chunked(record({"type": "HEARTBEAT"}), []))
+    select.select([conn.fileno()], [], [], 5)
+
+    assert conn.read() is False
+    assert "failed to handle an event: reconnecting" in caplog.text
+
+
 def test_the_end_of_the_stream_closes_it(stream):
     conn, peer, callback = stream
     peer.sendall(HEADERS + chunked(record({"type": "HEARTBEAT"}), []) + b"0\r\n\r\n")
