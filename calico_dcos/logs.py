@@ -8,19 +8,36 @@ line and function (`logging._srcfile = None`: `findCaller` walks the stack for e
 record), the thread's and process' names (`logThreads`, `logProcesses`,
 `logMultiprocessing`). And `Formatter.formatTime` converts and formats the time for every
 record; `SecondFormatter` does that once per second and adds the milliseconds, the same
-text (`Formatter.default_time_format` and `default_msec_format`). Every line is still
-written and flushed as it is logged, at every level: nothing is buffered or dropped.
-Measured alone (`.venv/bin/python -m calico_dcos.logs`): ~16 µs of CPU a line before,
-~10 after.
+text (`Formatter.default_time_format` and `default_msec_format`). Measured alone
+(`.venv/bin/python -m calico_dcos.logs`): ~14 µs of CPU a line before, ~8 after.
+
+One write per read of the event stream, not one per line (`HandOverStreamHandler`,
+`HandOverFileHandler`): each line written at once is a write(2), and the GIL let go and
+taken back around it while four sender lanes and the group committer want it too; at
+1,000 agents the bench's scheduler used ~0.5 s less CPU with its INFO lines off (5.3-5.4
+against 4.8 ms per agent, two runs each, load 0.7-1.2). So the INFO lines of a thread that
+hands over (pymesos' event thread, `pipeline.handed_over`, called before it waits for the
+next bytes of the stream) wait in memory until it does, and then go out in one write,
+the same lines in the same order. They go out sooner when a line of WARNING or above
+comes (after them, at once), when a line of another thread comes (the same), after
+`MAX_WAITING_LINES`, and at exit (`logging.shutdown` flushes every handler). So an
+operator reads every line, at most one read of the stream later; only a process killed
+outright (SIGKILL, a crash of the interpreter) loses the INFO lines of the events it was
+handling, whose effects the store may not have yet either.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import time
 from collections.abc import Iterable
 
+from calico_dcos.pipeline import at_hand_over
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+MAX_WAITING_LINES = 64  # a hand-over thread's lines kept before they are written anyway
 
 
 class SecondFormatter(logging.Formatter):
@@ -42,24 +59,91 @@ class SecondFormatter(logging.Formatter):
         return self.default_msec_format % (made[1], record.msecs)
 
 
+class _HandOver:
+    """What `HandOverStreamHandler` and `HandOverFileHandler` add to the standard library's
+    handlers: the lines of a thread that hands over wait for its hand-over (module
+    docstring). `emit` runs under the handler's lock (`Handler.handle`), and so does
+    `write_waiting`, so the lines of all threads keep their order in the stream."""
+
+    stream: object
+    terminator: str
+    lock: object
+
+    def _start_waiting(self) -> None:
+        self._waiting: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator  # type: ignore[attr-defined]
+            waiting = self._waiting
+            if (
+                record.levelno < logging.WARNING
+                and len(waiting) < MAX_WAITING_LINES
+                and at_hand_over(self.write_waiting)
+            ):
+                waiting.append(line)
+                return
+            if waiting:
+                line = "".join(waiting) + line
+                waiting.clear()
+            self.stream.write(line)  # type: ignore[attr-defined]
+            self.flush()  # type: ignore[attr-defined]
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)  # type: ignore[attr-defined]
+
+    def write_waiting(self) -> None:
+        """Write the lines waiting (at the hand-over, and from `flush`)."""
+        with self.lock:  # type: ignore[attr-defined]
+            if self._waiting:
+                lines = "".join(self._waiting)
+                self._waiting.clear()
+                try:
+                    self.stream.write(lines)  # type: ignore[attr-defined]
+                except Exception:  # as `Handler.handleError`: said on stderr, not raised
+                    with contextlib.suppress(Exception):
+                        sys.stderr.write(f"--- logging error; lines lost:\n{lines}")
+                    return
+            logging.StreamHandler.flush(self)  # type: ignore[arg-type]
+
+    def flush(self) -> None:
+        self.write_waiting()
+
+
+class HandOverStreamHandler(_HandOver, logging.StreamHandler):
+    """`logging.StreamHandler` (standard error by default) with hand-over writes."""
+
+    def __init__(self, stream: object = None) -> None:
+        logging.StreamHandler.__init__(self, stream)  # type: ignore[arg-type]
+        self._start_waiting()
+
+
+class HandOverFileHandler(_HandOver, logging.FileHandler):
+    """`logging.FileHandler` (appending) with hand-over writes."""
+
+    def __init__(self, filename: str) -> None:
+        logging.FileHandler.__init__(self, filename, "a")
+        self._start_waiting()
+
+
 def configure(
     level: str | int,
     filename: str | None = None,
     handlers: Iterable[logging.Handler] | None = None,
 ) -> None:
-    """`logging.basicConfig(level=…, format=FORMAT)` into `filename`, or `handlers`, or
-    standard error, with `SecondFormatter` and without the record fields the format never
-    shows (see the module docstring)."""
+    """`logging.basicConfig(level=…, format=FORMAT)` into `filename` (appending) or
+    standard error, with hand-over writes, or into `handlers` as they are; with
+    `SecondFormatter` and without the record fields the format never shows (see the
+    module docstring)."""
     logging._srcfile = None  # type: ignore[attr-defined]  # the HOWTO's own advice
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    kwargs: dict = {"level": level, "format": FORMAT}
-    if filename is not None:
-        kwargs["filename"] = filename
-    if handlers is not None:
-        kwargs["handlers"] = list(handlers)
-    logging.basicConfig(**kwargs)
+    if handlers is None:
+        made = HandOverFileHandler(filename) if filename else HandOverStreamHandler()
+        handlers = [made]
+    logging.basicConfig(level=level, format=FORMAT, handlers=list(handlers))
     for handler in logging.getLogger().handlers:
         if handler.formatter is None or handler.formatter._fmt == FORMAT:
             handler.setFormatter(SecondFormatter())

@@ -54,11 +54,12 @@ IDLE_WAIT_SECONDS = 0.05  # the committer looks for batches at least this often
 
 
 class _Deferring(threading.local):
-    """Per thread: does it call `handed_over()` before it waits, and the pipelines whose
-    committer it has yet to wake."""
+    """Per thread: does it call `handed_over()` before it waits, the pipelines whose
+    committer it has yet to wake, and what else waits for its hand-over (`at_hand_over`)."""
 
     active = False
     pipelines: dict[Pipeline, None] | None = None
+    others: dict[Callable[[], None], None] | None = None
 
 
 _deferring = _Deferring()
@@ -70,9 +71,28 @@ def handed_over() -> None:
     most `WAKE_AFTER_RECORDS` records, `IDLE_WAIT_SECONDS`)."""
     here = _deferring
     here.active = True
+    others, here.others = here.others, None
+    for then in others or ():
+        try:
+            then()
+        except Exception:  # never into pymesos' IO loop, which would die of it
+            LOG.exception("an action waiting for the hand-over failed")
     pipelines, here.pipelines = here.pipelines, None
     for pipeline in pipelines or ():
         pipeline.wake()
+
+
+def at_hand_over(then: Callable[[], None]) -> bool:
+    """If the calling thread calls `handed_over()` before it waits, run `then` (once) at
+    its next call and say True; else False: the caller does what it wanted now (the log's
+    lines, `calico_dcos.logs`)."""
+    here = _deferring
+    if not here.active:
+        return False
+    if here.others is None:
+        here.others = {}
+    here.others[then] = None
+    return True
 
 
 @dataclass
