@@ -43,6 +43,8 @@ from typing import Any
 import orjson
 import pycurl
 
+from calico_dcos.pipeline import handed_over
+
 LOG = logging.getLogger("calico_dcos.sender")
 LANES = 4
 MAX_QUEUED = 20_000
@@ -330,9 +332,19 @@ class Sender:
     def _loop(self, q: queue.Queue[Callable[[], None] | None]) -> None:
         session = connections(self.ca_bundle)
         try:
-            while (action := q.get()) is not None:
+            while True:
+                try:
+                    action = q.get_nowait()
+                except queue.Empty:
+                    # before it waits: its log lines (the launches) out in one write, and
+                    # any batch it submitted to the committer woken for (pipeline.py)
+                    handed_over()
+                    action = q.get()
+                if action is None:
+                    break
                 self._run(action, session)
         finally:
+            handed_over()
             session.clear()
 
     def _run(self, action: Callable[[], None], session: Connection) -> None:

@@ -50,7 +50,9 @@ def stored_states(state_dir) -> dict[str, str]:
         store.close()
 
 
-@pytest.mark.parametrize("group", [3, 12])
+# A 4-agent install is 6-7 groups of updates since the committer gathers (pipeline.py:
+# GATHER_SECONDS): one crash early, one in its second half.
+@pytest.mark.parametrize("group", [2, 5])
 def test_a_scheduler_dying_after_a_group_write_before_its_acks_loses_nothing(tmp_path, group):
     with running_cluster(agents=3, public_agents=1, synthetic_durations=DURATIONS) as cluster:
         env = scheduler_env(tmp_path, cluster.master_url, rollout_max_concurrent_restarts="100%")

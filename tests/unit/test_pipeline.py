@@ -152,3 +152,31 @@ def test_flush_wakes_the_committer_for_batches_not_handed_over():
     assert pipeline.flush(5)
     assert store.groups == [[("agent", "a-S0", {})]]
     pipeline.close()
+
+
+class RecordingStore:
+    def __init__(self) -> None:
+        self.groups: list[list] = []
+
+    def put_many(self, writes) -> None:
+        self.groups.append(list(writes))
+
+
+def test_a_small_group_gathers_more_before_its_write_and_a_large_one_does_not_wait():
+    """A group of fewer than WAKE_AFTER_RECORDS records waits up to `gather` for others to
+    share its commit (a flush ends the wait); a larger one is written at once."""
+    store, done, failures = RecordingStore(), [], []
+    pipeline = Pipeline(store.put_many, done.extend, failures.append, gather=5.0)
+    pipeline.submit(Batch([("agent", "a-S0", {"n": 0})], [lambda: "ack-0"]))
+    pipeline.submit(Batch([("agent", "a-S1", {"n": 1})], [lambda: "ack-1"]))
+    assert pipeline.flush(3)
+    assert [len(group) for group in store.groups] == [2]
+    assert [action() for action in done] == ["ack-0", "ack-1"]
+
+    many = [("agent", f"a-S{n}", {"n": n}) for n in range(WAKE_AFTER_RECORDS)]
+    pipeline.submit(Batch(many, [lambda: "launches"]))
+    wait_until(lambda: len(store.groups) == 2, timeout=3)  # well before the 5 s gather
+
+    assert len(store.groups[1]) == WAKE_AFTER_RECORDS and done[-1]() == "launches"
+    assert failures == []
+    pipeline.close()
