@@ -170,6 +170,7 @@ class Pipeline:
         self._unannounced = 0  # records of batches submitted since the committer was woken
         self._busy = False  # the committer holds a group
         self._hurry = False  # `flush` waits: no gathering
+        self._gathering = False  # the committer waits for a small group to grow
         self._failed = False
         self._closed = False
         self._cond = threading.Condition()
@@ -192,7 +193,7 @@ class Pipeline:
             self.stats.most_pending = max(self.stats.most_pending, self._pending)
             self._unannounced += len(batch.writes) or 1
             deferred = here.active and self._unannounced < WAKE_AFTER_RECORDS
-            if not deferred:
+            if not deferred and not self._gathering_few():
                 self._unannounced = 0
                 self._cond.notify_all()
         if deferred:
@@ -203,9 +204,15 @@ class Pipeline:
     def wake(self) -> None:
         """Wake the committer if batches wait that it was not woken for."""
         with self._cond:
-            if self._unannounced:
+            if self._unannounced and not self._gathering_few():
                 self._unannounced = 0
                 self._cond.notify_all()
+
+    def _gathering_few(self) -> bool:
+        """The committer gathers and fewer than `WAKE_AFTER_RECORDS` records wait: it takes
+        them at the end of its gather without being woken (each wake-up costs it a system
+        call and the GIL)."""
+        return self._gathering and self._pending < WAKE_AFTER_RECORDS
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every batch submitted so far is committed and handed on (or failed)."""
@@ -243,11 +250,13 @@ class Pipeline:
             # Gather: a small group waits a little for more (no longer than `gather`, and
             # not once `WAKE_AFTER_RECORDS` wait); nothing waiting for it is acted on yet.
             until = time.monotonic() + self.gather
+            self._gathering = True
             while self._pending < WAKE_AFTER_RECORDS and not (self._closed or self._hurry):
                 left = until - time.monotonic()
                 if left <= 0:
                     break
                 self._cond.wait(left)
+            self._gathering = False
             self._unannounced, self._hurry = 0, False
             taken, records = [], 0
             while self._batches and (

@@ -6,9 +6,12 @@ stream ID) and sends the rare calls (RECONCILE, TEARDOWN). Its `_send` makes eve
 one `http.client` connection under the driver's lock (douban/pymesos
 `pymesos/scheduler.py`, `MesosSchedulerDriver._send`), one at a time: at thousands of agents
 the ACKNOWLEDGEs (12 per agent) and ACCEPTs (5 per agent) queue behind each other there.
-Here they go out on `LANES` threads, each with its own kept-alive connection (`Connection`:
-a libcurl handle through pycurl, ~75 µs of CPU per call against ~150 µs for the standard
-library's `http.client` and 310 µs for urllib3's pool manager, `scripts/call_cpu.py`), as
+Here they go out on `LANES` threads: lane 0 with its own kept-alive connection
+(`Connection`: a libcurl handle through pycurl, ~75 µs of CPU per call against ~150 µs for
+the standard library's `http.client` and 310 µs for urllib3's pool manager,
+`scripts/call_cpu.py`), the acknowledgements' lane in `Round`s of up to `ROUND_WIDTH` calls
+at once, each on its own kept-alive connection, by one libcurl multi handle (30-40 µs a
+call), as
 the Mesos v1 scheduler API describes them: a POST of the JSON `Call` to `/api/v1/scheduler`
 with the `Mesos-Stream-Id` header of the current subscription (apache/mesos
 docs/scheduler-http-api.md, "Calls"; src/master/http.cpp rejects a call without it) and the
@@ -16,7 +19,8 @@ driver's `Authorization` (Basic, or DC/OS' `token=` in strict mode).
 
 Order where Mesos needs it: an agent resends an update until it is acknowledged and sends
 the next update of a task only then (src/slave/task_status_update_manager.cpp), so the
-ACKNOWLEDGEs of one task go on one lane (chosen by task ID), in order; every other call
+ACKNOWLEDGEs of one task go on one lane (chosen by task ID), in order (never two of a task
+in one round); every other call
 (ACCEPT, DECLINE, KILL, REVIVE) goes on lane 0 in decision order, so that a REVIVE never
 overtakes the DECLINE or ACCEPT whose filter it is meant to clear.
 
@@ -31,14 +35,14 @@ reconciles after reconnecting.
 from __future__ import annotations
 
 import logging
-import queue
 import select
 import ssl
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import orjson
 import pycurl
@@ -46,7 +50,8 @@ import pycurl
 from calico_dcos.pipeline import handed_over
 
 LOG = logging.getLogger("calico_dcos.sender")
-LANES = 4
+LANES = 2  # lane 0: ACCEPT, DECLINE, KILL, REVIVE, in order; lane 1: acknowledgements
+ROUND_WIDTH = 8  # acknowledgements sent at once on lane 1, each on its own connection
 MAX_QUEUED = 20_000
 CONNECT_TIMEOUT_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 30.0
@@ -109,28 +114,44 @@ class Connection:
         self._answer: list[bytes] = []
         self._requests = 0  # requests libcurl was about to send during this perform
         self._used = 0.0  # when the connection last carried a call (monotonic seconds)
+        self._set: tuple[str, list[str]] | None = None  # the handle's path and headers
 
     def post(self, master: str, tls: bool, path: str, body: bytes, headers: list[str]) -> tuple:
         """POST `body` to `path` on `master` ("host:port") with `headers` ("Name: value"
         lines, `header_lines`): (HTTP status, the answer's body, read whole).
         `CallLost` when the master cannot be reached or the connection breaks."""
-        curl = self._open(master, tls)
-        answer: list[bytes] = []
-        self._answer = answer
-        self._requests = 0
-        curl.setopt(pycurl.URL, self._url + path)
-        curl.setopt(pycurl.HTTPHEADER, headers)
-        curl.setopt(pycurl.POSTFIELDS, body)
+        curl = self.start(master, tls, path, body, headers)
         try:
             curl.perform()
         except pycurl.error as exc:
-            code, words = exc.args
-            self.clear()
-            if code == pycurl.E_ABORTED_BY_CALLBACK and self._requests > 1:
-                words = "the connection closed before the answer (not sent again)"
-            raise CallLost(f"{words} (curl error {code})") from exc
+            self.failed(*exc.args)
+        return self.finish()
+
+    def start(self, master: str, tls: bool, path: str, body: bytes, headers: list[str]) -> Any:
+        """The handle, set for the POST, not yet performed (by `post`, or by a `Round`'s
+        multi handle); then `finish`, or `failed` with libcurl's error."""
+        curl = self._open(master, tls)
+        self._answer = []
+        self._requests = 0
+        if self._set != (path, headers):  # libcurl keeps both; the master's are per stream
+            curl.setopt(pycurl.URL, self._url + path)
+            curl.setopt(pycurl.HTTPHEADER, headers)
+            self._set = (path, headers)
+        curl.setopt(pycurl.POSTFIELDS, body)
+        return curl
+
+    def failed(self, code: int, words: str) -> NoReturn:
+        """The started POST failed with libcurl's error `code`: `CallLost`."""
+        self.clear()
+        if code == pycurl.E_ABORTED_BY_CALLBACK and self._requests > 1:
+            words = "the connection closed before the answer (not sent again)"
+        raise CallLost(f"{words} (curl error {code})")
+
+    def finish(self) -> tuple[int, bytes]:
+        """The started POST's (HTTP status, answer), once performed."""
         self._used = time.monotonic()
-        return curl.getinfo(pycurl.RESPONSE_CODE), b"".join(answer)
+        assert self._curl is not None
+        return self._curl.getinfo(pycurl.RESPONSE_CODE), b"".join(self._answer)
 
     def _open(self, master: str, tls: bool) -> pycurl.Curl:
         """The kept handle if it is for `master`, else a new one (closing the old one's
@@ -147,6 +168,7 @@ class Connection:
             if sock == -1 or not select.select([sock], [], [], 0)[0]:
                 return curl
         self.clear()
+        self._set = None
         curl = pycurl.Curl()
         curl.setopt(pycurl.NOSIGNAL, 1)  # timeouts without SIGALRM: lanes are threads
         curl.setopt(pycurl.POST, 1)
@@ -254,10 +276,11 @@ class Master:
         # until either changes (shared by the lanes: replaced whole, never changed in place).
         self._headers: tuple[tuple[str, str | None], list[str]] = (("", None), [])
 
-    def post(self, session: Connection, body: dict | Encoded) -> None:
+    def post(self, session: Connection | Round, body: dict | Encoded) -> None:
         """POST one `Call` (a dict, or `Encoded` JSON) on `session`; `CallRefused` for a
         4xx/5xx, `NotSubscribed` without a stream, `CallLost` when the master cannot be
-        reached.
+        reached. On a `Round`, the call is only added to it (`NotSubscribed` at once), and
+        the round's `run` says how each went.
 
         Strict mode: a 401 makes the driver drop its token (`unauthorized`) and the call is
         sent once more with a fresh one, as pymesos' own calls are (calico_dcos/strict.py).
@@ -266,27 +289,189 @@ class Master:
             call_type, data = body.type, body.data
         else:
             call_type, data = body["type"], orjson.dumps(body)
+        if isinstance(session, Round):
+            session.add(self, call_type, data)
+            return
         for attempt in (1, 2):
-            driver = self._driver()
-            stream_id = driver.stream_id if driver is not None else None
-            if not stream_id:
-                raise NotSubscribed(call_type)
-            tls = getattr(driver, "tls_context", None) is not None
-            credential = driver._basic_credential  # pymesos' Authorization value, or None
-            made_for, headers = self._headers
-            if made_for != (stream_id, credential):
-                headers = header_lines(stream_id, credential)
-                self._headers = ((stream_id, credential), headers)
-            status, answer = session.post(driver.master, tls, PATH, data, headers)
-            if status < 400:
-                if getattr(driver, "unauthorized_in_a_row", None):
-                    driver.unauthorized_in_a_row = 0
+            driver, master, tls, headers = self.target(call_type)
+            status, answer = session.post(master, tls, PATH, data, headers)
+            verdict = self.verdict(driver, call_type, status, answer, attempt)
+            if verdict is None:
                 return
-            if status == 401 and attempt == 1 and hasattr(driver, "unauthorized"):
-                driver.unauthorized(f"a {call_type} call")
+            if verdict is not AGAIN:
+                raise verdict
+            driver.unauthorized(f"a {call_type} call")
+
+    def target(self, call_type: str) -> tuple[Any, str, bool, list[str]]:
+        """(driver, master "host:port", TLS or not, header lines) for a call now;
+        `NotSubscribed` without a stream."""
+        driver = self._driver()
+        stream_id = driver.stream_id if driver is not None else None
+        if not stream_id:
+            raise NotSubscribed(call_type)
+        tls = getattr(driver, "tls_context", None) is not None
+        credential = driver._basic_credential  # pymesos' Authorization value, or None
+        made_for, headers = self._headers
+        if made_for != (stream_id, credential):
+            headers = header_lines(stream_id, credential)
+            self._headers = ((stream_id, credential), headers)
+        return driver, driver.master, tls, headers
+
+    @staticmethod
+    def verdict(
+        driver: Any, call_type: str, status: int, answer: bytes, attempt: int
+    ) -> CallRefused | object | None:
+        """None: taken; `AGAIN`: a first 401 in strict mode (the caller drops the token
+        once and sends it again); else the `CallRefused`."""
+        if status < 400:
+            if getattr(driver, "unauthorized_in_a_row", None):
+                driver.unauthorized_in_a_row = 0
+            return None
+        if status == 401 and attempt == 1 and hasattr(driver, "unauthorized"):
+            return AGAIN
+        return CallRefused(call_type, status, answer[:1024].decode("utf-8", "replace"))
+
+
+AGAIN = object()  # `Master.verdict`: send once more with a fresh token
+
+
+class Round:
+    """Calls sent together, each on its own kept-alive connection (`Connection`), by one
+    libcurl multi handle (pycurl's `CurlMulti`: curl_multi_perform drives every transfer
+    at once from one thread, curl docs/libcurl/libcurl-multi.md): an acknowledgement lane's
+    calls of distinct tasks, which Mesos takes in any order. A call costs 30-40 µs of CPU
+    so against 75-95 µs one at a time on one connection (eight at once, loopback,
+    `scripts/call_cpu.py`), and one thread waits for all instead of one each.
+
+    `Master.post(round, body)` adds a call; `run()` sends every call added and says how
+    each went. At most `width` calls a round; not thread-safe: one per lane."""
+
+    def __init__(self, ca_bundle: str = "", width: int = 8) -> None:
+        self.width = width
+        self._connections = [Connection(ca_bundle) for _ in range(width)]
+        self._multi = pycurl.CurlMulti()
+        self._calls: list[list] = []  # [master API, call type, body, owner]
+        self.owner: object = None  # what the next calls added belong to (the lane's Call)
+
+    def add(self, master: Master, call_type: str, data: bytes) -> None:
+        if len(self._calls) >= self.width:
+            raise ValueError(f"a round holds {self.width} calls at most")
+        master.target(call_type)  # NotSubscribed now, as on a single connection
+        self._calls.append([master, call_type, data, self.owner])
+
+    def run(self) -> list[tuple[object, Exception | None]]:
+        """Send the calls added: (owner, None when taken, else `CallRefused`, `CallLost`
+        or `NotSubscribed`) for each, in the order added."""
+        calls, self._calls = self._calls, []
+        outcomes: list[Exception | None] = [None] * len(calls)
+        pending = list(range(len(calls)))
+        for attempt in (1, 2):
+            posts, drivers = [], {}
+            for i in pending:
+                master, call_type, data, _ = calls[i]
+                try:
+                    driver, address, tls, headers = master.target(call_type)
+                except NotSubscribed as exc:
+                    outcomes[i] = exc
+                    continue
+                drivers[i] = driver
+                posts.append((i, address, tls, data, headers))
+            again = []
+            for (i, *_), answer in zip(posts, self._perform(posts), strict=True):
+                if isinstance(answer, CallLost):
+                    outcomes[i] = answer
+                    continue
+                verdict = Master.verdict(drivers[i], calls[i][1], *answer, attempt)
+                if verdict is AGAIN:
+                    again.append(i)
+                else:
+                    outcomes[i] = verdict  # type: ignore[assignment]
+            if not again:
+                break
+            drivers[again[0]].unauthorized(f"a {calls[again[0]][1]} call")  # once a round
+            pending = again
+        return [(call[3], outcome) for call, outcome in zip(calls, outcomes, strict=True)]
+
+    def _perform(self, posts: list[tuple]) -> list[tuple[int, bytes] | CallLost]:
+        """(status, answer) or `CallLost` for each (_, master, tls, body, headers)."""
+        handles: dict[int, tuple[int, Connection]] = {}
+        results: list[tuple[int, bytes] | CallLost] = []
+        for n, (_, master, tls, data, headers) in enumerate(posts):
+            connection = self._connections[n]
+            try:
+                curl = connection.start(master, tls, PATH, data, headers)
+            except pycurl.error as exc:
+                results.append(CallLost(f"{exc.args[1]} (curl error {exc.args[0]})"))
                 continue
-            reason = answer[:1024].decode("utf-8", "replace")
-            raise CallRefused(call_type, status, reason)
+            results.append(CallLost("not performed"))
+            handles[id(curl)] = (n, connection)
+            self._multi.add_handle(curl)
+        active = len(handles)
+        while active:
+            code, active = self._multi.perform()
+            if code == pycurl.E_CALL_MULTI_PERFORM:
+                continue
+            if active:
+                self._multi.select(1.0)
+        while True:
+            queued, done, failed = self._multi.info_read()
+            for curl in done:
+                n, connection = handles[id(curl)]
+                self._multi.remove_handle(curl)
+                results[n] = connection.finish()
+            for curl, code, words in failed:
+                n, connection = handles[id(curl)]
+                self._multi.remove_handle(curl)
+                try:
+                    connection.failed(code, words)
+                except CallLost as lost:
+                    results[n] = lost
+            if not queued:
+                break
+        return results
+
+    def clear(self) -> None:
+        for connection in self._connections:
+            connection.clear()
+        self._multi.close()
+
+
+class _Lane:
+    """A lane's queue: put and taken many at a time (one lock and at most one wake-up per
+    group commit's calls, not per call), bounded at `max_queued` actions."""
+
+    def __init__(self, max_queued: int) -> None:
+        self.items: deque[Callable[[], None] | None] = deque()
+        self.max_queued = max_queued
+        self.cond = threading.Condition()
+
+    def put(self, items: list[Callable[[], None] | None], timeout: float | None = None) -> bool:
+        """Queue `items` in order; blocks while the lane is full (False: still full after
+        `timeout` seconds, the rest not queued)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self.cond:
+            for item in items:
+                while len(self.items) >= self.max_queued:
+                    self.cond.notify_all()  # the lane, for what is queued already
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        return False
+                    self.cond.wait(left)
+                self.items.append(item)
+            self.cond.notify_all()
+        return True
+
+    def take(self, wait: bool) -> list[Callable[[], None] | None]:
+        """Everything queued (waiting for something when `wait`; else maybe nothing)."""
+        with self.cond:
+            while wait and not self.items:
+                self.cond.wait()
+            full = len(self.items) >= self.max_queued
+            taken = list(self.items)
+            self.items.clear()
+            if full:
+                self.cond.notify_all()  # putters waiting for room
+            return taken
 
 
 class Sender:
@@ -299,69 +484,112 @@ class Sender:
         self.sent = 0
         self.refused = 0
         self.lost = 0
-        self._queues: list[queue.Queue[Callable[[], None] | None]] = []
+        self._lanes: list[_Lane] = []
         self._threads: list[threading.Thread] = []
-        for lane in range(lanes):
-            q: queue.Queue[Callable[[], None] | None] = queue.Queue(max_queued)
+        for number in range(lanes):
+            lane = _Lane(max_queued)
+            width = 1 if number == 0 else ROUND_WIDTH
             thread = threading.Thread(
-                target=self._loop, args=(q,), name=f"mesos-sender-{lane}", daemon=True
+                target=self._loop, args=(lane, width), name=f"mesos-sender-{number}", daemon=True
             )
-            self._queues.append(q)
+            self._lanes.append(lane)
             self._threads.append(thread)
             thread.start()
 
     def put(self, actions: list[Callable[[], None]]) -> None:
+        """Queue `actions` (`Call`s to the lane of their key, anything else to lane 0), in
+        order, each lane's in one go; blocks while a lane is full."""
+        per_lane: dict[int, list[Callable[[], None] | None]] = {}
         for action in actions:
-            self._queues[self._lane(getattr(action, "key", CONTROL))].put(action)
+            per_lane.setdefault(self._lane(getattr(action, "key", CONTROL)), []).append(action)
+        for number, items in per_lane.items():
+            self._lanes[number].put(items)
 
     def _lane(self, key: str) -> int:
-        if key == CONTROL or len(self._queues) == 1:
+        if key == CONTROL or len(self._lanes) == 1:
             return 0
-        return 1 + zlib.crc32(key.encode()) % (len(self._queues) - 1)
+        return 1 + zlib.crc32(key.encode()) % (len(self._lanes) - 1)
 
     def close(self, timeout: float) -> None:
         """Send what is queued (each lane within `timeout`), then stop."""
-        for q in self._queues:
-            try:
-                q.put(None, timeout=timeout)
-            except queue.Full:
-                continue
+        for lane in self._lanes:
+            lane.put([None], timeout)
         for thread in self._threads:
             thread.join(timeout)
 
-    def _loop(self, q: queue.Queue[Callable[[], None] | None]) -> None:
-        session = connections(self.ca_bundle)
+    def _loop(self, lane: _Lane, width: int) -> None:
+        """Lane 0 (`width` 1): one action after another on one connection. The others: a
+        `Round` of up to `width` calls of distinct keys at a time; a second call of a key
+        waits for the next round, so a task's acknowledgements keep their order."""
+        session = connections(self.ca_bundle) if width == 1 else Round(self.ca_bundle, width)
+        round_: list[Call] = []
         try:
             while True:
-                try:
-                    action = q.get_nowait()
-                except queue.Empty:
+                actions = lane.take(wait=False)
+                if not actions:
                     # before it waits: its log lines (the launches) out in one write, and
                     # any batch it submitted to the committer woken for (pipeline.py)
                     handed_over()
-                    action = q.get()
-                if action is None:
-                    break
-                self._run(action, session)
+                    actions = lane.take(wait=True)
+                for action in actions:
+                    if isinstance(session, Round) and isinstance(action, Call):
+                        if len(round_) == width or any(c.key == action.key for c in round_):
+                            self._run_round(round_, session)
+                            round_ = []
+                        round_.append(action)
+                        continue
+                    if round_:
+                        self._run_round(round_, session)  # type: ignore[arg-type]
+                        round_ = []
+                    if action is None:
+                        return
+                    self._run(action, session)  # type: ignore[arg-type]
+                if round_:
+                    self._run_round(round_, session)  # type: ignore[arg-type]
+                    round_ = []
         finally:
             handed_over()
             session.clear()
+
+    def _run_round(self, calls: list[Call], session: Round) -> None:
+        """Each call's body added to `session` (`Call.send`), then all sent at once."""
+        for call in calls:
+            session.owner = call
+            before = len(session._calls)
+            try:
+                call.send(session)  # type: ignore[arg-type]
+            except Exception as exc:  # noqa: BLE001 (accounted as `_run` does)
+                self._account(exc)
+                continue
+            if len(session._calls) == before:
+                self.sent += 1  # nothing to send any more (failing, or no driver)
+        for _, outcome in session.run():
+            self._account(outcome)
 
     def _run(self, action: Callable[[], None], session: Connection) -> None:
         try:
             if isinstance(action, Call):
                 action.send(session)
-                self.sent += 1
             else:
                 action()
-        except CallRefused as exc:
+        except Exception as exc:  # noqa: BLE001 (accounted and logged)
+            self._account(exc)
+            return
+        if isinstance(action, Call):
+            self.sent += 1
+
+    def _account(self, outcome: BaseException | None) -> None:
+        """Count a call's outcome, and say it unless it was taken."""
+        if outcome is None:
+            self.sent += 1
+        elif isinstance(outcome, CallRefused):
             self.refused += 1
-            LOG.error("%s", exc)
-        except NotSubscribed as exc:
+            LOG.error("%s", outcome)
+        elif isinstance(outcome, NotSubscribed):
             self.lost += 1
-            LOG.info("not subscribed: the %s call is not sent (Mesos will ask again)", exc)
-        except CallLost as exc:
+            LOG.info("not subscribed: the %s call is not sent (Mesos will ask again)", outcome)
+        elif isinstance(outcome, CallLost):
             self.lost += 1
-            LOG.warning("a call to the Mesos master failed (%s); Mesos will ask again", exc)
-        except Exception:
-            LOG.exception("sending to Mesos failed")
+            LOG.warning("a call to the Mesos master failed (%s); Mesos will ask again", outcome)
+        else:
+            LOG.error("sending to Mesos failed", exc_info=outcome)

@@ -5,6 +5,7 @@ order on one lane while the other lanes carry on."""
 
 from __future__ import annotations
 
+import json
 import select
 import socket
 import threading
@@ -22,6 +23,7 @@ from calico_dcos.sender import (
     CallRefused,
     Master,
     NotSubscribed,
+    Round,
     Sender,
     connections,
 )
@@ -201,3 +203,78 @@ def test_over_tls_the_master_is_verified_against_the_ca_bundle_alone(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
+
+
+class Subscribed:
+    """What `sender.Master` reads from pymesos' driver, for a stand-in master."""
+
+    def __init__(self, master: str) -> None:
+        self.master = master
+        self.stream_id = "0ff1ce00-0000-4000-8000-000000000000"
+        self._basic_credential = None
+
+
+class _RecordingMaster(BaseHTTPRequestHandler):
+    """Stands in for a master taking many acknowledgements of one task in a row (a real
+    one sends a task's next update only once the last is acknowledged): records each
+    call's key and `n` in the order read, over all connections."""
+
+    protocol_version = "HTTP/1.1"
+    seen: list[tuple[str, int]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        call = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).seen.append((call["key"], call["n"]))
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_a_round_sends_its_calls_together_and_says_how_each_went(cluster, framework):
+    """Acknowledgements' lane: several calls at once, each on its own connection of one
+    libcurl multi handle; the master takes the good ones and refuses the bad one alone."""
+    master = Master(lambda: framework.driver)
+    revive = {"type": "REVIVE", "framework_id": {"value": framework.framework_id}}
+    bad = {"type": "KILL", "framework_id": {"value": framework.framework_id}}  # no `kill`
+    session = Round(width=3)
+    try:
+        for owner, body in (("a", revive), ("b", bad), ("c", revive)):
+            session.owner = owner
+            master.post(session, body)
+        outcomes = dict(session.run())
+        session.owner = "d"
+        master.post(session, revive)  # the same connections, kept alive, for the next round
+        assert session.run() == [("d", None)]
+    finally:
+        session.clear()
+
+    assert outcomes["a"] is None and outcomes["c"] is None
+    assert isinstance(outcomes["b"], CallRefused) and outcomes["b"].status == 400
+    wait_until(lambda: len(calls_of(cluster, "REVIVE")) == 3, what="the three REVIVEs")
+
+
+def test_a_tasks_acknowledgements_keep_their_order_across_rounds():
+    """Two calls of one key never share a round: the second waits for the first's answer
+    (a real master never has two of a task's updates unacknowledged at once, but the order
+    holds whatever comes)."""
+    server, address = _serve(_RecordingMaster)
+    master = Master(lambda: Subscribed(address))
+    sender = Sender(lanes=2)
+
+    def ack(key: str, n: int) -> Call:
+        return Call(key, lambda session: master.post(session, {"type": "ACK", "key": key, "n": n}))
+
+    _RecordingMaster.seen = []
+    try:
+        sender.put([ack(f"task-{k}", n) for n in range(20) for k in "abc"])
+        sender.close(10)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    for key in ("task-a", "task-b", "task-c"):
+        assert [n for k, n in _RecordingMaster.seen if k == key] == list(range(20))
+    assert sender.sent == 60 and sender.lost == 0
