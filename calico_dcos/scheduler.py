@@ -231,6 +231,7 @@ class CalicoScheduler(Scheduler):
         self.report_key = ReportKey.load_or_create(store)  # agents' report tokens
         self.uninstalled = threading.Event()  # set once torn down and wiped
         self.driver: MesosSchedulerDriver | None = None
+        self._started_driver: MesosSchedulerDriver | None = None  # `_watch_driver`
         self._torn_down: MesosSchedulerDriver | None = None
         self._last_heartbeat = time.monotonic()
         self._subscribed_at: float | None = None  # monotonic, first SUBSCRIBED
@@ -295,7 +296,9 @@ class CalicoScheduler(Scheduler):
         LOG.info(
             "subscribing to %s as %r (framework ID %s)", self.master, info["name"], info.get("id")
         )
-        self.driver.start()
+        driver = self.driver
+        driver.start()
+        self._started_driver = driver  # only now may `aborted` mean its IO thread died
 
     def _strict_driver(self, info: dict) -> StrictSchedulerDriver:
         """DC/OS strict mode: the service account's uid is the principal, its token is on
@@ -381,7 +384,9 @@ class CalicoScheduler(Scheduler):
 
     def _watch_driver(self) -> None:
         driver = self.driver
-        if driver is not None and driver.aborted:
+        # A driver made but not yet started reads as aborted too (pymesos' `aborted` is
+        # "not started"): the ticker could see one between `_start_driver`'s two steps.
+        if driver is not None and driver is self._started_driver and driver.aborted:
             self.fail("the pymesos driver stopped (its IO thread died)")
             return
         silent = time.monotonic() - self._last_heartbeat
