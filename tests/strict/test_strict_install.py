@@ -208,7 +208,9 @@ def test_an_account_without_view_flags_is_warned_once_naming_the_grant_and_insta
         with scheduler_on(cluster, tmp_path, **strict_options(cluster, tmp_path, key)) as service:
             scheduler = service.scheduler
             wait_until(lambda: scheduler.master_flags.asked == 1, 20, "GET_FLAGS asked")
-            cluster.disconnect_framework(scheduler.framework_id())  # subscribes again, asks again
+            # stored once its group commit is durable, which may come after GET_FLAGS
+            framework_id = wait_until(scheduler.framework_id, 20, "the framework ID stored")
+            cluster.disconnect_framework(framework_id)  # subscribes again, asks again
             wait_until(lambda: scheduler.master_flags.asked == 2, 20, "GET_FLAGS asked again")
             wait_until(converged(service), 40, "a strict-mode install")
             interval = scheduler.plan.config.allocation_interval_seconds
