@@ -127,11 +127,58 @@ def lower_bound(settings: Settings, agents: int) -> float:
     the README's older tables divide by: the strict devcluster's immediate REVIVE made 100
     agents converge in 0.59 of that "bound".)
     """
+    chain, serial = bound_parts(settings, agents)
+    return chain + serial
+
+
+def bound_parts(settings: Settings, agents: int) -> tuple[float, float]:
+    """`lower_bound`'s two parts, in seconds: one agent's chain (every step's duration), and
+    the other agents' slot holds through the restart budget before the slowest agent's."""
     restarts = sum(settings.restart_seconds.values())
     chain = len(DONE_STATE) * settings.step_seconds + restarts
     hold = sum(settings.step_seconds + settings.restart_seconds.get(n, 0.0) for n in SLOT_TAKING)
     serial = agents * hold / settings.budget_for(agents) - hold
-    return chain + max(0.0, serial)
+    return chain, max(0.0, serial)
+
+
+def plan_pace(settings: Settings, agents: int) -> float | None:
+    """The plan's own pace for these settings, in seconds: the virtual time the pure core
+    takes to converge `agents` agents fed by a simulated master with no latency and no CPU
+    cost (`calico_dcos.simulate`, as `--simulate` runs it). Another lower limit of the wall
+    time: offers wait for allocation rounds, which the bound does not count. None when the
+    simulation does not converge."""
+    from calico_dcos.simulate import SimSettings, Simulation
+
+    result = Simulation(
+        SimSettings(
+            agents=agents,
+            restart_budget=str(settings.restart_budget),
+            allocation_interval=settings.allocation_interval,
+            step_seconds=settings.step_seconds,
+            restart_seconds=max(settings.restart_seconds.values(), default=0.0),
+            timings=settings.scheduler_timings or None,
+        )
+    ).run()
+    return result.virtual_seconds if result.converged else None
+
+
+LIMITS = {
+    "lower_bound_seconds": "the bound (step times and the restart budget)",
+    "plan_pace_seconds": "the plan's pace (offers wait for allocation rounds: --simulate)",
+    "cpu_floor_seconds": "CPU (the scheduler's and the devcluster's Python on the cores)",
+}
+
+
+def limited_by(run: dict) -> tuple[str, float] | None:
+    """Which lower limit of the wall time is the highest (`LIMITS`: the bound, the plan's
+    pace, the CPU floor), and its seconds; None before a run converged. What the wall time
+    has beyond it is latency and the two processes' contention, which none counts."""
+    limits = [(run.get(key), words) for key, words in LIMITS.items()]
+    known = [(seconds, words) for seconds, words in limits if seconds is not None]
+    if run.get("wall_seconds") is None or not known:
+        return None
+    seconds, words = max(known)
+    return words, seconds
 
 
 def growth_exponent(small: tuple[int, float], large: tuple[int, float]) -> float | None:
@@ -636,7 +683,8 @@ def _figures(
     settings: Settings, agents: int, measured: dict, counts: dict, stats: dict, peak_rss: int
 ) -> dict:
     """Totals per run (per-agent figures are these divided by `agents`)."""
-    bound = lower_bound(settings, agents)
+    chain, serial = bound_parts(settings, agents)
+    bound = chain + serial
     wall = measured.get("wall")
     scheduler_cpu = measured["cpu"] - measured["startup_cpu"]
     return {
@@ -646,6 +694,10 @@ def _figures(
         "wall_seconds": wall,
         "mesos_wall_seconds": measured.get("mesos_wall"),
         "lower_bound_seconds": bound,
+        "lower_bound_chain_seconds": chain,  # one agent's steps
+        "lower_bound_slots_seconds": serial,  # the others' slot holds, through the budget
+        "restart_slots": settings.budget_for(agents),
+        "plan_pace_seconds": plan_pace(settings, agents),
         # None when it did not converge, or when every step takes 0 s (a bound of 0)
         "ratio": wall / bound if wall is not None and bound > 0 else None,
         "scheduler_cpu_seconds": measured["cpu"] - measured["startup_cpu"],

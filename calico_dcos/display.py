@@ -375,6 +375,7 @@ class CountDisplay:
         )
         self._task = self._progress.add_task(label, total=total)
         self._started = clock()
+        self._first: tuple[float, int] | None = None  # (when, count) of the first count > 0
 
     def __enter__(self) -> CountDisplay:
         if self.console.is_terminal:
@@ -389,11 +390,17 @@ class CountDisplay:
         if self.console.is_terminal:
             self._progress.update(self._task, completed=done)
             return
+        now = self._clock()
+        if self._first is None and done > 0:
+            self._first = (now, done)
         tenths = 10 * done // self.total if self.total else 10
         if tenths != self._tenths:
             self._tenths = tenths
-            elapsed = self._clock() - self._started
-            left = estimate_seconds(done, self.total, elapsed)
+            elapsed = now - self._started
+            left = None
+            if self._first is not None:  # the pace since the first count, not since the
+                since, first = self._first  # start: set-up before it says nothing of the rest
+                left = estimate_seconds(done - first, self.total - first, now - since)
             eta = f", about {duration(left)} to go" if left is not None else ""
             self.console.print(
                 f"{self.label}: {done} of {self.total} ({duration(elapsed)}{eta})",

@@ -10,32 +10,34 @@ from pathlib import Path
 
 import click
 
-from calico_dcos.bench import CALL_TYPES, RESTARTING, Settings, run_size, summarise
+from calico_dcos.bench import CALL_TYPES, RESTARTING, Settings, limited_by, run_size, summarise
 from calico_dcos.core.budget import RestartBudget
 from calico_dcos.core.config import TIMINGS
 from calico_dcos.display import CountDisplay
 
+# (header, format, shown without --wide)
 COLUMNS = (
-    ("agents", "{:>6}"),
-    ("wall s", "{:>8}"),
-    ("bound s", "{:>8}"),
-    ("ratio", "{:>6}"),
-    ("cpu floor s", "{:>11}"),
-    ("slots %", "{:>7}"),
-    ("cpu ms/ag", "{:>9}"),
-    *((f"{t[:7].lower()}/ag", "{:>9}") for t in CALL_TYPES),
-    ("offers/ag", "{:>9}"),
-    ("writes/ag", "{:>9}"),
-    ("bytes/ag", "{:>8}"),
-    ("rss MB", "{:>7}"),
-    ("ack p50 ms", "{:>10}"),
-    ("ack p99 ms", "{:>10}"),
-    ("resent", "{:>6}"),
-    ("busy %", "{:>6}"),
-    ("rec/commit", "{:>10}"),
-    ("mesos cpu s", "{:>11}"),
-    ("mesos ms/ag", "{:>11}"),
-    ("load", "{:>9}"),
+    ("agents", "{:>6}", True),
+    ("wall s", "{:>8}", True),
+    ("bound s", "{:>8}", True),
+    ("ratio", "{:>6}", True),
+    ("pace s", "{:>6}", True),
+    ("cpu floor s", "{:>11}", True),
+    ("slots %", "{:>7}", True),
+    ("cpu ms/ag", "{:>9}", True),
+    *((f"{t[:7].lower()}/ag", "{:>9}", False) for t in CALL_TYPES),
+    ("offers/ag", "{:>9}", True),
+    ("writes/ag", "{:>9}", False),
+    ("bytes/ag", "{:>8}", False),
+    ("rss MB", "{:>7}", True),
+    ("ack p50 ms", "{:>10}", False),
+    ("ack p99 ms", "{:>10}", True),
+    ("resent", "{:>6}", True),
+    ("busy %", "{:>6}", False),
+    ("rec/commit", "{:>10}", False),
+    ("mesos cpu s", "{:>11}", False),
+    ("mesos ms/ag", "{:>11}", True),
+    ("load", "{:>9}", True),
 )
 
 
@@ -182,6 +184,7 @@ def row(run: dict) -> list[str]:
         f"{wall:.1f}" if wall is not None else f"({run['agents_done']} done)",
         f"{run['lower_bound_seconds']:.1f}",
         f"{ratio:.2f}" if ratio is not None else "-",
+        _scaled(run.get("plan_pace_seconds"), 1.0, 1),
         _scaled(run.get("cpu_floor_seconds"), 1.0, 1),
         _scaled(run.get("restart_slot_busy_share"), 100.0, 0),
         per(run["scheduler_cpu_seconds"], 1000.0, 1),
@@ -205,18 +208,50 @@ def _scaled(value: float | None, scale: float, digits: int) -> str:
     return "-" if value is None else f"{value * scale:.{digits}f}"
 
 
-def table(document: dict) -> str:
-    lines = [" ".join(fmt.format(name) for name, fmt in COLUMNS)]
+def table(document: dict, wide: bool = False) -> str:
+    """The runs' table (its main columns, or every one with `wide`), what limited each run,
+    and the growth figures."""
+    shown = [i for i, (_, _, main) in enumerate(COLUMNS) if wide or main]
+    lines = [" ".join(COLUMNS[i][1].format(COLUMNS[i][0]) for i in shown)]
     for run in document["runs"]:
-        cells = zip(row(run), COLUMNS, strict=True)
-        lines.append(" ".join(fmt.format(cell) for cell, (_, fmt) in cells))
+        cells = row(run)
+        lines.append(" ".join(COLUMNS[i][1].format(cells[i]) for i in shown))
+    lines.extend(limits_words(run) for run in document["runs"])
+    learned = {run.get("scheduler_allocation_interval_seconds") for run in document["runs"]}
+    if learned - {None}:
+        words = ", ".join(f"{s:g} s" for s in sorted(learned - {None}))
+        lines.append(f"allocation interval the scheduler learned from the master: {words}")
     exponent = document["cpu_growth_exponent"]
     rss = document["rss_growth_bytes_per_agent"]
     if exponent is not None:
         lines.append(f"scheduler CPU growth exponent: {exponent:.2f} (1.0 = linear)")
     if rss is not None:
         lines.append(f"scheduler peak RSS growth: {rss / 1024:.1f} KiB per agent")
+    if not wide:
+        lines.append("(--wide: every column; --json: every figure)")
     return "\n".join(lines)
+
+
+def limits_words(run: dict) -> str:
+    """One run's wall time against its three lower limits, and the highest of them:
+    "1000 agents: 9.9 s; the bound 3.6 s (…), the plan's pace 4.0 s, the CPU floor 7.0 s:
+    limited by CPU (…), 2.9 s beyond it (latency, contention)"."""
+    n, wall = run["agents"], run["wall_seconds"]
+    chain, slots = run.get("lower_bound_chain_seconds"), run.get("lower_bound_slots_seconds")
+    turns = f"the other agents' turns through {run.get('restart_slots')} restart slots"
+    parts = f" = one agent's chain {chain:.1f} s + {turns} {slots:.1f} s"
+    bound = f"the bound {run['lower_bound_seconds']:.1f} s{parts if chain is not None else ''}"
+    pace, floor = run.get("plan_pace_seconds"), run.get("cpu_floor_seconds")
+    known = [bound]
+    known += [f"the plan's pace {pace:.1f} s"] if pace is not None else []
+    known += [f"the CPU floor {floor:.1f} s"] if floor is not None else []
+    head = f"{n} agents: {wall:.1f} s" if wall is not None else f"{n} agents: not converged"
+    limit = limited_by(run)
+    if limit is None:
+        return f"{head}; {', '.join(known)}"
+    words, seconds = limit
+    beyond = f", {wall - seconds:.1f} s beyond it (latency, contention)"
+    return f"{head}; {', '.join(known)}: limited by {words}{beyond}"
 
 
 def run_with_bar(settings: Settings, agents: int) -> dict:
@@ -262,6 +297,9 @@ def run_with_bar(settings: Settings, agents: int) -> dict:
               "scheduler's group commit and sender; 0 by default).")  # fmt: skip
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the figures here.")  # fmt: skip
+@click.option("--wide", is_flag=True,
+              help="Every column of the table (calls, store, latency, the devcluster's "
+              "CPU), not only the main ones.")  # fmt: skip
 def bench(
     sizes: str,
     restart_budget: str,
@@ -276,6 +314,7 @@ def bench(
     simulate: int | None,
     latency: float | None,
     json_file: Path | None,
+    wide: bool,
 ) -> None:
     """Measure convergence at cluster scale: the real scheduler against N synthetic agents."""
     # Every option is checked before a run that may take minutes.
@@ -308,7 +347,7 @@ def bench(
     )
     runs = [run_with_bar(settings, agents) for agents in agent_counts]
     document = summarise(runs)
-    click.echo(table(document))
+    click.echo(table(document, wide))
     if json_file:
         write_json(json_file, document)
     if not all(run["converged"] for run in runs):
@@ -343,7 +382,9 @@ def simulated(
         f"{agents} agents (plan only, virtual clock"
         f"{f', {latency:g} s decision-to-Mesos latency' if latency else ''}): "
         f"{'converged' if result['converged'] else 'NOT converged'} after "
-        f"{result['virtual_seconds']:.1f} virtual s (bound {result['lower_bound_seconds']:.1f} s)\n"
+        f"{result['virtual_seconds']:.1f} virtual s (bound {result['lower_bound_seconds']:.1f} s, "
+        f"which counts no wait for an offer: the rest is offers waiting for allocation "
+        f"rounds, every {allocation_interval:g} s{', and the latency' if latency else ''})\n"
         f"per agent: {result['offers'] / agents:.1f} offers, "
         f"{result['revives'] / agents:.3f} REVIVEs ({result['revives']} in all); "
         f"at most {result['held_peak']} offers held at once\n"

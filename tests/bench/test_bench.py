@@ -9,7 +9,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from calico_dcos.bench import Settings, growth_exponent, lower_bound, summarise
+from calico_dcos.bench import CALL_TYPES, Settings, growth_exponent, lower_bound, summarise
 from calico_dcos.commands.bench import bench
 
 AGENTS = 5
@@ -53,6 +53,15 @@ def test_bench_of_five_agents_converges_and_writes_every_figure(tmp_path):
     assert document["cpu_growth_exponent"] is None
     assert run["scheduler_allocation_interval_seconds"] == 0.1  # learned from the devcluster
     assert "bound s" in result.output and "cpu floor s" in result.output
+    assert run["lower_bound_chain_seconds"] + run["lower_bound_slots_seconds"] == pytest.approx(
+        run["lower_bound_seconds"]
+    )
+    # the plan alone, on a virtual clock, at the same settings: no faster than the bound
+    assert run["lower_bound_seconds"] - 1e-9 <= run["plan_pace_seconds"] < run["wall_seconds"] + 5
+    assert f"{AGENTS} agents: {run['wall_seconds']:.1f} s; the bound" in result.output
+    assert "limited by" in result.output
+    assert "accept/ag" not in result.output  # a main column only with --wide
+    assert "allocation interval the scheduler learned from the master: 0.1 s" in result.output
 
 
 @pytest.mark.parametrize(
@@ -225,3 +234,44 @@ def test_the_plans_own_pace_is_close_to_the_bound_thanks_to_revives_in_the_tail(
     assert result.converged
     assert result.virtual_seconds <= 1.1 * result.lower_bound_seconds  # 3.96 s of 3.6
     assert result.revives <= 6  # the subscription's and a few in the tail, not one per step
+
+
+def run_figures(**figures) -> dict:
+    """A converged run's figures as `_figures` makes them, for the table's words."""
+    base = {
+        "agents": 100, "converged": True, "agents_done": 100, "wall_seconds": 9.9,
+        "lower_bound_seconds": 3.6, "lower_bound_chain_seconds": 0.9,
+        "lower_bound_slots_seconds": 2.7, "restart_slots": 10, "plan_pace_seconds": 4.0,
+        "cpu_floor_seconds": 7.0, "ratio": 2.75, "scheduler_cpu_seconds": 7.0,
+        "calls": dict.fromkeys(CALL_TYPES, 500), "offers_received": 900,
+        "store_writes": 1200, "store_bytes": 10**6,
+        "scheduler_peak_rss_bytes": 90 * 2**20,
+    }  # fmt: skip
+    return base | figures
+
+
+def test_a_run_is_limited_by_the_highest_of_its_three_lower_limits():
+    from calico_dcos.bench import limited_by
+    from calico_dcos.commands.bench import limits_words
+
+    assert limited_by(run_figures())[1] == 7.0
+    assert limited_by(run_figures(cpu_floor_seconds=0.8))[0].startswith("the plan's pace")
+    assert limited_by(run_figures(plan_pace_seconds=None, cpu_floor_seconds=1.0))[1] == 3.6
+    assert limited_by(run_figures(wall_seconds=None)) is None
+
+    words = limits_words(run_figures())
+    assert words.startswith("100 agents: 9.9 s; the bound 3.6 s = one agent's chain 0.9 s + ")
+    assert "through 10 restart slots 2.7 s" in words
+    assert words.endswith("limited by CPU (the scheduler's and the devcluster's Python on the "
+                          "cores), 2.9 s beyond it (latency, contention)")  # fmt: skip
+
+
+def test_the_table_shows_its_main_columns_and_every_one_with_wide():
+    from calico_dcos.commands.bench import table
+
+    document = {"runs": [run_figures()], "cpu_growth_exponent": None,
+                "rss_growth_bytes_per_agent": None}  # fmt: skip
+
+    assert "accept/ag" not in table(document) and "--wide" in table(document)
+    assert "accept/ag" in table(document, wide=True)
+    assert "pace s" in table(document).splitlines()[0]

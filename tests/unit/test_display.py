@@ -238,3 +238,18 @@ def test_not_on_a_terminal_a_step_flipping_between_pending_and_prepared_is_no_ne
         display.update(plan, summary)
 
     assert len(out.getvalue().splitlines()) == first
+
+
+def test_a_counts_estimate_leaves_out_the_set_up_before_the_first_count():
+    """The bench's first agents converge ~6 s after its start (devcluster, agents, the first
+    chain), the rest at a steady pace: the estimate is that pace, not 6 s per 10 agents."""
+    out, clock = io.StringIO(), _Clock()
+    with CountDisplay(out, "100 agents", 100, clock=clock) as bar:
+        for now, done in ((0.0, 0), (6.0, 10), (7.0, 20), (8.0, 30)):
+            clock.now = now
+            bar.update(done)
+    lines = out.getvalue().splitlines()
+
+    assert lines[1] == "100 agents: 10 of 100 (6 s)"  # no pace known yet
+    assert lines[2] == "100 agents: 20 of 100 (7 s, about 8 s to go)"  # 10 a second
+    assert lines[3] == "100 agents: 30 of 100 (8 s, about 7 s to go)"
