@@ -697,6 +697,11 @@ class Deploy(Engine):
         run."""
         out: list[Decision] = []
         agent, spec = self._known(agent_id), self._spec(step)
+        done = self._done_already(agent, spec)
+        if done is not None:  # no record change, no FORCED mark: its task did run
+            again = "; `calico-dcos plan restart` runs it again" if done != PRESENT else ""
+            out.append(Note(f"{agent.name}: {spec.name} {done}: nothing changed{again}", "info"))
+            return out
         st = agent.step(spec.name)
         st.forced, st.failures, st.retry_at, st.replacing = spec.fingerprint, 0, 0.0, False
         st.host_failures, st.gave_up, st.last_failure, st.warning = 0, "", "", ""
@@ -720,6 +725,24 @@ class Deploy(Engine):
         words = f"{agent.name}: {spec.name} force-completed by an operator: {words}"
         out.append(Note(words, "info"))
         return out
+
+    @staticmethod
+    def _done_already(agent: AgentState, spec: StepSpec) -> str | None:
+        """Why a step needs no force-complete (done with the current options: by its task,
+        by an earlier force-complete, or Calico was on the host already), or None. Forcing
+        it would mark it FORCED, "its task may never have run", which is false then; and a
+        warning its installer left stays true until the step runs again."""
+        if agent.calico_present is not None:
+            return PRESENT
+        st = agent.steps.get(spec.name) or _NO_TASK
+        if not step_done(spec, st):
+            return None
+        if forced(st, spec.fingerprint):
+            return "was force-completed already"
+        if st.warning:
+            return f"was done already, with a warning: {st.warning}"
+        ran = "finished" if spec.kind == StepKind.ONESHOT else "is running"
+        return f"was done already (its task {ran})"
 
     def _spec(self, step: str) -> StepSpec:
         if step not in self._steps:

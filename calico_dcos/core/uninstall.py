@@ -341,8 +341,15 @@ class Uninstall(Engine):
         return out
 
     def force_complete(self, agent_id: str, step: str, now: float) -> list[Decision]:
-        """Count a host as reverted (an operator cleaned it by hand)."""
+        """Count a host as reverted (an operator cleaned it by hand): not one whose revert
+        finished, or one force-completed already (nothing changes: the step is not marked
+        forced, its task did run); one whose agent is gone may be (the operator cleaned it)."""
         st = self._revert(agent_id, step)
+        if st.state == "TASK_FINISHED" or st.forced == OPERATOR:
+            done = "force-completed already" if st.forced == OPERATOR else "done already"
+            how = "" if st.forced == OPERATOR else " (host reverted)"
+            name = self._hostname(agent_id)
+            return [Note(f"{name}: {REVERT} was {done}{how}: nothing changed")]
         self._dirty(agent_id)
         st.forced, st.message = OPERATOR, "force-completed by an operator"
         out: list[Decision] = []

@@ -3,11 +3,13 @@ the plan (`"forced": true` on its step, FORCED in the tables, "forced" in the li
 not shown as plain done: its task may never have run. From the records alone, so that it
 survives a restart of the scheduler; not once the step has run again under new options."""
 
+import copy
 import io
 
 from rich.console import Console
 
 from calico_dcos.commands.operator import plan_table
+from calico_dcos.core import events as ev
 from calico_dcos.core import uninstall as un
 from calico_dcos.core.deploy import Deploy
 from calico_dcos.display import PlanView, plan_changes
@@ -91,3 +93,70 @@ def test_a_revert_an_operator_force_completed_is_marked_forced_and_a_gone_one_no
 
     assert forced["status"] == "COMPLETE" and forced["forced"] is True
     assert "forced" not in gone
+
+
+def notes(decisions: list) -> list[str]:
+    return [d.message for d in decisions if isinstance(d, ev.Note)]
+
+
+def test_force_completing_a_step_that_finished_already_changes_nothing_and_says_so():
+    """Before, it answered "force-completed by an operator: done" and marked the step FORCED,
+    whose legend says its task may never have run: false for a step whose task finished."""
+    sim = subscribed(1, **ONLY_PROXY_AND_DOCKER)
+    sim.converge()
+    before = copy.deepcopy(sim.records)
+
+    said = sim.apply(sim.core.force_complete("S0", "docker", sim.now))
+    again = sim.apply(sim.core.force_complete("S0", "etcd-proxy", sim.now))
+
+    assert notes(said) == [
+        "agent-S0: docker was done already (its task finished): nothing changed; "
+        "`calico-dcos plan restart` runs it again"
+    ]
+    assert notes(again) == [
+        "agent-S0: etcd-proxy was done already (its task is running): nothing changed; "
+        "`calico-dcos plan restart` runs it again"
+    ]
+    assert not [d for d in said + again if isinstance(d, ev.SaveAgent)]
+    assert sim.records == before
+    plan = sim.core.plan_view(sim.now)
+    assert "forced" not in step_of(plan, "docker") and "forced" not in step_of(plan, "etcd-proxy")
+    assert step_of(plan, "docker")["message"] != "force-completed"
+
+
+def test_force_completing_a_forced_step_again_changes_nothing():
+    sim = proxy_forced_before_it_started()
+    before = copy.deepcopy(sim.records)
+
+    said = sim.apply(sim.core.force_complete("S0", "etcd-proxy", sim.now))
+
+    assert notes(said) == [
+        "agent-S0: etcd-proxy was force-completed already: nothing changed; "
+        "`calico-dcos plan restart` runs it again"
+    ]
+    assert not [d for d in said if isinstance(d, ev.SaveAgent)]
+    assert sim.records == before
+
+
+def test_force_completing_a_revert_that_finished_already_changes_nothing():
+    sim = Sim.uninstalling(revert_hosts=True, records=converged_records(2, 0))
+    sim.subscribe()
+    sim.kill_everything()
+    sim.offer("S0")
+    [launch] = [d for d in sim.of(ev.Launch) if d.agent_id == "S0"]
+    sim.update(launch.task_info["task_id"]["value"], "TASK_FINISHED", "S0")
+    host = sim.hostnames["S0"]
+    progress = copy.deepcopy(sim.core.progress.reverts["S0"])
+
+    said = sim.apply(sim.core.force_complete("S0", un.REVERT, sim.now))
+
+    assert notes(said) == [f"{host}: {un.REVERT} was done already (host reverted): nothing changed"]
+    assert sim.core.progress.reverts["S0"] == progress
+    assert not [d for d in said if not isinstance(d, ev.Note)]
+    assert "forced" not in step_of(sim.core.plan_view(sim.now), un.REVERT)
+
+    sim.apply(sim.core.force_complete("S1", un.REVERT, sim.now))
+    said = sim.apply(sim.core.force_complete("S1", un.REVERT, sim.now))
+    assert notes(said) == [
+        f"{sim.hostnames['S1']}: {un.REVERT} was force-completed already: nothing changed"
+    ]

@@ -222,6 +222,23 @@ def test_force_complete_leaves_a_running_one_shot_to_finish_and_keeps_its_slot()
 
 
 def test_force_complete_of_a_running_daemon_leaves_it_running():
+    """calico-node RUNNING but not healthy yet (not done: its health check gates it)."""
+    sim = Sim(agents=1, public=0)
+    sim.subscribe()
+    sim.converge()
+    node = sim.live_task("S0", "node")
+    sim.update(node, "TASK_RUNNING", healthy=False)
+    sim.decisions.clear()
+
+    sim.apply(sim.core.force_complete("S0", "node", sim.now))
+
+    assert sim.of(ev.Kill) == []
+    (line,) = notes(sim, "force-completed by an operator")
+    assert f"its task {node} (TASK_RUNNING) is left running" in line
+
+
+def test_force_complete_of_a_done_daemon_changes_nothing():
+    """A RUNNING daemon without a health check is done: nothing to force (no FORCED mark)."""
     sim = subscribed(1, **ONLY_PROXY_AND_DOCKER)
     sim.offer()
     sim.tick(2)
@@ -231,9 +248,8 @@ def test_force_complete_of_a_running_daemon_leaves_it_running():
 
     sim.apply(sim.core.force_complete("S0", "etcd-proxy", sim.now))
 
-    assert sim.of(ev.Kill) == []
-    (line,) = notes(sim, "force-completed by an operator")
-    assert f"its task {proxy} (TASK_RUNNING) is left running" in line
+    assert sim.of(ev.Kill) == [] and sim.of(ev.SaveAgent) == []
+    assert notes(sim, "was done already (its task is running): nothing changed")
 
 
 def test_a_waiter_declined_for_want_of_a_slot_says_so_while_a_slot_is_free():
