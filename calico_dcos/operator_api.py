@@ -14,13 +14,14 @@ phases of `/v1/plan` and `/v1/status`, hold at most `PAGE_LIMIT` of them, from `
 (default 0) up to `?limit=` (default and most `PAGE_LIMIT`). The plan's `status` and
 `errors` still speak for every phase, and `phases_total`, `phases_complete`, `phases_offset`
 and `phases_limit` say where the page lies (fields dcos-commons' plan has not; its clients
-ignore them), and `degraded` is the summary's (as `/v1/status` says it).
+ignore them), and `degraded`, `forced_steps` and `message` are the summary's (as
+`/v1/status` says them).
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -83,14 +84,18 @@ def page_of(request: web.Request) -> tuple[int, int]:
     return values[0], values[1]
 
 
-def paged_plan(plan: dict, offset: int, limit: int, degraded: bool) -> dict:
+def paged_plan(plan: dict, offset: int, limit: int, summary: Mapping[str, Any]) -> dict:
     """The plan with `limit` of its phases from `offset`, and where they lie among all; and
-    `degraded`, the summary's (a step failing now, or a launch stalled), so that `/v1/plan`
-    says it as `/v1/status` and `calico-dcos status` do."""
+    from `summary` (`core.views.summary_doc`): `degraded` (a step failing now, or a launch
+    stalled), `forced_steps` (steps COMPLETE only by an operator's force-complete) and its
+    `message` ("4 of 4 agents done; 1 step force-completed (…)"), so that `/v1/plan` says
+    them as `/v1/status` and `calico-dcos status` do."""
     phases = plan["phases"]
     return {
         **plan,
-        "degraded": degraded,
+        "degraded": summary["degraded"],
+        "forced_steps": summary.get("forced_steps", 0),
+        "message": summary["message"],
         "phases": phases[offset : offset + limit],
         "phases_total": len(phases),
         "phases_complete": sum(1 for phase in phases if phase["status"] == "COMPLETE"),
@@ -164,7 +169,7 @@ class OperatorRoutes:
         return {
             "service": options["service"]["name"] if options is not None else "calico",
             "summary": summary,
-            "plan": paged_plan(self.view.plan_view(), offset, limit, summary["degraded"]),
+            "plan": paged_plan(self.view.plan_view(), offset, limit, summary),
             "warnings": warnings_for(options),
         }
 
@@ -177,8 +182,7 @@ class OperatorRoutes:
         return web.json_response(plan, status=plan_http_status(plan))
 
     def _plan(self, offset: int, limit: int) -> dict:
-        degraded = self.view.summary()["degraded"]
-        return paged_plan(self.view.plan_view(), offset, limit, degraded)
+        return paged_plan(self.view.plan_view(), offset, limit, self.view.summary())
 
     def command_handler(self, name: str) -> Callable[[web.Request], Any]:
         async def handler(request: web.Request) -> web.Response:

@@ -85,3 +85,11 @@ def test_status_without_a_scheduler_says_how_to_name_one():
     assert result.exit_code == 1
     assert "cannot reach the scheduler at http://127.0.0.1:9" in result.output
     assert "--url http://HOST:PORT or $CALICO_DCOS_URL" in result.output
+
+
+def test_force_complete_help_says_the_step_shows_forced_and_how_to_clear_it():
+    """The FORCED mark it leaves was explained nowhere in the command's own help."""
+    words = " ".join(_help("plan", "force-complete").split())
+    assert "FORCED" in words and "its task may never have run" in words
+    assert "calico-dcos plan restart" in words
+    assert "done already" in words

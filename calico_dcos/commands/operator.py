@@ -149,10 +149,20 @@ def show(url: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(doc, indent=2))
     else:
-        degraded = yes_no(doc.get("degraded", False))
-        click.echo(f"deploy ({doc['strategy']}): {doc['status']}   Degraded: {degraded}")
-        click.echo("\n".join(plan_table(doc) + messages(doc) + doc["errors"] + page_note(doc)))
+        lines = plan_header(doc) + plan_table(doc) + messages(doc) + doc["errors"]
+        click.echo("\n".join(lines + page_note(doc)))
     raise SystemExit(plan_exit_status(doc))
+
+
+def plan_header(plan: Mapping) -> list[str]:
+    """`plan show`'s first lines: the plan's status, Degraded, the steps force-completed (a
+    FORCED step is easy to miss in a long table), then the summary's message."""
+    degraded = yes_no(plan.get("degraded", False))
+    head = f"deploy ({plan['strategy']}): {plan['status']}   Degraded: {degraded}"
+    forced = plan.get("forced_steps", 0)
+    if forced:
+        head += f"   Forced: {forced} step{'s' if forced > 1 else ''}"
+    return [head, plan["message"]] if plan.get("message") else [head]
 
 
 def page_note(plan: Mapping) -> list[str]:
@@ -217,7 +227,10 @@ plan.add_command(
     mutating(
         "force-complete",
         "Count --step on --phase as done with the current options: a task of it not yet "
-        "RUNNING is killed; a running one is left alone.",
+        "RUNNING is killed; a running one is left alone; a step done already is left as it "
+        "is. The step then shows FORCED, not done (plan show, status, the page; the summary "
+        "counts it), since its task may never have run, until it runs again: `calico-dcos "
+        "plan restart --phase P --step S` runs it now, new options that change it do too.",
         True,
     )
 )

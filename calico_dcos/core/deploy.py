@@ -51,6 +51,7 @@ from calico_dcos.core.views import (
     done_words,
     failing,
     forced,
+    forced_words,
     offer_words,
     phase_doc,
     plan_doc,
@@ -847,13 +848,15 @@ class Deploy(Engine):
         waits for."""
         done, total = self.progress()
         problems = []
-        moving, gave_up, held = 0, 0, 0
+        moving, gave_up, held, by_operator = 0, 0, 0, 0
         for a in self.agents.values():
             if a.agent_id not in self._eligible:
                 continue
             for spec in self.config.enabled_steps:
                 st = a.steps.get(spec.name)
                 if st is not None:
+                    if a.calico_present is None and forced(st, spec.fingerprint):
+                        by_operator += 1  # as `_phase` marks it
                     line = failing(a.name, spec.name, st, step_done(spec, st))
                     if line is not None:
                         problems.append(line)
@@ -870,6 +873,8 @@ class Deploy(Engine):
             problems.append(f"{self._agent_name(agent_id)}: {step} {words}")
         present = sum(1 for a in self.agents.values() if a.calico_present and not a.lost)
         message = f"{done} of {total} agents done"
+        if by_operator:
+            message += f"; {forced_words(by_operator)}"
         if present:
             message += f"; {present} already run Calico by other means"
         if self.reconciling:
@@ -886,4 +891,5 @@ class Deploy(Engine):
             restarting=self.slots.holders,
             budget=self.budget,
             interrupted=self.interrupted,
+            forced_steps=by_operator,
         )

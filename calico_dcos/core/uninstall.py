@@ -55,6 +55,7 @@ from calico_dcos.core.views import (
     DEGRADED_FAILURES,
     INTERRUPTED,
     failed_line,
+    forced_words,
     offer_words,
     phase_doc,
     plan_doc,
@@ -577,6 +578,9 @@ class Uninstall(Engine):
             message += f"; {reverted} of {reverts} hosts reverted"
         if self.complete:
             message = "Uninstalled: the framework is torn down and its state deleted"
+        by_operator = sum(1 for st in self.progress.reverts.values() if st.forced == OPERATOR)
+        if by_operator:
+            message += f"; {forced_words(by_operator)}"
         gone = self.not_reverted()
         if gone:  # the first MAX_NAMED, so that the message stays short at any size
             named = ", ".join(gone[:MAX_NAMED])
@@ -595,4 +599,5 @@ class Uninstall(Engine):
             restarting=self.slots.holders,
             budget=self.budget,
             interrupted=self.interrupted,
+            forced_steps=by_operator,
         )

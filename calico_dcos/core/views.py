@@ -224,10 +224,13 @@ def summary_doc(
     restarting: Iterable[str],
     budget: int,
     interrupted: bool,
+    forced_steps: int = 0,
 ) -> dict:
     """The page's and `/v1/status`'s summary; `degraded` when there are problems (the first
     `MAX_PROBLEMS`, then a line counting the others); `restarting` names the first
-    `MAX_HOLDERS_NAMED` slot holders (agent IDs), `restarting_count` counts them all."""
+    `MAX_HOLDERS_NAMED` slot holders (agent IDs), `restarting_count` counts them all;
+    `forced_steps` counts the steps COMPLETE only by an operator's force-complete (each
+    `"forced": true` in the plan), which `message` says too (`forced_words`)."""
     problems = sorted(problems)
     holders = sorted(restarting)
     if len(problems) > MAX_PROBLEMS:
@@ -243,4 +246,14 @@ def summary_doc(
         "restarting_count": len(holders),
         "budget": budget,
         "interrupted": interrupted,
+        "forced_steps": forced_steps,
     }
+
+
+def forced_words(count: int) -> str:
+    """The summary's words for `count` (> 0) steps done only by an operator's force-complete:
+    easy to miss otherwise, the rollout being Available and its agents COMPLETE."""
+    steps, tasks = ("1 step", "its task") if count == 1 else (f"{count} steps", "their tasks")
+    return (
+        f"{steps} force-completed ({tasks} may never have run: `calico-dcos plan restart` runs it)"
+    )

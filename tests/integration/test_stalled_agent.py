@@ -119,7 +119,8 @@ def test_a_stalled_step_force_completed_shows_forced_and_degraded_says_so_everyw
     """`/v1/plan` says Degraded as `/v1/status` does while a launch is stalled; the operator
     force-completes the step (its task, never started, is killed): the step shows FORCED on
     `/v1/plan` and in `calico-dcos plan show`, not plain done, also after the scheduler
-    restarts from its stored records."""
+    restarts from its stored records; the plan's top level, `plan show`'s header and `status`
+    count it. A force-complete of a step that ran (cni) changes nothing and says so."""
     from click.testing import CliRunner
 
     from calico_dcos.cli import main
@@ -145,6 +146,11 @@ def test_a_stalled_step_force_completed_shows_forced_and_degraded_says_so_everyw
             wait_until(converged(service), 30, "convergence after the force-complete")
             done_plan, _ = plan_and_status()
             shown = CliRunner().invoke(main, ["plan", "show", "--url", url])
+            status_shown = CliRunner().invoke(main, ["status", "--url", url])
+            again_answer = CliRunner().invoke(
+                main, ["plan", "force-complete", "--url", url, "--phase", hostname, "--step", "cni"]
+            )
+            after_again, _ = plan_and_status()
         with scheduler_on(cluster, tmp_path, timings=timings) as again:
             wait_until(converged(again), 30, "convergence of the restarted scheduler")
             url = f"http://127.0.0.1:{again.api.port}"
@@ -161,8 +167,23 @@ def test_a_stalled_step_force_completed_shows_forced_and_degraded_says_so_everyw
     assert [s.get("forced", False) for s in restarted["phases"][0]["steps"]] == [
         s.get("forced", False) for s in done_plan["phases"][0]["steps"]
     ]
+    forced_words = (
+        "1 of 1 agents done; 1 step force-completed (its task may never have run: "
+        "`calico-dcos plan restart` runs it)"
+    )
+    assert done_plan["forced_steps"] == 1 and done_plan["message"] == forced_words
+    assert restarted["forced_steps"] == 1
+    assert status_shown.output.splitlines()[0] == f"calico: {forced_words}"
+    assert again_answer.output.strip() == (
+        f"Received cmd: force-complete phase={hostname} step=cni: {hostname}: cni was done "
+        "already (its task finished): nothing changed; `calico-dcos plan restart` runs it again"
+    )
+    assert after_again == done_plan  # no FORCED mark, no count: its task did run
     lines = shown.output.splitlines()
-    assert lines[0] == "deploy (parallel): COMPLETE   Degraded: no"
+    assert lines[:2] == [
+        "deploy (parallel): COMPLETE   Degraded: no   Forced: 1 step",
+        forced_words,
+    ]
     row = next(line for line in lines if line.startswith(hostname))
     assert row.split()[1:] == ["FORCED", "COMPLETE", "COMPLETE", "COMPLETE", "COMPLETE"]
     held = events(timeline, "launch_held")[0]["task_id"]

@@ -8,11 +8,12 @@ import io
 
 from rich.console import Console
 
-from calico_dcos.commands.operator import plan_table
+from calico_dcos.commands.operator import plan_header, plan_table, summary_lines
 from calico_dcos.core import events as ev
 from calico_dcos.core import uninstall as un
 from calico_dcos.core.deploy import Deploy
 from calico_dcos.display import PlanView, plan_changes
+from calico_dcos.operator_api import paged_plan
 from tests.helpers.plan_sim import ONLY_PROXY_AND_DOCKER, Sim, converged_records, subscribed
 
 
@@ -160,3 +161,52 @@ def test_force_completing_a_revert_that_finished_already_changes_nothing():
     assert notes(said) == [
         f"{sim.hostnames['S1']}: {un.REVERT} was force-completed already: nothing changed"
     ]
+
+
+def test_the_summary_counts_the_forced_steps_and_says_how_to_run_them():
+    """A FORCED step was easy to miss: the summary said "1 of 1 agents done", Available."""
+    sim = proxy_forced_before_it_started()
+    sim.converge()
+
+    summary = sim.core.summary(sim.now)
+    page = paged_plan(sim.core.plan_view(sim.now), 0, 500, summary)
+
+    assert summary["forced_steps"] == 1
+    assert summary["message"] == (
+        "1 of 1 agents done; 1 step force-completed (its task may never have run: "
+        "`calico-dcos plan restart` runs it)"
+    )
+    assert page["forced_steps"] == 1 and page["message"] == summary["message"]
+    assert page["degraded"] is False
+
+    sim.change_options(etcd_mem="100")  # it runs again: no longer forced
+    sim.converge()
+    summary = sim.core.summary(sim.now)
+    assert summary["forced_steps"] == 0 and summary["message"] == "1 of 1 agents done"
+
+
+def test_status_and_plan_show_say_how_many_steps_are_forced():
+    sim = proxy_forced_before_it_started()
+    sim.converge()
+    summary = sim.core.summary(sim.now)
+    plan = paged_plan(sim.core.plan_view(sim.now), 0, 500, summary)
+
+    lines = summary_lines({"service": "calico", "summary": summary, "plan": plan})
+    header = plan_header(plan)
+
+    assert lines[0] == f"calico: {summary['message']}"
+    assert header[0] == "deploy (parallel): COMPLETE   Degraded: no   Forced: 1 step"
+    assert header[1] == summary["message"]
+
+
+def test_the_uninstall_summary_counts_reverts_an_operator_force_completed():
+    sim = Sim.uninstalling(revert_hosts=True, records=converged_records(2, 0))
+    sim.subscribe()
+    sim.kill_everything()
+    sim.apply(sim.core.force_complete("S0", un.REVERT, sim.now))
+    sim.apply(sim.core.on_agent_lost("S1", sim.now))
+
+    summary = sim.core.summary(sim.now)
+
+    assert summary["forced_steps"] == 1
+    assert "; 1 step force-completed (its task may never have run" in summary["message"]
