@@ -71,23 +71,25 @@ class _HandOver:
 
     def _start_waiting(self) -> None:
         self._waiting: list[str] = []
+        # In the stream's write or flush: a line logged meanwhile by the same thread (a
+        # signal handler runs in the main thread, between two of its bytecodes, even inside
+        # the file's flush) waits instead of entering the file's write again, which
+        # raises "reentrant call inside <_io.BufferedWriter …>"; the next write takes it.
+        self._writing = False
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = self.format(record) + self.terminator  # type: ignore[attr-defined]
             waiting = self._waiting
-            if (
+            if self._writing or (
                 record.levelno < logging.WARNING
                 and len(waiting) < MAX_WAITING_LINES
                 and at_hand_over(self.write_waiting)
             ):
                 waiting.append(line)
                 return
-            if waiting:
-                line = "".join(waiting) + line
-                waiting.clear()
-            self.stream.write(line)  # type: ignore[attr-defined]
-            self.flush()  # type: ignore[attr-defined]
+            waiting.append(line)
+            self.write_waiting()
         except RecursionError:
             raise
         except Exception:
@@ -96,16 +98,23 @@ class _HandOver:
     def write_waiting(self) -> None:
         """Write the lines waiting (at the hand-over, and from `flush`)."""
         with self.lock:  # type: ignore[attr-defined]
-            if self._waiting:
-                lines = "".join(self._waiting)
-                self._waiting.clear()
-                try:
-                    self.stream.write(lines)  # type: ignore[attr-defined]
-                except Exception:  # as `Handler.handleError`: said on stderr, not raised
-                    with contextlib.suppress(Exception):
-                        sys.stderr.write(f"--- logging error; lines lost:\n{lines}")
-                    return
-            logging.StreamHandler.flush(self)  # type: ignore[arg-type]
+            if self._writing:
+                return  # re-entered from the write below (a signal handler): it goes on
+            self._writing = True
+            try:
+                while self._waiting:
+                    lines = "".join(self._waiting)
+                    self._waiting.clear()
+                    try:
+                        self.stream.write(lines)  # type: ignore[attr-defined]
+                    except Exception:  # as `Handler.handleError`: said on stderr, not raised
+                        with contextlib.suppress(Exception):
+                            sys.stderr.write(f"--- logging error; lines lost:\n{lines}")
+                        return
+                    logging.StreamHandler.flush(self)  # type: ignore[arg-type]
+                logging.StreamHandler.flush(self)  # type: ignore[arg-type]
+            finally:
+                self._writing = False
 
     def flush(self) -> None:
         self.write_waiting()

@@ -131,3 +131,52 @@ def test_waiting_lines_are_bounded_and_written_at_exit(handler):
     made.flush()  # as logging.shutdown does at exit
 
     assert len(path.read_text().splitlines()) == logs.MAX_WAITING_LINES + 3
+
+
+class SignalledStream:
+    """A real file whose first write is interrupted by a signal handler that logs, as
+    Python runs a handler in the main thread between two bytecodes, even inside the file's
+    write or flush (`calico_dcos/signals.py` logs the signal it got)."""
+
+    def __init__(self, path, log: logging.Logger) -> None:
+        self.file = open(path, "w")  # noqa: SIM115 (closed by the handler)
+        self.log = log
+        self.signalled = False
+        self.inside = False
+
+    def write(self, text: str) -> int:
+        if self.inside:  # as io.BufferedWriter refuses it
+            raise RuntimeError("reentrant call inside the file's write")
+        self.inside = True
+        try:
+            written = self.file.write(text)
+            if not self.signalled:
+                self.signalled = True
+                self.log.info("SIGTERM: stopping")
+            return written
+        finally:
+            self.inside = False
+
+    def flush(self) -> None:
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def test_a_line_logged_by_a_signal_handler_inside_a_write_waits_for_the_next_write(tmp_path):
+    log = logging.getLogger("test_logs.signalled")
+    log.propagate, log.level = False, logging.INFO
+    stream = SignalledStream(tmp_path / "local.log", log)
+    made = logs.HandOverStreamHandler(stream)
+    made.setFormatter(logging.Formatter("%(message)s"))
+    made.handleError = lambda record: pytest.fail(f"a logging error: {record.getMessage()}")
+    log.addHandler(made)
+    try:
+        log.info("stopping the scheduler")
+        made.flush()  # as logging.shutdown does at exit
+    finally:
+        log.removeHandler(made)
+        made.close()
+
+    assert (tmp_path / "local.log").read_text() == "stopping the scheduler\nSIGTERM: stopping\n"
