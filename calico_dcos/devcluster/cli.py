@@ -26,6 +26,7 @@ import click
 import yaml
 
 from calico_dcos.cli import own_command
+from calico_dcos.commands.bench import Seconds
 from calico_dcos.devcluster.cluster import DevCluster
 from calico_dcos.devcluster.hostroot import has_dcos_calico
 
@@ -68,7 +69,9 @@ from calico_dcos.devcluster.hostroot import has_dcos_calico
     "--allocation-interval",
     default=1.0,
     show_default=True,
-    help="Seconds between offer rounds (Mesos' --allocation_interval).",
+    type=Seconds(open_minimum=True),
+    help="Seconds between offer rounds (Mesos' --allocation_interval; more than 0). The "
+    "scheduler learns it from the master (GET_FLAGS).",
 )
 @click.option(
     "--allocation-seed",
@@ -80,7 +83,9 @@ from calico_dcos.devcluster.hostroot import has_dcos_calico
     "--agent-ping-timeout",
     default=75.0,
     show_default=True,
-    help="Seconds before a partitioned agent is marked unreachable (Mesos: 15 s x 5 pings).",
+    type=Seconds(),
+    help="Seconds before a partitioned agent is marked unreachable (Mesos: 15 s x 5 pings; "
+    "at least 0).",
 )
 @click.option("--zk", default=None, help="Publish the leader record, e.g. 127.0.0.1:2181/mesos.")
 @click.option(
@@ -172,6 +177,10 @@ def devcluster(
         for agent in cluster.agents:
             shipped = "  (DC/OS Calico)" if has_dcos_calico(agent.host_root) else ""
             click.echo(f"  {agent.hostname:<16} {agent.ip:<12} {agent.agent_id}{shipped}")
+        click.echo(
+            f"Allocation interval: {allocation_interval:g} s (offer rounds; the scheduler "
+            "learns it with GET_FLAGS)"
+        )
         if offer_timeout:
             click.echo(f"Offer timeout: {offer_timeout:g} s (unused offers are rescinded)")
         member = stack.enter_context(maybe_etcd(cluster.workdir, etcd))

@@ -7,6 +7,7 @@ the result. Tests, `calico-dcos local`, `calico-dcos devcluster` and the benchma
 from __future__ import annotations
 
 import asyncio
+import math
 import shutil
 import tempfile
 import threading
@@ -29,6 +30,30 @@ from calico_dcos.devcluster.zk import LeaderRecord
 from calico_dcos.loops import cancel_the_rest
 
 T = TypeVar("T")
+
+
+def check_durations(
+    positive: dict[str, float | None], at_least_zero: dict[str, float | None]
+) -> None:
+    """ValueError naming the first keyword whose seconds cannot be used (None is "not
+    given" and passes). `positive`: loops that wait this long between rounds (the
+    allocator, a subscription's HEARTBEATs, an agent's status update retries), run back to
+    back at 0 or less, taking a CPU core for as long as the cluster runs (Mesos itself
+    sets no bound on `--allocation_interval`: apache/mesos src/master/flags.cpp); a token or an
+    offer that lives 0 s is refused for the same reason Mesos refuses `--offer_timeout`
+    <= 0 (apache/mesos src/master/master.cpp: "Must be greater than zero"). `at_least_zero`:
+    delays, where 0 means "at once". NaN and infinity mean nothing as a delay."""
+    for minimum, durations in ((None, positive), (0.0, at_least_zero)):
+        for name, seconds in durations.items():
+            if seconds is None:
+                continue
+            if not math.isfinite(seconds):
+                raise ValueError(f"{name} must be a finite number of seconds, not {seconds!r}")
+            if minimum is None and seconds <= 0:
+                never = " (or None: never)" if name == "offer_timeout" else ""
+                raise ValueError(f"{name} must be more than 0 seconds{never}, not {seconds!r}")
+            if minimum is not None and seconds < minimum:
+                raise ValueError(f"{name} must be at least 0 seconds, not {seconds!r}")
 
 
 class DevCluster:
@@ -78,6 +103,17 @@ class DevCluster:
         (Mesos' `--offer_timeout`; None, as Mesos' default, never)."""
         if executor not in ("process", "synthetic"):
             raise ValueError(f"executor must be 'process' or 'synthetic', not {executor!r}")
+        check_durations(
+            positive={"allocation_interval": allocation_interval,
+                      "heartbeat_interval": heartbeat_interval,
+                      "status_retry_interval": status_retry_interval,
+                      "token_lifetime": token_lifetime, "offer_timeout": offer_timeout},
+            at_least_zero={"agent_restart_delay": agent_restart_delay,
+                           "agent_ping_timeout": agent_ping_timeout,
+                           "master_recovery_seconds": master_recovery_seconds,
+                           "agent_reregister_window": agent_reregister_window,
+                           "synthetic_step": synthetic_step},
+        )  # fmt: skip
         self.initial_agents = (agents, public_agents, dcos_calico_agents)
         self.port = port
         self.executor_kind = executor

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import re
+
+import pytest
 import requests
 
 from calico_dcos.devcluster.agent import agent_ip
+from calico_dcos.devcluster.cluster import DevCluster
 from tests.helpers.devcluster import (
     Framework,
     command_task,
@@ -172,3 +177,30 @@ def test_hold_next_task_over_http_says_what_it_armed_and_how_many_wait(cluster, 
     offer = framework.offer_from(cluster.agents[0].agent_id)
     framework.driver.launchTasks([offer["id"]], [command_task(offer, "h-1", name="daemon")])
     wait_until(lambda: len(cluster.master.task_faults.held_launches) == 1, what="one used")
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "message"),
+    [
+        ("allocation_interval", 0, "allocation_interval must be more than 0 seconds, not 0"),
+        ("allocation_interval", -1.0, "allocation_interval must be more than 0 seconds"),
+        ("allocation_interval", math.nan, "allocation_interval must be a finite number"),
+        ("heartbeat_interval", 0, "heartbeat_interval must be more than 0 seconds"),
+        ("status_retry_interval", 0, "status_retry_interval must be more than 0 seconds"),
+        ("offer_timeout", 0, "offer_timeout must be more than 0 seconds (or None: never)"),
+        ("token_lifetime", -5, "token_lifetime must be more than 0 seconds"),
+        ("agent_ping_timeout", -1, "agent_ping_timeout must be at least 0 seconds"),
+        ("agent_restart_delay", math.inf, "agent_restart_delay must be a finite number"),
+        ("synthetic_step", -0.1, "synthetic_step must be at least 0 seconds"),
+    ],
+)
+def test_devcluster_refuses_durations_that_would_spin_or_mean_nothing(
+    tmp_path, keyword, value, message
+):
+    """A 0 s allocation interval (or heartbeat, or status retry) makes that loop run back to
+    back on the master's thread: a CPU core for as long as the cluster runs. Tests and
+    `calico-dcos local` build DevCluster directly, so it refuses them itself, before it
+    makes anything."""
+    with pytest.raises(ValueError, match=re.escape(message)):
+        DevCluster(workdir=tmp_path / "never", **{keyword: value})
+    assert not (tmp_path / "never").exists()

@@ -81,6 +81,13 @@ def test_offers_that_end_with_their_agent_or_framework_are_in_the_timeline(clust
          "'--synthetic-restart-seconds': the one-shot steps are docker, cni"),
         (["--executor", "synthetic", "--synthetic-restart-seconds", "docker=-1"],
          "'--synthetic-restart-seconds': docker=-1: '-1': seconds must be at least 0"),
+        # a 0 s allocation interval would run offer rounds back to back, a CPU core for good
+        (["--allocation-interval", "0"], "'--allocation-interval': '0': seconds must be more"),
+        (["--allocation-interval", "-1"], "'--allocation-interval': '-1': seconds must be more"),
+        (["--allocation-interval", "nan"], "'--allocation-interval': expected a finite number"),
+        (["--agent-ping-timeout", "-1"], "'--agent-ping-timeout': '-1': seconds must be at least"),
+        (["--agent-ping-timeout", "inf"], "'--agent-ping-timeout': expected a finite number"),
+        (["--offer-timeout", "nan"], "'--offer-timeout': must be a number of seconds greater"),
     ],
 )  # fmt: skip
 def test_devcluster_options_are_checked_before_anything_starts(argv, message):
@@ -138,3 +145,8 @@ def test_devcluster_strict_writes_what_run_needs(tmp_path):
     assert (credential.stat().st_mode & 0o777) == 0o600
     [line] = [line for line in printed if line.startswith("Strict mode:")]
     assert service["ca_bundle"] in line and str(credential) in line
+    # what the scheduler will learn with GET_FLAGS, said where the cluster says what it runs
+    assert (
+        "Allocation interval: 1 s (offer rounds; the scheduler learns it with GET_FLAGS)\n"
+        in printed
+    )
