@@ -40,6 +40,7 @@ from calico_dcos.artifacts import (
     build_libnetwork_standin,
     etcd_version,
 )
+from calico_dcos.commands.bench import Seconds
 from calico_dcos.commands.run import EXIT_INVALID_OPTIONS, log_warnings
 from calico_dcos.display import REFRESH_SECONDS, PlanDisplay, duration
 from calico_dcos.options import Options, OptionsError, load_options, option_spec
@@ -50,6 +51,11 @@ from calico_dcos.store import StoreError
 LOG = logging.getLogger("calico_dcos.local")
 ETCD_BINARY = Path("/usr/bin/etcd")
 TIMINGS = {"wait_refuse_seconds": 1.0, "revive_interval_seconds": 0.5}
+# The embedded master's offer rounds, in seconds (`--allocation-interval`): 5 times Mesos'
+# 1 s (apache/mesos src/master/constants.hpp, DEFAULT_ALLOCATION_INTERVAL), so that a declined
+# or unused offer comes back within 0.2 s and a laptop run is not paced by a real cluster's
+# rounds; the scheduler learns it from the master (GET_FLAGS) as on a real cluster.
+ALLOCATION_INTERVAL = 0.2
 
 
 def free_port() -> int:
@@ -233,7 +239,11 @@ def local_options(
 
 
 def say_what_is_real(
-    options: Options, cluster_url: str, agents: Sequence, etcd: LocalEtcd | None
+    options: Options,
+    cluster_url: str,
+    agents: Sequence,
+    etcd: LocalEtcd | None,
+    allocation_interval: float = ALLOCATION_INTERVAL,
 ) -> None:
     """The banner, from the options the scheduler runs with (the user's overrides included):
     what is real, what stands in for what, and where the embedded master is."""
@@ -267,6 +277,10 @@ def say_what_is_real(
     click.echo(f"  Calico's etcd.endpoints: {etcd_options['endpoints']}")
     click.echo(
         f"  Mesos master: {options['service']['master']}  (state: {cluster_url}/master/state)"
+    )
+    click.echo(
+        f"  allocation interval: {allocation_interval:g} s (the master's offer rounds, "
+        "--allocation-interval; Mesos' default is 1 s; the scheduler learns it with GET_FLAGS)"
     )
     for agent in agents:
         click.echo(f"    {agent.hostname:<16} {agent.ip:<15} {agent.agent_id}")
@@ -307,6 +321,14 @@ def say_what_is_real(
     help="DC/OS Enterprise strict mode: the embedded master speaks HTTPS (its own CA) and "
     "wants a DC/OS token; the scheduler logs in as a service account made for the run.",
 )  # fmt: skip
+@click.option(
+    "--allocation-interval", type=Seconds(open_minimum=True), default=ALLOCATION_INTERVAL,
+    show_default=True,
+    help="Seconds between the embedded master's offer rounds (Mesos' --allocation_interval; "
+    "more than 0). The default is shorter than Mesos' 1 s so that declined or unused offers "
+    "come back quickly on a laptop; give 1 to see a real cluster's pace. The scheduler "
+    "learns it from the master (GET_FLAGS).",
+)  # fmt: skip
 def local(
     agents: int,
     public_agents: int,
@@ -315,6 +337,7 @@ def local(
     workdir: str | None,
     keep: bool,
     strict: bool,
+    allocation_interval: float,
 ) -> None:
     """Try the framework on this machine (embedded Mesos)."""
     # Before anything starts: Ctrl-C or SIGTERM at any moment stops every process started.
@@ -328,8 +351,9 @@ def local(
         uris = build_standins(root / "artifacts", ETCD_BINARY.exists())
         check_options_first(options_file, root, uris, strict)
         code = run_local(
-            root, agents, public_agents, options_file, serve, strict, signals, uris=uris
-        )
+            root, agents, public_agents, options_file, serve, strict, signals, uris=uris,
+            allocation_interval=allocation_interval,
+        )  # fmt: skip
     except OptionsError as exc:  # before anything started
         if workdir is None:
             shutil.rmtree(root, ignore_errors=True)
@@ -404,8 +428,10 @@ def run_local(
     strict: bool = False,
     signals: StopSignals | None = None,
     uris: Mapping[str, str] | None = None,
+    allocation_interval: float = ALLOCATION_INTERVAL,
 ) -> int:
-    """The exit code: see `Progress.follow`. A `KeyboardInterrupt` (the first SIGINT or
+    """The exit code: see `Progress.follow`. `allocation_interval`: the embedded master's
+    seconds between offer rounds (`ALLOCATION_INTERVAL`). A `KeyboardInterrupt` (the first SIGINT or
     SIGTERM, see `calico_dcos.signals`) may come at any moment; the scheduler, the embedded
     cluster (every task process) and etcd are stopped whatever happens, with `signals`
     shielded so that a second Ctrl-C cannot cut that short, and the run ends as
@@ -419,7 +445,8 @@ def run_local(
     (root / "etcd").mkdir(parents=True, exist_ok=True)
     cluster = DevCluster(
         agents=agents, public_agents=public_agents, executor="process",
-        workdir=root / "devcluster", allocation_interval=0.2, agent_restart_delay=0.5,
+        workdir=root / "devcluster", allocation_interval=allocation_interval,
+        agent_restart_delay=0.5,
         strict=strict, agent_network="free",
     )  # fmt: skip
     url = ""  # the status page's, once the scheduler is up
@@ -441,7 +468,9 @@ def run_local(
                 options = local_options(
                     options_file, os.environ, root, uris, master, etcd, ips, settings
                 )
-                say_what_is_real(options, cluster.base_url, cluster.agents, etcd)
+                say_what_is_real(
+                    options, cluster.base_url, cluster.agents, etcd, allocation_interval
+                )
                 if strict:
                     click.echo(
                         f"  strict mode: master {cluster.base_url} over HTTPS "

@@ -79,7 +79,10 @@ def test_local_converges_three_agents_end_to_end(tmp_path):
     it removed without; the --workdir runs there and in the strict test show it kept)."""
     env = {"CALICO_ROLLOUT_MAX_CONCURRENT_RESTARTS": "100%", "TMPDIR": str(tmp_path), **LOCAL_FAST}
 
-    result = cli("local", "--agents", "2", "--public-agents", "1", "--keep", env=env)
+    result = cli(
+        "local", "--agents", "2", "--public-agents", "1", "--keep",
+        "--allocation-interval", "0.3", env=env,
+    )  # fmt: skip
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "stand-ins" in result.stdout
@@ -96,6 +99,9 @@ def test_local_converges_three_agents_end_to_end(tmp_path):
     # local runs the default profile, as README says, and says where its master is.
     assert "profile calico-2.6 (Calico 2.6.12), the default" in result.stdout
     assert "Mesos master: 127.0.0.1:" in result.stdout
+    # --allocation-interval reaches the embedded master, whose GET_FLAGS the scheduler reads
+    assert "  allocation interval: 0.3 s (the master's offer rounds" in result.stdout
+    assert "the master's --allocation_interval: 0.3 s (GET_FLAGS)" in log
     assert "Task was destroyed but it is pending" not in log
 
 
@@ -230,7 +236,10 @@ def test_progress_with_serve_says_where_it_still_serves_and_how_to_stop():
 
 
 def test_local_refuses_no_agents_or_a_negative_count_before_starting_anything(tmp_path):
-    for args in (["--agents", "0"], ["--agents", "-2"], ["--public-agents", "-1"]):
+    for args in (
+        ["--agents", "0"], ["--agents", "-2"], ["--public-agents", "-1"],
+        ["--allocation-interval", "0"], ["--allocation-interval", "nan"],
+    ):  # fmt: skip
         result = cli("local", *args, "--workdir", str(tmp_path / "w"), timeout=30)
         assert result.returncode == 2, result.stdout + result.stderr
         assert "Invalid value for '--" in result.stderr
