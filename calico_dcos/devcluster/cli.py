@@ -118,6 +118,19 @@ from calico_dcos.devcluster.hostroot import has_dcos_calico
     "a service account's token; the options file written for `run` holds both.",
 )
 @click.option(
+    "--deny-view-framework",
+    is_flag=True,
+    help="Fault: GET_FRAMEWORKS lists no framework, as for a principal without "
+    "VIEW_FRAMEWORK (also POST /devcluster/faults/deny-view-framework).",
+)
+@click.option(
+    "--deny-view-flags",
+    is_flag=True,
+    help="Fault: GET_FLAGS is refused 403, as for a principal without VIEW_FLAGS, so the "
+    "scheduler cannot learn --allocation-interval (also POST "
+    "/devcluster/faults/deny-view-flags).",
+)
+@click.option(
     "--etcd/--no-etcd",
     default=True,
     show_default=True,
@@ -139,6 +152,8 @@ def devcluster(
     synthetic_step_seconds: float | None,
     synthetic_restart_seconds: dict[str, float] | None,
     strict: bool,
+    deny_view_framework: bool,
+    deny_view_flags: bool,
     etcd: bool,
 ) -> None:
     """Run the embedded Mesos master and agents until Ctrl-C (or SIGTERM), and write the
@@ -172,6 +187,10 @@ def devcluster(
     ).start()
     with contextlib.ExitStack() as stack:
         stack.callback(cluster.stop)
+        if deny_view_framework:  # before any scheduler can ask
+            cluster.deny_view_framework()
+        if deny_view_flags:
+            cluster.deny_view_flags()
         click.echo(f"Mesos master: {cluster.master_url}  (state: {cluster.base_url}/master/state)")
         click.echo(f"Work directory: {cluster.workdir}")
         for agent in cluster.agents:
@@ -183,6 +202,10 @@ def devcluster(
         )
         if offer_timeout:
             click.echo(f"Offer timeout: {offer_timeout:g} s (unused offers are rescinded)")
+        if deny_view_framework:
+            click.echo("Fault armed: GET_FRAMEWORKS lists no framework (no VIEW_FRAMEWORK)")
+        if deny_view_flags:
+            click.echo("Fault armed: GET_FLAGS is refused 403 (no VIEW_FLAGS)")
         member = stack.enter_context(maybe_etcd(cluster.workdir, etcd))
         path, api_port = write_scheduler_options(cluster, member)
         click.echo(f"etcd: {member.client if member else 'none (the etcd-proxy step is off)'}")

@@ -88,8 +88,14 @@ async def fail_next_task(request: web.Request) -> web.Response:
     body = await _body(request)
     if not isinstance(body.get("name_regex"), str):
         raise web.HTTPBadRequest(text="Expecting 'name_regex'")
-    request.app[MASTER].fail_next_task(body["name_regex"], body.get("message", ""))
-    return web.Response(status=202)
+    master = request.app[MASTER]
+    master.fail_next_task(body["name_regex"], body.get("message", ""))
+    # as hold-next-task: say what was armed, and how many wait (each POST arms one more)
+    text = (
+        f"armed: the next task launched whose name matches {body['name_regex']!r} fails "
+        f"(STARTING, then FAILED) ({len(master.faults)} armed)\n"
+    )
+    return web.Response(status=202, text=text)
 
 
 @routes.post("/devcluster/faults/{fault:lose-next-kill|hold-next-task}")
@@ -108,6 +114,27 @@ async def task_fault(request: web.Request) -> web.Response:
     # say what was armed, and how many wait: a second POST arms a second one
     text = f"armed: the next {what.format(body['name_regex'])} ({len(armed)} armed)\n"
     return web.Response(status=202, text=text)
+
+
+DENIALS = {
+    "deny-view-framework": (
+        Master.deny_view_framework,
+        "GET_FRAMEWORKS lists no framework, as for a principal without VIEW_FRAMEWORK",
+    ),
+    "deny-view-flags": (
+        Master.deny_view_flags,
+        "GET_FLAGS is refused 403, as for a principal without VIEW_FLAGS",
+    ),
+}
+
+
+@routes.post("/devcluster/faults/{fault:deny-view-framework|deny-view-flags}")
+async def deny(request: web.Request) -> web.Response:
+    """An authorizer that denies one action to every principal, from now until the cluster
+    stops (`Master.deny_view_framework`, `Master.deny_view_flags`); no body."""
+    arm, what = DENIALS[request.match_info["fault"]]
+    arm(request.app[MASTER])
+    return web.Response(status=202, text=f"armed: from now on {what}\n")
 
 
 @routes.post("/devcluster/faults/refuse-next-call")

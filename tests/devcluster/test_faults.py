@@ -71,7 +71,13 @@ def test_restart_of_a_non_checkpointing_framework_loses_its_tasks(cluster):
 
 def test_fail_next_task_over_http(cluster, framework):
     url = f"{cluster.base_url}/devcluster/faults/fail-next-task"
-    assert requests.post(url, json={"name_regex": "daemon", "message": "boom"}).ok
+    armed = requests.post(url, json={"name_regex": "daemon", "message": "boom"})
+    # it says what it armed, as hold-next-task does (it used to answer an empty 202)
+    assert (armed.status_code, armed.text) == (
+        202,
+        "armed: the next task launched whose name matches 'daemon' fails (STARTING, then "
+        "FAILED) (1 armed)\n",
+    )
     offer = framework.offer_from(cluster.agents[0].agent_id)
     framework.driver.launchTasks([offer["id"]], [command_task(offer, "f-1", name="daemon")])
     assert framework.wait_for_state("f-1", "TASK_FAILED")["message"] == "boom"
@@ -155,6 +161,24 @@ def test_get_flags_answers_the_masters_allocation_interval_as_mesos_writes_it():
     }
     assert state["flags"] == {"allocation_interval": "1500ms", "offer_timeout": "2mins"}
     assert (denied.status_code, denied.text) == (403, "403 Forbidden.")
+
+
+def test_deny_faults_over_http_play_an_authorizer_without_the_grant(cluster, framework):
+    """`POST /devcluster/faults/deny-view-flags` and `…/deny-view-framework` arm what
+    `DevCluster.deny_view_flags` and `deny_view_framework` arm, and say so."""
+    faults, api = f"{cluster.base_url}/devcluster/faults", f"{cluster.base_url}/api/v1"
+    flags = requests.post(f"{faults}/deny-view-flags", timeout=5)
+    frameworks = requests.post(f"{faults}/deny-view-framework", timeout=5)
+
+    assert (flags.status_code, frameworks.status_code) == (202, 202)
+    assert flags.text == (
+        "armed: from now on GET_FLAGS is refused 403, as for a principal without VIEW_FLAGS\n"
+    )
+    assert "GET_FRAMEWORKS lists no framework" in frameworks.text
+    denied = requests.post(api, json={"type": "GET_FLAGS"}, timeout=5)
+    assert (denied.status_code, denied.text) == (403, "403 Forbidden.")
+    listed = requests.post(api, json={"type": "GET_FRAMEWORKS"}, timeout=5).json()
+    assert listed["get_frameworks"].get("frameworks", []) == []
 
 
 def test_offer_timeout_rescinds_unanswered_offers():

@@ -118,6 +118,34 @@ def test_devcluster_command_rescinds_offers_after_its_offer_timeout(tmp_path):
     assert (rescind["reason"], rescind["framework_id"]) == ("OFFER_TIMEOUT", raw.framework_id)
 
 
+def test_devcluster_command_arms_the_deny_faults_before_any_scheduler_asks(tmp_path):
+    """`--deny-view-flags` and `--deny-view-framework`: the master refuses GET_FLAGS (403)
+    and lists no framework from its first answer on, and the banner says so."""
+    argv = [
+        sys.executable, "-m", "calico_dcos.cli", "devcluster", "--port", "0",
+        "--executor", "synthetic", "--agents", "1", "--public-agents", "0", "--no-etcd",
+        "--workdir", str(tmp_path), "--deny-view-flags", "--deny-view-framework",
+    ]  # fmt: skip
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True) as command:
+        try:
+            url = "http://" + command.stdout.readline().split()[2]
+            printed = []
+            while not printed or not printed[-1].startswith("Ctrl-C here"):
+                printed.append(command.stdout.readline())
+                assert printed[-1], "".join(printed)
+            api = f"{url}/api/v1"
+            denied = requests.post(api, json={"type": "GET_FLAGS"}, timeout=5)
+            with RawScheduler(url):
+                listed = requests.post(api, json={"type": "GET_FRAMEWORKS"}, timeout=5).json()
+        finally:
+            command.send_signal(signal.SIGINT)
+            assert command.wait(10) == 0
+    assert (denied.status_code, denied.text) == (403, "403 Forbidden.")
+    assert listed["get_frameworks"].get("frameworks", []) == []
+    assert "Fault armed: GET_FLAGS is refused 403 (no VIEW_FLAGS)\n" in printed
+    assert "Fault armed: GET_FRAMEWORKS lists no framework (no VIEW_FRAMEWORK)\n" in printed
+
+
 def test_devcluster_strict_writes_what_run_needs(tmp_path):
     """`--strict`: the options file for `run` holds the https:// master, the CA bundle and a
     service account's credential (made as `local --strict` makes it, readable only by its
