@@ -21,7 +21,13 @@ is the permission `dcos:mesos:master:flags` `read` (DC/OS "Permissions Reference
 master permissions: view access to the master's flag configuration).
 
 Refused or failed, the plan keeps what it has (Mesos' default 1 s until the master has said
-otherwise) and the log says so once per process, naming the grant.
+otherwise) and the log says so once per process (`warning_words`: what to grant, and what a
+wrong interval costs); the warning stays on the status page and `/v1/status` until a later
+subscription learns the interval. A refusal at all means the master checks these calls: 401,
+an HTTP authenticator wants a credential it was not given or does not take (libprocess'
+`Unauthorized`); 403, an authorizer (`--authorizer`, or `--acls` for the local one: an
+`ACLs.view_flags` entry, include/mesos/authorizer/acls.proto `ACL.ViewFlags`) denied the
+principal, or anyone when the request had none, VIEW_FLAGS.
 """
 
 from __future__ import annotations
@@ -64,15 +70,59 @@ def allocation_interval(answer: object) -> float:
     return seconds
 
 
+def warning_words(why: str, keeps: float, principal: str | None, status: int | None) -> str:
+    """The warning for an allocation interval not learned: `why` (e.g. "GET_FLAGS refused:
+    403"), what the plan times itself by instead (`keeps` seconds), what that costs if the
+    master's real interval differs (`core.deploy`: held offers are kept to bridge until the
+    next round, declines of agents waiting for a slot end one interval before their turn,
+    and a REVIVE is sent rather than waiting a round only when REVIVEs come faster than
+    rounds), and, for a refusal (`status` 401 or 403), what to grant to whom: the principal
+    the scheduler asks as (strict mode's service account, or `service.principal` with
+    `service.secret_file`), or None when it asks without a credential."""
+    assumed = "Mesos' default of 1 s" if keeps == 1.0 else f"{keeps:g} s, the interval it last had"
+    words = (
+        f"cannot learn the master's --allocation_interval ({why}), so the plan times held "
+        f"offers and REVIVEs by {assumed}: if the master's real interval is longer, a step "
+        "may wait up to one of its intervals more for an offer; if shorter, the scheduler "
+        "holds and declines more offers than it needs."
+    )
+    if status == 401:
+        who = f"principal {principal!r}" if principal else "a principal"
+        return (
+            f"{words} The master wants HTTP authentication for its operator API: give the "
+            f"scheduler {who} it takes (service.principal and service.secret_file, or strict "
+            "mode's service account); it asks again at each subscription."
+        )
+    if status == 403:
+        if principal:
+            grant = (
+                f"The master's authorizer does not let principal {principal!r} view its "
+                f"flags: grant it VIEW_FLAGS (on DC/OS, {GRANT}; README, strict mode)"
+            )
+        else:
+            grant = (
+                "The master has an authorizer, and the scheduler asks without a principal: "
+                "give it one (service.principal and service.secret_file) that may view the "
+                f"master's flags (Mesos' VIEW_FLAGS: a view_flags ACL; on DC/OS, {GRANT}), "
+                "or let any principal view them"
+            )
+        return f"{words} {grant}; it asks again at each subscription."
+    return words
+
+
 class MasterFlags:
     """Learns the master's allocation interval; warns once per process when it cannot.
 
-    `principal`: the scheduler's (strict mode: its service account's uid), for the warning.
-    Each subscription asks on its own thread; a race of two could at worst warn twice."""
+    `principal`: the one the scheduler asks as (strict mode: its service account's uid;
+    else `service.principal` when it has a `service.secret_file`; None: no credential), for
+    the warning. `warning`: the warning while the interval is not learned (None once it is),
+    for the status page. Each subscription asks on its own thread; a race of two could at
+    worst warn twice."""
 
     def __init__(self, principal: str | None) -> None:
         self.principal = principal
         self.warned = False
+        self.warning: str | None = None
         self.asked = 0  # GET_FLAGS calls answered or failed so far
 
     def allocation_interval(self, ask: Callable[[], object], keeps: float) -> float | None:
@@ -87,29 +137,24 @@ class MasterFlags:
             self.asked += 1
             status = exc.response.status_code if exc.response is not None else None
             if status in (401, 403):
-                self._warn(f"GET_FLAGS refused: {status}", keeps)
+                self._warn(f"GET_FLAGS refused: {status}", keeps, status)
             else:
-                self._warn(f"GET_FLAGS failed: {exc}", keeps)
+                self._warn(f"GET_FLAGS failed: {exc}", keeps, None)
             return None
         except Exception as exc:  # unreachable, a timeout, an answer that is no JSON, …
             self.asked += 1
-            self._warn(f"GET_FLAGS failed: {exc}", keeps)
+            self._warn(f"GET_FLAGS failed: {exc}", keeps, None)
             return None
         self.asked += 1
-        LOG.info("the master's --allocation_interval: %g s (GET_FLAGS)", seconds)
+        self.warning = None
+        if seconds == keeps:  # a change is said once, by the plan (`Engine.on_allocation_interval`)
+            LOG.info("the master's --allocation_interval: %g s (GET_FLAGS), as assumed", seconds)
         return seconds
 
-    def _warn(self, why: str, keeps: float) -> None:
+    def _warn(self, why: str, keeps: float, status: int | None) -> None:
+        self.warning = warning_words(why, keeps, self.principal, status)
         if self.warned:
             LOG.info("cannot learn the master's --allocation_interval (%s)", why)
             return
         self.warned = True
-        LOG.warning(
-            "cannot learn the master's --allocation_interval (%s): the plan times its held "
-            "offers by %g s (Mesos' default is 1 s). In strict mode the principal %s needs "
-            "VIEW_FLAGS (on DC/OS, %s); see README, strict mode",
-            why,
-            keeps,
-            self.principal or "(none)",
-            GRANT,
-        )
+        LOG.warning("%s", self.warning)

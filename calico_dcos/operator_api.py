@@ -138,6 +138,13 @@ def warnings_for(options: Any) -> list[str]:
     return []
 
 
+def scheduler_warnings(view: Any) -> list[str]:
+    """What the scheduler warns of now (`Scheduler.warnings`: what it learned at run time,
+    e.g. that the master refused GET_FLAGS); none from a view without them."""
+    warnings = getattr(view, "warnings", None)
+    return list(warnings()) if callable(warnings) else []
+
+
 def find_agent(records: dict[str, dict], phase: str) -> str:
     """A phase is named by its agent ID or hostname (as `calico-dcos plan` shows it)."""
     if phase in records:
@@ -170,7 +177,7 @@ class OperatorRoutes:
             "service": options["service"]["name"] if options is not None else "calico",
             "summary": summary,
             "plan": paged_plan(self.view.plan_view(), offset, limit, summary),
-            "warnings": warnings_for(options),
+            "warnings": warnings_for(options) + scheduler_warnings(self.view),
         }
 
     async def plans(self, request: web.Request) -> web.Response:

@@ -242,8 +242,11 @@ class CalicoScheduler(Scheduler):
         self._woken = threading.Event()  # the ticker: `_wake_at` moved, or stopping
         self.sender = Sender(ca_bundle=options["service"]["ca_bundle"])
         self.master_api = Master(lambda: self.driver)
+        service = options["service"]  # the principal GET_FLAGS is asked as (`_ask_master_once`)
         self.master_flags = MasterFlags(
-            tokens.account.uid if tokens else (options["service"]["principal"] or None)
+            tokens.account.uid
+            if tokens
+            else (service["principal"] if service["principal"] and service["secret_file"] else None)
         )
         # the end of failed tasks' stderr, read from their agents (`ReadStderr`)
         self.agent_files = AgentFiles(
@@ -986,6 +989,13 @@ class CalicoScheduler(Scheduler):
     def summary(self) -> dict:
         with self.lock:
             return self.plan.summary(self.now())
+
+    def warnings(self) -> list[str]:
+        """What the scheduler itself warns of now, for the status page and `/v1/status`
+        beside the options' warnings (`operator_api.warnings_for`): the master's
+        `--allocation_interval` not learned (`MasterFlags.warning`)."""
+        warning = self.master_flags.warning
+        return [warning] if warning else []
 
     def agent_records(self) -> dict[str, dict]:
         """Every agent's record, a stalled step's message saying how long it has waited."""

@@ -214,14 +214,21 @@ def test_an_account_without_view_flags_is_warned_once_naming_the_grant_and_insta
             wait_until(lambda: scheduler.master_flags.asked == 2, 20, "GET_FLAGS asked again")
             wait_until(converged(service), 40, "a strict-mode install")
             interval = scheduler.plan.config.allocation_interval_seconds
+            status = f"http://127.0.0.1:{service.api.port}/v1/status"
+            shown = requests.get(status, timeout=5).json()["warnings"]
 
     assert interval == 1.0
+    # where operators look: /v1/status (and so the status page, `calico-dcos status`)
+    assert [w for w in shown if "cannot learn the master's --allocation_interval" in w] == [
+        scheduler.master_flags.warning
+    ]
     warnings = [r.getMessage() for r in caplog.records if "--allocation_interval" in r.getMessage()]
     [warning] = [w for w in warnings if "cannot learn" in w and "VIEW_FLAGS" in w]
     assert "GET_FLAGS refused: 403" in warning
-    assert f"the principal {UID} needs VIEW_FLAGS (on DC/OS, dcos:mesos:master:flags read)" in (
-        warning
-    )
+    assert (
+        f"does not let principal {UID!r} view its flags: grant it VIEW_FLAGS (on DC/OS, "
+        "dcos:mesos:master:flags read; README, strict mode)"
+    ) in warning
     levels = [r.levelname for r in caplog.records if "cannot learn" in r.getMessage()]
     assert levels == ["WARNING", "INFO"]
 

@@ -127,11 +127,50 @@ def test_a_refusal_is_warned_of_once_naming_the_grant_and_changes_nothing(caplog
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1
     assert "GET_FLAGS refused: 403" in warnings[0]
-    assert GRANT in warnings[0] and "calico-principal" in warnings[0]
-    assert "by 1 s" in warnings[0]
+    assert (
+        "does not let principal 'calico-principal' view its flags: grant it VIEW_FLAGS"
+        in (warnings[0])
+    )
+    assert GRANT in warnings[0]
+    assert "by Mesos' default of 1 s" in warnings[0] and warnings[0].count("1 s") == 1
+    # what a wrong assumed interval costs, both ways
+    assert "a step may wait up to one of its intervals more" in warnings[0]
+    assert "holds and declines more offers than it needs" in warnings[0]
 
 
-def test_a_failure_is_warned_of_once_too_naming_the_grant(caplog):
+def test_a_refusal_without_a_principal_says_what_to_grant_outside_strict_mode():
+    """A 403 with no credential: the master has an authorizer, and anonymous requests may
+    not view its flags; the warning names no "(none)" principal and says what to do."""
+    flags = MasterFlags(None)
+
+    assert flags.allocation_interval(refused(403), keeps=1.0) is None
+
+    assert "principal (none)" not in flags.warning and "In strict mode" not in flags.warning
+    assert "The master has an authorizer, and the scheduler asks without a principal" in (
+        flags.warning
+    )
+    assert "service.principal and service.secret_file" in flags.warning
+    assert "a view_flags ACL" in flags.warning
+
+
+def test_the_warning_lasts_until_the_interval_is_learned_and_success_is_logged_once(caplog):
+    """`warning` is what the status page shows; a later subscription that learns the
+    interval clears it. A learned interval is logged once: here when it is what the plan
+    assumed, by the plan's Note when it changes (`Engine.on_allocation_interval`)."""
+    caplog.set_level(logging.INFO, logger="calico_dcos.master_flags")
+    flags = MasterFlags("calico-principal")
+    flags.allocation_interval(refused(401), keeps=1.0)
+    assert "wants HTTP authentication" in flags.warning
+
+    assert flags.allocation_interval(lambda: answer(("allocation_interval", "1secs")), 1.0) == 1
+    assert flags.allocation_interval(lambda: answer(("allocation_interval", "2secs")), 1.0) == 2
+
+    assert flags.warning is None
+    learned = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert learned == ["the master's --allocation_interval: 1 s (GET_FLAGS), as assumed"]
+
+
+def test_a_failure_is_warned_of_once_too_without_a_grant(caplog):
     caplog.set_level(logging.WARNING, logger="calico_dcos.master_flags")
     flags = MasterFlags(None)
 
@@ -143,7 +182,8 @@ def test_a_failure_is_warned_of_once_too_naming_the_grant(caplog):
 
     [warning] = [r.getMessage() for r in caplog.records]
     assert "GET_FLAGS failed: connection refused" in warning
-    assert GRANT in warning and "by 0.5 s" in warning
+    # no grant helps an unreachable master: the warning names none
+    assert GRANT not in warning and "by 0.5 s, the interval it last had" in warning
 
 
 def test_the_plan_times_itself_by_the_learned_interval_and_says_so_once():
