@@ -113,9 +113,16 @@ def holder_labels(agent_ids: Sequence[str], plan: Mapping) -> list[str]:
 
 
 def slots_line(summary: Mapping, plan: Mapping) -> str:
-    """`Restart slots: 1 of 2 in use (agent-3)`; past the holders the summary names,
-    `… and N more`."""
-    holders = holder_labels(summary["restarting"], plan)
+    """`Restart slots: 1 of 2 in use (agent-3)`; a holder replacing a running daemon rather
+    than restarting Docker or the agent says so, `(agent-3: replacing node)`; past the
+    holders the summary names, `… and N more`."""
+    replacing = summary.get("replacing", {})
+    holders = [
+        f"{label}: replacing {replacing[aid]}" if aid in replacing else label
+        for aid, label in zip(
+            summary["restarting"], holder_labels(summary["restarting"], plan), strict=True
+        )
+    ]
     count = summary.get("restarting_count", len(holders))
     line = f"Restart slots: {count} of {summary['budget']} in use"
     more = f" and {count - len(holders)} more" if count > len(holders) else ""

@@ -859,6 +859,7 @@ class Deploy(Engine):
         done, total = self.progress()
         problems = []
         moving, gave_up, held, by_operator = 0, 0, 0, 0
+        replacing: dict[str, str] = {}  # slot holders replacing a running daemon: its step
         for a in self.agents.values():
             if a.agent_id not in self._eligible:
                 continue
@@ -867,6 +868,8 @@ class Deploy(Engine):
                 if st is not None:
                     if a.calico_present is None and forced(st, spec.fingerprint):
                         by_operator += 1  # as `_phase` marks it
+                    if st.replacing:  # holds a slot (`_holds_slot`), for this daemon
+                        replacing[a.agent_id] = spec.name
                     line = failing(a.name, spec.name, st, step_done(spec, st))
                     if line is not None:
                         problems.append(line)
@@ -902,4 +905,5 @@ class Deploy(Engine):
             budget=self.budget,
             interrupted=self.interrupted,
             forced_steps=by_operator,
+            replacing=replacing,
         )

@@ -8,7 +8,7 @@ COMPLETE, DELAYED, IN_PROGRESS. Everything here is O(size of what it shows).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from calico_dcos.core.records import StepState
 
@@ -225,10 +225,13 @@ def summary_doc(
     budget: int,
     interrupted: bool,
     forced_steps: int = 0,
+    replacing: Mapping[str, str] | None = None,
 ) -> dict:
     """The page's and `/v1/status`'s summary; `degraded` when there are problems (the first
     `MAX_PROBLEMS`, then a line counting the others); `restarting` names the first
-    `MAX_HOLDERS_NAMED` slot holders (agent IDs), `restarting_count` counts them all;
+    `MAX_HOLDERS_NAMED` slot holders (agent IDs), `restarting_count` counts them all, and
+    `replacing` maps those of them that hold it to replace a running daemon (`replacing`:
+    `{agent_id: step}`, not a Docker or agent restart) to the daemon's step;
     `forced_steps` counts the steps COMPLETE only by an operator's force-complete (each
     `"forced": true` in the plan), which `message` says too (`forced_words`)."""
     problems = sorted(problems)
@@ -244,6 +247,9 @@ def summary_doc(
         "problems": problems,
         "restarting": holders[:MAX_HOLDERS_NAMED],
         "restarting_count": len(holders),
+        "replacing": {a: replacing[a] for a in holders[:MAX_HOLDERS_NAMED] if a in replacing}
+        if replacing
+        else {},
         "budget": budget,
         "interrupted": interrupted,
         "forced_steps": forced_steps,

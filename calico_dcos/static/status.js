@@ -61,7 +61,11 @@ function renderOverview(doc) {
   bar.setAttribute("aria-valuemax", String(total));
   bar.setAttribute("aria-valuenow", String(done));
   document.getElementById("progress-bar").style.width = total ? `${(100 * done) / total}%` : "0";
-  const restarting = summary.restarting.map((id) => holderLabel(id, phases));
+  // a holder replacing a running daemon, not restarting Docker or the agent, says so
+  // (display.slots_line): "agent-3: replacing node"
+  const replacing = summary.replacing || {};
+  const restarting = summary.restarting.map((id) =>
+    holderLabel(id, phases) + (replacing[id] ? `: replacing ${replacing[id]}` : ""));
   const holding = summary.restarting_count ?? restarting.length;
   const more = holding > restarting.length ? ` and ${holding - restarting.length} more` : "";
   document.getElementById("counts").textContent =
