@@ -116,9 +116,10 @@ def master_reads(agents: int) -> dict[str, int]:
             statuses=[{"state": s, "timestamp": 1764357000.0} for s in states],
         )
         tasks.append(rendered._task(task))
-    per_agent = len(json.dumps(rendered._agent(master, agent))) + 2  # ", " between items
+    by_agent = rendered.offers_by_agent(master)
+    per_agent = len(json.dumps(rendered._agent(master, agent, by_agent))) + 2  # ", " between
     per_tasks = sum(len(json.dumps(t)) + 2 for t in tasks)
-    full = {**rendered._agent(master, agent), **rendered._agent_full(master, agent)}
+    full = {**rendered._agent(master, agent, by_agent), **rendered._agent_full(agent, by_agent)}
     ours = Framework(
         framework_id,
         {
