@@ -11,6 +11,8 @@ the process' CPU (user + system):
 - per offer: a REVIVE and the allocation round it asks for (every agent offered), the
   OFFERS event encoded as its stream writes it (`protocol.recordio`), and a DECLINE of
   every offer for an hour (each offer recovered and filtered), `--rounds` times;
+- `/master/slaves` built once with an offer out for every agent (what the scheduler reads
+  after the first round);
 - per call: the scheduler's own ACCEPT, DECLINE and ACKNOWLEDGE bodies (the shapes
   `calico_dcos.sender` sends) through `wire.call_json`, as `POST /api/v1/scheduler`
   parses them after `json.loads`.
@@ -32,6 +34,7 @@ from pathlib import Path
 
 from calico_dcos.devcluster import calls, protocol, wire
 from calico_dcos.devcluster.master import Master
+from calico_dcos.devcluster.state import master_slaves
 
 FRAMEWORK_INFO = {
     "name": "calico",
@@ -131,9 +134,15 @@ async def measure(agents: int, rounds: int, workdir: Path) -> None:
             spent["allocate"] += allocated - started
             spent["encode"] += encoded - allocated
             spent["decline"] += declined - encoded
+    framework.revive(framework.roles)
+    master.allocator.allocate()  # an offer out for every agent, as at the first round
+    started = cpu()
+    master_slaves(master)
+    slaves_cpu = cpu() - started
     total = sum(spent.values())
     parts = ", ".join(f"{name} {seconds / offers * 1e6:.1f}" for name, seconds in spent.items())
     print(f"per offer ({offers} offers): {total / offers * 1e6:.1f} µs of CPU ({parts})")
+    print(f"/master/slaves with {len(master.offers)} offers out: {slaves_cpu:.3f} s of CPU")
     agent_id = next(iter(master.agents))
     for name, body in call_bodies(framework.id, agent_id).items():
         count = 2000
