@@ -137,6 +137,12 @@ def test_a_malformed_request_gets_aiohttps_400(cluster):
     assert answer.startswith(b"HTTP/1.0 400 Bad Request\r\n"), answer
     assert b"Invalid character in Content-Length" in answer
     connection.close()
+    # Lines ended by a bare line feed: no blank CRLF line ever comes, so the front must not
+    # wait for one.
+    connection = Connection(cluster)
+    connection.send(f"POST {PATH} HTTP/1.1\nHost: x\nContent-Length: 0\n\n".encode())
+    assert b" 400 Bad Request\r\n" in connection.response()
+    connection.close()
 
 
 def test_kept_alive_connections_close_with_a_master_port_that_goes_away(cluster, subscribed):  # noqa: F811
