@@ -242,6 +242,7 @@ class CalicoScheduler(Scheduler):
         self._woken = threading.Event()  # the ticker: `_wake_at` moved, or stopping
         self.sender = Sender(ca_bundle=options["service"]["ca_bundle"])
         self.master_api = Master(lambda: self.driver)
+        self._frameworks_unseen: str | None = None  # `_another_framework`'s warning
         service = options["service"]  # the principal GET_FLAGS is asked as (`_ask_master_once`)
         self.master_flags = MasterFlags(
             tokens.account.uid
@@ -698,15 +699,18 @@ class CalicoScheduler(Scheduler):
             return False
         service = self.options["service"]
         principal = self.tokens.account.uid if self.tokens else (service["principal"] or None)
-        if not _lists_framework(answer, framework_id):
-            LOG.warning(
-                "the master's GET_FRAMEWORKS does not list this framework itself (%s): the "
-                "principal %s may not view frameworks (Mesos' VIEW_FRAMEWORK; on DC/OS, "
-                "dcos:mesos:master:framework:role:<role> read), so a framework of ours that "
-                "the state lost cannot be found; grant it (README, strict mode)",
-                framework_id,
-                principal or "(none)",
+        if _lists_framework(answer, framework_id):
+            self._frameworks_unseen = None
+        else:
+            asker = self.master_flags.principal  # who asked (`_ask_master_once`)
+            who = f"the principal {asker!r}" if asker else "a request without a principal"
+            self._frameworks_unseen = (
+                f"the master's GET_FRAMEWORKS does not list this framework itself "
+                f"({framework_id}): {who} may not view frameworks (Mesos' VIEW_FRAMEWORK; "
+                "on DC/OS, dcos:mesos:master:framework:role:<role> read), so a framework of "
+                "ours that the state lost cannot be found; grant it (README, strict mode)"
             )
+            LOG.warning("%s", self._frameworks_unseen)
         others = []
         for f in (answer.get("get_frameworks") or {}).get("frameworks") or ():
             info = f.get("framework_info") if isinstance(f, Mapping) else None
@@ -993,9 +997,10 @@ class CalicoScheduler(Scheduler):
     def warnings(self) -> list[str]:
         """What the scheduler itself warns of now, for the status page and `/v1/status`
         beside the options' warnings (`operator_api.warnings_for`): the master's
-        `--allocation_interval` not learned (`MasterFlags.warning`)."""
-        warning = self.master_flags.warning
-        return [warning] if warning else []
+        `--allocation_interval` not learned (`MasterFlags.warning`), and GET_FRAMEWORKS
+        not listing this framework (`_another_framework`)."""
+        found = (self.master_flags.warning, self._frameworks_unseen)
+        return [warning for warning in found if warning]
 
     def agent_records(self) -> dict[str, dict]:
         """Every agent's record, a stalled step's message saying how long it has waited."""

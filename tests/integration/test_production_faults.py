@@ -267,10 +267,15 @@ def test_a_principal_that_may_not_view_frameworks_is_told_the_lost_framework_che
         with scheduler_on(cluster, tmp_path) as service:
             wait_until(converged(service), 30, "convergence")
             framework_id = service.scheduler.framework_id()
+            status = f"http://127.0.0.1:{service.api.port}/v1/status"
+            shown = requests.get(status, timeout=5).json()["warnings"]
 
     (line,) = [r.getMessage() for r in caplog.records if "GET_FRAMEWORKS" in r.getMessage()]
     assert f"does not list this framework itself ({framework_id})" in line
     assert "dcos:mesos:master:framework:role:<role> read" in line
+    # no principal here: the warning says so in words, not "(none)"
+    assert "a request without a principal may not view frameworks" in line
+    assert [w for w in shown if "GET_FRAMEWORKS" in w] == [line]  # where operators look
 
 
 def test_a_principal_that_may_view_frameworks_hears_no_such_warning(tmp_path, caplog):
