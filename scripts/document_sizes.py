@@ -93,7 +93,7 @@ def master_reads(agents: int) -> dict[str, int]:
         connected=True,
     )
     agent.available["*"].subtract(Resources(scalars={"cpus": 0.3, "mem": 192.0}))  # our 3 daemons
-    master = SimpleNamespace(offers={})
+    master = SimpleNamespace(offers={}, view_framework_denied=False)
     tasks = []
     for step in STEPS:
         states = ["TASK_STARTING", "TASK_RUNNING"] + ([] if step in DAEMONS else ["TASK_FINISHED"])
@@ -132,7 +132,8 @@ def master_reads(agents: int) -> dict[str, int]:
         },
         "calico",
     )
-    listed = SimpleNamespace(frameworks={framework_id: ours}, removed_frameworks={})
+    listed = SimpleNamespace(frameworks={framework_id: ours}, removed_frameworks={},
+                             view_framework_denied=False)  # fmt: skip
     return {
         "/master/state (before; twice when registered anew)": agents * (per_agent + per_tasks),
         "/master/slaves (now)": agents * (len(json.dumps(full)) + 2),
@@ -163,7 +164,8 @@ def main() -> None:
     core = Deploy(plans.config_from_options(options, "http://scheduler:8080"), records)
     plan = core.plan_view(0.0)
     size["/v1/plan whole"] = len(json.dumps(plan))
-    size["/v1/plan as answered (a page)"] = len(json.dumps(paged_plan(plan, 0, PAGE_LIMIT)))
+    page = paged_plan(plan, 0, PAGE_LIMIT, core.summary(0.0))
+    size["/v1/plan as answered (a page)"] = len(json.dumps(page))
     listed = sorted(records.values(), key=lambda r: r["hostname"])
     size["/v1/agents whole"] = len(json.dumps({"agents": listed}))
     size["/v1/agents as answered (a page)"] = len(json.dumps({"agents": listed[:PAGE_LIMIT]}))
