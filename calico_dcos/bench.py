@@ -141,24 +141,32 @@ def bound_parts(settings: Settings, agents: int) -> tuple[float, float]:
     return chain, max(0.0, serial)
 
 
+def sim_settings(settings: Settings, agents: int, latency: float = 0.0):
+    """The plan-only simulation's settings (`calico_dcos.simulate.SimSettings`) for the
+    bench's: the same budget, interval, step times and plan timings; one restart time for
+    both one-shot steps (the longest); `latency` from a decision to Mesos acting on it."""
+    from calico_dcos.simulate import SimSettings
+
+    return SimSettings(
+        agents=agents,
+        restart_budget=str(settings.restart_budget),
+        allocation_interval=settings.allocation_interval,
+        step_seconds=settings.step_seconds,
+        restart_seconds=max(settings.restart_seconds.values(), default=0.0),
+        latency_seconds=latency,
+        timings=settings.scheduler_timings or None,
+    )
+
+
 def plan_pace(settings: Settings, agents: int) -> float | None:
     """The plan's own pace for these settings, in seconds: the virtual time the pure core
     takes to converge `agents` agents fed by a simulated master with no latency and no CPU
     cost (`calico_dcos.simulate`, as `--simulate` runs it). Another lower limit of the wall
     time: offers wait for allocation rounds, which the bound does not count. None when the
     simulation does not converge."""
-    from calico_dcos.simulate import SimSettings, Simulation
+    from calico_dcos.simulate import Simulation
 
-    result = Simulation(
-        SimSettings(
-            agents=agents,
-            restart_budget=str(settings.restart_budget),
-            allocation_interval=settings.allocation_interval,
-            step_seconds=settings.step_seconds,
-            restart_seconds=max(settings.restart_seconds.values(), default=0.0),
-            timings=settings.scheduler_timings or None,
-        )
-    ).run()
+    result = Simulation(sim_settings(settings, agents)).run()
     return result.virtual_seconds if result.converged else None
 
 

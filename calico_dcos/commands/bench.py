@@ -10,7 +10,15 @@ from pathlib import Path
 
 import click
 
-from calico_dcos.bench import CALL_TYPES, RESTARTING, Settings, limited_by, run_size, summarise
+from calico_dcos.bench import (
+    CALL_TYPES,
+    RESTARTING,
+    Settings,
+    limited_by,
+    run_size,
+    sim_settings,
+    summarise,
+)
 from calico_dcos.core.budget import RestartBudget
 from calico_dcos.core.config import TIMINGS
 from calico_dcos.display import CountDisplay
@@ -366,17 +374,16 @@ def simulated(
 ) -> None:
     """`--simulate N`: the decision core alone (`calico_dcos.simulate`); `timings`: the
     plan's, as `--scheduler-timing` gives them; `latency`: `--simulate-latency`."""
-    from calico_dcos.simulate import SimSettings, Simulation
+    from calico_dcos.simulate import Simulation
 
-    settings = SimSettings(
-        agents=agents,
+    bench_settings = Settings(
         restart_budget=restart_budget,
-        allocation_interval=allocation_interval,
         step_seconds=step_seconds,
-        restart_seconds=max(restarts.values()),
-        latency_seconds=latency,
-        timings=timings or None,
+        restart_seconds=restarts,
+        allocation_interval=allocation_interval,
+        scheduler_timings=timings or {},
     )
+    settings = sim_settings(bench_settings, agents, latency)
     result = Simulation(settings).run().as_dict() | {"latency_seconds": latency}
     click.echo(
         f"{agents} agents (plan only, virtual clock"
