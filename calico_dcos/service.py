@@ -179,10 +179,11 @@ def start_service(
     store = open_store(options["service"]["state"], options["service"]["zk_credentials_file"])
     failed = threading.Event()
     holder: list[CalicoScheduler] = []
-    late = _Late(holder)
+    # Said before the API answers its first health check, so that no probe hears "starting"
+    # while the lock is what it waits for.
+    late = _Late(holder, f"waiting to be the leader of {options['service']['state']}")
     port = api_port(options, os.environ) if port is None else port
     api = ApiServer(build_app(late, token), "0.0.0.0", port).start()
-    late.waiting_for = f"waiting to be the leader of {options['service']['state']}"
     LOG.info("%s", late.waiting_for)
     try:
         store.acquire_leadership(failed.set)
@@ -217,9 +218,9 @@ def start_service(
 class _Late:
     """The API starts before the scheduler exists (its port is in the FrameworkInfo)."""
 
-    def __init__(self, holder: list[CalicoScheduler]) -> None:
+    def __init__(self, holder: list[CalicoScheduler], waiting_for: str) -> None:
         self._holder = holder
-        self.waiting_for = "the scheduler is starting"
+        self.waiting_for = waiting_for
 
     def __getattr__(self, name: str):
         if not self._holder:
