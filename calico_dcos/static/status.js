@@ -86,9 +86,13 @@ function renderLegend() {
   );
 }
 
+// What the agent's row says now: its current step, or once every step is done, the steps
+// done only by an operator's force-complete, in words (not only the cell's stripes).
 function currentMessage(phase) {
   const step = phase.steps.find((s) => s.status !== "COMPLETE");
-  return step ? `${step.name}: ${step.message || STATUSES[step.status] || step.status}` : "";
+  if (step) return `${step.name}: ${step.message || STATUSES[step.status] || step.status}`;
+  const forced = phase.steps.filter((s) => s.forced).map((s) => s.name);
+  return forced.length ? `${forced.join(", ")}: ${STATUSES.FORCED}` : "";
 }
 
 // Columns: every step name in the order first seen (the uninstall's phases differ).
@@ -107,9 +111,13 @@ function stepCell(phase, name) {
   const step = phase.steps.find((s) => s.name === name);
   if (!step) return el("td", {});
   const status = step.forced ? "FORCED" : step.status;
+  const words = `${step.name}: ${status}${shownMessage(step) ? " — " + shownMessage(step) : ""}`;
+  // a screen reader reads the cell's words, the legend's meaning with them for FORCED
+  const label = step.forced ? `${step.name}: ${STATUSES.FORCED}` : words;
   return el("td", {
     class: `step ${status}`,
-    title: `${step.name}: ${status}${shownMessage(step) ? " — " + shownMessage(step) : ""}`,
+    title: words,
+    "aria-label": label,
     "data-step": step.name,
   }, status);
 }

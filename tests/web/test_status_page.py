@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import requests
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
@@ -163,3 +164,108 @@ def test_page_works_under_admin_routers_service_prefix(half_done_rollout):
             assert requests.get(link, timeout=10).status_code in (200, 202), link
         outside = [p for p in router.paths if not p.startswith("/service/calico-net")]
         assert outside == [] or outside == ["/favicon.ico"], outside
+
+
+# A row as a person (and a screen reader) meets it: cells' words, their labels, the "Now" text.
+READ_ROW = """
+const row = document.querySelector(`#rows tr[data-agent="${arguments[0]}"]`);
+if (!row) return null;
+const docker = row.querySelector('td.step[data-step="docker"]');
+return {
+  docker: docker.textContent,
+  label: docker.getAttribute('aria-label'),
+  striped: getComputedStyle(docker).backgroundImage,
+  phase: row.querySelector('td.phase').textContent,
+  now: row.querySelector('td.now').textContent,
+  message: document.getElementById('message').textContent,
+};
+"""
+
+
+def test_a_force_completed_step_reads_forced_in_its_row(tmp_path):
+    """The operator force-completes a step whose task never started (the devcluster holds
+    calico-docker in STAGING: its `hold-next-task` fault): the agent's row says so in words
+    (the cell reads FORCED, its label and the row's "Now" say force-completed by an
+    operator), not only in the cell's stripes, and the message counts it."""
+    with running_cluster(agents=1, public_agents=0) as cluster:
+        requests.post(
+            f"{cluster.base_url}/devcluster/faults/hold-next-task",
+            json={"name_regex": "calico-docker"},
+            timeout=5,
+        ).raise_for_status()
+        agent = cluster.agents[0]
+        with (
+            operator_service(cluster, tmp_path) as (service, url),
+            chromium() as browser,
+        ):
+            browser.get(f"{url}/?refresh=0.2")
+            read = lambda: browser.execute_script(READ_ROW, agent.agent_id)  # noqa: E731
+            wait_until(lambda: (read() or {}).get("docker") == "STARTING", 20, "docker stalled")
+            requests.post(
+                f"{url}/v1/plan/force-complete",
+                params={"phase": agent.hostname, "step": "docker"},
+                timeout=5,
+            ).raise_for_status()
+            row = wait_until(
+                lambda: (r := read()) and r["phase"] == "COMPLETE" and r["now"] and r,
+                30,
+                "the agent done, its docker step forced",
+            )
+
+    assert row["docker"] == "FORCED"
+    assert row["label"] == ("docker: force-completed by an operator (its task may never have run)")
+    assert row["now"] == "docker: force-completed by an operator (its task may never have run)"
+    assert "repeating-linear-gradient" in row["striped"]
+    assert "1 step force-completed" in row["message"]
+
+
+def page_warnings(browser) -> list[str]:
+    return browser.execute_script(
+        "return Array.from(document.querySelectorAll('#warnings li'), (li) => li.textContent);"
+    )
+
+
+def test_the_schedulers_own_warnings_show_as_they_come(tmp_path):
+    """The scheduler's warnings (`Scheduler.warnings`), armed on the devcluster over HTTP as
+    an operator would (README, "Trying faults"): GET_FRAMEWORKS not listing the framework
+    (`deny-view-framework`, before it registers) shows from the start; GET_FLAGS refused
+    (`deny-view-flags`) shows, without a reload, once the scheduler subscribes again and is
+    refused (the devcluster disconnects it: it asks GET_FLAGS at each subscription)."""
+    with running_cluster(agents=1, public_agents=0) as cluster:
+        faults = f"{cluster.base_url}/devcluster/faults"
+        requests.post(f"{faults}/deny-view-framework", timeout=5).raise_for_status()
+        with (
+            operator_service(cluster, tmp_path) as (service, url),
+            chromium() as browser,
+        ):
+            browser.get(f"{url}/?refresh=0.2")
+            wait_until(
+                lambda: any("GET_FRAMEWORKS" in w for w in page_warnings(browser)),
+                20,
+                "the GET_FRAMEWORKS warning on the page",
+            )
+            framework_id = wait_until(service.scheduler.framework_id, 20, "a framework ID")
+            asked = service.scheduler.master_flags.asked
+            before = page_warnings(browser)
+            requests.post(f"{faults}/deny-view-flags", timeout=5).raise_for_status()
+            requests.post(
+                f"{cluster.base_url}/devcluster/frameworks/{framework_id}/disconnect", timeout=5
+            ).raise_for_status()
+            wait_until(
+                lambda: service.scheduler.master_flags.asked > asked, 20, "GET_FLAGS asked again"
+            )
+            after = wait_until(
+                lambda: (w := page_warnings(browser)) and any("--allocation" in x for x in w) and w,
+                20,
+                "the GET_FLAGS warning on the page",
+            )
+            shown = service.scheduler.warnings()
+
+    assert not any("--allocation_interval" in w for w in before)
+    assert [w for w in after if "GET_FRAMEWORKS" in w] == [
+        w for w in shown if "GET_FRAMEWORKS" in w
+    ]
+    [flags] = [w for w in after if "--allocation_interval" in w]
+    assert flags == service.scheduler.master_flags.warning
+    assert "GET_FLAGS refused: 403" in flags
+    assert "VIEW_FLAGS" in flags  # says what to grant
