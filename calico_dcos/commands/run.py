@@ -5,6 +5,9 @@ the uninstall instead, and stays up after the end: the package manager reads a C
 and a healthy scheduler is one Marathon does not restart.
 
 Options are checked before anything registers; `calico_dcos.service` assembles the rest.
+The service's modules (aiohttp, pymesos, requests, the plan: most of a second to import on
+a busy machine) are imported only once the options are valid, so that a wrong option is
+reported at once (`tests/test_cli.py`).
 """
 
 from __future__ import annotations
@@ -14,17 +17,17 @@ import logging
 import os
 import sys
 from collections.abc import Mapping
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from calico_dcos import logs
-from calico_dcos.dcos_auth import AuthError
-from calico_dcos.operator_api import warnings_for
 from calico_dcos.options import Options, OptionsError, load_options
-from calico_dcos.plans import CoreFactory, deploy, uninstalling
-from calico_dcos.service import Service, api_port, start_service, wait_for_signal
-from calico_dcos.store import StateCorrupt, StoreAddressError, StoreError
+
+if TYPE_CHECKING:
+    from calico_dcos.plans import CoreFactory
+    from calico_dcos.service import Service
+    from calico_dcos.store import StoreError
 
 LOG = logging.getLogger("calico_dcos.run")
 EXIT_INVALID_OPTIONS = 2
@@ -33,6 +36,8 @@ EXIT_INVALID_OPTIONS = 2
 def core_for(options: Mapping, environ: Mapping[str, str]) -> CoreFactory:
     """DC/OS' package manager asks for the uninstall by starting us with SDK_UNINSTALL set;
     there is no command line then, so `--revert-hosts` is `service.uninstall_revert_hosts`."""
+    from calico_dcos.plans import deploy, uninstalling
+
     if not environ.get("SDK_UNINSTALL"):
         return deploy
     return uninstalling(bool(options["service"]["uninstall_revert_hosts"]))
@@ -77,6 +82,10 @@ def start_or_exit(options: Options, **kwargs) -> Service:
     2 for a secret file that cannot be read (an option) or a strict-mode login or TLS check
     that fails, 1 for a state store that cannot be reached or read and for an API port that
     cannot be bound (Marathon retries; a corrupt state is named, never replaced)."""
+    from calico_dcos.dcos_auth import AuthError
+    from calico_dcos.service import api_port, start_service
+    from calico_dcos.store import StoreError
+
     try:
         return start_service(options, **kwargs)
     except OptionsError as exc:
@@ -105,6 +114,8 @@ def store_hint(exc: StoreError, options: Options) -> str:
     """Which option chose the store that failed, and what it may be set to; "" for an error
     that is not about the option (it says what to do itself: a scheduler of an earlier
     version still running, leftovers of the old file layout, leadership lost)."""
+    from calico_dcos.store import StateCorrupt, StoreAddressError
+
     state = options["service"]["state"]
     if "credentials" in str(exc):
         return "check service.zk_credentials_file (a file holding user:password)"
@@ -121,6 +132,8 @@ def store_hint(exc: StoreError, options: Options) -> str:
 def log_warnings(options: Options) -> list[str]:
     """The warnings the status page and `calico-dcos status` show, in the log too, once at
     start (README: "The status page and the logs say so")."""
+    from calico_dcos.operator_api import warnings_for
+
     warnings = warnings_for(options)
     for warning in warnings:
         LOG.warning("%s", warning)
@@ -136,7 +149,9 @@ def log_warnings(options: Options) -> list[str]:
 @click.option("--master", default=None, help="Override service.master (zk://… or host:port).")
 def run(options_file: str | None, master: str | None) -> None:
     """Run the scheduler against a Mesos cluster."""
-    options = load_or_exit(options_file)
+    options = load_or_exit(options_file)  # before the service's modules are imported
+    from calico_dcos.service import wait_for_signal
+
     logs.configure(options["service"]["log_level"].upper())
     service = start_or_exit(options, master=master, core=core_for(options, os.environ))
     log_warnings(options)
