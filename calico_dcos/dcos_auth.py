@@ -12,7 +12,12 @@ ServiceAccountIAMTokenProvider.java` and `CachedTokenProvider.java`):
   (dcos-commons gives it 120 s: `LOGIN_TOKEN_SECONDS`). The answer `{"token": …}` is the
   DC/OS authentication token, itself an RS256 JWT with `uid` and `exp` (five days by default).
 - Every request then carries `Authorization: token=<authentication token>` (not `Bearer`).
-- The token is renewed before its `exp` (`refresh_margin`), and at once after a 401.
+- The token is renewed before its `exp` (`refresh_margin`), and at once after a 401
+  (`again_after_401`): DC/OS' "Refreshing Tokens" names both ways, "Pre-Expiration Renewal"
+  and "Post-Expiration Renewal" ("An invalid authentication token is responded to with a 401
+  HTTP status code and the service re-invokes the service account login procedure"; DC/OS
+  1.13 docs, "Authentication tokens for services", dcos/dcos-docs-site
+  pages/1.13/security/oss/authentication/obtaining-auth-tokens/services/index.md).
 
 TLS is always verified, against `ca_bundle` (on DC/OS nodes `/run/dcos/pki/CA/ca-bundle.crt`,
 `DCOS_CA_BUNDLE`); an `http://` login endpoint is refused, since it would send the login token
@@ -22,11 +27,12 @@ in clear. Nothing here logs or shows the private key or a token (`repr` hides bo
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -34,6 +40,7 @@ import requests
 if TYPE_CHECKING:  # PyJWT and cryptography load in the functions: only strict mode pays
     from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
+LOG = logging.getLogger("calico_dcos.dcos_auth")
 CREDENTIAL_ENV = "DCOS_SERVICE_ACCOUNT_CREDENTIAL"
 DCOS_CA_BUNDLE = "/run/dcos/pki/CA/ca-bundle.crt"
 DEFAULT_LOGIN_ENDPOINT = "https://leader.mesos/acs/api/v1/auth/login"
@@ -200,6 +207,38 @@ class TokenSource:
         if not isinstance(token, str):
             raise AuthError(f"login at {endpoint} answered a token that is not a string")
         return token
+
+
+Answer = TypeVar("Answer")
+
+
+def again_after_401(
+    tokens: TokenSource | None,
+    refused_by: str,
+    what: str,
+    ask: Callable[[], Answer],
+    status: Callable[[Answer], int],
+) -> Answer:
+    """`ask()`, and in strict mode (`tokens`) once more with a fresh login when its answer's
+    `status` is 401: the token was refused (expired, as a DC/OS token does after its `exp`,
+    five days by default; or signed with a key the IAM has since rotated), so it is dropped
+    (`invalidate`) and `ask()`, which must read `tokens.token()` anew, logs in again. A
+    second 401 is the answer: a fresh token refused too means the account itself is refused.
+
+    This is DC/OS' "Post-Expiration Renewal" (module docstring); the 401 is what a Mesos
+    HTTP authenticator that refuses a credential answers, on the master and on agents alike
+    (libprocess `Unauthorized`, apache/mesos 3rdparty/libprocess include/process/http.hpp,
+    src/process.cpp). For the master's operator API (`CalicoScheduler._ask_master`) and the
+    agents' `/files/read` (`sandbox.AgentFiles`); the scheduler's calls and subscription go
+    through the driver, which counts refusals in a row (`strict.StrictSchedulerDriver`).
+    `refused_by` and `what` name the server and the request in the log ("the Mesos master",
+    "/master/slaves"); never the token."""
+    answer = ask()
+    if tokens is not None and status(answer) == 401:
+        LOG.warning("%s refused the token for %s: logging in again", refused_by, what)
+        tokens.invalidate()
+        answer = ask()
+    return answer
 
 
 def _reason(exc: BaseException) -> str:

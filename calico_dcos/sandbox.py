@@ -30,7 +30,10 @@ Mesos' own way, as its web UI and `dcos task log` do it:
   verified against the cluster's CA as the master is, though the offer's scheme says "http"
   (the master always writes "http": master.cpp, "TODO(bmahler): Set 'https' if only
   'https' is supported"). The service account needs `dcos:mesos:agent:sandbox:app_id` read
-  ("Controls access to the Mesos sandbox", DC/OS "Permissions Reference").
+  ("Controls access to the Mesos sandbox", DC/OS "Permissions Reference"). A 401 is the
+  agent refusing the token (it expired: DC/OS tokens live five days by default): the token
+  is dropped and the read sent once more with a fresh login, as for the master's operator
+  API (`dcos_auth.again_after_401`, DC/OS' "Post-Expiration Renewal").
 
 Never in the way: requests go out from one worker thread fed by a bounded queue (a full
 queue drops the request), with short timeouts; whatever goes wrong (agent unreachable,
@@ -48,11 +51,16 @@ import queue
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 import urllib3
 
+from calico_dcos.dcos_auth import again_after_401
 from calico_dcos.options import redact_text
+
+if TYPE_CHECKING:
+    from calico_dcos.dcos_auth import TokenSource
 
 LOG = logging.getLogger("calico_dcos.sandbox")
 TAIL_BYTES = 4096  # read this much of the end of `stderr`
@@ -125,18 +133,23 @@ def last_words(text: str, partial_first_line: bool = False) -> str:
 
 class AgentFiles:
     """Reads the end of failed tasks' `stderr` on one worker thread; `deliver(task_id,
-    words, message)` is called with what it found (never with nothing)."""
+    words, message)` is called with what it found (never with nothing). `credential` is
+    read for each request; `tokens` (strict mode: the `TokenSource` behind `credential`'s
+    `token=…`) is told when an agent refuses the token, so that the next request logs in
+    again."""
 
     def __init__(
         self,
         deliver: Callable[[str, str, str], None],
         credential: Credential,
         ca_bundle: str = "",
+        tokens: TokenSource | None = None,
         max_queued: int = MAX_QUEUED,
     ) -> None:
         self._deliver = deliver
         self._credential = credential
         self._ca_bundle = ca_bundle
+        self._tokens = tokens
         self._agents: dict[str, Address] = {}
         self._queue: queue.Queue[tuple[str, str, str, str] | None] = queue.Queue(max_queued)
         self.read = 0
@@ -237,23 +250,31 @@ class AgentFiles:
         offset: int,
         length: int | None,
     ) -> tuple[str, int]:
-        """One `/files/read`: (data, offset), or ReadFailed."""
-        authorization, tls = self._credential()
-        scheme = "https" if tls else address[0]
+        """One `/files/read`: (data, offset), or ReadFailed. Strict mode: a 401 (the token
+        expired) drops the token and the read is sent once more (`again_after_401`)."""
         query = {"path": path, "offset": offset}
         if length is not None:
             query["length"] = length
-        headers = {"Accept": "application/json"}
-        if authorization:
-            headers["Authorization"] = authorization
-        url = f"{scheme}://{address[1]}/files/read?{urlencode(query)}"
-        response = pool.request("GET", url, headers=headers, preload_content=False)
-        try:
-            body = response.read(MAX_ANSWER_BYTES + 1)
-        finally:
-            response.release_conn()
-        if response.status != 200:
-            raise ReadFailed(f"HTTP {response.status}")
+
+        def ask() -> tuple[int, bytes]:
+            authorization, tls = self._credential()  # read anew: after a 401, a new login
+            scheme = "https" if tls else address[0]
+            headers = {"Accept": "application/json"}
+            if authorization:
+                headers["Authorization"] = authorization
+            url = f"{scheme}://{address[1]}/files/read?{urlencode(query)}"
+            response = pool.request("GET", url, headers=headers, preload_content=False)
+            try:
+                return response.status, response.read(MAX_ANSWER_BYTES + 1)
+            finally:
+                response.release_conn()
+
+        where = f"the agent at {address[1]}"
+        status, body = again_after_401(
+            self._tokens, where, "/files/read", ask, lambda answer: answer[0]
+        )
+        if status != 200:
+            raise ReadFailed(f"HTTP {status}")
         if len(body) > MAX_ANSWER_BYTES:
             raise ReadFailed(f"an answer of more than {MAX_ANSWER_BYTES} bytes")
         try:

@@ -48,6 +48,7 @@ from calico_dcos.core.interface import Core
 from calico_dcos.core.records import parse_task_id
 from calico_dcos.core.uninstall import Uninstall
 from calico_dcos.core.views import combine
+from calico_dcos.dcos_auth import again_after_401
 from calico_dcos.driver import Driver
 from calico_dcos.master_flags import GET_FLAGS, MasterFlags
 from calico_dcos.metrics import DECLINED
@@ -59,7 +60,7 @@ from calico_dcos.sender import CONTROL, Call, CallRefused, Encoded, Master, Send
 from calico_dcos.steps import fetch_hint
 from calico_dcos.store import encode_document
 
-if TYPE_CHECKING:  # strict mode's modules load cryptography: only when strict mode is on
+if TYPE_CHECKING:  # strict.py loads cryptography (dcos_auth only in its functions)
     from calico_dcos.dcos_auth import TokenSource
     from calico_dcos.strict import StrictSchedulerDriver
 
@@ -251,7 +252,7 @@ class CalicoScheduler(Scheduler):
         )
         # the end of failed tasks' stderr, read from their agents (`ReadStderr`)
         self.agent_files = AgentFiles(
-            self._task_output, self._agent_credential, options["service"]["ca_bundle"]
+            self._task_output, self._agent_credential, options["service"]["ca_bundle"], tokens
         )
         self.pipeline = Pipeline(
             self.store.put_many,
@@ -795,18 +796,17 @@ class CalicoScheduler(Scheduler):
         API), authenticated as the scheduler is; `requests.HTTPError` for a 4xx/5xx answer.
 
         Strict mode: a 401 is the master refusing the token (expired, or signed with a key
-        the IAM has since rotated). A Mesos HTTP authenticator that refuses a credential
-        makes libprocess answer `401 Unauthorized` (apache/mesos 3rdparty/libprocess
-        `include/process/http.hpp` `Unauthorized`, `src/process.cpp`), and a DC/OS token is
-        good until its `exp` only (DC/OS docs, "Service Authentication"). So the token is
-        dropped and the ask sent once more with a fresh login, as the sender does for calls
-        (`sender.Master.post`, `strict.py`); a second 401 is the answer.
+        the IAM has since rotated): the token is dropped and the ask sent once more with a
+        fresh login (`dcos_auth.again_after_401`, as the agents' `/files/read` is, and as
+        the sender does for calls, `sender.Master.post`); a second 401 is the answer.
         """
-        reply = self._ask_master_once(master, path, call)
-        if reply.status_code == 401 and self.tokens is not None:
-            LOG.warning("the Mesos master refused the token for %s: logging in again", path)
-            self.tokens.invalidate()
-            reply = self._ask_master_once(master, path, call)
+        reply = again_after_401(
+            self.tokens,
+            "the Mesos master",
+            path,
+            lambda: self._ask_master_once(master, path, call),
+            lambda reply: reply.status_code,
+        )
         reply.raise_for_status()
         try:  # from the bytes: no text copy of an answer of ~1 KB per agent, 10x faster
             return orjson.loads(reply.content)

@@ -150,7 +150,8 @@ class AgentEndpoints:
         if self.master.iam is not None:
             try:
                 self.master.iam.verify(request.headers.get("Authorization"))
-            except InvalidToken:
+            except InvalidToken as exc:
+                self.master.record("unauthenticated", agent_id=agent.agent_id, message=str(exc))
                 return web.Response(status=401, text="401 Unauthorized.")
         path = request.query.get("path", "")
         if not path:

@@ -6,6 +6,8 @@ agents' loopback addresses; the sandbox is attached as the executor attaches a t
 from __future__ import annotations
 
 import json
+import logging
+import time
 
 import requests
 
@@ -114,3 +116,48 @@ def test_in_strict_mode_it_needs_a_token_and_speaks_tls(tmp_path):
     assert anonymous.status_code == 401
     assert authorized.status_code == 200 and authorized.json() == {"data": "", "offset": 6}
     assert delivered == [("calico-docker__S0__abc__1", "words", "exit 1")]
+
+
+def test_a_read_that_meets_an_expired_token_logs_in_again_and_reads(tmp_path, caplog):
+    """Strict mode: the token has expired at the IAM (its clock moved past the token's `exp`,
+    as after a renewal missed while the host was paused; DC/OS tokens live five days), so the
+    agent answers 401; the reader drops the token, logs in again and reads, as the master's
+    operator-API asks do (`dcos_auth.again_after_401`; the IAM clock moved as in
+    tests/strict `test_the_masters_operator_api_asks_log_in_again_when_the_token_has_expired`).
+    The reader's `TokenSource` is its own, so no other request renews the token first."""
+    lifetime = 20.0  # the jump below stays inside the service login token's 120 s
+    with running_cluster(
+        agents=1, public_agents=0, executor="process", strict=True, token_lifetime=lifetime
+    ) as cluster:
+        (agent,) = cluster.agents
+        attach(cluster, agent.agent_id, tmp_path, b"python3: not found\n")
+        ca = str(cluster.ca_bundle)
+        account = parse_credential(json.dumps(cluster.create_service_account("calico")), "test")
+        tokens = TokenSource(account, ca)
+        held = tokens.token()
+        iam = cluster.master.iam
+        iam.clock = lambda: time.time() + lifetime + 1  # `held` has expired
+        delivered: list = []
+        files = AgentFiles(
+            lambda *words: delivered.append(words),
+            lambda: (f"token={tokens.token()}", True),
+            ca,
+            tokens,
+        )
+        url = {"scheme": "http", "address": {"ip": agent.ip, "port": agent.port}}
+        files.remember([{"agent_id": {"value": agent.agent_id}, "url": url}])
+        files.request("calico-docker__S0__abc__1", agent.agent_id, "fw-7", "exit 1")
+        wait_until(lambda: delivered or files.failed, 10, "the read after the 401")
+        files.close(5)
+        refused = [e for e in cluster.timeline() if e["event"] == "unauthenticated"]
+        fresh = tokens.token()
+
+    assert delivered == [("calico-docker__S0__abc__1", "python3: not found", "exit 1")]
+    assert (files.read, files.failed) == (1, 0)
+    assert fresh != held and tokens.logins == 2 and all(ok for _, ok in iam.logins)
+    assert [(e["agent_id"], e["message"]) for e in refused] == [
+        (agent.agent_id, "the authentication token has expired")
+    ]
+    words = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert f"the agent at {agent.ip}:{agent.port} refused the token for /files/read: " \
+        "logging in again" in words  # fmt: skip
