@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO
 
 from rich.console import Console, ConsoleOptions, Group, RenderResult
@@ -48,6 +48,7 @@ WORDS = {
 FORCED = "FORCED"
 WORDS[FORCED] = ("forced", "yellow")
 AGENT_COLUMN_MAX = 32  # longer hostnames are cut with an ellipsis
+DEPARTED_SHOWN = 10  # agents that left the plan, shown under the others (the latest)
 REFRESH_SECONDS = 0.3
 
 
@@ -140,22 +141,54 @@ def headline(plan: Mapping, summary: Mapping, elapsed: float) -> str:
 
 
 class PlanView:
-    """The whole block for one moment: headline, restart slots, one row per agent, then
-    problems and warnings. Laid out for the width it is rendered at: a column per step
-    when they fit, else one line per agent with its progress and current step."""
+    """The whole block for one moment: headline, restart slots, one row per agent, the
+    agents that left the plan (`departed`: `[(name, words)]`, oldest first, as
+    `departure_words` says them), then problems and warnings. Laid out for the width it is
+    rendered at: a column per step when they fit, else one line per agent with its progress
+    and current step."""
 
     def __init__(
-        self, plan: Mapping, summary: Mapping, warnings: Sequence[str], elapsed: float
+        self,
+        plan: Mapping,
+        summary: Mapping,
+        warnings: Sequence[str],
+        elapsed: float,
+        departed: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.plan, self.summary, self.warnings, self.elapsed = plan, summary, warnings, elapsed
+        self.departed = departed
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         width = options.max_width
         lines = [Text(headline(self.plan, self.summary, self.elapsed)), Text(self._slots())]
-        table = self._wide(width) if width >= self._wide_width() else self._narrow(width)
+        if width >= self._wide_width():  # the agent column, and the space after it
+            table, agent, gap = self._wide(width), self._widths()[0], "  "
+        else:
+            table, agent, gap = self._narrow(width), self._name_width(width), " "
         notes = [Text(f"! {problem}", style="red") for problem in self.summary["problems"]]
         notes += [Text(f"warning: {warning}", style="yellow") for warning in self.warnings]
-        yield Group(*lines, table, *notes)
+        yield Group(*lines, table, *self._departed_rows(width, agent, gap), *notes)
+
+    def _departed_rows(self, width: int, agent: int, gap: str) -> list[Text]:
+        """A line per agent that left the plan, under the others: its name in the agent
+        column (`agent` wide, then `gap`), then what happened in words (not only a colour:
+        "removed from the cluster at 14:02:31"); the latest `DEPARTED_SHOWN`, and how many
+        more left before them. Cut with an ellipsis at the width, never wrapped."""
+        if not self.departed:
+            return []
+        agent = max(agent, 5)
+        rows = []
+        earlier = len(self.departed) - DEPARTED_SHOWN
+        if earlier > 0:
+            rows.append(Text(f"… and {earlier} more agents left the plan before these", "dim"))
+        for name, words in self.departed[-DEPARTED_SHOWN:]:
+            if len(name) > agent:
+                name = name[: agent - 1] + "…"
+            row = Text(f"{name:<{agent}}{gap}", no_wrap=True)
+            row.append(words, style="magenta")
+            row.truncate(width, overflow="ellipsis")
+            rows.append(row)
+        return rows
 
     def _slots(self) -> str:
         line = slots_line(self.summary, self.plan)
@@ -196,11 +229,16 @@ class PlanView:
             table.add_row(phase["name"], *row, self._message(phase))
         return table
 
+    def _name_width(self, width: int) -> int:
+        """The narrow layout's name column: the longest name, at most 20 and a quarter of
+        the width (but 8)."""
+        names = [phase["name"] for phase in self.plan["phases"]]
+        return min(max((len(n) for n in names), default=5), 20, max(width // 4, 8))
+
     def _narrow(self, width: int) -> Group:
         """One line per agent: name, steps done, the current step and what it says; cut
         with an ellipsis at the width, never wrapped."""
-        names = [phase["name"] for phase in self.plan["phases"]]
-        name_width = min(max((len(n) for n in names), default=5), 20, max(width // 4, 8))
+        name_width = self._name_width(width)
         rows = []
         for phase in self.plan["phases"]:
             steps = phase["steps"]
@@ -262,16 +300,44 @@ NOT_STARTED = {"PREPARED": "PENDING"}
 GONE_WORDS = "no longer in the plan: the agent left the cluster (or agents.constraints changed)"
 
 
-def plan_changes(plan: Mapping, seen: dict[tuple[str, str], str]) -> list[str]:
+def departure_words(lost_at: float | None) -> str:
+    """What is said of an agent whose phase left the plan (the plan shows only agents in the
+    cluster and wanted), from when the scheduler found it gone from the cluster (`lost_at`:
+    seconds since the epoch, 0 when not known; `Scheduler.lost_at`): "removed from the
+    cluster at 14:02:31" (local time), or `GONE_WORDS` when the scheduler does not say it
+    left (`None`: its options' agents.constraints no longer pick it, or its record is gone)."""
+    if lost_at is None:
+        return GONE_WORDS
+    if not lost_at:
+        return "removed from the cluster"
+    return f"removed from the cluster at {time.strftime('%H:%M:%S', time.localtime(lost_at))}"
+
+
+def departures(plan: Mapping, names: dict[str, str]) -> list[tuple[str, str]]:
+    """The agents whose phases left the plan since `names` (`{agent ID: name}` of the phases
+    last seen, updated to the plan's): `[(agent ID, name)]`."""
+    shown = {phase["id"]: phase["name"] for phase in plan["phases"]}
+    left = [(agent_id, name) for agent_id, name in names.items() if agent_id not in shown]
+    names.clear()
+    names.update(shown)
+    return left
+
+
+def plan_changes(
+    plan: Mapping,
+    seen: dict[tuple[str, str], str],
+    lost_at: Callable[[str], float | None] = lambda agent_id: None,
+) -> list[str]:
     """One line per step whose status changed since `seen` (which is updated); PENDING and
     PREPARED count as one. An agent whose phase is gone (the plan shows only agents in the
-    cluster and wanted) gets one line saying so: else it would vanish without a word, as
-    when a user removes an agent from `local`'s embedded cluster."""
+    cluster and wanted) gets one line saying so (`departure_words`, from `lost_at(agent
+    ID)`): else it would vanish without a word, as when a user removes an agent from
+    `local`'s embedded cluster."""
     lines = []
     shown = {phase["id"] for phase in plan["phases"]}
     for key, name in list(seen.items()):
         if key[1] == "" and key[0] not in shown:  # (phase id, ""): the phase's name
-            lines.append(f"{name:<16} {GONE_WORDS}")
+            lines.append(f"{name:<16} {departure_words(lost_at(key[0]))}")
             for stale in [k for k in seen if k[0] == key[0]]:
                 del seen[stale]
     for phase in plan["phases"]:
@@ -292,15 +358,29 @@ class PlanDisplay:
 
     Use as a context manager; `update(plan, summary, warnings)` as often as the plan is read
     (it redraws at most every `REFRESH_SECONDS` on its own), `print(text)` for a line that
-    stays above the live block. `console` may be given (tests fix its width)."""
+    stays above the live block. `warnings` are what holds now: on a terminal the block
+    shows them; elsewhere a line says each as it comes, and again that it no longer holds.
+    An agent whose phase leaves the plan stays on a terminal as a line under the others,
+    saying what happened (`departure_words`, from `lost_at(agent ID)`: `Scheduler.lost_at`),
+    until it is back in the plan; elsewhere a line says it once. `console` may be given
+    (tests fix its width)."""
 
-    def __init__(self, out: IO[str], console: Console | None = None, clock=time.monotonic) -> None:
+    def __init__(
+        self,
+        out: IO[str],
+        console: Console | None = None,
+        clock=time.monotonic,
+        lost_at: Callable[[str], float | None] = lambda agent_id: None,
+    ) -> None:
         self.console = console or Console(file=out, highlight=False)
         self.live = self.console.is_terminal
         self._clock = clock
+        self._lost_at = lost_at
         self._started = clock()
         self._seen: dict[tuple[str, str], str] = {}
-        self._warned: set[str] = set()
+        self._warned: dict[str, None] = {}  # the warnings said, while they hold (in order)
+        self._names: dict[str, str] = {}  # agent ID -> name, of the phases last seen
+        self._departed: dict[str, tuple[str, str]] = {}  # agent ID -> (name, words)
         self._live = Live(
             console=self.console, auto_refresh=False, redirect_stdout=False,
             redirect_stderr=False, transient=False,
@@ -321,14 +401,22 @@ class PlanDisplay:
 
     def update(self, plan: Mapping, summary: Mapping, warnings: Sequence[str] = ()) -> None:
         if self.live:
-            view = PlanView(plan, summary, warnings, self.elapsed)
+            for agent_id, name in departures(plan, self._names):
+                self._departed[agent_id] = (name, departure_words(self._lost_at(agent_id)))
+            for agent_id in [a for a in self._departed if a in self._names]:
+                del self._departed[agent_id]  # back in the plan (it joined again)
+            departed = list(self._departed.values())
+            view = PlanView(plan, summary, warnings, self.elapsed, departed)
             self._live.update(view, refresh=True)
             return
+        for warning in [w for w in self._warned if w not in warnings]:
+            del self._warned[warning]
+            self.console.print(f"warning no longer holds: {warning}", soft_wrap=True, markup=False)
         for warning in warnings:
             if warning not in self._warned:
-                self._warned.add(warning)
-                self.console.print(f"warning: {warning}", soft_wrap=True)
-        for line in plan_changes(plan, self._seen):
+                self._warned[warning] = None
+                self.console.print(f"warning: {warning}", soft_wrap=True, markup=False)
+        for line in plan_changes(plan, self._seen, self._lost_at):
             self.console.print(line, soft_wrap=True, markup=False)
 
     def print(self, text: str) -> None:

@@ -1002,6 +1002,15 @@ class CalicoScheduler(Scheduler):
         found = (self.master_flags.warning, self._frameworks_unseen)
         return [warning for warning in found if warning]
 
+    def lost_at(self, agent_id: str) -> float | None:
+        """When the plan found `agent_id` gone from the cluster (the master removed it, or
+        said it is gone: `slaveLost`), in seconds since the epoch (`now`; 0 when a record
+        from before that was kept says it is gone); None while it is in the cluster, and
+        once its record is deleted (`gone_retention_seconds`). For `local`'s display."""
+        with self.lock:
+            agent = self.plan.agents.get(agent_id)
+            return agent.lost_at if agent is not None and agent.lost else None
+
     def agent_records(self) -> dict[str, dict]:
         """Every agent's record, a stalled step's message saying how long it has waited."""
         with self.lock:

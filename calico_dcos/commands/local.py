@@ -536,12 +536,16 @@ def stopped_words(url: str, serve: bool) -> str:
 
 class Progress:
     """Each agent's steps on the terminal, with counts and an estimate (`display.PlanDisplay`:
-    redrawn in place on a TTY, one line per change otherwise: logs, CI, never a flood)."""
+    redrawn in place on a TTY, one line per change otherwise: logs, CI, never a flood).
+    Warnings: the options' (`warnings`, fixed for the run) and the scheduler's own as they
+    come and go (`Scheduler.warnings`, as `/v1/status` has them: e.g. the master's
+    --allocation_interval not learned); an agent that leaves the cluster is shown removed,
+    with when (`Scheduler.lost_at`)."""
 
     def __init__(self, scheduler, out, warnings: Sequence[str] = (), console=None) -> None:
         self.scheduler = scheduler
         self.warnings = list(warnings)
-        self.display = PlanDisplay(out, console)
+        self.display = PlanDisplay(out, console, lost_at=scheduler.lost_at)
 
     def follow(self, until_done: bool, serving: str = "") -> int:
         """0 when every agent is done (or on Ctrl-C with --serve), 1 if the scheduler failed,
@@ -577,7 +581,8 @@ class Progress:
         return f"{self.scheduler.summary()['message']} in {duration(self.display.elapsed)}"
 
     def show(self) -> None:
-        self.display.update(self.scheduler.plan_view(), self.scheduler.summary(), self.warnings)
+        warnings = self.warnings + [w for w in self.scheduler.warnings() if w not in self.warnings]
+        self.display.update(self.scheduler.plan_view(), self.scheduler.summary(), warnings)
 
 
 def done_but_serving(summary_line: str, url: str) -> str:

@@ -235,6 +235,12 @@ class _Scheduler:
         done = "COMPLETE" if self.complete else "IN_PROGRESS"
         return {"phases": [{"id": "S1", "name": "agent-1", "status": done, "steps": steps}]}
 
+    def warnings(self) -> list[str]:
+        return []
+
+    def lost_at(self, agent_id: str) -> float | None:
+        return None
+
     def summary(self) -> dict:
         message = f"{int(self.complete)} of 1 agents done"
         return {"message": message, "degraded": False, "problems": [], "restarting": [],

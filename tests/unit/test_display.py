@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 from pathlib import Path
 
 import pyte
@@ -18,9 +19,11 @@ import pytest
 from rich.console import Console
 
 from calico_dcos.display import (
+    GONE_WORDS,
     CountDisplay,
     PlanDisplay,
     PlanView,
+    departure_words,
     duration,
     estimate_seconds,
     headline,
@@ -253,3 +256,106 @@ def test_a_counts_estimate_leaves_out_the_set_up_before_the_first_count():
     assert lines[1] == "100 agents: 10 of 100 (6 s)"  # no pace known yet
     assert lines[2] == "100 agents: 20 of 100 (7 s, about 8 s to go)"  # 10 a second
     assert lines[3] == "100 agents: 30 of 100 (8 s, about 7 s to go)"
+
+
+LOST_AT = 1_800_000_000.0  # when the scheduler found agent-3 gone (seconds since the epoch)
+
+
+def _at(seconds: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(seconds))
+
+
+def test_on_a_terminal_a_removed_agent_stays_as_a_line_saying_so_until_it_is_back():
+    """`POST /devcluster/agents/<id>/remove` under `local`: the plan drops the agent's phase;
+    the block keeps a line for it, in words, with when the scheduler found it gone
+    (`Scheduler.lost_at`), so that whoever watches sees what happened to the row."""
+    plan, summary = rollout()
+    console, out = _terminal(80)
+    lost = {"S2": LOST_AT}
+    display = PlanDisplay(out, console=console, lost_at=lost.get)
+    with display:
+        display.update(plan, summary)
+        agent_3 = plan["phases"].pop(2)
+        display.update(plan, summary)
+        removed = _screen_after([(80, out.getvalue())])
+        plan["phases"].insert(2, agent_3)  # the agent joins again under its ID
+        out.seek(0)
+        out.truncate()
+        display.update(plan, summary)
+        back = _screen_after([(80, out.getvalue())])
+
+    (row,) = [line for line in removed if line.startswith("agent-3")]
+    assert row.split(None, 1) == ["agent-3", f"removed from the cluster at {_at(LOST_AT)}"]
+    header = next(line for line in removed if line.startswith("agent "))
+    assert row.index("removed") == header.index("etcd-proxy")  # under the step columns
+    assert removed.index(row) > max(removed.index(x) for x in removed if "public-agent" in x)
+    assert not any("removed" in line for line in back)
+    assert sum(line.startswith("agent-3") for line in back) == 1
+
+
+def test_left_agents_read_in_words_at_any_width_the_latest_ten_shown():
+    plan, summary = rollout()
+    departed = [(f"gone-{n}", "removed from the cluster at 14:02:31") for n in range(12)]
+    departed.append(("a-very-long-hostname-of-an-agent.example.com", departure_words(None)))
+
+    for width in (60, 200):
+        console = Console(file=io.StringIO(), width=width, color_system=None)
+        console.print(PlanView(plan, summary, [], 1.0, departed))
+        lines = console.file.getvalue().splitlines()
+        assert all(len(line) <= width for line in lines)
+        assert "… and 3 more agents left the plan before these" in lines
+        assert sum("removed from the cluster at 14:02:31" in line for line in lines) == 9
+        assert not any(line.startswith(("gone-0 ", "gone-2 ")) for line in lines)
+        assert any(line.startswith("gone-3 ") for line in lines)
+    assert lines[-1].endswith(f"  {GONE_WORDS}")  # at 200 columns, whole
+    assert departure_words(0.0) == "removed from the cluster"  # gone, when unknown
+
+
+def test_not_on_a_terminal_a_removed_agent_is_said_with_when():
+    plan, summary = rollout()
+    out = io.StringIO()
+    display = PlanDisplay(out, lost_at={"S2": LOST_AT}.get)
+    display.update(plan, summary)
+    del plan["phases"][2]
+    display.update(plan, summary)
+
+    assert out.getvalue().splitlines()[-1] == (
+        f"agent-3          removed from the cluster at {_at(LOST_AT)}"
+    )
+
+
+def test_not_on_a_terminal_a_warning_is_said_as_it_comes_and_as_it_goes():
+    """The scheduler's own warnings come and go (`Scheduler.warnings`: GET_FLAGS refused
+    until a subscription learns the interval): each is said when it comes, and said over
+    when it no longer holds; one that comes back is said again."""
+    plan, summary = rollout()
+    flags = "cannot learn the master's --allocation_interval (GET_FLAGS refused: 403), [sic]"
+    out = io.StringIO()
+    display = PlanDisplay(out)
+    for warnings in ([WARNING], [WARNING, flags], [WARNING, flags], [WARNING], [WARNING, flags]):
+        display.update(plan, summary, warnings)
+    said = [line for line in out.getvalue().splitlines() if "warning" in line]
+
+    assert said == [
+        f"warning: {WARNING}",
+        f"warning: {flags}",  # "[sic]" printed as is, not read as rich markup
+        f"warning no longer holds: {flags}",
+        f"warning: {flags}",
+    ]
+
+
+def test_on_a_terminal_the_block_shows_the_warnings_that_hold_now():
+    plan, summary = rollout()
+    flags = "cannot learn the master's --allocation_interval (GET_FLAGS refused: 403)"
+    console, out = _terminal(200)
+    display = PlanDisplay(out, console=console)
+    shown = []
+    with display:
+        for warnings in ([WARNING, flags], [WARNING]):
+            out.seek(0)
+            out.truncate()
+            display.update(plan, summary, warnings)
+            shown.append(_screen_after([(200, out.getvalue())]))
+
+    assert f"warning: {flags}" in shown[0] and f"warning: {flags}" not in shown[1]
+    assert any(line.startswith("warning: node.ignore_loose_rpf") for line in shown[1])
