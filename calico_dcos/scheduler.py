@@ -665,7 +665,7 @@ class CalicoScheduler(Scheduler):
             return
         keeps = self.timings.get("allocation_interval_seconds", 1.0)  # PlanConfig's default
         ask = partial(self._ask_master, master, "/api/v1", GET_FLAGS)
-        seconds = self.master_flags.allocation_interval(ask, keeps)
+        seconds = self.master_flags.allocation_interval(ask, keeps, master)
         if seconds is None:
             return
 

@@ -314,3 +314,34 @@ def test_the_scheduler_learns_the_masters_allocation_interval_and_keeps_it(tmp_p
         "the master's --allocation_interval is 0.3 s (GET_FLAGS; the plan assumed 1 s): "
         "held offers are timed by it"
     ]
+
+
+def test_after_a_failover_to_a_master_that_refuses_get_flags_the_warning_names_the_kept_interval(
+    tmp_path,
+):
+    """The scheduler learned 0.3 s from the first master; the new leader after a failover
+    refuses GET_FLAGS (403: no VIEW_FLAGS). The plan keeps 0.3 s (the masters of one DC/OS
+    cluster share their flags), and the warning on `/v1/status` says which interval it keeps
+    and that the previous master answered it, not "Mesos' default"."""
+    with (
+        running_cluster(agents=1, public_agents=0, allocation_interval=0.3) as cluster,
+        scheduler_on(cluster, tmp_path) as service,
+    ):
+        scheduler = service.scheduler
+        wait_until(lambda: scheduler.master_flags.learned, 20, "the master's 300ms learned")
+        first = cluster.master_url
+        cluster.deny_view_flags()
+        cluster.failover_master()  # the old port redirects to the new leader
+        wait_until(lambda: scheduler.master_flags.warning, 30, "GET_FLAGS refused by the new one")
+        status = requests.get(f"http://127.0.0.1:{service.api.port}/v1/status", timeout=5).json()
+        with scheduler.lock:
+            kept = scheduler.plan.config.allocation_interval_seconds
+        second = cluster.master_url
+
+    assert first != second and kept == 0.3
+    [warning] = [w for w in status["warnings"] if "--allocation_interval" in w]
+    assert "GET_FLAGS refused: 403" in warning and "default" not in warning
+    assert (
+        f"by 0.3 s, the --allocation_interval that the previous master, {first}, answered "
+        "before the failover"
+    ) in warning

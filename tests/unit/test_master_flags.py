@@ -183,7 +183,39 @@ def test_a_failure_is_warned_of_once_too_without_a_grant(caplog):
     [warning] = [r.getMessage() for r in caplog.records]
     assert "GET_FLAGS failed: connection refused" in warning
     # no grant helps an unreachable master: the warning names none
-    assert GRANT not in warning and "by 0.5 s, the interval it last had" in warning
+    assert GRANT not in warning and "by 0.5 s, the interval the scheduler started with" in warning
+
+
+def test_after_a_failover_the_warning_says_the_interval_kept_came_from_the_previous_master():
+    """Learned from one master, refused by the next (a failover): the plan keeps the previous
+    master's interval (the masters of one DC/OS cluster share their flags), and the warning
+    says which interval and from which master, not "Mesos' default" even when it is 1 s."""
+    for seconds, text in ((0.3, "300ms"), (1.0, "1secs")):
+        flags = MasterFlags("calico-principal")
+        ask = lambda text=text: answer(("allocation_interval", text))  # noqa: E731
+        assert flags.allocation_interval(ask, 1.0, "10.0.0.1:5050") == seconds
+        assert flags.allocation_interval(refused(403), seconds, "10.0.0.2:5050") is None
+
+        assert flags.learned == (seconds, "10.0.0.1:5050")
+        assert (
+            f"so the plan times held offers and REVIVEs by {seconds:g} s, the "
+            "--allocation_interval that the previous master, 10.0.0.1:5050, answered before "
+            "the failover (kept: the masters of one DC/OS cluster run with the same flags"
+        ) in flags.warning
+        assert "default" not in flags.warning and "GET_FLAGS refused: 403" in flags.warning
+
+
+def test_refused_later_by_the_master_that_answered_the_warning_says_so():
+    """The same master answers, then refuses (a grant taken away): "this master answered at
+    an earlier subscription"; learned from no known master: "a master"."""
+    flags = MasterFlags("calico-principal")
+    flags.allocation_interval(lambda: answer(("allocation_interval", "2secs")), 1.0, "m:5050")
+    flags.allocation_interval(refused(403), 2.0, "m:5050")
+    same = flags.warning
+    flags.allocation_interval(refused(403), 2.0, None)
+
+    assert "by 2 s, the --allocation_interval this master answered at an earlier" in same
+    assert "by 2 s, the --allocation_interval a master answered at an earlier" in flags.warning
 
 
 def test_the_plan_times_itself_by_the_learned_interval_and_says_so_once():
