@@ -14,8 +14,8 @@ phases of `/v1/plan` and `/v1/status`, hold at most `PAGE_LIMIT` of them, from `
 (default 0) up to `?limit=` (default and most `PAGE_LIMIT`). The plan's `status` and
 `errors` still speak for every phase, and `phases_total`, `phases_complete`, `phases_offset`
 and `phases_limit` say where the page lies (fields dcos-commons' plan has not; its clients
-ignore them), and `degraded`, `forced_steps` and `message` are the summary's (as
-`/v1/status` says them).
+ignore them), and `degraded`, `progressing`, `forced_steps`, `acknowledged_warnings` and
+`message` are the summary's (as `/v1/status` says them).
 """
 
 from __future__ import annotations
@@ -86,15 +86,20 @@ def page_of(request: web.Request) -> tuple[int, int]:
 
 def paged_plan(plan: dict, offset: int, limit: int, summary: Mapping[str, Any]) -> dict:
     """The plan with `limit` of its phases from `offset`, and where they lie among all; and
-    from `summary` (`core.views.summary_doc`): `degraded` (a step failing now, or a launch
-    stalled), `forced_steps` (steps COMPLETE only by an operator's force-complete) and its
-    `message` ("4 of 4 agents done; 1 step force-completed (…)"), so that `/v1/plan` says
-    them as `/v1/status` and `calico-dcos status` do."""
+    from `summary` (`core.views.summary_doc`): `degraded` (a step failing now, a launch
+    stalled, a step done with a warning no operator acknowledged), `progressing` (it moves
+    without the operator), `forced_steps` (steps COMPLETE only by an operator's
+    force-complete), `acknowledged_warnings` (steps done with a warning an operator
+    acknowledged) and its `message` ("4 of 4 agents done; 1 step force-completed (…)"), so
+    that `/v1/plan` says them as `/v1/status` and `calico-dcos status` do (and `plan show`'s
+    exit status can tell "still going" from "needs a person")."""
     phases = plan["phases"]
     return {
         **plan,
         "degraded": summary["degraded"],
+        "progressing": summary.get("progressing", False),
         "forced_steps": summary.get("forced_steps", 0),
+        "acknowledged_warnings": summary.get("acknowledged_warnings", 0),
         "message": summary["message"],
         "phases": phases[offset : offset + limit],
         "phases_total": len(phases),

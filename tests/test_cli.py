@@ -75,7 +75,9 @@ def test_plan_show_exit_statuses_are_distinct_from_usage_and_unreachable():
         plan_exit_status({"status": "ERROR", "errors": ["agent-1: node: bad"]}),
     }
     assert statuses == {0, 3, 4}  # 1: cannot ask the scheduler; 2: click's usage errors
-    assert "0 complete, 3 in progress, 4 with errors" in _help("plan", "show")
+    text = _help("plan", "show")
+    assert "0 complete, 3 in progress, 4 with errors" in text
+    assert "5 degraded" in text and "6 waiting for the operator" in text
 
 
 def test_status_without_a_scheduler_says_how_to_name_one():
@@ -93,3 +95,4 @@ def test_force_complete_help_says_the_step_shows_forced_and_how_to_clear_it():
     assert "FORCED" in words and "its task may never have run" in words
     assert "calico-dcos plan restart" in words
     assert "done already" in words
+    assert "acknowledges the warning" in words and "no longer makes the plan Degraded" in words

@@ -112,12 +112,14 @@ def plan_table(plan: Mapping) -> list[str]:
 
 
 def messages(plan: Mapping) -> list[str]:
-    """What each unfinished step is saying, for a person to act on."""
+    """What each unfinished step is saying, for a person to act on, and what each step done
+    with the installer's warning says (`"warning": true`: done, not as the options want;
+    with when an operator acknowledged it, if one did)."""
     return [
         f"{phase['name']} {step['name']}: {step['message']}"
         for phase in plan["phases"]
         for step in phase["steps"]
-        if step["status"] != "COMPLETE" and step["message"]
+        if (step["status"] != "COMPLETE" or step.get("warning")) and step["message"]
     ]
 
 
@@ -143,8 +145,11 @@ def plan() -> None:
 @url_option
 @json_option
 def show(url: str, as_json: bool) -> None:
-    """Print the plan. Exit status: 0 complete, 3 in progress, 4 with errors; 1 when the
-    scheduler cannot be asked, 2 for a wrong command line (as every command)."""
+    """Print the plan. Exit status: 0 complete, 3 in progress, 4 with errors (a step
+    stopped: ERROR), 5 degraded (a step keeps failing, a launch stalled, or a step is done
+    with a warning no operator acknowledged), 6 waiting for the operator (interrupted:
+    nothing moves until `calico-dcos plan continue`); 1 when the scheduler cannot be asked,
+    2 for a wrong command line (as every command). 0 and 3: nothing for a person to do."""
     doc = fetch(url, "/v1/plan")
     if as_json:
         click.echo(json.dumps(doc, indent=2))
@@ -156,12 +161,16 @@ def show(url: str, as_json: bool) -> None:
 
 def plan_header(plan: Mapping) -> list[str]:
     """`plan show`'s first lines: the plan's status, Degraded, the steps force-completed (a
-    FORCED step is easy to miss in a long table), then the summary's message."""
+    FORCED step is easy to miss in a long table) and those whose warning an operator
+    acknowledged, then the summary's message."""
     degraded = yes_no(plan.get("degraded", False))
     head = f"deploy ({plan['strategy']}): {plan['status']}   Degraded: {degraded}"
     forced = plan.get("forced_steps", 0)
     if forced:
         head += f"   Forced: {forced} step{'s' if forced > 1 else ''}"
+    acknowledged = plan.get("acknowledged_warnings", 0)
+    if acknowledged:
+        head += f"   Acknowledged: {acknowledged} warning{'s' if acknowledged > 1 else ''}"
     return [head, plan["message"]] if plan.get("message") else [head]
 
 
@@ -175,15 +184,36 @@ def page_note(plan: Mapping) -> list[str]:
     return [f"(agents {first}-{first + shown - 1} of {total}; the API pages them: ?offset=)"]
 
 
-EXIT_COMPLETE, EXIT_IN_PROGRESS, EXIT_ERRORS = 0, 3, 4
+# `plan show`'s exit statuses (README "Operating it"): 0 and 3 need no one; 4, 5 and 6 wait
+# for a person. 0, 3 and 4 are dcos-commons' three answers to GET /v1/plans/<plan> (200
+# complete, 202 in progress, 417 with errors: mesosphere/dcos-commons sdk/scheduler/.../http/
+# queries/PlansQueries.java `get`), whose own CLI exits 0 for all three (cli/queries/plan.go
+# `Status`). 5 and 6 are Kubernetes' conditions (the summary's Degraded, Progressing false),
+# as `kubectl rollout status` fails once a rollout stops progressing, not while it waits
+# (kubernetes/kubectl pkg/polymorphichelpers/rollout_status.go: "exceeded its progress
+# deadline").
+EXIT_COMPLETE, EXIT_IN_PROGRESS, EXIT_ERRORS, EXIT_DEGRADED, EXIT_WAITING = 0, 3, 4, 5, 6
 
 
 def plan_exit_status(doc: Mapping) -> int:
-    """`plan show`'s exit status for a plan document: distinct from 1 (the scheduler could
-    not be asked) and from 2 (click's usage errors), so that a script can tell them apart."""
+    """`plan show`'s exit status for a plan document (`/v1/plan`), so that a script can tell
+    "still going" (3) and "done" (0) from "needs a person" (4, 5, 6), and all of them from 1
+    (the scheduler could not be asked) and 2 (click's usage errors). In this order: 4 errors
+    (a step ERROR: stopped, waits for the operator), 5 Degraded (`degraded`: a step failing
+    again and again, a launch stalled, a step done with a warning no operator acknowledged;
+    also when every step is COMPLETE), 0 COMPLETE, 6 not progressing (`progressing` false: the
+    plan or every agent not done is interrupted), 3 in progress. A scheduler of a version
+    without `degraded` or `progressing` reads as not degraded and progressing."""
+    if doc["errors"] or doc["status"] == "ERROR":
+        return EXIT_ERRORS
+    if doc.get("degraded"):
+        return EXIT_DEGRADED
     if doc["status"] == "COMPLETE":
         return EXIT_COMPLETE
-    return EXIT_ERRORS if doc["errors"] else EXIT_IN_PROGRESS
+    agents = doc.get("phases_total", len(doc.get("phases", ())))
+    if doc.get("progressing") is False and agents:  # none yet: it waits for their offers
+        return EXIT_WAITING
+    return EXIT_IN_PROGRESS
 
 
 def mutating(name: str, help_text: str, needs_step: bool) -> click.Command:
@@ -230,7 +260,10 @@ plan.add_command(
         "RUNNING is killed; a running one is left alone; a step done already is left as it "
         "is. The step then shows FORCED, not done (plan show, status, the page; the summary "
         "counts it), since its task may never have run, until it runs again: `calico-dcos "
-        "plan restart --phase P --step S` runs it now, new options that change it do too.",
+        "plan restart --phase P --step S` runs it now, new options that change it do too. "
+        "Of a step done with the installer's warning (someone else's setting left as it is), "
+        "it acknowledges the warning: the step stays done with the warning's words, marked "
+        "acknowledged and when, and no longer makes the plan Degraded, until it runs again.",
         True,
     )
 )

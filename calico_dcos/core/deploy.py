@@ -48,6 +48,7 @@ from calico_dcos.core.records import (
 )
 from calico_dcos.core.views import (
     INTERRUPTED,
+    acknowledged_words,
     done_words,
     failing,
     forced,
@@ -59,6 +60,7 @@ from calico_dcos.core.views import (
     step_doc,
     summary_doc,
     task_words,
+    utc_words,
     waiting_for_operator,
 )
 
@@ -705,9 +707,16 @@ class Deploy(Engine):
         one-shot half-way through a Docker or agent restart could leave the host broken. A
         restart slot the task holds is kept until Mesos confirms its end. dcos-commons'
         `forceComplete` only sets the step COMPLETE (AbstractStep.java), leaving its task to
-        run."""
+        run.
+
+        A step done with its installer's warning (`warning`) is left as it is, and the
+        warning is acknowledged instead (`_acknowledge`): the operator has looked at the host
+        and accepts it, so the plan stops counting it a problem (Degraded)."""
         out: list[Decision] = []
         agent, spec = self._known(agent_id), self._spec(step)
+        st = agent.steps.get(spec.name)
+        if agent.calico_present is None and st is not None and st.warning and step_done(spec, st):
+            return self._acknowledge(agent, spec, st, now)
         done = self._done_already(agent, spec)
         if done is not None:  # no record change, no FORCED mark: its task did run
             again = "; `calico-dcos plan restart` runs it again" if done != PRESENT else ""
@@ -737,12 +746,39 @@ class Deploy(Engine):
         out.append(Note(words, "info"))
         return out
 
+    def _acknowledge(
+        self, agent: AgentState, spec: StepSpec, st: StepState, now: float
+    ) -> list[Decision]:
+        """An operator's force-complete of a step done with its installer's warning: the step
+        stays COMPLETE and keeps the warning's words, marked acknowledged at `now`
+        (`warning_acknowledged_at`, in the agent's record, so that a restarted or failed-over
+        scheduler still knows), and is no longer a problem. The step's next launch (`plan
+        restart`, options that change it) clears both. Nothing is killed or launched. Once
+        acknowledged, the same command changes nothing and says when it was."""
+        out: list[Decision] = []
+        again = "`calico-dcos plan restart` runs it again"
+        if st.warning_acknowledged_at:
+            when = utc_words(st.warning_acknowledged_at)
+            words = f"'s warning was acknowledged already, at {when}: nothing changed; {again}"
+            out.append(Note(f"{agent.name}: {spec.name}{words}", "info"))
+            return out
+        st.warning_acknowledged_at = now
+        self._dirty(agent.agent_id)
+        out.append(SaveAgent(agent.agent_id, agent_record(agent)))
+        words = (
+            f"{agent.name}: {spec.name} was done already, with a warning; acknowledged by an "
+            f"operator at {utc_words(now)}: no longer counted a problem (Degraded), the step "
+            f"stays done with the host as it is ({again}): {st.warning}"
+        )
+        out.append(Note(words, "info"))
+        return out
+
     @staticmethod
     def _done_already(agent: AgentState, spec: StepSpec) -> str | None:
         """Why a step needs no force-complete (done with the current options: by its task,
         by an earlier force-complete, or Calico was on the host already), or None. Forcing
-        it would mark it FORCED, "its task may never have run", which is false then; and a
-        warning its installer left stays true until the step runs again."""
+        it would mark it FORCED, "its task may never have run", which is false then. (A step
+        done with its installer's warning is acknowledged instead: `_acknowledge`.)"""
         if agent.calico_present is not None:
             return PRESENT
         st = agent.steps.get(spec.name) or _NO_TASK
@@ -750,8 +786,6 @@ class Deploy(Engine):
             return None
         if forced(st, spec.fingerprint):
             return "was force-completed already"
-        if st.warning:
-            return f"was done already, with a warning: {st.warning}"
         ran = "finished" if spec.kind == StepKind.ONESHOT else "is running"
         return f"was done already (its task {ran})"
 
@@ -825,11 +859,13 @@ class Deploy(Engine):
         for spec in self.config.enabled_steps:
             st = agent.steps.get(spec.name) or _NO_TASK
             by_operator = False  # COMPLETE only by an operator's force-complete
+            warned = None  # done: its state, for the installer's warning, if any
             if present:
                 status, message = "COMPLETE", PRESENT
             elif step_done(spec, st):
                 status, message = "COMPLETE", done_words(st, spec.fingerprint)
                 by_operator = forced(st, spec.fingerprint)
+                warned = st
             else:
                 words = task_words(st, now)
                 stalled = self.stalled_words(st, now) if st.live else None
@@ -841,7 +877,7 @@ class Deploy(Engine):
                     words = self._waiting(agent, spec, action, now)
                 status, message = words
             step_id = st.task_id or f"{aid}:{spec.name}"
-            steps.append(step_doc(step_id, spec.name, status, message, by_operator))
+            steps.append(step_doc(step_id, spec.name, status, message, by_operator, warned))
         phase = phase_doc(aid, agent.name, steps, agent.interrupted)
         if not countdown:
             self._phases[aid] = phase
@@ -858,7 +894,7 @@ class Deploy(Engine):
         waits for."""
         done, total = self.progress()
         problems = []
-        moving, gave_up, held, by_operator = 0, 0, 0, 0
+        moving, gave_up, held, by_operator, acknowledged = 0, 0, 0, 0, 0
         replacing: dict[str, str] = {}  # slot holders replacing a running daemon: its step
         for a in self.agents.values():
             if a.agent_id not in self._eligible:
@@ -866,11 +902,14 @@ class Deploy(Engine):
             for spec in self.config.enabled_steps:
                 st = a.steps.get(spec.name)
                 if st is not None:
+                    step_is_done = step_done(spec, st)
                     if a.calico_present is None and forced(st, spec.fingerprint):
                         by_operator += 1  # as `_phase` marks it
                     if st.replacing:  # holds a slot (`_holds_slot`), for this daemon
                         replacing[a.agent_id] = spec.name
-                    line = failing(a.name, spec.name, st, step_done(spec, st))
+                    if step_is_done and st.warning and st.warning_acknowledged_at:
+                        acknowledged += 1
+                    line = failing(a.name, spec.name, st, step_is_done)
                     if line is not None:
                         problems.append(line)
             if a.agent_id in self._done:
@@ -888,6 +927,8 @@ class Deploy(Engine):
         message = f"{done} of {total} agents done"
         if by_operator:
             message += f"; {forced_words(by_operator)}"
+        if acknowledged:
+            message += f"; {acknowledged_words(acknowledged)}"
         if present:
             message += f"; {present} already run Calico by other means"
         if self.reconciling:
@@ -906,4 +947,5 @@ class Deploy(Engine):
             interrupted=self.interrupted,
             forced_steps=by_operator,
             replacing=replacing,
+            acknowledged_warnings=acknowledged,
         )

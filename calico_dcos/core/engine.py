@@ -604,7 +604,7 @@ class Engine:
         st.state, st.fingerprint, st.healthy = "TASK_STAGING", spec.fingerprint, None
         st.killing, st.message, st.updated, st.retry_at = False, "", now, 0.0
         st.kills, st.kill_at, st.late, st.launched_at = 0, 0.0, False, now
-        st.reason, st.host_caused, st.warning = "", False, ""
+        st.reason, st.host_caused, st.warning, st.warning_acknowledged_at = "", False, "", 0.0
         deadline = now + self.config.launch_timeout_seconds
         self._launching[st.task_id] = (agent.agent_id, spec.name, deadline)
         self._touched(agent.agent_id)
@@ -801,8 +801,8 @@ class Engine:
         words = report.get("warning", "")
         if st is None or st.task_id != report.get("task_id") or not words:
             return out
-        if st.warning != words:
-            st.warning = words
+        if st.warning != words:  # other words than an operator acknowledged: not those
+            st.warning, st.warning_acknowledged_at = words, 0.0
             self._saved(agent_id, now, out)
             out.append(Note(f"{self._agent_name(agent_id)}: {step}: {words}"))
         return out

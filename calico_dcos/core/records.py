@@ -59,6 +59,10 @@ class StepState:
     # the installer's warning for the current task (its report): done, but not as the options
     # want (a cluster store someone else set, left alone); "" when none
     warning: str = ""
+    # when an operator acknowledged that warning (`plan force-complete` of the step done with
+    # it: plan clock, seconds; 0.0 when not): the step is no longer counted a problem. Both
+    # go at the step's next launch (`Engine._launch`), and new words clear it.
+    warning_acknowledged_at: float = 0.0
     # failed `max_host_failures` times for the host: waits for an operator, or for other
     # options (the digest of those it gave up with; "" when it has not given up)
     gave_up: str = ""
@@ -130,15 +134,22 @@ STEP_FIELDS = (
     "last_failure",
     "warning",
 )
-_STEP_FIELD_SET = frozenset(STEP_FIELDS)  # O(1) membership: a restart reads every record
+# Fields stored only when set (not at their default): rare, so that every agent's record,
+# written at each status update, does not grow by them (~30 bytes a step)
+SPARSE_STEP_FIELDS = ("warning_acknowledged_at",)
+_STEP_FIELD_SET = frozenset(STEP_FIELDS + SPARSE_STEP_FIELDS)  # O(1): a restart reads them all
 
 
 _STEP_VALUES = operator.attrgetter(*STEP_FIELDS)
 
 
 def step_record(st: StepState) -> dict:
-    """A step's stored document (every field of `STEP_FIELDS`)."""
-    return dict(zip(STEP_FIELDS, _STEP_VALUES(st), strict=True))
+    """A step's stored document: every field of `STEP_FIELDS`, and those of
+    `SPARSE_STEP_FIELDS` that are set."""
+    doc = dict(zip(STEP_FIELDS, _STEP_VALUES(st), strict=True))
+    if st.warning_acknowledged_at:
+        doc["warning_acknowledged_at"] = st.warning_acknowledged_at
+    return doc
 
 
 def step_from_record(doc: Mapping) -> StepState:

@@ -8,6 +8,7 @@ COMPLETE, DELAYED, IN_PROGRESS. Everything here is O(size of what it shows).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 
 from calico_dcos.core.records import StepState
@@ -117,9 +118,12 @@ def failing(name: str, step: str, st: StepState, done: bool = False) -> str | No
     is done (a daemon that came back up, even before its count starts over) is no problem:
     Degraded says something is wrong now, as Kubernetes' conditions and dcos-commons' plan
     statuses do (ERROR only while the step has not completed); but a done step whose
-    installer warned that it left something not as the options want is one."""
+    installer warned that it left something not as the options want is one, until an
+    operator acknowledges the warning (`plan force-complete` of the step)."""
     if done:
-        return f"{name}: {step} done with a warning: {st.warning}" if st.warning else None
+        if not st.warning or st.warning_acknowledged_at:
+            return None
+        return f"{name}: {step} done with a warning: {st.warning}"
     if st.gave_up:
         words = st.message or st.last_failure or "stopped: waits for the operator"
         return f"{name}: {step} {words}"
@@ -140,10 +144,25 @@ def forced(st: StepState, fingerprint: str | None) -> bool:
 def done_words(st: StepState, fingerprint: str | None) -> str:
     """What a done step shows: its task's last words, "force-completed" (`forced`), or the
     installer's warning (done, but not as the options want it: a value someone else set,
-    left alone)."""
+    left alone), and when an operator acknowledged it: `done with a warning, acknowledged by
+    an operator at 2026-11-29 20:40:12 UTC: <words>`."""
+    if st.warning_acknowledged_at and st.warning:
+        when = utc_words(st.warning_acknowledged_at)
+        return f"done with a warning, acknowledged by an operator at {when}: {st.warning}"
     if st.warning:
         return f"done with a warning: {st.warning}"
     return "force-completed" if forced(st, fingerprint) else st.message
+
+
+def utc_words(at: float) -> str:
+    """A time of the plan's clock (wall seconds since the epoch) as people read it, in UTC:
+    `2026-11-29 20:40:12 UTC` (as the file store names a time: store/file.py)."""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(at))
+
+
+def utc_iso(at: float) -> str:
+    """The same time as programs read it (ISO 8601, RFC 3339): `2026-11-29T20:40:12Z`."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
 
 def failed_line(name: str, step: str, st: StepState) -> str:
@@ -167,14 +186,27 @@ def waiting_for_operator(agents: int) -> str:
     )
 
 
-def step_doc(step_id: str, name: str, status: str, message: str, forced: bool = False) -> dict:
+def step_doc(
+    step_id: str,
+    name: str,
+    status: str,
+    message: str,
+    forced: bool = False,
+    warning: StepState | None = None,
+) -> dict:
     """A dcos-commons step: `{"id", "name", "status", "message"}`, and `"forced": true` for a
-    step COMPLETE only because an operator force-completed it (dcos-commons' step has no such
-    field: its clients ignore it; left out otherwise, so that a page of 500 agents' phases
-    does not grow by it)."""
+    step COMPLETE only because an operator force-completed it; for a step done with the
+    installer's warning (`warning`: its state, given only for a done step), `"warning":
+    true`, and `"warning_acknowledged": "2026-11-29T20:40:12Z"` once an operator acknowledged
+    it (`utc_iso`). dcos-commons' step has no such fields: its clients ignore them; left out
+    otherwise, so that a page of 500 agents' phases does not grow by them."""
     doc = {"id": step_id, "name": name, "status": status, "message": message}
     if forced:
         doc["forced"] = True
+    if warning is not None and warning.warning:
+        doc["warning"] = True
+        if warning.warning_acknowledged_at:
+            doc["warning_acknowledged"] = utc_iso(warning.warning_acknowledged_at)
     return doc
 
 
@@ -226,6 +258,7 @@ def summary_doc(
     interrupted: bool,
     forced_steps: int = 0,
     replacing: Mapping[str, str] | None = None,
+    acknowledged_warnings: int = 0,
 ) -> dict:
     """The page's and `/v1/status`'s summary; `degraded` when there are problems (the first
     `MAX_PROBLEMS`, then a line counting the others); `restarting` names the first
@@ -233,7 +266,9 @@ def summary_doc(
     `replacing` maps those of them that hold it to replace a running daemon (`replacing`:
     `{agent_id: step}`, not a Docker or agent restart) to the daemon's step;
     `forced_steps` counts the steps COMPLETE only by an operator's force-complete (each
-    `"forced": true` in the plan), which `message` says too (`forced_words`)."""
+    `"forced": true` in the plan), which `message` says too (`forced_words`);
+    `acknowledged_warnings` the steps done with an installer's warning an operator
+    acknowledged (no longer problems; `acknowledged_words` in `message`)."""
     problems = sorted(problems)
     holders = sorted(restarting)
     if len(problems) > MAX_PROBLEMS:
@@ -253,6 +288,7 @@ def summary_doc(
         "budget": budget,
         "interrupted": interrupted,
         "forced_steps": forced_steps,
+        "acknowledged_warnings": acknowledged_warnings,
     }
 
 
@@ -262,4 +298,14 @@ def forced_words(count: int) -> str:
     steps, tasks = ("1 step", "its task") if count == 1 else (f"{count} steps", "their tasks")
     return (
         f"{steps} force-completed ({tasks} may never have run: `calico-dcos plan restart` runs it)"
+    )
+
+
+def acknowledged_words(count: int) -> str:
+    """The summary's words for `count` (> 0) steps done with an installer's warning that an
+    operator acknowledged: not problems any more, but still not as the options want."""
+    steps = "1 step's warning" if count == 1 else f"{count} steps' warnings"
+    return (
+        f"{steps} acknowledged by an operator (done, not as the options want: "
+        "`calico-dcos plan restart` runs it again)"
     )

@@ -87,12 +87,16 @@ function renderLegend() {
 }
 
 // What the agent's row says now: its current step, or once every step is done, the steps
-// done only by an operator's force-complete, in words (not only the cell's stripes).
+// done only by an operator's force-complete, in words (not only the cell's stripes), and the
+// steps done with the installer's warning, in their words (whether and when an operator
+// acknowledged it: "docker: done with a warning, acknowledged by an operator at …: …").
 function currentMessage(phase) {
   const step = phase.steps.find((s) => s.status !== "COMPLETE");
   if (step) return `${step.name}: ${step.message || STATUSES[step.status] || step.status}`;
   const forced = phase.steps.filter((s) => s.forced).map((s) => s.name);
-  return forced.length ? `${forced.join(", ")}: ${STATUSES.FORCED}` : "";
+  const said = forced.length ? [`${forced.join(", ")}: ${STATUSES.FORCED}`] : [];
+  const warned = phase.steps.filter((s) => s.warning).map((s) => `${s.name}: ${s.message}`);
+  return said.concat(warned).join("; ");
 }
 
 // Columns: every step name in the order first seen (the uninstall's phases differ).

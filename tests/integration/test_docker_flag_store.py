@@ -15,6 +15,9 @@ the daemon.json the installer wrote is its own and is replaced, the flag is stil
 
 import json
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import requests
 
@@ -26,6 +29,7 @@ from tests.integration.harness import (
     options_env,
     running_cluster,
     scheduler_on,
+    start_scheduler,
     wait_until,
 )
 from tests.integration.test_rollout_process import calls
@@ -94,3 +98,79 @@ def step_message(url: str, agent) -> str:
         if phase["id"] == agent.agent_id:
             return next(s["message"] for s in phase["steps"] if s["name"] == "docker")
     return ""
+
+
+CLI = [str(Path(sys.executable).with_name("calico-dcos"))]
+
+
+def plan_command(url: str, *args: str) -> subprocess.CompletedProcess:
+    """`calico-dcos plan …` as an operator runs it, against the scheduler's API."""
+    return subprocess.run(
+        [*CLI, "plan", *args, "--url", url], capture_output=True, text=True, timeout=30
+    )
+
+
+def docker_step(url: str, agent) -> dict:
+    """The agent's docker step on /v1/plan."""
+    for phase in requests.get(f"{url}/v1/plan", timeout=5).json()["phases"]:
+        if phase["id"] == agent.agent_id:
+            return next(s for s in phase["steps"] if s["name"] == "docker")
+    return {}
+
+
+def test_an_operator_acknowledges_the_warning_and_a_restarted_scheduler_keeps_it(tmp_path):
+    """The flagged agent's docker step is done with the installer's warning: `plan show` exits
+    5 (Degraded). `plan force-complete` of it acknowledges the warning: /v1/plan and
+    /v1/agents say so and when, the plan is no longer Degraded (`plan show` exits 0, saying
+    the words and the acknowledgement). A new scheduler on the same state (a restart, or a
+    failover to another instance) still shows it acknowledged; `plan restart` runs the step
+    again, whose task warns again, not acknowledged: Degraded once more."""
+    only_oneshots = {"node_enable": "false", "libnetwork_enable": "false"}
+    options = {**only_oneshots, **cni_standins(tmp_path / "cni")}
+    with running_cluster(agents=0, public_agents=0, executor="process") as cluster:
+        flagged = cluster.add_agent(docker_flags=["--cluster-store", FLAG_STORE])
+        phase = ["--phase", flagged.hostname, "--step", "docker"]
+        with scheduler_on(cluster, tmp_path, **options) as service:
+            url = f"http://127.0.0.1:{service.api.port}"
+            wait_until(lambda: docker_step(url, flagged).get("warning"), 60, "the warning")
+            warned = plan_command(url, "show")
+            answer = plan_command(url, "force-complete", *phase)
+            acknowledged = docker_step(url, flagged)
+            plan = requests.get(f"{url}/v1/plan", timeout=5).json()
+            record = requests.get(f"{url}/v1/agents/{flagged.agent_id}", timeout=5).json()
+            shown = plan_command(url, "show")
+        service = start_scheduler(cluster, tmp_path, **options)  # the same state
+        try:
+            url = f"http://127.0.0.1:{service.api.port}"
+            wait_until(converged(service), 60, "the new scheduler reconciled")
+            after_restart = docker_step(url, flagged)
+            restarted_plan = requests.get(f"{url}/v1/plan", timeout=5).json()
+            task = after_restart["id"]
+            plan_command(url, "restart", *phase).check_returncode()
+            wait_until(
+                lambda: (s := docker_step(url, flagged))["id"] != task and s.get("warning"),
+                60,
+                "the step run again, with the installer's warning again",
+            )
+            again = docker_step(url, flagged)
+            warned_again = plan_command(url, "show")
+        finally:
+            service.stop()
+
+    assert warned.returncode == 5 and "Degraded: yes" in warned.stdout
+    assert "docker: done with a warning: " in warned.stdout and FLAG_STORE in warned.stdout
+    assert answer.returncode == 0 and "acknowledged by an operator at " in answer.stdout
+    assert acknowledged["status"] == "COMPLETE" and "forced" not in acknowledged
+    assert acknowledged["message"].startswith(
+        "done with a warning, acknowledged by an operator at "
+    )
+    assert FLAG_STORE in acknowledged["message"]
+    assert acknowledged["warning_acknowledged"].endswith("Z")
+    assert plan["degraded"] is False and plan["acknowledged_warnings"] == 1
+    docker_record = record["steps"]["docker"]
+    assert FLAG_STORE in docker_record["warning"] and docker_record["warning_acknowledged_at"] > 0
+    assert shown.returncode == 0 and "Acknowledged: 1 warning" in shown.stdout
+    assert acknowledged["message"] in shown.stdout
+    assert after_restart == acknowledged and restarted_plan["degraded"] is False
+    assert "warning_acknowledged" not in again and FLAG_STORE in again["message"]
+    assert warned_again.returncode == 5
