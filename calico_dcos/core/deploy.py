@@ -715,7 +715,7 @@ class Deploy(Engine):
         out: list[Decision] = []
         agent, spec = self._known(agent_id), self._spec(step)
         st = agent.steps.get(spec.name)
-        if agent.calico_present is None and st is not None and st.warning and step_done(spec, st):
+        if st is not None and st.warning and step_done(spec, st):
             return self._acknowledge(agent, spec, st, now)
         done = self._done_already(agent, spec)
         if done is not None:  # no record change, no FORCED mark: its task did run

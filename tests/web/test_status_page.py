@@ -269,3 +269,48 @@ def test_the_schedulers_own_warnings_show_as_they_come(tmp_path):
     assert flags == service.scheduler.master_flags.warning
     assert "GET_FLAGS refused: 403" in flags
     assert "VIEW_FLAGS" in flags  # says what to grant
+
+
+def test_a_warning_an_operator_acknowledged_reads_so_in_its_row(tmp_path):
+    """An agent whose dockerd has a cluster store from a flag (the host stand-ins model the
+    flag: no systemd here): its docker step is done with the installer's warning, and the
+    row's "Now" says the warning's words; once an operator acknowledges it (force-complete
+    over the API) it says "acknowledged by an operator at …", the cell's label too, and the
+    Degraded condition goes off."""
+    from tests.integration.harness import cni_standins
+
+    options = {"node_enable": "false", "libnetwork_enable": "false"}
+    with running_cluster(agents=0, public_agents=0, executor="process") as cluster:
+        agent = cluster.add_agent(docker_flags=["--cluster-store", "etcd://192.0.2.5:2379"])
+        with (
+            operator_service(cluster, tmp_path, **options, **cni_standins(tmp_path)) as (_, url),
+            chromium() as browser,
+        ):
+            browser.get(f"{url}/?refresh=0.2")
+            read = lambda: browser.execute_script(READ_ROW, agent.agent_id) or {}  # noqa: E731
+            conditions = lambda: browser.execute_script(READ_PAGE)["conditions"]  # noqa: E731
+            warned = wait_until(
+                lambda: "done with a warning" in read().get("now", "") and read(),
+                60,
+                "the row saying the installer's warning",
+            )
+            degraded = conditions()
+            requests.post(
+                f"{url}/v1/plan/force-complete",
+                params={"phase": agent.hostname, "step": "docker"},
+                timeout=5,
+            ).raise_for_status()
+            row = wait_until(
+                lambda: "acknowledged by an operator" in read().get("now", "") and read(),
+                30,
+                "the row saying the warning is acknowledged",
+            )
+            wait_until(lambda: "Degraded" not in conditions(), 10, "Degraded off")
+
+    assert "Degraded" in degraded
+    assert warned["now"].startswith("docker: done with a warning: ")
+    assert "192.0.2.5:2379" in warned["now"]
+    assert row["now"].startswith("docker: done with a warning, acknowledged by an operator at ")
+    assert "192.0.2.5:2379" in row["now"] and "acknowledged by an operator" in row["label"]
+    assert row["docker"] == "COMPLETE"
+    assert "1 step's warning acknowledged by an operator" in row["message"]
