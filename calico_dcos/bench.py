@@ -44,6 +44,7 @@ import psutil
 from calico_dcos import logs
 from calico_dcos import steps as catalog
 from calico_dcos.core.budget import RestartBudget
+from calico_dcos.metrics import revive_reasons
 
 CALL_TYPES = ("ACCEPT", "DECLINE", "REVIVE", "KILL", "RECONCILE", "ACKNOWLEDGE")
 DONE_STATE = {
@@ -716,6 +717,9 @@ def _figures(
             counts.get("slot_seconds"), (wall or 0.0) * settings.budget_for(agents)
         ),
         "calls": {t: counts["calls"].get(t, 0) for t in CALL_TYPES},
+        # why the plan sent each REVIVE (`calico_dcos.core.revive.REASONS`), from the
+        # scheduler's own counters: the master sees only the calls
+        "revive_reasons": revive_reasons(stats.get("counters") or {}),
         "store_writes": stats.get("store_writes"),
         "store_bytes": stats.get("store_bytes"),
         "store_commits": stats.get("store_commits"),

@@ -17,11 +17,16 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from calico_dcos.core.revive import REASONS as REVIVE_REASONS
+
 PREFIX = "calico_dcos"
 # The scheduler's own counter names (scheduler.py) for the Mesos calls it makes.
 CALLS = ("ACCEPT", "DECLINE", "KILL", "RECONCILE", "REVIVE", "ACKNOWLEDGE")
 # The scheduler's counter of offer IDs in the DECLINE calls the master took (scheduler.py).
 DECLINED = "offers_declined"
+# The scheduler's counters of REVIVEs sent, one per reason a REVIVE carries: this prefix and
+# the reason (`calico_dcos.core.revive.REASONS`), e.g. "REVIVE reason=slot_freed".
+REVIVE_REASON = "REVIVE reason="
 
 
 class ViewCollector(Collector):
@@ -36,6 +41,7 @@ class ViewCollector(Collector):
         held_offers = getattr(self.view, "held_offers", None)
         yield from offer_metrics(counters, held_offers() if held_offers is not None else 0)
         yield calls_metric(counters)
+        yield revives_metric(counters)
         yield CounterMetricFamily(
             f"{PREFIX}_reconciliation_rounds",
             "Reconciliation requests sent to Mesos: explicit rounds and periodic implicit ones.",
@@ -110,6 +116,30 @@ def calls_metric(counters: Mapping[str, int]) -> Metric:
     for call in CALLS:
         family.add_metric([call], counters.get(call, 0))
     return family
+
+
+def revives_metric(counters: Mapping[str, int]) -> Metric:
+    """REVIVEs sent, by why the plan wanted them (`calico_dcos.core.revive.REASONS`). Each
+    REVIVE makes Mesos offer every agent again, so these say where offers come from. One
+    REVIVE answers every want of its coalescing window: it counts once under each of their
+    reasons, so the sum may exceed `mesos_calls{type="REVIVE"}`."""
+    family = CounterMetricFamily(
+        f"{PREFIX}_revives",
+        "REVIVEs sent, by the reason the plan wanted them (one REVIVE may carry several).",
+        labels=["reason"],
+    )
+    for reason in REVIVE_REASONS:
+        family.add_metric([reason], counters.get(f"{REVIVE_REASON}{reason}", 0))
+    return family
+
+
+def revive_reasons(counters: Mapping[str, int]) -> dict[str, int]:
+    """{reason: REVIVEs} from the scheduler's counters, only the reasons seen."""
+    return {
+        name[len(REVIVE_REASON) :]: count
+        for name, count in counters.items()
+        if name.startswith(REVIVE_REASON) and count
+    }
 
 
 def launches_metric(records: Mapping[str, Mapping]) -> Metric:

@@ -51,7 +51,7 @@ from calico_dcos.core.views import combine
 from calico_dcos.dcos_auth import again_after_401
 from calico_dcos.driver import Driver
 from calico_dcos.master_flags import GET_FLAGS, MasterFlags
-from calico_dcos.metrics import DECLINED
+from calico_dcos.metrics import DECLINED, REVIVE_REASON
 from calico_dcos.options import read_secret, roles
 from calico_dcos.pipeline import Action, Batch, Pipeline, Write, coalesce
 from calico_dcos.report_auth import ReportKey, with_report_token
@@ -516,6 +516,8 @@ class CalicoScheduler(Scheduler):
             }
         else:
             self.counters["REVIVE"] += 1
+            for reason in decision.reasons or ("unknown",):  # `metrics.revives_metric`
+                self.counters[f"{REVIVE_REASON}{reason}"] += 1
             body = {"type": "REVIVE", "framework_id": framework_id}
         try:
             self.master_api.post(session, body)

@@ -88,6 +88,7 @@ class SimResult:
     largest_call_decisions: int
     rss_growth_bytes: int
     revives: int = 0
+    revive_reasons: dict[str, int] = dataclasses.field(default_factory=dict)  # reason -> REVIVEs
     held_peak: int = 0  # most offers the plan held at once (after an allocation round)
 
     @property
@@ -145,6 +146,8 @@ class Simulation:
         self.tasks: dict[str, tuple[str, str]] = {}  # task ID -> (agent ID, latest state)
         self.task_needs: dict[str, tuple[float, float]] = {}  # task ID -> (cpus, mem)
         self.revives = 0
+        self.revive_reasons: dict[str, int] = {}  # reason -> REVIVEs carrying it
+        self.revive_log: list[tuple[float, tuple[str, ...]]] = []  # (virtual time, reasons)
         self._wakes: set[float] = set()  # the plan's `wake_at`s a tick is queued for
         self._queue: list[tuple[float, int, Callable[[], None]]] = []
         self._order = itertools.count()
@@ -195,6 +198,7 @@ class Simulation:
             largest_call_decisions=decisions,
             rss_growth_bytes=peak - rss_before,
             revives=self.revives,
+            revive_reasons=dict(self.revive_reasons),
             held_peak=self.held_peak,
             lower_bound_seconds=self.lower_bound(),
         )
@@ -302,6 +306,9 @@ class Simulation:
                     self._answered(offer_id, decision.refuse_seconds)
             elif isinstance(decision, ev.Revive):
                 self.revives += 1
+                self.revive_log.append((self.now, decision.reasons))
+                for reason in decision.reasons or ("unknown",):
+                    self.revive_reasons[reason] = self.revive_reasons.get(reason, 0) + 1
                 self.filtered.clear()
                 self.at(self.now, lambda: self.allocate(periodic=False))
             elif isinstance(decision, ev.Reconcile):

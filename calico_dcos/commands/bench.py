@@ -225,6 +225,7 @@ def table(document: dict, wide: bool = False) -> str:
         cells = row(run)
         lines.append(" ".join(COLUMNS[i][1].format(cells[i]) for i in shown))
     lines.extend(limits_words(run) for run in document["runs"])
+    lines.extend(revive_words(run) for run in document["runs"])
     learned = {run.get("scheduler_allocation_interval_seconds") for run in document["runs"]}
     if learned - {None}:
         words = ", ".join(f"{s:g} s" for s in sorted(learned - {None}))
@@ -260,6 +261,22 @@ def limits_words(run: dict) -> str:
     words, seconds = limit
     beyond = f", {wall - seconds:.1f} s beyond it (latency, contention)"
     return f"{head}; {', '.join(known)}: limited by {words}{beyond}"
+
+
+def reasons_words(reasons: dict[str, int]) -> str:
+    """ "slot_freed 4, subscribed 1" (most first), or "none"."""
+    ordered = sorted(reasons.items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{reason} {count}" for reason, count in ordered) or "none"
+
+
+def revive_words(run: dict) -> str:
+    """ "1000 agents: 3 REVIVEs (each offers every agent again), by reason: slot_freed 2,
+    subscribed 1" (a REVIVE counts under each reason it carries)."""
+    revives = run["calls"].get("REVIVE", 0)
+    return (
+        f"{run['agents']} agents: {revives} REVIVEs (each offers every agent again), by "
+        f"reason: {reasons_words(run.get('revive_reasons') or {})}"
+    )
 
 
 def run_with_bar(settings: Settings, agents: int) -> dict:
@@ -393,7 +410,8 @@ def simulated(
         f"which counts no wait for an offer: the rest is offers waiting for allocation "
         f"rounds, every {allocation_interval:g} s{', and the latency' if latency else ''})\n"
         f"per agent: {result['offers'] / agents:.1f} offers, "
-        f"{result['revives'] / agents:.3f} REVIVEs ({result['revives']} in all); "
+        f"{result['revives'] / agents:.3f} REVIVEs ({result['revives']} in all: "
+        f"{reasons_words(result['revive_reasons'])}); "
         f"at most {result['held_peak']} offers held at once\n"
         f"core CPU {result['core_cpu_seconds']:.1f} s for {result['events']} events "
         f"({result['events_per_cpu_second']:.0f} events/s; {result['updates']} updates, "

@@ -46,6 +46,7 @@ from calico_dcos.core.records import (
     agent_record,
     parse_task_id,
 )
+from calico_dcos.core.revive import OPERATOR, OPTIONS, SLOT_FREED, SUBSCRIBED
 from calico_dcos.core.views import (
     INTERRUPTED,
     acknowledged_words,
@@ -273,7 +274,7 @@ class Deploy(Engine):
         if self._slot_free("") and not self._slot_held:
             waited = self.slots.freed_filter()  # slots free, no offer held to take them
             if waited is not None:
-                self._revive.want(waited[1], waited[0])
+                self._revive.want(waited[1], waited[0], SLOT_FREED)
         self._revive_if_due(now, out)
 
     def _accept_refuse_seconds(self) -> float:
@@ -350,7 +351,7 @@ class Deploy(Engine):
         every KILL not confirmed sent again (one may have been lost while we were away)."""
         self.reconciler.finish(now, out)
         self._resend_kills(now, out, every=True)
-        self._revive.want(math.inf)
+        self._revive.want(math.inf, reason=SUBSCRIBED)
         self._pump(now, out)  # replacements wait for reconciliation too
 
     def on_tick(self, now: float) -> list[Decision]:
@@ -633,7 +634,7 @@ class Deploy(Engine):
             agent.wanted = config.wants_agent(agent.view)
             self._index(agent, now)
             if agent.agent_id not in self._done:
-                self._revive.want(agent.filtered_until, agent.filtered_after)
+                self._revive.want(agent.filtered_until, agent.filtered_after, OPTIONS)
         for aid in list(self._held):
             self._use_held(aid, now, out)
         self._pump(now, out)
@@ -646,7 +647,7 @@ class Deploy(Engine):
         if agent_id is None:
             self.interrupted = value
             if not value:
-                self._revive.want(math.inf)
+                self._revive.want(math.inf, reason=OPERATOR)
                 self._unheld.clear()
             for aid in list(self._held):
                 self._use_held(aid, now, out)

@@ -67,7 +67,7 @@ from calico_dcos.core.records import (
     parse_task_id,
     task_id_for,
 )
-from calico_dcos.core.revive import REVIVE_WORTH_SECONDS, Reviver
+from calico_dcos.core.revive import REVIVE_WORTH_SECONDS, SLOT_FREED, Reviver
 from calico_dcos.core.views import span, stall_words
 from calico_dcos.mesos import TERMINAL_STATES
 
@@ -176,7 +176,7 @@ class Engine:
                 del self._unheld[aid]  # a slot frees: its waiters' offers are held again
             waited = self.slots.freed_filter()
             if waited is not None and not self._slot_held:
-                self._revive.want(waited[1], waited[0])
+                self._revive.want(waited[1], waited[0], SLOT_FREED)
 
     def _refuse_for_slot(
         self, agent: AgentState, now: float, seconds: float | None = None

@@ -104,7 +104,10 @@ class Reconcile:
 
 @dataclass(frozen=True)
 class Revive:
-    """REVIVE: lift every offer filter of the framework."""
+    """REVIVE: lift every offer filter of the framework. `reasons`: why it was wanted
+    (`calico_dcos.core.revive.REASONS`), for the metrics and the bench."""
+
+    reasons: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,10 @@ docs/scheduler-http-api.md, REVIVE) and the allocator then offers every agent at
   agent's offers, and a suppressed framework gets none, so guideline 3's long filters
   stand in for it once the install is done.
 
+Every want says why (`REASONS`), and a REVIVE carries the reasons of the wants it answers
+(`Revive.reasons`), so that the scheduler counts REVIVEs by reason (the metric
+`calico_dcos_revives_total{reason}`) and the bench can say where each came from.
+
 Which filters a REVIVE lifted is counted in REVIVEs, not seconds (`Reviver.sent`): the
 decisions of one event share a timestamp, and a REVIVE decided after an ACCEPT leaves after
 it (both on the sender's control lane, in decision order), so only order tells them apart.
@@ -28,7 +32,7 @@ it (both on the sender's control lane, in decision order), so only order tells t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from calico_dcos.core.events import Revive
 
@@ -36,6 +40,15 @@ from calico_dcos.core.events import Revive
 # filter that runs out within about one allocation interval (Mesos' default is 1 s; a
 # filter never hides for less: `recoverResources` keeps it `allocationInterval` at least).
 REVIVE_WORTH_SECONDS = 1.0
+
+# Why a REVIVE is wanted (`Revive.reasons`, the label of `calico_dcos_revives_total`):
+SUBSCRIBED = "subscribed"  # (re)subscribed and reconciled: filters set before may hide work
+WORK = "work"  # an agent our filter hides has work now (its step ended, a retry is due, …)
+SLOT_FREED = "slot_freed"  # a restart slot freed, agents refused one are filtered
+TAIL = "tail"  # the install's tail: a step ready, its agent's offer waits for the next round
+OPTIONS = "options"  # new options: agents with work again may be filtered
+OPERATOR = "operator"  # an operator's command (continue, restart) gave filtered agents work
+REASONS = (SUBSCRIBED, WORK, SLOT_FREED, TAIL, OPTIONS, OPERATOR)
 
 
 @dataclass
@@ -51,12 +64,17 @@ class Reviver:
     last: float = -math.inf  # when the last REVIVE was decided (plan clock, seconds)
     sent: int = 0  # REVIVEs decided so far: a filter set at `sent == n` is lifted by the n+1st
     round_until: float = -math.inf  # a want of the next round's offers, moot after this
+    # each reason wanted since the last REVIVE -> the latest `until` wanted for it (a
+    # handful of keys: `REASONS`)
+    reasons: dict[str, float] = field(default_factory=dict)
 
-    def want(self, until: float, after: int | None = None) -> None:
+    def want(self, until: float, after: int | None = None, reason: str = WORK) -> None:
         """Work for an agent filtered until `until` (plan clock) by a filter set when `after`
-        REVIVEs had been decided (None: always counts, e.g. no filter recorded)."""
+        REVIVEs had been decided (None: always counts, e.g. no filter recorded); `reason`:
+        why (`REASONS`)."""
         if after is None or after >= self.sent:
             self.until = max(self.until, until)
+            self.reasons[reason] = max(self.reasons.get(reason, -math.inf), until)
 
     def want_round(self, until: float, after: int) -> None:
         """Work is ready on an agent that no filter hides: its resources come back at the
@@ -67,6 +85,7 @@ class Reviver:
         since that ACCEPT has offered those resources already: no want."""
         if after >= self.sent:
             self.round_until = max(self.round_until, until)
+            self.reasons[TAIL] = max(self.reasons.get(TAIL, -math.inf), until)
 
     def opens_at(self, interval: float) -> float | None:
         """When (plan clock) a REVIVE wanted now may go: the end of the coalescing window of
@@ -76,18 +95,27 @@ class Reviver:
         return self.last + interval
 
     def due(self, now: float, interval: float) -> list[Revive]:
-        """[Revive()] when wanted and at least `interval` seconds (the coalescing window)
-        after the last one; [] otherwise (a want stays until then, a want of a round until
-        that round has come by itself)."""
+        """[Revive(reasons)] when wanted and at least `interval` seconds (the coalescing
+        window) after the last one; [] otherwise (a want stays until then, a want of a round
+        until that round has come by itself). `reasons`: those of the wants still standing,
+        in `REASONS` order."""
         if self.until <= now + REVIVE_WORTH_SECONDS:
             self.until = -math.inf
         if self.round_until <= now:
             self.round_until = -math.inf
         if self.until == -math.inf and self.round_until == -math.inf:
+            self.reasons.clear()
             return []
         if now < self.opens_at(interval):  # the same sum: a tick at `opens_at` finds it open
             return []
+        reasons = tuple(
+            reason
+            for reason in REASONS
+            if self.reasons.get(reason, -math.inf)
+            > now + (0.0 if reason == TAIL else REVIVE_WORTH_SECONDS)
+        )
         self.until = self.round_until = -math.inf
+        self.reasons.clear()
         self.last = now
         self.sent += 1
-        return [Revive()]
+        return [Revive(reasons)]

@@ -51,6 +51,7 @@ from calico_dcos.core.records import (
     step_from_record,
     step_record,
 )
+from calico_dcos.core.revive import OPERATOR as REVIVE_FOR_OPERATOR
 from calico_dcos.core.views import (
     DEGRADED_FAILURES,
     INTERRUPTED,
@@ -334,7 +335,7 @@ class Uninstall(Engine):
             st.task_id, st.state, st.forced, st.failures, st.retry_at = None, None, None, 0, 0.0
             words = "reverted again, within the restart budget"
         agent = self.agents[agent_id]
-        self._revive.want(agent.filtered_until, agent.filtered_after)
+        self._revive.want(agent.filtered_until, agent.filtered_after, REVIVE_FOR_OPERATOR)
         out: list[Decision] = []
         self._save(out, agent_id)
         out.append(Note(f"{self._hostname(agent_id)}: {REVERT} restarted by an operator: {words}"))
@@ -368,7 +369,7 @@ class Uninstall(Engine):
             self._known(agent_id).interrupted = value
             self._dirty(agent_id)
         if not value:
-            self._revive.want(math.inf)
+            self._revive.want(math.inf, reason=REVIVE_FOR_OPERATOR)
         out: list[Decision] = []
         self._revive_if_due(now, out)
         return out

@@ -66,7 +66,7 @@ def test_after_every_answer_comes_implicit_reconciliation_and_a_revive():
             after.update(task_id, task["state"])
 
     assert ev.Reconcile(()) in after.decisions
-    assert ev.Revive() in after.decisions
+    assert ev.Revive(("subscribed",)) in after.decisions
     after.converge()
     relaunched = [(a, step) for _, a, step in after.launches]
     assert not set(relaunched) & ran_before
