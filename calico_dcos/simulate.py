@@ -173,7 +173,11 @@ class Simulation:
         process = psutil.Process()
         rss_before = process.memory_info().rss
         self.call("subscribed", 1, lambda: self.core.on_subscribed("fw-sim", self.now))
-        self.at(0.0, self.allocate)
+        # the master offers every agent when it adds the framework (`addFramework` calls
+        # `generateOffers()`); its periodic rounds keep their own phase, which is unrelated
+        # to the subscription: taken as half an interval later, its expected value
+        self.at(0.0, lambda: self.allocate(periodic=False))
+        self.at(self.s.allocation_interval / 2, self.allocate)
         self.at(self.s.tick_seconds, self.tick)
         peak = rss_before
         while self._queue and not self.core.complete and self.now < self.s.max_virtual_seconds:

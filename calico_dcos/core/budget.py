@@ -20,7 +20,7 @@ no agent is admitted meanwhile.
 
 from __future__ import annotations
 
-import math
+import heapq
 from dataclasses import dataclass, field
 
 
@@ -63,9 +63,12 @@ class Slots:
 
     budget: RestartBudget
     holders: set[str] = field(default_factory=set)
-    waiters: set[str] = field(default_factory=set)  # refused an offer for want of a slot
-    # latest such refusal's filter: (REVIVEs decided before it, until); see `Reviver`
-    wait_filter: tuple[int, float] = (0, -math.inf)
+    # refused an offer for want of a slot -> that refusal's filter: (REVIVEs decided before
+    # it, until, plan clock); see `Reviver`
+    waiters: dict[str, tuple[int, float]] = field(default_factory=dict)
+    # the same filters, earliest end first; an entry is stale once its agent no longer
+    # waits or was refused again since (`waiters` has another filter for it)
+    _ends: list[tuple[float, int, str]] = field(default_factory=list)
     # when each holder was admitted (plan clock), and how long a slot is held, on average of
     # the recent ones (None until one ends): how fast slots free (`Deploy._slot_pool`)
     since: dict[str, float] = field(default_factory=dict)
@@ -91,7 +94,7 @@ class Slots:
         if agent_id not in self.holders and now is not None:
             self.since[agent_id] = now
         self.holders.add(agent_id)
-        self.waiters.discard(agent_id)
+        self.waiters.pop(agent_id, None)
 
     def launched_in(self, seconds: float) -> None:
         """A task of ours went from launch to TASK_RUNNING in `seconds`."""
@@ -106,13 +109,14 @@ class Slots:
 
     def refused(self, agent_id: str, after: int, until: float) -> None:
         """An offer of the agent was declined for want of a slot, filtered until `until`
-        by a filter set after `after` REVIVEs (`calico_dcos.core.revive.Reviver`)."""
-        self.waiters.add(agent_id)
-        self.wait_filter = (after, until)
+        by a filter set after `after` REVIVEs (`calico_dcos.core.revive.Reviver`).
+        O(log waiters)."""
+        self.waiters[agent_id] = (after, until)
+        heapq.heappush(self._ends, (until, after, agent_id))
 
     def not_waiting(self, agent_id: str) -> None:
         """The agent no longer waits for a slot (its next step needs none, or it is done)."""
-        self.waiters.discard(agent_id)
+        self.waiters.pop(agent_id, None)
 
     def sync(self, agent_id: str, holds: bool, now: float | None = None) -> bool:
         """Record what the agent's state says (it holds a slot or not); True if that freed a
@@ -133,5 +137,22 @@ class Slots:
         return held and not holds
 
     def freed_filter(self) -> tuple[int, float] | None:
-        """After a slot frees: the filter to lift so that refused agents get offers again."""
-        return self.wait_filter if self.waiters else None
+        """After a slot frees: the filter that hides the first of the refused agents to be
+        offered again, (REVIVEs decided before it, until), the earliest end among them; None
+        when none waits. A REVIVE is worth it only if even that one is hidden for long
+        (`Reviver.want`: not for a filter a REVIVE lifted already, nor one that ends within
+        about an allocation round): each REVIVE offers every agent again, and one wanted for
+        the last in line (until 2026-11-29: the latest refusal's filter) came while the next
+        waiters' filters were about to end, as `_slot_refuse_seconds` times them (at their
+        turn), so it bought little and cost an offer of every agent. Amortised
+        O(log waiters): stale entries go as they reach the front."""
+        ends = self._ends
+        if not self.waiters:
+            ends.clear()
+            return None
+        while ends:
+            until, after, agent_id = ends[0]
+            if self.waiters.get(agent_id) == (after, until):
+                return after, until
+            heapq.heappop(ends)
+        return None

@@ -348,10 +348,20 @@ class Deploy(Engine):
 
     def _finish_reconciliation(self, now: float, out: list[Decision]) -> None:
         """Then implicit reconciliation, periodically, offers for every agent again, and
-        every KILL not confirmed sent again (one may have been lost while we were away)."""
+        every KILL not confirmed sent again (one may have been lost while we were away).
+
+        Offers again: a REVIVE, since offers declined while reconciling were filtered, and a
+        framework that fails over under the same ID may find the filters of its previous
+        subscription (the master clears them only when it deactivates the framework:
+        apache/mesos src/master/allocator/mesos/hierarchical.cpp, `deactivateFramework`).
+        None for a framework the master has just registered (a new framework ID) that has
+        refused nothing yet: it has no filters, and the master offered every agent when it
+        added it (`addFramework` calls `generateOffers()`), so a REVIVE would only make the
+        allocator walk every agent again for nothing."""
         self.reconciler.finish(now, out)
         self._resend_kills(now, out, every=True)
-        self._revive.want(math.inf, reason=SUBSCRIBED)
+        if self._filters_possible:
+            self._revive.want(math.inf, reason=SUBSCRIBED)
         self._pump(now, out)  # replacements wait for reconciliation too
 
     def on_tick(self, now: float) -> list[Decision]:

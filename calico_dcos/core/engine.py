@@ -116,6 +116,9 @@ class Engine:
         self.slots = Slots(config.budget)
         self.offer_notes: dict[str, str] = {}  # agent_id -> why its last offer did not fit
         self._revive = Reviver()
+        # Could the master hold filters of ours? Not for a framework it has just registered
+        # (a new framework ID), until this subscription refuses something (`_refuse`).
+        self._filters_possible = True
         # plan_view's phases, each kept until its agent changes (`_dirty`), all of them until
         # something every phase may show changes (`_phase_cache`'s `shared`)
         self._phases: dict[str, dict] = {}
@@ -197,6 +200,7 @@ class Engine:
         out: list[Decision] = []
         self.subscribed = True
         self._forget_held()  # any offer of an earlier subscription is void
+        self._filters_possible = framework_id == self.framework_id
         if framework_id != self.framework_id:
             self.framework_id = framework_id
             out.append(SaveFrameworkId(framework_id))
@@ -536,6 +540,7 @@ class Engine:
     def _refuse(self, agent: AgentState, seconds: float, now: float) -> float:
         """Decline the agent's offer for `seconds`, remembering the filter."""
         agent.filtered_after, agent.filtered_until = self._revive.sent, now + seconds
+        self._filters_possible = True
         return float(seconds)
 
     def _fits(self, agent: AgentState, spec: StepSpec, offer: Mapping, out: list[Decision]) -> bool:
