@@ -218,6 +218,7 @@ class Watch:
         self.agents = agents
         self.calls: Counter[str] = Counter()
         self.offers = 0
+        self.offers_by_role: Counter[str] = Counter()  # the role each offer was allocated to
         self.subscribed_at: float | None = None
         self.converged_at: float | None = None
         self._latest: dict[tuple[str, str], str] = {}  # (agent, task name) -> task ID
@@ -233,6 +234,7 @@ class Watch:
             self.calls[entry["type"]] += 1
         elif kind == "offer":
             self.offers += 1
+            self.offers_by_role[entry.get("role", "*")] += 1
         elif kind == "framework_subscribed" and self.subscribed_at is None:
             self.subscribed_at = entry["t"]
         elif kind == "launch" and entry.get("task_name") in DONE_STATE:
@@ -406,11 +408,14 @@ def serve_devcluster(agents: int, interval: float, step: float, durations: dict)
     stop.set()
     reporter.join()
     counts = cluster.call(
-        lambda: (dict(watch.calls), watch.offers, updates.summary(), watch.slot_seconds)
-    )
+        lambda: (
+            dict(watch.calls), watch.offers, updates.summary(), watch.slot_seconds,
+            dict(watch.offers_by_role),
+        )
+    )  # fmt: skip
     lines.emit(
         event="counts", calls=counts[0], offers=counts[1], updates=counts[2],
-        slot_seconds=counts[3],
+        slot_seconds=counts[3], offers_by_role=counts[4],
     )  # fmt: skip
     cluster.stop()
 
@@ -712,6 +717,9 @@ def _figures(
         "scheduler_cpu_seconds": measured["cpu"] - measured["startup_cpu"],
         "scheduler_startup_cpu_seconds": measured["startup_cpu"],
         "offers_received": counts["offers"],
+        # by the role Mesos allocated them to: the framework's two (`*`, `slave_public`) get
+        # a private agent's unreserved resources in turn, each role's filters its own
+        "offers_by_role": counts.get("offers_by_role") or {},
         # how busy the restart slots were between SUBSCRIBE and convergence (`Watch`)
         "restart_slot_busy_share": _ratio(
             counts.get("slot_seconds"), (wall or 0.0) * settings.budget_for(agents)

@@ -274,8 +274,9 @@ def revive_words(run: dict) -> str:
     subscribed 1" (a REVIVE counts under each reason it carries)."""
     revives = run["calls"].get("REVIVE", 0)
     return (
-        f"{run['agents']} agents: {revives} REVIVEs (each offers every agent again), by "
-        f"reason: {reasons_words(run.get('revive_reasons') or {})}"
+        f"{run['agents']} agents: {run['offers_received'] / run['agents']:.2f} offers per "
+        f"agent ({roles_words(run)}); {revives} REVIVEs (each offers every agent again), "
+        f"by reason: {reasons_words(run.get('revive_reasons') or {})}"
     )
 
 
@@ -379,6 +380,14 @@ def bench(
         raise SystemExit(1)
 
 
+def roles_words(result: dict) -> str:
+    """ "4.1 under *, 1.6 under slave_public": offers per agent by the role they were
+    allocated to (a run's or the simulation's `offers_by_role`)."""
+    agents = result["agents"]
+    by_role = sorted((result.get("offers_by_role") or {}).items())
+    return ", ".join(f"{n / agents:.2f} under {role}" for role, n in by_role) or "roles unknown"
+
+
 def simulated(
     agents: int,
     restart_budget: str,
@@ -409,7 +418,7 @@ def simulated(
         f"{result['virtual_seconds']:.1f} virtual s (bound {result['lower_bound_seconds']:.1f} s, "
         f"which counts no wait for an offer: the rest is offers waiting for allocation "
         f"rounds, every {allocation_interval:g} s{', and the latency' if latency else ''})\n"
-        f"per agent: {result['offers'] / agents:.1f} offers, "
+        f"per agent: {result['offers'] / agents:.1f} offers ({roles_words(result)}), "
         f"{result['revives'] / agents:.3f} REVIVEs ({result['revives']} in all: "
         f"{reasons_words(result['revive_reasons'])}); "
         f"at most {result['held_peak']} offers held at once\n"

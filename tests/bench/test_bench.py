@@ -53,6 +53,13 @@ def test_bench_of_five_agents_converges_and_writes_every_figure(tmp_path):
     assert document["cpu_growth_exponent"] is None
     assert run["scheduler_allocation_interval_seconds"] == 0.1  # learned from the devcluster
     assert "bound s" in result.output and "cpu floor s" in result.output
+    # the scheduler's own counts of why it sent each REVIVE (a new framework: none for the
+    # subscription), and what the master offered under each of the framework's two roles
+    assert sum(run["revive_reasons"].values()) >= run["calls"]["REVIVE"]
+    assert "subscribed" not in run["revive_reasons"]
+    assert "REVIVEs (each offers every agent again), by reason:" in result.output
+    assert sum(run["offers_by_role"].values()) == run["offers_received"]
+    assert set(run["offers_by_role"]) <= {"*", "slave_public"}
     assert run["lower_bound_chain_seconds"] + run["lower_bound_slots_seconds"] == pytest.approx(
         run["lower_bound_seconds"]
     )
@@ -233,7 +240,8 @@ def test_the_plans_own_pace_is_close_to_the_bound_thanks_to_revives_in_the_tail(
 
     assert result.converged
     assert result.virtual_seconds <= 1.1 * result.lower_bound_seconds  # 3.96 s of 3.6
-    assert result.revives <= 6  # the subscription's and a few in the tail, not one per step
+    assert result.revives <= 6  # a few in the tail, not one per step
+    assert set(result.revive_reasons) <= {"tail"}
 
 
 def run_figures(**figures) -> dict:

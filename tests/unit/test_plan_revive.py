@@ -116,7 +116,9 @@ def test_a_filter_set_in_the_same_instant_as_a_revive_still_gets_one():
     """The subscription's REVIVE and the first ACCEPT's filter share a timestamp: the ACCEPT
     leaves after the REVIVE, so its filter hides the agent when its next step is ready."""
     sim = Sim(agents=1, public=0, timings=SLOW_FILTERS)
-    sim.subscribe()  # reconciled: a REVIVE at this instant
+    sim.subscribe()
+    sim.core.on_disconnected()
+    sim.subscribe()  # failed over under the same ID, reconciled: a REVIVE at this instant
     assert len(sim.of(ev.Revive)) == 1
     sim.offer()  # etcd-proxy launched in the same instant, the rest filtered for 5 s
     sim.decisions.clear()
