@@ -31,6 +31,7 @@ from calico_dcos.core.deploy import Deploy
 from calico_dcos.core.offers import answer_offers
 from calico_dcos.core.records import step_record, task_id_for
 from calico_dcos.devcluster import state as rendered
+from calico_dcos.devcluster.authorizer import Authorizer
 from calico_dcos.devcluster.framework import Framework, Task
 from calico_dcos.devcluster.resources import Resources
 from calico_dcos.operator_api import PAGE_LIMIT, paged_plan
@@ -93,7 +94,7 @@ def master_reads(agents: int) -> dict[str, int]:
         connected=True,
     )
     agent.available["*"].subtract(Resources(scalars={"cpus": 0.3, "mem": 192.0}))  # our 3 daemons
-    master = SimpleNamespace(offers={}, view_framework_denied=False)
+    master = SimpleNamespace(offers={}, authorizer=Authorizer())
     tasks = []
     for step in STEPS:
         states = ["TASK_STARTING", "TASK_RUNNING"] + ([] if step in DAEMONS else ["TASK_FINISHED"])
@@ -133,7 +134,7 @@ def master_reads(agents: int) -> dict[str, int]:
         "calico",
     )
     listed = SimpleNamespace(frameworks={framework_id: ours}, removed_frameworks={},
-                             view_framework_denied=False)  # fmt: skip
+                             authorizer=Authorizer())  # fmt: skip
     return {
         "/master/state (before; twice when registered anew)": agents * (per_agent + per_tasks),
         "/master/slaves (now)": agents * (len(json.dumps(full)) + 2),

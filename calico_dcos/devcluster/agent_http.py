@@ -20,7 +20,10 @@ What it follows (apache/mesos):
   task ID (`Slave::getExecutorInfo`). Here that is the task's devcluster sandbox
   (`ProcessExecutor.sandbox_for`); a path may not leave it.
 - Strict mode: HTTPS with a certificate for the agent's address from the devcluster's CA,
-  and every request needs a valid DC/OS authentication token (`Iam.verify`), else 401.
+  and every request needs a valid DC/OS authentication token (`Iam.verify`), else 401; a
+  principal the authorizer does not let access sandboxes (ACCESS_SANDBOX, `authorizer.py`)
+  is answered 403 (src/files/files.cpp `FilesProcess::__read`: `Forbidden`), timeline event
+  `forbidden`.
   Without strict mode nothing is asked (a Mesos agent's `--authenticate_http_readonly`
   defaults to false).
 """
@@ -147,12 +150,16 @@ class AgentEndpoints:
         self._sockets.clear()
 
     async def _read(self, agent: Agent, request: web.Request) -> web.Response:
+        principal = None
         if self.master.iam is not None:
             try:
-                self.master.iam.verify(request.headers.get("Authorization"))
+                principal = self.master.iam.verify(request.headers.get("Authorization"))
             except InvalidToken as exc:
                 self.master.record("unauthenticated", agent_id=agent.agent_id, message=str(exc))
                 return web.Response(status=401, text="401 Unauthorized.")
+        if not self.master.authorizer.allows(principal, "ACCESS_SANDBOX"):
+            self.master.record("forbidden", agent_id=agent.agent_id, principal=principal)
+            return web.Response(status=403)  # files.cpp: `Forbidden(error.message)`, no words
         path = request.query.get("path", "")
         if not path:
             return web.Response(status=400, text="Expecting 'path=value' in query.\n")

@@ -58,12 +58,12 @@ async def slaves(request: web.Request) -> web.Response:
 async def operator(request: web.Request) -> web.Response:
     """The operator API (`POST /api/v1`, apache/mesos src/master/http.cpp `Master::Http::api`):
     JSON only, and of its calls only `GET_FRAMEWORKS` (state.get_frameworks) and `GET_FLAGS`
-    (state.get_flags; 403 "403 Forbidden." when the authorizer denies VIEW_FLAGS, as
-    `getFlags` answers, `Master.deny_view_flags`); any other is answered 501, naming the
-    devcluster, rather than guessed at."""
+    (state.get_flags; 403 "403 Forbidden." when the authorizer denies the principal
+    VIEW_FLAGS, as `getFlags` answers: `Master.authorizer`); any other is answered 501,
+    naming the devcluster, rather than guessed at."""
     master = request.app[scheduler_api.MASTER_KEY]
     try:
-        scheduler_api.authenticate(master, request.headers)
+        principal = scheduler_api.authenticate(master, request.headers)
     except scheduler_api.Refusal as refusal:
         return refusal.response
     if request.method != "POST":
@@ -76,12 +76,12 @@ async def operator(request: web.Request) -> web.Response:
         return web.Response(status=400, text=f"Failed to parse body into JSON: {exc}")
     kind = call.get("type") if isinstance(call, dict) else None
     if kind == "GET_FLAGS":
-        if master.view_flags_denied:
+        if not master.authorizer.allows(principal, "VIEW_FLAGS"):
             return web.Response(status=403, text="403 Forbidden.")
         return web.json_response(get_flags(master))
     if kind != "GET_FRAMEWORKS":
         return web.Response(status=501, text=f"the devcluster does not serve {kind!r} calls")
-    return web.json_response(get_frameworks(master))
+    return web.json_response(get_frameworks(master, principal))
 
 
 def make_app(

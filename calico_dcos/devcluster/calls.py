@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from calico_dcos.devcluster import protocol, resources, task_validation
 from calico_dcos.devcluster.agent import Agent
+from calico_dcos.devcluster.authorizer import launch_refusal
 from calico_dcos.devcluster.framework import Framework, Offer, Task
 from calico_dcos.devcluster.master import Master
 from calico_dcos.devcluster.resources import Resources
@@ -186,6 +187,10 @@ def _launch_one(
     task_id = info["task_id"]["value"]
     if _agent_gone(framework, agent, task_id):
         return
+    if not master.authorizer.allows(framework.principal, "RUN_TASK"):  # before validation
+        message = launch_refusal(framework.principal, info, framework.id, framework.info)
+        _task_errors(framework, agent, [info], "REASON_TASK_UNAUTHORIZED", message)
+        return
     info = _with_allocation_info(info, offer.role)
     error, needed = task_validation.task_error(
         info, agent.agent_id, framework.tasks, framework.unreachable_tasks,
@@ -217,6 +222,10 @@ def _launch_group(
     if not agent.connected or agent.removed or agent.unreachable:
         for task in tasks:
             _agent_gone(framework, agent, task["task_id"]["value"])
+        return
+    if tasks and not master.authorizer.allows(framework.principal, "RUN_TASK"):  # all or none
+        message = launch_refusal(framework.principal, tasks[0], framework.id, framework.info)
+        _task_errors(framework, agent, tasks, "REASON_TASK_UNAUTHORIZED", message)
         return
     executor = group.get("executor", {})
     executor = {**executor, "resources": _with_allocation_info(executor, offer.role)["resources"]}

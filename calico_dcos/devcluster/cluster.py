@@ -11,7 +11,7 @@ import math
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -327,6 +327,14 @@ class DevCluster:
         """Fault: `GET_FLAGS` is refused 403, as for a principal without VIEW_FLAGS
         (`Master.deny_view_flags`)."""
         self.call(self.master.deny_view_flags)
+
+    def grant(self, principal: str | None, actions: Iterable[str]) -> None:
+        """From now on `principal` (a service account's uid in strict mode; None: requests
+        without a principal) may take exactly `actions` of `authorizer.ACTIONS`
+        (REGISTER_FRAMEWORK, RUN_TASK, VIEW_FRAMEWORK, VIEW_FLAGS, ACCESS_SANDBOX) and no
+        other; a principal never granted anything may take every one (`authorizer.py`).
+        ValueError naming an unknown action."""
+        self.call(self.master.authorizer.grant, principal, tuple(actions))
 
     def refuse_next_call(self, call_type: str, status: int = 400, message: str = "") -> None:
         """The next call of `call_type` is answered `status` and `message`, with no effect."""

@@ -35,6 +35,7 @@ from calico_dcos.devcluster.allocator import (
     Allocator,
     OfferBook,
 )
+from calico_dcos.devcluster.authorizer import Authorizer, register_refusal
 from calico_dcos.devcluster.framework import Framework, Subscription, Task
 from calico_dcos.devcluster.iam import Iam
 from calico_dcos.devcluster.resources import Resources
@@ -104,8 +105,7 @@ class Master:
         self.faults: list[tuple[re.Pattern, str]] = []
         self.task_faults = TaskFaults()  # lost KILLs, tasks held in STAGING
         self.call_faults: list[tuple[str, int, str]] = []
-        self.view_framework_denied = False  # `deny_view_framework`
-        self.view_flags_denied = False  # `deny_view_flags`
+        self.authorizer = Authorizer()  # per-principal grants (authorizer.py)
         self.start_time = time.time()
         self.elected_time = time.time()
         self._counters = {"offer": 0, "framework": 0, "agent": 0, "private": 0, "public": 0}
@@ -485,8 +485,10 @@ class Master:
         error = framework_info_error(info)
         if error:
             return error
-        known = self.frameworks.get(framework_id or "")
         wanted = principal or info.get("principal")
+        if not self.authorizer.allows(wanted, "REGISTER_FRAMEWORK"):  # `_subscribe`
+            return register_refusal(info)
+        known = self.frameworks.get(framework_id or "")
         if known and known.principal != wanted:
             return "Changing framework's principal is not allowed."
         return None
@@ -602,7 +604,7 @@ class Master:
         rather than refusing the call (apache/mesos src/master/http.cpp `getFrameworks`,
         `ObjectApprovers` for {VIEW_FRAMEWORK}; `_getFrameworks` skips what the approver
         denies)."""
-        self.view_framework_denied = True
+        self.authorizer.deny_to_all("VIEW_FRAMEWORK")
 
     def deny_view_flags(self) -> None:
         """Fault: no principal may view the master's flags, as an authorizer that grants no
@@ -610,7 +612,7 @@ class Master:
         operator API's `GET_FLAGS` is then refused 403 (apache/mesos src/master/http.cpp
         `Master::Http::_flags` asks the authorizer for VIEW_FLAGS, with no object, and
         `getFlags` answers `Forbidden()`, libprocess' "403 Forbidden.")."""
-        self.view_flags_denied = True
+        self.authorizer.deny_to_all("VIEW_FLAGS")
 
     def refuse_next_call(self, call_type: str, status: int = 400, message: str = "") -> None:
         """Fault: answer the next scheduler call of `call_type` (ACCEPT, DECLINE, ...) with

@@ -189,13 +189,14 @@ def _agent_full(agent: Agent, by_agent: dict[str, list[Offer]]) -> dict:
     }
 
 
-def get_frameworks(master: Master) -> dict:
+def get_frameworks(master: Master, principal: str | None = None) -> dict:
     """The operator API's `GET_FRAMEWORKS` answer in JSON (apache/mesos src/master/http.cpp,
     `Master::Http::getFrameworks`/`_getFrameworks`; include/mesos/v1/master/master.proto
     `Response.GetFrameworks`): every registered framework (connected, disconnected or
     recovered) and the completed ones, each with its whole `framework_info` (`id`, `name`,
     `principal`, …), `active`, `connected`, `recovered`, its outstanding `offers`, and no
-    tasks (those are `GET_TASKS`)."""
+    tasks (those are `GET_TASKS`). None for a `principal` without VIEW_FRAMEWORK
+    (`Master.authorizer`): `_getFrameworks` leaves out each framework the approver denies."""
 
     def one(framework: Framework) -> dict:
         out: dict = {
@@ -210,7 +211,7 @@ def get_frameworks(master: Master) -> dict:
             out["unregistered_time"] = {"nanoseconds": int(framework.unregistered_time * 1e9)}
         return out
 
-    if master.view_framework_denied:  # the authorizer lets the principal view none
+    if not master.authorizer.allows(principal, "VIEW_FRAMEWORK"):
         return {"type": "GET_FRAMEWORKS", "get_frameworks": {}}
     return {
         "type": "GET_FRAMEWORKS",

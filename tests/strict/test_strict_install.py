@@ -196,15 +196,16 @@ def test_the_strict_master_refuses_no_token_and_a_principal_that_is_not_the_toke
 def test_an_account_without_view_flags_is_warned_once_naming_the_grant_and_installs(
     tmp_path, key, caplog
 ):
-    """Strict mode, the account not granted `dcos:mesos:master:flags` read: the master
-    refuses GET_FLAGS (403, VIEW_FLAGS denied), the plan keeps Mesos' default 1 s, one
-    warning names the grant however often the scheduler subscribes, and the install goes on."""
+    """Strict mode, the account granted all it needs but `dcos:mesos:master:flags` read (the
+    devcluster authorizer's per-account grant): the master refuses GET_FLAGS (403, VIEW_FLAGS
+    denied), the plan keeps Mesos' default 1 s, one warning names the grant however often the
+    scheduler subscribes, and the install goes on."""
     caplog.set_level(logging.INFO)
     with running_cluster(
         agents=1, public_agents=0, strict=True, allocation_interval=0.3
     ) as cluster:
         cluster.register_service_account(UID, public_pem(key))
-        cluster.deny_view_flags()
+        cluster.grant(UID, {"REGISTER_FRAMEWORK", "RUN_TASK", "VIEW_FRAMEWORK", "ACCESS_SANDBOX"})
         with scheduler_on(cluster, tmp_path, **strict_options(cluster, tmp_path, key)) as service:
             scheduler = service.scheduler
             wait_until(lambda: scheduler.master_flags.asked == 1, 20, "GET_FLAGS asked")
