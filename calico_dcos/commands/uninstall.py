@@ -3,22 +3,24 @@
 The scheduler runs with the uninstall as its core (`plans.uninstalling`) and this command
 exits once the framework is torn down and the state wiped. The same mode runs when DC/OS'
 package manager starts `calico-dcos run` with `SDK_UNINSTALL` set; then the scheduler stays
-up after the end (see `commands/run.py`).
+up after the end (see `commands/run.py`). As there, the service's modules are imported only
+once the options are valid, so that a wrong option is reported at once.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from calico_dcos import logs
 from calico_dcos.commands.run import load_or_exit, start_or_exit
-from calico_dcos.display import REFRESH_SECONDS, PlanDisplay
-from calico_dcos.plans import uninstalling
-from calico_dcos.service import Service
-from calico_dcos.signals import StopSignals
+
+if TYPE_CHECKING:
+    from calico_dcos.display import PlanDisplay
+    from calico_dcos.service import Service
 
 LOG = logging.getLogger("calico_dcos.uninstall")
 
@@ -27,6 +29,9 @@ def wait_until_uninstalled(service: Service, display: PlanDisplay | None = None)
     """0 once uninstalled; 1 on a failure or when stopped (SIGTERM, ^C) before the end.
     `display` shows the uninstall plan meanwhile: tasks killed and hosts reverted, with an
     estimate."""
+    from calico_dcos.display import REFRESH_SECONDS, PlanDisplay
+    from calico_dcos.signals import StopSignals
+
     scheduler = service.scheduler
     signals = StopSignals(scheduler.request_stop, raise_interrupt=False).install()
     display = display or PlanDisplay(sys.stdout)
@@ -62,7 +67,10 @@ def wait_until_uninstalled(service: Service, display: PlanDisplay | None = None)
 def uninstall(revert_hosts: bool, options_file: str | None, master: str | None) -> None:
     """Kill every task of the framework, optionally revert the hosts, then remove it (its
     state too). Give it the options `run` was given."""
-    options = load_or_exit(options_file)
+    options = load_or_exit(options_file)  # before the service's modules are imported
+    from calico_dcos.display import PlanDisplay
+    from calico_dcos.plans import uninstalling
+
     display = PlanDisplay(sys.stdout)
     logs.configure(options["service"]["log_level"].upper(), handlers=[display.log_handler()])
     service = start_or_exit(options, master=master, core=uninstalling(revert_hosts))
