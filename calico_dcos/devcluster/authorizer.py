@@ -15,7 +15,8 @@ default (`LocalAuthorizerObjectApprover::approved`). Here:
   devcluster did before it had grants.
 - `deny_to_all(action)`: no principal may take it from now on, granted or not, as an ACL
   with principals ANY and objects NONE placed first (the devcluster's `deny-view-flags` and
-  `deny-view-framework` faults).
+  `deny-view-framework` faults), until `lift_denial(action)` (as when the operator grants
+  the permission after all).
 - Objects are not looked at: a grant is for every role, user, framework or sandbox. On DC/OS
   the authorizer is DC/OS' own module, checking IAM permissions (`dcos:mesos:master:flags`
   read for VIEW_FLAGS, …: DC/OS "Permissions Reference"); its shape is the same, principal
@@ -72,6 +73,10 @@ class Authorizer:
         if action not in ACTIONS:
             raise ValueError(f"unknown action {action}: expected one of {', '.join(ACTIONS)}")
         self._denied.add(action)
+
+    def lift_denial(self, action: str) -> None:
+        """`deny_to_all(action)` no longer holds (grants decide again); nothing if it did not."""
+        self._denied.discard(action)
 
     def allows(self, principal: str | None, action: str) -> bool:
         if action in self._denied:

@@ -328,6 +328,11 @@ class DevCluster:
         (`Master.deny_view_flags`)."""
         self.call(self.master.deny_view_flags)
 
+    def lift_denial(self, action: str) -> None:
+        """`deny_view_flags` (action "VIEW_FLAGS") or `deny_view_framework`
+        ("VIEW_FRAMEWORK") no longer holds: grants decide again (`Master.lift_denial`)."""
+        self.call(self.master.lift_denial, action)
+
     def grant(self, principal: str | None, actions: Iterable[str]) -> None:
         """From now on `principal` (a service account's uid in strict mode; None: requests
         without a principal) may take exactly `actions` of `authorizer.ACTIONS`

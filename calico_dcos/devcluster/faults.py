@@ -120,21 +120,34 @@ DENIALS = {
     "deny-view-framework": (
         Master.deny_view_framework,
         "GET_FRAMEWORKS lists no framework, as for a principal without VIEW_FRAMEWORK",
+        "VIEW_FRAMEWORK",
     ),
     "deny-view-flags": (
         Master.deny_view_flags,
         "GET_FLAGS is refused 403, as for a principal without VIEW_FLAGS",
+        "VIEW_FLAGS",
     ),
 }
 
 
 @routes.post("/devcluster/faults/{fault:deny-view-framework|deny-view-flags}")
 async def deny(request: web.Request) -> web.Response:
-    """An authorizer that denies one action to every principal, from now until the cluster
-    stops (`Master.deny_view_framework`, `Master.deny_view_flags`); no body."""
-    arm, what = DENIALS[request.match_info["fault"]]
+    """An authorizer that denies one action to every principal, from now until the fault is
+    lifted (`DELETE`) or the cluster stops (`Master.deny_view_framework`,
+    `Master.deny_view_flags`); no body."""
+    arm, what, _ = DENIALS[request.match_info["fault"]]
     arm(request.app[MASTER])
     return web.Response(status=202, text=f"armed: from now on {what}\n")
+
+
+@routes.delete("/devcluster/faults/{fault:deny-view-framework|deny-view-flags}")
+async def lift_denial(request: web.Request) -> web.Response:
+    """The denial ends (`Master.lift_denial`): each principal's grant decides again, as
+    after the operator grants the permission; 200 whether or not it was armed."""
+    action = DENIALS[request.match_info["fault"]][2]
+    request.app[MASTER].lift_denial(action)
+    text = f"lifted: {action} is no longer denied to every principal; grants decide again\n"
+    return web.Response(text=text)
 
 
 @routes.post("/devcluster/faults/refuse-next-call")

@@ -614,6 +614,12 @@ class Master:
         `getFlags` answers `Forbidden()`, libprocess' "403 Forbidden.")."""
         self.authorizer.deny_to_all("VIEW_FLAGS")
 
+    def lift_denial(self, action: str) -> None:
+        """The `deny_view_framework` or `deny_view_flags` fault (`action` VIEW_FRAMEWORK or
+        VIEW_FLAGS) ends: each principal's grant decides again, as after the missing
+        permission is granted."""
+        self.authorizer.lift_denial(action)
+
     def refuse_next_call(self, call_type: str, status: int = 400, message: str = "") -> None:
         """Fault: answer the next scheduler call of `call_type` (ACCEPT, DECLINE, ...) with
         `status` and `message` instead of acting on it, as the real master refuses a call it

@@ -165,7 +165,8 @@ def test_get_flags_answers_the_masters_allocation_interval_as_mesos_writes_it():
 
 def test_deny_faults_over_http_play_an_authorizer_without_the_grant(cluster, framework):
     """`POST /devcluster/faults/deny-view-flags` and `…/deny-view-framework` arm what
-    `DevCluster.deny_view_flags` and `deny_view_framework` arm, and say so."""
+    `DevCluster.deny_view_flags` and `deny_view_framework` arm, and say so; `DELETE` lifts
+    them, as when the operator grants the permission after all."""
     faults, api = f"{cluster.base_url}/devcluster/faults", f"{cluster.base_url}/api/v1"
     flags = requests.post(f"{faults}/deny-view-flags", timeout=5)
     frameworks = requests.post(f"{faults}/deny-view-framework", timeout=5)
@@ -179,6 +180,18 @@ def test_deny_faults_over_http_play_an_authorizer_without_the_grant(cluster, fra
     assert (denied.status_code, denied.text) == (403, "403 Forbidden.")
     listed = requests.post(api, json={"type": "GET_FRAMEWORKS"}, timeout=5).json()
     assert listed["get_frameworks"].get("frameworks", []) == []
+
+    names = ("deny-view-flags", "deny-view-framework")
+    lifted = [requests.delete(f"{faults}/{name}", timeout=5) for name in names]
+    assert [r.status_code for r in lifted] == [200, 200]
+    assert lifted[0].text == (
+        "lifted: VIEW_FLAGS is no longer denied to every principal; grants decide again\n"
+    )
+    assert requests.post(api, json={"type": "GET_FLAGS"}, timeout=5).status_code == 200
+    listed = requests.post(api, json={"type": "GET_FRAMEWORKS"}, timeout=5).json()
+    assert [f["framework_info"]["id"]["value"] for f in listed["get_frameworks"]["frameworks"]] == [
+        framework.framework_id
+    ]
 
 
 def test_offer_timeout_rescinds_unanswered_offers():

@@ -230,7 +230,8 @@ def test_the_schedulers_own_warnings_show_as_they_come(tmp_path):
     an operator would (README, "Trying faults"): GET_FRAMEWORKS not listing the framework
     (`deny-view-framework`, before it registers) shows from the start; GET_FLAGS refused
     (`deny-view-flags`) shows, without a reload, once the scheduler subscribes again and is
-    refused (the devcluster disconnects it: it asks GET_FLAGS at each subscription)."""
+    refused (the devcluster disconnects it: it asks GET_FLAGS at each subscription), and goes
+    once the fault is lifted (`DELETE`) and the next subscription learns the interval."""
     with running_cluster(agents=1, public_agents=0) as cluster:
         faults = f"{cluster.base_url}/devcluster/faults"
         requests.post(f"{faults}/deny-view-framework", timeout=5).raise_for_status()
@@ -260,13 +261,32 @@ def test_the_schedulers_own_warnings_show_as_they_come(tmp_path):
                 "the GET_FLAGS warning on the page",
             )
             shown = service.scheduler.warnings()
+            refused_warning = service.scheduler.master_flags.warning
+            # the permission granted after all: the next subscription learns the interval
+            # and the warning leaves the page, without a reload
+            asked = service.scheduler.master_flags.asked
+            requests.delete(f"{faults}/deny-view-flags", timeout=5).raise_for_status()
+            requests.post(
+                f"{cluster.base_url}/devcluster/frameworks/{framework_id}/disconnect", timeout=5
+            ).raise_for_status()
+            wait_until(
+                lambda: service.scheduler.master_flags.asked > asked, 20, "GET_FLAGS asked again"
+            )
+            gone = wait_until(
+                lambda: (
+                    (w := page_warnings(browser)) and not any("--allocation" in x for x in w) and w
+                ),
+                20,
+                "the GET_FLAGS warning gone from the page",
+            )
 
     assert not any("--allocation_interval" in w for w in before)
+    assert [w for w in gone if "GET_FRAMEWORKS" in w] == [w for w in after if "GET_FRAMEWORKS" in w]
     assert [w for w in after if "GET_FRAMEWORKS" in w] == [
         w for w in shown if "GET_FRAMEWORKS" in w
     ]
     [flags] = [w for w in after if "--allocation_interval" in w]
-    assert flags == service.scheduler.master_flags.warning
+    assert flags == refused_warning
     assert "GET_FLAGS refused: 403" in flags
     assert "VIEW_FLAGS" in flags  # says what to grant
 
