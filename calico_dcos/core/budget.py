@@ -69,6 +69,10 @@ class Slots:
     # the same filters, earliest end first; an entry is stale once its agent no longer
     # waits or was refused again since (`waiters` has another filter for it)
     _ends: list[tuple[float, int, str]] = field(default_factory=list)
+    # each waiter's place in line: a ticket, given at its first refusal and kept while it
+    # waits (a waiter refused again keeps its place); tickets given so far
+    _tickets: dict[str, int] = field(default_factory=dict)
+    _issued: int = 0
     # when each holder was admitted (plan clock), and how long a slot is held, on average of
     # the recent ones (None until one ends): how fast slots free (`Deploy._slot_pool`)
     since: dict[str, float] = field(default_factory=dict)
@@ -94,7 +98,7 @@ class Slots:
         if agent_id not in self.holders and now is not None:
             self.since[agent_id] = now
         self.holders.add(agent_id)
-        self.waiters.pop(agent_id, None)
+        self.not_waiting(agent_id)
 
     def launched_in(self, seconds: float) -> None:
         """A task of ours went from launch to TASK_RUNNING in `seconds`."""
@@ -111,12 +115,29 @@ class Slots:
         """An offer of the agent was declined for want of a slot, filtered until `until`
         by a filter set after `after` REVIVEs (`calico_dcos.core.revive.Reviver`).
         O(log waiters)."""
+        if agent_id not in self._tickets:
+            self._tickets[agent_id] = self._issued
+            self._issued += 1
         self.waiters[agent_id] = (after, until)
         heapq.heappush(self._ends, (until, after, agent_id))
 
     def not_waiting(self, agent_id: str) -> None:
         """The agent no longer waits for a slot (its next step needs none, or it is done)."""
         self.waiters.pop(agent_id, None)
+        self._tickets.pop(agent_id, None)
+
+    def ahead_of(self, agent_id: str) -> int:
+        """How many waiters are ahead of the agent in line: its place, if it waits already
+        (taking those that stopped waiting to have been the first in line), else all of
+        them (it joins at the end). O(1). An agent refused again keeps its place: counting
+        every waiter as ahead of it (until 2026-11-29) filtered the first in line as long
+        as the last, so the held offers ran out with every waiter still hidden for tens of
+        seconds, and each freed slot wanted a REVIVE (`freed_filter`)."""
+        ticket = self._tickets.get(agent_id)
+        if ticket is None:
+            return len(self.waiters)
+        gone = self._issued - len(self.waiters)  # tickets that no longer wait
+        return min(len(self.waiters) - 1, max(0, ticket - gone))
 
     def sync(self, agent_id: str, holds: bool, now: float | None = None) -> bool:
         """Record what the agent's state says (it holds a slot or not); True if that freed a

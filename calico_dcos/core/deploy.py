@@ -299,15 +299,16 @@ class Deploy(Engine):
         rounds = math.ceil(1.25 * interval / seconds) if seconds > 0 else 10
         return budget * max(1, min(10, rounds))
 
-    def _slot_refuse_seconds(self) -> float:
+    def _slot_refuse_seconds(self, agent_id: str) -> float:
         """How long to decline an agent waiting for a slot behind those held: about until
-        its turn (the agents ahead of it, in waves of the budget, each wave as long as a
-        slot is held, `Slots.expected_hold`, or an allocation interval before any news), less one
+        its turn (the agents ahead of it: those held, and the waiters before it in line,
+        `Slots.ahead_of`; in waves of the budget, each wave as long as a slot is held,
+        `Slots.expected_hold`, or an allocation interval before any news), less one
         allocation interval so it is offered and held before then; at most
         `max_backoff_seconds`. 0 (back at the next round) when its turn is that close. An
         estimate too long costs a REVIVE (`_pump`); too short, an offer declined again."""
         seconds = self.slots.expected_hold() or self.config.allocation_interval_seconds
-        ahead = len(self._slot_held) + len(self.slots.waiters)
+        ahead = len(self._slot_held) + self.slots.ahead_of(agent_id)
         turn = ahead / max(1, self.budget) * seconds - self.config.allocation_interval_seconds
         return min(self.config.max_backoff_seconds, max(0.0, round(turn, 1)))
 
@@ -425,7 +426,7 @@ class Deploy(Engine):
                 ):
                     return self._hold(agent, offer, now, for_slot=True)
                 if self.holding:
-                    return self._refuse_for_slot(agent, now, self._slot_refuse_seconds())
+                    return self._refuse_for_slot(agent, now, self._slot_refuse_seconds(aid))
                 return self._refuse_for_slot(agent, now)
             self._admit(agent.agent_id, now)
         launched.add(agent.agent_id)

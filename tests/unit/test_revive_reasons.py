@@ -178,3 +178,39 @@ def test_the_metric_counts_revives_by_reason():
 
     assert samples["slot_freed"] == 2 and samples["work"] == 1 and samples["tail"] == 0
     assert revive_reasons(counters) == {"slot_freed": 2, "work": 1}
+
+
+def test_a_waiter_refused_again_keeps_its_place_in_line():
+    """Its filter is timed by the waiters ahead of it, not by all of them: otherwise the
+    first in line is hidden as long as the last, the held offers run out with every waiter
+    hidden, and each freed slot wants a REVIVE (each offering every agent again)."""
+    slots = Slots(RestartBudget(1))
+    for agent_id in ("S1", "S2", "S3"):
+        slots.refused(agent_id, 0, 5.0)
+    assert [slots.ahead_of(a) for a in ("S1", "S2", "S3", "S4")] == [0, 1, 2, 3]
+
+    slots.refused("S1", 0, 9.0)  # offered again and refused again: still first
+    assert slots.ahead_of("S1") == 0
+
+    slots.admit("S1", 4)  # the first in line got the slot: the others move up
+    assert [slots.ahead_of(a) for a in ("S2", "S3")] == [0, 1]
+
+
+def test_slot_waiters_are_declined_until_about_their_own_turn():
+    """Budget 1, offers held for the next in line (`_slot_pool`): a waiter offered again is
+    declined for its own place, not the whole line's."""
+    sim = plan_sim.subscribed(8, rollout_max_concurrent_restarts="1", **ONLY_PROXY_AND_DOCKER)
+    sim.offer()
+    sim.tick(1)
+    sim.advance()  # every proxy RUNNING, 1 s after its launch: a slot is held ~1 s
+    sim.tick(1)
+    sim.offer()  # one takes the slot, two offers held, the others declined for their turns
+    assert len(sim.core.slots.waiters) >= 3
+    first = {a: sim.core.agents[a].filtered_until - sim.now for a in sim.core.slots.waiters}
+    waiters = sorted(first, key=first.get)
+    sim.tick(0.1)
+
+    sim.offer(waiters[0])  # the first of them, offered again
+
+    again = sim.core.agents[waiters[0]].filtered_until - sim.now
+    assert again < first[waiters[-1]]  # not as long as the last in line's
