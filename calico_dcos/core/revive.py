@@ -4,8 +4,10 @@ Every DECLINE and ACCEPT carries a filter (`refuse_seconds`) during which Mesos 
 offer the refused resources of that agent again; a REVIVE "clears all filters for its
 role(s) that were previously set via ACCEPT and DECLINE" (apache/mesos
 docs/scheduler-http-api.md, REVIVE) and the allocator then offers every agent at once
-(src/master/allocator/mesos/hierarchical.cpp, `reviveOffers`: `reviveRoles`, then
-`generateOffers()`), done ones included. So:
+(src/master/allocator/mesos/hierarchical.cpp at 0166d4b, `reviveOffers`:
+`reviveRoles(framework, roles.empty() ? framework.roles : roles)` erases `offerFilters[role]`
+of each role, every role of the framework for a REVIVE naming none, as the scheduler's do;
+then `generateOffers()`), done ones included. So:
 
 - a REVIVE goes out as soon as work is ready on a hidden agent (a step done and the next
   one waiting, a restart slot freed, a retry due), at most one per coalescing window
