@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -321,6 +322,11 @@ def run_with_bar(settings: Settings, agents: int) -> dict:
 @click.option("--simulate-latency", "latency", type=Seconds(), default=None, metavar="SECONDS",
               help="With --simulate: seconds from a decision to Mesos acting on it (the "
               "scheduler's group commit and sender; 0 by default).")  # fmt: skip
+@click.option("--simulate-public", "public", type=click.IntRange(min=0), default=None,
+              metavar="AGENTS",
+              help="With --simulate: how many of the agents are public (their resources "
+              "reserved to slave_public, as DC/OS reserves them, so offered under that "
+              "role only); 0 by default, as in the bench.")  # fmt: skip
 @click.option("--json", "json_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the figures here.")  # fmt: skip
 @click.option("--wide", is_flag=True,
@@ -339,6 +345,7 @@ def bench(
     timings: tuple[str, ...],
     simulate: int | None,
     latency: float | None,
+    public: int | None,
     json_file: Path | None,
     wide: bool,
 ) -> None:
@@ -352,9 +359,16 @@ def bench(
         check_writable(json_file)
     if latency is not None and simulate is None:
         raise click.BadParameter("only with --simulate AGENTS", param_hint="'--simulate-latency'")
+    if public is not None and simulate is None:
+        raise click.BadParameter("only with --simulate AGENTS", param_hint="'--simulate-public'")
+    if public is not None and public > simulate:
+        raise click.BadParameter(
+            f"{public} public agents among the {simulate} of --simulate: at most {simulate}",
+            param_hint="'--simulate-public'",
+        )
     if simulate is not None:
         simulated(simulate, str(budget), step_seconds, restarts, allocation_interval,
-                  json_file, plan_timings, latency or 0.0)  # fmt: skip
+                  json_file, plan_timings, latency or 0.0, public or 0)  # fmt: skip
         return
     if store and not store.startswith("zk://"):
         raise click.BadParameter(
@@ -397,9 +411,11 @@ def simulated(
     json_file: Path | None,
     timings: dict[str, float] | None = None,
     latency: float = 0.0,
+    public: int = 0,
 ) -> None:
     """`--simulate N`: the decision core alone (`calico_dcos.simulate`); `timings`: the
-    plan's, as `--scheduler-timing` gives them; `latency`: `--simulate-latency`."""
+    plan's, as `--scheduler-timing` gives them; `latency`: `--simulate-latency`; `public`:
+    `--simulate-public`."""
     from calico_dcos.simulate import Simulation
 
     bench_settings = Settings(
@@ -409,10 +425,13 @@ def simulated(
         allocation_interval=allocation_interval,
         scheduler_timings=timings or {},
     )
-    settings = sim_settings(bench_settings, agents, latency)
+    settings = dataclasses.replace(
+        sim_settings(bench_settings, agents, latency), public_agents=public
+    )
     result = Simulation(settings).run().as_dict() | {"latency_seconds": latency}
     click.echo(
         f"{agents} agents (plan only, virtual clock"
+        f"{f', {public} of them public' if public else ''}"
         f"{f', {latency:g} s decision-to-Mesos latency' if latency else ''}): "
         f"{'converged' if result['converged'] else 'NOT converged'} after "
         f"{result['virtual_seconds']:.1f} virtual s (bound {result['lower_bound_seconds']:.1f} s, "

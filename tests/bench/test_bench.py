@@ -86,6 +86,9 @@ def test_bench_of_five_agents_converges_and_writes_every_figure(tmp_path):
         (["--simulate", "0"], "--simulate", "x>=1"),
         (["--simulate-latency", "-0.1", "--simulate", "5"], "--simulate-latency", "at least 0"),
         (["--simulate-latency", "0.1"], "--simulate-latency", "only with --simulate"),
+        (["--simulate-public", "1"], "--simulate-public", "only with --simulate"),
+        (["--simulate-public", "6", "--simulate", "5"], "--simulate-public", "at most 5"),
+        (["--simulate-public", "-1", "--simulate", "5"], "--simulate-public", "x>=0"),
         (["--agents", "100,,5"], "--agents", "'100,,5' has an empty size"),
         (["--agents", "0,5"], "--agents", "every size must be at least 1 agent"),
         (["--agents", "ten"], "--agents", "not 'ten'"),
@@ -283,3 +286,18 @@ def test_the_table_shows_its_main_columns_and_every_one_with_wide():
     assert "accept/ag" not in table(document) and "--wide" in table(document)
     assert "accept/ag" in table(document, wide=True)
     assert "pace s" in table(document).splitlines()[0]
+
+
+def test_the_simulation_with_public_agents_offers_them_under_slave_public(tmp_path):
+    out = tmp_path / "sim.json"
+
+    result = CliRunner().invoke(
+        bench, ["--simulate", "20", "--simulate-public", "20", "--json", str(out)]
+    )
+
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out.read_text())
+    assert figures["converged"]
+    assert figures["offers_by_role"]["*"] == 0  # reserved to slave_public: never under `*`
+    assert figures["offers_by_role"]["slave_public"] == figures["offers"]
+    assert "20 of them public" in result.output
