@@ -18,6 +18,7 @@ from typing import Any
 from calico_dcos import steps as catalog
 from calico_dcos.core.budget import RestartBudget
 from calico_dcos.core.config import PlanConfig, Restarts, StepKind, StepSpec
+from calico_dcos.core.deploy import META_KEY as DEPLOY_META_KEY
 from calico_dcos.core.deploy import Deploy
 from calico_dcos.core.interface import Core
 from calico_dcos.core.records import AgentView
@@ -93,7 +94,9 @@ def _spec(step: catalog.Step, options: Mapping) -> StepSpec:
 def deploy(options: Mapping, artifacts_url: str, store: Any, timings: Mapping) -> Deploy:
     """The deploy plan: Calico on every agent, resumed from the stored records."""
     config = config_from_options(options, artifacts_url, **timings)
-    return Deploy(config, store.load_agents(), store.get_framework_id())
+    return Deploy(
+        config, store.load_agents(), store.get_framework_id(), store.get_meta(DEPLOY_META_KEY)
+    )
 
 
 def uninstalling(revert_hosts: bool) -> CoreFactory:

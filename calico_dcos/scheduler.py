@@ -71,6 +71,10 @@ AGENTS_ASK_FALLBACK_SECONDS = 2.0
 FRAMEWORK_REMOVED = "Framework has been removed"
 HEALTHY, WAITING, BROKEN = "healthy", "waiting", "broken"  # what /v1/health answers
 REFUSAL_MAX_BACKOFF_SECONDS = 30.0
+# How long an operator command's reply waits for what it changed to be stored. The group
+# committer gathers for at most 10 ms (pipeline.GATHER_SECONDS) and a ZooKeeper write takes
+# milliseconds; past this the store is in trouble, and the reply says so instead of "done".
+COMMAND_DURABLE_SECONDS = 10.0
 MAX_STATUS_MESSAGE_CHARS = 1024  # 5 steps of it stay far inside an agent record's bound
 
 
@@ -413,19 +417,20 @@ class CalicoScheduler(Scheduler):
         name: str,
         handler: Callable[[float], list[ev.Decision]],
         then: Action | None = None,
-    ) -> None:
-        """Feed one event to the plan and queue its decisions (not once failed); `then` (an
-        acknowledgement) runs after them, once their writes are durable."""
+    ) -> bool:
+        """Feed one event to the plan and queue its decisions (not once failed: False);
+        `then` (an acknowledgement) runs after them, once their writes are durable."""
         with self.lock:
             if self.failure:
                 LOG.info("not acting on %s: %s", name, self.failure)
-                return
+                return False
             self._apply(handler(self.now()), then, name)
             self._note_convergence()
             wake = self.plan.wake_at
             if wake != self._wake_at:
                 self._wake_at = wake
                 self._woken.set()
+            return True
 
     def _note_convergence(self) -> None:
         if self._converged_at is None and self._subscribed_at is not None and self.plan.complete:
@@ -1058,7 +1063,7 @@ class CalicoScheduler(Scheduler):
             LOG.warning("agent %s: %s failed: %s", agent_id, report["task_id"], report["reason"])
         elif "warning" not in report:  # a warning is logged by the plan (`Note`), once
             LOG.warning("agent %s already runs Calico: %s", agent_id, report.get("found"))
-        self._event("report", lambda now: self.plan.on_report(agent_id, report, now))
+        self._event_durably("report", lambda now: self.plan.on_report(agent_id, report, now))
 
     def report_authorized(self, agent_id: str, token: str) -> bool:
         """Is `token` the report token of `agent_id` (constant-time)?"""
@@ -1066,7 +1071,10 @@ class CalicoScheduler(Scheduler):
 
     def command(self, name: str, agent_id: str | None = None, step: str | None = None) -> str:
         """Operator commands: interrupt, continue, restart, force-complete (KeyError if
-        unknown). Returns what the plan said it does (its `Note`s, also logged), or ""."""
+        unknown). Returns what the plan said it does (its `Note`s, also logged), or "", once
+        what the command changed is durable in the store; RuntimeError (the API's 503) when
+        the scheduler has failed or the store does not confirm the write in
+        `COMMAND_DURABLE_SECONDS` (`_event_durably`)."""
         actions = {
             "interrupt": lambda now: self.plan.interrupt(agent_id, now),
             "continue": lambda now: self.plan.proceed(agent_id, now),
@@ -1080,8 +1088,25 @@ class CalicoScheduler(Scheduler):
             said.extend(d.message for d in out if isinstance(d, ev.Note))
             return out
 
-        self._event(name, run)
+        self._event_durably(name, run)
         return "; ".join(said)
+
+    def _event_durably(self, name: str, handler: Callable[[float], list[ev.Decision]]) -> None:
+        """`_event`, returning only once what it changed is stored: an HTTP answer of 200 is
+        the asker's proof, so a crash right after it must not lose a FORCED mark, an
+        interrupt or an installer's warning. RuntimeError (the API's 503) when the scheduler
+        has failed or the store does not confirm within `COMMAND_DURABLE_SECONDS`."""
+        if not self._event(name, handler):  # failed: the asker must not read "done"
+            raise RuntimeError(f"not acting on {name}: {self.failure}")
+        stored = self.pipeline.flush(COMMAND_DURABLE_SECONDS)
+        if self.pipeline.failed:
+            raise RuntimeError(f"{name} was not stored: {self.failure}")
+        if not stored:
+            raise RuntimeError(
+                f"{name} was decided, but the state store has not confirmed the write within "
+                f"{COMMAND_DURABLE_SECONDS:.0f} s: ask `calico-dcos plan show` whether it took "
+                "effect before repeating it"
+            )
 
     def change_options(self, options: Mapping) -> None:
         """New options: the steps whose fingerprint changed re-run, within the budget."""

@@ -29,6 +29,7 @@ from calico_dcos.core.events import (
     Note,
     SaveAgent,
     SaveFrameworkId,
+    SaveMeta,
 )
 from calico_dcos.core.failures import gave_up_words
 from calico_dcos.core.offers import (
@@ -103,13 +104,25 @@ def _toggle(index: set[str], key: str, present: bool) -> None:
 # REVIVEs that must fit in one allocation interval for one to be worth sending instead of
 # waiting for the round (`Deploy._round_worth_revive`)
 ROUND_REVIVES = 4
+# The deploy plan's own stored document (`store.put_meta`): `{"interrupted": bool}`, the
+# whole-plan interrupt (`plan interrupt` without a phase).
+META_KEY = "deploy"
 
 
 class Deploy(Engine):
     """Per-agent chains plus the rollout policy. Not thread-safe: the caller serialises."""
 
-    def __init__(self, config: PlanConfig, records: Mapping[str, Mapping] = (), framework_id=None):
+    def __init__(
+        self,
+        config: PlanConfig,
+        records: Mapping[str, Mapping] = (),
+        framework_id=None,
+        flags: Mapping | None = None,
+    ):
+        """`records`: the stored agents' records; `flags`: the stored `META_KEY` document
+        (`{"interrupted": bool}`), so that a whole-plan interrupt outlives the scheduler."""
         super().__init__(config, framework_id)
+        self.interrupted = bool((flags or {}).get("interrupted", False))
         self.reconciler = Reconciler(
             config.reconcile_backoff_seconds,
             config.reconcile_max_backoff_seconds,
@@ -657,6 +670,9 @@ class Deploy(Engine):
         out: list[Decision] = []
         if agent_id is None:
             self.interrupted = value
+            # Stored, as an agent's mark is in its record: an operator who stopped the rollout
+            # must not see it resume because Marathon restarted the scheduler.
+            out.append(SaveMeta(META_KEY, {"interrupted": value}))
             if not value:
                 self._revive.want(math.inf, reason=OPERATOR)
                 self._unheld.clear()

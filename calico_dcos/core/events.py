@@ -134,7 +134,8 @@ class SaveFrameworkId:
 
 @dataclass(frozen=True)
 class SaveMeta:
-    """`store.put_meta(key, value)`: a small document (the uninstall's progress)."""
+    """`store.put_meta(key, value)`: a small document (the uninstall's progress, the deploy
+    plan's whole-plan interrupt)."""
 
     key: str
     value: dict

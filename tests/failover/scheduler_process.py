@@ -45,5 +45,9 @@ service = start_service(
     heartbeat_timeout=float(os.environ.get("TEST_HEARTBEAT_TIMEOUT", "75")),
     after_group_commit=exit_after_group(int(crash_at)) if crash_at else None,
 )
+# TEST_GATHER_SECONDS: the group committer gathers this long (pipeline.GATHER_SECONDS is
+# 10 ms), so that a reply given before its write is stored comes seconds before the write.
+if os.environ.get("TEST_GATHER_SECONDS"):
+    service.scheduler.pipeline.gather = float(os.environ["TEST_GATHER_SECONDS"])
 print(service.api.port, flush=True)
 sys.exit(wait_for_signal(service))

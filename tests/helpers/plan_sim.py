@@ -16,6 +16,7 @@ import itertools
 
 from calico_dcos import plans
 from calico_dcos.core import events as ev
+from calico_dcos.core.deploy import META_KEY as DEPLOY_META_KEY
 from calico_dcos.core.deploy import Deploy
 from calico_dcos.core.records import task_id_for
 from calico_dcos.mesos import TERMINAL_STATES
@@ -91,11 +92,17 @@ def converged_records(agents: int = 3, public: int = 1) -> dict[str, dict]:
 class Sim:
     """Agents `S0…`, the last `public` of them public; tasks advance one state per round."""
 
-    def __init__(self, agents=3, public=1, records=None, framework_id=None, timings=None, **env):
+    def __init__(
+        self, agents=3, public=1, records=None, framework_id=None, timings=None, meta=None, **env
+    ):
         self.env = env
         self.timings = FAST | (timings or {})
         self.options = options(**env)
-        self.core = Deploy(self.config(self.options), records or {}, framework_id)
+        meta = meta or {}
+        self.core = Deploy(
+            self.config(self.options), records or {}, framework_id, meta.get(DEPLOY_META_KEY)
+        )
+        self.meta: dict[str, dict] = dict(meta)  # what SaveMeta stored: key -> document
         self.now = 1000.0
         self.agents = {f"S{i}": i >= agents - public for i in range(agents)}
         self.hostnames = {aid: f"agent-{aid}" for aid in self.agents}
@@ -138,6 +145,8 @@ class Sim:
                 self.records[d.agent_id] = d.record
             elif isinstance(d, ev.SaveFrameworkId):
                 self.framework_ids.append(d.framework_id)
+            elif isinstance(d, ev.SaveMeta):
+                self.meta[d.key] = d.value
             elif isinstance(d, ev.Launch):
                 step = d.task_info["name"].removeprefix("calico-")
                 tid = d.task_info["task_id"]["value"]

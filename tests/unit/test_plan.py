@@ -320,6 +320,26 @@ def test_interrupt_stops_new_launches_until_continued():
     sim.converge()
 
 
+def test_a_whole_plan_interrupt_is_stored_and_outlives_the_scheduler():
+    """`plan interrupt` without a phase is stored as an agent's interrupt is in its record: a
+    scheduler that Marathon restarts must not resume a rollout an operator stopped."""
+    sim = Sim(agents=1, public=0)
+    sim.subscribe()
+    sim.apply(sim.core.interrupt(None, sim.now))
+    assert sim.meta == {"deploy": {"interrupted": True}}
+
+    restarted = Sim(agents=1, public=0, records=sim.records, framework_id="fw-1", meta=sim.meta)
+    restarted.subscribe()
+    restarted.offer()
+    assert restarted.launches == []
+    assert restarted.core.plan_view(restarted.now)["status"] == "WAITING"
+
+    restarted.apply(restarted.core.proceed(None, restarted.now))
+    assert restarted.meta == {"deploy": {"interrupted": False}}
+    restarted.converge()
+    assert restarted.core.complete
+
+
 def test_plan_view_has_the_dcos_commons_shape():
     sim = Sim(agents=2, public=0, docker_enable="false")
     sim.subscribe()
