@@ -244,71 +244,97 @@ def _error(path: str, what: str, why: str, source: str, fix: str) -> tuple[str, 
     return path, f"{what}: {why} (source: {source}); {fix}"
 
 
-def profile_errors(options: Mapping, failed: set[str]) -> list[tuple[str, str]]:
+def profile_errors(
+    options: Mapping, failed: set[str], skipped: list[str] | None = None
+) -> list[tuple[str, str]]:
     """`(option path, message)` for each option that contradicts the profile's facts.
 
     Each message says what is wrong, why (the fact), where the fact was read, and the fix.
+    A check that reads an option the schema refused (`failed`) cannot run: its name goes to
+    `skipped` (so that the operator hears that more checks follow), and every other check
+    still runs, so that one `config validate` lists every error it can.
     """
     errors: list[tuple[str, str]] = []
-    if failed & {"calico.profile", "etcd.proxy_mode", "node.networking_backend"}:
-        return errors  # each is reported once, by the schema
-    profile = profile_of(options)
+    skipped = [] if skipped is None else skipped
+
+    def ready(check: str, *paths: str) -> bool:
+        if failed.isdisjoint(paths):
+            return True
+        skipped.append(check)
+        return False
+
     calico, etcd = options["calico"], options["etcd"]
-    cluster = [e for e in etcd["cluster_endpoints"].split(",") if e.strip()]
-    mode = proxy_mode(options)
-    if mode != profile.etcd_api:
-        errors.append(_error(
-            "etcd.proxy_mode", f"'{mode}' with calico.profile {profile.name}",
-            f"Calico {profile.calico[0]}.{profile.calico[1]} speaks only the etcd "
-            f"{profile.etcd_api} API (DATASTORE_TYPE {profile.datastore_type}) and the {mode} "
-            f"proxy serves only the {mode} API",
-            ETCD_GRPC_PROXY_SRV if mode == "v3" else ETCD_V2_PROXY_SRV,
-            "set it to 'auto'",
-        ))  # fmt: skip
-    errors += _etcd_binary_errors(options, mode, cluster, failed)
-    if profile.etcd_api == "v3" and not cluster and "etcd.cluster_endpoints" not in failed:
-        errors.append(_error(
-            "etcd.cluster_endpoints", "empty with calico.profile calico-v3",
-            "Calico v3 needs an etcd v3 cluster given by its endpoints; the Universe etcd "
-            "package behind etcd.mesos (etcd-mesos) serves the v2 API and publishes "
-            "_etcd-server._tcp, while grpc-proxy's SRV discovery asks for _etcd-client._tcp",
-            ETCD_GRPC_PROXY_SRV + "; " + CALICO_26.sources[1],
-            "give the etcd v3 cluster's client URLs (on DC/OS 2.x: "
-            "http://master.dcos.thisdcos.directory:2379), or use calico.profile calico-2.6",
-        ))  # fmt: skip
-    if profile.etcd_api == "v3" and not etcd["cluster_serves_v2"]:
-        for step in ("docker", "libnetwork"):
-            if options[step]["enable"]:
+    profile_known = ready("the profile's etcd API", "calico.profile", "etcd.proxy_mode")
+    if profile_known:
+        profile = profile_of(options)
+        mode = proxy_mode(options)
+        if mode != profile.etcd_api:
+            errors.append(_error(
+                "etcd.proxy_mode", f"'{mode}' with calico.profile {profile.name}",
+                f"Calico {profile.calico[0]}.{profile.calico[1]} speaks only the etcd "
+                f"{profile.etcd_api} API (DATASTORE_TYPE {profile.datastore_type}) and the "
+                f"{mode} proxy serves only the {mode} API",
+                ETCD_GRPC_PROXY_SRV if mode == "v3" else ETCD_V2_PROXY_SRV,
+                "set it to 'auto'",
+            ))  # fmt: skip
+        if ready("the etcd binary's version", "etcd.cluster_endpoints", "etcd.run_proxy",
+                 "etcd.binary_uri"):  # fmt: skip
+            cluster = [e for e in etcd["cluster_endpoints"].split(",") if e.strip()]
+            errors += _etcd_binary_errors(options, mode, cluster, failed)
+            if profile.etcd_api == "v3" and not cluster:
                 errors.append(_error(
-                    f"{step}.enable", "on with calico.profile calico-v3 and an etcd cluster "
-                    "that does not serve the v2 API (etcd.cluster_serves_v2 false)",
-                    "Docker's cluster store, which Calico's libnetwork plugin needs, speaks "
-                    "only the etcd v2 API, and grpc-proxy serves only v3",
-                    f"{LIBKV_ETCD}; {ETCD_GRPC_PROXY_SRV}",
-                    "set etcd.cluster_serves_v2 if the cluster runs with --enable-v2 (as "
-                    "DC/OS 2.x's does: dcos/dcos@2.2:packages/etcd/extra/systemd/etcd.sh), "
-                    f"else set {step}.enable to false",
+                    "etcd.cluster_endpoints", "empty with calico.profile calico-v3",
+                    "Calico v3 needs an etcd v3 cluster given by its endpoints; the Universe "
+                    "etcd package behind etcd.mesos (etcd-mesos) serves the v2 API and "
+                    "publishes _etcd-server._tcp, while grpc-proxy's SRV discovery asks for "
+                    "_etcd-client._tcp",
+                    ETCD_GRPC_PROXY_SRV + "; " + CALICO_26.sources[1],
+                    "give the etcd v3 cluster's client URLs (on DC/OS 2.x: "
+                    "http://master.dcos.thisdcos.directory:2379), or use calico.profile "
+                    "calico-2.6",
                 ))  # fmt: skip
-    if "calico.ipv4pool_encapsulation" in failed:
-        return errors
-    if calico["ipv4pool_encapsulation"] == "vxlan" and profile.calico < (3, 7):
-        errors.append(_error(
-            "calico.ipv4pool_encapsulation", "'vxlan' with calico.profile calico-2.6",
-            "Calico has VXLAN only from v3.7", FELIX_VXLAN, "use 'ipip' or 'none'",
-        ))  # fmt: skip
-    backend = networking_backend(options)
-    encapsulation = calico["ipv4pool_encapsulation"]
-    if (backend == "vxlan") != (encapsulation == "vxlan") and backend != "none":
-        errors.append(_error(
-            "node.networking_backend", f"'{backend}' with calico.ipv4pool_encapsulation "
-            f"'{encapsulation}'",
-            "VXLAN pools route without BGP (backend vxlan), IPIP and unencapsulated pools need "
-            "BGP routes from BIRD (backend bird)", DCOS_CALICO_CONFIG, "set it to 'auto'",
-        ))  # fmt: skip
+        if profile.etcd_api == "v3" and ready(
+            "Docker's cluster store", "etcd.cluster_serves_v2", "docker.enable",
+            "libnetwork.enable",
+        ) and not etcd["cluster_serves_v2"]:  # fmt: skip
+            for step in ("docker", "libnetwork"):
+                if options[step]["enable"]:
+                    errors.append(_error(
+                        f"{step}.enable", "on with calico.profile calico-v3 and an etcd "
+                        "cluster that does not serve the v2 API (etcd.cluster_serves_v2 false)",
+                        "Docker's cluster store, which Calico's libnetwork plugin needs, "
+                        "speaks only the etcd v2 API, and grpc-proxy serves only v3",
+                        f"{LIBKV_ETCD}; {ETCD_GRPC_PROXY_SRV}",
+                        "set etcd.cluster_serves_v2 if the cluster runs with --enable-v2 (as "
+                        "DC/OS 2.x's does: dcos/dcos@2.2:packages/etcd/extra/systemd/etcd.sh), "
+                        f"else set {step}.enable to false",
+                    ))  # fmt: skip
+        if ready("VXLAN against the profile", "calico.ipv4pool_encapsulation") and (
+            calico["ipv4pool_encapsulation"] == "vxlan" and profile.calico < (3, 7)
+        ):
+            errors.append(_error(
+                "calico.ipv4pool_encapsulation", "'vxlan' with calico.profile calico-2.6",
+                "Calico has VXLAN only from v3.7", FELIX_VXLAN, "use 'ipip' or 'none'",
+            ))  # fmt: skip
+        if ready("node.image against the profile", "node.image"):
+            errors += _image_errors(options, profile)
+    else:
+        skipped += ["the etcd binary's version", "Docker's cluster store",
+                    "VXLAN against the profile", "node.image against the profile"]  # fmt: skip
+    if ready("the backend against the encapsulation", "node.networking_backend",
+             "calico.ipv4pool_encapsulation"):  # fmt: skip
+        backend = networking_backend(options)
+        encapsulation = calico["ipv4pool_encapsulation"]
+        if (backend == "vxlan") != (encapsulation == "vxlan") and backend != "none":
+            errors.append(_error(
+                "node.networking_backend", f"'{backend}' with calico.ipv4pool_encapsulation "
+                f"'{encapsulation}'",
+                "VXLAN pools route without BGP (backend vxlan), IPIP and unencapsulated pools "
+                "need BGP routes from BIRD (backend bird)", DCOS_CALICO_CONFIG,
+                "set it to 'auto'",
+            ))  # fmt: skip
     if "calico.ipv4pool_cidr" not in failed:
         errors += _pool_errors(calico["ipv4pool_cidr"])
-    if "node.image" not in failed:
-        errors += _image_errors(options, profile)
     return errors
 
 

@@ -195,40 +195,98 @@ def posix_user(options: Mapping, value: str) -> str | None:
     return f"{value!r} is not a user name (lower case letters, digits, _ and -)"
 
 
-def mesos_master(options: Mapping, value: str) -> str | None:
-    """pymesos' master: `zk://host:port[,…]/path` or `host[:port]` (pymesos `scheduler.py`);
-    with `service.strict`, `https://host:port` or `zk://…` (`strict.master_address`).
+MASTER_FORMS = (
+    "host:port (e.g. leader.mesos:5050) or zk://host:port[,host:port…]/path "
+    "(e.g. zk://master.mesos:2181/mesos)"
+)
+STRICT_MASTER_FORMS = (
+    "https://host:port (e.g. https://leader.mesos:5050) or zk://host:port[,host:port…]/path "
+    "(e.g. zk://master.mesos:2181/mesos)"
+)
+# `zk//h:2181/mesos`, `zk:/h…`, `ZK://h…`: "zk" then a slash, or a colon and a slash (a host
+# named zk with a port, `zk:2181`, is a host:port).
+_ZK_MISTYPED = re.compile(r"(?i)zk:?/+")
 
-    pymesos' `MesosSchedulerDriver.start` takes `zk://` (leader detection) or a host and
-    port; any other URL scheme would be taken for a host name. Strict mode sends a DC/OS
-    authentication token with every request, so a plain-HTTP master is refused there.
+
+def mesos_master(options: Mapping, value: str) -> str | None:
+    """pymesos' master: `zk://[user:password@]host:port[,…]/path` or `host[:port]`; with
+    `service.strict`, `https://host:port` or `zk://…` (`strict.master_address`).
+
+    pymesos `scheduler.py` (`MesosSchedulerDriver.start`): a value starting with `zk://`
+    goes, without its scheme, to kazoo (`kazoo/hosts.py` `collect_hosts`: `host[:port]`
+    items, comma-separated, then the chroot path); any other value gets `:5050` when it has
+    no colon, and `_get_version`/`_get_conn` then do `host, port = master.split(':', 2)` and
+    `int(port)`: exactly one colon and a decimal port, or the scheduler dies with a
+    ValueError at start-up. So no scheme, no path, no list of masters and no IPv6 literal.
+    Strict mode sends a DC/OS authentication token with every request, so a plain-HTTP
+    master is refused there.
     """
     if value.startswith("zk://"):
-        return zookeeper_url(options, value)
+        return zookeeper_url(options, value, example="zk://master.mesos:2181/mesos")
+    mistyped = _ZK_MISTYPED.match(value)
+    if mistyped:
+        rest = value[mistyped.end() :]
+        return (
+            f"{value!r} is a misspelled ZooKeeper URL: write zk://{rest} (the scheme is "
+            "zk:// with a colon and two slashes)"
+        )
     strict = options["service"]["strict"]
-    if strict and not value.startswith("https://"):
+    if strict is True and not value.startswith("https://"):
         return (
             f"{value!r}: service.strict needs https://host:port (or zk://…), so that the DC/OS "
             "authentication token never crosses the network in clear"
         )
-    if strict:
-        return _host_port_error(value.removeprefix("https://").rstrip("/"), port_required=True)
+    if strict is True:
+        address = value.removeprefix("https://")
+        address = address[:-1] if address.endswith("/") else address
+        return _pymesos_address_error(value, address, STRICT_MASTER_FORMS)
     if "://" in value:
-        return f"{value!r}: give zk://host:2181/mesos or host:5050 (no other scheme)"
-    return _host_port_error(value, port_required=False)
+        scheme = value.partition("://")[0]
+        return f"{value!r}: the scheduler takes no {scheme}:// master; give {MASTER_FORMS}"
+    return _pymesos_address_error(value, value, MASTER_FORMS)
 
 
-def zookeeper_url(options: Mapping, value: str) -> str | None:
-    """`zk://host:port[,host:port]/path`, a path other than `/` (kazoo's hosts and chroot)."""
+def _pymesos_address_error(value: str, address: str, forms: str) -> str | None:
+    """`host[:port]` exactly as pymesos splits it: one colon, a decimal port 1–65535."""
+    what = None
+    if not address:
+        what = "it has no host"
+    elif any(c in address for c in "/?#@"):
+        what = "it has a path, a query or credentials, which pymesos would take for the port"
+    elif "," in address:
+        what = "pymesos takes one master (for several, give the ZooKeeper they elect a leader in)"
+    elif address.startswith("[") or address.count(":") > 1:
+        what = "pymesos splits it at ':' and cannot take an IPv6 address; use a host name"
+    else:
+        host, colon, port = address.partition(":")
+        if not (_is_hostname(host) or _is_ip(host)):
+            what = f"{host!r} is not a host name"
+        elif colon and not (port.isdigit() and port.isascii() and 0 < int(port) < 65536):
+            what = f"the port {port!r} is not a number from 1 to 65535"
+        elif forms == STRICT_MASTER_FORMS and not colon:
+            what = "it has no port"
+    if what is None:
+        return None
+    return f"{value!r} is not of the form pymesos reads: {what}; give {forms}"
+
+
+def zookeeper_url(
+    options: Mapping, value: str, example: str = "zk://master.mesos:2181/calico"
+) -> str | None:
+    """`zk://[user:password@]host:port[,host:port]/path`, a path other than `/` (kazoo's
+    hosts and chroot: `kazoo/hosts.py` `collect_hosts`, whose `int(res.port)` and
+    `urlsplit` port parsing refuse a port that is no number in 0–65535)."""
     parts = urlsplit(value)
     if parts.scheme != "zk":
         return None
-    for netloc in parts.netloc.split(","):
+    if not parts.netloc:
+        return f"{value!r} has no host; e.g. {example}"
+    for netloc in parts.netloc.rpartition("@")[2].split(","):
         error = _host_port_error(netloc, port_required=False)
         if error:
-            return error
+            return f"{_redact(value)}: {error}; e.g. {example}"
     if parts.path.rstrip("/") == "":
-        return f"{value!r} needs a path, e.g. zk://master.mesos:2181/calico"
+        return f"{_redact(value)} needs a path, e.g. {example}"
     return None
 
 
@@ -239,7 +297,7 @@ def artifacts_url(options: Mapping, value: str) -> str | None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return f"{value!r}: give http(s)://host:port of the scheduler, or leave it empty"
-    return None
+    return _host_port_error(parts.netloc.rpartition("@")[2], port_required=False)
 
 
 # Docker's image reference grammar: docker/distribution `reference/regexp.go`.
@@ -316,16 +374,31 @@ RULES: dict[str, Rule] = {
 """Option path → the rule of the component that reads it."""
 
 
-def rule_errors(options: Mapping, failed: set[str]) -> list[tuple[str, str]]:
+# Rule → the other options it reads: when the schema refused one of them, the rule waits.
+READS: dict[str, tuple[str, ...]] = {
+    "service.master": ("service.strict",),
+    "etcd.cluster_endpoints": ("calico.profile", "etcd.proxy_mode"),
+    "etcd.discovery_srv": ("etcd.run_proxy", "etcd.cluster_endpoints"),
+}
+
+
+def rule_errors(
+    options: Mapping, failed: set[str], skipped: list[str] | None = None
+) -> list[tuple[str, str]]:
     """`(path, message)` for every option that breaks its reader's rule.
 
     Options the schema already refused (`failed`) and options this schema does not have are
-    skipped, so that each problem is reported once.
+    skipped, so that each problem is reported once. A rule that also reads another option
+    the schema refused (`READS`) cannot run yet: its path goes to `skipped`.
     """
     errors = []
     for path, rule in RULES.items():
         section, key = path.split(".", 1)
         if path in failed or key not in options.get(section, {}):
+            continue
+        if not failed.isdisjoint(READS.get(path, ())):
+            if skipped is not None:
+                skipped.append(path)
             continue
         message = rule(options, options[section][key])
         if message:

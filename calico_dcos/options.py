@@ -38,11 +38,21 @@ class OptionsError(Exception):
     """Invalid options: a list of `(dotted path, message)` pairs, sorted by path; the path is
     the name given when that name is no option (a misspelled variable or file key)."""
 
-    def __init__(self, errors: list[tuple[str, str]]) -> None:
+    def __init__(self, errors: list[tuple[str, str]], pending: int = 0) -> None:
         self.errors = sorted(errors)
-        super().__init__(
-            "\n".join(f"{path}: {message}" if path else message for path, message in self.errors)
-        )
+        # checks that read an option refused here, so could not run: they run once it is fixed
+        self.pending = pending
+        lines = [f"{path}: {message}" if path else message for path, message in self.errors]
+        super().__init__("\n".join(lines + self._pending_lines()))
+
+    def _pending_lines(self) -> list[str]:
+        if not self.pending:
+            return []
+        checks = "check runs" if self.pending == 1 else "checks run"
+        return [
+            f"fix the errors above, then {self.pending} more {checks} (they read options "
+            "refused above, so cannot run yet)"
+        ]
 
     def lines(self) -> list[str]:
         """For the operator, each line starting with what to look at: `invalid option PATH:
@@ -50,7 +60,7 @@ class OptionsError(Exception):
         `unknown option PATH: …` for a name that is no option (a misspelling: the message says
         which option is closest); the message alone when no one option is at fault (an options
         file that cannot be read)."""
-        return [_line(path, message) for path, message in self.errors]
+        return [_line(path, message) for path, message in self.errors] + self._pending_lines()
 
 
 def _line(path: str, message: str) -> str:
@@ -153,10 +163,11 @@ def load_options(
     doc = _with_defaults(given)
     errors += _schema_errors(doc)
     errors += _non_finite_errors(doc)
-    errors += _semantic_errors(doc, {option for option, _ in errors})
+    skipped: list[str] = []
+    errors += _semantic_errors(doc, {option for option, _ in errors}, skipped)
     errors = _naming_the_variables(errors, environ)
     if errors:
-        raise OptionsError(errors)
+        raise OptionsError(errors, pending=len(skipped))
     return Options(doc)
 
 
@@ -371,15 +382,18 @@ def _non_finite_errors(doc: dict) -> list[tuple[str, str]]:
     ]
 
 
-def _semantic_errors(doc: dict, failed: set[str]) -> list[tuple[str, str]]:
-    """Checks a schema cannot express, on the options the schema found well-formed."""
+def _semantic_errors(doc: dict, failed: set[str], skipped: list[str]) -> list[tuple[str, str]]:
+    """Checks a schema cannot express, on the options the schema found well-formed: every
+    check runs whose options are all well-formed, whatever else is wrong, so that one
+    `config validate` lists every error; a check that reads a refused option is named in
+    `skipped` instead."""
     options = Options(doc)
     checks = (
         ("agents.constraints", agent_constraints),
         ("node.extra_env", node_extra_env),
     )
-    errors = option_rules.rule_errors(options, failed)
-    errors += matrix.profile_errors(options, failed)
+    errors = option_rules.rule_errors(options, failed, skipped)
+    errors += matrix.profile_errors(options, failed, skipped)
     for option, check in checks:
         if option in failed:
             continue

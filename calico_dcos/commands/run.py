@@ -43,14 +43,22 @@ def core_for(options: Mapping, environ: Mapping[str, str]) -> CoreFactory:
     return uninstalling(bool(options["service"]["uninstall_revert_hosts"]))
 
 
-def load_or_exit(path: str | None) -> Options:
-    """Invalid options stop the program before it registers, naming each option's path."""
+def load_or_exit(path: str | None, master: str | None = None) -> Options:
+    """Invalid options stop the program before it registers, naming each option's path;
+    `master` (`--master`, which overrides service.master) is checked by the same rule."""
     try:
         options = load_options(path, os.environ)
         refuse_local_state_under_marathon(options, os.environ)
-        return options
     except OptionsError as exc:
         _exit_invalid(exc)
+    if master is not None:
+        from calico_dcos.option_rules import mesos_master
+
+        problem = mesos_master(options, master)
+        if problem:
+            click.echo(f"invalid --master (it overrides service.master): {problem}", err=True)
+            raise SystemExit(EXIT_INVALID_OPTIONS)
+    return options
 
 
 def refuse_local_state_under_marathon(options: Mapping, environ: Mapping[str, str]) -> None:
@@ -146,10 +154,14 @@ def log_warnings(options: Options) -> list[str]:
     help="JSON or YAML. Optional: without it, each option is its CALICO_* environment "
     "variable or its default (`calico-dcos config schema`); with it, the variables still win.",
 )  # fmt: skip
-@click.option("--master", default=None, help="Override service.master (zk://… or host:port).")
+@click.option(
+    "--master", default=None,
+    help="Override service.master: host:port or zk://host:port[,…]/path (https://host:port "
+    "with service.strict).",
+)  # fmt: skip
 def run(options_file: str | None, master: str | None) -> None:
     """Run the scheduler against a Mesos cluster."""
-    options = load_or_exit(options_file)  # before the service's modules are imported
+    options = load_or_exit(options_file, master)  # before the service's modules are imported
     from calico_dcos.service import wait_for_signal
 
     logs.configure(options["service"]["log_level"].upper())

@@ -63,11 +63,15 @@ def wait_until_uninstalled(service: Service, display: PlanDisplay | None = None)
     "variables), since service.name, service.state and service.master find the framework "
     "and its state.",
 )  # fmt: skip
-@click.option("--master", default=None, help="Override service.master (zk://… or host:port).")
+@click.option(
+    "--master", default=None,
+    help="Override service.master: host:port or zk://host:port[,…]/path (https://host:port "
+    "with service.strict).",
+)  # fmt: skip
 def uninstall(revert_hosts: bool, options_file: str | None, master: str | None) -> None:
     """Kill every task of the framework, optionally revert the hosts, then remove it (its
     state too). Give it the options `run` was given."""
-    options = load_or_exit(options_file)  # before the service's modules are imported
+    options = load_or_exit(options_file, master)  # before the service's modules are imported
     from calico_dcos.display import PlanDisplay
     from calico_dcos.plans import uninstalling
 

@@ -75,7 +75,7 @@ REFUSED = [
      "bad regex"),
     ("CALICO_NODE_IP_AUTODETECTION_METHOD", "cidr=10.0.0.0/33", "node.ip_autodetection_method",
      "10.0.0.0/33"),
-    ("CALICO_SERVICE_MASTER", "http://leader.mesos:5050", "service.master", "no other scheme"),
+    ("CALICO_SERVICE_MASTER", "http://leader.mesos:5050", "service.master", "no http:// master"),
     ("CALICO_SERVICE_STATE", "zk://master.mesos:2181", "service.state", "needs a path"),
     ("CALICO_SERVICE_USER", "Root User", "service.user", "not a user name"),
     ("CALICO_SERVICE_AGENT_PYTHON", "bin/python3", "service.agent_python", "absolute path"),

@@ -1,0 +1,153 @@
+"""The fresh-user trial's option findings, each with the trial's exact case: the error names
+the option's path and says how to write it."""
+
+import pytest
+
+from calico_dcos import option_rules
+from calico_dcos.options import OptionsError, load_options, option_names, option_spec
+
+
+def refused(env: dict[str, str], path: str | None = None) -> OptionsError:
+    with pytest.raises(OptionsError) as caught:
+        load_options(path, env)
+    return caught.value
+
+
+def errors_for(env: dict[str, str]) -> dict[str, str]:
+    try:
+        load_options(None, env)
+    except OptionsError as exc:
+        return dict(exc.errors)
+    return {}
+
+
+# --- 1. service.master as pymesos reads it (pymesos scheduler.py: `master.split(':', 2)`)
+
+
+def test_the_trials_zk_url_without_its_colon_is_refused_naming_the_fix():
+    message = errors_for({"CALICO_SERVICE_MASTER": "zk//127.0.0.1:2181/mesos"})["service.master"]
+    assert "misspelled ZooKeeper URL" in message
+    assert "write zk://127.0.0.1:2181/mesos" in message
+
+
+MASTERS_PYMESOS_CANNOT_SPLIT = [
+    ("leader.mesos:5050/mesos", "has a path"),  # int('5050/mesos')
+    ("a.mesos:5050,b.mesos:5050", "one master"),  # 'a.mesos', '5050,b.mesos', '5050'
+    ("[2001:db8::1]:5050", "IPv6"),  # split(':', 2) gives three parts
+    ("leader.mesos:http", "not a number"),
+    ("leader.mesos:0", "not a number from 1 to 65535"),
+    ("http://leader.mesos:5050", "no http:// master"),
+    ("zk:/127.0.0.1:2181/mesos", "write zk://127.0.0.1:2181/mesos"),
+    ("zk://127.0.0.1:21x81/mesos", "Port could not be cast"),
+    ("zk:///mesos", "has no host"),
+    ("zk://127.0.0.1:2181", "needs a path, e.g. zk://master.mesos:2181/mesos"),
+]
+
+
+@pytest.mark.parametrize(("master", "words"), MASTERS_PYMESOS_CANNOT_SPLIT)
+def test_a_master_pymesos_would_crash_on_is_an_option_error(master, words):
+    message = errors_for({"CALICO_SERVICE_MASTER": master})["service.master"]
+    assert words in message
+    if not message.startswith(f"{master!r} is a misspelled"):
+        assert "zk://master.mesos:2181/mesos" in message  # a correct example
+
+
+@pytest.mark.parametrize(
+    "master",
+    ["leader.mesos", "leader.mesos:5050", "192.0.2.1:5050", "zk:2181",
+     "zk://u:p@192.0.2.1:2181,192.0.2.2:2181/mesos"],
+)  # fmt: skip
+def test_masters_pymesos_reads_pass(master):
+    assert errors_for({"CALICO_SERVICE_MASTER": master}) == {}
+
+
+def test_a_strict_master_with_a_path_is_refused_with_the_https_form():
+    env = {"CALICO_SERVICE_STRICT": "true", "CALICO_SERVICE_MASTER": "https://m:5050/mesos"}
+    message = errors_for(env)["service.master"]
+    assert "has a path" in message and "https://leader.mesos:5050" in message
+    env["CALICO_SERVICE_MASTER"] = "https://m:5050/"
+    assert "service.master" not in errors_for(env)
+
+
+def test_run_checks_its_master_flag_by_the_same_rule(tmp_path):
+    from click.testing import CliRunner
+
+    from calico_dcos.cli import main
+
+    env = {"CALICO_SERVICE_STATE": str(tmp_path / "state")}
+    result = CliRunner().invoke(main, ["run", "--master", "zk//127.0.0.1:2181/mesos"], env=env)
+    assert result.exit_code == 2, result.output
+    assert "invalid --master (it overrides service.master)" in result.output
+    assert "write zk://127.0.0.1:2181/mesos" in result.output
+
+
+def wrong_values(option: str) -> list[object]:
+    """Values of the wrong type and form for `option`."""
+    spec = option_spec(option)
+    values: list[object] = [[1], {"a": 1}, None]
+    values.append("x" if spec["type"] != "string" else 7)
+    if "enum" in spec:
+        values.append("no-such-value")
+    return values
+
+
+@pytest.mark.parametrize("option", option_names())
+def test_no_wrong_value_of_any_option_crashes_validation(option):
+    """Every rule that reads another option must not run on that option's wrong value
+    (calico.profile 'calico-3' used to end `config validate` with a KeyError)."""
+    section, key = option.split(".", 1)
+    for value in wrong_values(option):
+        with pytest.raises(OptionsError) as caught:  # not a KeyError or a TypeError
+            load_options(None, {}, defaults={section: {key: value}})
+        assert option in dict(caught.value.errors)
+    everything: dict = {}
+    for name in option_names():
+        section, key = name.split(".", 1)
+        everything.setdefault(section, {})[key] = wrong_values(name)[-1]
+    with pytest.raises(OptionsError):
+        load_options(None, {}, defaults=everything)
+
+
+# --- 2. One run lists every error
+
+
+def test_semantic_errors_are_reported_beside_schema_errors():
+    error = refused({
+        "CALICO_DOCKER_CPUS": "x",  # a schema error
+        "CALICO_SERVICE_ROLES": "",
+        "CALICO_CALICO_IPV4POOL_CIDR": "172.29.0.0/33",
+        "CALICO_CALICO_IPV4POOL_ENCAPSULATION": "vxlan",
+        "CALICO_CALICO_PROFILE": "calico-2.6",
+    })  # fmt: skip
+    errors = dict(error.errors)
+    assert "docker.cpus" in errors
+    assert "e.g. 172.29.0.0/16" in errors["calico.ipv4pool_cidr"]
+    assert "'vxlan' with calico.profile calico-2.6" in errors["calico.ipv4pool_encapsulation"]
+
+
+def test_a_wrong_profile_still_lets_every_other_check_run_and_says_more_follow(tmp_path):
+    options = tmp_path / "options.yaml"
+    options.write_text(
+        "calico: {profile: calico-3, ipv4pool_cidr: 172.29.0.0/33}\n"
+        "node: {networking_backend: vxlan}\n"
+    )
+    error = refused({}, str(options))
+    errors = dict(error.errors)
+    assert "is not one of" in errors["calico.profile"]
+    assert "e.g. 172.29.0.0/16" in errors["calico.ipv4pool_cidr"]
+    assert "'vxlan' with calico.ipv4pool_encapsulation 'ipip'" in errors["node.networking_backend"]
+    assert error.pending > 0
+    assert error.lines()[-1].startswith(f"fix the errors above, then {error.pending} more checks")
+
+
+def test_a_non_url_cluster_endpoint_is_reported_with_the_docker_errors_under_calico_v3():
+    errors = errors_for({
+        "CALICO_CALICO_PROFILE": "calico-v3",
+        "CALICO_ETCD_CLUSTER_ENDPOINTS": "etcd.example:2379,notaurl",
+    })  # fmt: skip
+    assert "'notaurl' has no port" in errors["etcd.cluster_endpoints"]
+    assert "docker.enable" in errors and "libnetwork.enable" in errors
+
+
+def test_rules_that_read_other_options_declare_them():
+    assert set(option_rules.READS) <= set(option_rules.RULES)
