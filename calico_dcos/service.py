@@ -19,7 +19,7 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from calico_dcos.malloc_arenas import limit_arenas, mmap_large_chunks
 from calico_dcos.options import Options, OptionsError, read_secret
 from calico_dcos.scheduler import CalicoScheduler, within
 from calico_dcos.signals import StopSignals
-from calico_dcos.store import open_store
+from calico_dcos.store import LeaderLockHeld, StoreError, open_store
 
 LOG = logging.getLogger("calico_dcos.service")
 
@@ -161,11 +161,17 @@ def start_service(
     port: int | None = None,
     artifacts_dir: Path | None = None,
     artifacts: Mapping[str, Path] | None = None,
+    wait_for_leader: bool = True,
     **scheduler_kwargs,
 ) -> Service:
     """Store, API, leadership, installer, then the scheduler subscribes (the deploy plan,
     or the uninstall with `core=uninstalling(…)`). The API answers from the start, so that
-    Marathon's health check hears "waiting" (for the leader lock) rather than nothing."""
+    Marathon's health check hears "waiting" (for the leader lock) rather than nothing; while
+    another scheduler holds the lock, the log says who, every `LEADER_WAIT_REPORT_SECONDS`.
+
+    `wait_for_leader=False` (`calico-dcos uninstall`, which a person runs and watches):
+    another scheduler holding the lock is `LeaderLockHeld` at once, naming it, before the
+    API takes a port (the running scheduler's port, when the options are the same)."""
     limit_arenas()  # before the API's, pymesos' and the sender's threads (issue 17)
     mmap_large_chunks()
     host = host or os.environ.get("HOST") or socket.getfqdn()
@@ -178,15 +184,23 @@ def start_service(
         check_master(address, tokens, tls_context(options["service"]["ca_bundle"]))
     store = open_store(options["service"]["state"], options["service"]["zk_credentials_file"])
     failed = threading.Event()
+    state = options["service"]["state"]
+    led = _lead_now(store, failed.set, state, refuse=not wait_for_leader)
     holder: list[CalicoScheduler] = []
     # Said before the API answers its first health check, so that no probe hears "starting"
-    # while the lock is what it waits for.
-    late = _Late(holder, f"waiting to be the leader of {options['service']['state']}")
+    # while the lock is what it waits for, nor a wait without the lock's holder.
+    late = _Late(holder, "the scheduler is starting" if led else waiting_words(state, None))
+    if not led:
+        late.waiting_for = waiting_words(state, _holder_or_none(store))
     port = api_port(options, os.environ) if port is None else port
-    api = ApiServer(build_app(late, token), "0.0.0.0", port).start()
-    LOG.info("%s", late.waiting_for)
     try:
-        store.acquire_leadership(failed.set)
+        api = ApiServer(build_app(late, token), "0.0.0.0", port).start()
+    except BaseException:
+        _release(store)
+        raise
+    try:
+        if not led:
+            _wait_for_leadership(store, failed.set, state, late)
     except BaseException:
         api.stop()
         store.close()
@@ -213,6 +227,79 @@ def start_service(
     threading.Thread(target=_fail_on, args=(failed, scheduler), daemon=True).start()
     LOG.info("API on port %d; agents fetch from %s", api.port, url)
     return Service(store, api, scheduler.start(), scratch)
+
+
+# How often a scheduler waiting for the leader lock says so again, and who holds it.
+LEADER_WAIT_REPORT_SECONDS = 30.0
+
+
+def _lead_now(store, on_lost: Callable[[], None], state: str, refuse: bool) -> bool:
+    """Take the leader lock if it is free (True). Held by another scheduler: False, or with
+    `refuse`, the store closed and `LeaderLockHeld` naming that scheduler."""
+    try:
+        if store.try_acquire_leadership(on_lost):
+            return True
+        if not refuse:
+            return False
+        holder = _holder_or_none(store) or "another scheduler (it has just released it)"
+    except BaseException:
+        store.close()
+        raise
+    store.close()
+    raise LeaderLockHeld(
+        f"another scheduler holds the leader lock of {state} ({holder}): it runs the "
+        "framework on this state now",
+        holder,
+    )
+
+
+def _holder_or_none(store) -> str | None:
+    """Who holds the lock; None when nobody does or the store cannot say just now."""
+    try:
+        return store.leader_holder()
+    except StoreError:
+        return None
+
+
+def _wait_for_leadership(store, on_lost: Callable[[], None], state: str, late: _Late) -> None:
+    """Take the leader lock, waiting for as long as another scheduler holds it (a standby;
+    or the uninstall that DC/OS' package manager starts while the stopped app's ZooKeeper
+    session still lives). Meanwhile the log and `/v1/health` say who holds it, the log
+    again every `LEADER_WAIT_REPORT_SECONDS`. The blocking acquisition runs in a thread of
+    its own so that this one can speak; its error is raised here."""
+    outcome: list[BaseException | None] = []
+    done = threading.Event()
+
+    def acquire() -> None:
+        try:
+            store.acquire_leadership(on_lost)
+            outcome.append(None)
+        except BaseException as exc:  # raised in the caller's thread below
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=acquire, name="leader-lock", daemon=True).start()
+    started = time.monotonic()
+    while True:
+        waited = time.monotonic() - started
+        if waited >= LEADER_WAIT_REPORT_SECONDS:  # the first time, it was asked just now
+            late.waiting_for = waiting_words(state, _holder_or_none(store))
+        LOG.info("%s%s", late.waiting_for, f" (for {waited:.0f} s)" if waited >= 1 else "")
+        if done.wait(LEADER_WAIT_REPORT_SECONDS):
+            break
+    if outcome[0] is not None:
+        raise outcome[0]
+
+
+def waiting_words(state: str, holder: str | None) -> str:
+    """The waiting scheduler's line in the log and `/v1/health`."""
+    if holder is None:
+        return f"waiting to be the leader of {state}"
+    return (
+        f"waiting to be the leader of {state}: another scheduler holds its lock ({holder}); "
+        "this one takes over when it stops"
+    )
 
 
 class _Late:

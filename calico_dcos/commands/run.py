@@ -122,9 +122,11 @@ def store_hint(exc: StoreError, options: Options) -> str:
     """Which option chose the store that failed, and what it may be set to; "" for an error
     that is not about the option (it says what to do itself: a scheduler of an earlier
     version still running, leftovers of the old file layout, leadership lost)."""
-    from calico_dcos.store import StateCorrupt, StoreAddressError
+    from calico_dcos.store import LeaderLockHeld, StateCorrupt, StoreAddressError
 
     state = options["service"]["state"]
+    if isinstance(exc, LeaderLockHeld):
+        return uninstall_while_running(state)
     if "credentials" in str(exc):
         return "check service.zk_credentials_file (a file holding user:password)"
     if isinstance(exc, StateCorrupt):
@@ -135,6 +137,28 @@ def store_hint(exc: StoreError, options: Options) -> str:
         f"check service.state ({state}): a reachable ZooKeeper as zk://host:port[,…]/path, "
         "or a directory for a file store"
     )
+
+
+def uninstall_while_running(state: str) -> str:
+    """What to do when `calico-dcos uninstall` finds a scheduler running on its state (only
+    it asks not to wait for the leader lock). The package's uninstall is driven through the
+    app itself (README, "Uninstall": Cosmos restarts it with SDK_UNINSTALL=true, dcos/cosmos
+    `UninstallHandler`), so on DC/OS the app is not stopped by hand. A ZooKeeper lock
+    outlives its stopped holder until the session ends (its ephemeral node; ZooKeeper
+    Programmer's Guide, "Ephemeral Nodes")."""
+    words = (
+        "an uninstall must be the only scheduler on its state: stop that one first (SIGTERM "
+        "or Ctrl-C to `calico-dcos run` or `local --serve`; the framework stays registered for "
+        "the uninstall to remove), then run `calico-dcos uninstall` again. On DC/OS do not "
+        "stop the app: `dcos package uninstall calico-dcos` runs the uninstall in the app "
+        "itself (service.uninstall_revert_hosts stands for --revert-hosts)"
+    )
+    if state.startswith("zk://"):
+        words += (
+            ". A scheduler stopped just now holds its ZooKeeper lock until its session ends "
+            "(session_timeout in service.state, 10 s by default)"
+        )
+    return words
 
 
 def log_warnings(options: Options) -> list[str]:

@@ -4,7 +4,9 @@ The scheduler runs with the uninstall as its core (`plans.uninstalling`) and thi
 exits once the framework is torn down and the state wiped. The same mode runs when DC/OS'
 package manager starts `calico-dcos run` with `SDK_UNINSTALL` set; then the scheduler stays
 up after the end (see `commands/run.py`). As there, the service's modules are imported only
-once the options are valid, so that a wrong option is reported at once.
+once the options are valid, so that a wrong option is reported at once. Unlike `run`, it
+never waits for the leader lock: a scheduler still running on the same state is named at
+once, with what to do (`commands/run.py` `uninstall_while_running`).
 """
 
 from __future__ import annotations
@@ -77,5 +79,7 @@ def uninstall(revert_hosts: bool, options_file: str | None, master: str | None) 
 
     display = PlanDisplay(sys.stdout)
     logs.configure(options["service"]["log_level"].upper(), handlers=[display.log_handler()])
-    service = start_or_exit(options, master=master, core=uninstalling(revert_hosts))
+    service = start_or_exit(
+        options, master=master, core=uninstalling(revert_hosts), wait_for_leader=False
+    )
     sys.exit(wait_until_uninstalled(service, display))

@@ -50,6 +50,15 @@ class StoreAddressError(StoreError):
     operator to that option; the others say what to do in their own words."""
 
 
+class LeaderLockHeld(StoreError):
+    """Another scheduler holds the state's leader lock, and the caller would not wait for it
+    (`calico-dcos uninstall`); `holder` says who, as the store knows it ("pid N on host H")."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
+
+
 class RecordTooLarge(StoreError):
     """A record longer than its bound: refused before anything is written."""
 
@@ -93,6 +102,10 @@ class StateStore(Protocol):
     def wipe(self) -> None: ...
 
     def acquire_leadership(self, on_lost: Callable[[], None]) -> None: ...
+
+    def try_acquire_leadership(self, on_lost: Callable[[], None]) -> bool: ...
+
+    def leader_holder(self) -> str | None: ...
 
     def release_leadership(self) -> None: ...
 

@@ -244,17 +244,46 @@ class FileStore:
         An flock is held until released or until the process dies, so `on_lost` is never
         called: a local lock cannot be lost while its holder lives.
         """
-        if self._lock_fd is not None:
-            return
+        self._take_lock(blocking=True)
+
+    def try_acquire_leadership(self, on_lost: Callable[[], None]) -> bool:
+        """`acquire_leadership` without waiting: False at once when another store (this
+        process's or another's) holds `leader.lock`."""
+        return self._take_lock(blocking=False)
+
+    def leader_holder(self) -> str | None:
+        """Who holds `leader.lock`, as "pid N on this host" (the pid its holder wrote into
+        it); None when nobody does. Asked with a shared lock taken and given back at once,
+        on a descriptor of its own: flock(2) locks belong to the open file description, so
+        closing it leaves every other lock of this process as it was."""
         fd = self._open_lock()
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = _lock_pid(fd)
+                return f"{'a process' if pid is None else f'pid {pid}'} on this host"
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
+    def _take_lock(self, blocking: bool) -> bool:
+        if self._lock_fd is not None:
+            return True
+        fd = self._open_lock()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
         except BaseException:
             os.close(fd)
             raise
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._lock_fd = fd
+        return True
 
     def release_leadership(self) -> None:
         if self._lock_fd is None:
@@ -576,10 +605,15 @@ def _leftovers_message(root: Path, database: Path, names: list[str], at: float) 
 
 def _lock_holder(fd: int) -> str:
     """' by pid N' from the lock file's content, when it names one."""
+    pid = _lock_pid(fd)
+    return "" if pid is None else f" by pid {pid}"
+
+
+def _lock_pid(fd: int) -> int | None:
+    """The pid the lock's holder wrote into the lock file, if it did."""
     with contextlib.suppress(OSError, ValueError):
-        pid = int(os.pread(fd, 32, 0).decode().strip())
-        return f" by pid {pid}"
-    return ""
+        return int(os.pread(fd, 32, 0).decode().strip())
+    return None
 
 
 def _fsync_directory(directory: Path) -> None:

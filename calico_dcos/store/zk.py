@@ -285,16 +285,39 @@ class ZooKeeperStore:
 
     def acquire_leadership(self, on_lost: Callable[[], None]) -> None:
         """Block until this scheduler holds `<root>/leader`; `on_lost` when it may not."""
+        self._take_lock(on_lost, blocking=True)
+
+    def try_acquire_leadership(self, on_lost: Callable[[], None]) -> bool:
+        """`acquire_leadership` without waiting: False at once when another session holds
+        `<root>/leader` (kazoo's `Lock.acquire(blocking=False)` then deletes the node it
+        made, kazoo/recipe/lock.py)."""
+        return self._take_lock(on_lost, blocking=False)
+
+    def leader_holder(self) -> str | None:
+        """Who holds `<root>/leader`, as "pid N on host H" (from the identifier every
+        contender writes into its lock node, `host:pid`; the first of kazoo's
+        `Lock.contenders()` holds it); None when nobody does."""
+        lock = Lock(self._client, self._path(LEADER))
+        with self._errors(self._path(LEADER)):
+            contenders = self._client.retry(lock.contenders)
+        if not contenders:
+            return None
+        host, colon, pid = contenders[0].rpartition(":")
+        return f"pid {pid} on host {host}" if colon and pid.isdigit() else repr(contenders[0])
+
+    def _take_lock(self, on_lost: Callable[[], None], blocking: bool) -> bool:
         self._drop_lock()
         identifier = f"{socket.gethostname()}:{os.getpid()}"
         lock = Lock(self._client, self._path(LEADER), identifier)
         with self._errors(self._path(LEADER)):
             self._client.retry(self._delete_own_lock_nodes)
-            lock.acquire()
+            if not lock.acquire(blocking=blocking):
+                return False
         with self._leadership_mutex:
             self._lock = lock
             self._on_lost = on_lost
             self._fenced = False
+        return True
 
     def release_leadership(self) -> None:
         with self._leadership_mutex:

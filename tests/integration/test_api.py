@@ -1,5 +1,7 @@
 """The scheduler's own HTTP API, over a real socket, while it runs against the devcluster."""
 
+import os
+
 import requests
 
 from tests.integration.harness import converged, running_cluster, scheduler_on, wait_until
@@ -137,7 +139,11 @@ def test_health_says_waiting_for_the_leader_lock_while_another_scheduler_holds_i
                 service.stop()
 
     assert waiting.status_code == 202 and waiting.json()["status"] == "waiting"
-    assert waiting.json()["reasons"] == [f"waiting to be the leader of {tmp_path / 'state'}"]
+    # The first scheduler is this process: the second names it as the lock's holder.
+    assert waiting.json()["reasons"] == [
+        f"waiting to be the leader of {tmp_path / 'state'}: another scheduler holds its lock "
+        f"(pid {os.getpid()} on this host); this one takes over when it stops"
+    ]
     assert healthy.json()["status"] == "healthy"
 
 
