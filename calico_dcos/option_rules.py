@@ -300,6 +300,45 @@ def artifacts_url(options: Mapping, value: str) -> str | None:
     return _host_port_error(parts.netloc.rpartition("@")[2], port_required=False)
 
 
+# Options whose value is the path of a file holding a secret (the secret itself never goes in
+# an option: options are shown by `config show`, `/v1/options` and the status page).
+SECRET_FILE_OPTIONS = (
+    "service.zk_credentials_file",
+    "service.secret_file",
+    "service.service_account_credential_file",
+    "service.api_token_file",
+)
+_TOKEN_LIKE = re.compile(r"[A-Za-z0-9+/=_-]{16,}")
+
+
+def looks_like_a_secret(value: str) -> bool:
+    """Whether a secret option's value looks like the secret rather than a file's path.
+
+    A value written as a path (starting with `/`, `./` or `../`) never does. Otherwise:
+    whitespace or a ':' inside (`principal:secret`, ZooKeeper's `user:password`), or 16 or
+    more token characters (hex, base64, base64url, words joined by '-') with no '/' and no
+    '.' (`openssl rand -hex 32`, a Mesos secret, a DC/OS token). A file in the sandbox (where
+    DC/OS puts file-based secrets) named like that is written `./NAME`."""
+    if value.startswith(("/", "./", "../")):
+        return False
+    if any(char.isspace() for char in value) or ":" in value:
+        return True
+    return "/" not in value and "." not in value and bool(_TOKEN_LIKE.fullmatch(value))
+
+
+def secret_file_path(options: Mapping, value: str) -> str | None:
+    """The path of a file holding a secret: a value that looks like the secret itself is
+    refused, and the message never repeats it (it would reach logs and terminals)."""
+    if value and looks_like_a_secret(value):
+        return (
+            "this option takes the PATH of a file holding the secret, and its value looks like "
+            "the secret itself (not shown here): write the secret into a file (mode 0600, or a "
+            "DC/OS file-based secret) and give that file's path; a file in the sandbox with "
+            "such a name is written ./NAME"
+        )
+    return None
+
+
 # Docker's image reference grammar: docker/distribution `reference/regexp.go`.
 _NAME_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]*)[a-z0-9]+)*"
 _DOMAIN_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?"
@@ -352,6 +391,7 @@ def empty_or(rule: Rule) -> Rule:
 
 
 RULES: dict[str, Rule] = {
+    **{option: secret_file_path for option in SECRET_FILE_OPTIONS},
     "service.master": mesos_master,
     "service.state": zookeeper_url,
     "service.user": posix_user,

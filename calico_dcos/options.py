@@ -320,10 +320,25 @@ def _with_defaults(given: dict) -> dict:
 
 def _schema_errors(doc: dict) -> list[tuple[str, str]]:
     validator = jsonschema.Draft4Validator(schema())
-    return [
-        (".".join(str(part) for part in error.absolute_path), _message(error))
-        for error in validator.iter_errors(doc)
-    ]
+    errors = []
+    for error in validator.iter_errors(doc):
+        path = ".".join(str(part) for part in error.absolute_path)
+        if path in option_rules.SECRET_FILE_OPTIONS:  # its value may be the secret itself
+            errors.append((path, _secret_message(error)))
+        else:
+            errors.append((path, _message(error)))
+    return errors
+
+
+def _secret_message(error: jsonschema.ValidationError) -> str:
+    """A secret option's schema error, without its value."""
+    if error.validator == "type":
+        wanted = _type_message(error).partition(" is not ")[2] or "a string"
+        return f"the value (not shown) is not {wanted}: give the path of a file holding the secret"
+    return (
+        "the value (not shown) holds a double quote, backslash or control character: this "
+        "option takes the PATH of a file holding the secret, not the secret"
+    )
 
 
 _UNRENDERABLE = re.compile(r'["\\\x00-\x1f]')
@@ -489,16 +504,31 @@ def redact_text(text: str) -> str:
 def redacted(options: Mapping) -> dict:
     """Options safe to show: passwords inside URLs replaced; secret options are paths only."""
     raw = options.raw if isinstance(options, Options) else copy.deepcopy(dict(options))
-    for values in raw.values():
+    for section, values in raw.items():
         for key, value in values.items():
-            if isinstance(value, str):
+            if not isinstance(value, str):
+                continue
+            secret = f"{section}.{key}" in option_rules.SECRET_FILE_OPTIONS
+            if secret and option_rules.looks_like_a_secret(value):
+                values[key] = "***"
+            else:
                 values[key] = redact_text(value)
     return raw
 
 
 def read_secret(path: str, option: str = "") -> str:
-    """Read a secret file (trailing newline stripped). Its content is never logged."""
+    """Read a secret file (trailing newline stripped). Its content is never logged, nor its
+    path when the path looks like a secret (`option_rules.looks_like_a_secret`)."""
     try:
         return pathlib.Path(path).read_text().rstrip("\r\n")
     except OSError as exc:
-        raise OptionsError([(option, f"cannot read secret file {path}: {exc.strerror}")]) from None
+        raise OptionsError([(option, f"cannot read secret file {shown_path(path)}: "
+                             f"{exc.strerror}")]) from None  # fmt: skip
+
+
+def shown_path(path: str) -> str:
+    """A secret file's path as messages show it: itself, or words when it looks like a
+    secret (a secret given where its file's path belongs)."""
+    if option_rules.looks_like_a_secret(path):
+        return "(a value that looks like a secret, not shown: the option takes a file's path)"
+    return path

@@ -151,3 +151,60 @@ def test_a_non_url_cluster_endpoint_is_reported_with_the_docker_errors_under_cal
 
 def test_rules_that_read_other_options_declare_them():
     assert set(option_rules.READS) <= set(option_rules.RULES)
+
+
+# --- 3. A secret where its file's path belongs
+
+TRIAL_SECRET = "hunter2-my-actual-mesos-secret"
+TRIAL_TOKEN = "3f" * 32  # 64 hex characters, as `openssl rand -hex 32` prints
+
+
+@pytest.mark.parametrize(
+    ("variable", "option", "value"),
+    [
+        ("CALICO_SERVICE_SECRET_FILE", "service.secret_file", TRIAL_SECRET),
+        ("CALICO_SERVICE_API_TOKEN_FILE", "service.api_token_file", TRIAL_TOKEN),
+        ("CALICO_SERVICE_ZK_CREDENTIALS_FILE", "service.zk_credentials_file", "super:s3cret"),
+        ("CALICO_SERVICE_SECRET_FILE", "service.secret_file", "my secret words"),
+        ("CALICO_SERVICE_SERVICE_ACCOUNT_CREDENTIAL_FILE",
+         "service.service_account_credential_file", '{"uid": "calico", "private_key": "k"}'),
+    ],
+)  # fmt: skip
+def test_a_secret_given_as_its_file_is_refused_without_being_shown(variable, option, value):
+    error = refused({variable: value})
+    message = dict(error.errors)[option]
+    assert "PATH of a file holding the secret" in message
+    assert value not in str(error) and value not in "\n".join(error.lines())
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["secret", "mesos-secret", "zk_credentials", "./" + TRIAL_SECRET, "/run/secrets/it's mine"],
+)
+def test_relative_and_absolute_secret_paths_pass(path):
+    assert errors_for({"CALICO_SERVICE_SECRET_FILE": path}) == {}
+
+
+def test_an_unreadable_secret_file_that_looks_like_a_secret_is_not_echoed(tmp_path):
+    from calico_dcos.options import read_secret
+
+    with pytest.raises(OptionsError) as caught:
+        read_secret(TRIAL_SECRET, "service.secret_file")
+    assert TRIAL_SECRET not in str(caught.value)
+    assert "not shown" in str(caught.value)
+    with pytest.raises(OptionsError) as caught:
+        read_secret(str(tmp_path / "missing"), "service.secret_file")
+    assert str(tmp_path / "missing") in str(caught.value)  # a path is worth showing
+
+
+def test_config_show_never_prints_a_secret_given_as_its_file():
+    from click.testing import CliRunner
+
+    from calico_dcos.cli import main
+
+    result = CliRunner().invoke(
+        main, ["config", "show"], env={"CALICO_SERVICE_SECRET_FILE": TRIAL_SECRET}
+    )
+    assert result.exit_code == 1
+    assert TRIAL_SECRET not in result.output
+    assert "invalid option service.secret_file" in result.output
