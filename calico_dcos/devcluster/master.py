@@ -393,7 +393,8 @@ class Master:
         """Fault: the partition ends. Before the ping timeout nothing happened as far as the
         master knows; after it the agent re-registers as an unreachable agent coming back
         (`Master::_reregisterSlave`): its tasks are added back in their current state
-        (RUNNING), no longer unreachable. Either way tasks the master sent while the link was
+        (RUNNING), no longer unreachable, and each framework hears of each of them once
+        (`_reregistered_update`). Either way tasks the master sent while the link was
         down never arrived: the agent answers the master's reconciliation with TASK_DROPPED
         (PARTITION_AWARE) or TASK_LOST, "Reconciliation: task unknown to the agent"
         (src/slave/slave.cpp, `Slave::reregistered`)."""
@@ -412,6 +413,7 @@ class Master:
                     continue
                 framework.tasks[task_id] = task
                 self._account(task, +1)
+                self._reregistered_update(agent, framework, task)
         for task_id in list(agent.undelivered):
             agent.undelivered.discard(task_id)
             framework = self.frameworks.get(agent.task_frameworks.get(task_id, ""))
@@ -422,6 +424,37 @@ class Master:
             )  # fmt: skip
         self.record("agent_healed", agent_id=agent_id, hostname=agent.hostname)
         self._agent_back(agent)
+
+    def _reregistered_update(self, agent: Agent, framework: Framework, task: Task) -> None:
+        """What `Master::__reregisterSlave` tells a framework about each task of an agent
+        that comes back after it was marked unreachable (apache/mesos src/master/master.cpp,
+        since 5e5a8102c "Send status updates when an unreachable agent re-registers", Mesos
+        1.5): one update in the task's state as the agent reports it (with its health),
+        SOURCE_MASTER, REASON_SLAVE_REREGISTERED, "Unreachable agent re-reregistered" (sic),
+        to every framework, PARTITION_AWARE or not. It is forwarded without a uuid (nothing to
+        acknowledge, never resent) and dropped for a framework that is not connected
+        ("Dropping update ... for disconnected framework"): a scheduler cannot count on it,
+        which is why apache/mesos docs/reconciliation.md has it reconcile. Nothing is sent
+        for an agent a failed-over master recovered from its registry (`slaves.recovered`),
+        nor for a task launched into the partition (the agent never had it)."""
+        latest = agent.latest.get(task.task_id) or task.latest or {}
+        status = protocol.master_status(
+            task.task_id,
+            latest.get("state", task.state),
+            "REASON_SLAVE_REREGISTERED",
+            "Unreachable agent re-reregistered",
+            agent.agent_id,
+        )
+        if "healthy" in latest:
+            status["healthy"] = latest["healthy"]
+        if "executor" in task.info:
+            status["executor_id"] = task.info["executor"]["executor_id"]
+        if framework.connected:
+            framework.send(protocol.update_event(status))
+        self.record(
+            "reregistered_update", agent_id=agent.agent_id, task_id=task.task_id,
+            state=status["state"], delivered=framework.connected,
+        )  # fmt: skip
 
     def _master_terminal(
         self, agent: Agent, task_id: str, state: str, reason: str, message: str

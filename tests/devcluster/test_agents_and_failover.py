@@ -52,6 +52,16 @@ def test_a_partitioned_agent_is_unreachable_only_after_the_ping_timeout_then_com
         listed = requests.get(f"{cluster.base_url}/master/slaves", timeout=5).json()
         assert agent_id not in [a["id"] for a in listed["slaves"] + listed["recovered_slaves"]]
         cluster.heal_agent(agent_id)
+        back = wait_until(
+            lambda: [u for u in fw.updates if u.get("reason") == "REASON_SLAVE_REREGISTERED"],
+            what="the master's update for the re-registered agent's task",
+        )[0]
+        assert (back["task_id"]["value"], back["state"]) == ("d-1", "TASK_RUNNING")
+        assert (back["source"], back["message"]) == (
+            "SOURCE_MASTER",
+            "Unreachable agent re-reregistered",
+        )
+        assert "uuid" not in back, "forwarded unreliably: nothing to acknowledge"
         wait_until(lambda: cluster.state()["frameworks"][0]["tasks"], what="task re-added")
         task = cluster.state()["frameworks"][0]["tasks"][0]
         assert (task["id"], task["state"]) == ("d-1", "TASK_RUNNING")
