@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import click
 import requests
 
+from calico_dcos.core.views import interrupted_words
 from calico_dcos.display import slots_line, step_status
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -89,7 +90,7 @@ def summary_lines(doc: Mapping) -> list[str]:
         slots_line(summary, doc["plan"]),
     ]
     if summary.get("interrupted"):
-        lines.append("Interrupted by an operator: `calico-dcos plan continue` resumes it.")
+        lines.append(f"Interrupted: {interrupted_words(None)}.")
     lines += [f"Problem: {problem}" for problem in summary["problems"]]
     lines += [f"Warning: {warning}" for warning in doc.get("warnings", [])]
     return lines
@@ -105,7 +106,8 @@ def plan_table(plan: Mapping) -> list[str]:
     rows = [["AGENT", *(name.upper() for name in steps), "STATUS"]]
     for phase in phases:
         cells = [step_status(s) for s in phase["steps"]]
-        rows.append([phase["name"], *cells, phase["status"]])
+        interrupted = " (interrupted)" if phase.get("interrupted") else ""
+        rows.append([phase["name"], *cells, phase["status"] + interrupted])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
             for row in rows]  # fmt: skip
@@ -114,13 +116,24 @@ def plan_table(plan: Mapping) -> list[str]:
 def messages(plan: Mapping) -> list[str]:
     """What each unfinished step is saying, for a person to act on, and what each step done
     with the installer's warning says (`"warning": true`: done, not as the options want;
-    with when an operator acknowledged it, if one did)."""
-    return [
-        f"{phase['name']} {step['name']}: {step['message']}"
-        for phase in plan["phases"]
-        for step in phase["steps"]
-        if (step["status"] != "COMPLETE" or step.get("warning")) and step["message"]
-    ]
+    with when an operator acknowledged it, if one did); why an interrupted agent waits; and
+    each agent gone from the cluster, since when (`"gone"`: not a phase, since nothing can
+    run there, but not forgotten)."""
+    lines = []
+    for phase in plan["phases"]:
+        if phase.get("interrupted") and phase["status"] != "COMPLETE":
+            lines.append(interrupted_words(phase["name"]))
+        lines += [
+            f"{phase['name']} {step['name']}: {step['message']}"
+            for step in phase["steps"]
+            if (step["status"] != "COMPLETE" or step.get("warning")) and step["message"]
+        ]
+    gone = plan.get("gone", [])
+    lines += [f"{agent['name']}: {agent['message']}" for agent in gone]
+    more = plan.get("gone_total", len(gone)) - len(gone)
+    if more > 0:
+        lines.append(f"… and {more} more agents gone from the cluster")
+    return lines
 
 
 @click.command()
@@ -171,7 +184,10 @@ def plan_header(plan: Mapping) -> list[str]:
     acknowledged = plan.get("acknowledged_warnings", 0)
     if acknowledged:
         head += f"   Acknowledged: {acknowledged} warning{'s' if acknowledged > 1 else ''}"
-    return [head, plan["message"]] if plan.get("message") else [head]
+    lines = [head, plan["message"]] if plan.get("message") else [head]
+    if plan.get("interrupted"):
+        lines.append(f"Interrupted: {interrupted_words(None)}.")
+    return lines
 
 
 def page_note(plan: Mapping) -> list[str]:

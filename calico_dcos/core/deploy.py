@@ -27,9 +27,11 @@ from calico_dcos.core.events import (
     DeleteAgent,
     Kill,
     Note,
+    Reconcile,
     SaveAgent,
     SaveFrameworkId,
     SaveMeta,
+    in_calls,
 )
 from calico_dcos.core.failures import gave_up_words
 from calico_dcos.core.offers import (
@@ -50,11 +52,15 @@ from calico_dcos.core.records import (
 from calico_dcos.core.revive import OPERATOR, OPTIONS, SLOT_FREED, SUBSCRIBED
 from calico_dcos.core.views import (
     INTERRUPTED,
+    MAX_GONE_NAMED,
     acknowledged_words,
     done_words,
     failing,
     forced,
     forced_words,
+    gone_doc,
+    gone_state,
+    interrupted_words,
     offer_words,
     phase_doc,
     plan_doc,
@@ -92,6 +98,11 @@ def step_done(spec: StepSpec, st: StepState) -> bool:
     if spec.kind == StepKind.ONESHOT:
         return st.state == "TASK_FINISHED"
     return st.state == "TASK_RUNNING" and (not spec.health_checked or st.healthy is True)
+
+
+# An update in one of these states says nothing of a gone agent being back: the master's
+# TASK_UNREACHABLE for it, or a task ended (the master makes TASK_LOST, TASK_GONE… itself).
+GONE_STATES = ENDED | {"TASK_UNREACHABLE"}
 
 
 def _toggle(index: set[str], key: str, present: bool) -> None:
@@ -135,6 +146,11 @@ class Deploy(Engine):
         self._replace_now: set[str] = set()  # slot holders with a daemon to replace
         self._steps = {s.name: s for s in config.steps}
         self._gone: dict[str, float] = {}  # agent_id -> lost_at (0: not known yet)
+        # tasks of agents that came back (`_rejoin`), asked about in an explicit RECONCILE
+        # and not answered yet: task_id -> agent_id; the next ask, and how many so far
+        self._rejoined: dict[str, str] = {}
+        self._rejoin_at = 0.0
+        self._rejoin_round = 0
         for agent_id, record in dict(records).items():
             agent = agent_from_record({"agent_id": agent_id, **record})
             agent.wanted = config.wants_agent(agent.view)
@@ -271,9 +287,13 @@ class Deploy(Engine):
         for a slot they hold themselves), then as free slots allow, in the order asked; then
         launch on the held offers of agents waiting for a slot, in line, while slots are
         free; and REVIVE if that is due."""
-        while self._replace_now:
+        # the whole plan interrupted: the replacements stay in line until `plan continue`
+        # (`_replace` would drop them, and nothing else puts them back)
+        while self._replace_now and not self.interrupted:
             self._replace(self._replace_now.pop(), now, out)
-        while self._replace_queue and len(self.slots.holders) < self.budget:
+        while (
+            self._replace_queue and not self.interrupted and len(self.slots.holders) < self.budget
+        ):
             aid = next(iter(self._replace_queue))
             del self._replace_queue[aid]
             self._replace(aid, now, out)
@@ -390,6 +410,7 @@ class Deploy(Engine):
             self._check_deadlines(now, out)
             self._check_stable(now, out)
             self._forget_gone(now, out)
+            self._retry_rejoined(now, out)
         self._release_stale(now, out)
         self._pump(now, out)
         self._flush_declines(out)
@@ -522,20 +543,88 @@ class Deploy(Engine):
             return agent
         if agent is None:
             agent = self.agents[aid] = AgentState(aid)
+        was_lost, since = agent.lost, agent.lost_at
         agent.hostname, agent.attributes, agent.lost = hostname, attrs, False
         agent.public = public
         agent.wanted = self.config.wants_agent(agent.view)
+        if was_lost:
+            self._rejoin(agent, since, "Mesos offers it again", now, out)
         self._index(agent, now)
         out.append(SaveAgent(aid, agent_record(agent)))
         return agent
+
+    def _rejoin(
+        self, agent: AgentState, since: float, how: str, now: float, out: list[Decision]
+    ) -> None:
+        """A gone agent is back (an offer of it, or an update of a task on it): it counts
+        again, and its live tasks are reconciled explicitly now, by task and agent ID.
+
+        Their records still say what Mesos said when the agent went (TASK_UNREACHABLE,
+        "health check timed out"), which the step would show, and wait on, until news.
+        The master's own word is not to be counted on: it sends one update per task of an
+        unreachable agent that re-registers ("Unreachable agent re-reregistered",
+        REASON_SLAVE_REREGISTERED), without a uuid, and drops it for a framework not
+        connected then (apache/mesos src/master/master.cpp, `Master::__reregisterSlave`),
+        so the scheduler asks, as apache/mesos docs/reconciliation.md has a scheduler do
+        when it is unsure of a task's state; else the periodic implicit reconciliation
+        (`implicit_reconcile_seconds`, 10 minutes) would be the first news. Unanswered
+        tasks are asked again with backoff (`_retry_rejoined`). Not during the plan's own
+        explicit round, which asks about every live task already. Said in a `Note`."""
+        aid = agent.agent_id
+        agent.lost, agent.lost_at = False, 0.0
+        self._gone.pop(aid, None)
+        self._touched(aid)
+        tasks = [(st.task_id, aid) for st in agent.steps.values() if st.live and st.task_id]
+        words = f"{agent.name} is back ({how})"
+        if since:
+            words += f"; gone since {utc_words(since)}"
+        if tasks and not self.reconciler.explicit:
+            self._rejoined.update(tasks)
+            self._rejoin_round = 0
+            self._rejoin_at = now + self.config.reconcile_backoff_seconds
+            out.extend(Reconcile(chunk) for chunk in in_calls(tasks))
+            count = "1 task" if len(tasks) == 1 else f"{len(tasks)} tasks"
+            words += f": reconciling its {count} with Mesos"
+        out.append(Note(words, "info"))
+
+    def _retry_rejoined(self, now: float, out: list[Decision]) -> None:
+        """Ask again, with backoff (`reconcile_backoff_seconds` doubling, at most
+        `reconcile_max_backoff_seconds`, `reconcile_max_rounds` asks in all), about the
+        tasks of agents come back that Mesos has not answered for yet; those no longer
+        current and live, or on an agent gone again, are dropped. After the last ask the
+        periodic implicit reconciliation is left to answer. O(tasks awaited)."""
+        if not self._rejoined or now < self._rejoin_at:
+            return
+        for task_id, aid in list(self._rejoined.items()):
+            parsed = parse_task_id(task_id)
+            st = self._step_state(aid, parsed[0]) if parsed else None
+            agent = self.agents.get(aid)
+            if st is None or st.task_id != task_id or not st.live or agent is None or agent.lost:
+                del self._rejoined[task_id]
+        self._rejoin_round += 1
+        if self._rejoin_round >= self.config.reconcile_max_rounds:
+            self._rejoined.clear()
+        if not self._rejoined:
+            return
+        out.extend(Reconcile(chunk) for chunk in in_calls(self._rejoined.items()))
+        delay = self.config.reconcile_backoff_seconds * 2**self._rejoin_round
+        self._rejoin_at = now + min(delay, self.config.reconcile_max_backoff_seconds)
 
     def on_status(self, status: Mapping, now: float) -> list[Decision]:
         """A task status update (or a reconciliation answer)."""
         out: list[Decision] = []
         task_id = status["task_id"]["value"]
         last = self.reconciler.answered(task_id)
+        self._rejoined.pop(task_id, None)
         parsed = parse_task_id(task_id)
         agent = self.agents.get(parsed[1]) if parsed else None
+        if agent is not None and agent.lost and status["state"] not in GONE_STATES:
+            # the agent runs this task: it is back before its first offer
+            self._rejoin(
+                agent, agent.lost_at, f"Mesos sent {status['state']} of {task_id}", now, out
+            )
+            self._index(agent, now)
+            out.append(SaveAgent(agent.agent_id, agent_record(agent)))
         if parsed is None or agent is None or parsed[0] not in self._steps:
             if status["state"] not in ENDED:
                 out.append(Kill(task_id, status.get("agent_id", {}).get("value", "")))
@@ -601,6 +690,8 @@ class Deploy(Engine):
             return out
         agent.lost, agent.lost_at = True, now
         self._gone[agent_id] = now
+        for st in agent.steps.values():
+            self._rejoined.pop(st.task_id or "", None)
         # the master rescinds the offers of an agent it removes (apache/mesos
         # docs/scheduler-http-api.md, FAILURE): nothing to decline
         self._unhold(agent_id)
@@ -693,14 +784,26 @@ class Deploy(Engine):
         not reached TASK_RUNNING is killed (KILL, sent again until Mesos confirms an end)
         and launched again (it keeps its restart slot meanwhile), a live daemon is replaced
         within the budget, and a RUNNING one-shot runs again once it has ended: killing a
-        Docker restart half-way could leave the host without Docker. What happens is said
-        in a `Note` (the log, and the command's reply).
+        Docker restart half-way could leave the host without Docker. What happens, and
+        when, is said in a `Note` (the log, and the command's reply): the reply names what
+        holds it back, so that it is never taken to happen now when it does not.
+
+        - The agent is gone (unreachable, or removed): nothing reaches it now (a KILL
+          would be lost with the agent: the master marked its tasks TASK_UNREACHABLE and
+          forgets them, apache/mesos src/master/master.cpp `__removeSlave`), so nothing is
+          sent; the restart is kept and happens when the agent is back (`_rejoin`, once
+          Mesos offers it or sends news of its tasks), within the budget as ever.
+        - The plan or the agent is interrupted: a task that has not started is killed now
+          (it could still start, and restart Docker or the agent), but nothing is replaced
+          or launched until `plan continue`, as any interrupt holds launches.
 
         dcos-commons' `plan restart` sets the step PENDING (mesosphere/dcos-commons
         sdk/scheduler/.../plan/AbstractStep.java, `restart`), and the next offer cycle kills
         whatever task of the step is not terminal before launching it again
-        (`DefaultPlanScheduler.killTasks`); here a RUNNING one-shot is spared, for the
-        reason above."""
+        (`DefaultPlanScheduler.killTasks`), which needs an offer of the agent, so an
+        unreachable agent's step waits there too, and an interrupted plan's steps too
+        (an interrupted strategy offers no candidates); here a RUNNING one-shot is spared,
+        for the reason above."""
         out: list[Decision] = []
         agent, spec = self._known(agent_id), self._spec(step)
         st = agent.step(spec.name)
@@ -708,24 +811,62 @@ class Deploy(Engine):
         st.host_failures, st.gave_up, st.last_failure = 0, "", ""
         budget = " within the restart budget" if spec.restarts else ""
         task = f"its task {st.task_id} ({st.state})"
-        if st.live and st.killing:
-            words = f"{task} is being killed already; it runs again{budget} once that ends"
-        elif st.live and st.state in LAUNCHING:
-            self._kill(agent_id, spec.name, st, now, out)
-            words = f"{task} had not started: killed, and launched again{budget}"
-        elif st.live and spec.kind == StepKind.ONESHOT:
+        if agent.lost:
+            gone = gone_state(agent.lost_at, self._unreachable(agent))
+            if st.live and spec.kind == StepKind.ONESHOT:
+                later = f"it runs again{budget} once {task} has ended"
+            elif st.live:
+                later = f"{task} is replaced then (killed, then launched again){budget}"
+            else:
+                later = f"it is launched again then{budget}"
             words = (
-                f"{task} is running: it runs again once that task ends (not killed: stopping "
-                "it half-way could leave the host broken)"
+                f"{agent.name} is {gone}: nothing can be killed or launched there now; the "
+                f"restart happens when the agent is back: {later}"
             )
-        elif st.live:
-            words = f"{task} is replaced (killed, then launched again){budget}"
         else:
-            words = f"launched again{budget}"
+            held = self._held_back(agent)
+            when = f" once the interrupt is lifted ({held})" if held else ""
+            if st.live and st.killing:
+                words = (
+                    f"{task} is being killed already; it runs again{budget} once that ends{when}"
+                )
+            elif st.live and st.state in LAUNCHING:
+                self._kill(agent_id, spec.name, st, now, out)
+                words = f"{task} had not started: killed, and launched again{budget}{when}"
+            elif st.live and spec.kind == StepKind.ONESHOT:
+                words = (
+                    f"{task} is running: it runs again once that task ends{when} (not "
+                    "killed: stopping it half-way could leave the host broken)"
+                )
+            elif st.live and held:
+                words = (
+                    f"nothing is killed now: {held}; then {task} is replaced (killed, then "
+                    f"launched again){budget}"
+                )
+            elif st.live:
+                words = f"{task} is replaced (killed, then launched again){budget}"
+            elif held:
+                words = f"nothing is launched now: {held}; then it is launched again{budget}"
+            else:
+                words = f"launched again{budget}"
         self._touch(agent, now, out)
         out.append(SaveAgent(agent_id, agent_record(agent)))
         out.append(Note(f"{agent.name}: {spec.name} restarted by an operator: {words}", "info"))
         return out
+
+    def _held_back(self, agent: AgentState) -> str | None:
+        """What an operator's interrupt holds back on the agent (`views.interrupted_words`:
+        the whole plan's, else the agent's own), or None."""
+        if self.interrupted:
+            return interrupted_words(None)
+        if agent.interrupted:
+            return interrupted_words(agent.name)
+        return None
+
+    @staticmethod
+    def _unreachable(agent: AgentState) -> bool:
+        """Did Mesos say the agent's tasks are TASK_UNREACHABLE (the agent may come back)?"""
+        return any(st.state == "TASK_UNREACHABLE" for st in agent.steps.values())
 
     def force_complete(self, agent_id: str, step: str, now: float) -> list[Decision]:
         """Count a step as done with the current options, whatever its task did. A task of
@@ -848,7 +989,22 @@ class Deploy(Engine):
         stalled = self.stalled_words(st, now) if st.live else None
         if stalled is not None:
             return "STARTING", stalled
-        return task_words(st, now) or self._waiting(agent, spec, action, now)
+        return self._held_words(agent, spec, st, now) or self._waiting(agent, spec, action, now)
+
+    def _held_words(
+        self, agent: AgentState, spec: StepSpec, st: StepState, now: float
+    ) -> tuple[str, str] | None:
+        """`views.task_words`, and for a running daemon to be replaced (`plan restart`, new
+        options) that an interrupt holds back, why it is not replaced yet."""
+        words = task_words(st, now)
+        held = self._held_back(agent) if words is not None and st.live else None
+        if held is None or spec.kind != StepKind.DAEMON or st.killing:
+            return words
+        if st.fingerprint == spec.fingerprint:
+            return words
+        status, message = words
+        waits = "to be replaced once the interrupt is lifted (`calico-dcos plan continue`)"
+        return status, f"{message}; {waits}" if message else waits
 
     def _waiting(
         self, agent: AgentState, spec: StepSpec, action: Action | None, now: float
@@ -876,7 +1032,41 @@ class Deploy(Engine):
         phases = [kept.get(a.agent_id) or self._phase(a, now) for a in shown]
         # dcos-commons' strategy says whether phases (agents) run one after another or
         # together: they always progress together; only restarts wait for the budget
-        return plan_doc(phases, "parallel", self.interrupted)
+        doc = plan_doc(phases, "parallel", self.interrupted)
+        if self.interrupted:  # `plan show` says so (`views.interrupted_words`)
+            doc["interrupted"] = True
+        gone = self._gone_agents()
+        if gone:
+            doc["gone"] = [
+                gone_doc(a.agent_id, a.name, a.lost_at, self._unreachable(a))
+                for a in gone[:MAX_GONE_NAMED]
+            ]
+            doc["gone_total"] = len(gone)
+        return doc
+
+    def _gone_line(self, gone: list[AgentState]) -> str:
+        """The summary's words on the agents gone from the cluster: the first few by name,
+        with what they are and since when (`views.gone_state`)."""
+        shown = [f"{a.name} {gone_state(a.lost_at, self._unreachable(a))}" for a in gone[:3]]
+        more = f" and {len(gone) - 3} more" if len(gone) > 3 else ""
+        count = "1 agent" if len(gone) == 1 else f"{len(gone)} agents"
+        return f"{count} gone, not counted: {', '.join(shown)}{more}"
+
+    def _gone_agents(self) -> list[AgentState]:
+        """The agents gone from the cluster that would otherwise be in the plan (wanted,
+        not running Calico by other means), by name: they are no phase (nothing can run
+        there), but they are not forgotten either (until `gone_retention_seconds`).
+        O(gone agents)."""
+        gone = [
+            a
+            for aid in self._gone
+            if (a := self.agents.get(aid)) is not None
+            and a.lost
+            and a.wanted
+            and a.calico_present is None
+        ]
+        gone.sort(key=lambda a: (a.hostname, a.agent_id))
+        return gone
 
     def _phase(self, agent: AgentState, now: float) -> dict:
         """The agent's phase, kept for the next `plan_view` unless it counts down a retry."""
@@ -895,7 +1085,7 @@ class Deploy(Engine):
                 by_operator = forced(st, spec.fingerprint)
                 warned = st
             else:
-                words = task_words(st, now)
+                words = self._held_words(agent, spec, st, now)
                 stalled = self.stalled_words(st, now) if st.live else None
                 if stalled is not None:
                     words = ("STARTING", stalled)
@@ -907,6 +1097,8 @@ class Deploy(Engine):
             step_id = st.task_id or f"{aid}:{spec.name}"
             steps.append(step_doc(step_id, spec.name, status, message, by_operator, warned))
         phase = phase_doc(aid, agent.name, steps, agent.interrupted)
+        if agent.interrupted:
+            phase["interrupted"] = True
         if not countdown:
             self._phases[aid] = phase
         return phase
@@ -945,7 +1137,7 @@ class Deploy(Engine):
             kind = self.next_action(a, now).kind
             if kind == "gave_up":
                 gave_up += 1
-            elif kind == "interrupted":
+            elif kind == "interrupted" or (kind == "replace" and self._held_back(a)):
                 held += 1
             else:
                 moving += 1
@@ -965,6 +1157,9 @@ class Deploy(Engine):
             message += f"; {waiting_for_operator(gave_up)}"
         if held:
             message += f"; {held} interrupted by an operator (calico-dcos plan continue)"
+        gone = self._gone_agents()
+        if gone:
+            message += f"; {self._gone_line(gone)}"
         return summary_doc(
             available=self.complete,
             progressing=moving > 0 or bool(self.reconciling),

@@ -309,3 +309,55 @@ def acknowledged_words(count: int) -> str:
         f"{steps} acknowledged by an operator (done, not as the options want: "
         "`calico-dcos plan restart` runs it again)"
     )
+
+
+# The plan names at most this many agents gone from the cluster (`gone_doc`); `gone_total`
+# counts them all.
+MAX_GONE_NAMED = 50
+
+
+def gone_state(since: float, unreachable: bool) -> str:
+    """`unreachable since 2026-11-29 20:31:05 UTC` or `gone from the cluster since …`: what
+    an agent gone from the cluster is, from when (`since`: when the scheduler heard Mesos
+    say so, plan clock; 0 when not known). Unreachable: its tasks went TASK_UNREACHABLE."""
+    when = f" since {utc_words(since)}" if since else ""
+    return f"unreachable{when}" if unreachable else f"gone from the cluster{when}"
+
+
+def gone_words(since: float, unreachable: bool) -> str:
+    """`gone_state`, and what it means. Unreachable: the master lost contact with it
+    (`--agent_ping_timeout` x `--max_agent_ping_timeouts`: apache/mesos
+    docs/high-availability-framework-guide.md), its tasks may still run, and it comes back
+    if the partition heals (`Master::__reregisterSlave`); otherwise the master removed it."""
+    if unreachable:
+        return (
+            f"{gone_state(since, unreachable)}: Mesos lost contact with it (its tasks may "
+            "still run); it rejoins the plan when Mesos offers it again"
+        )
+    return f"{gone_state(since, unreachable)}: Mesos removed it"
+
+
+def gone_doc(agent_id: str, name: str, since: float, unreachable: bool) -> dict:
+    """One agent gone from the cluster, as the plan lists it beside its phases:
+    `{"id", "name", "since" (`utc_iso`, or null when not known), "unreachable", "message"}`."""
+    return {
+        "id": agent_id,
+        "name": name,
+        "since": utc_iso(since) if since else None,
+        "unreachable": unreachable,
+        "message": gone_words(since, unreachable),
+    }
+
+
+def interrupted_words(agent_name: str | None) -> str:
+    """Why nothing new starts: the whole plan (`agent_name` None) or one agent interrupted by
+    an operator, and the command that resumes it."""
+    if agent_name is None:
+        return (
+            "the plan is interrupted by an operator: nothing is launched, replaced or "
+            "relaunched anywhere until `calico-dcos plan continue`"
+        )
+    return (
+        f"{agent_name} is interrupted by an operator: nothing is launched, replaced or "
+        f"relaunched there until `calico-dcos plan continue --phase {agent_name}`"
+    )

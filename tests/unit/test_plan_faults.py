@@ -105,10 +105,14 @@ def test_agents_the_master_no_longer_knows_are_gone_and_their_records_deleted_la
     sim.converge()
 
     sim.apply(sim.core.on_agents_known(["S0"], sim.now))
-    assert sim.core.summary(sim.now)["message"] == "1 of 1 agents done"
+    message = sim.core.summary(sim.now)["message"]
+    assert message.startswith("1 of 1 agents done; 1 agent gone, not counted: agent-S1 gone ")
+    assert sim.core.plan_view(sim.now)["gone"][0]["message"].endswith("Mesos removed it")
 
     sim.tick(99)
     assert not sim.of(ev.DeleteAgent)
     sim.tick(1)
     assert sim.of(ev.DeleteAgent) == [ev.DeleteAgent("S1")]
     assert "S1" not in sim.core.agents
+    assert sim.core.summary(sim.now)["message"] == "1 of 1 agents done"
+    assert "gone" not in sim.core.plan_view(sim.now)
