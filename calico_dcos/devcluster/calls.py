@@ -375,12 +375,19 @@ def acknowledge_operation_status(master: Master, framework: Framework, body: dic
 
 def reconcile(master: Master, framework: Framework, body: dict) -> Reply:
     tasks = body.get("tasks", [])
+    # on the timeline: how many tasks were asked about (0: implicit), the first few by ID
+    named = [(t.get("task_id", {}).get("value"), t.get("agent_id", {}).get("value"))
+             for t in tasks[:RECONCILE_NAMED]]  # fmt: skip
+    master.record("reconcile", framework_id=framework.id, tasks=len(tasks), named=named)
     if tasks:
         reconcile_tasks(master, framework, tasks)
     else:
         for task in list(framework.tasks.values()):
             framework.send(protocol.update_event(latest_status(task)))
     return None
+
+
+RECONCILE_NAMED = 10  # tasks of a RECONCILE the timeline names
 
 
 def latest_status(task: Task) -> dict:
