@@ -49,12 +49,18 @@ def bearer_token(request: web.Request) -> str | None:
     return credential.strip() or None
 
 
-def unauthorized(what: str) -> web.HTTPUnauthorized:
-    """401 with the challenge RFC 6750 asks for."""
-    return web.HTTPUnauthorized(
-        text=f"{what} needs Authorization: Bearer <token>\n",
-        headers={"WWW-Authenticate": 'Bearer realm="calico-dcos"'},
-    )
+def unauthorized(what: str, refused: bool = False, where: str = "") -> web.HTTPUnauthorized:
+    """401 with the challenge RFC 6750 asks for: `what` needs a bearer token, or (`refused`)
+    the token given is not the one it takes, which RFC 6750 section 3.1 calls
+    `error="invalid_token"`. `where` says where the right token is kept. The token given is
+    never repeated (it may be most of the right one, or another system's)."""
+    if refused:
+        text = f"the token was refused: it is not the one {what} takes{where}\n"
+        challenge = 'Bearer realm="calico-dcos", error="invalid_token"'
+    else:
+        text = f"{what} needs Authorization: Bearer <token>{where}\n"
+        challenge = 'Bearer realm="calico-dcos"'
+    return web.HTTPUnauthorized(text=text, headers={"WWW-Authenticate": challenge})
 
 
 async def call_view(fn: Callable[..., Any], *args: Any) -> Any:

@@ -207,10 +207,11 @@ class OperatorRoutes:
         if not self.token:
             return
         given = bearer_token(request)
-        if given is None or not hmac.compare_digest(
-            given.encode("utf-8", "surrogateescape"), self.token.encode()
-        ):
-            raise unauthorized("this endpoint")
+        where = " (the token in the scheduler's service.api_token_file)"
+        if given is None:
+            raise unauthorized("this endpoint", where=where)
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), self.token.encode()):
+            raise unauthorized("this endpoint", refused=True, where=where)
 
     async def _command(self, name: str, request: web.Request) -> web.Response:
         phase, step = request.query.get("phase"), request.query.get("step")

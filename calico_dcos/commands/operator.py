@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 import click
 import requests
@@ -20,12 +21,41 @@ from calico_dcos.display import slots_line, step_status
 DEFAULT_URL = "http://127.0.0.1:8080"
 TIMEOUT_SECONDS = 10.0
 
+
+def scheduler_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """`--url` (or $CALICO_DCOS_URL) of every command: `http(s)://host[:port]`, checked here
+    once so that a URL without its scheme is not left to requests ("No connection adapters
+    were found")."""
+    source = ctx.get_parameter_source(param.name)
+    from_env = source == click.core.ParameterSource.ENVIRONMENT
+    given = "CALICO_DCOS_URL=" if from_env else "--url "
+    parts = urlsplit(value)
+    if "://" not in value:
+        raise click.BadParameter(
+            f"{value!r} has no scheme: add http:// ({given}http://{value})", param=param
+        )
+    if parts.scheme not in ("http", "https"):
+        raise click.BadParameter(
+            f"{value!r}: the scheduler's API is http:// or https:// ({given}"
+            f"http://{value.partition('://')[2]})",
+            param=param,
+        )
+    try:
+        parts.port  # noqa: B018 (urlsplit checks the port when asked for it)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r}: {exc}", param=param) from None
+    if not parts.hostname:
+        raise click.BadParameter(f"{value!r} has no host (e.g. {DEFAULT_URL})", param=param)
+    return value
+
+
 url_option = click.option(
     "--url",
     envvar="CALICO_DCOS_URL",
     default=DEFAULT_URL,
     show_default=True,
-    help="The scheduler's API ($CALICO_DCOS_URL).",
+    callback=scheduler_url,
+    help="The scheduler's API, http(s)://HOST:PORT ($CALICO_DCOS_URL).",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")
 
@@ -50,14 +80,24 @@ def unreachable_words(url: str, exc: Exception) -> str:
     )
 
 
-def read_token(token_file: str | None) -> str | None:
+TOKEN_ENV = "CALICO_DCOS_API_TOKEN"  # noqa: S105 (the variable's name, not a token)
+
+
+def read_token(token_file: str | None) -> tuple[str | None, str]:
+    """The API token and where it came from (`--token-file F`, or the token itself in
+    $CALICO_DCOS_API_TOKEN); `(None, "")` when neither gives one."""
     if token_file:
         with open(token_file) as handle:
-            return handle.read().strip()
-    return os.environ.get("CALICO_DCOS_API_TOKEN") or None
+            return handle.read().strip() or None, f"the file {token_file} (--token-file)"
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    return (token, f"${TOKEN_ENV}") if token else (None, "")
 
 
-def post(url: str, path: str, params: Mapping[str, str], token: str | None) -> dict:
+def post(
+    url: str, path: str, params: Mapping[str, str], token: str | None, source: str = ""
+) -> dict:
+    """POST to the API with the token, if any; a 401 says whether a token is missing or was
+    refused (and where the refused one came from, never the token itself)."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         response = requests.post(
@@ -65,9 +105,15 @@ def post(url: str, path: str, params: Mapping[str, str], token: str | None) -> d
         )
     except requests.RequestException as exc:
         raise click.ClickException(unreachable_words(url, exc)) from None
+    if response.status_code == 401 and token:
+        raise click.ClickException(
+            f"the scheduler refused the API token from {source or 'the command line'}: it is "
+            "not the one in the scheduler's service.api_token_file; give that token"
+        )
     if response.status_code == 401:
         raise click.ClickException(
-            "the scheduler wants an API token: --token-file FILE or $CALICO_DCOS_API_TOKEN"
+            "the scheduler needs an API token (the one in its service.api_token_file): "
+            f"--token-file FILE (a file holding it), or the token itself in ${TOKEN_ENV}"
         )
     if response.status_code != 200:
         raise click.ClickException(f"HTTP {response.status_code}: {response.text.strip()}")
@@ -241,8 +287,9 @@ def mutating(name: str, help_text: str, needs_step: bool) -> click.Command:
         "--token-file",
         type=click.Path(dir_okay=False, exists=True),
         default=None,
-        help="File holding the API token (the scheduler's service.api_token_file); "
-        "default: $CALICO_DCOS_API_TOKEN.",
+        help="A file holding the API token (the token in the scheduler's "
+        "service.api_token_file). Without it, the token itself is taken from the environment "
+        "variable CALICO_DCOS_API_TOKEN (which holds the token, not a path).",
     )
     @click.option("--phase", required=needs_step, help="Agent hostname or ID.")
     @click.option("--step", required=needs_step, help="Step name (etcd-proxy, docker, …).")
@@ -250,7 +297,7 @@ def mutating(name: str, help_text: str, needs_step: bool) -> click.Command:
         url: str, token_file: str | None, phase: str | None, step: str | None = None
     ) -> None:
         params = {k: v for k, v in (("phase", phase), ("step", step)) if v}
-        answer = post(url, f"/v1/plan/{name}", params, read_token(token_file))
+        answer = post(url, f"/v1/plan/{name}", params, *read_token(token_file))
         click.echo(answer.get("message", json.dumps(answer)))
 
     if not needs_step:

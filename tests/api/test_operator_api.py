@@ -74,6 +74,13 @@ def test_every_mutating_endpoint_refuses_without_the_token(rollout, prefix, comm
 
     assert response.status_code == 401
     assert "Bearer" in response.headers["WWW-Authenticate"]
+    if header == "Bearer wrong-token":  # a token, not this one: refused, never echoed
+        assert response.text.startswith("the token was refused: it is not the one")
+        assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+        assert "wrong-token" not in response.text
+    else:
+        assert "needs Authorization: Bearer <token>" in response.text
+    assert "service.api_token_file" in response.text
     assert scheduler.agent_records() == before
     assert not scheduler.plan.interrupted
 

@@ -78,7 +78,18 @@ def test_plan_interrupt_needs_the_token_and_continue_takes_it_from_the_environme
 ):
     _, scheduler, url = rollout
     refused = in_process("plan", "interrupt", "--url", url)
-    assert refused.exit_code == 1 and "wants an API token" in refused.output
+    assert refused.exit_code == 1
+    assert "the scheduler needs an API token (the one in its service.api_token_file)" in (
+        refused.output
+    )
+    assert "--token-file FILE (a file holding it), or the token itself in " in refused.output
+    assert not scheduler.plan.interrupted
+
+    # The trial: a wrong token was answered as if none had been given.
+    wrong = in_process("plan", "interrupt", "--url", url, token="not-the-token")
+    assert wrong.exit_code == 1
+    assert "the scheduler refused the API token from $CALICO_DCOS_API_TOKEN" in wrong.output
+    assert "not-the-token" not in wrong.output
     assert not scheduler.plan.interrupted
 
     token_file = tmp_path / "token"
@@ -96,3 +107,27 @@ def test_plan_restart_needs_a_phase_and_a_step():
     result = in_process("plan", "restart", "--phase", "agent-1")
     assert result.exit_code == 2
     assert "--step" in result.output
+
+
+@pytest.mark.parametrize("command", [["status"], ["plan", "show"], ["plan", "interrupt"]])
+def test_a_url_without_its_scheme_says_add_http(command):
+    """The trial's `status --url 127.0.0.1:38833` got requests' "No connection adapters"."""
+    result = in_process(*command, "--url", "127.0.0.1:38833")
+    assert result.exit_code == 2
+    assert "'--url': '127.0.0.1:38833' has no scheme: add http://" in result.output
+    assert "--url http://127.0.0.1:38833" in result.output
+
+
+def test_a_url_from_the_environment_names_the_variable():
+    result = CliRunner().invoke(main, ["status"], env={"CALICO_DCOS_URL": "ftp://h:1"})
+    assert result.exit_code == 2
+    assert "http:// or https:// (CALICO_DCOS_URL=http://h:1)" in result.output
+
+
+def test_the_token_help_says_the_variable_holds_the_token_not_a_path():
+    result = in_process("plan", "interrupt", "--help")
+    words = " ".join(result.output.split())
+    assert "the token itself is taken from the environment variable CALICO_DCOS_API_TOKEN" in (
+        words
+    )
+    assert "default: $CALICO_DCOS_API_TOKEN" not in words
