@@ -100,16 +100,19 @@ def framework_info(options: Mapping, framework_id: str | None, webui_url: str) -
     return info
 
 
-def bounded_status(status: Mapping) -> Mapping:
+def bounded_status(
+    status: Mapping, options: Mapping | None = None, artifacts_url: str = ""
+) -> Mapping:
     """The update as the plan sees it: a message of at most `MAX_STATUS_MESSAGE_CHARS`,
-    led by the options to change when it says a download failed (`steps.fetch_hint`).
+    led by the option to change when it says a download failed (`steps.fetch_hint`: the
+    one that gave the failed URI, with the scheduler's `options` and `artifacts_url`).
 
     The message is free text from the executor (a failed command's output, a health check's)
     and is stored in the agent's record, which has a size bound (store.MAX_RECORD_BYTES)."""
     message = status.get("message")
     parsed = parse_task_id(status.get("task_id", {}).get("value", ""))
     if isinstance(message, str) and parsed:
-        hinted = fetch_hint(parsed[0], message)
+        hinted = fetch_hint(parsed[0], message, options, artifacts_url)
         if hinted != message:
             status, message = {**status, "message": hinted}, hinted
     if not isinstance(message, str) or len(message) <= MAX_STATUS_MESSAGE_CHARS:
@@ -878,7 +881,7 @@ class CalicoScheduler(Scheduler):
         self._safely("update", self._status, driver, status)
 
     def _status(self, driver, status: Mapping) -> None:
-        seen = bounded_status(status)
+        seen = bounded_status(status, self.options, self.artifacts_url)
         task_id, message = seen["task_id"]["value"], seen.get("message")
         sep = ": " if message else ""
         LOG.info("%s %s%s%s", task_id, seen["state"], sep, message or "")  # formatted if shown

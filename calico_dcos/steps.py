@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -500,26 +501,61 @@ _INSTALLER = ("agents.override_existing_calico",)
 # What each step's task fetches (its CommandInfo.uris), by the option that names it, so that a
 # failed download names the option to change: the installer comes from the scheduler
 # (`service.artifacts_url`, by default the scheduler's own address), the rest from the option.
-# "uninstall" is the uninstall's revert task (calico-uninstall__…), the installer alone.
+# "uninstall" is the uninstall's revert task (calico-uninstall__…), the installer alone;
+# libnetwork fetches its binary only when the profile runs it on the host (no image).
 FETCHED_FROM: dict[str, tuple[str, ...]] = {
     "etcd-proxy": ("etcd.binary_uri",),
     "docker": ("service.artifacts_url",),
     "cni": ("service.artifacts_url", "cni.calico_uri", "cni.calico_ipam_uri"),
+    "libnetwork": ("libnetwork.binary_uri",),
     "uninstall": ("service.artifacts_url",),
 }
-# Mesos' fetcher failing says "Failed to fetch all URIs for container '<id>': exited with
-# status N" (apache/mesos src/slave/containerizer/fetcher.cpp); the devcluster's fetcher
-# "Failed to fetch '<uri>': <why>".
+# Mesos' fetcher program ends with "Failed to fetch '<uri>': <why>" for the first URI it
+# cannot fetch (apache/mesos src/launcher/fetcher.cpp, `main`), which the devcluster's fetcher
+# puts in TASK_FAILED's message; the agent's own message for it is "Failed to fetch all URIs
+# for container '<id>': exited with status N" (src/slave/containerizer/fetcher.cpp), which
+# names no URI.
 FETCH_FAILED = "Failed to fetch"
+_FAILED_URI = re.compile(r"Failed to fetch '([^']*)'")
 
 
-def fetch_hint(step: str, message: str) -> str:
-    """A task's status message, led by the options that name what it fetches when the
-    message says a fetch failed: `cannot download cni.calico_uri, …: Failed to fetch …`."""
-    options = FETCHED_FROM.get(step)
-    if not options or FETCH_FAILED not in message:
+def fetched_uris(step: str, options: Mapping, artifacts_url: str) -> dict[str, str]:
+    """Each URI the step's task fetches with these options -> the option that names it
+    (the same URIs as the TaskInfo's `CommandInfo.uris`: `_installer_command`, `_cni`,
+    `_etcd_proxy`, `_libnetwork`); {} for a step that fetches nothing of ours."""
+    found: dict[str, str] = {}
+    if step in ("docker", "cni", "uninstall"):
+        for url in (artifacts_url, artifacts_url.rstrip("/")):  # the uninstall strips it
+            found[url + INSTALLER_PATH] = "service.artifacts_url"
+    if step == "cni":
+        plugins = matrix.cni_plugins(options)
+        found.setdefault(plugins["calico"].uri, "cni.calico_uri")
+        found.setdefault(plugins["calico-ipam"].uri, "cni.calico_ipam_uri")
+    if step == "etcd-proxy":
+        found[options["etcd"]["binary_uri"]] = "etcd.binary_uri"
+    if step == "libnetwork" and not matrix.libnetwork_image(options):
+        found[matrix.libnetwork_binary(options).uri] = "libnetwork.binary_uri"
+    return found
+
+
+def fetch_hint(
+    step: str, message: str, options: Mapping | None = None, artifacts_url: str = ""
+) -> str:
+    """A task's status message, led by the option to change when it says a download failed:
+    `cannot download cni.calico_uri: Failed to fetch '…': …`. The URI the message names is
+    looked up among what the step fetches with `options` (`fetched_uris`); a message that
+    names none (Mesos' agent's own words) names every option the step downloads from."""
+    options_of_step = FETCHED_FROM.get(step)
+    if not options_of_step or FETCH_FAILED not in message:
         return message
-    return f"cannot download {', '.join(options)}: {message}"
+    failed = _FAILED_URI.search(message)
+    if failed and options is not None:
+        option = fetched_uris(step, options, artifacts_url).get(failed.group(1))
+        if option:
+            return f"cannot download {option}: {message}"
+    if len(options_of_step) == 1:
+        return f"cannot download {options_of_step[0]}: {message}"
+    return f"cannot download one of {', '.join(options_of_step)}: {message}"
 
 
 STEPS: tuple[Step, ...] = (

@@ -24,9 +24,11 @@ from pathlib import Path
 
 import click
 
+from calico_dcos import steps
 from calico_dcos.artifacts import installer_zipapp_bytes
 from calico_dcos.options import OptionsError, load_options
 from calico_dcos.units import (
+    ARTIFACTS_URL,
     INSTALLER_URI,
     Bundle,
     UnitsError,
@@ -44,10 +46,15 @@ def write(path: Path, data: bytes, mode: int) -> None:
     path.chmod(mode)
 
 
-def fetch_into(bundle: Bundle, out: Path) -> None:
-    """Each URI as Mesos' fetcher would put it in the sandbox; the installer is built here."""
+def fetch_into(bundle: Bundle, out: Path, options: Mapping | None = None) -> None:
+    """Each URI as Mesos' fetcher would put it in the sandbox; the installer is built here.
+    A URI that cannot be fetched is a UnitsError naming the option that gave it (from
+    `options`, as `steps.fetched_uris` maps them)."""
     from calico_dcos.devcluster.fetcher import FetchError, fetch
 
+    given_by = {}
+    for step in steps.FETCHED_FROM if options is not None else ():
+        given_by.update(steps.fetched_uris(step, options, ARTIFACTS_URL))
     for item in bundle.fetches:
         directory = out / item.directory
         if item.uri["value"] == INSTALLER_URI:
@@ -56,7 +63,9 @@ def fetch_into(bundle: Bundle, out: Path) -> None:
         try:
             fetch(item.uri, directory)
         except FetchError as exc:
-            raise UnitsError(f"{exc}; check the option that names this URI") from None
+            option = given_by.get(item.uri["value"])
+            hint = f"check {option}" if option else "check the option that names this URI"
+            raise UnitsError(f"{exc}; {hint}") from None
         fetched = directory / os.path.basename(item.uri["value"])
         if fetched.exists() and not item.uri.get("executable"):
             fetched.chmod(0o644)
@@ -94,7 +103,7 @@ def write_bundle(options: Mapping, output: Path, public: bool) -> Bundle:
     try:
         for item in bundle.files:
             write(fresh / item.path, item.data, item.mode)
-        fetch_into(bundle, fresh)
+        fetch_into(bundle, fresh, options)
         files = host_files(fresh)
         write(fresh / "install.sh", install_script(bundle, files).encode(), 0o700)
         write(fresh / "uninstall.sh", uninstall_script(bundle, files).encode(), 0o700)

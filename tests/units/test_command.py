@@ -60,7 +60,19 @@ def test_an_unreachable_uri_is_an_error_that_says_which(tmp_path):
     result = invoke("--options", str(path), "--output", str(tmp_path / "out"))
     assert result.exit_code == 1
     assert "file:///nonexistent/calico" in result.output
+    assert "check cni.calico_uri" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_an_etcd_binary_that_cannot_be_fetched_names_etcd_binary_uri(tmp_path):
+    """The trial's case: only the etcd release could not be fetched; the error named no
+    option ("check the option that names this URI")."""
+    uri = "file:///nonexistent/etcd-v3.5.17-linux-amd64.tar.gz"
+    path = options_file(tmp_path, {"etcd": {"run_proxy": True, "binary_uri": uri}})
+    result = invoke("--options", str(path), "--output", str(tmp_path / "out"))
+    assert result.exit_code == 1
+    assert f"Failed to fetch '{uri}'" in result.output
+    assert "; check etcd.binary_uri" in result.output, result.output
 
 
 def test_public_units_need_public_agents_included(tmp_path):
