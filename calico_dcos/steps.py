@@ -514,7 +514,8 @@ FETCHED_FROM: dict[str, tuple[str, ...]] = {
 # cannot fetch (apache/mesos src/launcher/fetcher.cpp, `main`), which the devcluster's fetcher
 # puts in TASK_FAILED's message; the agent's own message for it is "Failed to fetch all URIs
 # for container '<id>': exited with status N" (src/slave/containerizer/fetcher.cpp), which
-# names no URI.
+# names no URI: the fetcher program's line is then in the sandbox's `stderr` (`FetcherProcess
+# ::run` opens `<sandbox>/stderr` for it, same file).
 FETCH_FAILED = "Failed to fetch"
 _FAILED_URI = re.compile(r"Failed to fetch '([^']*)'")
 
