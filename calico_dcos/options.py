@@ -237,28 +237,46 @@ def _did_you_mean(name: str, known, prefix: str = "") -> str:
     return f"; did you mean {prefix}{close[0]}?" if close else ""
 
 
-def _unknown_environment(environ: Mapping[str, str]) -> list[tuple[str, str]]:
-    """`CALICO_<SECTION>_<KEY>` variables of a known section that name no option.
+# `CALICO_…` variables of the project's own that are no options: the operator commands'
+# the installer's, the tests' and the devcluster's.
+NOT_OPTION_PREFIXES = ("CALICO_DCOS_", "CALICO_INSTALLER_", "CALICO_TEST_", "CALICO_DEVCLUSTER_")
 
-    A misspelled variable would otherwise be ignored silently and its default used. Other
-    `CALICO_…` variables (Calico's own, the installer's) are not options and are left alone.
+
+def _unknown_environment(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """`CALICO_…` variables that name no option but are close to one, each with the option's
+    variable it is closest to (`did you mean …?`), as a misspelled file key gets.
+
+    A misspelled variable would otherwise be ignored silently and its default used. Close
+    means: a known section with any key (the closest key, if one is close); a section left
+    out or misspelled whose rest is an option's key (`CALICO_IPV4POOL_CIDR`,
+    `CALICO_MASTER`: `CALICO_CALICO_IPV4POOL_CIDR`, `CALICO_SERVICE_MASTER`); or a name very
+    close to an option's variable. Other `CALICO_…` variables (Calico's own, such as
+    `CALICO_NODENAME`, and the project's `CALICO_DCOS_…`) are not options and are left alone.
     """
     known = {env_name(option): option for option in option_names()}
+    by_key: dict[str, list[str]] = {}
+    for variable, option in known.items():
+        by_key.setdefault(option.split(".", 1)[1].upper(), []).append(variable)
     prefixes = tuple(f"{ENV_PREFIX}{section.upper()}_" for section in schema()["properties"])
     errors = []
     for name in sorted(environ):
         if not name.startswith(ENV_PREFIX) or name in known:
             continue
+        if name.startswith(NOT_OPTION_PREFIXES):
+            continue
         prefix = next((p for p in prefixes if name.startswith(p)), None)
+        rest = name[len(ENV_PREFIX) :]
         if prefix is not None:  # a known section: the closest of its keys
             keys = {v[len(prefix) :]: v for v in known if v.startswith(prefix)}
             close = difflib.get_close_matches(name[len(prefix) :], keys, n=1, cutoff=0.75)
             close = [keys[c] for c in close]
+        elif rest in by_key:  # the section left out: every option with that key
+            close = by_key[rest]
         else:  # a misspelled section too: only a name very close to an option's
             close = difflib.get_close_matches(name, known, n=1, cutoff=0.93)
             if not close:
                 continue  # not ours: Calico's own variables, the installer's
-        hint = f"; did you mean {close[0]}?" if close else ""
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
         errors.append((name, f"names no option{hint}"))
     return errors
 
@@ -381,6 +399,13 @@ def _type_message(error: jsonschema.ValidationError) -> str:
     if error.instance is None:
         hint = f"; leave it out for the default {default!r}" if "default" in error.schema else ""
         return f"has no value (null); expected {wanted}{hint}"
+    if isinstance(error.instance, list) and types == ["string"]:
+        # list-like options are comma-separated strings (Universe's mustache renders scalars)
+        items = [item for item in error.instance if isinstance(item, str | int | float)]
+        example = ",".join(str(item) for item in items)
+        return (
+            f"{error.instance!r} is a list; this option is one comma-separated string: {example!r}"
+        )
     return f"{error.instance!r} is not {wanted}"
 
 

@@ -208,3 +208,48 @@ def test_config_show_never_prints_a_secret_given_as_its_file():
     assert result.exit_code == 1
     assert TRIAL_SECRET not in result.output
     assert "invalid option service.secret_file" in result.output
+
+
+# --- 6. Small ones
+
+
+def test_roles_given_as_a_list_say_the_comma_separated_form(tmp_path):
+    options = tmp_path / "options.yaml"
+    options.write_text("service:\n  roles: ['*', 'slave_public']\n")
+    error = refused({}, str(options))
+    assert error.lines() == [
+        "invalid option service.roles: ['*', 'slave_public'] is a list; this option is one "
+        "comma-separated string: '*,slave_public'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("variable", "hint"),
+    [
+        ("CALICO_IPV4POOL_CIDR", "did you mean CALICO_CALICO_IPV4POOL_CIDR?"),
+        ("CALICO_MASTER", "did you mean CALICO_SERVICE_MASTER?"),
+        ("CALICO_LOG_LEVEL", "did you mean CALICO_SERVICE_LOG_LEVEL or CALICO_CNI_LOG_LEVEL?"),
+        ("CALICO_NETWORKING_BACKEND", "did you mean CALICO_NODE_NETWORKING_BACKEND?"),
+    ],
+)
+def test_a_variable_without_its_section_gets_a_did_you_mean(variable, hint):
+    error = refused({variable: "x"})
+    assert error.lines() == [f"unknown environment variable {variable}: names no option; {hint}"]
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["CALICO_NODENAME", "CALICO_ROUTER_ID", "CALICO_DCOS_URL", "CALICO_TEST_AGENT_PYTHON"],
+)
+def test_calicos_own_and_the_projects_other_variables_are_left_alone(variable):
+    assert errors_for({variable: "x"}) == {}
+
+
+def test_readme_lists_every_option_section():
+    import pathlib
+
+    from calico_dcos.options import schema
+
+    readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
+    listed = readme.split("Sections: ", 1)[1].split(". Examples", 1)[0]
+    assert [s.strip(" `\n") for s in listed.split(",")] == list(schema()["properties"])
