@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -362,7 +363,7 @@ def local(
         sys.exit(EXIT_INVALID_OPTIONS)
     except KeyboardInterrupt:  # before anything started (run_local handles its own)
         signals.shield()
-        code = interrupted_code(serve)
+        code = interrupted_code(serve, signals)
         click.echo(stopped_words("", serve))
         if root is None:  # stopped before the work dir was made: nothing to say of it
             sys.exit(code)
@@ -498,25 +499,33 @@ def run_local(
                         "is done; Ctrl-C stops them, the embedded cluster and etcd."
                     )
                 click.echo()
-                progress = Progress(service.scheduler, sys.stdout, log_warnings(options))
+                progress = Progress(
+                    service.scheduler, sys.stdout, log_warnings(options), signals=signals
+                )
                 code = progress.follow(until_done=not serve, serving=url if serve else "")
             except KeyboardInterrupt:  # outside the display's own watch (which says so itself)
-                code = interrupted_code(serve)
+                code = interrupted_code(serve, signals)
             finally:
                 if signals is not None:
                     signals.shield()  # nothing cuts the clean-up short
     except KeyboardInterrupt:
         # The first stop signal landed as the clean-up began (after `follow` returned, before
         # the shield): every callback still ran, as `ExitStack` runs them all for an exception.
-        code = interrupted_code(serve)
+        code = interrupted_code(serve, signals)
     click.echo(stopped_words(url, serve))
     return code
 
 
-def interrupted_code(serve: bool) -> int:
+def interrupted_code(serve: bool, signals: StopSignals | None = None) -> int:
     """The exit code of a run a stop signal ended: 0 with --serve (Ctrl-C is how it ends),
-    else 130 (stopped before every agent was done), as `Progress.follow` says."""
-    return 0 if serve else 130
+    else 128 + the signal's number (stopped before every agent was done): 130 for SIGINT
+    (Ctrl-C), 143 for SIGTERM, as a shell reports a command a signal ended (POSIX, "Shell
+    Command Language" 2.8.2: "greater than 128"; bash and dash use 128 + n). SIGINT when no
+    signal was recorded (a KeyboardInterrupt of Python's own)."""
+    if serve:
+        return 0
+    received = signals.received if signals is not None else None
+    return 128 + (received or signal.SIGINT)
 
 
 def stopped_words(url: str, serve: bool) -> str:
@@ -542,22 +551,30 @@ class Progress:
     --allocation_interval not learned); an agent that leaves the cluster is shown removed,
     with when (`Scheduler.lost_at`)."""
 
-    def __init__(self, scheduler, out, warnings: Sequence[str] = (), console=None) -> None:
+    def __init__(
+        self,
+        scheduler,
+        out,
+        warnings: Sequence[str] = (),
+        console=None,
+        signals: StopSignals | None = None,
+    ) -> None:
         self.scheduler = scheduler
+        self.signals = signals  # which stop signal ended the run, for its exit code
         self.warnings = list(warnings)
         self.display = PlanDisplay(out, console, lost_at=scheduler.lost_at)
 
     def follow(self, until_done: bool, serving: str = "") -> int:
         """0 when every agent is done (or on Ctrl-C with --serve), 1 if the scheduler failed,
-        130 on Ctrl-C before the end. `serving` (the status page's URL, with --serve) is said
-        again once every agent is done."""
+        130 on Ctrl-C (143 on SIGTERM) before the end. `serving` (the status page's URL, with
+        --serve) is said again once every agent is done."""
         with self.display:
             outcome = self._watch(until_done, serving)
         if outcome == "done":
             self.display.print(self.summary_line())
             return 0
         if outcome == "interrupted":
-            return interrupted_code(serve=not until_done)
+            return interrupted_code(not until_done, self.signals)
         self.display.print(f"scheduler stopped: {self.scheduler.failure or 'interrupted'}")
         return 1 if self.scheduler.failure else 0
 

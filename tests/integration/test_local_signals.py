@@ -40,16 +40,17 @@ def kill_leftovers(workdir: Path, besides: tuple[int, ...] = ()) -> None:
             os.kill(int(line.split()[0]), signal.SIGKILL)
 
 
-def start_local(workdir: Path, ignore_sigint: bool = False) -> subprocess.Popen:
-    """`local --serve` in its own session; `ignore_sigint`: as a shell that is not
-    interactive starts a background command (SIGINT ignored), which must not matter."""
+def start_local(workdir: Path, ignore_sigint: bool = False, serve: bool = True) -> subprocess.Popen:
+    """`local --serve` (or without `serve`) in its own session; `ignore_sigint`: as a shell
+    that is not interactive starts a background command (SIGINT ignored), which must not
+    matter."""
 
     def setup() -> None:
         if ignore_sigint:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     return subprocess.Popen(
-        [*CLI, "local", "--serve", "--agents", "1", "--public-agents", "1",
+        [*CLI, "local", *(["--serve"] if serve else []), "--agents", "1", "--public-agents", "1",
          "--workdir", str(workdir)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True, preexec_fn=setup, env={**os.environ, **LOCAL_FAST},
@@ -114,6 +115,26 @@ def test_a_stop_signal_at_any_moment_leaves_no_process_of_local_behind(
     assert "\nstopped: " in f"\n{rest}", rest  # the clean-up ran to its end
     assert "Traceback" not in rest and "TypeError" not in rest, rest
     assert f"work dir kept: {workdir.resolve()}" in rest
+
+
+def test_sigterm_before_the_end_exits_143_as_every_command_a_signal_ends(tmp_path):
+    """The trial's case: `local` (no --serve) stopped by SIGTERM exited 130, SIGINT's code;
+    a shell reports 128 + the signal's number (143), and so does `local` now."""
+    workdir = tmp_path / "local"
+    local = start_local(workdir, serve=False)
+    try:
+        read_until(local, lambda line: "scheduler log:" in line, 240)
+        local.send_signal(signal.SIGTERM)
+        rest, _ = local.communicate(timeout=120)
+        left = processes_inside(workdir)
+    finally:
+        local.kill()
+        local.wait()
+        kill_leftovers(workdir)
+
+    assert local.returncode == 128 + signal.SIGTERM == 143, rest
+    assert left == [], rest
+    assert "\nstopped: " in f"\n{rest}", rest
 
 
 def test_a_stop_signal_stops_every_task_process_of_the_devcluster(tmp_path):
