@@ -49,6 +49,19 @@ def test_installer_help_names_the_command_it_was_run_as():
     assert "installer.pyz" not in result.output
 
 
+def test_installer_help_describes_every_command_on_its_own_line():
+    """The trial's case: `uninstall`'s description was printed on the line below its name
+    (argparse's column for it was two short), which read as no description; each command's
+    own --help had none at all."""
+    from calico_dcos.installer.cli import COMMANDS
+
+    lines = CliRunner().invoke(main, ["installer", "--help"]).output.splitlines()
+    for name, (description, _, _) in COMMANDS.items():
+        assert any(line.split() == [name, *description.split()] for line in lines), (name, lines)
+    own = CliRunner().invoke(main, ["installer", "uninstall", "--help"])
+    assert own.exit_code == 0 and "\nput back what this installer changed\n" in own.output
+
+
 def test_devcluster_refuses_a_negative_agent_count():
     result = CliRunner().invoke(main, ["devcluster", "--agents", "-1"])
     assert result.exit_code == 2

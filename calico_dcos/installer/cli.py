@@ -130,15 +130,27 @@ COMMANDS = {
 def build_parser(prog: str = "installer.pyz") -> argparse.ArgumentParser:
     """The installer's arguments; `prog` is how usage and --help name the program (the zipapp,
     or `calico-dcos installer` when run from the package)."""
+    # The commands are listed in the description, one a line: argparse's own list of a
+    # subparsers action measures its names two columns short of where it prints them, so
+    # the longest ("uninstall") got its description on a line of its own, which read as none
+    # (CPython Lib/argparse.py `HelpFormatter.add_argument`, `_iter_indented_subactions`).
+    # A parser added without `help` is left out of that list (`_SubParsersAction.add_parser`).
+    width = max(len(name) for name in COMMANDS) + 2
+    listed = "".join(
+        f"\n  {name:<{width}}{help_text}" for name, (help_text, _, _) in COMMANDS.items()
+    )
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="calico-dcos agent-side installer",
+        description=f"calico-dcos agent-side installer\n\ncommands:{listed}",
         epilog=f"Every command acts on --host-root, which defaults to ${HOST_ROOT_ENV} else /.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", metavar="COMMAND", help="one of the commands above (COMMAND --help: more)"
+    )
     commands.required = True
     for name, (help_text, restarts, options) in COMMANDS.items():
-        command = commands.add_parser(name, help=help_text)
+        command = commands.add_parser(name, description=help_text)
         add_common(command, restarts)
         for option, settings in options:
             command.add_argument(option, **settings)
