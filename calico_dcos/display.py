@@ -300,17 +300,30 @@ NOT_STARTED = {"PREPARED": "PENDING"}
 GONE_WORDS = "no longer in the plan: the agent left the cluster (or agents.constraints changed)"
 
 
-def departure_words(lost_at: float | None) -> str:
+def departure_words(lost_at: float | None, gone: Mapping | None = None) -> str:
     """What is said of an agent whose phase left the plan (the plan shows only agents in the
     cluster and wanted), from when the scheduler found it gone from the cluster (`lost_at`:
     seconds since the epoch, 0 when not known; `Scheduler.lost_at`): "removed from the
     cluster at 14:02:31" (local time), or `GONE_WORDS` when the scheduler does not say it
-    left (`None`: its options' agents.constraints no longer pick it, or its record is gone)."""
+    left (`None`: its options' agents.constraints no longer pick it, or its record is gone).
+    `gone`: the plan's entry for it (`"gone"`, `core.views.gone_doc`), which says whether it
+    is unreachable (Mesos lost contact; it may come back): "unreachable since 14:02:31"."""
+    if gone is not None and gone.get("unreachable"):
+        at = f" since {time.strftime('%H:%M:%S', time.localtime(lost_at))}" if lost_at else ""
+        return (
+            f"unreachable{at}: Mesos lost contact with it (its tasks may still run); back in "
+            "the plan when Mesos offers it again"
+        )
     if lost_at is None:
         return GONE_WORDS
     if not lost_at:
         return "removed from the cluster"
     return f"removed from the cluster at {time.strftime('%H:%M:%S', time.localtime(lost_at))}"
+
+
+def gone_of(plan: Mapping) -> dict[str, Mapping]:
+    """The plan's agents gone from the cluster (`"gone"`), by agent ID."""
+    return {entry["id"]: entry for entry in plan.get("gone", ())}
 
 
 def departures(plan: Mapping, names: dict[str, str]) -> list[tuple[str, str]]:
@@ -335,9 +348,11 @@ def plan_changes(
     `local`'s embedded cluster."""
     lines = []
     shown = {phase["id"] for phase in plan["phases"]}
+    gone = gone_of(plan)
     for key, name in list(seen.items()):
         if key[1] == "" and key[0] not in shown:  # (phase id, ""): the phase's name
-            lines.append(f"{name:<16} {departure_words(lost_at(key[0]))}")
+            words = departure_words(lost_at(key[0]), gone.get(key[0]))
+            lines.append(f"{name:<16} {words}")
             for stale in [k for k in seen if k[0] == key[0]]:
                 del seen[stale]
     for phase in plan["phases"]:
@@ -401,8 +416,10 @@ class PlanDisplay:
 
     def update(self, plan: Mapping, summary: Mapping, warnings: Sequence[str] = ()) -> None:
         if self.live:
+            gone = gone_of(plan)
             for agent_id, name in departures(plan, self._names):
-                self._departed[agent_id] = (name, departure_words(self._lost_at(agent_id)))
+                words = departure_words(self._lost_at(agent_id), gone.get(agent_id))
+                self._departed[agent_id] = (name, words)
             for agent_id in [a for a in self._departed if a in self._names]:
                 del self._departed[agent_id]  # back in the plan (it joined again)
             departed = list(self._departed.values())

@@ -324,6 +324,23 @@ def test_not_on_a_terminal_a_removed_agent_is_said_with_when():
     )
 
 
+def test_an_unreachable_agent_that_left_the_plan_is_said_unreachable_not_removed():
+    """The plan lists it under `gone` (`core.views.gone_doc`): Mesos lost contact with it,
+    its tasks may still run, and it comes back if the partition heals."""
+    plan, summary = rollout()
+    out = io.StringIO()
+    display = PlanDisplay(out, lost_at={"S2": LOST_AT}.get)
+    display.update(plan, summary)
+    del plan["phases"][2]
+    plan["gone"] = [{"id": "S2", "name": "agent-3", "unreachable": True, "message": "…"}]
+    display.update(plan, summary)
+
+    assert out.getvalue().splitlines()[-1] == (
+        f"agent-3          unreachable since {_at(LOST_AT)}: Mesos lost contact with it (its "
+        "tasks may still run); back in the plan when Mesos offers it again"
+    )
+
+
 def test_not_on_a_terminal_a_warning_is_said_as_it_comes_and_as_it_goes():
     """The scheduler's own warnings come and go (`Scheduler.warnings`: GET_FLAGS refused
     until a subscription learns the interval): each is said when it comes, and said over
