@@ -77,6 +77,11 @@ function renderOverview(doc) {
   list("problems", summary.problems.concat(doc.plan.errors.filter(
     (e) => !summary.problems.includes(e))));
   list("warnings", doc.warnings);
+  // agents gone from the cluster (unreachable, or removed): no phase, but not forgotten
+  const gone = doc.plan.gone || [];
+  const moreGone = (doc.plan.gone_total ?? gone.length) - gone.length;
+  list("gone", gone.map((g) => `${g.name}: ${g.message}`).concat(
+    moreGone > 0 ? [`… and ${moreGone} more agents gone from the cluster`] : []));
 }
 
 function renderLegend() {
@@ -92,7 +97,10 @@ function renderLegend() {
 // acknowledged it: "docker: done with a warning, acknowledged by an operator at …: …").
 function currentMessage(phase) {
   const step = phase.steps.find((s) => s.status !== "COMPLETE");
-  if (step) return `${step.name}: ${step.message || STATUSES[step.status] || step.status}`;
+  // an agent interrupted on its own says so, and how to resume it (views.interrupted_words)
+  const held = phase.interrupted
+    ? `interrupted by an operator (calico-dcos plan continue --phase ${phase.name}); ` : "";
+  if (step) return `${held}${step.name}: ${step.message || STATUSES[step.status] || step.status}`;
   const forced = phase.steps.filter((s) => s.forced).map((s) => s.name);
   const said = forced.length ? [`${forced.join(", ")}: ${STATUSES.FORCED}`] : [];
   const warned = phase.steps.filter((s) => s.warning).map((s) => `${s.name}: ${s.message}`);

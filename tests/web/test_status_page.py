@@ -115,7 +115,19 @@ def test_page_follows_a_rollout_and_shows_it_half_done(half_done_rollout):
         assert paged["pager"] == "Agents 4–4 of 4 · ‹ previous"
         assert paged["previous"].endswith("offset=0")
         assert paged["max"] == "4"  # the progress counts every agent, not the page's
+
+        gone = next(a for a in cluster.agents if not a.public)  # its machine dies
+        cluster.remove_agent(gone.agent_id)
+        browser.get(f"{url}/?refresh=0.2")
+        listed = wait_until(
+            lambda: gone.hostname in (text := browser.execute_script(READ_GONE)) and text,
+            10, "the agent gone from the cluster listed, not vanished",
+        )  # fmt: skip
     assert SCREENSHOT.stat().st_size > 10_000
+    assert "unreachable since " in listed or "gone from the cluster since " in listed
+
+
+READ_GONE = "return document.getElementById('gone').textContent;"
 
 
 READ_PAGER = """
