@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import psutil
 
@@ -620,7 +620,14 @@ def _py_spy() -> str:
     return str(beside) if beside.exists() else "py-spy"
 
 
-Progress = Callable[[int], None]  # called with the number of agents done so far
+class Progress(Protocol):
+    """What a size reports as it runs (`display.CountDisplay`): `start_clock()` at the
+    framework's SUBSCRIBE, where the wall time starts; `update(done)` as agents converge,
+    and at the end `update(agents, wall_seconds)`, the run's own figure."""
+
+    def start_clock(self) -> None: ...
+
+    def update(self, done: int, elapsed: float | None = None) -> None: ...
 
 
 def run_size(settings: Settings, agents: int, progress: Progress) -> dict:
@@ -664,12 +671,14 @@ def _follow(
     master = psutil.Process(devcluster.process.pid)
     subscribed = devcluster.until("subscribed", deadline)
     startup_cpu, master_cpu = sampler.cpu_seconds(), _cpu_seconds(master)
+    progress.start_clock()
     done = 0
     try:
         while (line := devcluster.next(deadline))["event"] != "converged":
             if line["event"] == "progress":
                 done = line["done"]
-                progress(done)
+                if done < agents:  # the last count comes with the wall time, below
+                    progress.update(done)
     except TimeoutError:
         return {
             "startup_cpu": startup_cpu,
@@ -678,7 +687,7 @@ def _follow(
             "done": done,
         }
     cpu = sampler.cpu_seconds()
-    progress(agents)
+    progress.update(agents, line["t"] - subscribed["t"])  # the wall time, as the result says
     return {
         "startup_cpu": startup_cpu,
         "cpu": cpu,

@@ -461,7 +461,12 @@ class _ConsoleHandler(logging.Handler):
 
 class CountDisplay:
     """A count towards a total with an estimate (the benchmark's agents converged): rich's
-    progress bar on a terminal, else a line at every tenth of the way and at the end."""
+    progress bar on a terminal, else a line at every tenth of the way and at the end.
+
+    Its time runs from `start_clock()` (the bench calls it at the framework's SUBSCRIBE,
+    where the run's wall time starts, and the lines say "since SUBSCRIBE"), else from its
+    creation; `update(done, elapsed)` takes the measured time instead of its own clock's (the
+    bench's last update gives the run's wall time, so that the two never disagree)."""
 
     def __init__(
         self,
@@ -487,6 +492,7 @@ class CountDisplay:
         )
         self._task = self._progress.add_task(label, total=total)
         self._started = clock()
+        self._since = ""  # what the time is counted from, said after it
         self._first: tuple[float, int] | None = None  # (when, count) of the first count > 0
 
     def __enter__(self) -> CountDisplay:
@@ -498,7 +504,15 @@ class CountDisplay:
         if self.console.is_terminal:
             self._progress.stop()
 
-    def update(self, done: int) -> None:
+    def start_clock(self, since: str = "SUBSCRIBE") -> None:
+        """Count the time from now, saying `since` what (the bar's clock starts again too)."""
+        self._started, self._since, self._first = self._clock(), since, None
+        if self.console.is_terminal:
+            self._progress.reset(self._task, completed=0, description=f"{self.label} since {since}")
+
+    def update(self, done: int, elapsed: float | None = None) -> None:
+        """`done` of the total; `elapsed`: seconds measured by the caller (shown to the tenth,
+        as the bench's result shows its wall time), else this display's clock's (whole)."""
         if self.console.is_terminal:
             self._progress.update(self._task, completed=done)
             return
@@ -506,16 +520,20 @@ class CountDisplay:
         if self._first is None and done > 0:
             self._first = (now, done)
         tenths = 10 * done // self.total if self.total else 10
-        if tenths != self._tenths:
+        if tenths != self._tenths or elapsed is not None:
             self._tenths = tenths
-            elapsed = now - self._started
+            took = duration(now - self._started) if elapsed is None else f"{elapsed:.1f} s"
+            if self._since:
+                took += f" since {self._since}"
             left = None
-            if self._first is not None:  # the pace since the first count, not since the
-                since, first = self._first  # start: set-up before it says nothing of the rest
+            if self._first is not None and elapsed is None:  # the pace since the first count,
+                since, first = self._first  # not since the start: set-up says nothing of it
                 left = estimate_seconds(done - first, self.total - first, now - since)
-            eta = f", about {duration(left)} to go" if left is not None else ""
+            eta = (
+                f", about {duration(left)} to go" if left is not None and done < self.total else ""
+            )
             self.console.print(
-                f"{self.label}: {done} of {self.total} ({duration(elapsed)}{eta})",
+                f"{self.label}: {done} of {self.total} ({took}{eta})",
                 soft_wrap=True,
                 markup=False,
             )

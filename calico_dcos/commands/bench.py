@@ -285,7 +285,7 @@ def run_with_bar(settings: Settings, agents: int) -> dict:
     """One size, with the agents converged so far, time and an estimate on stderr (a bar on
     a terminal, a line at every tenth otherwise)."""
     with CountDisplay(sys.stderr, f"{agents} agents", agents) as display:
-        return run_size(settings, agents, display.update)
+        return run_size(settings, agents, display)
 
 
 @click.command()

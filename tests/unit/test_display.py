@@ -220,6 +220,27 @@ def test_a_count_not_on_a_terminal_says_each_tenth_with_an_estimate():
     assert lines[-1] == "100 agents: 100 of 100 (20 s)"
 
 
+def test_the_bench_count_runs_from_subscribe_and_ends_on_the_runs_wall_time():
+    """The trial's case: the progress line said "100 of 100 (7 s)" (since the size's start:
+    the devcluster and the scheduler starting) while the result said 4.3 s (SUBSCRIBE to
+    convergence). The count now starts at SUBSCRIBE, says so, and its last line is the run's
+    own wall time."""
+    out, clock = io.StringIO(), _Clock()
+    with CountDisplay(out, "100 agents", 100, clock=clock) as bar:
+        clock.now = 2.7  # the devcluster and the scheduler start
+        bar.start_clock()
+        for done in range(0, 100, 10):  # the bench's last count comes with the wall time
+            clock.now = 2.7 + done / 25
+            bar.update(done)
+        clock.now = 7.05  # the parent reads the devcluster's last line a little later
+        bar.update(100, 4.3)
+    lines = out.getvalue().splitlines()
+
+    assert lines[0] == "100 agents: 0 of 100 (0 s since SUBSCRIBE)"
+    assert lines[5] == "100 agents: 50 of 100 (2 s since SUBSCRIBE, about 2 s to go)"
+    assert lines[-1] == "100 agents: 100 of 100 (4.3 s since SUBSCRIBE)"
+
+
 def test_calico_dcos_status_names_the_slot_holder_by_hostname():
     from calico_dcos.commands.operator import summary_lines
 
