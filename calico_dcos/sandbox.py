@@ -33,7 +33,9 @@ Mesos' own way, as its web UI and `dcos task log` do it:
   ("Controls access to the Mesos sandbox", DC/OS "Permissions Reference"). A 401 is the
   agent refusing the token (it expired: DC/OS tokens live five days by default): the token
   is dropped and the read sent once more with a fresh login, as for the master's operator
-  API (`dcos_auth.again_after_401`, DC/OS' "Post-Expiration Renewal").
+  API (`dcos_auth.again_after_401`, DC/OS' "Post-Expiration Renewal"). A read that cannot
+  get a token (the IAM unreachable and the token expired, or the login refused) is given up
+  and logged; it never fails the scheduler (the driver's own calls decide that).
 
 Never in the way: requests go out from one worker thread fed by a bounded queue (a full
 queue drops the request), with short timeouts; whatever goes wrong (agent unreachable,
@@ -56,7 +58,7 @@ from urllib.parse import urlencode
 
 import urllib3
 
-from calico_dcos.dcos_auth import again_after_401
+from calico_dcos.dcos_auth import AuthError, again_after_401
 from calico_dcos.options import redact_text
 
 if TYPE_CHECKING:
@@ -225,6 +227,10 @@ class AgentFiles:
             return
         try:
             words = self.tail(pool, address, stderr_path(framework_id, task_id))
+        except AuthError as exc:  # strict mode, no token to be had: this read only gives up
+            self.failed += 1
+            LOG.warning("not reading the stderr of %s: strict mode: %s", task_id, exc)
+            return
         except Exception as exc:  # noqa: BLE001 (nothing from the network may stop the reads)
             self.failed += 1
             LOG.info("cannot read the stderr of %s from %s: %s", task_id, address[1], exc)

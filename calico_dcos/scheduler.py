@@ -278,6 +278,8 @@ class CalicoScheduler(Scheduler):
     # -- life cycle ----------------------------------------------------------------------
 
     def start(self) -> CalicoScheduler:
+        if self.tokens is not None:  # renewed in the background, through IAM outages
+            self.tokens.keep_renewed(self.fail)
         self._start_driver()
         self._ticker = threading.Thread(target=self._tick_loop, name="plan-ticker", daemon=True)
         self._ticker.start()
@@ -338,6 +340,8 @@ class CalicoScheduler(Scheduler):
         """
         self._stopping.set()
         self._woken.set()
+        if self.tokens is not None:
+            self.tokens.close()
         if self._ticker is not None:
             self._ticker.join(timeout)
         self.pipeline.close(timeout)  # what is decided is written, and its calls sent
@@ -914,12 +918,17 @@ class CalicoScheduler(Scheduler):
 
     def _agent_credential(self) -> tuple[str | None, bool]:
         """What a request to an agent carries, as the calls to the master do (`sender.Master`):
-        the driver's `Authorization` (Basic, or strict mode's `token=…`), and TLS in strict
-        mode."""
+        the driver's `Authorization` (Basic), or strict mode's `token=…` and TLS. Strict mode
+        reads the `TokenSource` itself, also before the driver exists (a read then carried no
+        token, and its 401 made the token be renewed for nothing), and not through the
+        driver, whose failed login fails the scheduler: a stderr read must not."""
+        if self.tokens is not None:  # the token itself, driver or not: a read that cannot
+            # get one raises (`AuthError`), so that the read, never the scheduler, gives up
+            return f"token={self.tokens.token()}", True
         driver = self.driver
         if driver is None:
-            return None, self.tokens is not None
-        return driver._basic_credential, getattr(driver, "tls_context", None) is not None
+            return None, False
+        return driver._basic_credential, False
 
     def slaveLost(self, driver, agent_id) -> None:  # noqa: N802
         aid = agent_id["value"]

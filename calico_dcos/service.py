@@ -25,7 +25,13 @@ from pathlib import Path
 
 from calico_dcos.api import ApiServer, build_app
 from calico_dcos.artifacts import build_installer_zipapp
-from calico_dcos.dcos_auth import CREDENTIAL_ENV, AuthError, TokenSource, parse_credential
+from calico_dcos.dcos_auth import (
+    CREDENTIAL_ENV,
+    AuthError,
+    LoginUnavailable,
+    TokenSource,
+    parse_credential,
+)
 from calico_dcos.malloc_arenas import limit_arenas, mmap_large_chunks
 from calico_dcos.options import Options, OptionsError, read_secret
 from calico_dcos.scheduler import CalicoScheduler, within
@@ -81,8 +87,10 @@ def api_token(options: Mapping) -> str | None:
 
 
 def strict_tokens(options: Mapping, environ: Mapping[str, str]) -> TokenSource | None:
-    """Strict mode: the service account, logged in once now (so that a wrong key, an unknown
-    uid or a bad CA stops the start before anything registers); None otherwise.
+    """Strict mode: the service account, with one login tried now (so that a wrong key, an
+    unknown uid or a bad CA stops the start before anything registers); None otherwise. A
+    login that fails for now (the IAM unreachable, 5xx: `LoginUnavailable`) is logged and
+    left to `wait_for_iam` (`tokens.expires_in()` is None then).
 
     The credential comes from `service.service_account_credential_file`, else from the DC/OS
     secret in $DCOS_SERVICE_ACCOUNT_CREDENTIAL. OptionsError for a missing or malformed
@@ -122,9 +130,33 @@ def strict_tokens(options: Mapping, environ: Mapping[str, str]) -> TokenSource |
             ]
         )
     tokens = TokenSource(account, service["ca_bundle"])
-    tokens.token()
+    try:
+        tokens.token()
+    except LoginUnavailable:
+        return tokens  # warned by `TokenSource`; `wait_for_iam` waits for it
     LOG.info("strict mode: logged in as service account %r", account.uid)
     return tokens
+
+
+def wait_for_iam(tokens: TokenSource, late: _Late) -> None:
+    """Log in, retrying with `TokenSource`'s backoff for as long as the IAM cannot be reached
+    (a master restarting: Admin Router answers 5xx, or nothing answers), while the health
+    check answers "waiting for the IAM at …" (202, which Marathon counts as passing), rather
+    than exiting for Marathon to restart the scheduler into the same wait again. AuthError
+    for a definitive failure (the login refused, TLS not verified), as at the first try."""
+    endpoint = tokens.account.login_endpoint
+    pause = threading.Event()  # never set: the backoff's wait
+    while True:
+        try:
+            tokens.token()
+        except LoginUnavailable as exc:
+            late.waiting_for = (
+                f"waiting for the IAM at {endpoint} (strict mode, no DC/OS token yet): {exc.reason}"
+            )
+            pause.wait(max(tokens.next_attempt_in(), 0.01))
+            continue
+        LOG.info("strict mode: logged in as service account %r", tokens.account.uid)
+        return
 
 
 @dataclass
@@ -166,8 +198,9 @@ def start_service(
 ) -> Service:
     """Store, API, leadership, installer, then the scheduler subscribes (the deploy plan,
     or the uninstall with `core=uninstalling(…)`). The API answers from the start, so that
-    Marathon's health check hears "waiting" (for the leader lock) rather than nothing; while
-    another scheduler holds the lock, the log says who, every `LEADER_WAIT_REPORT_SECONDS`.
+    Marathon's health check hears "waiting" (for the leader lock, or in strict mode for an
+    IAM that cannot be reached: `wait_for_iam`) rather than nothing; while another scheduler
+    holds the lock, the log says who, every `LEADER_WAIT_REPORT_SECONDS`.
 
     `wait_for_leader=False` (`calico-dcos uninstall`, which a person runs and watches):
     another scheduler holding the lock is `LeaderLockHeld` at once, naming it, before the
@@ -177,21 +210,22 @@ def start_service(
     host = host or os.environ.get("HOST") or socket.getfqdn()
     token = api_token(options)
     tokens = strict_tokens(options, os.environ)
-    if tokens is not None and not (master or options["service"]["master"]).startswith("zk://"):
-        from calico_dcos.strict import check_master, master_address, tls_context
-
-        address = master_address(master or options["service"]["master"])
-        check_master(address, tokens, tls_context(options["service"]["ca_bundle"]))
+    waits_for_iam = tokens is not None and tokens.expires_in() is None
+    if not waits_for_iam:
+        _check_strict_master(options, master, tokens)
     store = open_store(options["service"]["state"], options["service"]["zk_credentials_file"])
     failed = threading.Event()
     state = options["service"]["state"]
     led = _lead_now(store, failed.set, state, refuse=not wait_for_leader)
     holder: list[CalicoScheduler] = []
     # Said before the API answers its first health check, so that no probe hears "starting"
-    # while the lock is what it waits for, nor a wait without the lock's holder.
+    # while the lock (or the IAM) is what it waits for, nor a wait without the lock's holder.
     late = _Late(holder, "the scheduler is starting" if led else waiting_words(state, None))
     if not led:
         late.waiting_for = waiting_words(state, _holder_or_none(store))
+    leader_words = late.waiting_for
+    if tokens is not None and waits_for_iam:
+        late.waiting_for = f"waiting for the IAM at {tokens.account.login_endpoint}"
     port = api_port(options, os.environ) if port is None else port
     try:
         api = ApiServer(build_app(late, token), "0.0.0.0", port).start()
@@ -199,6 +233,11 @@ def start_service(
         _release(store)
         raise
     try:
+        if tokens is not None and waits_for_iam:
+            LOG.info("%s", late.waiting_for)
+            wait_for_iam(tokens, late)
+            _check_strict_master(options, master, tokens)
+            late.waiting_for = leader_words
         if not led:
             _wait_for_leadership(store, failed.set, state, late)
     except BaseException:
@@ -300,6 +339,17 @@ def waiting_words(state: str, holder: str | None) -> str:
         f"waiting to be the leader of {state}: another scheduler holds its lock ({holder}); "
         "this one takes over when it stops"
     )
+
+
+def _check_strict_master(options: Options, master: str | None, tokens: TokenSource | None) -> None:
+    """Strict mode with a master given as host:port: its TLS and our token, now
+    (`strict.check_master`; AuthError)."""
+    if tokens is None or (master or options["service"]["master"]).startswith("zk://"):
+        return
+    from calico_dcos.strict import check_master, master_address, tls_context
+
+    address = master_address(master or options["service"]["master"])
+    check_master(address, tokens, tls_context(options["service"]["ca_bundle"]))
 
 
 class _Late:

@@ -33,7 +33,7 @@ from typing import Any
 
 import pymesos.process
 
-from calico_dcos.dcos_auth import AuthError, TokenSource
+from calico_dcos.dcos_auth import AuthError, LoginUnavailable, TokenSource
 from calico_dcos.driver import CallRefused, Driver, EventStream
 
 LOG = logging.getLogger("calico_dcos.strict")
@@ -153,13 +153,23 @@ class StrictSchedulerDriver(Driver):
 
     @property
     def _basic_credential(self) -> str:
-        """`token=<token>`; a login that fails now (the IAM gone, the account removed) fails
-        the scheduler, which exits for Marathon to restart it."""
+        """`token=<token>`. Through an IAM outage the held token serves until its `exp`
+        (`TokenSource` retries the login meanwhile). A login refused (the account removed,
+        a bad CA), or no token good any more while the IAM still cannot be reached, fails
+        the scheduler, which exits for Marathon to restart it: every call from then on
+        would be refused (401), and the restarted scheduler waits at start-up for the IAM,
+        answering its health check "waiting" (`service.wait_for_iam`), where holding
+        back here would leave a scheduler that looks subscribed but can do nothing."""
         try:
             return f"token={self.tokens.token()}"
+        except LoginUnavailable as exc:
+            self._fail(
+                f"strict mode: {exc}: exiting for Marathon to restart the scheduler, which "
+                "waits for the IAM at start-up"
+            )
         except AuthError as exc:
             self._fail(f"strict mode: {exc}")
-            return "token="
+        return "token="
 
     @_basic_credential.setter
     def _basic_credential(self, value: object) -> None:

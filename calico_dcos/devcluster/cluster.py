@@ -280,6 +280,17 @@ class DevCluster:
             raise RuntimeError("service accounts exist only in strict mode (strict=True)")
         self.master.iam.register(uid, public_key_pem)
 
+    def iam_unavailable(self, status: int = 503) -> None:
+        """Strict mode, fault: every login is answered `status` until `iam_available`."""
+        if self.master.iam is None:
+            raise RuntimeError("there is an IAM only in strict mode (strict=True)")
+        self.master.iam.become_unavailable(status)
+
+    def iam_available(self) -> None:
+        """Strict mode: the `iam_unavailable` fault is lifted."""
+        if self.master.iam is not None:
+            self.master.iam.become_available()
+
     @property
     def agents(self) -> list[AgentInfo]:
         return self.call(lambda: [a.info() for a in self.master.agents.values() if not a.removed])

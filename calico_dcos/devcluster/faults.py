@@ -161,6 +161,38 @@ async def refuse_next_call(request: web.Request) -> web.Response:
     return web.Response(status=202)
 
 
+def _iam(request: web.Request):
+    iam = request.app[MASTER].iam
+    if iam is None:
+        raise web.HTTPNotFound(text="there is an IAM only in strict mode (devcluster --strict)")
+    return iam
+
+
+@routes.post("/devcluster/faults/iam-unavailable")
+async def iam_unavailable(request: web.Request) -> web.Response:
+    """Strict mode: from now until `DELETE`, the IAM answers every login `status` (body
+    `{"status": 503}`, the default; 429 or a 5xx), as Admin Router does while the IAM on a
+    master restarts (`Iam.become_unavailable`). Tokens already issued stay valid."""
+    body = await _body(request)
+    status = body.get("status", 503)
+    if isinstance(status, bool) or not isinstance(status, int):
+        raise web.HTTPBadRequest(text="Expecting an integer 'status' (429 or 5xx)")
+    try:
+        _iam(request).become_unavailable(status)
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text=f"{exc}\n") from None
+    return web.Response(status=202, text=f"armed: from now on every login is answered {status}\n")
+
+
+@routes.delete("/devcluster/faults/iam-unavailable")
+async def iam_available(request: web.Request) -> web.Response:
+    """The IAM outage ends (`Iam.become_available`); 200 whether or not it was armed."""
+    iam = _iam(request)
+    iam.become_available()
+    answered = iam.unavailable_answers
+    return web.Response(text=f"lifted: logins are answered again ({answered} refused so far)\n")
+
+
 @routes.post("/devcluster/frameworks/{framework_id}/disconnect")
 async def disconnect_framework(request: web.Request) -> web.Response:
     master = request.app[MASTER]

@@ -11,6 +11,12 @@ and Access Management API"):
 - Anything the IAM refuses is a 401 with a JSON body `{"title", "description", "code"}`; the
   words are the devcluster's own, not copied from DC/OS.
 
+The outage fault (`become_unavailable`, `become_available`; `POST`/`DELETE
+/devcluster/faults/iam-unavailable`): every login is answered with a status such as 503, as
+Admin Router answers while the IAM behind it on a master is restarting or gone (a 5xx from
+nginx' `proxy_pass http://iam`: dcos/dcos packages/adminrouter/extra/src/includes/server/
+open/master.conf). Tokens already issued stay valid: only logins fail.
+
 `verify(authorization)` is what the master does with `Authorization: token=<token>` on each
 request: the uid the token was issued to, or `InvalidToken` saying why not.
 """
@@ -48,6 +54,21 @@ class Iam:
         self._accounts: dict[str, RSAPublicKey] = {}
         self._lock = threading.Lock()
         self.logins: list[tuple[str, bool]] = []  # (uid, accepted), in order
+        self.unavailable_status: int | None = None  # the outage fault's answer, if armed
+        self.unavailable_answers = 0  # logins answered so by the outage fault
+
+    def become_unavailable(self, status: int = 503) -> None:
+        """From now on every login is answered `status` (429 or 5xx), until
+        `become_available`; tokens issued before stay valid."""
+        if status != 429 and not 500 <= status <= 599:
+            raise ValueError(f"an outage answers 429 or a 5xx status, not {status}")
+        with self._lock:
+            self.unavailable_status = status
+
+    def become_available(self) -> None:
+        """The outage ends: logins are answered again."""
+        with self._lock:
+            self.unavailable_status = None
 
     def create_service_account(self, uid: str, login_endpoint: str) -> dict:
         """A new key pair registered for `uid`, and the credential DC/OS would keep as the
@@ -130,6 +151,16 @@ class Iam:
         return app
 
     async def _handle_login(self, request: web.Request) -> web.Response:
+        with self._lock:
+            status = self.unavailable_status
+            if status is not None:
+                self.unavailable_answers += 1
+        if status is not None:
+            return web.json_response(
+                {"title": "Unavailable", "description": "the IAM is unavailable (devcluster "
+                 "fault iam-unavailable)", "code": "ERR_UNAVAILABLE"},
+                status=status,
+            )  # fmt: skip
         try:
             body = await request.json()
         except ValueError:

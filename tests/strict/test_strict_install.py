@@ -17,6 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from calico_dcos.commands.run import load_or_exit, start_or_exit
 from calico_dcos.dcos_auth import ServiceAccount, login_token
 from calico_dcos.devcluster.pki import Pki
+from calico_dcos.options import load_options
+from calico_dcos.service import start_service
 from tests.helpers.devcluster import running_cluster, wait_until
 from tests.integration.harness import (
     TIMINGS,
@@ -351,3 +353,113 @@ def test_the_masters_operator_api_asks_log_in_again_when_the_token_has_expired(
     words = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert not [w for w in words if "cannot" in w or "refused: 401" in w], words
     assert [w for w in words if "refused the token" in w]
+
+
+def test_the_scheduler_rides_out_an_iam_outage_at_renewal_and_renews_once_it_is_back(
+    tmp_path, key, caplog
+):
+    """The token is due for renewal (the scheduler's token clock moved to 100 s before its
+    `exp`, inside the 300 s margin) when the IAM starts answering 503 (the devcluster fault,
+    armed over HTTP as an operator would), and the master drops the subscription meanwhile,
+    as a master restart does: the scheduler subscribes again with the token it holds, keeps
+    retrying the login with backoff, warns once, and renews once the IAM is back."""
+    caplog.set_level(logging.INFO)
+    with running_cluster(agents=1, public_agents=0, strict=True) as cluster:
+        cluster.register_service_account(UID, public_pem(key))
+        iam, faults = cluster.master.iam, f"{cluster.base_url}/devcluster/faults/iam-unavailable"
+        with scheduler_on(cluster, tmp_path, **strict_options(cluster, tmp_path, key)) as service:
+            scheduler = service.scheduler
+            wait_until(converged(service), 40, "a strict-mode install")
+            tokens, held = scheduler.tokens, scheduler.tokens.token()
+            jump = tokens.expires_in() - 100.0
+            tokens.clock = lambda: time.time() + jump
+            armed = requests.post(faults, json={"status": 503}, verify=cluster.ca_bundle)
+            logins_before = len(iam.logins)
+            subscribed = lambda: len(subscriptions(cluster))  # noqa: E731
+            before = subscribed()
+            cluster.disconnect_framework(scheduler.framework_id())
+            wait_until(lambda: subscribed() > before, 20, "subscribed again during the outage")
+            wait_until(lambda: iam.unavailable_answers >= 2, 20, "the login retried")
+            health = requests.get(f"http://127.0.0.1:{service.api.port}/v1/health", timeout=5)
+            during = (tokens.token(), scheduler.failure, len(iam.logins))
+            lifted = requests.delete(faults, verify=cluster.ca_bundle)
+            wait_until(lambda: len(iam.logins) > logins_before, 20, "a login once the IAM is back")
+            renewed = tokens.token()
+
+    assert (armed.status_code, lifted.status_code) == (202, 200)
+    assert health.status_code == 200, health.text  # subscribed, not failing
+    assert during == (held, None, logins_before)
+    assert renewed != held and service.scheduler.failure is None
+    assert all(accepted for _, accepted in iam.logins)
+    words = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    outage = [w for w in words if "to renew the DC/OS token: HTTP 503" in w]
+    assert len(outage) == 1 and "keeping the current token, which expires at" in outage[0]
+    assert len([w for w in words if "the IAM is back" in w]) == 1
+    assert not [w for w in words if "scheduler failing" in w]
+
+
+def subscriptions(cluster) -> list[dict]:
+    return [e for e in cluster.timeline() if e["event"] == "framework_subscribed"]
+
+
+def test_a_start_while_the_iam_is_down_waits_for_it_answering_waiting(tmp_path, key, caplog):
+    """Started (restarted by Marathon) while the IAM answers 503: the health check answers
+    202 "waiting for the IAM at …" (which Marathon counts as passing) and nothing registers,
+    instead of exiting into a restart loop; once the IAM is back the scheduler logs in,
+    subscribes and installs."""
+    import threading
+
+    from tests.helpers.zookeeper import free_port
+
+    caplog.set_level(logging.INFO)
+    with running_cluster(agents=1, public_agents=0, strict=True) as cluster:
+        cluster.register_service_account(UID, public_pem(key))
+        cluster.iam_unavailable(503)
+        port = free_port()
+        env = options_env(
+            tmp_path / "state", cluster.master_url, **strict_options(cluster, tmp_path, key)
+        )
+        started: list = []
+
+        def start() -> None:
+            started.append(
+                start_service(
+                    load_options(None, env),
+                    host="127.0.0.1",
+                    port=port,
+                    artifacts_dir=tmp_path / "artifacts",
+                    timings=TIMINGS,
+                )  # fmt: skip
+            )
+
+        starter = threading.Thread(target=start, daemon=True)
+        starter.start()
+        try:
+            health = f"http://127.0.0.1:{port}/v1/health"
+
+            def waiting() -> requests.Response | None:
+                try:
+                    answer = requests.get(health, timeout=5)
+                except requests.ConnectionError:
+                    return None
+                return answer if "waiting for the IAM" in answer.text else None
+
+            answer = wait_until(waiting, 20, "the health check waiting for the IAM")
+            wait_until(lambda: cluster.master.iam.unavailable_answers >= 2, 20, "a retry")
+            registered_meanwhile = subscriptions(cluster)
+            cluster.iam_available()
+            starter.join(30)
+            [service] = started
+            try:
+                wait_until(converged(service), 40, "the install once the IAM is back")
+            finally:
+                service.stop()
+        finally:
+            cluster.iam_available()
+            starter.join(30)
+
+    assert answer.status_code == 202
+    [reason] = answer.json()["reasons"]
+    assert reason.startswith(f"waiting for the IAM at {cluster.login_endpoint}") and "503" in reason
+    assert registered_meanwhile == []
+    assert service.scheduler.failure is None
