@@ -180,10 +180,16 @@ class StrictSchedulerDriver(Driver):
         self.unauthorized_in_a_row += 1
         self.tokens.invalidate()
         if self.unauthorized_in_a_row >= MAX_UNAUTHORIZED:
+            outage = self.tokens.renewal.outage_since is not None
             self._fail(
                 f"strict mode: the Mesos master refused {what} {self.unauthorized_in_a_row} "
-                f"times in a row with fresh tokens of {self.tokens.account.uid!r}: check the "
-                "service account and its permissions"
+                f"times in a row with tokens of {self.tokens.account.uid!r}: "
+                + (
+                    f"the IAM at {self.tokens.account.login_endpoint} cannot be reached for a "
+                    f"fresh one ({self.tokens.renewal.last_failure})"
+                    if outage
+                    else "fresh ones: check the service account and its permissions"
+                )
             )
             return
         LOG.warning("the Mesos master refused the token for %s: logging in again", what)
