@@ -90,3 +90,32 @@ def test_partition_and_heal_unknown_agent_is_404(cluster):
     for fault in ("partition", "heal"):
         response = requests.post(f"{cluster.base_url}/devcluster/agents/nope/{fault}")
         assert response.status_code == 404
+
+
+def test_the_iam_outage_fault_is_strict_mode_only_and_checks_its_status(cluster):
+    """`POST faults/iam-unavailable` is 404 without an IAM (not strict); in strict mode a
+    status that is neither 429 nor a 5xx is 400 naming what is allowed, and the armed
+    outage answers logins with the status until `DELETE` lifts it (over HTTPS)."""
+    from tests.helpers.devcluster import running_cluster
+
+    url = f"{cluster.base_url}/devcluster/faults/iam-unavailable"
+    assert requests.post(url, timeout=5).status_code == 404
+    with running_cluster(agents=0, public_agents=0, strict=True) as strict:
+        url, ca = f"{strict.base_url}/devcluster/faults/iam-unavailable", strict.ca_bundle
+        login = lambda: requests.post(strict.login_endpoint, json={}, verify=ca, timeout=5)  # noqa: E731
+        refused = requests.post(url, json={"status": 200}, verify=ca, timeout=5)
+        wrong_type = requests.post(url, json={"status": "503"}, verify=ca, timeout=5)
+        armed = requests.post(url, json={"status": 502}, verify=ca, timeout=5)
+        during = login()
+        lifted = requests.delete(url, verify=ca, timeout=5)
+        after = login()
+
+    assert refused.status_code == 400 and "429 or a 5xx status, not 200" in refused.text
+    assert wrong_type.status_code == 400 and "integer 'status'" in wrong_type.text
+    assert (armed.status_code, armed.text) == (
+        202,
+        "armed: from now on every login is answered 502\n",
+    )
+    assert during.status_code == 502 and during.json()["code"] == "ERR_UNAVAILABLE"
+    assert lifted.status_code == 200 and "(1 refused so far)" in lifted.text
+    assert after.status_code == 401  # answered again: `{}` is refused as no login
