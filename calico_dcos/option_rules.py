@@ -13,9 +13,10 @@ Sources, per rule, are in each function's docstring.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections.abc import Callable, Mapping
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from calico_dcos import matrix
 
@@ -222,6 +223,12 @@ def mesos_master(options: Mapping, value: str) -> str | None:
     master is refused there.
     """
     if value.startswith("zk://"):
+        if urlsplit(value).query or urlsplit(value).fragment:
+            return (
+                f"{_redact(value)}: pymesos hands all after zk:// to kazoo, which would take a "
+                "query for part of the path; give zk://host:port[,host:port…]/path "
+                "(e.g. zk://master.mesos:2181/mesos)"
+            )
         return zookeeper_url(options, value, example="zk://master.mesos:2181/mesos")
     mistyped = _ZK_MISTYPED.match(value)
     if mistyped:
@@ -287,6 +294,32 @@ def zookeeper_url(
             return f"{_redact(value)}: {error}; e.g. {example}"
     if parts.path.rstrip("/") == "":
         return f"{_redact(value)} needs a path, e.g. {example}"
+    return None
+
+
+# The store's own URL options, in seconds (calico_dcos/store/zk.py `URL_OPTIONS`).
+_STATE_URL_OPTIONS = ("session_timeout", "connect_timeout")
+
+
+def state_url(options: Mapping, value: str) -> str | None:
+    """`service.state`: a directory, or `zk://host:port[,…]/path[?session_timeout=S&
+    connect_timeout=S]` as the store's `parse_url` reads it (each option a number of
+    seconds; no other), so that `config validate` says what start-up would."""
+    error = zookeeper_url(options, value)
+    if error or not value.startswith("zk://"):
+        return error
+    for name, values in parse_qs(urlsplit(value).query, keep_blank_values=True).items():
+        if name not in _STATE_URL_OPTIONS:
+            return (
+                f"{_redact(value)}: unknown option {name!r}; the store takes "
+                f"{' and '.join(_STATE_URL_OPTIONS)} (seconds)"
+            )
+        try:
+            seconds = float(values[-1])
+        except ValueError:
+            seconds = math.nan
+        if not math.isfinite(seconds) or seconds <= 0:
+            return f"{_redact(value)}: {name} is not a number of seconds above 0 (e.g. 10)"
     return None
 
 
@@ -393,7 +426,7 @@ def empty_or(rule: Rule) -> Rule:
 RULES: dict[str, Rule] = {
     **{option: secret_file_path for option in SECRET_FILE_OPTIONS},
     "service.master": mesos_master,
-    "service.state": zookeeper_url,
+    "service.state": state_url,
     "service.user": posix_user,
     "service.agent_python": agent_python,
     "service.artifacts_url": artifacts_url,

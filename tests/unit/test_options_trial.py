@@ -41,6 +41,7 @@ MASTERS_PYMESOS_CANNOT_SPLIT = [
     ("zk://127.0.0.1:21x81/mesos", "Port could not be cast"),
     ("zk:///mesos", "has no host"),
     ("zk://127.0.0.1:2181", "needs a path, e.g. zk://master.mesos:2181/mesos"),
+    ("zk://127.0.0.1:2181/mesos?timeout=5", "query for part of the path"),  # kazoo's chroot
 ]
 
 
@@ -59,6 +60,20 @@ def test_a_master_pymesos_would_crash_on_is_an_option_error(master, words):
 )  # fmt: skip
 def test_masters_pymesos_reads_pass(master):
     assert errors_for({"CALICO_SERVICE_MASTER": master}) == {}
+
+
+@pytest.mark.parametrize(
+    ("state", "words"),
+    [
+        ("zk://h:2181/calico?session_timeout=abc", "session_timeout is not a number of seconds"),
+        ("zk://h:2181/calico?sessiontimeout=5", "unknown option 'sessiontimeout'"),
+    ],
+)
+def test_a_state_url_the_store_would_refuse_at_start_is_an_option_error(state, words):
+    """The store's `parse_url` reads these at start-up; `config validate` says it first."""
+    assert words in errors_for({"CALICO_SERVICE_STATE": state})["service.state"]
+    ok = "zk://h:2181/calico?session_timeout=5&connect_timeout=3"
+    assert errors_for({"CALICO_SERVICE_STATE": ok}) == {}
 
 
 def test_a_strict_master_with_a_path_is_refused_with_the_https_form():
