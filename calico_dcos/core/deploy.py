@@ -788,11 +788,15 @@ class Deploy(Engine):
         when, is said in a `Note` (the log, and the command's reply): the reply names what
         holds it back, so that it is never taken to happen now when it does not.
 
-        - The agent is gone (unreachable, or removed): nothing reaches it now (a KILL
-          would be lost with the agent: the master marked its tasks TASK_UNREACHABLE and
-          forgets them, apache/mesos src/master/master.cpp `__removeSlave`), so nothing is
-          sent; the restart is kept and happens when the agent is back (`_rejoin`, once
-          Mesos offers it or sends news of its tasks), within the budget as ever.
+        - The agent is gone (unreachable, or removed): nothing reaches it now. The master
+          moved its tasks to `unreachableTasks`, so a KILL of one is of a task it does not
+          know: it answers with a reconciliation (TASK_UNREACHABLE) and keeps no kill to
+          send when the agent re-registers, as it does for one merely disconnected
+          (apache/mesos src/master/master.cpp, `Master::kill`: "because it is unknown;
+          performing reconciliation", "Kill will be retried if the agent reregisters").
+          So nothing is sent; the restart is kept and happens when the agent is back
+          (`_rejoin`: Mesos offers it, or sends news of its tasks), within the budget as
+          ever.
         - The plan or the agent is interrupted: a task that has not started is killed now
           (it could still start, and restart Docker or the agent), but nothing is replaced
           or launched until `plan continue`, as any interrupt holds launches.
@@ -800,10 +804,12 @@ class Deploy(Engine):
         dcos-commons' `plan restart` sets the step PENDING (mesosphere/dcos-commons
         sdk/scheduler/.../plan/AbstractStep.java, `restart`), and the next offer cycle kills
         whatever task of the step is not terminal before launching it again
-        (`DefaultPlanScheduler.killTasks`), which needs an offer of the agent, so an
-        unreachable agent's step waits there too, and an interrupted plan's steps too
-        (an interrupted strategy offers no candidates); here a RUNNING one-shot is spared,
-        for the reason above."""
+        (`DefaultPlanScheduler.killTasks`, for the steps the strategy offers as candidates,
+        whatever agent the offers are of): on an unreachable agent that KILL goes out and
+        is lost as above, and the step waits for an offer of the agent to launch. An
+        interrupted strategy offers no candidates (`DependencyStrategyHelper.getCandidates`),
+        so nothing of its steps is killed until `proceed`, as here for a running daemon.
+        Here a RUNNING one-shot is spared, for the reason above."""
         out: list[Decision] = []
         agent, spec = self._known(agent_id), self._spec(step)
         st = agent.step(spec.name)
