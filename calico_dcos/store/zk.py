@@ -131,13 +131,16 @@ def read_credentials(credentials_file: str) -> tuple[str, str] | None:
     """(user, password) from a file holding `user:password`, None without a file."""
     if not credentials_file:
         return None
+    from calico_dcos.options import shown_path
+
+    shown = shown_path(credentials_file)  # `user:password` given where its file belongs
     try:
         text = Path(credentials_file).read_text().strip()
     except OSError as exc:
-        raise StoreError(f"cannot read ZooKeeper credentials {credentials_file}: {exc}") from exc
+        raise StoreError(f"cannot read ZooKeeper credentials {shown}: {exc.strerror}") from None
     user, colon, password = text.partition(":")
     if not (user and colon and password):
-        raise StoreError(f"ZooKeeper credentials {credentials_file}: expected user:password")
+        raise StoreError(f"ZooKeeper credentials {shown}: expected user:password")
     return user, password
 
 

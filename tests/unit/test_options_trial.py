@@ -84,6 +84,31 @@ def test_a_strict_master_with_a_path_is_refused_with_the_https_form():
     assert "service.master" not in errors_for(env)
 
 
+def test_run_refuses_the_trials_master_before_pymesos_sees_it(tmp_path):
+    from click.testing import CliRunner
+
+    from calico_dcos.cli import main
+
+    env = {
+        "CALICO_SERVICE_STATE": str(tmp_path / "state"),
+        "CALICO_SERVICE_MASTER": "zk//127.0.0.1:2181/mesos",
+    }
+    result = CliRunner().invoke(main, ["run"], env=env)
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("invalid option service.master: ")
+    assert "write zk://127.0.0.1:2181/mesos" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_unreadable_zookeeper_credentials_that_look_like_them_are_not_echoed():
+    from calico_dcos.store import StoreError
+    from calico_dcos.store.zk import read_credentials
+
+    with pytest.raises(StoreError) as caught:
+        read_credentials("super:s3cret")
+    assert "s3cret" not in str(caught.value) and "not shown" in str(caught.value)
+
+
 def test_run_checks_its_master_flag_by_the_same_rule(tmp_path):
     from click.testing import CliRunner
 
