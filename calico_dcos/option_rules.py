@@ -139,6 +139,20 @@ def discovery_srv(options: Mapping, value: str) -> str | None:
 _FETCHER_SCHEMES = ("http", "https", "ftp", "ftps", "hdfs", "hftp", "s3", "s3n", "file")
 
 
+def listen_address(options: Mapping, value: str) -> str | None:
+    """The proxy's listen address: `agent-ip` or an IPv4 address (the schema's pattern lets
+    300.1.1.1 through). It becomes grpc-proxy's `--listen-addr=HOST:PORT` or the v2 proxy's
+    `--listen-client-urls=http://HOST:PORT` (`steps._etcd_arguments`), which the proxy must
+    bind on the agent."""
+    if value == "agent-ip":
+        return None
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return f"{value!r} is not an IPv4 address (e.g. 127.0.0.1, or agent-ip)"
+    return None
+
+
 def fetcher_uri(options: Mapping, value: str) -> str | None:
     """A URI the Mesos fetcher can download: a known scheme or an absolute path, with a file name.
 
@@ -433,6 +447,7 @@ RULES: dict[str, Rule] = {
     "etcd.endpoints": etcd_endpoints,
     "etcd.cluster_endpoints": etcd_cluster_endpoints,
     "etcd.discovery_srv": discovery_srv,
+    "etcd.listen_address": listen_address,
     "etcd.binary_uri": fetcher_uri,
     "docker.cluster_store": docker_cluster_store,
     "cni.plugins_dir": absolute_path,

@@ -76,6 +76,11 @@ def test_a_state_url_the_store_would_refuse_at_start_is_an_option_error(state, w
     assert errors_for({"CALICO_SERVICE_STATE": ok}) == {}
 
 
+def test_a_listen_address_no_one_can_bind_is_refused():
+    message = errors_for({"CALICO_ETCD_LISTEN_ADDRESS": "300.1.1.1"})["etcd.listen_address"]
+    assert "not an IPv4 address (e.g. 127.0.0.1, or agent-ip)" in message
+
+
 def test_a_strict_master_with_a_path_is_refused_with_the_https_form():
     env = {"CALICO_SERVICE_STRICT": "true", "CALICO_SERVICE_MASTER": "https://m:5050/mesos"}
     message = errors_for(env)["service.master"]
