@@ -758,8 +758,12 @@ class Deploy(Engine):
     # -- operator commands -----------------------------------------------------------
 
     def _set_interrupted(self, agent_id: str | None, value: bool, now: float) -> list[Decision]:
+        """`interrupt` / `proceed`, said in a `Note` (the log, and the command's reply: what
+        stops, what goes on, and what an interrupt left in place still holds: the whole
+        plan's over an agent's own, and the agents' own over the plan's continue)."""
         out: list[Decision] = []
         if agent_id is None:
+            before = self.interrupted
             self.interrupted = value
             # Stored, as an agent's mark is in its record: an operator who stopped the rollout
             # must not see it resume because Marathon restarted the scheduler.
@@ -770,12 +774,40 @@ class Deploy(Engine):
             for aid in list(self._held):
                 self._use_held(aid, now, out)
             self._pump(now, out)
+            out.append(Note(self._interrupt_words(None, before, value), "info"))
             return out
         agent = self._known(agent_id)
+        before = agent.interrupted
         agent.interrupted = value
         self._touch(agent, now, out)
         out.append(SaveAgent(agent_id, agent_record(agent)))
+        out.append(Note(self._interrupt_words(agent, before, value), "info"))
         return out
+
+    def _interrupt_words(self, agent: AgentState | None, before: bool, value: bool) -> str:
+        """What an interrupt or a continue did (`agent` None: the whole plan's)."""
+        name = "the plan" if agent is None else agent.name
+        where = "anywhere" if agent is None else "there"
+        resume = "" if agent is None else f" --phase {agent.name}"
+        if value:
+            again = "already " if before else ""
+            return (
+                f"{name} {again}interrupted by an operator: running tasks go on; nothing is "
+                f"launched, replaced or relaunched {where} until `calico-dcos plan "
+                f"continue{resume}` (a task not yet RUNNING that `plan restart` names is "
+                "still killed)"
+            )
+        words = f"{name} continues" if before else f"{name} was not interrupted: nothing changed"
+        if agent is not None and self.interrupted:
+            words += f"; the whole plan is still interrupted ({interrupted_words(None)})"
+        elif agent is None:
+            own = sum(1 for a in self.agents.values() if a.interrupted and not a.lost)
+            if own:
+                who = "1 agent stays" if own == 1 else f"{own} agents stay"
+                words += (
+                    f"; {who} interrupted on its own (`calico-dcos plan continue --phase <agent>`)"
+                )
+        return words
 
     def restart(self, agent_id: str, step: str, now: float) -> list[Decision]:
         """Run a step again on an agent, as if its options had changed: forgetting the

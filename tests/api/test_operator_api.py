@@ -89,10 +89,14 @@ def test_interrupt_and_continue_the_whole_rollout(rollout):
     _, scheduler, url = rollout
     response = requests.post(f"{url}/v1/plan/interrupt", headers=authorized(), timeout=5)
     assert response.status_code == 200
-    assert response.json()["message"] == "Received cmd: interrupt"
+    assert response.json()["message"].startswith(
+        "Received cmd: interrupt: the plan interrupted by an operator: running tasks go on; "
+        "nothing is launched, replaced or relaunched anywhere until `calico-dcos plan continue`"
+    )
     assert scheduler.summary()["interrupted"]
 
-    requests.post(f"{url}/v1/plans/deploy/continue", headers=authorized(), timeout=5)
+    resumed = requests.post(f"{url}/v1/plans/deploy/continue", headers=authorized(), timeout=5)
+    assert resumed.json()["message"] == "Received cmd: continue: the plan continues"
     assert not scheduler.summary()["interrupted"]
 
 

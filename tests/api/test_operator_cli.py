@@ -95,7 +95,7 @@ def test_plan_interrupt_needs_the_token_and_continue_takes_it_from_the_environme
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     done = in_process("plan", "interrupt", "--url", url, "--token-file", str(token_file))
-    assert done.output.strip() == "Received cmd: interrupt"
+    assert done.output.startswith("Received cmd: interrupt: the plan interrupted by an operator")
     assert scheduler.plan.interrupted
 
     resumed = in_process("plan", "continue", "--url", url, token=TOKEN)

@@ -201,3 +201,27 @@ def test_status_and_plan_show_name_a_gone_agent_and_an_interrupt():
         assert "WAITING (interrupted)" in text
         assert "Progressing: no" in text or text.startswith("deploy")
         assert "to be replaced once the interrupt is lifted" in text
+
+
+def test_interrupt_and_continue_say_what_stops_and_what_still_holds():
+    sim = Sim(agents=2, public=0)
+    sim.subscribe()
+    sim.converge()
+    said = lambda out: [d.message for d in out if isinstance(d, ev.Note)]  # noqa: E731
+    (words,) = said(sim.apply(sim.core.interrupt("S0", sim.now)))
+    assert words.startswith("agent-S0 interrupted by an operator: running tasks go on;")
+    assert "until `calico-dcos plan continue --phase agent-S0`" in words
+    (words,) = said(sim.apply(sim.core.interrupt(None, sim.now)))
+    assert words.startswith("the plan interrupted by an operator")
+    (words,) = said(sim.apply(sim.core.interrupt(None, sim.now)))
+    assert words.startswith("the plan already interrupted by an operator")
+    (words,) = said(sim.apply(sim.core.proceed("S0", sim.now)))
+    assert words.startswith("agent-S0 continues; the whole plan is still interrupted")
+    sim.apply(sim.core.interrupt("S1", sim.now))
+    (words,) = said(sim.apply(sim.core.proceed(None, sim.now)))
+    assert words == (
+        "the plan continues; 1 agent stays interrupted on its own "
+        "(`calico-dcos plan continue --phase <agent>`)"
+    )
+    (words,) = said(sim.apply(sim.core.proceed(None, sim.now)))
+    assert words.startswith("the plan was not interrupted: nothing changed")
