@@ -885,14 +885,23 @@ class CalicoScheduler(Scheduler):
         self._safely("update", self._status, driver, status)
 
     def _status(self, driver, status: Mapping) -> None:
+        """Each update is logged: a WARNING when it is a failure of a step (`Core.is_failure`:
+        asked of the plan before it takes the update in), INFO otherwise, an end the plan
+        expects (its own kill, a restart's cut-off) included."""
         seen = bounded_status(status, self.options, self.artifacts_url)
         task_id, message = seen["task_id"]["value"], seen.get("message")
-        sep = ": " if message else ""
-        LOG.info("%s %s%s%s", task_id, seen["state"], sep, message or "")  # formatted if shown
+        line = ("%s %s%s%s", task_id, seen["state"], ": " if message else "", message or "")
         then = None
         if "uuid" in status:
             then = Call(task_id, partial(self._acknowledge, status))
-        self._event("update", lambda now: self.plan.on_status(seen, now), then)
+
+        def update(now: float) -> list[ev.Decision]:
+            failed = self.plan.is_failure(seen)
+            LOG.log(logging.WARNING if failed else logging.INFO, *line)  # formatted if shown
+            return self.plan.on_status(seen, now)
+
+        if not self._event("update", update, then):
+            LOG.info(*line)
 
     def _acknowledge(self, status: Mapping, session: Any) -> None:
         """From the sender, once the update's effect is durable (never after a failed

@@ -518,6 +518,9 @@ class Deploy(Engine):
         agent = self.agents.get(agent_id)
         return agent.steps.get(step) if agent is not None else None
 
+    def _spec_of(self, step: str) -> StepSpec | None:
+        return self._steps.get(step)
+
     def _saved(self, agent_id: str, now: float, out: list[Decision]) -> None:
         agent = self.agents[agent_id]
         self._index(agent, now)

@@ -633,6 +633,10 @@ class Engine:
         """The state of `step` on the agent, if the plan has one."""
         raise NotImplementedError
 
+    def _spec_of(self, step: str) -> StepSpec | None:
+        """The spec of the step named `step` (a task ID's first part), if the plan runs it."""
+        raise NotImplementedError
+
     def _saved(self, agent_id: str, now: float, out: list[Decision]) -> None:
         """Store what changed on the agent (its record, or the plan's progress)."""
         raise NotImplementedError
@@ -754,18 +758,31 @@ class Engine:
         return True
 
     def _ended(self, spec: StepSpec, st: StepState, status: Mapping, now: float) -> None:
-        """Classify an unsuccessful end: our kill, cut off by the agent restart the step
-        causes, vanished in Mesos (relaunch at once), or a failure (retry after backoff)."""
-        if st.late:
+        """Act on an unsuccessful end as `end_kind` classifies it."""
+        kind = end_kind(spec, st, status["state"], status)
+        if kind == "late":
             self._failed(st, False, now)
-        elif st.killing:
-            pass
-        elif spec.restarts == Restarts.AGENT and cut_off_by_restart(status):
+        elif kind == "cut off":
             st.cutoffs += 1
-        elif st.state in VANISHED:
-            pass
-        else:
+        elif kind == "failed":
             self._failed(st, host_caused(st.host_caused, status), now)
+
+    def is_failure(self, status: Mapping) -> bool:
+        """Whether this update ends a step's current task in what the plan counts as its
+        failure (a crash, an error, a missed launch deadline: retried after backoff), so
+        that the scheduler logs it as a WARNING. An end the plan expects is not: its own kill
+        (`plan restart`, a replaced daemon, the uninstall's), the agent restart the step
+        causes, a task Mesos lost track of (relaunched at once), a stale answer, a task that
+        is not a step's current one. Reads the plan and changes nothing; call it before
+        `on_status` of the same update."""
+        state, task_id = status.get("state"), status.get("task_id", {}).get("value", "")
+        parsed = parse_task_id(task_id)
+        if state not in ENDED or state == "TASK_FINISHED" or parsed is None:
+            return False
+        st, spec = self._step_state(parsed[1], parsed[0]), self._spec_of(parsed[0])
+        if st is None or spec is None or st.task_id != task_id or st.state in TERMINAL_STATES:
+            return False
+        return end_kind(spec, st, state, status) in ("late", "failed")
 
     def _failed(self, st: StepState, by_host: bool, now: float) -> None:
         """A failure: retried after backoff. The deploy plan also stops a step whose host
@@ -847,3 +864,19 @@ class Engine:
         self._saved(agent_id, now, out)
         out.append(Note(f"{self._agent_name(agent_id)}: {step} failed: {words}"))
         return out
+
+
+def end_kind(spec: StepSpec, st: StepState, state: str, status: Mapping) -> str:
+    """How a step's current task ended unsuccessfully in `state` (`status`: its update):
+    "late" (killed for a missed launch deadline: a failure), "killed" (our kill), "cut off"
+    (by the agent restart the step causes), "vanished" (Mesos lost track of it: relaunched
+    at once) or "failed" (retried after backoff)."""
+    if st.late:
+        return "late"
+    if st.killing:
+        return "killed"
+    if spec.restarts == Restarts.AGENT and cut_off_by_restart(status):
+        return "cut off"
+    if state in VANISHED:
+        return "vanished"
+    return "failed"

@@ -50,6 +50,10 @@ class Core(Protocol):
     def on_status(self, status: Mapping, now: float) -> list[Decision]:
         """UPDATE (v1 TaskStatus JSON), from a task or from reconciliation."""
 
+    def is_failure(self, status: Mapping) -> bool:
+        """Whether that update, not yet taken in, ends a step's current task in a failure
+        (not an end the plan expects: its own kill, a restart's cut-off); reads only."""
+
     def on_agent_lost(self, agent_id: str, now: float) -> list[Decision]:
         """FAILURE of an agent (no executor ID): it left the cluster."""
 

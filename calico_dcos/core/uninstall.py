@@ -458,6 +458,9 @@ class Uninstall(Engine):
     def _step_state(self, agent_id: str, step: str) -> StepState | None:
         return self.progress.reverts.get(agent_id)
 
+    def _spec_of(self, step: str) -> StepSpec | None:
+        return self.spec if step == REVERT_STEP else None
+
     def _saved(self, agent_id: str, now: float, out: list[Decision]) -> None:
         self._save(out, agent_id)
 

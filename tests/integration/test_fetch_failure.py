@@ -4,6 +4,8 @@ executor, from a file:// URI that does not exist."""
 
 from __future__ import annotations
 
+import logging
+
 from calico_dcos.options import load_options
 from calico_dcos.steps import fetch_hint
 from tests.integration.harness import cni_standins, running_cluster, scheduler_on, wait_until
@@ -45,7 +47,8 @@ def test_fetch_hint_without_the_uri_names_every_option_the_step_downloads_from()
     assert fetch_hint("node", mesos) == mesos  # an image, not a download of ours
 
 
-def test_a_cni_plugin_that_cannot_be_downloaded_is_named_by_its_option(tmp_path):
+def test_a_cni_plugin_that_cannot_be_downloaded_is_named_by_its_option(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="calico_dcos.scheduler")
     options = cni_standins(tmp_path / "cni") | {"cni_calico_uri": "file:///nonexistent/calico"}
     with (
         running_cluster(
@@ -66,3 +69,10 @@ def test_a_cni_plugin_that_cannot_be_downloaded_is_named_by_its_option(tmp_path)
     assert "cannot download cni.calico_uri: Failed to launch container: Failed to fetch " in message
     assert "/nonexistent/calico" in message
     assert "service.artifacts_url" not in message and "calico_ipam_uri" not in message
+    # A failed step is logged at WARNING (the trial found it at INFO), its launch at INFO.
+    failed = [r for r in caplog.records if "calico-cni__" in r.getMessage()]
+    words = " TASK_FAILED: cannot download cni.calico_uri"
+    assert any(r.levelno == logging.WARNING and words in r.getMessage() for r in failed), [
+        (r.levelname, r.getMessage()) for r in failed
+    ]
+    assert all(r.levelno == logging.INFO for r in failed if "TASK_FAILED" not in r.getMessage())
