@@ -606,6 +606,8 @@ class Deploy(Engine):
                 del self._rejoined[task_id]
         self._rejoin_round += 1
         if self._rejoin_round >= self.config.reconcile_max_rounds:
+            for aid in set(self._rejoined.values()):
+                self._dirty(aid)  # its steps no longer say "being asked"
             self._rejoined.clear()
         if not self._rejoined:
             return
@@ -1035,8 +1037,22 @@ class Deploy(Engine):
     def _held_words(
         self, agent: AgentState, spec: StepSpec, st: StepState, now: float
     ) -> tuple[str, str] | None:
-        """`views.task_words`, and for a running daemon to be replaced (`plan restart`, new
-        options) that an interrupt holds back, why it is not replaced yet."""
+        """`views.task_words`; for a running daemon to be replaced (`plan restart`, new
+        options) that an interrupt holds back, why it is not replaced yet; for a task Mesos
+        last said TASK_UNREACHABLE on an agent that is back, that this is old news and
+        whether its state is being asked (`_rejoin`)."""
+        if st.live and st.state == "TASK_UNREACHABLE" and not agent.lost:
+            asking = (
+                "its state is being asked of Mesos (explicit reconciliation)"
+                if st.task_id in self._rejoined
+                else "its state comes with the next reconciliation"
+            )
+            why = f" ({st.message})" if st.message else ""
+            return (
+                "STARTED",
+                f"Mesos said TASK_UNREACHABLE while the agent was unreachable{why}; the "
+                f"agent is back: {asking}",
+            )
         words = task_words(st, now)
         held = self._held_back(agent) if words is not None and st.live else None
         if held is None or spec.kind != StepKind.DAEMON or st.killing:

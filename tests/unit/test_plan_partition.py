@@ -69,6 +69,12 @@ def test_an_offer_of_the_agent_back_reconciles_its_tasks_explicitly_at_once():
     assert sorted(call.tasks) == sorted((t, "S1") for t in tasks)
     assert any("agent-S1 is back (Mesos offers it again)" in n.message for n in sim.of(ev.Note))
     assert not sim.core.complete, "its daemons are TASK_UNREACHABLE until Mesos answers"
+    (phase,) = [p for p in sim.core.plan_view(sim.now)["phases"] if p["id"] == "S1"]
+    (node,) = [s for s in phase["steps"] if s["name"] == "node"]
+    assert node["message"] == (
+        "Mesos said TASK_UNREACHABLE while the agent was unreachable (health check timed "
+        "out); the agent is back: its state is being asked of Mesos (explicit reconciliation)"
+    )
     for task_id in tasks:
         sim.update(task_id, "TASK_RUNNING", "S1", healthy=True)
     assert sim.core.complete
