@@ -240,6 +240,14 @@ def _did_you_mean(name: str, known, prefix: str = "") -> str:
 # `CALICO_…` variables of the project's own that are no options: the operator commands'
 # the installer's, the tests' and the devcluster's.
 NOT_OPTION_PREFIXES = ("CALICO_DCOS_", "CALICO_INSTALLER_", "CALICO_TEST_", "CALICO_DEVCLUSTER_")
+# calico/node's own variables that are also one of our options' keys without its section
+# (Calico's "Configuring calico/node" reference, docs.tigera.io/calico/latest/reference/
+# configure-calico-node). Exported in an operator's shell for calico/node, they would read as a
+# misspelled option; the error says both readings, since this program never passes its
+# environment on to calico/node (the options do, `steps.node_environment`).
+CALICO_NODE_VARIABLES = frozenset(
+    {"CALICO_IPV4POOL_CIDR", "CALICO_IPV4POOL_NAT_OUTGOING", "CALICO_NETWORKING_BACKEND"}
+)
 
 
 def _unknown_environment(environ: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -277,6 +285,11 @@ def _unknown_environment(environ: Mapping[str, str]) -> list[tuple[str, str]]:
             if not close:
                 continue  # not ours: Calico's own variables, the installer's
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        if name in CALICO_NODE_VARIABLES:
+            hint += (
+                " (calico/node reads a variable of this name, this program does not: if it was"
+                " meant for calico/node, unset it here; the option sets it there)"
+            )
         errors.append((name, f"names no option{hint}"))
     return errors
 

@@ -279,7 +279,22 @@ def test_roles_given_as_a_list_say_the_comma_separated_form(tmp_path):
 )
 def test_a_variable_without_its_section_gets_a_did_you_mean(variable, hint):
     error = refused({variable: "x"})
-    assert error.lines() == [f"unknown environment variable {variable}: names no option; {hint}"]
+    [line] = error.lines()
+    assert line.startswith(f"unknown environment variable {variable}: names no option; {hint}")
+
+
+@pytest.mark.parametrize("variable", ["CALICO_IPV4POOL_CIDR", "CALICO_NETWORKING_BACKEND"])
+def test_calico_nodes_own_variable_of_an_options_name_says_both_readings(variable):
+    """calico/node reads these names (Calico's "Configuring calico/node" reference): exported
+    for it in an operator's shell, the error must not only suggest our option."""
+    [line] = refused({variable: "x"}).lines()
+    assert "calico/node reads a variable of this name, this program does not" in line
+    assert "unset it here" in line
+
+
+def test_a_variable_only_ours_is_not_said_to_be_calico_nodes():
+    [line] = refused({"CALICO_MASTER": "x"}).lines()
+    assert "calico/node" not in line
 
 
 @pytest.mark.parametrize(
