@@ -155,8 +155,9 @@ def uninstall_while_running(state: str) -> str:
     )
     if state.startswith("zk://"):
         words += (
-            ". A scheduler stopped just now holds its ZooKeeper lock until its session ends "
-            "(session_timeout in service.state, 10 s by default)"
+            ". A scheduler killed just now (SIGTERM and Ctrl-C give the lock back) holds its "
+            "ZooKeeper lock until its session ends (session_timeout in service.state, 10 s by "
+            "default)"
         )
     return words
 

@@ -72,7 +72,8 @@ def wait_until_uninstalled(service: Service, display: PlanDisplay | None = None)
 )  # fmt: skip
 def uninstall(revert_hosts: bool, options_file: str | None, master: str | None) -> None:
     """Kill every task of the framework, optionally revert the hosts, then remove it (its
-    state too). Give it the options `run` was given."""
+    state too). Give it the options `run` was given, once that scheduler is stopped (on
+    DC/OS use `dcos package uninstall` instead)."""
     options = load_or_exit(options_file, master)  # before the service's modules are imported
     from calico_dcos.display import PlanDisplay
     from calico_dcos.plans import uninstalling
