@@ -181,6 +181,14 @@ class Framework:
             del self.filters[key]
         self.filters_cleared += 1
 
+    def remove_agent_filters(self, agent_id: str) -> None:
+        """The agent's filters go, of every role (`HierarchicalAllocatorProcess::removeSlave`
+        calls `removeFilters(slaveId)`: apache/mesos src/master/allocator/mesos/
+        hierarchical.cpp), so an agent that comes back is offered unfiltered."""
+        for key in [k for k in self.filters if k[1] == agent_id]:
+            del self.filters[key]
+        self.filters_cleared += 1
+
     def clear_filters(self) -> None:
         """All filters go (`HierarchicalAllocatorProcess::deactivateFramework`)."""
         self.filters.clear()

@@ -358,11 +358,14 @@ class Master:
             self._mark_unreachable(agent, "health check timed out")
 
     def _mark_unreachable(self, agent: Agent, message: str) -> None:
-        """`Master::markUnreachable` then `__removeSlave`: offers rescinded, each task
-        TASK_UNREACHABLE (PARTITION_AWARE frameworks) or TASK_LOST, REASON_AGENT_REMOVED,
-        with `unreachable_time`; the task IDs are remembered as unreachable; FAILURE (agent
+        """`Master::markUnreachable` then `__removeSlave`: offers rescinded, the agent's
+        offer filters dropped (`allocator->removeSlave`), each task TASK_UNREACHABLE
+        (PARTITION_AWARE frameworks) or TASK_LOST, REASON_AGENT_REMOVED, with
+        `unreachable_time`; the task IDs are remembered as unreachable; FAILURE (agent
         lost) to the frameworks."""
         self.allocator.rescind_agent(agent.agent_id, AGENT_UNREACHABLE)
+        for framework in self.frameworks.values():
+            framework.remove_agent_filters(agent.agent_id)
         agent.unreachable = True
         agent.unreachable_time = time.time()
         for task_id, framework_id in list(agent.task_frameworks.items()):

@@ -71,6 +71,33 @@ def test_a_partitioned_agent_is_unreachable_only_after_the_ping_timeout_then_com
         assert fw.updates[-1]["state"] == "TASK_RUNNING"
 
 
+def test_an_unreachable_agent_s_filters_go_so_it_is_offered_at_once_when_back():
+    """`allocator->removeSlave` drops the agent's offer filters (apache/mesos
+    src/master/allocator/mesos/hierarchical.cpp, `removeFilters`): declined for an hour
+    before the partition, it is offered again as soon as it re-registers."""
+    one_role = {**PARTITION_AWARE, "roles": ["*"]}  # every offer of the agent is filtered
+    with (
+        running_cluster(agent_ping_timeout=0.5) as cluster,
+        Framework(cluster, one_role) as fw,
+    ):
+        agent_id = cluster.agents[0].agent_id
+        offer = fw.offer_from(agent_id)
+        fw.driver.declineOffer([offer["id"]], {"refuse_seconds": 3600.0})
+        wait_until(lambda: offer["id"]["value"] not in cluster.master.offers, what="declined")
+        cluster.partition_agent(agent_id)
+        wait_until(lambda: agent_id in fw.lost_agents, 5, "the agent unreachable")
+        with fw.lock:
+            fw.offers.clear()
+        cluster.heal_agent(agent_id)
+        role = offer["allocation_info"]["role"]
+        again = wait_until(
+            lambda: [o for o in list(fw.offers) if o["agent_id"]["value"] == agent_id
+                     and o["allocation_info"]["role"] == role],  # fmt: skip
+            5, f"an offer of the agent to {role}, declined for an hour before",
+        )  # fmt: skip
+    assert again[0]["id"] != offer["id"]
+
+
 def test_not_partition_aware_tasks_are_lost_and_a_launch_into_a_partition_never_arrives():
     with running_cluster(agent_ping_timeout=30.0) as cluster, Framework(cluster) as fw:
         agent_id = cluster.agents[0].agent_id
