@@ -941,7 +941,7 @@ class CalicoScheduler(Scheduler):
 
     def slaveLost(self, driver, agent_id) -> None:  # noqa: N802
         aid = agent_id["value"]
-        LOG.warning("agent %s is gone", aid)
+        LOG.info("agent %s is gone (FAILURE)", aid)  # the plan says what it is (a Note)
         self._safely(
             "agent lost", self._event, "lost", lambda now: self.plan.on_agent_lost(aid, now)
         )

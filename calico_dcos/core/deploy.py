@@ -60,6 +60,7 @@ from calico_dcos.core.views import (
     forced_words,
     gone_doc,
     gone_state,
+    gone_words,
     interrupted_words,
     offer_words,
     phase_doc,
@@ -702,6 +703,9 @@ class Deploy(Engine):
         self._unhold(agent_id)
         self._touch(agent, now, out)
         out.append(SaveAgent(agent_id, agent_record(agent)))
+        if agent.wanted and agent.calico_present is None:
+            words = gone_words(now, self._unreachable(agent))
+            out.append(Note(f"{agent.name} ({agent_id}) is {words}; not counted meanwhile"))
         return out
 
     def _forget_gone(self, now: float, out: list[Decision]) -> None:

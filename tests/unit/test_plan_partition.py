@@ -49,7 +49,13 @@ def converged_then_partitioned(**timings) -> tuple[Sim, list[str]]:
 
 
 def test_a_gone_agent_is_listed_as_unreachable_and_not_counted_done():
-    sim, _ = converged_then_partitioned()
+    sim = Sim(agents=3, public=0)
+    sim.subscribe()
+    sim.converge()
+    partitioned(sim)
+    (said,) = [n for n in sim.of(ev.Note) if "(S1) is" in n.message]
+    assert said.message.startswith("agent-S1 (S1) is unreachable since ")
+    assert said.message.endswith("when Mesos offers it again; not counted meanwhile")
     summary = sim.core.summary(sim.now)
     assert summary["message"].startswith(
         "2 of 2 agents done; 1 agent gone, not counted: agent-S1 unreachable since "
