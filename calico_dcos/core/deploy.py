@@ -956,6 +956,9 @@ class Deploy(Engine):
             )
         elif st.live:
             words = f"done; {task} is left running"
+        if agent.lost:  # a KILL above reaches it only once back (`restart`'s docstring)
+            gone = gone_state(agent.lost_at, self._unreachable(agent))
+            words += f"; {agent.name} is {gone}: the plan counts it again once it is back"
         self._touch(agent, now, out)
         out.append(SaveAgent(agent_id, agent_record(agent)))
         words = f"{agent.name}: {spec.name} force-completed by an operator: {words}"

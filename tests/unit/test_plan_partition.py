@@ -237,3 +237,14 @@ def test_interrupt_and_continue_say_what_stops_and_what_still_holds():
     )
     (words,) = said(sim.apply(sim.core.proceed(None, sim.now)))
     assert words.startswith("the plan was not interrupted: nothing changed")
+
+
+def test_a_force_complete_while_the_agent_is_gone_says_it_counts_once_back():
+    sim, _ = converged_then_partitioned()
+    sim.apply(sim.core.restart("S1", "node", sim.now))
+    sim.decisions.clear()
+    sim.apply(sim.core.force_complete("S1", "node", sim.now))
+    (note,) = [n.message for n in sim.of(ev.Note)]
+    assert "force-completed by an operator: done; its task " in note
+    assert "; agent-S1 is unreachable since " in note
+    assert note.endswith("the plan counts it again once it is back")
