@@ -1067,7 +1067,8 @@ class Deploy(Engine):
         if st.fingerprint == spec.fingerprint:
             return words
         status, message = words
-        waits = "to be replaced once the interrupt is lifted (`calico-dcos plan continue`)"
+        phase = "" if self.interrupted else f" --phase {agent.name}"
+        waits = f"to be replaced once the interrupt is lifted (`calico-dcos plan continue{phase}`)"
         return status, f"{message}; {waits}" if message else waits
 
     def _waiting(
