@@ -212,10 +212,8 @@ def test_status_and_plan_show_name_a_gone_agent_and_an_interrupt():
         assert "\nagent-S0 is interrupted by an operator" in text
         assert "WAITING (interrupted)" in text
         assert "Progressing: no" in text or text.startswith("deploy")
-        assert (
-            "to be replaced once the interrupt is lifted (`calico-dcos plan continue --phase agent-S0`)"
-            in text
-        )
+        lifted = "to be replaced once the interrupt is lifted (`calico-dcos plan continue"
+        assert f"{lifted} --phase agent-S0`)" in text
 
 
 def test_interrupt_and_continue_say_what_stops_and_what_still_holds():
