@@ -57,7 +57,7 @@ from calico_dcos.pipeline import Action, Batch, Pipeline, Write, coalesce
 from calico_dcos.report_auth import ReportKey, with_report_token
 from calico_dcos.sandbox import AgentFiles
 from calico_dcos.sender import CONTROL, Call, CallRefused, Encoded, Master, Sender
-from calico_dcos.steps import fetch_hint
+from calico_dcos.steps import fetch_hint, fetch_output_hint
 from calico_dcos.store import encode_document
 
 if TYPE_CHECKING:  # strict.py loads cryptography (dcos_auth only in its functions)
@@ -922,7 +922,14 @@ class CalicoScheduler(Scheduler):
         self.master_api.post(session, body)
 
     def _task_output(self, task_id: str, words: str, message: str) -> None:
-        """From the agent-files thread: the end of a failed task's stderr."""
+        """From the agent-files thread: the end of a failed task's stderr. For a failed fetch,
+        the fetcher's line there names the URI, and so the one option to change
+        (`steps.fetch_output_hint`), where the update could name only the step's options."""
+        parsed = parse_task_id(task_id)
+        if parsed:
+            words, message = fetch_output_hint(
+                parsed[0], words, message, self.options, self.artifacts_url
+            )
         self._event("stderr", lambda now: self.plan.on_task_output(task_id, words, message, now))
 
     def _agent_credential(self) -> tuple[str | None, bool]:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from calico_dcos import matrix
 from calico_dcos import options as opts
+from calico_dcos.core.failures import FETCH_ALL_FAILED
 from calico_dcos.core.records import AgentView
 
 STEP_LABEL = "calico_dcos.step"
@@ -511,19 +512,26 @@ FETCHED_FROM: dict[str, tuple[str, ...]] = {
     "uninstall": ("service.artifacts_url",),
 }
 # Mesos' fetcher program ends with "Failed to fetch '<uri>': <why>" for the first URI it
-# cannot fetch (apache/mesos src/launcher/fetcher.cpp, `main`), which the devcluster's fetcher
-# puts in TASK_FAILED's message; the agent's own message for it is "Failed to fetch all URIs
-# for container '<id>': exited with status N" (src/slave/containerizer/fetcher.cpp), which
-# names no URI: the fetcher program's line is then in the sandbox's `stderr` (`FetcherProcess
-# ::run` opens `<sandbox>/stderr` for it, same file).
+# cannot fetch (apache/mesos src/launcher/fetcher.cpp, `main`: `EXIT(EXIT_FAILURE) << "Failed
+# to fetch '" << uri << "': " + error`, a glog ERROR line "EXIT with status 1: Failed to
+# fetch …", stout/exit.hpp) on the sandbox's `stderr` (src/slave/containerizer/fetcher.cpp,
+# `FetcherProcess::run` opens `<sandbox>/stderr` for it). The task's TASK_FAILED has only the
+# agent's own words, "Failed to launch container: Failed to fetch all URIs for container
+# '<id>': exited with status 1" (`failures.FETCH_ALL_FAILED`), which name no URI: the update
+# gets "cannot download one of <the step's options>" (`fetch_hint`), and once the scheduler
+# has read that `stderr` (`ReadStderr`), the one option that gave the URI (`fetch_output_hint`).
 FETCH_FAILED = "Failed to fetch"
 _FAILED_URI = re.compile(r"Failed to fetch '([^']*)'")
+# The fetcher's line in `sandbox.last_words`' answer (lines joined by " | "), from its words on
+_FETCHER_LINE = re.compile(r"Failed to fetch '[^']*': .*?(?= \| |$)")
+_HINTED = re.compile(r"^cannot download [^:]*: ")  # what `fetch_hint` puts before a message
 
 
 def fetched_uris(step: str, options: Mapping, artifacts_url: str) -> dict[str, str]:
     """Each URI the step's task fetches with these options -> the option that names it
     (the same URIs as the TaskInfo's `CommandInfo.uris`: `_installer_command`, `_cni`,
-    `_etcd_proxy`, `_libnetwork`); {} for a step that fetches nothing of ours."""
+    `_etcd_proxy`, `_libnetwork`), each also as `options.redact_text` shows it (a password
+    in the URL hidden, as the sandbox's words are); {} for a step that fetches nothing."""
     found: dict[str, str] = {}
     if step in ("docker", "cni", "uninstall"):
         for url in (artifacts_url, artifacts_url.rstrip("/")):  # the uninstall strips it
@@ -536,7 +544,28 @@ def fetched_uris(step: str, options: Mapping, artifacts_url: str) -> dict[str, s
         found[options["etcd"]["binary_uri"]] = "etcd.binary_uri"
     if step == "libnetwork" and not matrix.libnetwork_image(options):
         found[matrix.libnetwork_binary(options).uri] = "libnetwork.binary_uri"
+    for uri, option in list(found.items()):
+        found.setdefault(opts.redact_text(uri), option)
     return found
+
+
+def _download_options(
+    step: str, message: str, options: Mapping | None, artifacts_url: str
+) -> str | None:
+    """The option(s) to name for a download of `step` that failed: the one that gave the URI
+    `message` names (`Failed to fetch '<uri>'`), else the step's only one, else "one of
+    <each>"; None for a step that fetches nothing of ours."""
+    options_of_step = FETCHED_FROM.get(step)
+    if not options_of_step:
+        return None
+    failed = _FAILED_URI.search(message)
+    if failed and options is not None:
+        option = fetched_uris(step, options, artifacts_url).get(failed.group(1))
+        if option:
+            return option
+    if len(options_of_step) == 1:
+        return options_of_step[0]
+    return f"one of {', '.join(options_of_step)}"
 
 
 def fetch_hint(
@@ -546,17 +575,29 @@ def fetch_hint(
     `cannot download cni.calico_uri: Failed to fetch '…': …`. The URI the message names is
     looked up among what the step fetches with `options` (`fetched_uris`); a message that
     names none (Mesos' agent's own words) names every option the step downloads from."""
-    options_of_step = FETCHED_FROM.get(step)
-    if not options_of_step or FETCH_FAILED not in message:
+    if FETCH_FAILED not in message:
         return message
-    failed = _FAILED_URI.search(message)
-    if failed and options is not None:
-        option = fetched_uris(step, options, artifacts_url).get(failed.group(1))
-        if option:
-            return f"cannot download {option}: {message}"
-    if len(options_of_step) == 1:
-        return f"cannot download {options_of_step[0]}: {message}"
-    return f"cannot download one of {', '.join(options_of_step)}: {message}"
+    named = _download_options(step, message, options, artifacts_url)
+    return f"cannot download {named}: {message}" if named else message
+
+
+def fetch_output_hint(
+    step: str, output: str, message: str, options: Mapping | None = None, artifacts_url: str = ""
+) -> tuple[str, str]:
+    """(words, message) for `Core.on_task_output` from what `ReadStderr` handed back: for a
+    task whose fetch failed (`FETCH_ALL_FAILED` in `message`), the fetcher program's line
+    from the end of the sandbox's `stderr` (`output`, `sandbox.last_words`), led by the
+    option that gave its URI: ("cannot download cni.calico_uri: Failed to fetch '…': …",
+    the agent's message without `fetch_hint`'s "cannot download one of …: "). Without that
+    line, the whole `output` is led by the step's options. Any other task's: unchanged."""
+    if FETCH_ALL_FAILED not in message or not output:
+        return output, message
+    lines = _FETCHER_LINE.findall(output)
+    words = lines[-1] if lines else output
+    named = _download_options(step, words, options, artifacts_url)
+    if named is None:
+        return output, message
+    return f"cannot download {named}: {words}", _HINTED.sub("", message, count=1)
 
 
 STEPS: tuple[Step, ...] = (

@@ -51,7 +51,13 @@ from calico_dcos.core.events import (
     SaveFrameworkId,
     in_calls,
 )
-from calico_dcos.core.failures import failure_words, gave_up_words, host_caused, output_words
+from calico_dcos.core.failures import (
+    failure_words,
+    fetch_failed,
+    gave_up_words,
+    host_caused,
+    output_words,
+)
 from calico_dcos.core.offers import (
     HOLD,
     Hold,
@@ -832,14 +838,18 @@ class Engine:
     def _ask_for_output(self, agent_id: str, st: StepState, status: Mapping, out: list) -> None:
         """A task that failed on its own (TASK_FAILED: its command exited non-zero) with no
         report from the installer: ask for the end of its `stderr`, where the command's own
-        words are. Not for a task that finished, was killed (by us, or for a missed launch
-        deadline: those words are already the reason), vanished, or never ran (TASK_ERROR,
-        a failed fetch: Mesos' message says why)."""
+        words are. Also a task whose URIs could not be fetched (`fetch_failed`: the agent's
+        message names no URI; the fetcher program's line that does is in that `stderr`).
+        Not for a task that finished, was killed (by us, or for a missed launch deadline:
+        those words are already the reason), vanished, or never ran for another reason
+        (TASK_ERROR, a launch the agent failed otherwise: Mesos' message says why)."""
         if (
             st.state == "TASK_FAILED"
             and st.task_id
             and not st.reason
-            and status.get("source", "SOURCE_EXECUTOR") == "SOURCE_EXECUTOR"
+            and (
+                status.get("source", "SOURCE_EXECUTOR") == "SOURCE_EXECUTOR" or fetch_failed(status)
+            )
         ):
             out.append(ReadStderr(st.task_id, agent_id, status.get("message", "") or ""))
 

@@ -162,8 +162,11 @@ class Note:
 @dataclass(frozen=True)
 class ReadStderr:
     """Read the end of the sandbox `stderr` of `task_id`, a command task on `agent_id` that
-    failed without the installer saying why; `message` is its terminal update's message
-    ("Command exited with status 1"), handed back with the words (`Core.on_task_output`)."""
+    failed without the installer saying why, or whose URIs could not be fetched
+    (`failures.fetch_failed`); `message` is its terminal update's message as the plan took
+    it ("Command exited with status 1"; "cannot download one of …: Failed to launch
+    container: Failed to fetch all URIs …"), handed back with the words
+    (`Core.on_task_output`)."""
 
     task_id: str
     agent_id: str

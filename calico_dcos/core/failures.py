@@ -9,7 +9,8 @@ places:
   and whether the host's own configuration is the cause (exit status 3);
 - the end of the task's sandbox `stderr` (`python3: not found`, `bind: address already in
   use`), read by the scheduler from the agent once the task failed without a report
-  (`output_words`; calico_dcos/sandbox.py);
+  (`output_words`; calico_dcos/sandbox.py); also once its URIs could not be fetched
+  (`fetch_failed`), since the fetcher program's line naming the URI is only there;
 - the exit status itself: 126 and 127 are the shell's "found but not executable" and "not
   found" (POSIX `sh`, "Command Search and Execution"), which on an agent means a program the
   options name is not there (`service.agent_python`, the etcd binary).
@@ -30,6 +31,22 @@ SHELL_WORDS = {
     127: "a command of the step is not on the agent: check service.agent_python or the "
     "step's download URI (exit status 127)",
 }
+
+
+# The agent's words for a launch whose fetcher program failed: "Failed to launch container:
+# Failed to fetch all URIs for container '<container id>': exited with status 1" (apache/mesos
+# src/slave/containerizer/fetcher.cpp, `FetcherProcess::run`; src/slave/slave.cpp,
+# `Slave::executorLaunched`, with REASON_CONTAINER_LAUNCH_FAILED). The URI and why are only
+# in the sandbox's `stderr`, where the fetcher program writes "Failed to fetch '<uri>': …"
+# (src/launcher/fetcher.cpp, `main`).
+FETCH_ALL_FAILED = "Failed to fetch all URIs for container"
+LAUNCH_FAILED = "REASON_CONTAINER_LAUNCH_FAILED"
+
+
+def fetch_failed(status: Mapping) -> bool:
+    """Whether a TaskStatus (v1 JSON) is the agent's for a fetch that failed."""
+    message = status.get("message") or ""
+    return status.get("reason") == LAUNCH_FAILED and FETCH_ALL_FAILED in message
 
 
 def exit_status(message: str) -> int | None:

@@ -14,11 +14,16 @@ copy only. A cache entry is never refreshed: a URI whose content may change must
 cached ("The framework should start using a fresh unique URI whenever the resource's content
 has changed"). Without `cache` the download goes straight into the sandbox, every time.
 Blocking: the process executor runs it in a thread.
+
+`run_fetcher` is the fetcher *program* as the agent runs it (`FetcherProcess::run`): its log
+goes to the sandbox's `stdout`/`stderr`, its failure is only an exit status, and the agent's
+TASK_FAILED says only that (`launch_failed_message`); the URI and why are in `stderr`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
 import shutil
 import tarfile
@@ -43,7 +48,9 @@ CACHE_FILE_PREFIX = (
 
 
 class FetchError(Exception):
-    """A URI could not be fetched; the message says which and why, for TASK_FAILED."""
+    """A URI could not be fetched; the message is the fetcher program's own line, "Failed to
+    fetch '<uri>': <why>" (apache/mesos src/launcher/fetcher.cpp, `main`), which Mesos writes
+    to the sandbox's `stderr`, not to the task's status (`run_fetcher`)."""
 
 
 @dataclass
@@ -292,3 +299,73 @@ def extract_zip(archive: Path, directory: Path) -> None:
             mode = (member.external_attr >> 16) & 0o777
             if mode:
                 path.chmod(mode)
+
+
+# The fetcher program exits 1 for any failure ("Exit code: 0 if entirely successful,
+# otherwise 1": apache/mesos src/launcher/fetcher.cpp, above `main`).
+FETCHER_FAILED_STATUS = 1
+# Where its glog lines say they come from (src/launcher/fetcher.cpp at apache/mesos c1b42f7:
+# `LOG(INFO) << "Fetching URI '…'"` in `fetch`, the `EXIT(EXIT_FAILURE)` of `main`'s loop).
+_FETCHING_AT, _FETCHED_AT, _DONE_AT, _EXIT_AT = (
+    "fetcher.cpp:459",
+    "fetcher.cpp:618",
+    "fetcher.cpp:623",
+    "fetcher.cpp:615",
+)
+
+
+def glog_line(severity: str, where: str, message: str) -> str:
+    """One line as glog writes it, `Lmmdd hh:mm:ss.uuuuuu threadid file:line] message`
+    (google/glog src/logging.cc, `LogMessage::Init`); `severity` is I, W, E or F."""
+    now = datetime.datetime.now()
+    return f"{severity}{now:%m%d %H:%M:%S.%f} {threading.get_native_id():>5} {where}] {message}\n"
+
+
+def run_fetcher(
+    uris: list[dict], sandbox: Path, cache: FetcherCache | None = None, user: str | None = None
+) -> int:
+    """What the agent does to fetch a task's URIs (apache/mesos src/slave/containerizer/
+    fetcher.cpp, `FetcherProcess::run`): create (truncate) the sandbox's `stdout` and `stderr`
+    and, if there are URIs, run the fetcher program with its output there; returns its exit
+    status, 0 or `FETCHER_FAILED_STATUS`.
+
+    The program (src/launcher/fetcher.cpp, `main`) logs to stderr (no `--log_dir`:
+    src/logging/logging.cpp, `initialize`, sets `logtostderr`) "Fetching URI '<uri>'" and
+    "Fetched '<uri>' to '<path>'" for each URI, "Successfully fetched all URIs into
+    '<sandbox>'" at the end, and stops at the first failure with `EXIT(EXIT_FAILURE) <<
+    "Failed to fetch '<uri>': " + why`: stout's `EXIT` writes an ERROR line "EXIT with
+    status 1: Failed to fetch '<uri>': <why>" (3rdparty/stout/include/stout/exit.hpp,
+    `__Exit`) and exits 1. Blocking."""
+    sandbox.mkdir(parents=True, exist_ok=True)
+    (sandbox / "stdout").write_bytes(b"")
+    with open(sandbox / "stderr", "w") as stderr:  # O_TRUNC, as `run` opens it
+        for uri in uris:
+            value = uri.get("value", "")
+            stderr.write(glog_line("I", _FETCHING_AT, f"Fetching URI '{value}'"))
+            try:
+                fetched = fetch(uri, sandbox, cache, user)
+            except FetchError as exc:
+                line = f"EXIT with status {FETCHER_FAILED_STATUS}: {exc}"
+                stderr.write(glog_line("E", _EXIT_AT, line))
+                return FETCHER_FAILED_STATUS
+            stderr.write(glog_line("I", _FETCHED_AT, f"Fetched '{value}' to '{fetched}'"))
+        if uris:
+            done = f"Successfully fetched all URIs into '{sandbox}'"
+            stderr.write(glog_line("I", _DONE_AT, done))
+    return 0
+
+
+def launch_failed_message(container_id: str, status: int) -> str:
+    """The agent's TASK_FAILED message for a fetcher that exited with `status` (not 0).
+
+    `FetcherProcess::run` fails the launch with "Failed to fetch all URIs for container
+    '<container id>': " + `WSTRINGIFY(status)` ("exited with status N": src/common/
+    status_utils.hpp) and logs the fetcher's stderr in the agent's own log only;
+    `Slave::executorLaunched` (src/slave/slave.cpp) makes the container's termination
+    TASK_FAILED, REASON_CONTAINER_LAUNCH_FAILED, "Failed to launch container: " + that
+    failure, which `Slave::sendExecutorTerminatedStatusUpdate` sends as the task's update
+    from SOURCE_SLAVE (v1: SOURCE_AGENT); the container's destruction adds no message."""
+    return (
+        "Failed to launch container: Failed to fetch all URIs for container "
+        f"'{container_id}': exited with status {status}"
+    )

@@ -3,7 +3,9 @@
 It plays Mesos' agent, fetcher and command executor for one task at a time: a sandbox per
 task (`<workdir>/agents/<agent_id>/sandboxes/<task_id>/`), the URIs fetched into it (those
 with `cache: true` through the agent's fetcher cache, `<workdir>/agents/<agent_id>/fetch/`,
-emptied when the agent restarts, as Mesos' agent empties `--fetcher_cache_dir`), the Mesos
+emptied when the agent restarts, as Mesos' agent empties `--fetcher_cache_dir`) with the
+fetcher's log in the sandbox's `stderr` and, when a URI fails, only the agent's own
+"Failed to fetch all URIs for container …" in TASK_FAILED (`fetcher.run_fetcher`), the Mesos
 environment, the host stand-ins first on PATH (no systemd or Docker can run on a test
 machine), stdout/stderr in the sandbox, STARTING → RUNNING → FINISHED | FAILED | KILLED, and
 health checks. A DOCKER or MESOS container with an image cannot really run here: it is
@@ -21,13 +23,14 @@ import json
 import os
 import signal
 import sys
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psutil
 
-from calico_dcos.devcluster.fetcher import FetcherCache, FetchError, fetch_all
+from calico_dcos.devcluster.fetcher import FetcherCache, launch_failed_message, run_fetcher
 from calico_dcos.devcluster.health import (
     HealthPolicy,
     command_argv,
@@ -60,6 +63,9 @@ class Running:
     kill_grace: float = DEFAULT_GRACE_SECONDS
     unhealthy: bool = False
     silenced: bool = False
+    # Mesos' agent gives each launch a ContainerID, a random UUID (apache/mesos
+    # src/slave/slave.cpp, `Framework::addExecutor`: `id::UUID::random().toString()`)
+    container_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
     @property
     def task_id(self) -> str:
@@ -174,20 +180,22 @@ class ProcessExecutor:
             self._running.pop((running.agent.agent_id, running.task_id), None)
 
     async def _fetch_and_run(self, running: Running) -> None:
+        """Fetch the URIs as Mesos' agent runs its fetcher program (`run_fetcher`: its lines
+        in the sandbox's `stderr`); if it fails, the agent's own TASK_FAILED, which names
+        the container and the exit status, not the URI (`launch_failed_message`)."""
         running.sandbox.mkdir(parents=True, exist_ok=True)
         command = running.task.get("command", {})
-        try:
-            await asyncio.to_thread(
-                fetch_all,
-                command.get("uris", []),
-                running.sandbox,
-                self.fetcher_cache(running.agent.agent_id),
-                command.get("user"),  # the framework's user is not known here (runs as ours)
-            )
-        except FetchError as exc:
+        status = await asyncio.to_thread(
+            run_fetcher,
+            command.get("uris", []),
+            running.sandbox,
+            self.fetcher_cache(running.agent.agent_id),
+            command.get("user"),  # the framework's user is not known here (runs as ours)
+        )
+        if status != 0:
             running.send(
                 "TASK_FAILED",
-                message=f"Failed to launch container: {exc}",
+                message=launch_failed_message(running.container_id, status),
                 reason="REASON_CONTAINER_LAUNCH_FAILED",
                 source="SOURCE_AGENT",
             )

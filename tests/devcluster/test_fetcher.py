@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import re
 import tarfile
 import threading
 import zipfile
@@ -150,17 +151,46 @@ def test_task_runs_with_its_fetched_and_extracted_uris(tmp_path, served):
     asyncio.run(scenario())
 
 
-def test_failed_fetch_fails_the_task_before_it_starts(tmp_path, served):
-    _, url = served
+def test_failed_fetch_fails_the_task_before_it_starts_in_the_agents_words(tmp_path, served):
+    """As a Mesos agent: TASK_FAILED says only that the fetcher exited 1 for the container
+    (src/slave/containerizer/fetcher.cpp `FetcherProcess::run`, src/slave/slave.cpp
+    `Slave::executorLaunched`); the fetcher program's own line, naming the URI, is in the
+    sandbox's `stderr` (src/launcher/fetcher.cpp `main`), after its INFO lines."""
+    root, url = served
+    (root / "here.pyz").write_bytes(b"PK")
 
     async def scenario():
         executor, agent = make(tmp_path)
-        broken = task("calico-cni__y", "true", uris=[{"value": f"{url}/gone.pyz"}])
+        uris = [{"value": f"{url}/here.pyz"}, {"value": f"{url}/gone.pyz"}]
+        broken = task("calico-cni__y", "true", uris=uris)
         final = await run_to_end(executor, agent, broken)
         assert agent.states("calico-cni__y") == ["TASK_FAILED"]
-        assert f"Failed to fetch '{url}/gone.pyz'" in final["message"]
-        assert "404" in final["message"]
-        assert final["reason"] == "REASON_CONTAINER_LAUNCH_FAILED"
+        assert re.fullmatch(
+            r"Failed to launch container: Failed to fetch all URIs for container "
+            r"'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}': "
+            r"exited with status 1",
+            final["message"],
+        ), final["message"]
+        assert (final["reason"], final["source"]) == (
+            "REASON_CONTAINER_LAUNCH_FAILED",
+            "SOURCE_AGENT",
+        )
+        sandbox = executor.sandbox_of(agent.agent_id, "calico-cni__y")
+        lines = (sandbox / "stderr").read_text().splitlines()
+        glog = r"(?P<level>[IE])\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ fetcher\.cpp:\d+\] (?P<text>.*)"
+        parsed = [re.fullmatch(glog, line) for line in lines]
+        assert all(parsed), lines
+        assert [(m["level"], m["text"]) for m in parsed] == [
+            ("I", f"Fetching URI '{url}/here.pyz'"),
+            ("I", f"Fetched '{url}/here.pyz' to '{sandbox / 'here.pyz'}'"),
+            ("I", f"Fetching URI '{url}/gone.pyz'"),
+            (
+                "E",
+                f"EXIT with status 1: Failed to fetch '{url}/gone.pyz': Error downloading "
+                "resource, received HTTP return code 404",
+            ),
+        ]
+        assert (sandbox / "stdout").read_bytes() == b""
 
     asyncio.run(scenario())
 

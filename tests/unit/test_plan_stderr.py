@@ -99,19 +99,48 @@ def test_a_task_that_is_running_again_or_ended_otherwise_asks_for_nothing():
 
 
 def test_a_task_that_never_ran_asks_for_nothing():
-    """A failed fetch (the agent's words, SOURCE_AGENT) or a launch Mesos refused: no command
-    ran, and Mesos' message already says why."""
+    """A launch the agent failed for another reason than the fetch, or one Mesos refused: no
+    command ran, and Mesos' message already says why."""
     sim = Sim(agents=1, public=0)
     sim.subscribe()
     next_docker(sim)
     task = sim.live_task("S0", "docker")
-    failed = sim.update(task, "TASK_FAILED", message="Failed to launch container: fetch",
-                        source="SOURCE_AGENT", reason="REASON_CONTAINER_LAUNCH_FAILED")  # fmt: skip
+    failed = sim.update(task, "TASK_FAILED", message="Failed to launch container: Secret "
+                        "generation failed: …", source="SOURCE_AGENT",
+                        reason="REASON_CONTAINER_LAUNCH_FAILED")  # fmt: skip
     assert reads(failed) == []
     sim.tick(600.0)
     next_docker(sim)
     task = sim.live_task("S0", "docker")
     assert reads(sim.update(task, "TASK_ERROR", message="invalid", source="SOURCE_MASTER")) == []
+
+
+FETCH_FAILED = (
+    "Failed to launch container: Failed to fetch all URIs for container "
+    "'6a1f3c2e-0000-4000-8000-000000000001': exited with status 1"
+)
+
+
+def test_a_failed_fetch_asks_for_the_stderr_where_the_fetcher_named_the_uri():
+    """Mesos' agent says only that the fetcher exited 1 (src/slave/containerizer/fetcher.cpp,
+    `FetcherProcess::run`); the URI is in the sandbox's `stderr`. The step keeps the
+    update's words until the read answers, then shows what it found."""
+    sim = Sim(agents=1, public=0)
+    sim.subscribe()
+    next_docker(sim)
+    task = sim.live_task("S0", "docker")
+    hinted = f"cannot download service.artifacts_url: {FETCH_FAILED}"
+    out = sim.update(task, "TASK_FAILED", message=hinted, source="SOURCE_AGENT",
+                     reason="REASON_CONTAINER_LAUNCH_FAILED")  # fmt: skip
+    assert reads(out) == [ev.ReadStderr(task, "S0", hinted)]
+    docker = sim.core.agents["S0"].steps["docker"]
+    assert docker.message == hinted and docker.reason == ""
+
+    line = "cannot download service.artifacts_url: Failed to fetch 'http://s/x.pyz': 404"
+    sim.apply(sim.core.on_task_output(task, line, FETCH_FAILED, sim.now))
+
+    assert docker.reason == line
+    assert docker.message == f"{line} ({FETCH_FAILED})"
 
 
 def test_a_step_that_gave_up_keeps_saying_so_with_the_words():
