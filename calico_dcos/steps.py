@@ -522,8 +522,10 @@ FETCHED_FROM: dict[str, tuple[str, ...]] = {
 # has read that `stderr` (`ReadStderr`), the one option that gave the URI (`fetch_output_hint`).
 FETCH_FAILED = "Failed to fetch"
 _FAILED_URI = re.compile(r"Failed to fetch '([^']*)'")
-# The fetcher's line in `sandbox.last_words`' answer (lines joined by " | "), from its words on
-_FETCHER_LINE = re.compile(r"Failed to fetch '[^']*': .*?(?= \| |$)")
+# The fetcher's line in a line of `sandbox.last_words`' answer (lines joined by " | "),
+# from its words on (after glog's prefix and stout's "EXIT with status 1: ")
+_FETCHER_LINE = re.compile(r"Failed to fetch '[^']*': .*")
+_TAIL_SEPARATOR = " | "  # `sandbox.last_words`
 _HINTED = re.compile(r"^cannot download [^:]*: ")  # what `fetch_hint` puts before a message
 
 
@@ -587,13 +589,22 @@ def fetch_output_hint(
     """(words, message) for `Core.on_task_output` from what `ReadStderr` handed back: for a
     task whose fetch failed (`FETCH_ALL_FAILED` in `message`), the fetcher program's line
     from the end of the sandbox's `stderr` (`output`, `sandbox.last_words`), led by the
-    option that gave its URI: ("cannot download cni.calico_uri: Failed to fetch '…': …",
-    the agent's message without `fetch_hint`'s "cannot download one of …: "). Without that
-    line, the whole `output` is led by the step's options. Any other task's: unchanged."""
+    option that gave its URI, then what the stderr said before it (a local URI is copied
+    with `cp`, whose own complaint is there: "cp: cannot stat '…': No such file or
+    directory", apache/mesos 3rdparty/stout/include/stout/os/posix/copyfile.hpp), as
+    ("cannot download cni.calico_uri: Failed to fetch '…': cp failed with status: 256; cp:
+    cannot stat …", the agent's message without `fetch_hint`'s "cannot download one of …: ").
+    Without the fetcher's line, the whole `output` is led by the step's options. Any other
+    task's: unchanged."""
     if FETCH_ALL_FAILED not in message or not output:
         return output, message
-    lines = _FETCHER_LINE.findall(output)
-    words = lines[-1] if lines else output
+    lines = output.split(_TAIL_SEPARATOR)
+    found = [(i, m) for i, line in enumerate(lines) if (m := _FETCHER_LINE.search(line))]
+    if found:
+        index, fetcher = found[-1]
+        words = "; ".join([fetcher.group(0), *lines[:index]])
+    else:
+        words = output
     named = _download_options(step, words, options, artifacts_url)
     if named is None:
         return output, message

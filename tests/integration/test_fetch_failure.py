@@ -55,9 +55,11 @@ def test_fetch_hint_without_the_uri_names_every_option_the_step_downloads_from()
 MESOS = (
     "Failed to launch container: Failed to fetch all URIs for container 'c1': exited with status 1"
 )
-TAIL = (  # `sandbox.last_words` of a real fetcher's stderr: its INFO lines are left out
-    "E1129 21:30:00.123456  4242 fetcher.cpp:615] EXIT with status 1: Failed to fetch "
-    "'file:///x/calico': Failed to copy '/x/calico': No such file or directory"
+TAIL = (  # `sandbox.last_words` of a real fetcher's stderr for a local URI: `cp`'s complaint
+    # (stout's os::copyfile runs cp), then its own line; its INFO lines are left out
+    "cp: cannot stat '/x/calico': No such file or directory | E1129 21:30:00.123456  4242 "
+    "fetcher.cpp:615] EXIT with status 1: Failed to fetch 'file:///x/calico': cp failed "
+    "with status: 256"
 )
 
 
@@ -75,8 +77,8 @@ def test_the_stderr_read_names_the_one_option_with_the_fetchers_line():
     words, message = fetch_output_hint("cni", TAIL, hinted, options, "http://s:1")
 
     assert words == (
-        "cannot download cni.calico_uri: Failed to fetch 'file:///x/calico': Failed to copy "
-        "'/x/calico': No such file or directory"
+        "cannot download cni.calico_uri: Failed to fetch 'file:///x/calico': cp failed with "
+        "status: 256; cp: cannot stat '/x/calico': No such file or directory"
     )
     assert message == MESOS  # the agent's own words, without the update's hint
     # A password in the URI is hidden in the sandbox's words (`last_words`): still found.
