@@ -2,6 +2,12 @@
 needs when a command fails without the installer saying why (`python3: not found`, etcd's
 `bind: address already in use`, calico-node crashing), where Mesos' command executor says
 only "Command exited with status 1" (apache/mesos src/launcher/executor.cpp, `reaped`).
+Also the fetcher program's "Failed to fetch '<uri>': <why>" (src/launcher/fetcher.cpp,
+`main`, which writes to this `stderr`), where the agent's TASK_FAILED says only "Failed to
+fetch all URIs for container '<id>': exited with status 1" (src/slave/containerizer/
+fetcher.cpp, `FetcherProcess::run`): the run directory is attached when the agent adds the
+executor (src/slave/slave.cpp at apache/mesos c1b42f7, `Framework::addExecutor`), before its
+container is launched and its URIs fetched, so it is there for a task that never ran.
 
 Mesos' own way, as its web UI and `dcos task log` do it:
 
