@@ -385,17 +385,18 @@ def test_the_scheduler_rides_out_an_iam_outage_at_renewal_and_renews_once_it_is_
             wait_until(healthy, 20, "healthy again (subscribed) during the outage")
             during = (tokens.token(), scheduler.failure, len(iam.logins))
             lifted = requests.delete(faults, verify=cluster.ca_bundle)
-            wait_until(lambda: len(iam.logins) > logins_before, 20, "a login once the IAM is back")
-            renewed = tokens.token()
+            # the IAM counts the login before its answer reaches the scheduler: wait for that
+            renewed = wait_until(lambda: tokens.token() != held and tokens.token(), 20, "renewed")
 
     assert (armed.status_code, lifted.status_code) == (202, 200)
-    assert during == (held, None, logins_before)
+    assert during == (held, None, logins_before), (during[1:], during[0] == held)
     assert renewed != held and service.scheduler.failure is None
+    assert len(iam.logins) == logins_before + 1  # one login once the IAM is back
     assert all(accepted for _, accepted in iam.logins)
     words = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     outage = [w for w in words if "to renew the DC/OS token: HTTP 503" in w]
-    assert len(outage) == 1 and "keeping the current token, which expires at" in outage[0]
-    assert len([w for w in words if "the IAM is back" in w]) == 1
+    assert len(outage) == 1 and "keeping the current token, which expires at" in outage[0], words
+    assert len([w for w in words if "the IAM is back" in w]) == 1, words
     assert not [w for w in words if "scheduler failing" in w]
 
 
