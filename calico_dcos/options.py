@@ -357,7 +357,7 @@ def _schema_errors(doc: dict) -> list[tuple[str, str]]:
         if path in option_rules.SECRET_FILE_OPTIONS:  # its value may be the secret itself
             errors.append((path, _secret_message(error)))
         else:
-            errors.append((path, _message(error)))
+            errors.append((path, _message(error, path)))
     return errors
 
 
@@ -373,6 +373,16 @@ def _secret_message(error: jsonschema.ValidationError) -> str:
 
 
 _UNRENDERABLE = re.compile(r'["\\\x00-\x1f]')
+# Options that hold a list as one comma-separated string (Universe's mustache renders only
+# scalars into the Marathon app's environment, `scripts/universe.py`): a list written in
+# JSON, in a file or an environment variable, is refused with the string to write instead.
+LIST_LIKE_OPTIONS = (
+    "service.roles",
+    "etcd.endpoints",
+    "etcd.cluster_endpoints",
+    "node.extra_env",
+    "agents.constraints",
+)
 
 
 _PERCENTAGE = re.compile(r"-?[0-9]+(\.[0-9]*)?%")
@@ -386,14 +396,21 @@ _JSON_TYPES = {
 }
 
 
-def _message(error: jsonschema.ValidationError) -> str:
+def _message(error: jsonschema.ValidationError, path: str = "") -> str:
     """jsonschema's message, except where it would not tell a person what to write instead:
-    a failed pattern (what the option expects; a percentage's range), a wrong type (what
-    type it wants; a null is what YAML makes of `key:` with nothing after it)."""
+    a failed pattern (what the option expects; a percentage's range; a list-like option's
+    list written as JSON text, as `CALICO_SERVICE_ROLES='["*","slave_public"]'`), a wrong
+    type (what type it wants; a null is what YAML makes of `key:` with nothing after it)."""
     if error.validator == "type":
         return _type_message(error)
     if error.validator != "pattern":
         return error.message
+    items = _json_list(error.instance) if path in LIST_LIKE_OPTIONS else None
+    if items is not None:
+        return (
+            f"{error.instance!r} is a JSON list; this option is one comma-separated string: "
+            f"{','.join(items)!r}"
+        )
     if _UNRENDERABLE.search(error.instance):
         return f"{error.instance!r} holds a double quote, backslash or control character"
     if _PERCENTAGE.fullmatch(error.instance):
@@ -402,6 +419,22 @@ def _message(error: jsonschema.ValidationError) -> str:
             f"({error.schema['description']})"
         )
     return f"{error.instance!r} is not of the expected form: {error.schema['description']}"
+
+
+def _json_list(text: str) -> list[str] | None:
+    """The items of `text` when it is a JSON list of strings and numbers (`'["*","x"]'` ->
+    `['*', 'x']`), else None."""
+    if not text.lstrip().startswith("["):
+        return None
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(doc, list) or not all(
+        isinstance(item, str | int | float) and not isinstance(item, bool) for item in doc
+    ):
+        return None
+    return [str(item) for item in doc]
 
 
 def _type_message(error: jsonschema.ValidationError) -> str:

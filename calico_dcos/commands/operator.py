@@ -7,8 +7,10 @@ when the scheduler is configured with one.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
@@ -25,28 +27,74 @@ TIMEOUT_SECONDS = 10.0
 def scheduler_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
     """`--url` (or $CALICO_DCOS_URL) of every command: `http(s)://host[:port]`, checked here
     once so that a URL without its scheme is not left to requests ("No connection adapters
-    were found")."""
+    were found"); `url_problem` says what is wrong and, when it can tell, the URL meant."""
     source = ctx.get_parameter_source(param.name)
     from_env = source == click.core.ParameterSource.ENVIRONMENT
     given = "CALICO_DCOS_URL=" if from_env else "--url "
-    parts = urlsplit(value)
+    problem = url_problem(value)
+    if problem is None:
+        return value
+    words, meant = problem
+    fix = f" ({given}{meant})" if meant else f" (e.g. {given}{DEFAULT_URL})"
+    raise click.BadParameter(f"{value!r}{words}{fix}", param=param)
+
+
+_SCHEMES = ("http", "https")
+# a scheme-like word and what follows it when that is not `://`: `http:/h`, `http//h`, `http:h`
+_MISSPELLED_SEPARATOR = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)(?P<sep>:/*|/+)(?P<rest>.*)"
+)
+
+
+def url_problem(value: str) -> tuple[str, str] | None:
+    """What is wrong with a scheduler URL: None when it is a good `http(s)://host[:port]`,
+    else `(words, meant)`: words to follow the quoted value (`" has no scheme: add
+    http://"`), and the URL it most likely meant, or "" when no single fix is sure (a
+    wrong suggestion is worse than none). A scheme close to http or https (`htp`, `htps`,
+    `hhtp`) with a malformed separator (`http:/h`, `http//h`, `http:h`) is read as that
+    scheme; any other text before `:` is a host (`127.0.0.1:80/` gets `http://` added)."""
     if "://" not in value:
-        raise click.BadParameter(
-            f"{value!r} has no scheme: add http:// ({given}http://{value})", param=param
-        )
-    if parts.scheme not in ("http", "https"):
-        raise click.BadParameter(
-            f"{value!r}: the scheduler's API is http:// or https:// ({given}"
-            f"http://{value.partition('://')[2]})",
-            param=param,
-        )
+        match = _MISSPELLED_SEPARATOR.fullmatch(value)
+        scheme = _close_scheme(match["scheme"]) if match else None
+        if match and scheme:
+            rest = match["rest"].lstrip("/")
+            # `http:8080`: the host is missing, not only the slashes
+            host_missing = match["sep"] == ":" and _is_port(rest)
+            written = match["scheme"] + match["sep"]
+            meant = "" if host_missing else _good(f"{scheme}://{rest}")
+            return f": the scheme {written!r} is malformed: write {scheme}://HOST:PORT", meant
+        meant = f"http://{value}"
+        return " has no scheme: add http://", _good(meant)
+    scheme, _, rest = value.partition("://")
+    if scheme not in _SCHEMES:
+        close = _close_scheme(scheme)
+        if close:
+            return f": the scheme {scheme!r} is misspelled", _good(f"{close}://{rest}")
+        return ": the scheduler's API is http:// or https://", _good(f"http://{rest}")
+    parts = urlsplit(value)
     try:
         parts.port  # noqa: B018 (urlsplit checks the port when asked for it)
     except ValueError as exc:
-        raise click.BadParameter(f"{value!r}: {exc}", param=param) from None
-    if not parts.hostname:
-        raise click.BadParameter(f"{value!r} has no host (e.g. {DEFAULT_URL})", param=param)
-    return value
+        return f": {exc}", ""
+    if not parts.hostname:  # `http:///h:1`: one slash too many, or no host at all
+        return " has no host", _good(f"{scheme}://{rest.lstrip('/')}") if rest.strip("/") else ""
+    return None
+
+
+def _close_scheme(word: str) -> str | None:
+    """`http` or `https` when `word` is one of them or a likely misspelling of one."""
+    close = difflib.get_close_matches(word.lower(), _SCHEMES, n=1, cutoff=0.75)
+    return close[0] if close else None
+
+
+def _is_port(text: str) -> bool:
+    """`8080`, `8080/`: what follows `host:` (so `http:8080` is a host named http)."""
+    return bool(re.fullmatch(r"[0-9]+/?", text))
+
+
+def _good(url: str) -> str:
+    """`url` when it is itself a good scheduler URL, else "" (no suggestion)."""
+    return url if url_problem(url) is None else ""
 
 
 url_option = click.option(
@@ -93,6 +141,17 @@ def read_token(token_file: str | None) -> tuple[str | None, str]:
     return (token, f"${TOKEN_ENV}") if token else (None, "")
 
 
+def token_as_a_path(token: str) -> str | None:
+    """When $CALICO_DCOS_API_TOKEN holds a file's path instead of the token (it starts with
+    `/`, `./`, `../` or `~`, or names an existing file): the path as a message may show it
+    (itself when it contains '/' or '.', else "", so that a token which happens to name a
+    file is never echoed); None when it does not look like a path."""
+    written_as_path = token.startswith(("/", "./", "../", "~"))
+    if not written_as_path and not os.path.isfile(token):
+        return None
+    return token if written_as_path or "/" in token or "." in token else ""
+
+
 def post(
     url: str, path: str, params: Mapping[str, str], token: str | None, source: str = ""
 ) -> dict:
@@ -105,6 +164,14 @@ def post(
         )
     except requests.RequestException as exc:
         raise click.ClickException(unreachable_words(url, exc)) from None
+    if response.status_code == 401 and token and source == f"${TOKEN_ENV}":
+        path = token_as_a_path(token)
+        if path is not None:
+            raise click.ClickException(
+                f"the scheduler refused the API token from ${TOKEN_ENV}: {TOKEN_ENV} holds the "
+                f"token itself, not a file's path: use --token-file "
+                + (path or "with the path of the file it names")
+            )
     if response.status_code == 401 and token:
         raise click.ClickException(
             f"the scheduler refused the API token from {source or 'the command line'}: it is "

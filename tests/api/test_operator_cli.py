@@ -92,6 +92,15 @@ def test_plan_interrupt_needs_the_token_and_continue_takes_it_from_the_environme
     assert "not-the-token" not in wrong.output
     assert not scheduler.plan.interrupted
 
+    # The trial: the token's file's path where the token belongs.
+    path = in_process("plan", "interrupt", "--url", url, token="/tmp/t8/token")
+    assert path.exit_code == 1
+    assert (
+        "CALICO_DCOS_API_TOKEN holds the token itself, not a file's path: use --token-file "
+        "/tmp/t8/token"
+    ) in path.output
+    assert not scheduler.plan.interrupted
+
     token_file = tmp_path / "token"
     token_file.write_text(TOKEN + "\n")
     done = in_process("plan", "interrupt", "--url", url, "--token-file", str(token_file))
@@ -116,6 +125,52 @@ def test_a_url_without_its_scheme_says_add_http(command):
     assert result.exit_code == 2
     assert "'--url': '127.0.0.1:38833' has no scheme: add http://" in result.output
     assert "--url http://127.0.0.1:38833" in result.output
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        # the trial's: a suggestion of http://http:/… was wrong
+        ("http:/127.0.0.1:37827", "the scheme 'http:/' is malformed: write http://HOST:PORT "
+         "(--url http://127.0.0.1:37827)"),
+        ("http//127.0.0.1:80", "the scheme 'http//' is malformed: write http://HOST:PORT "
+         "(--url http://127.0.0.1:80)"),
+        ("https:127.0.0.1:80", "(--url https://127.0.0.1:80)"),
+        ("htp://127.0.0.1", "the scheme 'htp' is misspelled (--url http://127.0.0.1)"),
+        ("htps://h:1", "(--url https://h:1)"),
+        ("127.0.0.1:80/", "has no scheme: add http:// (--url http://127.0.0.1:80/)"),
+        ("http:///h:1", "has no host (--url http://h:1)"),
+        # no sure fix: say what is wrong, suggest no URL of its own
+        ("http:8080", "the scheme 'http:' is malformed: write http://HOST:PORT "
+         "(e.g. --url http://127.0.0.1:8080)"),
+        ("/h:1", "has no scheme: add http:// (e.g. --url http://127.0.0.1:8080)"),
+    ],
+)  # fmt: skip
+def test_a_malformed_scheme_gets_the_url_meant_or_no_suggestion(url, words):
+    result = in_process("status", "--url", url)
+    assert result.exit_code == 2
+    assert words in " ".join(result.output.split())
+    assert "http://http" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("token", "shown"),
+    [("/tmp/t8/token", "/tmp/t8/token"), ("./token", "./token"), ("~/token", "~/token"),
+     ("eyJhbGciOiJSUzI1NiJ9.e30.c2ln", None)],
+)  # fmt: skip
+def test_a_token_written_as_a_path_is_recognised(token, shown):
+    from calico_dcos.commands.operator import token_as_a_path
+
+    assert token_as_a_path(token) == shown
+
+
+def test_a_bare_token_that_names_a_file_is_a_path_but_never_echoed(tmp_path, monkeypatch):
+    from calico_dcos.commands.operator import token_as_a_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "hunter2token").write_text(TOKEN)
+    assert token_as_a_path("hunter2token") == ""  # a path, but shown as words only
+    assert token_as_a_path("not-a-file") is None
 
 
 def test_a_url_from_the_environment_names_the_variable():

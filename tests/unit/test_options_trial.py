@@ -313,3 +313,56 @@ def test_readme_lists_every_option_section():
     readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
     listed = readme.split("Sections: ", 1)[1].split(". Examples", 1)[0]
     assert [s.strip(" `\n") for s in listed.split(",")] == list(schema()["properties"])
+
+
+def test_the_trials_roles_as_a_json_list_in_the_environment_say_the_comma_separated_form(
+    tmp_path,
+):
+    """The trial: `CALICO_SERVICE_ROLES='["*","slave_public"]' calico-dcos config validate`
+    (Marathon's env written as JSON) got only "holds a double quote…"."""
+    from click.testing import CliRunner
+
+    from calico_dcos.cli import main
+
+    env = {"CALICO_SERVICE_ROLES": '["*","slave_public"]'}
+    options = tmp_path / "options.yaml"
+    options.write_text("service:\n  name: calico\n")
+    result = CliRunner().invoke(main, ["config", "validate", str(options)], env=env)
+    assert result.exit_code != 0
+    assert (
+        """invalid option service.roles: '["*","slave_public"]' is a JSON list; this option is """
+        "one comma-separated string: '*,slave_public' (from the environment variable "
+        "CALICO_SERVICE_ROLES)"
+    ) in result.output
+    assert "double quote" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("option", "text", "meant"),
+    [
+        ("service.roles", '["*", "slave_public"]', "*,slave_public"),
+        ("etcd.endpoints", '["http://a:2379","http://b:2379"]', "http://a:2379,http://b:2379"),
+        ("etcd.cluster_endpoints", '["http://a:2380"]', "http://a:2380"),
+        ("node.extra_env", '["FELIX_LOGSEVERITYSCREEN=info"]', "FELIX_LOGSEVERITYSCREEN=info"),
+        ("agents.constraints", '["hostname:LIKE:a.*","rack:UNLIKE:r1"]',
+         "hostname:LIKE:a.*,rack:UNLIKE:r1"),
+    ],
+)  # fmt: skip
+def test_every_list_like_option_as_a_json_list_says_the_string_to_write(option, text, meant):
+    from calico_dcos.options import LIST_LIKE_OPTIONS, env_name
+
+    assert option in LIST_LIKE_OPTIONS
+    message = errors_for({env_name(option): text})[option]
+    assert f"is a JSON list; this option is one comma-separated string: {meant!r}" in message
+
+
+def test_every_comma_separated_string_option_is_list_like():
+    from calico_dcos.options import LIST_LIKE_OPTIONS
+
+    comma_separated = {
+        option
+        for option in option_names()
+        if option_spec(option)["type"] == "string"
+        and "comma-separated" in option_spec(option)["description"]
+    }
+    assert comma_separated == set(LIST_LIKE_OPTIONS)
