@@ -32,6 +32,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from calico_dcos.core.views import continue_words
+
 # A step's status (dcos-commons' plan statuses) in the words and colours people read.
 WORDS = {
     "COMPLETE": ("done", "green"),
@@ -193,7 +195,7 @@ class PlanView:
     def _slots(self) -> str:
         line = slots_line(self.summary, self.plan)
         if self.summary.get("interrupted"):
-            line += " · interrupted: `calico-dcos plan continue` resumes"
+            line += f" · interrupted: {continue_words(True)} resumes"
         return line
 
     def _step_names(self) -> list[str]:

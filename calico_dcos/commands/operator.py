@@ -274,7 +274,8 @@ def show(url: str, as_json: bool) -> None:
     """Print the plan. Exit status: 0 complete, 3 in progress, 4 with errors (a step
     stopped: ERROR), 5 degraded (a step keeps failing, a launch stalled, or a step is done
     with a warning no operator acknowledged), 6 waiting for the operator (interrupted:
-    nothing moves until `calico-dcos plan continue`); 1 when the scheduler cannot be asked,
+    nothing moves until `calico-dcos plan continue`, or `--phase <agent>` for an agent
+    interrupted on its own); 1 when the scheduler cannot be asked,
     2 for a wrong command line (as every command). 0 and 3: nothing for a person to do."""
     doc = fetch(url, "/v1/plan")
     if as_json:

@@ -54,6 +54,7 @@ from calico_dcos.core.views import (
     INTERRUPTED,
     MAX_GONE_NAMED,
     acknowledged_words,
+    continue_words,
     done_words,
     failing,
     forced,
@@ -797,25 +798,22 @@ class Deploy(Engine):
         """What an interrupt or a continue did (`agent` None: the whole plan's)."""
         name = "the plan" if agent is None else agent.name
         where = "anywhere" if agent is None else "there"
-        resume = "" if agent is None else f" --phase {agent.name}"
+        resume = continue_words(agent is None, [] if agent is None else [agent.name])
         if value:
             again = "already " if before else ""
             return (
                 f"{name} {again}interrupted by an operator: running tasks go on; nothing is "
-                f"launched, replaced or relaunched {where} until `calico-dcos plan "
-                f"continue{resume}` (a task not yet RUNNING that `plan restart` names is "
-                "still killed)"
+                f"launched, replaced or relaunched {where} until {resume} (a task not yet "
+                "RUNNING that `plan restart` names is still killed)"
             )
         words = f"{name} continues" if before else f"{name} was not interrupted: nothing changed"
         if agent is not None and self.interrupted:
             words += f"; the whole plan is still interrupted ({interrupted_words(None)})"
         elif agent is None:
-            own = sum(1 for a in self.agents.values() if a.interrupted and not a.lost)
+            own = sorted(a.name for a in self.agents.values() if a.interrupted and not a.lost)
             if own:
-                who = "1 agent stays" if own == 1 else f"{own} agents stay"
-                words += (
-                    f"; {who} interrupted on its own (`calico-dcos plan continue --phase <agent>`)"
-                )
+                who = "1 agent stays" if len(own) == 1 else f"{len(own)} agents stay"
+                words += f"; {who} interrupted on its own ({continue_words(False, own)})"
         return words
 
     def restart(self, agent_id: str, step: str, now: float) -> list[Decision]:
@@ -904,6 +902,11 @@ class Deploy(Engine):
     def _held_back(self, agent: AgentState) -> str | None:
         """What an operator's interrupt holds back on the agent (`views.interrupted_words`:
         the whole plan's, else the agent's own), or None."""
+        if self.interrupted and agent.interrupted:
+            return (
+                f"{interrupted_words(None)}; then {agent.name} stays interrupted on its own "
+                f"until {continue_words(False, [agent.name])}"
+            )
         if self.interrupted:
             return interrupted_words(None)
         if agent.interrupted:
@@ -1067,8 +1070,8 @@ class Deploy(Engine):
         if st.fingerprint == spec.fingerprint:
             return words
         status, message = words
-        phase = "" if self.interrupted else f" --phase {agent.name}"
-        waits = f"to be replaced once the interrupt is lifted (`calico-dcos plan continue{phase}`)"
+        resume = continue_words(self.interrupted, [agent.name] if agent.interrupted else [])
+        waits = f"to be replaced once the interrupt is lifted ({resume})"
         return status, f"{message}; {waits}" if message else waits
 
     def _waiting(
@@ -1180,6 +1183,7 @@ class Deploy(Engine):
         done, total = self.progress()
         problems = []
         moving, gave_up, held, by_operator, acknowledged = 0, 0, 0, 0, 0
+        held_own: list[str] = []  # names of the held agents interrupted on their own
         replacing: dict[str, str] = {}  # slot holders replacing a running daemon: its step
         for a in self.agents.values():
             if a.agent_id not in self._eligible:
@@ -1204,6 +1208,8 @@ class Deploy(Engine):
                 gave_up += 1
             elif kind == "interrupted" or (kind == "replace" and self._held_back(a)):
                 held += 1
+                if a.interrupted:
+                    held_own.append(a.name)
             else:
                 moving += 1
         for agent_id, step, words in self.stalled_steps(now):
@@ -1221,7 +1227,8 @@ class Deploy(Engine):
         if gave_up:
             message += f"; {waiting_for_operator(gave_up)}"
         if held:
-            message += f"; {held} interrupted by an operator (calico-dcos plan continue)"
+            resume = continue_words(self.interrupted, sorted(held_own))
+            message += f"; {held} interrupted by an operator ({resume})"
         gone = self._gone_agents()
         if gone:
             message += f"; {self._gone_line(gone)}"

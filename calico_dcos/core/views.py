@@ -9,7 +9,7 @@ COMPLETE, DELAYED, IN_PROGRESS. Everything here is O(size of what it shows).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from calico_dcos.core.records import StepState
 
@@ -349,15 +349,41 @@ def gone_doc(agent_id: str, name: str, since: float, unreachable: bool) -> dict:
     }
 
 
+# Names of agents interrupted on their own a hint spells out; the rest are counted.
+CONTINUE_NAMED = 3
+
+
+def continue_words(plan: bool, agents: Sequence[str] = (), total: int | None = None) -> str:
+    """The command, or commands, that lift the interrupts that hold: the whole plan's
+    (`plan`: `calico-dcos plan continue`), then each agent's own (`agents`, the names of
+    agents interrupted on their own; `total` how many there are, when `agents` is only the
+    first few): `calico-dcos plan continue --phase <its name>`. The one place every reply,
+    summary and step says how to resume, so that none names a command that would not lift
+    the interrupt that holds (a whole-plan `continue` leaves agents' own interrupts in
+    place, and `--phase` does not lift the plan's). Backquoted; "" when nothing holds."""
+    total = len(agents) if total is None else total
+    said = []
+    if plan:
+        said.append("`calico-dcos plan continue`")
+    if len(agents) == 1 and total == 1:
+        said.append(f"`calico-dcos plan continue --phase {agents[0]}`")
+    elif agents:
+        names = ", ".join(agents[:CONTINUE_NAMED])
+        more = total - min(len(agents), CONTINUE_NAMED)
+        names += f" and {more} more" if more > 0 else ""
+        said.append(f"`calico-dcos plan continue --phase <agent>` for each of {names}")
+    return "; then ".join(said)
+
+
 def interrupted_words(agent_name: str | None) -> str:
     """Why nothing new starts: the whole plan (`agent_name` None) or one agent interrupted by
-    an operator, and the command that resumes it."""
+    an operator, and the command that resumes it (`continue_words`)."""
     if agent_name is None:
         return (
             "the plan is interrupted by an operator: nothing is launched, replaced or "
-            "relaunched anywhere until `calico-dcos plan continue`"
+            f"relaunched anywhere until {continue_words(True)}"
         )
     return (
         f"{agent_name} is interrupted by an operator: nothing is launched, replaced or "
-        f"relaunched there until `calico-dcos plan continue --phase {agent_name}`"
+        f"relaunched there until {continue_words(False, [agent_name])}"
     )

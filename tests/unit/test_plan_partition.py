@@ -234,7 +234,7 @@ def test_interrupt_and_continue_say_what_stops_and_what_still_holds():
     (words,) = said(sim.apply(sim.core.proceed(None, sim.now)))
     assert words == (
         "the plan continues; 1 agent stays interrupted on its own "
-        "(`calico-dcos plan continue --phase <agent>`)"
+        "(`calico-dcos plan continue --phase agent-S1`)"
     )
     (words,) = said(sim.apply(sim.core.proceed(None, sim.now)))
     assert words.startswith("the plan was not interrupted: nothing changed")
