@@ -49,13 +49,19 @@ function holderLabel(id, phases) {
   return sharing > 1 ? `${phase.name} (${id})` : phase.name;
 }
 
+// The command that lifts an operator's interrupt: the whole plan's (name null), or an agent's
+// own (as views.continue_words says it in the summary, the steps and the replies).
+function continueCommand(name) {
+  return name === null ? "calico-dcos plan continue" : `calico-dcos plan continue --phase ${name}`;
+}
+
 function renderOverview(doc) {
   const summary = doc.summary;
   const phases = doc.plan.phases;
   const total = doc.plan.phases_total ?? phases.length;
   const done = doc.plan.phases_complete ?? phases.filter((p) => p.status === "COMPLETE").length;
   let message = summary.message;
-  if (summary.interrupted) message += " — interrupted by an operator (calico-dcos plan continue)";
+  if (summary.interrupted) message += ` — interrupted by an operator (${continueCommand(null)})`;
   document.getElementById("message").textContent = message;
   const bar = document.getElementById("progress");
   bar.setAttribute("aria-valuemax", String(total));
@@ -95,16 +101,21 @@ function renderLegend() {
 // done only by an operator's force-complete, in words (not only the cell's stripes), and the
 // steps done with the installer's warning, in their words (whether and when an operator
 // acknowledged it: "docker: done with a warning, acknowledged by an operator at …: …").
+// An agent interrupted on its own says so first, done or not (`plan show`'s "COMPLETE
+// (interrupted)"): a restart or new options would wait for its continue.
 function currentMessage(phase) {
   const step = phase.steps.find((s) => s.status !== "COMPLETE");
   // an agent interrupted on its own says so, and how to resume it (views.interrupted_words)
   const held = phase.interrupted
-    ? `interrupted by an operator (calico-dcos plan continue --phase ${phase.name}); ` : "";
-  if (step) return `${held}${step.name}: ${step.message || STATUSES[step.status] || step.status}`;
+    ? [`interrupted by an operator (${continueCommand(phase.name)})`] : [];
+  if (step) {
+    return held.concat(`${step.name}: ${step.message || STATUSES[step.status] || step.status}`)
+      .join("; ");
+  }
   const forced = phase.steps.filter((s) => s.forced).map((s) => s.name);
   const said = forced.length ? [`${forced.join(", ")}: ${STATUSES.FORCED}`] : [];
   const warned = phase.steps.filter((s) => s.warning).map((s) => `${s.name}: ${s.message}`);
-  return said.concat(warned).join("; ");
+  return held.concat(said, warned).join("; ");
 }
 
 // Columns: every step name in the order first seen (the uninstall's phases differ).

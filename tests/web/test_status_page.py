@@ -346,3 +346,38 @@ def test_a_warning_an_operator_acknowledged_reads_so_in_its_row(tmp_path):
     assert "192.0.2.5:2379" in row["now"] and "acknowledged by an operator" in row["label"]
     assert row["docker"] == "COMPLETE"
     assert "1 step's warning acknowledged by an operator" in row["message"]
+
+
+def test_a_finished_agent_interrupted_on_its_own_says_so_in_its_row(tmp_path):
+    """`plan interrupt --phase` on an agent whose steps are all done: `plan show` reads
+    COMPLETE (interrupted), and the row's "Now" says the interrupt and the command that
+    lifts it (a restart or new options would wait for it), not nothing; `plan continue
+    --phase` clears it."""
+    with running_cluster(agents=1, public_agents=0) as cluster:
+        agent = cluster.agents[0]
+        with (
+            operator_service(cluster, tmp_path) as (_, url),
+            chromium() as browser,
+        ):
+            browser.get(f"{url}/?refresh=0.2")
+            read = lambda: browser.execute_script(READ_ROW, agent.agent_id) or {}  # noqa: E731
+            wait_until(lambda: read().get("phase") == "COMPLETE", 60, "the agent done")
+            command = lambda name: requests.post(  # noqa: E731
+                f"{url}/v1/plan/{name}", params={"phase": agent.hostname}, timeout=5
+            ).raise_for_status()
+            command("interrupt")
+            row = wait_until(
+                lambda: "interrupted" in read().get("now", "") and read(), 20, "the row held"
+            )
+            command("continue")
+            after = wait_until(
+                lambda: "interrupted" not in (r := read()).get("now", "x") and r,
+                20,
+                "the row no longer held",
+            )
+
+    assert row["phase"] == "COMPLETE"
+    assert row["now"] == (
+        f"interrupted by an operator (calico-dcos plan continue --phase {agent.hostname})"
+    )
+    assert after["now"] == ""
