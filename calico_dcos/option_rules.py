@@ -356,6 +356,9 @@ SECRET_FILE_OPTIONS = (
     "service.api_token_file",
 )
 _TOKEN_LIKE = re.compile(r"[A-Za-z0-9+/=_-]{16,}")
+# A JSON Web Token (RFC 7519 section 7.1: base64url header "." payload "." signature; both
+# JSON objects, so each starts with `eyJ`, the base64 of '{"'), as a DC/OS token is.
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*")
 
 
 def looks_like_a_secret(value: str) -> bool:
@@ -364,11 +367,14 @@ def looks_like_a_secret(value: str) -> bool:
     A value written as a path (starting with `/`, `./` or `../`) never does. Otherwise:
     whitespace or a ':' inside (`principal:secret`, ZooKeeper's `user:password`), or 16 or
     more token characters (hex, base64, base64url, words joined by '-') with no '/' and no
-    '.' (`openssl rand -hex 32`, a Mesos secret, a DC/OS token). A file in the sandbox (where
-    DC/OS puts file-based secrets) named like that is written `./NAME`."""
+    '.' (`openssl rand -hex 32`, a Mesos secret), or a JSON Web Token (a DC/OS token, dots
+    and all). A file in the sandbox (where DC/OS puts file-based secrets) named like that is
+    written `./NAME`."""
     if value.startswith(("/", "./", "../")):
         return False
     if any(char.isspace() for char in value) or ":" in value:
+        return True
+    if _JWT.fullmatch(value):
         return True
     return "/" not in value and "." not in value and bool(_TOKEN_LIKE.fullmatch(value))
 

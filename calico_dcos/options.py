@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import errno
 import functools
 import json
 import math
@@ -573,14 +574,15 @@ def redact_text(text: str) -> str:
 
 
 def redacted(options: Mapping) -> dict:
-    """Options safe to show: passwords inside URLs replaced; secret options are paths only."""
+    """Options safe to show: passwords inside URLs replaced; a secret option is shown only
+    when its value looks like a path (`secret_path_shown`), else as `***`."""
     raw = options.raw if isinstance(options, Options) else copy.deepcopy(dict(options))
     for section, values in raw.items():
         for key, value in values.items():
             if not isinstance(value, str):
                 continue
             secret = f"{section}.{key}" in option_rules.SECRET_FILE_OPTIONS
-            if secret and option_rules.looks_like_a_secret(value):
+            if secret and value and not secret_path_shown(value):
                 values[key] = "***"
             else:
                 values[key] = redact_text(value)
@@ -589,17 +591,39 @@ def redacted(options: Mapping) -> dict:
 
 def read_secret(path: str, option: str = "") -> str:
     """Read a secret file (trailing newline stripped). Its content is never logged, nor its
-    path when the path looks like a secret (`option_rules.looks_like_a_secret`)."""
+    path unless it looks like one (`unreadable_secret`)."""
     try:
         return pathlib.Path(path).read_text().rstrip("\r\n")
     except OSError as exc:
-        raise OptionsError([(option, f"cannot read secret file {shown_path(path)}: "
-                             f"{exc.strerror}")]) from None  # fmt: skip
+        raise OptionsError([(option, unreadable_secret(path, exc))]) from None
+
+
+def unreadable_secret(path: str, exc: OSError) -> str:
+    """Why a secret option's file could not be read, in words that show its value only
+    when it looks like a path: `the file /run/s does not exist`; `the file it names does not
+    exist (a bare name of 7 characters: if that is the secret itself, put it in a file and
+    give its path)` for `hunter2` (a bare name is a legitimate sandbox path, so validation
+    lets it pass, but a short password looks just the same)."""
+    what = "does not exist" if exc.errno == errno.ENOENT else f"cannot be read: {exc.strerror}"
+    if secret_path_shown(path):
+        return f"the file {path} {what}"
+    return f"the file it names {what} {shown_path(path)}"
+
+
+def secret_path_shown(path: str) -> bool:
+    """Whether a secret option's value may be shown: it looks like a path (has a '/' or a
+    '.') and not like a secret (`option_rules.looks_like_a_secret`)."""
+    return ("/" in path or "." in path) and not option_rules.looks_like_a_secret(path)
 
 
 def shown_path(path: str) -> str:
-    """A secret file's path as messages show it: itself, or words when it looks like a
-    secret (a secret given where its file's path belongs)."""
+    """A secret file's path as messages show it: itself when it looks like a path
+    (`secret_path_shown`), else words saying what it is without it."""
+    if secret_path_shown(path):
+        return path
     if option_rules.looks_like_a_secret(path):
         return "(a value that looks like a secret, not shown: the option takes a file's path)"
-    return path
+    return (
+        f"(a bare name of {len(path)} characters: if that is the secret itself, put it in a "
+        "file and give its path)"
+    )

@@ -127,6 +127,8 @@ def store_hint(exc: StoreError, options: Options) -> str:
     state = options["service"]["state"]
     if isinstance(exc, LeaderLockHeld):
         return uninstall_while_running(state)
+    if "service.zk_credentials_file" in str(exc):  # the words name the option themselves
+        return ""
     if "credentials" in str(exc):
         return "check service.zk_credentials_file (a file holding user:password)"
     if isinstance(exc, StateCorrupt):

@@ -131,16 +131,20 @@ def read_credentials(credentials_file: str) -> tuple[str, str] | None:
     """(user, password) from a file holding `user:password`, None without a file."""
     if not credentials_file:
         return None
-    from calico_dcos.options import shown_path
+    from calico_dcos.options import unreadable_secret
 
-    shown = shown_path(credentials_file)  # `user:password` given where its file belongs
     try:
         text = Path(credentials_file).read_text().strip()
-    except OSError as exc:
-        raise StoreError(f"cannot read ZooKeeper credentials {shown}: {exc.strerror}") from None
+    except OSError as exc:  # the words never show `user:password` given where its file belongs
+        raise StoreError(
+            f"service.zk_credentials_file: {unreadable_secret(credentials_file, exc)}"
+        ) from None
     user, colon, password = text.partition(":")
     if not (user and colon and password):
-        raise StoreError(f"ZooKeeper credentials {shown}: expected user:password")
+        raise StoreError(
+            "ZooKeeper credentials in the file of service.zk_credentials_file: expected "
+            "user:password"
+        )
     return user, password
 
 

@@ -296,7 +296,7 @@ def test_only_reporting_tasks_get_the_token_and_the_plans_task_is_left_as_it_was
         (" \t\r\n", "holds no token"),
         ("two words\n", "holds a space, control or non-ASCII character"),
         ("t\u00f6ken\n", "holds a space, control or non-ASCII character"),
-        (None, "cannot read secret file"),
+        (None, "api-token does not exist"),
     ],
     ids=["empty", "a newline", "whitespace", "a space inside", "non-ASCII", "unreadable"],
 )

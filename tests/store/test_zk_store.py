@@ -99,7 +99,7 @@ def test_bad_credentials_file_and_url_are_refused(zookeeper, tmp_path):
 
     with pytest.raises(StoreError, match="expected user:password"):
         open_store(f"zk://{zookeeper.hosts}/x", str(bad))
-    with pytest.raises(StoreError, match="cannot read ZooKeeper credentials"):
+    with pytest.raises(StoreError, match="service.zk_credentials_file: the file .* does not exist"):
         open_store(f"zk://{zookeeper.hosts}/x", str(tmp_path / "missing"))
     with pytest.raises(StoreError, match="expected zk://host:port"):
         open_store(f"zk://{zookeeper.hosts}")

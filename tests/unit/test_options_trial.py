@@ -366,3 +366,70 @@ def test_every_comma_separated_string_option_is_list_like():
         and "comma-separated" in option_spec(option)["description"]
     }
     assert comma_separated == set(LIST_LIKE_OPTIONS)
+
+
+# --- Secret-file options whose file cannot be read: the value is shown only as a path
+
+
+BARE_NAME = (
+    "the file it names does not exist (a bare name of 7 characters: if that is the secret "
+    "itself, put it in a file and give its path)"
+)
+
+
+def _unreadable_secret_words(option: str, value: str) -> str:
+    """What each reader of a secret option says when the file is not there."""
+    from calico_dcos import service
+    from calico_dcos.options import env_name, read_secret
+    from calico_dcos.store import StoreError
+    from calico_dcos.store.zk import read_credentials
+
+    env = {env_name(option): value}
+    if option == "service.service_account_credential_file":
+        env.update({"CALICO_SERVICE_STRICT": "true", "CALICO_SERVICE_PRINCIPAL": "calico"})
+    options = load_options(None, env)  # a bare name is a legitimate sandbox path
+    readers = {
+        "service.api_token_file": lambda: service.api_token(options),
+        "service.secret_file": lambda: read_secret(value, option),  # as the scheduler does
+        "service.service_account_credential_file": lambda: service.strict_tokens(options, {}),
+        "service.zk_credentials_file": lambda: read_credentials(value),
+    }
+    with pytest.raises((OptionsError, StoreError)) as caught:
+        readers[option]()
+    if isinstance(caught.value, OptionsError):
+        return "\n".join(caught.value.lines())
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("option", option_rules.SECRET_FILE_OPTIONS)
+def test_the_trials_bare_name_for_a_secret_file_is_not_echoed_when_unreadable(option):
+    """The trial: `CALICO_SERVICE_API_TOKEN_FILE=hunter2` passed `config validate` and `run`
+    logged `cannot read secret file hunter2`: a short password in the log."""
+    words = _unreadable_secret_words(option, "hunter2")
+    assert option in words
+    assert BARE_NAME in words
+    assert "hunter2" not in words
+
+
+@pytest.mark.parametrize("option", option_rules.SECRET_FILE_OPTIONS)
+@pytest.mark.parametrize("value", ["/run/secrets/missing", "missing.txt"])
+def test_a_secret_files_path_is_shown_when_the_file_does_not_exist(option, value):
+    words = _unreadable_secret_words(option, value)
+    assert option in words
+    assert f"the file {value} does not exist" in words
+
+
+def test_a_bare_name_in_a_secret_option_is_not_shown_by_config_show():
+    from calico_dcos.options import redacted
+
+    options = load_options(None, {"CALICO_SERVICE_API_TOKEN_FILE": "hunter2"})
+    assert redacted(options)["service"]["api_token_file"] == "***"
+    options = load_options(None, {"CALICO_SERVICE_API_TOKEN_FILE": "./hunter2"})
+    assert redacted(options)["service"]["api_token_file"] == "./hunter2"
+
+
+def test_a_json_web_token_given_as_a_secret_file_is_refused_unshown():
+    jwt = "eyJhbGciOiJSUzI1NiJ9.eyJ1aWQiOiJjYWxpY28ifQ.c2lnbmF0dXJl"
+    assert option_rules.looks_like_a_secret(jwt)
+    error = refused({"CALICO_SERVICE_API_TOKEN_FILE": jwt})
+    assert jwt not in "\n".join(error.lines())
