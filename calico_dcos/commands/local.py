@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -47,7 +47,7 @@ from calico_dcos.display import REFRESH_SECONDS, PlanDisplay, duration
 from calico_dcos.options import Options, OptionsError, load_options, option_spec
 from calico_dcos.service import start_service
 from calico_dcos.signals import StopSignals
-from calico_dcos.store import StoreError
+from calico_dcos.store import StoreError, open_store
 
 LOG = logging.getLogger("calico_dcos.local")
 ETCD_BINARY = Path("/usr/bin/etcd")
@@ -480,6 +480,11 @@ def run_local(
                         f"{cluster.login_endpoint}"
                     )
                 try:
+                    earlier = set_aside_earlier_state(
+                        options["service"]["state"], root, [a.agent_id for a in cluster.agents]
+                    )
+                    if earlier:
+                        click.echo(earlier)
                     service = start_service(
                         options, host="127.0.0.1", port=options["service"]["api_port"],
                         artifacts_dir=root / "artifacts", timings=TIMINGS,
@@ -514,6 +519,53 @@ def run_local(
         code = interrupted_code(serve, signals)
     click.echo(stopped_words(url, serve))
     return code
+
+
+def earlier_cluster(stored: Iterable[str], current: Iterable[str]) -> bool:
+    """Whether a state's agents (their agent IDs) are another cluster's than the running
+    one's: it holds agents and none of them is in this cluster. A Mesos agent ID is the
+    master's ID, `-S` and a number (apache/mesos src/master/master.cpp, `newSlaveId`), and
+    the embedded master's ID is new at every start (`devcluster.master.Master`), so the
+    state of an earlier `local` on the same --workdir names agents with the same names under
+    IDs no agent has any more: resumed, its plan would list each name twice, once waiting
+    and once gone."""
+    stored = set(stored)
+    return bool(stored) and not stored & set(current)
+
+
+def set_aside_earlier_state(state: str, root: Path, agent_ids: Sequence[str]) -> str:
+    """Before the scheduler starts: when `state` is `local`'s own state directory
+    (`devcluster_options`; a state the user chose is left as it is) and it holds an earlier
+    embedded cluster's agents (`earlier_cluster`), move it aside, next to it, and start a
+    fresh plan; the line to print then ("" when there was nothing to do). StoreError as
+    `open_store` raises it."""
+    own = root / "state"
+    if Path(state) != own or not own.exists():
+        return ""
+    store = open_store(str(own))
+    try:
+        # a scheduler still running on it (another `local` on this --workdir) keeps it:
+        # the scheduler's own start then says who holds it
+        if not store.try_acquire_leadership(lambda: None):
+            return ""
+        stored = store.load_agents()
+        store.release_leadership()
+    finally:
+        store.close()
+    if not earlier_cluster(stored, agent_ids):
+        return ""
+    aside = own.with_name(f"state.earlier-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    n = 1
+    while aside.exists():  # two restarts within a second
+        n += 1
+        aside = aside.with_name(f"{aside.name.split('~')[0]}~{n}")
+    own.rename(aside)
+    agents = "1 agent" if len(stored) == 1 else f"{len(stored)} agents"
+    return (
+        f"  state: {own} held the plan of an earlier embedded cluster ({agents}, none in this "
+        f"one: every start makes a new cluster, with new agent IDs); moved to {aside.name}, "
+        "and this run starts a fresh plan"
+    )
 
 
 def interrupted_code(serve: bool, signals: StopSignals | None = None) -> int:
