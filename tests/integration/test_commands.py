@@ -450,3 +450,25 @@ def test_a_combination_that_cannot_work_is_refused_by_validate_and_at_start_up(t
         assert "calico.ipv4pool_encapsulation" in said and "VXLAN only from v3.7" in said
         assert "source: projectcalico/felix config/config_params.go" in said
     assert started.returncode == 2
+
+
+def test_local_restarted_on_its_workdir_starts_a_fresh_plan_saying_so(tmp_path):
+    """The trial: `local` again on the same --workdir resumed the earlier embedded cluster's
+    state, whose agents had the same names under IDs gone with that cluster, and listed
+    "agent-1 WAITING" beside "agent-1: gone from the cluster" (`commands.local.
+    set_aside_earlier_state`)."""
+    args = ("local", "--agents", "1", "--public-agents", "0", "--workdir", str(tmp_path))
+    first = cli(*args, env=LOCAL_FAST)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "earlier embedded cluster" not in first.stdout
+
+    again = cli(*args, env=LOCAL_FAST)
+    assert again.returncode == 0, again.stdout + again.stderr
+    [aside] = tmp_path.glob("state.earlier-*")
+    assert (
+        f"  state: {tmp_path / 'state'} held the plan of an earlier embedded cluster (1 agent, "
+        f"none in this one: every start makes a new cluster, with new agent IDs); moved to "
+        f"{aside.name}, and this run starts a fresh plan"
+    ) in again.stdout
+    assert "1 of 1 agents done" in again.stdout
+    assert "gone" not in again.stdout
