@@ -160,10 +160,13 @@ class Renewal:
         self.refused = True
 
     def wake_in(self, now: float) -> float | None:
-        """Seconds until the renewer has something to do, None with no token held."""
+        """Seconds until the renewer has something to do, None with no token held: the
+        renewal (or the backoff's end), and at the latest the token's `exp`, when an outage
+        that has lasted until then ends the renewer (`TokenSource.keep_renewed`)."""
         if self.expires is None:
             return None
-        return max(0.0, max(self.renew_at if not self.refused else now, self.next_try) - now)
+        due = max(self.renew_at if not self.refused else now, self.next_try)
+        return max(0.0, min(due, self.expires) - now)
 
 
 @dataclass(frozen=True)
@@ -329,8 +332,9 @@ class TokenSource:
 
     def keep_renewed(self, on_refused: Callable[[str], None] | None = None) -> None:
         """Renew from a daemon thread from now on (until `close`); `on_refused(why)` hears a
-        definitive failure of a background login (the account removed: the scheduler
-        fails; the thread ends)."""
+        definitive failure of a background login (the account removed), or the held token's
+        `exp` passing while the IAM is still unreachable: the scheduler fails; the thread
+        ends."""
         with self._lock:
             if self._renewer is not None:
                 return
@@ -356,8 +360,20 @@ class TokenSource:
                     continue
             try:
                 self._log_in()
-            except LoginUnavailable:
-                continue  # logged by `_log_in`; `renewal` says when to try again
+            except LoginUnavailable as exc:
+                with self._lock:
+                    expired = not self.renewal.held(self.clock())
+                if not expired:
+                    continue  # logged by `_log_in`; `renewal` says when to try again
+                # No token is good any more and the IAM is still down: every call would be
+                # refused from now on, so the scheduler fails now (health 503, exit; its
+                # restart waits for the IAM answering 202), not at its next call, which an
+                # idle scheduler may not make for minutes while it answers "healthy".
+                LOG.error("strict mode: %s", exc)
+                on_refused = self._on_refused
+                if on_refused is not None:
+                    on_refused(f"strict mode: {exc}")
+                return
             except AuthError as exc:
                 LOG.error("strict mode: renewing the DC/OS token failed: %s", exc)
                 on_refused = self._on_refused

@@ -73,6 +73,43 @@ def test_a_refused_token_is_renewed_at_once_except_in_an_outages_backoff():
     assert renewal.action(NOW + 1.75) == "renew"
 
 
+def test_in_an_outage_the_renewer_wakes_at_the_tokens_exp_at_the_latest():
+    renewal = Renewal(refresh_margin=300)
+    renewal.renewed(NOW, NOW + 1000)
+    renewal.failed(NOW + 999.8, "HTTP 503", jitter=0.999)  # the next try ~1 s on: past exp
+    assert renewal.next_try > NOW + 1000
+    assert renewal.wake_in(NOW + 999.8) == pytest.approx(0.2)
+
+
+def test_the_renewer_fails_the_scheduler_when_the_token_expires_in_an_outage(
+    cluster,  # noqa: F811
+    keys,  # noqa: F811
+    clock,  # noqa: F811
+):
+    """An idle scheduler makes no call that would find the token expired: the renewer must
+    say so at the token's `exp` (a trial saw 78 s of "healthy" after it)."""
+    iam, _, endpoint = cluster
+    tokens = source(keys[0], cluster, clock)  # tokens live 100 s, margin 30 s
+    tokens.jitter = lambda: 0.0
+    tokens.token()
+    refused: list[str] = []
+    tokens.keep_renewed(refused.append)
+    try:
+        iam.become_unavailable(503)
+        clock.now += 75  # renewal due: the renewer tries, fails, keeps the token
+        tokens.token()
+        wait_until(lambda: iam.unavailable_answers >= 1, 10, "the renewer's first attempt")
+        assert refused == []
+
+        clock.now += 30  # past the token's exp, the IAM still down
+        wait_until(lambda: refused, 10, "the renewer to give up at the token's exp")
+    finally:
+        tokens.close()
+
+    assert refused[0].startswith("strict mode: the DC/OS token expired ")
+    assert f"the IAM at {endpoint} has not answered a login" in refused[0]
+
+
 def test_a_short_lived_token_is_renewed_half_way():
     renewal = Renewal(refresh_margin=300)
     renewal.renewed(NOW, NOW + 100)
