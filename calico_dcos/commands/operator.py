@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import click
 import requests
 
-from calico_dcos.core.views import interrupted_words
+from calico_dcos.core.views import acknowledge_words, interrupted_words
 from calico_dcos.display import slots_line, step_status
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -236,11 +236,12 @@ def messages(plan: Mapping) -> list[str]:
     for phase in plan["phases"]:
         if phase.get("interrupted") and phase["status"] != "COMPLETE":
             lines.append(interrupted_words(phase["name"]))
-        lines += [
-            f"{phase['name']} {step['name']}: {step['message']}"
-            for step in phase["steps"]
-            if (step["status"] != "COMPLETE" or step.get("warning")) and step["message"]
-        ]
+        for step in phase["steps"]:
+            if (step["status"] != "COMPLETE" or step.get("warning")) and step["message"]:
+                line = f"{phase['name']} {step['name']}: {step['message']}"
+                if step.get("warning") and not step.get("warning_acknowledged"):
+                    line += f"; {acknowledge_words(phase['name'], step['name'])}"
+                lines.append(line)
     gone = plan.get("gone", [])
     lines += [f"{agent['name']}: {agent['message']}" for agent in gone]
     more = plan.get("gone_total", len(gone)) - len(gone)
@@ -272,11 +273,11 @@ def plan() -> None:
 @json_option
 def show(url: str, as_json: bool) -> None:
     """Print the plan. Exit status: 0 complete, 3 in progress, 4 with errors (a step
-    stopped: ERROR), 5 degraded (a step keeps failing, a launch stalled, or a step is done
-    with a warning no operator acknowledged), 6 waiting for the operator (interrupted:
-    nothing moves until `calico-dcos plan continue`, or `--phase <agent>` for an agent
-    interrupted on its own); 1 when the scheduler cannot be asked,
-    2 for a wrong command line (as every command). 0 and 3: nothing for a person to do."""
+    stopped: ERROR), 5 degraded (a step keeps failing, a launch stalled, a step is done
+    with a warning no operator acknowledged, or an agent is unreachable), 6 waiting for
+    the operator (interrupted: nothing moves until `calico-dcos plan continue`, or
+    `--phase <agent>` for an agent interrupted on its own); 1 when the scheduler cannot be
+    asked, 2 for a wrong command line (as every command). 0 and 3: nothing for a person to do."""
     doc = fetch(url, "/v1/plan")
     if as_json:
         click.echo(json.dumps(doc, indent=2))
@@ -330,10 +331,11 @@ def plan_exit_status(doc: Mapping) -> int:
     "still going" (3) and "done" (0) from "needs a person" (4, 5, 6), and all of them from 1
     (the scheduler could not be asked) and 2 (click's usage errors). In this order: 4 errors
     (a step ERROR: stopped, waits for the operator), 5 Degraded (`degraded`: a step failing
-    again and again, a launch stalled, a step done with a warning no operator acknowledged;
-    also when every step is COMPLETE), 0 COMPLETE, 6 not progressing (`progressing` false: the
-    plan or every agent not done is interrupted), 3 in progress. A scheduler of a version
-    without `degraded` or `progressing` reads as not degraded and progressing."""
+    again and again, a launch stalled, a step done with a warning no operator acknowledged,
+    an agent unreachable; also when every step is COMPLETE), 0 COMPLETE, 6 not progressing
+    (`progressing` false: the plan or every agent not done is interrupted), 3 in progress.
+    A scheduler of a version without `degraded` or `progressing` reads as not degraded and
+    progressing."""
     if doc["errors"] or doc["status"] == "ERROR":
         return EXIT_ERRORS
     if doc.get("degraded"):

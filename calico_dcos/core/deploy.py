@@ -70,6 +70,7 @@ from calico_dcos.core.views import (
     step_doc,
     summary_doc,
     task_words,
+    unreachable_problem,
     utc_words,
     waiting_for_operator,
 )
@@ -1174,7 +1175,9 @@ class Deploy(Engine):
     def summary(self, now: float) -> dict:
         """Available / Progressing / Degraded, each with words for people.
 
-        Degraded: a step failing now (`views.failing`; a done step never is). Progressing:
+        Degraded: a step failing now (`views.failing`; a done step is only with a warning no
+        one acknowledged), or an agent the plan wants unreachable (`views.unreachable_problem`:
+        not one Mesos removed for good). Progressing:
         something will move without the operator (reconciling, or an agent not done whose
         next action is not to wait for the operator: a step that gave up, an interrupt), as
         Kubernetes' Progressing condition is false once a rollout cannot go on by itself
@@ -1232,6 +1235,9 @@ class Deploy(Engine):
         gone = self._gone_agents()
         if gone:
             message += f"; {self._gone_line(gone)}"
+        problems.extend(
+            unreachable_problem(a.name, a.lost_at) for a in gone if self._unreachable(a)
+        )
         return summary_doc(
             available=self.complete,
             progressing=moving > 0 or bool(self.reconciling),

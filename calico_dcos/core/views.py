@@ -112,6 +112,13 @@ def offer_words(note: str | None) -> tuple[str, str]:
     return "PREPARED", note or WAITING_FOR_OFFER
 
 
+def acknowledge_words(agent_name: str, step: str) -> str:
+    """How an operator acknowledges a step's installer warning (the plan is Degraded, exit
+    5, until one does): `plan force-complete` of the step, which keeps it done and the host
+    as it is (`Deploy._acknowledge`)."""
+    return f"`calico-dcos plan force-complete --phase {agent_name} --step {step}` acknowledges it"
+
+
 def failing(name: str, step: str, st: StepState, done: bool = False) -> str | None:
     """A problem line when a step is failing NOW: it gave up (waits for the operator), ended
     in TASK_ERROR, or failed `DEGRADED_FAILURES` times in a row and is not done. A step that
@@ -123,7 +130,7 @@ def failing(name: str, step: str, st: StepState, done: bool = False) -> str | No
     if done:
         if not st.warning or st.warning_acknowledged_at:
             return None
-        return f"{name}: {step} done with a warning: {st.warning}"
+        return f"{name}: {step} done with a warning: {st.warning}; {acknowledge_words(name, step)}"
     if st.gave_up:
         words = st.message or st.last_failure or "stopped: waits for the operator"
         return f"{name}: {step} {words}"
@@ -335,6 +342,33 @@ def gone_words(since: float, unreachable: bool) -> str:
             "still run); it rejoins the plan when Mesos offers it again"
         )
     return f"{gone_state(since, unreachable)}: Mesos removed it"
+
+
+def unreachable_problem(name: str, since: float) -> str:
+    """The problem line (Degraded) of an agent the plan wants that is unreachable: Calico
+    is not verified there while Mesos cannot reach it, and it may come back.
+
+    Why Degraded while it lasts, and not for ever (the plan tells the two apart by its
+    tasks' last state, `Deploy._unreachable`; apache/mesos src/master/master.cpp):
+    - unreachable (`Master::markUnreachable` then `__removeSlave` with an unreachable time):
+      a PARTITION_AWARE framework's tasks go TASK_UNREACHABLE; the agent may re-register
+      (`__reregisterSlave`) with its tasks still running: a state to be resolved, so
+      Degraded, as a script waiting on `plan show` must notice (exit 5);
+    - removed for good: shut down or unregistered (`__removeSlave` with no unreachable
+      time: TASK_GONE_BY_OPERATOR), or marked gone (`Master::markGone`, what `dcos node
+      decommission` does: its unreachable tasks TASK_GONE_BY_OPERATOR), or garbage
+      collected from the registry's unreachable list past `--registry_max_agent_age`
+      (default 2 weeks: src/master/constants.hpp `DEFAULT_REGISTRY_MAX_AGENT_AGE`) or
+      `--registry_max_agent_count` (`Master::_doRegistryGc`: nothing is sent; an explicit
+      reconciliation then answers TASK_UNKNOWN, case (6) of `Master::_reconcileTasks`): the
+      agent is no longer part of the cluster, nothing to wait for, so not Degraded. The
+      plan forgets a gone agent after `gone_retention_seconds` (7 days, before Mesos'
+      2 weeks), which ends a Degraded that Mesos never ended by a word."""
+    return (
+        f"{name}: {gone_state(since, True)}: Calico is not verified there while Mesos "
+        "cannot reach it (its tasks may still run); Degraded until it is back or Mesos "
+        "removes it"
+    )
 
 
 def gone_doc(agent_id: str, name: str, since: float, unreachable: bool) -> dict:

@@ -33,6 +33,11 @@ def test_a_healed_agent_s_tasks_are_reconciled_at_once_and_the_gone_agent_is_sho
         (gone,) = status["plan"]["gone"]
         assert (gone["id"], gone["unreachable"]) == (agent.agent_id, True)
         assert agent.agent_id not in [p["id"] for p in status["plan"]["phases"]]
+        # unreachable (it may come back, Calico unverified there): Degraded, `plan show` 5
+        assert status["summary"]["degraded"] is True
+        assert any(p.startswith(f"{agent.hostname}: unreachable since ")
+                   for p in status["summary"]["problems"])  # fmt: skip
+        assert requests.get(f"{base}/v1/plan", timeout=5).json()["degraded"] is True
 
         cluster.heal_agent(agent.agent_id)
         wait_until(
@@ -59,5 +64,6 @@ def test_a_healed_agent_s_tasks_are_reconciled_at_once_and_the_gone_agent_is_sho
                for _, agent_id in e["named"])  # fmt: skip
     assert "gone" not in status["plan"] and "unreachable" not in status["summary"]["message"]
     assert status["summary"]["available"] is True
+    assert status["summary"]["degraded"] is False
     back = [e for e in events(timeline, "reregistered_update") if e["agent_id"] == agent.agent_id]
     assert sorted(e["task_id"] for e in back) == tasks

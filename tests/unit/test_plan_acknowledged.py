@@ -67,7 +67,8 @@ def test_force_complete_of_a_step_done_with_a_warning_acknowledges_it():
     summary, plan = shown(sim)
     step = docker_step(plan)
     assert before["degraded"] and before["problems"] == [
-        f"agent-S0: docker done with a warning: {FOREIGN}"
+        f"agent-S0: docker done with a warning: {FOREIGN}; `calico-dcos plan force-complete "
+        "--phase agent-S0 --step docker` acknowledges it"
     ]
     assert notes(said) == [
         "agent-S0: docker was done already, with a warning; acknowledged by an operator at "
@@ -185,7 +186,10 @@ def test_plan_show_says_the_warning_and_its_acknowledgement():
     sim.apply(sim.core.force_complete("S0", "docker", sim.now))
     _, acknowledged = shown(sim)
 
-    assert messages(warned) == [f"agent-S0 docker: done with a warning: {FOREIGN}"]
+    assert messages(warned) == [
+        f"agent-S0 docker: done with a warning: {FOREIGN}; `calico-dcos plan force-complete "
+        "--phase agent-S0 --step docker` acknowledges it"
+    ]
     assert messages(acknowledged) == [f"agent-S0 docker: {ACKNOWLEDGED}"]
     assert plan_header(warned)[0] == "deploy (parallel): COMPLETE   Degraded: yes"
     assert plan_header(acknowledged)[0] == (

@@ -331,7 +331,10 @@ def test_a_step_done_with_the_installers_warning_is_not_done_and_fine():
     assert (status, message) == ("COMPLETE", f"done with a warning: {FOREIGN}")
     summary = sim.core.summary(sim.now)
     assert summary["degraded"]
-    assert summary["problems"] == [f"agent-S0: docker done with a warning: {FOREIGN}"]
+    assert summary["problems"] == [
+        f"agent-S0: docker done with a warning: {FOREIGN}; `calico-dcos plan force-complete "
+        "--phase agent-S0 --step docker` acknowledges it"
+    ]
     assert [n.message for n in sim.of(ev.Note)[notes:]] == [f"agent-S0: docker: {FOREIGN}"]
     assert sim.records["S0"]["steps"]["docker"]["warning"] == FOREIGN
     phase = sim.core.plan_view(sim.now)["phases"][0]

@@ -65,3 +65,74 @@ def test_only_an_agent_interrupted_names_its_phase_and_both_name_both():
     sim.decisions.clear()
     (reply,) = notes(sim.apply(sim.core.restart("S1", "node", sim.now)))
     assert f"then agent-S1 stays interrupted on its own until {own}" in reply
+
+
+def plan_doc(sim: Sim) -> dict:
+    from calico_dcos.operator_api import paged_plan
+
+    return paged_plan(sim.core.plan_view(sim.now), 0, 500, sim.core.summary(sim.now))
+
+
+def gone_by_operator(sim: Sim, agent_id: str, tasks: list[str]) -> None:
+    """What the master sends for the tasks of an agent marked gone (`dcos node
+    decommission`: apache/mesos src/master/master.cpp `Master::markGone`)."""
+    for task_id in tasks:
+        sim.apply(
+            sim.core.on_status(
+                {
+                    "task_id": {"value": task_id},
+                    "state": "TASK_GONE_BY_OPERATOR",
+                    "agent_id": {"value": agent_id},
+                    "source": "SOURCE_MASTER",
+                    "reason": "REASON_SLAVE_REMOVED_BY_OPERATOR",
+                    "message": "Agent has been marked gone",
+                },
+                sim.now,
+            )
+        )
+
+
+def test_an_unreachable_agent_keeps_the_plan_degraded_while_it_lasts():
+    from calico_dcos.commands.operator import EXIT_COMPLETE, EXIT_DEGRADED, plan_exit_status
+    from tests.unit.test_plan_partition import converged_then_partitioned
+
+    sim, tasks = converged_then_partitioned()
+    doc = plan_doc(sim)
+    assert (doc["status"], doc["degraded"]) == ("COMPLETE", True)
+    assert plan_exit_status(doc) == EXIT_DEGRADED
+    (problem,) = sim.core.summary(sim.now)["problems"]
+    assert problem.startswith("agent-S1: unreachable since ")
+    assert problem.endswith("Degraded until it is back or Mesos removes it")
+    sim.offer("S1")  # back: its daemons still run
+    for task_id in tasks:
+        sim.update(task_id, "TASK_RUNNING", "S1", healthy=True)
+    assert plan_exit_status(plan_doc(sim)) == EXIT_COMPLETE
+
+
+def test_an_agent_mesos_removed_for_good_does_not_keep_it_degraded():
+    """Decommissioned while unreachable: Mesos says its tasks are TASK_GONE_BY_OPERATOR;
+    the plan lists it as gone from the cluster, not counted, and not Degraded."""
+    from calico_dcos.commands.operator import EXIT_COMPLETE, plan_exit_status
+    from tests.unit.test_plan_partition import converged_then_partitioned
+
+    sim, tasks = converged_then_partitioned()
+    gone_by_operator(sim, "S1", tasks)
+    doc = plan_doc(sim)
+    assert plan_exit_status(doc) == EXIT_COMPLETE
+    (gone,) = doc["gone"]
+    assert gone["unreachable"] is False and gone["message"].endswith("Mesos removed it")
+
+
+def test_an_unreachable_agent_forgotten_after_the_retention_ends_degraded():
+    """Mesos may drop an unreachable agent from its registry without a word
+    (`--registry_max_agent_age`); the plan forgets it after `gone_retention_seconds`."""
+    from tests.unit.test_plan_partition import partitioned
+
+    sim = Sim(agents=2, public=0, timings={"gone_retention_seconds": 100.0})
+    sim.subscribe()
+    sim.converge()
+    partitioned(sim)
+    assert sim.core.summary(sim.now)["degraded"]
+    sim.tick(101)
+    summary = sim.core.summary(sim.now)
+    assert not summary["degraded"] and "gone" not in summary["message"]
