@@ -354,6 +354,7 @@ def plan_changes(
     for key, name in list(seen.items()):
         if key[1] == "" and key[0] not in shown:  # (phase id, ""): the phase's name
             words = departure_words(lost_at(key[0]), gone.get(key[0]))
+            name = gone.get(key[0], {}).get("label", name)  # with its ID if the name repeats
             lines.append(f"{name:<16} {words}")
             for stale in [k for k in seen if k[0] == key[0]]:
                 del seen[stale]
@@ -421,7 +422,8 @@ class PlanDisplay:
             gone = gone_of(plan)
             for agent_id, name in departures(plan, self._names):
                 words = departure_words(self._lost_at(agent_id), gone.get(agent_id))
-                self._departed[agent_id] = (name, words)
+                label = gone.get(agent_id, {}).get("label", name)  # with its ID if repeated
+                self._departed[agent_id] = (label, words)
             for agent_id in [a for a in self._departed if a in self._names]:
                 del self._departed[agent_id]  # back in the plan (it joined again)
             departed = list(self._departed.values())

@@ -243,7 +243,7 @@ def messages(plan: Mapping) -> list[str]:
                     line += f"; {acknowledge_words(phase['name'], step['name'])}"
                 lines.append(line)
     gone = plan.get("gone", [])
-    lines += [f"{agent['name']}: {agent['message']}" for agent in gone]
+    lines += [f"{agent.get('label', agent['name'])}: {agent['message']}" for agent in gone]
     more = plan.get("gone_total", len(gone)) - len(gone)
     if more > 0:
         lines.append(f"… and {more} more agents gone from the cluster")

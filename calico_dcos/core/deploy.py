@@ -15,6 +15,7 @@ every agent.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -60,6 +61,7 @@ from calico_dcos.core.views import (
     forced,
     forced_words,
     gone_doc,
+    gone_label,
     gone_state,
     gone_words,
     interrupted_words,
@@ -1106,8 +1108,9 @@ class Deploy(Engine):
             doc["interrupted"] = True
         gone = self._gone_agents()
         if gone:
+            labels = self._gone_labels(gone[:MAX_GONE_NAMED], {a.name for a in shown})
             doc["gone"] = [
-                gone_doc(a.agent_id, a.name, a.lost_at, self._unreachable(a))
+                gone_doc(a.agent_id, a.name, a.lost_at, self._unreachable(a), labels[a.agent_id])
                 for a in gone[:MAX_GONE_NAMED]
             ]
             doc["gone_total"] = len(gone)
@@ -1116,10 +1119,23 @@ class Deploy(Engine):
     def _gone_line(self, gone: list[AgentState]) -> str:
         """The summary's words on the agents gone from the cluster: the first few by name,
         with what they are and since when (`views.gone_state`)."""
-        shown = [f"{a.name} {gone_state(a.lost_at, self._unreachable(a))}" for a in gone[:3]]
+        in_plan = {a.name for a in self.agents.values() if not a.lost and a.wanted}
+        labels = self._gone_labels(gone[:3], in_plan)
+        shown = [
+            f"{labels[a.agent_id]} {gone_state(a.lost_at, self._unreachable(a))}" for a in gone[:3]
+        ]
         more = f" and {len(gone) - 3} more" if len(gone) > 3 else ""
         count = "1 agent" if len(gone) == 1 else f"{len(gone)} agents"
         return f"{count} gone, not counted: {', '.join(shown)}{more}"
+
+    def _gone_labels(self, gone: list[AgentState], in_plan: set[str]) -> dict[str, str]:
+        """`{agent ID: views.gone_label}` of agents gone: a name also in the plan's phases
+        (`in_plan`) or of another agent gone gets the end of its agent ID. O(gone + named)."""
+        names = Counter(a.name for a in gone)
+        return {
+            a.agent_id: gone_label(a.name, a.agent_id, a.name in in_plan or names[a.name] > 1)
+            for a in gone
+        }
 
     def _gone_agents(self) -> list[AgentState]:
         """The agents gone from the cluster that would otherwise be in the plan (wanted,

@@ -371,12 +371,35 @@ def unreachable_problem(name: str, since: float) -> str:
     )
 
 
-def gone_doc(agent_id: str, name: str, since: float, unreachable: bool) -> dict:
+def short_agent_id(agent_id: str) -> str:
+    """The end of an agent ID, enough to tell two agents of one name apart: a Mesos agent ID
+    is the master's ID (a UUID), `-S` and a number (apache/mesos src/master/master.cpp,
+    `newSlaveId`), so `…be82cf-S0` for `cc16046d-…-333bb8be82cf-S0`; a short ID as is."""
+    head, dash, tail = agent_id.rpartition("-")
+    if not dash or len(agent_id) <= 12:
+        return agent_id
+    return f"…{head[-6:]}-{tail}"
+
+
+def gone_label(name: str, agent_id: str, repeated: bool) -> str:
+    """How an agent gone from the cluster is named: its name, with the end of its agent ID
+    when the name is `repeated` (a phase of the plan, or another agent gone, has it: an
+    agent that came back under a new agent ID, as after a reboot, or an earlier cluster's
+    agents): `agent-1 (agent …be82cf-S0)`, so that `agent-1 WAITING` beside it is not read
+    as the same agent."""
+    return f"{name} (agent {short_agent_id(agent_id)})" if repeated else name
+
+
+def gone_doc(
+    agent_id: str, name: str, since: float, unreachable: bool, label: str | None = None
+) -> dict:
     """One agent gone from the cluster, as the plan lists it beside its phases:
-    `{"id", "name", "since" (`utc_iso`, or null when not known), "unreachable", "message"}`."""
+    `{"id", "name", "label" (how to show it, `gone_label`), "since" (`utc_iso`, or null when
+    not known), "unreachable", "message"}`."""
     return {
         "id": agent_id,
         "name": name,
+        "label": label or name,
         "since": utc_iso(since) if since else None,
         "unreachable": unreachable,
         "message": gone_words(since, unreachable),

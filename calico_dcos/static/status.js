@@ -86,7 +86,7 @@ function renderOverview(doc) {
   // agents gone from the cluster (unreachable, or removed): no phase, but not forgotten
   const gone = doc.plan.gone || [];
   const moreGone = (doc.plan.gone_total ?? gone.length) - gone.length;
-  list("gone", gone.map((g) => `${g.name}: ${g.message}`).concat(
+  list("gone", gone.map((g) => `${g.label ?? g.name}: ${g.message}`).concat(
     moreGone > 0 ? [`… and ${moreGone} more agents gone from the cluster`] : []));
 }
 

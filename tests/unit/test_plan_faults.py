@@ -116,3 +116,45 @@ def test_agents_the_master_no_longer_knows_are_gone_and_their_records_deleted_la
     assert "S1" not in sim.core.agents
     assert sim.core.summary(sim.now)["message"] == "1 of 1 agents done"
     assert "gone" not in sim.core.plan_view(sim.now)
+
+
+def test_an_agent_gone_under_a_name_the_plan_shows_again_is_told_by_its_id():
+    """The trial: a restarted embedded cluster's agents came back with the same names under
+    new agent IDs, and `plan show` listed "agent-1 WAITING" beside "agent-1: gone from the
+    cluster … Mesos removed it". The gone one now shows the end of its agent ID."""
+    from calico_dcos.commands.operator import messages
+
+    sim = Sim(agents=1, public=0)
+    sim.subscribe()
+    sim.converge()
+    back = "77aa5f0e-1b2c-4d3e-8f90-a1b2c3d4e5f6-S0"  # as Mesos names agents: <master>-S<n>
+    sim.agents, sim.hostnames = {back: False}, {back: "agent-S0"}
+    sim.apply(sim.core.on_agents_known([back], sim.now))
+    sim.offer(back)
+
+    plan = sim.core.plan_view(sim.now)
+    assert [phase["name"] for phase in plan["phases"]] == ["agent-S0"]
+    [gone] = plan["gone"]
+    assert (gone["name"], gone["label"]) == ("agent-S0", "agent-S0 (agent S0)")
+    assert "agent-S0 (agent S0): gone from the cluster since " in "\n".join(messages(plan))
+    summary = sim.core.summary(sim.now)["message"]
+    assert "1 agent gone, not counted: agent-S0 (agent S0) gone from the cluster" in summary
+
+
+def test_a_gone_agents_name_alone_when_no_one_else_has_it():
+    sim = Sim(agents=2, public=0)
+    sim.subscribe()
+    sim.converge()
+    sim.apply(sim.core.on_agents_known(["S0"], sim.now))
+    [gone] = sim.core.plan_view(sim.now)["gone"]
+    assert gone["label"] == gone["name"] == "agent-S1"
+
+
+def test_the_end_of_a_mesos_agent_id_tells_two_clusters_agents_apart():
+    from calico_dcos.core.views import gone_label, short_agent_id
+
+    assert short_agent_id("cc16046d-d346-424b-9d99-333bb8be82cf-S0") == "…be82cf-S0"
+    assert short_agent_id("S0") == "S0"
+    assert gone_label("agent-1", "cc16046d-d346-424b-9d99-333bb8be82cf-S0", True) == (
+        "agent-1 (agent …be82cf-S0)"
+    )
