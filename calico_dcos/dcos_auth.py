@@ -474,7 +474,7 @@ class TokenSource:
                 "uid, and that its registered public key matches the credential's private key"
             )
         if response.status_code in TRANSIENT_STATUSES:
-            reason = f"HTTP {response.status_code}: {_text(response)[:120]}"
+            reason = f"HTTP {response.status_code}: {_text(response, 120)}"
             raise LoginUnavailable(f"login at {endpoint} answered {reason}", reason)
         if response.status_code != 200:
             raise AuthError(
@@ -525,13 +525,14 @@ def again_after_401(
 
 def outage_words(endpoint: str, reason: str, expires_in: float | None, retry_in: float) -> str:
     """The one WARNING of an outage: what failed, what the token has left, what comes next."""
-    if expires_in is None:
-        held = "no DC/OS token is good now"
+    if expires_in is None:  # none held yet (start-up), or the held one has expired
+        goal, held = "for a DC/OS token", "no DC/OS token is good now"
     else:
         at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + expires_in))
+        goal = "to renew the DC/OS token"
         held = f"keeping the current token, which expires at {at} (in {expires_in:.0f} s)"
     return (
-        f"cannot log in at {endpoint} to renew the DC/OS token: {reason}; {held}; retrying "
+        f"cannot log in at {endpoint} {goal}: {reason}; {held}; retrying "
         f"with backoff (next in {retry_in:.1f} s, at most every {BACKOFF_CAP_SECONDS:.0f} s)"
     )
 
@@ -556,5 +557,7 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _text(response: requests.Response) -> str:
-    return " ".join(response.text.split())[:300]
+def _text(response: requests.Response, most: int = 300) -> str:
+    """The answer's body on one line, at most `most` characters, cut with an ellipsis."""
+    text = " ".join(response.text.split())
+    return text if len(text) <= most else text[: most - 1] + "…"

@@ -191,7 +191,9 @@ def devcluster(
             cluster.deny_view_framework()
         if deny_view_flags:
             cluster.deny_view_flags()
-        click.echo(f"Mesos master: {cluster.master_url}  (state: {cluster.base_url}/master/state)")
+        # What `service.master` takes: strict mode talks to the master over TLS only.
+        master = f"https://{cluster.master_url}" if strict else cluster.master_url
+        click.echo(f"Mesos master: {master}  (state: {cluster.base_url}/master/state)")
         click.echo(f"Work directory: {cluster.workdir}")
         for agent in cluster.agents:
             shipped = "  (DC/OS Calico)" if has_dcos_calico(agent.host_root) else ""

@@ -182,10 +182,16 @@ function renderTable(plan) {
   );
 }
 
+// The scheduler answered, but not with the page's document (503 while it waits for the
+// leader lock or the IAM, with its reason): not the same as no answer at all.
+class SchedulerAnswer extends Error {}
+
 async function refresh() {
   try {
     const response = await fetch(`v1/status?${PAGE}`, { cache: "no-store" });
-    if (!response.ok) throw new Error(`${response.status} ${await response.text()}`);
+    if (!response.ok) {
+      throw new SchedulerAnswer(`${response.status}: ${(await response.text()).trim()}`);
+    }
     const doc = await response.json();
     document.getElementById("service").textContent = doc.service;
     document.title = `${doc.service}: ${doc.summary.message}`;
@@ -196,8 +202,9 @@ async function refresh() {
     document.getElementById("updated").textContent =
       `updated ${new Date().toLocaleTimeString()}`;
   } catch (error) {
-    document.getElementById("updated").textContent =
-      `cannot reach the scheduler (${error.message}); retrying`;
+    document.getElementById("updated").textContent = error instanceof SchedulerAnswer
+      ? `the scheduler answers ${error.message}; retrying`
+      : `cannot reach the scheduler (${error.message}); retrying`;
   } finally {
     setTimeout(refresh, REFRESH_MS);
   }

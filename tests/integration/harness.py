@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from threading import Thread
 
 from calico_dcos.artifacts import build_cni_standins
 from calico_dcos.mesos import TERMINAL_STATES
@@ -82,6 +84,30 @@ def scheduler_on(cluster, workdir: Path, **kwargs) -> Iterator[Service]:
         yield service
     finally:
         service.stop()
+
+
+def start_waiting_scheduler(cluster, workdir: Path, into: list[Service]) -> tuple[int, Thread]:
+    """A second scheduler on `workdir/state`, started on its own thread on a port free now:
+    it serves its API while it waits for the leader lock another scheduler holds, and its
+    `Service` lands in `into` once it leads. Returns (its API port, the thread)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    options = load_options(None, options_env(workdir / "state", cluster.master_url))
+    thread = Thread(
+        target=lambda: into.append(
+            start_service(
+                options,
+                host="127.0.0.1",
+                port=port,
+                artifacts_dir=workdir / "second",
+                timings=TIMINGS,
+                tick_seconds=0.1,
+            )
+        )
+    )
+    thread.start()
+    return port, thread
 
 
 def cni_standins(out_dir: Path) -> dict[str, str]:

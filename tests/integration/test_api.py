@@ -96,33 +96,12 @@ def test_health_says_waiting_while_no_master_answers_and_framework_id_follows_th
 def test_health_says_waiting_for_the_leader_lock_while_another_scheduler_holds_it(tmp_path):
     """A second scheduler on the same state answers "waiting" (202, which Marathon counts as
     passing) while it waits for the lock, instead of not answering at all."""
-    import socket
-    import threading
+    from tests.integration.harness import start_scheduler, start_waiting_scheduler
 
-    from calico_dcos.options import load_options
-    from calico_dcos.service import start_service
-    from tests.integration.harness import TIMINGS, options_env, start_scheduler
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     with running_cluster(agents=1, public_agents=0) as cluster:
         first = start_scheduler(cluster, tmp_path)
         second = []
-        options = load_options(None, options_env(tmp_path / "state", cluster.master_url))
-        start = threading.Thread(
-            target=lambda: second.append(
-                start_service(
-                    options,
-                    host="127.0.0.1",
-                    port=port,
-                    artifacts_dir=tmp_path / "second",
-                    timings=TIMINGS,
-                    tick_seconds=0.1,
-                )
-            )
-        )
-        start.start()
+        port, start = start_waiting_scheduler(cluster, tmp_path, second)
         try:
             base = f"http://127.0.0.1:{port}"
             waiting = wait_until(lambda: _answer(f"{base}/v1/health"), 20, "the second API")

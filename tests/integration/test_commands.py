@@ -330,11 +330,7 @@ def test_by_hand_devcluster_writes_the_options_run_needs_and_run_converges_with_
     )  # fmt: skip
     run = None
     try:
-        printed = []
-        while not any(line.startswith("Ctrl-C here") for line in printed):
-            line = devcluster.stdout.readline()
-            assert line, "".join(printed)
-            printed.append(line)
+        printed = devcluster_banner(devcluster)
         command = next(line for line in printed if "calico-dcos run --options" in line).split()
         page = next(line for line in printed if "status page:" in line)
         port = int(page.split("http://127.0.0.1:")[1].split("/")[0])
@@ -472,3 +468,36 @@ def test_local_restarted_on_its_workdir_starts_a_fresh_plan_saying_so(tmp_path):
     ) in again.stdout
     assert "1 of 1 agents done" in again.stdout
     assert "gone" not in again.stdout
+
+
+def test_devcluster_strict_prints_the_master_as_service_master_takes_it(tmp_path):
+    """Strict mode talks to the master over TLS only, so the banner's master is the
+    https:// URL that `service.master` takes there (a trial pasted the bare host:port and met
+    the strict-mode error); the options file it writes says the same."""
+    devcluster = subprocess.Popen(
+        [*CLI, "devcluster", "--agents", "1", "--public-agents", "0", "--port", "0",
+         "--no-etcd", "--strict", "--workdir", str(tmp_path / "dc")],
+        stdout=subprocess.PIPE, text=True, env=os.environ,
+    )  # fmt: skip
+    try:
+        printed = devcluster_banner(devcluster)
+    finally:
+        devcluster.send_signal(signal.SIGTERM)
+        code = devcluster.wait(30)
+
+    [banner] = [line for line in printed if line.startswith("Mesos master: ")]
+    master = banner.split()[2]
+    written = (tmp_path / "dc" / "scheduler-options.yaml").read_text()
+    assert code == 0
+    assert master.startswith("https://127.0.0.1:")
+    assert f"master: {master}" in written
+
+
+def devcluster_banner(devcluster: subprocess.Popen) -> list[str]:
+    """What `calico-dcos devcluster` prints up to its "Ctrl-C here" line."""
+    printed: list[str] = []
+    while not any(line.startswith("Ctrl-C here") for line in printed):
+        line = devcluster.stdout.readline()
+        assert line, "".join(printed)
+        printed.append(line)
+    return printed

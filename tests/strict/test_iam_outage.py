@@ -208,3 +208,29 @@ def test_a_sandbox_read_without_a_token_gives_up_and_stops_nothing(caplog):
     assert delivered == []
     words = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert words and all("not reading the stderr of t" in w and "strict mode" in w for w in words)
+
+
+def test_the_outage_warning_says_log_in_when_no_token_was_held():
+    from calico_dcos.dcos_auth import outage_words
+
+    fresh = outage_words("https://iam/login", "HTTP 503", None, 1.0)
+    held = outage_words("https://iam/login", "HTTP 503", 25.0, 1.0)
+
+    assert fresh.startswith("cannot log in at https://iam/login for a DC/OS token: HTTP 503; ")
+    assert "no DC/OS token is good now" in fresh and "renew" not in fresh
+    assert held.startswith("cannot log in at https://iam/login to renew the DC/OS token: ")
+
+
+def test_an_iam_answer_cut_short_says_so_with_an_ellipsis(cluster, keys, clock):  # noqa: F811
+    """The devcluster's 503 body is longer than the 120 characters a reason keeps (a trial
+    read `"code": "ERR_UNAVAI` with no sign of the cut)."""
+    iam, _, _ = cluster
+    tokens = source(keys[0], cluster, clock)
+    iam.become_unavailable(503)
+
+    with pytest.raises(LoginUnavailable) as unavailable:
+        tokens.token()
+
+    reason = unavailable.value.reason
+    assert reason.startswith("HTTP 503: ") and reason.endswith("…")
+    assert len(reason) == len("HTTP 503: ") + 120

@@ -381,3 +381,49 @@ def test_a_finished_agent_interrupted_on_its_own_says_so_in_its_row(tmp_path):
         f"interrupted by an operator (calico-dcos plan continue --phase {agent.hostname})"
     )
     assert after["now"] == ""
+
+
+def test_a_scheduler_that_answers_but_is_not_ready_is_not_said_unreachable(tmp_path):
+    """A second scheduler on the same state serves the page while it waits for the leader
+    lock; its /v1/status answers 503 with why (as while it waits for the IAM). The page says
+    what the scheduler answers, not "cannot reach the scheduler", which sends an operator
+    looking for a network problem."""
+    from tests.integration.harness import start_scheduler, start_waiting_scheduler
+
+    with running_cluster(agents=1, public_agents=0) as cluster:
+        first = start_scheduler(cluster, tmp_path)
+        second = []
+        port, start = start_waiting_scheduler(cluster, tmp_path, second)
+        try:
+            with chromium() as browser:
+                wait_until(lambda: _answers(f"http://127.0.0.1:{port}/"), 20, "the second API")
+                browser.get(f"http://127.0.0.1:{port}/?refresh=0.2")
+                said = wait_until(
+                    lambda: (
+                        (
+                            t := browser.execute_script(
+                                "return document.getElementById('updated').textContent"
+                            )
+                        )
+                        and "retrying" in t
+                        and t
+                    ),
+                    20,
+                    "the page to say what it heard",
+                )
+        finally:
+            first.stop()
+            start.join(30)
+            for service in second:
+                service.stop()
+
+    state = tmp_path / "state"
+    assert said.startswith(f"the scheduler answers 503: waiting to be the leader of {state}")
+    assert said.endswith("; retrying") and "cannot reach" not in said
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).ok
+    except requests.ConnectionError:
+        return False
