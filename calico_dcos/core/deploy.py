@@ -802,14 +802,16 @@ class Deploy(Engine):
         name = "the plan" if agent is None else agent.name
         where = "anywhere" if agent is None else "there"
         resume = continue_words(agent is None, [] if agent is None else [agent.name])
+        gone = self._gone_words(agent) if agent is not None else ""
         if value:
             again = "already " if before else ""
             return (
                 f"{name} {again}interrupted by an operator: running tasks go on; nothing is "
                 f"launched, replaced or relaunched {where} until {resume} (a task not yet "
-                "RUNNING that `plan restart` names is still killed)"
+                f"RUNNING that `plan restart` names is still killed){gone}"
             )
         words = f"{name} continues" if before else f"{name} was not interrupted: nothing changed"
+        words += gone
         if agent is not None and self.interrupted:
             words += f"; the whole plan is still interrupted ({interrupted_words(None)})"
         elif agent is None:
@@ -818,6 +820,19 @@ class Deploy(Engine):
                 who = "1 agent stays" if len(own) == 1 else f"{len(own)} agents stay"
                 words += f"; {who} interrupted on its own ({continue_words(False, own)})"
         return words
+
+    def _gone_words(self, agent: AgentState) -> str:
+        """For an operator's reply about a gone agent: what it is since when, and what
+        happens when it is back (`_rejoin`: its live tasks reconciled at once, its
+        interrupt mark kept, in its record); "" for an agent in the cluster."""
+        if not agent.lost:
+            return ""
+        gone = gone_state(agent.lost_at, self._unreachable(agent))
+        mark = "interrupted" if agent.interrupted else "not interrupted"
+        return (
+            f"; {agent.name} is {gone}: nothing reaches it now; when it is back its tasks "
+            f"are reconciled with Mesos at once and it stays {mark}"
+        )
 
     def restart(self, agent_id: str, step: str, now: float) -> list[Decision]:
         """Run a step again on an agent, as if its options had changed: forgetting the
@@ -964,7 +979,11 @@ class Deploy(Engine):
             words = f"done; {task} is left running"
         if agent.lost:  # a KILL above reaches it only once back (`restart`'s docstring)
             gone = gone_state(agent.lost_at, self._unreachable(agent))
-            words += f"; {agent.name} is {gone}: the plan counts it again once it is back"
+            kill = ", and its task killed if it still runs" if st.live and st.killing else ""
+            words += (
+                f"; {agent.name} is {gone}: when it is back its tasks are reconciled with "
+                f"Mesos at once{kill}; the plan counts it again once it is back"
+            )
         self._touch(agent, now, out)
         out.append(SaveAgent(agent_id, agent_record(agent)))
         words = f"{agent.name}: {spec.name} force-completed by an operator: {words}"

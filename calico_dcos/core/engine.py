@@ -615,6 +615,7 @@ class Engine:
         st.state, st.fingerprint, st.healthy = "TASK_STAGING", spec.fingerprint, None
         st.killing, st.message, st.updated, st.retry_at = False, "", now, 0.0
         st.kills, st.kill_at, st.late, st.launched_at = 0, 0.0, False, now
+        st.kill_since = 0.0
         st.reason, st.host_caused, st.warning, st.warning_acknowledged_at = "", False, "", 0.0
         deadline = now + self.config.launch_timeout_seconds
         self._launching[st.task_id] = (agent.agent_id, spec.name, deadline)
@@ -686,6 +687,7 @@ class Engine:
     def _kill(self, agent_id: str, step: str, st: StepState, now: float, out: list) -> None:
         """KILL the step's task, and again with backoff until Mesos confirms an end."""
         st.killing, st.kills = True, st.kills + 1
+        st.kill_since = st.kill_since or now
         st.kill_at, st.updated = now + self.config.kill_backoff(st.kills), now
         self._killing[st.task_id] = (agent_id, step)
         self._dirty(agent_id)
@@ -751,6 +753,7 @@ class Engine:
             if launch is not None:  # how long a launch takes here: `Slots.step_seconds`
                 self.slots.launched_in(now - (launch[2] - self.config.launch_timeout_seconds))
         st.state, st.healthy, st.updated = state, healthy, now
+        st.kill_since = now if st.killing else 0.0  # heard of: the agent answers
         if state == "TASK_RUNNING" and st.task_id not in self._stabilising:
             self._watch_stable(self._agent_of(st.task_id), spec.name, st)
         if not st.late:  # the deadline's words stay until the task ends
@@ -760,7 +763,7 @@ class Engine:
         if state in ENDED:
             if state != "TASK_FINISHED":
                 self._ended(spec, st, status, now)
-            st.killing, st.kills, st.late = False, 0, False
+            st.killing, st.kills, st.late, st.kill_since = False, 0, False, 0.0
         return True
 
     def _ended(self, spec: StepSpec, st: StepState, status: Mapping, now: float) -> None:

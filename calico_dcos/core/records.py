@@ -63,6 +63,10 @@ class StepState:
     # it: plan clock, seconds; 0.0 when not): the step is no longer counted a problem. Both
     # go at the step's next launch (`Engine._launch`), and new words clear it.
     warning_acknowledged_at: float = 0.0
+    # while a KILL of the current task is unconfirmed: when the task was last heard of (its
+    # first KILL, or a later update of it; plan clock, 0.0 otherwise): a long silence says
+    # its agent may be cut off from the master (`views.kill_silence_words`)
+    kill_since: float = 0.0
     # failed `max_host_failures` times for the host: waits for an operator, or for other
     # options (the digest of those it gave up with; "" when it has not given up)
     gave_up: str = ""
@@ -136,7 +140,7 @@ STEP_FIELDS = (
 )
 # Fields stored only when set (not at their default): rare, so that every agent's record,
 # written at each status update, does not grow by them (~30 bytes a step)
-SPARSE_STEP_FIELDS = ("warning_acknowledged_at",)
+SPARSE_STEP_FIELDS = ("warning_acknowledged_at", "kill_since")
 _STEP_FIELD_SET = frozenset(STEP_FIELDS + SPARSE_STEP_FIELDS)  # O(1): a restart reads them all
 
 

@@ -39,12 +39,39 @@ def times(n: int) -> str:
     return {1: "once", 2: "twice"}.get(n, f"{n} times")
 
 
+# Mesos' master marks an agent unreachable once it missed this many seconds of pings
+# (`--agent_ping_timeout` 15 s x `--max_agent_ping_timeouts` 5: apache/mesos
+# src/master/constants.hpp `DEFAULT_AGENT_PING_TIMEOUT`, `DEFAULT_MAX_AGENT_PING_TIMEOUTS`).
+AGENT_UNREACHABLE_AFTER = 15.0 * 5
+# A KILL unanswered, and no word of the task, for this long (one ping timeout): its agent may
+# be cut off from the master (a registered agent answers a KILL within seconds).
+KILL_SILENCE_SECONDS = 15.0
+
+
+def kill_silence_words(st: StepState, now: float) -> str:
+    """`; no word of its task for 40 s: its agent may be cut off from the master (Mesos marks
+    an agent unreachable after 1 min 15 s without its pings, by default)`, for a task killed
+    more than once and not heard of (`kill_since`) for `KILL_SILENCE_SECONDS`; ""
+    otherwise. The master forwards a KILL to a registered agent and relays its answer
+    (apache/mesos src/master/master.cpp `Master::kill`); a partitioned agent answers nothing
+    until the master marks it unreachable (TASK_UNREACHABLE, the plan's "gone")."""
+    silent = now - st.kill_since if st.kill_since else 0.0
+    if st.kills < 2 or silent < KILL_SILENCE_SECONDS:
+        return ""
+    return (
+        f"; no word of its task for {span(silent)}: its agent may be cut off from the master "
+        f"(Mesos marks an agent unreachable after {span(AGENT_UNREACHABLE_AFTER)} without its "
+        "pings, by default)"
+    )
+
+
 def task_words(st: StepState, now: float) -> tuple[str, str] | None:
     """The status of a step whose task is live, failed for good, or waiting to be retried;
     None when it waits for the plan (interrupt, restart slot, offer, an earlier step)."""
     if st.live:
         if st.killing and st.kills > 1:
             asked = f"KILL sent {st.kills} times, Mesos has not confirmed an end yet"
+            asked += kill_silence_words(st, now)
             return "STARTING", f"{st.message}; {asked}" if st.message else asked
         if st.state in EARLY_STATES or st.killing:
             return "STARTING", st.message
@@ -158,7 +185,21 @@ def done_words(st: StepState, fingerprint: str | None) -> str:
         return f"done with a warning, acknowledged by an operator at {when}: {st.warning}"
     if st.warning:
         return f"done with a warning: {st.warning}"
-    return "force-completed" if forced(st, fingerprint) else st.message
+    if forced(st, fingerprint):
+        return forced_step_words(st)
+    return st.message
+
+
+def forced_step_words(st: StepState) -> str:
+    """A force-completed step's words: "force-completed" (its task may never have run: the
+    page's legend says so), unless its task is known to run: one left running, or back with
+    its agent after a partition (`force-completed by an operator; its task … did run and is
+    still running (TASK_RUNNING)`, and whether it is being killed)."""
+    if st.live and st.state == "TASK_RUNNING":
+        words = f"force-completed by an operator; its task {st.task_id} did run and is still"
+        words += " running"
+        return words + (": being killed" if st.killing else "")
+    return "force-completed"
 
 
 def utc_words(at: float) -> str:

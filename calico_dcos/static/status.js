@@ -112,8 +112,11 @@ function currentMessage(phase) {
     return held.concat(`${step.name}: ${step.message || STATUSES[step.status] || step.status}`)
       .join("; ");
   }
-  const forced = phase.steps.filter((s) => s.forced).map((s) => s.name);
-  const said = forced.length ? [`${forced.join(", ")}: ${STATUSES.FORCED}`] : [];
+  const forced = phase.steps.filter((s) => s.forced);
+  const generic = forced.filter((s) => forcedWords(s) === STATUSES.FORCED).map((s) => s.name);
+  const said = (generic.length ? [`${generic.join(", ")}: ${STATUSES.FORCED}`] : []).concat(
+    forced.filter((s) => forcedWords(s) !== STATUSES.FORCED)
+      .map((s) => `${s.name}: ${forcedWords(s)}`));
   const warned = phase.steps.filter((s) => s.warning).map((s) => `${s.name}: ${s.message}`);
   return held.concat(said, warned).join("; ");
 }
@@ -129,6 +132,12 @@ function shownMessage(step) {
   return success ? "" : step.message;
 }
 
+// A force-completed step's words: the legend's (its task may never have run), unless the
+// plan knows its task runs (views.forced_step_words: "… did run and is still running").
+function forcedWords(step) {
+  return step.message && step.message !== "force-completed" ? step.message : STATUSES.FORCED;
+}
+
 // A step COMPLETE only by an operator's force-complete reads FORCED (display.py FORCED).
 function stepCell(phase, name) {
   const step = phase.steps.find((s) => s.name === name);
@@ -136,7 +145,7 @@ function stepCell(phase, name) {
   const status = step.forced ? "FORCED" : step.status;
   const words = `${step.name}: ${status}${shownMessage(step) ? " — " + shownMessage(step) : ""}`;
   // a screen reader reads the cell's words, the legend's meaning with them for FORCED
-  const label = step.forced ? `${step.name}: ${STATUSES.FORCED}` : words;
+  const label = step.forced ? `${step.name}: ${forcedWords(step)}` : words;
   return el("td", {
     class: `step ${status}`,
     title: words,

@@ -25,7 +25,11 @@ def test_a_kill_not_confirmed_is_sent_again_with_backoff_until_the_task_ends():
         sim.tick(0.1)
         assert len(sim.kills) == sent + 1
     step = sim.core.plan_view(sim.now)["phases"][0]["steps"][-1]
-    assert step["message"] == "KILL sent 4 times, Mesos has not confirmed an end yet"
+    assert step["message"] == (
+        "KILL sent 4 times, Mesos has not confirmed an end yet; no word of its task for 17 s: "
+        "its agent may be cut off from the master (Mesos marks an agent unreachable after "
+        "1 min 15 s without its pings, by default)"
+    )
 
     sim.update(node, "TASK_KILLED")
     sim.converge()

@@ -136,3 +136,75 @@ def test_an_unreachable_agent_forgotten_after_the_retention_ends_degraded():
     sim.tick(101)
     summary = sim.core.summary(sim.now)
     assert not summary["degraded"] and "gone" not in summary["message"]
+
+
+def killing_node_then_partitioned() -> tuple[Sim, str]:
+    """agent-S1's node being replaced (`plan restart`), its KILLs unanswered: the agent is
+    cut off; then the master marks it unreachable."""
+    from tests.unit.test_plan_partition import partitioned
+
+    sim = Sim(agents=3, public=0)
+    sim.subscribe()
+    sim.converge()
+    sim.tick(700)
+    node = sim.live_task("S1", "node")
+    sim.apply(sim.core.restart("S1", "node", sim.now))
+    sim.tick(5)
+    agent, spec = sim.core.agents["S1"], sim.core._spec("node")
+    status, message = sim.core.step_status(agent, spec, sim.now)
+    assert status == "STARTING" and "Mesos has not confirmed an end yet" in message
+    assert "cut off" not in message, "a few seconds of silence say nothing yet"
+    sim.tick(30)
+    status, message = sim.core.step_status(agent, spec, sim.now)
+    assert message.endswith(
+        "; no word of its task for 35 s: its agent may be cut off from the master (Mesos "
+        "marks an agent unreachable after 1 min 15 s without its pings, by default)"
+    )
+    partitioned(sim)
+    sim.decisions.clear()
+    return sim, node
+
+
+def test_a_silent_kill_says_the_agent_may_be_cut_off_and_an_answer_ends_that():
+    sim, node = killing_node_then_partitioned()
+    sim.update(node, "TASK_RUNNING", "S1", healthy=True, reason="REASON_SLAVE_REREGISTERED")
+    status, message = sim.core.step_status(sim.core.agents["S1"], sim.core._spec("node"), sim.now)
+    assert "cut off" not in message, "the agent answered"
+
+
+def test_interrupt_and_force_complete_of_an_unreachable_agent_say_so_and_what_comes_next():
+    sim, node = killing_node_then_partitioned()
+    (reply,) = notes(sim.apply(sim.core.interrupt("S1", sim.now)))
+    assert "; agent-S1 is unreachable since " in reply
+    assert reply.endswith(
+        "nothing reaches it now; when it is back its tasks are reconciled with Mesos at once "
+        "and it stays interrupted"
+    )
+    (reply,) = notes(sim.apply(sim.core.proceed("S1", sim.now)))
+    assert reply.startswith("agent-S1 continues; agent-S1 is unreachable since ")
+    assert reply.endswith("and it stays not interrupted")
+    (reply,) = notes(sim.apply(sim.core.force_complete("S1", "node", sim.now)))
+    assert "; agent-S1 is unreachable since " in reply
+    assert reply.endswith(
+        "when it is back its tasks are reconciled with Mesos at once, and its task killed if "
+        "it still runs; the plan counts it again once it is back"
+    )
+
+
+def test_a_forced_step_whose_task_came_back_running_says_it_did_run():
+    """After the heal the old daemon still runs: FORCED's "its task may never have run"
+    would be false; the step says its task runs, and is being killed."""
+    sim, node = killing_node_then_partitioned()
+    sim.apply(sim.core.force_complete("S1", "node", sim.now))
+    sim.update(node, "TASK_RUNNING", "S1", healthy=True, reason="REASON_SLAVE_REREGISTERED")
+    (phase,) = [p for p in sim.core.plan_view(sim.now)["phases"] if p["id"] == "S1"]
+    (step,) = [s for s in phase["steps"] if s["name"] == "node"]
+    assert (step["status"], step["forced"]) == ("COMPLETE", True)
+    assert step["message"] == (
+        f"force-completed by an operator; its task {node} did run and is still running: "
+        "being killed"
+    )
+    sim.update(node, "TASK_KILLED", "S1")
+    (phase,) = [p for p in sim.core.plan_view(sim.now)["phases"] if p["id"] == "S1"]
+    (step,) = [s for s in phase["steps"] if s["name"] == "node"]
+    assert step["message"] == "force-completed"
