@@ -1135,11 +1135,9 @@ class Deploy(Engine):
             doc["gone_total"] = len(gone)
         return doc
 
-    def _gone_line(self, gone: list[AgentState]) -> str:
+    def _gone_line(self, gone: list[AgentState], labels: Mapping[str, str]) -> str:
         """The summary's words on the agents gone from the cluster: the first few by name,
         with what they are and since when (`views.gone_state`)."""
-        in_plan = {a.name for a in self.agents.values() if not a.lost and a.wanted}
-        labels = self._gone_labels(gone[:3], in_plan)
         shown = [
             f"{labels[a.agent_id]} {gone_state(a.lost_at, self._unreachable(a))}" for a in gone[:3]
         ]
@@ -1268,10 +1266,13 @@ class Deploy(Engine):
             resume = continue_words(self.interrupted, sorted(held_own))
             message += f"; {held} interrupted by an operator ({resume})"
         gone = self._gone_agents()
-        if gone:
-            message += f"; {self._gone_line(gone)}"
+        labels: dict[str, str] = {}
+        if gone:  # a name the plan shows again carries the end of the agent ID
+            in_plan = {a.name for a in self.agents.values() if not a.lost and a.wanted}
+            labels = self._gone_labels(gone, in_plan)
+            message += f"; {self._gone_line(gone, labels)}"
         problems.extend(
-            unreachable_problem(a.name, a.lost_at) for a in gone if self._unreachable(a)
+            unreachable_problem(labels[a.agent_id], a.lost_at) for a in gone if self._unreachable(a)
         )
         return summary_doc(
             available=self.complete,

@@ -145,6 +145,19 @@ def test_an_agent_gone_under_a_name_the_plan_shows_again_is_told_by_its_id():
     assert "1 agent gone, not counted: agent-S0 (agent S0) gone from the cluster" in summary
 
 
+def test_an_unreachable_agents_problem_line_tells_it_by_its_id_when_its_name_repeats():
+    sim = Sim(agents=1, public=0)
+    sim.subscribe()
+    sim.converge()
+    sim.update(sim.live_task("S0", "node"), "TASK_UNREACHABLE")
+    back = "77aa5f0e-1b2c-4d3e-8f90-a1b2c3d4e5f6-S0"
+    sim.agents, sim.hostnames = {back: False}, {back: "agent-S0"}
+    sim.apply(sim.core.on_agents_known([back], sim.now))
+    sim.offer(back)
+    problems = sim.core.summary(sim.now)["problems"]
+    assert any(p.startswith("agent-S0 (agent S0): unreachable") for p in problems), problems
+
+
 def test_a_gone_agents_name_alone_when_no_one_else_has_it():
     sim = Sim(agents=2, public=0)
     sim.subscribe()
