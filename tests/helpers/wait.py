@@ -13,7 +13,12 @@ from typing import Any
 
 
 def _timed_out(timeout: float, what: str, predicate: Callable) -> AssertionError:
-    return AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+    """The failure; a predicate with an `explain()` adds what it saw at the timeout (e.g.
+    the plan's own words on why it has not converged), so that a rare failure under load can
+    be understood from CI's output alone."""
+    explain = getattr(predicate, "explain", None)
+    seen = f"; at the timeout: {explain()}" if explain is not None else ""
+    return AssertionError(f"timed out after {timeout} s waiting for {what or predicate}{seen}")
 
 
 def wait_until(

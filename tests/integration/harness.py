@@ -145,8 +145,27 @@ def most_restarting_at_once(timeline: list[dict], names: tuple[str, ...] = RESTA
     return most
 
 
-def converged(service: Service):
-    return lambda: service.scheduler.plan.complete
+class _Converged:
+    """`service`'s plan is complete; on a timeout, `explain()` gives the plan's summary, its
+    held offers and why it refused each agent's last offer."""
+
+    def __init__(self, service: Service) -> None:
+        self.scheduler = service.scheduler
+
+    def __call__(self) -> bool:
+        return self.scheduler.plan.complete
+
+    def explain(self) -> str:
+        plan = self.scheduler.plan
+        message = self.scheduler.summary().get("message", "")
+        with self.scheduler.lock:
+            notes = dict(plan.offer_notes)
+            held = plan.held_offers
+        return f"plan: {message!r}; held offers: {held}; last offer notes: {notes}"
+
+
+def converged(service: Service) -> _Converged:
+    return _Converged(service)
 
 
 def events(timeline: list[dict], kind: str) -> list[dict]:
