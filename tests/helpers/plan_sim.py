@@ -174,6 +174,18 @@ class Sim:
         hostname = self.hostnames.get(agent_id, agent_id)
         return offer(f"o{next(self._ids)}", agent_id, hostname, role, **resources)
 
+    def master_says(
+        self, agent_id: str, task_ids: list[str], state: str, reason: str, message: str
+    ) -> None:
+        """What the master itself sends (SOURCE_MASTER) for tasks of one agent, e.g. when it
+        marks the agent unreachable or gone; the simulated tasks are left as they are, since
+        the agent may still run them."""
+        for task_id in task_ids:
+            body = status(
+                task_id, state, agent_id, source="SOURCE_MASTER", reason=reason, message=message
+            )
+            self.apply(self.core.on_status(body, self.now))
+
     def update(self, task_id: str, state: str, agent_id: str = "", **extra) -> list:
         """A status update of a task (its agent as launched, unless given)."""
         task = self.tasks.get(task_id)

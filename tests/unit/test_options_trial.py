@@ -5,20 +5,13 @@ import pytest
 
 from calico_dcos import option_rules
 from calico_dcos.options import OptionsError, load_options, option_names, option_spec
+from tests.unit.test_option_rules import errors_for
 
 
 def refused(env: dict[str, str], path: str | None = None) -> OptionsError:
     with pytest.raises(OptionsError) as caught:
         load_options(path, env)
     return caught.value
-
-
-def errors_for(env: dict[str, str]) -> dict[str, str]:
-    try:
-        load_options(None, env)
-    except OptionsError as exc:
-        return dict(exc.errors)
-    return {}
 
 
 # --- 1. service.master as pymesos reads it (pymesos scheduler.py: `master.split(':', 2)`)

@@ -76,20 +76,13 @@ def plan_doc(sim: Sim) -> dict:
 def gone_by_operator(sim: Sim, agent_id: str, tasks: list[str]) -> None:
     """What the master sends for the tasks of an agent marked gone (`dcos node
     decommission`: apache/mesos src/master/master.cpp `Master::markGone`)."""
-    for task_id in tasks:
-        sim.apply(
-            sim.core.on_status(
-                {
-                    "task_id": {"value": task_id},
-                    "state": "TASK_GONE_BY_OPERATOR",
-                    "agent_id": {"value": agent_id},
-                    "source": "SOURCE_MASTER",
-                    "reason": "REASON_SLAVE_REMOVED_BY_OPERATOR",
-                    "message": "Agent has been marked gone",
-                },
-                sim.now,
-            )
-        )
+    sim.master_says(
+        agent_id,
+        tasks,
+        "TASK_GONE_BY_OPERATOR",
+        "REASON_SLAVE_REMOVED_BY_OPERATOR",
+        "Agent has been marked gone",
+    )
 
 
 def test_an_unreachable_agent_keeps_the_plan_degraded_while_it_lasts():

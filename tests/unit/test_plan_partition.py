@@ -20,20 +20,9 @@ def partitioned(sim: Sim, agent_id: str = "S1") -> list[str]:
     then the agent lost. Returns those tasks."""
     agent = sim.core.agents[agent_id]
     tasks = [st.task_id for st in agent.steps.values() if st.live]
-    for task_id in tasks:
-        sim.apply(
-            sim.core.on_status(
-                {
-                    "task_id": {"value": task_id},
-                    "state": "TASK_UNREACHABLE",
-                    "agent_id": {"value": agent_id},
-                    "source": "SOURCE_MASTER",
-                    "reason": "REASON_AGENT_REMOVED",
-                    "message": "health check timed out",
-                },
-                sim.now,
-            )
-        )
+    sim.master_says(
+        agent_id, tasks, "TASK_UNREACHABLE", "REASON_AGENT_REMOVED", "health check timed out"
+    )
     sim.apply(sim.core.on_agent_lost(agent_id, sim.now))
     return tasks
 

@@ -258,15 +258,24 @@ def test_the_schedulers_own_warnings_show_as_they_come(tmp_path):
                 "the GET_FRAMEWORKS warning on the page",
             )
             framework_id = wait_until(service.scheduler.framework_id, 20, "a framework ID")
-            asked = service.scheduler.master_flags.asked
+
+            def resubscribe_after(method: str) -> None:
+                """Arm (POST) or lift (DELETE) deny-view-flags, disconnect the framework, and
+                wait for its next subscription's GET_FLAGS."""
+                asked = service.scheduler.master_flags.asked
+                requests.request(method, f"{faults}/deny-view-flags", timeout=5).raise_for_status()
+                requests.post(
+                    f"{cluster.base_url}/devcluster/frameworks/{framework_id}/disconnect",
+                    timeout=5,
+                ).raise_for_status()
+                wait_until(
+                    lambda: service.scheduler.master_flags.asked > asked,
+                    20,
+                    "GET_FLAGS asked again",
+                )
+
             before = page_warnings(browser)
-            requests.post(f"{faults}/deny-view-flags", timeout=5).raise_for_status()
-            requests.post(
-                f"{cluster.base_url}/devcluster/frameworks/{framework_id}/disconnect", timeout=5
-            ).raise_for_status()
-            wait_until(
-                lambda: service.scheduler.master_flags.asked > asked, 20, "GET_FLAGS asked again"
-            )
+            resubscribe_after("POST")
             after = wait_until(
                 lambda: (w := page_warnings(browser)) and any("--allocation" in x for x in w) and w,
                 20,
@@ -276,14 +285,7 @@ def test_the_schedulers_own_warnings_show_as_they_come(tmp_path):
             refused_warning = service.scheduler.master_flags.warning
             # the permission granted after all: the next subscription learns the interval
             # and the warning leaves the page, without a reload
-            asked = service.scheduler.master_flags.asked
-            requests.delete(f"{faults}/deny-view-flags", timeout=5).raise_for_status()
-            requests.post(
-                f"{cluster.base_url}/devcluster/frameworks/{framework_id}/disconnect", timeout=5
-            ).raise_for_status()
-            wait_until(
-                lambda: service.scheduler.master_flags.asked > asked, 20, "GET_FLAGS asked again"
-            )
+            resubscribe_after("DELETE")
             gone = wait_until(
                 lambda: (
                     (w := page_warnings(browser)) and not any("--allocation" in x for x in w) and w
