@@ -220,9 +220,9 @@ def start_service(
     holder: list[CalicoScheduler] = []
     # Said before the API answers its first health check, so that no probe hears "starting"
     # while the lock (or the IAM) is what it waits for, nor a wait without the lock's holder.
-    late = _Late(holder, "the scheduler is starting" if led else waiting_words(state, None))
-    if not led:
-        late.waiting_for = waiting_words(state, _holder_or_none(store))
+    late = _Late(
+        holder, "the scheduler is starting" if led else waiting_words(state, _holder_or_none(store))
+    )
     leader_words = late.waiting_for
     if tokens is not None and waits_for_iam:
         late.waiting_for = f"waiting for the IAM at {tokens.account.login_endpoint}"
