@@ -145,11 +145,14 @@ def token_as_a_path(token: str) -> str | None:
     """When $CALICO_DCOS_API_TOKEN holds a file's path instead of the token (it starts with
     `/`, `./`, `../` or `~`, or names an existing file): the path as a message may show it
     (itself when it contains '/' or '.', else "", so that a token which happens to name a
-    file is never echoed); None when it does not look like a path."""
+    file is never echoed: the secret options' rule, `options.secret_path_shown`); None when
+    it does not look like a path."""
+    from calico_dcos.options import secret_path_shown  # here: jsonschema costs 0.2 s to load
+
     written_as_path = token.startswith(("/", "./", "../", "~"))
     if not written_as_path and not os.path.isfile(token):
         return None
-    return token if written_as_path or "/" in token or "." in token else ""
+    return token if secret_path_shown(token) else ""
 
 
 def post(
